@@ -1,0 +1,144 @@
+//! `POST /v1/events`, `GET /v1/events`, `GET /v1/events/{id}`, `GET /v1/schema/event`.
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::error::{ApiError, ApiResult};
+use super::params::{decode_cursor, encode_cursor, parse_time};
+use super::AppState;
+use crate::config::Scope;
+use crate::event::{schema::event_schema, Source};
+use crate::ingest::body::{self, BodyForm};
+use crate::store::EventQuery;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/events", get(list).post(post))
+        .route("/v1/events/{id}", get(one))
+        .route("/v1/schema/event", get(|| async { Json(event_schema()) }))
+}
+
+/// Reads a whole body up to the configured limit; beyond it, 413 naming the limit.
+pub async fn read_body(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> ApiResult<bytes::Bytes> {
+    let limit = state.config.server.body_limit_bytes;
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("body is larger than the limit of {limit} bytes"),
+        )
+        .with("limit_bytes", limit)
+    };
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| too_large())
+}
+
+async fn post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<impl IntoResponse> {
+    state.auth.check(&headers, Scope::Ingest)?;
+    let ct = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let form = BodyForm::from_content_type(ct).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!(
+                "content type `{}` is not accepted: use application/json (one event or an array) or application/x-ndjson",
+                ct.unwrap_or("")
+            ),
+        )
+    })?;
+    let bytes = read_body(&state, &headers, body).await?;
+    let parsed = body::parse(form, &bytes).map_err(|e| {
+        ApiError::bad_request(e.to_string())
+            .with("line", e.line)
+            .with("column", e.column)
+    })?;
+    let report = state
+        .ingest
+        .submit(parsed.events, parsed.indexes, parsed.rejected)
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(report)))
+}
+
+#[derive(Debug, Deserialize)]
+struct ListParams {
+    actor: Option<String>,
+    system: Option<String>,
+    source: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(p): Query<ListParams>,
+) -> ApiResult<impl IntoResponse> {
+    state.auth.check(&headers, Scope::Read)?;
+    let source = match p.source.as_deref() {
+        None | Some("") => None,
+        Some(s) => Some(Source::parse(s).ok_or_else(|| {
+            ApiError::bad_request(format!("`source`: unknown source `{s}`")).with("field", "source")
+        })?),
+    };
+    let q = EventQuery {
+        actor: p.actor.filter(|s| !s.is_empty()),
+        system: p.system.filter(|s| !s.is_empty()),
+        source,
+        since: p
+            .since
+            .as_deref()
+            .map(|s| parse_time("since", s))
+            .transpose()?,
+        until: p
+            .until
+            .as_deref()
+            .map(|s| parse_time("until", s))
+            .transpose()?,
+        limit: p.limit.unwrap_or(100).clamp(1, 1000),
+        after: p.cursor.as_deref().map(decode_cursor).transpose()?,
+    };
+    let store = state.store.clone();
+    let page = tokio::task::spawn_blocking(move || store.query(&q))
+        .await
+        .map_err(ApiError::internal)??;
+    let cursor = page.next_cursor.map(|(n, id)| encode_cursor(n, &id));
+    Ok(Json(
+        json!({ "events": page.events, "next_cursor": cursor }),
+    ))
+}
+
+async fn one(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    state.auth.check(&headers, Scope::Read)?;
+    match state.store.get(&id)? {
+        Some(e) => Ok(Json(e)),
+        None => Err(ApiError::not_found(format!("no event with id `{id}`"))),
+    }
+}

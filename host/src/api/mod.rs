@@ -1,0 +1,36 @@
+//! The HTTP API: one router assembled from each stage's routes.
+
+pub mod auth;
+pub mod error;
+pub mod events;
+pub mod params;
+
+use std::sync::Arc;
+
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+
+use crate::config::Config;
+use crate::ingest::Ingest;
+use crate::store::Store;
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub ingest: Ingest,
+    pub auth: auth::Auth,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route(
+            "/healthz",
+            get(|| async { Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") })) }),
+        )
+        .merge(events::routes())
+        .fallback(|| async { error::ApiError::not_found("no such endpoint") })
+        .with_state(state)
+}

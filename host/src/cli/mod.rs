@@ -1,0 +1,85 @@
+//! The `plumbline` command line. Client commands talk to a running server over HTTP.
+
+pub mod client;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "plumbline",
+    version,
+    about = "Watches coding traffic for misalignment with WebAssembly detectors"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the service.
+    Serve(ServeArgs),
+    /// Post events (NDJSON, one per line) from a file or stdin to a running server.
+    Ingest(IngestArgs),
+    /// Print stored events from a running server.
+    Events(EventsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (overrides server.listen).
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Data directory (overrides server.data_dir).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Configuration file (TOML); the embedded defaults apply underneath.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct Remote {
+    /// Base URL of the server.
+    #[arg(long, env = "PLUMBLINE_URL", default_value = "http://127.0.0.1:7420")]
+    pub url: String,
+    /// API token (scope ingest for `ingest`, read for `events`).
+    #[arg(long, env = "PLUMBLINE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    #[command(flatten)]
+    pub remote: Remote,
+    /// Events per request.
+    #[arg(long, default_value_t = 1000)]
+    pub batch: usize,
+    /// NDJSON file, or `-` for standard input.
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    #[command(flatten)]
+    pub remote: Remote,
+    #[arg(long)]
+    pub actor: Option<String>,
+    #[arg(long)]
+    pub system: Option<String>,
+    #[arg(long)]
+    pub source: Option<String>,
+    /// RFC 3339 time or a duration ago (15m, 24h, 7d).
+    #[arg(long)]
+    pub since: Option<String>,
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Most events to print (all pages are followed up to this).
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+    /// Print raw JSON lines instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}

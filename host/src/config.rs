@@ -1,0 +1,252 @@
+//! One TOML configuration: the embedded defaults (`host/config/default.toml`), then the
+//! file given with `--config`, then `PLUMBLINE_<SECTION>_<KEY>` environment variables.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {0}: {1}")]
+    Read(PathBuf, std::io::Error),
+    #[error("config file {0} is not valid TOML: {1}")]
+    Parse(String, toml::de::Error),
+    #[error("environment variable {var}: {reason}")]
+    Env { var: String, reason: String },
+    #[error("configuration is invalid: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub store: StoreConfig,
+    pub auth: AuthConfig,
+    pub trajectory: TrajectoryConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub listen: String,
+    pub data_dir: PathBuf,
+    pub body_limit_bytes: usize,
+    pub public_url: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    pub retention_days: u64,
+    pub sweep_interval_secs: u64,
+    pub fsync: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    pub tokens: Vec<ApiToken>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiToken {
+    pub name: String,
+    pub token: String,
+    pub scopes: Vec<Scope>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    Ingest,
+    Read,
+    Admin,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrajectoryConfig {
+    pub window_minutes: u64,
+    pub grant_window_hours: u64,
+    pub max_events: usize,
+    pub eval_delay_ms: u64,
+}
+
+impl Config {
+    /// Defaults, then `file`, then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        Self::load_with_env(file, std::env::vars())
+    }
+
+    pub fn load_with_env(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut value: toml::Table = toml::from_str(DEFAULT_TOML)
+            .map_err(|e| ConfigError::Parse("(embedded defaults)".into(), e))?;
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| ConfigError::Read(path.to_path_buf(), e))?;
+            let user: toml::Table = toml::from_str(&text)
+                .map_err(|e| ConfigError::Parse(path.display().to_string(), e))?;
+            merge(&mut value, user);
+        }
+        apply_env(&mut value, env)?;
+        let config: Config = toml::Value::Table(value)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.message().to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn defaults() -> Config {
+        Self::load_with_env(None, std::iter::empty()).expect("embedded defaults are valid")
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.trajectory.max_events == 0 {
+            return Err(ConfigError::Invalid(
+                "trajectory.max_events must be at least 1".into(),
+            ));
+        }
+        if self.trajectory.window_minutes == 0 {
+            return Err(ConfigError::Invalid(
+                "trajectory.window_minutes must be at least 1".into(),
+            ));
+        }
+        for t in &self.auth.tokens {
+            if t.token.len() < 16 {
+                return Err(ConfigError::Invalid(format!(
+                    "auth token `{}` is shorter than 16 characters",
+                    t.name
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+/// `PLUMBLINE_<SECTION>_<KEY>`: the section is matched against the known sections (so
+/// keys may contain underscores: `PLUMBLINE_STORE_RETENTION_DAYS` → `store.retention_days`).
+fn apply_env(
+    value: &mut toml::Table,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<(), ConfigError> {
+    let sections: Vec<String> = value.keys().cloned().collect();
+    for (var, raw) in env {
+        let Some(rest) = var.strip_prefix("PLUMBLINE_") else {
+            continue;
+        };
+        let rest = rest.to_ascii_lowercase();
+        let Some(section) = sections.iter().find(|s| rest.starts_with(&format!("{s}_"))) else {
+            continue;
+        };
+        let key = &rest[section.len() + 1..];
+        let table = value
+            .get_mut(section)
+            .and_then(|v| v.as_table_mut())
+            .expect("sections are tables");
+        if !table.contains_key(key) {
+            continue; // not a config key (e.g. PLUMBLINE_GITHUB_SECRET handled by its section when present)
+        }
+        let parsed = match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
+            Ok(mut t) => t.remove("v").expect("just parsed"),
+            Err(_) => toml::Value::String(raw.clone()),
+        };
+        let parsed = match (table.get(key), parsed) {
+            // A string key keeps the raw text even when it happens to parse as a number.
+            (Some(toml::Value::String(_)), v) if !v.is_str() => toml::Value::String(raw.clone()),
+            (_, v) => v,
+        };
+        if let (Some(old), new) = (table.get(key), &parsed) {
+            if old.type_str() != new.type_str() && !(old.is_array() && new.is_array()) {
+                return Err(ConfigError::Env {
+                    var,
+                    reason: format!("expected a {}, got `{raw}`", old.type_str()),
+                });
+            }
+        }
+        table.insert(key.to_string(), parsed);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn embedded_defaults_load() {
+        let c = Config::defaults();
+        assert_eq!(c.server.listen, "127.0.0.1:7420");
+        assert_eq!(c.trajectory.window_minutes, 60);
+        assert!(c.auth.tokens.is_empty());
+    }
+
+    #[test]
+    fn env_overrides_map_to_section_and_key() {
+        let c = Config::load_with_env(
+            None,
+            env(&[
+                ("PLUMBLINE_STORE_RETENTION_DAYS", "7"),
+                ("PLUMBLINE_SERVER_LISTEN", "0.0.0.0:9000"),
+                ("PLUMBLINE_STORE_FSYNC", "true"),
+                (
+                    "PLUMBLINE_AUTH_TOKENS",
+                    r#"[{name="ci", token="0123456789abcdef", scopes=["ingest"]}]"#,
+                ),
+                ("UNRELATED", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.store.retention_days, 7);
+        assert_eq!(c.server.listen, "0.0.0.0:9000");
+        assert!(c.store.fsync);
+        assert_eq!(c.auth.tokens[0].scopes, vec![Scope::Ingest]);
+        let err = Config::load_with_env(None, env(&[("PLUMBLINE_STORE_RETENTION_DAYS", "soon")]))
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("PLUMBLINE_STORE_RETENTION_DAYS"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn file_overrides_defaults_and_unknown_keys_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, "[trajectory]\nmax_events = 5\n").unwrap();
+        assert_eq!(
+            Config::load_with_env(Some(&p), vec![])
+                .unwrap()
+                .trajectory
+                .max_events,
+            5
+        );
+        std::fs::write(&p, "[trajectory]\nmax_evnets = 5\n").unwrap();
+        let err = Config::load_with_env(Some(&p), vec![]).unwrap_err();
+        assert!(err.to_string().contains("max_evnets"), "{err}");
+    }
+}

@@ -1,0 +1,12 @@
+//! Plumbline: stores coding-traffic events, stitches them into trajectories, runs sandboxed
+//! WebAssembly detectors over them and raises alerts. Stages follow the data flow:
+//! `ingest` → `store` → `trajectory` → `runtime` → alerts → `summary` → `policy` → `route`.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod event;
+pub mod ingest;
+pub mod redact;
+pub mod serve;
+pub mod store;

@@ -1,0 +1,34 @@
+use clap::Parser;
+use plumbline::cli::{client, Cli, Command};
+use plumbline::config::Config;
+
+fn init_tracing() {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("PLUMBLINE_LOG").unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new("info,sled=warn,cranelift=warn,wasmtime=warn")
+        });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_tracing();
+    match cli.command {
+        Command::Serve(args) => {
+            let mut config = Config::load(args.config.as_deref())?;
+            if let Some(l) = args.listen {
+                config.server.listen = l;
+            }
+            if let Some(d) = args.data {
+                config.server.data_dir = d;
+            }
+            plumbline::serve::run(config).await
+        }
+        Command::Ingest(args) => client::ingest(args).await,
+        Command::Events(args) => client::events(args).await,
+    }
+}

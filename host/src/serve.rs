@@ -1,0 +1,109 @@
+//! Starting the service: open the store, start each stage, bind, serve until a signal.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::api::{self, auth::Auth, AppState};
+use crate::config::Config;
+use crate::ingest::Ingest;
+use crate::store::{CommittedBatch, Store, Writer};
+
+/// Refuses an open API anywhere but loopback.
+pub fn check_exposure(config: &Config, addr: &SocketAddr) -> anyhow::Result<()> {
+    if config.auth.tokens.is_empty() && !addr.ip().is_loopback() {
+        anyhow::bail!(
+            "refusing to listen on {addr} without API tokens: configure [[auth.tokens]] \
+             (or PLUMBLINE_AUTH_TOKENS), or listen on a loopback address"
+        );
+    }
+    Ok(())
+}
+
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let addr: SocketAddr = tokio::net::lookup_host(&config.server.listen)
+        .await
+        .with_context(|| format!("server.listen `{}` is not an address", config.server.listen))?
+        .next()
+        .with_context(|| {
+            format!(
+                "server.listen `{}` resolves to nothing",
+                config.server.listen
+            )
+        })?;
+    check_exposure(&config, &addr)?;
+    std::fs::create_dir_all(&config.server.data_dir).with_context(|| {
+        format!(
+            "cannot create data directory {}",
+            config.server.data_dir.display()
+        )
+    })?;
+    let store = Store::open(&config.server.data_dir)?;
+    let on_commit: Arc<dyn crate::store::CommitListener> = Arc::new(|_b: CommittedBatch| {});
+    let writer = Writer::start(store.clone(), config.store.fsync, on_commit)?;
+    let ingest = Ingest::new(writer, config.store.retention_days);
+    spawn_retention(&config, store.clone());
+
+    let auth = Auth::new(&config.auth.tokens);
+    if auth.is_open() {
+        tracing::warn!("no API tokens configured: the API is open to anyone who can reach {addr} (loopback only)");
+    }
+    let state = AppState {
+        config: Arc::new(config),
+        store,
+        ingest,
+        auth,
+    };
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let local = listener.local_addr()?;
+    tracing::info!(%local, "plumbline ready");
+    // Tests and scripts read this line to find a port chosen by the OS.
+    println!("plumbline listening on http://{local}");
+    axum::serve(listener, api::router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    Ok(())
+}
+
+fn spawn_retention(config: &Config, store: Store) {
+    let days = config.store.retention_days;
+    if days == 0 {
+        return;
+    }
+    let every = std::time::Duration::from_secs(config.store.sweep_interval_secs.max(1));
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            let cutoff = time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64
+                - days as i64 * 86_400_000_000_000;
+            let s = store.clone();
+            match tokio::task::spawn_blocking(move || s.sweep_before(cutoff)).await {
+                Ok(Ok(0)) => {}
+                Ok(Ok(n)) => tracing::info!(removed = n, "retention sweep"),
+                Ok(Err(e)) => tracing::error!(error = %e, "retention sweep failed"),
+                Err(e) => tracing::error!(error = %e, "retention sweep panicked"),
+            }
+        }
+    });
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}
