@@ -1,0 +1,20 @@
+//! Never returns: the host's epoch deadline must stop it.
+use plumbline_sdk::*;
+
+#[derive(Default)]
+struct Loop;
+
+impl Detector for Loop {
+    fn info() -> Info {
+        hostile_detectors::info("hostile.loop", "spins forever")
+    }
+
+    fn analyze(&self, t: &Trajectory, _cx: &Context) -> Result<Vec<Finding>, AnalyzeError> {
+        let mut n = t.events.len() as u64;
+        loop {
+            n = std::hint::black_box(n.wrapping_mul(6364136223846793005).wrapping_add(1));
+        }
+    }
+}
+
+register_detector!(Loop);
