@@ -26,6 +26,14 @@ pub struct Config {
     pub store: StoreConfig,
     pub auth: AuthConfig,
     pub trajectory: TrajectoryConfig,
+    pub github: GithubConfig,
+    pub gitlab: GitlabConfig,
+    pub n8n: N8nConfig,
+    pub make: MakeConfig,
+    pub vault: VaultConfig,
+    pub cloudtrail: CloudtrailConfig,
+    pub okta: OktaConfig,
+    pub openai: OpenaiConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -74,6 +82,67 @@ pub struct TrajectoryConfig {
     pub grant_window_hours: u64,
     pub max_events: usize,
     pub eval_delay_ms: u64,
+    pub eval_workers: usize,
+    pub grant_actions: Vec<String>,
+}
+
+/// `[github]`: webhook secret for `POST /v1/ingest/github` (empty: API-token rules).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GithubConfig {
+    pub secret: String,
+}
+
+/// `[gitlab]`: the webhook / audit-stream secret token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GitlabConfig {
+    pub token: String,
+}
+
+/// `[n8n]`: the shared token n8n's log-streaming webhook sends (header auth).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct N8nConfig {
+    pub token: String,
+}
+
+/// `[make]`: the shared token of whatever posts make.com audit-log entries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MakeConfig {
+    pub token: String,
+}
+
+/// `[vault]`: the TCP address Vault's `socket` audit device streams to ("" = off).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VaultConfig {
+    pub socket_listen: String,
+}
+
+/// `[cloudtrail]`: which AWS accounts are the company's own, and their environments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloudtrailConfig {
+    pub org_accounts: Vec<String>,
+    pub account_environments: std::collections::BTreeMap<String, String>,
+}
+
+/// `[okta]`: the event hook's authorization header value, and whether the one-time
+/// verification GET is answered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OktaConfig {
+    pub authorization: String,
+    pub verification: bool,
+}
+
+/// `[openai]`: the shared token for audit-log shippers and `assistant.config` posters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenaiConfig {
+    pub token: String,
 }
 
 impl Config {

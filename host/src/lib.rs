@@ -2,11 +2,14 @@
 //! WebAssembly detectors over them and raises alerts. Stages follow the data flow:
 //! `ingest` → `store` → `trajectory` → `runtime` → alerts → `summary` → `policy` → `route`.
 
+pub mod alert;
 pub mod api;
 pub mod cli;
 pub mod config;
 pub mod event;
 pub mod ingest;
+pub mod metrics;
 pub mod redact;
 pub mod serve;
 pub mod store;
+pub mod trajectory;

@@ -6,10 +6,12 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
+use crate::alert::AlertBook;
 use crate::api::{self, auth::Auth, AppState};
 use crate::config::Config;
 use crate::ingest::Ingest;
-use crate::store::{CommittedBatch, Store, Writer};
+use crate::store::{Store, Writer};
+use crate::trajectory::{Evaluator, TrajectoryStage};
 
 /// Refuses an open API anywhere but loopback.
 pub fn check_exposure(config: &Config, addr: &SocketAddr) -> anyhow::Result<()> {
@@ -20,6 +22,39 @@ pub fn check_exposure(config: &Config, addr: &SocketAddr) -> anyhow::Result<()> 
         );
     }
     Ok(())
+}
+
+/// The running pieces behind the API.
+pub struct Service {
+    pub state: AppState,
+}
+
+/// Opens the store and starts every stage: trajectories (catching up from their checkpoint)
+/// before the writer, so no durable batch is missed.
+pub fn start(config: Config, evaluator: Arc<dyn Evaluator>) -> anyhow::Result<Service> {
+    std::fs::create_dir_all(&config.server.data_dir).with_context(|| {
+        format!(
+            "cannot create data directory {}",
+            config.server.data_dir.display()
+        )
+    })?;
+    let store = Store::open(&config.server.data_dir)?;
+    let alerts = AlertBook::open(&store)?;
+    let trajectories =
+        TrajectoryStage::start(store.clone(), &config.trajectory, evaluator, alerts.clone())?;
+    let writer = Writer::start(store.clone(), config.store.fsync, trajectories.listener())?;
+    let ingest = Ingest::new(writer, config.store.retention_days);
+    spawn_retention(&config, store.clone());
+    let auth = Auth::new(&config.auth.tokens);
+    let state = AppState {
+        config: Arc::new(config),
+        store,
+        ingest,
+        auth,
+        trajectories,
+        alerts,
+    };
+    Ok(Service { state })
 }
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
@@ -34,28 +69,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             )
         })?;
     check_exposure(&config, &addr)?;
-    std::fs::create_dir_all(&config.server.data_dir).with_context(|| {
-        format!(
-            "cannot create data directory {}",
-            config.server.data_dir.display()
-        )
-    })?;
-    let store = Store::open(&config.server.data_dir)?;
-    let on_commit: Arc<dyn crate::store::CommitListener> = Arc::new(|_b: CommittedBatch| {});
-    let writer = Writer::start(store.clone(), config.store.fsync, on_commit)?;
-    let ingest = Ingest::new(writer, config.store.retention_days);
-    spawn_retention(&config, store.clone());
-
-    let auth = Auth::new(&config.auth.tokens);
-    if auth.is_open() {
+    let evaluator: Arc<dyn Evaluator> = Arc::new(crate::trajectory::evaluate::NoDetectors);
+    let service = start(config, evaluator)?;
+    if service.state.auth.is_open() {
         tracing::warn!("no API tokens configured: the API is open to anyone who can reach {addr} (loopback only)");
     }
-    let state = AppState {
-        config: Arc::new(config),
-        store,
-        ingest,
-        auth,
-    };
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
@@ -63,9 +81,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(%local, "plumbline ready");
     // Tests and scripts read this line to find a port chosen by the OS.
     println!("plumbline listening on http://{local}");
-    axum::serve(listener, api::router(state))
+    let trajectories = service.state.trajectories.clone();
+    axum::serve(listener, api::router(service.state))
         .with_graceful_shutdown(shutdown_signal())
         .await?;
+    // Save open windows so the next start resumes without re-reading history.
+    tokio::task::spawn_blocking(move || trajectories.shutdown()).await?;
     Ok(())
 }
 

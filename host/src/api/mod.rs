@@ -1,9 +1,11 @@
 //! The HTTP API: one router assembled from each stage's routes.
 
+pub mod alerts;
 pub mod auth;
 pub mod error;
 pub mod events;
 pub mod params;
+pub mod trajectories;
 
 use std::sync::Arc;
 
@@ -11,9 +13,11 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
+use crate::alert::AlertBook;
 use crate::config::Config;
 use crate::ingest::Ingest;
 use crate::store::Store;
+use crate::trajectory::TrajectoryStage;
 
 /// What every handler can reach. Cheap to clone.
 #[derive(Clone)]
@@ -22,6 +26,8 @@ pub struct AppState {
     pub store: Store,
     pub ingest: Ingest,
     pub auth: auth::Auth,
+    pub trajectories: Arc<TrajectoryStage>,
+    pub alerts: AlertBook,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -31,6 +37,8 @@ pub fn router(state: AppState) -> Router {
             get(|| async { Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") })) }),
         )
         .merge(events::routes())
+        .merge(trajectories::routes())
+        .merge(alerts::routes())
         .fallback(|| async { error::ApiError::not_found("no such endpoint") })
         .with_state(state)
 }

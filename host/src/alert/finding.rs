@@ -1,0 +1,37 @@
+//! What a detector reports: a signal, a severity, and the events it rests on.
+
+use serde::{Deserialize, Serialize};
+
+/// Severity 1 informational, 2 needs review, 3 urgent (the brief's three levels).
+pub type Severity = u8;
+
+pub const INFORMATIONAL: Severity = 1;
+pub const NEEDS_REVIEW: Severity = 2;
+pub const URGENT: Severity = 3;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    /// Detector that produced it, and its version.
+    pub detector: String,
+    pub detector_version: String,
+    /// Signal name, e.g. `exfil.large_export_new_destination`.
+    pub signal: String,
+    pub severity: Severity,
+    /// Detector's confidence, 0.0–1.0.
+    pub score: f32,
+    /// One-line title a reviewer reads first.
+    pub title: String,
+    /// Ids of the events this finding rests on. Never empty.
+    pub evidence: Vec<String>,
+    /// Suggested next step (review diff, rotate key, pause workflow, ask for justification).
+    pub next_step: String,
+}
+
+impl Finding {
+    /// Identity for de-duplication across re-evaluations of a growing trajectory.
+    pub fn key(&self) -> (String, String, Vec<String>) {
+        let mut ev = self.evidence.clone();
+        ev.sort();
+        (self.detector.clone(), self.signal.clone(), ev)
+    }
+}

@@ -1,0 +1,99 @@
+//! `GET /v1/trajectories` and `GET /v1/trajectories/{id}`.
+
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::error::{ApiError, ApiResult};
+use super::params::parse_time;
+use super::AppState;
+use crate::config::Scope;
+use crate::event::{format_time, time_from_nanos};
+use crate::trajectory::persist::TrajectoryRecord;
+use crate::trajectory::Trajectory;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/trajectories", get(list))
+        .route("/v1/trajectories/{id}", get(one))
+}
+
+#[derive(Debug, Deserialize)]
+struct ListParams {
+    actor: Option<String>,
+    system: Option<String>,
+    since: Option<String>,
+    limit: Option<usize>,
+}
+
+fn header(r: &TrajectoryRecord) -> Value {
+    json!({
+        "id": r.id, "kind": r.kind, "key": r.key,
+        "start": format_time(time_from_nanos(r.start)), "end": format_time(time_from_nanos(r.end)),
+        "closes_at": format_time(time_from_nanos(r.closes_at)),
+        "open": !r.closed, "event_count": r.events.len(), "dropped": r.dropped, "hash": r.hash,
+    })
+}
+
+pub fn full(t: &Trajectory) -> Value {
+    json!({
+        "id": t.id, "kind": t.kind, "key": t.key,
+        "start": format_time(time_from_nanos(t.start)), "end": format_time(time_from_nanos(t.end)),
+        "closes_at": format_time(time_from_nanos(t.closes_at)),
+        "event_count": t.events.len(), "dropped": t.dropped, "hash": t.hash,
+        "events": t.events,
+    })
+}
+
+async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(p): Query<ListParams>,
+) -> ApiResult<impl IntoResponse> {
+    state.auth.check(&headers, Scope::Read)?;
+    let since = p
+        .since
+        .as_deref()
+        .map(|s| parse_time("since", s))
+        .transpose()?;
+    let limit = p.limit.unwrap_or(100).clamp(1, 1000);
+    let stage = state.trajectories.clone();
+    let items: Vec<Value> = tokio::task::spawn_blocking(move || {
+        stage
+            .list()
+            .into_iter()
+            .filter(|r| {
+                p.actor.as_ref().is_none_or(|a| {
+                    r.kind == crate::trajectory::TrajectoryKind::Actor && &r.key == a
+                })
+            })
+            .filter(|r| {
+                p.system.as_ref().is_none_or(|s| {
+                    r.kind == crate::trajectory::TrajectoryKind::System && &r.key == s
+                })
+            })
+            .filter(|r| since.is_none_or(|s| r.end >= s))
+            .take(limit)
+            .map(|r| header(&r))
+            .collect()
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    Ok(Json(json!({ "trajectories": items })))
+}
+
+async fn one(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    state.auth.check(&headers, Scope::Read)?;
+    match state.trajectories.get(&id)? {
+        Some(t) => Ok(Json(full(&t))),
+        None => Err(ApiError::not_found(format!("no trajectory with id `{id}`"))),
+    }
+}

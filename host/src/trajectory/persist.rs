@@ -1,0 +1,147 @@
+//! Trajectories on disk: one record per trajectory (its window and the events it holds,
+//! by reference) and a checkpoint: the last event batch whose effects are all saved.
+//! After a restart, open records are loaded and batches after the checkpoint re-applied
+//! (adding an event twice is a no-op), so nothing is skipped and nothing doubles.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::model::{event_digest, TrajectoryKind};
+use super::window::{Entry, Session};
+use crate::store::{Store, StoreError};
+
+const CHECKPOINT_KEY: &[u8] = b"checkpoint_seq";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrajectoryRecord {
+    pub id: String,
+    pub kind: TrajectoryKind,
+    pub key: String,
+    pub first_time: i64,
+    pub start: i64,
+    pub end: i64,
+    pub closes_at: i64,
+    pub dropped: u64,
+    pub hash: String,
+    pub closed: bool,
+    pub last_evaluated_hash: Option<String>,
+    /// Event ids in order.
+    pub events: Vec<String>,
+}
+
+impl TrajectoryRecord {
+    pub fn of(s: &Session, closed: bool) -> Self {
+        TrajectoryRecord {
+            id: s.id.clone(),
+            kind: s.kind,
+            key: s.key.clone(),
+            first_time: s.first_time,
+            start: s.entries.first().map_or(s.first_time, |e| e.time),
+            end: s.entries.last().map_or(s.first_time, |e| e.time),
+            closes_at: s.closes_at,
+            dropped: s.dropped,
+            hash: s.hash(),
+            closed,
+            last_evaluated_hash: s.last_evaluated_hash.clone(),
+            events: s.entries.iter().map(|e| e.event.id.clone()).collect(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct TrajectoryStore {
+    store: Store,
+    records: sled::Tree,
+    meta: sled::Tree,
+}
+
+impl TrajectoryStore {
+    pub fn open(store: &Store) -> Result<Self, StoreError> {
+        Ok(TrajectoryStore {
+            records: store.db().open_tree("trajectories")?,
+            meta: store.db().open_tree("trajectory_meta")?,
+            store: store.clone(),
+        })
+    }
+
+    pub fn checkpoint(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .meta
+            .get(CHECKPOINT_KEY)?
+            .map(|v| u64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8])))
+            .unwrap_or(0))
+    }
+
+    /// Saves records first and the checkpoint last, so a crash in between only means
+    /// some batches are re-applied.
+    pub fn save(
+        &self,
+        records: &[TrajectoryRecord],
+        removed: &[String],
+        seq: u64,
+    ) -> Result<(), StoreError> {
+        for r in records {
+            self.records.insert(
+                r.id.as_bytes(),
+                serde_json::to_vec(r).expect("records serialise"),
+            )?;
+        }
+        for id in removed {
+            self.records.remove(id.as_bytes())?;
+        }
+        self.meta.insert(CHECKPOINT_KEY, &seq.to_be_bytes())?;
+        Ok(())
+    }
+
+    pub fn record(&self, id: &str) -> Result<Option<TrajectoryRecord>, StoreError> {
+        Ok(self
+            .records
+            .get(id.as_bytes())?
+            .and_then(|v| serde_json::from_slice(&v).ok()))
+    }
+
+    /// All records (for listing). Trajectory counts are modest next to events.
+    pub fn records(&self) -> impl Iterator<Item = TrajectoryRecord> + '_ {
+        self.records
+            .iter()
+            .values()
+            .filter_map(|v| v.ok().and_then(|v| serde_json::from_slice(&v).ok()))
+    }
+
+    /// Rebuilds an in-memory session from its record and the stored events.
+    pub fn load_session(&self, r: &TrajectoryRecord) -> Result<Session, StoreError> {
+        let events = self.store.get_many(r.events.iter().map(String::as_str))?;
+        let entries = events
+            .into_iter()
+            .map(|e| Entry {
+                time: e.time_nanos(),
+                digest: event_digest(&e),
+                event: Arc::new(e),
+            })
+            .collect();
+        Ok(Session {
+            id: r.id.clone(),
+            kind: r.kind,
+            key: r.key.clone(),
+            first_time: r.first_time,
+            closes_at: r.closes_at,
+            entries,
+            dropped: r.dropped,
+            last_evaluated_hash: r.last_evaluated_hash.clone(),
+            dirty_since: None,
+            unsaved: false,
+        })
+    }
+
+    /// Open sessions, for the stage to resume.
+    pub fn open_sessions(&self) -> Result<Vec<Session>, StoreError> {
+        let mut out = Vec::new();
+        for r in self.records() {
+            if !r.closed {
+                out.push(self.load_session(&r)?);
+            }
+        }
+        Ok(out)
+    }
+}

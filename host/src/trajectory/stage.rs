@@ -1,0 +1,344 @@
+//! The running trajectory stage: applies each durable batch to the open windows,
+//! checkpoints them, and evaluates changed trajectories (coalesced) on worker threads.
+//!
+//! ```text
+//! CommittedBatch ─► builder thread ─► (id, due) ─► scheduler ─► workers ─► Evaluator ─► AlertBook
+//!                    └ checkpoint every second (records, then the batch seq)
+//! ```
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::evaluate::Evaluator;
+use super::model::Trajectory;
+use super::persist::{TrajectoryRecord, TrajectoryStore};
+use super::window::{Book, Changes, WindowRules};
+use crate::alert::AlertBook;
+use crate::config::TrajectoryConfig;
+use crate::metrics::{Histogram, LATENCY_BOUNDS};
+use crate::store::{CommitListener, CommittedBatch, Store, StoreError};
+
+/// Counters of the stage (for `/metrics` and coverage).
+#[derive(Debug)]
+pub struct StageStats {
+    pub batches: AtomicU64,
+    pub events: AtomicU64,
+    pub evaluations: AtomicU64,
+    pub skipped_unchanged: AtomicU64,
+    /// From the first unevaluated change of a trajectory to its evaluation being recorded.
+    pub event_to_alert: Histogram,
+}
+
+impl Default for StageStats {
+    fn default() -> Self {
+        StageStats {
+            batches: AtomicU64::new(0),
+            events: AtomicU64::new(0),
+            evaluations: AtomicU64::new(0),
+            skipped_unchanged: AtomicU64::new(0),
+            event_to_alert: Histogram::new(LATENCY_BOUNDS),
+        }
+    }
+}
+
+pub struct TrajectoryStage {
+    book: Arc<Mutex<Book>>,
+    persist: TrajectoryStore,
+    tx: Mutex<Option<mpsc::Sender<CommittedBatch>>>,
+    builder: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Highest batch seq applied to the book.
+    applied: Arc<AtomicU64>,
+    pub stats: Arc<StageStats>,
+}
+
+struct Listener(Arc<TrajectoryStage>);
+
+impl CommitListener for Listener {
+    fn committed(&self, batch: CommittedBatch) {
+        if let Some(tx) = self.0.tx.lock().expect("stage sender").as_ref() {
+            let _ = tx.send(batch);
+        }
+    }
+}
+
+impl TrajectoryStage {
+    /// Loads open trajectories, re-applies batches stored after the checkpoint, and starts
+    /// the threads. Call before the store's writer starts, then hand it [`Self::listener`].
+    pub fn start(
+        store: Store,
+        config: &TrajectoryConfig,
+        evaluator: Arc<dyn Evaluator>,
+        alerts: AlertBook,
+    ) -> Result<Arc<TrajectoryStage>, StoreError> {
+        let rules = WindowRules::from_config(config);
+        let lateness = rules.window;
+        let persist = TrajectoryStore::open(&store)?;
+        let mut book = Book::new(rules);
+        let mut resume: Vec<String> = Vec::new();
+        for s in persist.open_sessions()? {
+            if s.last_evaluated_hash.as_deref() != Some(&s.hash()) {
+                resume.push(s.id.clone());
+            }
+            book.restore(s);
+        }
+        let book = Arc::new(Mutex::new(book));
+        let (tx, rx) = mpsc::channel();
+        let (due_tx, due_rx) = mpsc::channel::<String>();
+        let checkpoint = persist.checkpoint()?;
+        let stage = Arc::new(TrajectoryStage {
+            book: book.clone(),
+            persist: persist.clone(),
+            tx: Mutex::new(Some(tx)),
+            builder: Mutex::new(None),
+            applied: Arc::new(AtomicU64::new(checkpoint)),
+            stats: Arc::default(),
+        });
+        // Catch up on batches stored after the last checkpoint (crash or restart).
+        let mut builder = Builder {
+            stage: stage.clone(),
+            store: store.clone(),
+            due: due_tx,
+            pending_closed: Vec::new(),
+            removed: Vec::new(),
+            lateness,
+            last_checkpoint: Instant::now(),
+        };
+        let seqs: Vec<u64> = store.batch_seqs_after(checkpoint).collect();
+        for seq in seqs {
+            let events = store.batch_events(seq)?;
+            builder.apply(seq, events.into_iter().map(Arc::new).collect());
+        }
+        builder.checkpoint()?;
+        for id in resume {
+            let _ = builder.due.send(id);
+        }
+        let delay = Duration::from_millis(config.eval_delay_ms);
+        let (work_tx, work_rx) = mpsc::channel::<String>();
+        let work_rx = Arc::new(Mutex::new(work_rx));
+        let handle = std::thread::Builder::new()
+            .name("trajectory-builder".into())
+            .spawn(move || builder.run(rx))
+            .map_err(StoreError::Io)?;
+        *stage.builder.lock().expect("builder handle") = Some(handle);
+        std::thread::Builder::new()
+            .name("evaluation-scheduler".into())
+            .spawn(move || schedule(due_rx, work_tx, delay))
+            .map_err(StoreError::Io)?;
+        for i in 0..config.eval_workers.max(1) {
+            let (stage, evaluator, alerts, work_rx) = (
+                stage.clone(),
+                evaluator.clone(),
+                alerts.clone(),
+                work_rx.clone(),
+            );
+            std::thread::Builder::new()
+                .name(format!("evaluator-{i}"))
+                .spawn(move || loop {
+                    let next = work_rx.lock().expect("work queue").recv();
+                    let Ok(id) = next else { return };
+                    stage.evaluate(&id, evaluator.as_ref(), &alerts);
+                })
+                .map_err(StoreError::Io)?;
+        }
+        Ok(stage)
+    }
+
+    /// Stops taking batches, writes a final checkpoint and lets the threads end.
+    pub fn shutdown(&self) {
+        self.tx.lock().expect("stage sender").take();
+        if let Some(h) = self.builder.lock().expect("builder handle").take() {
+            let _ = h.join();
+        }
+    }
+
+    pub fn listener(self: &Arc<Self>) -> Arc<dyn CommitListener> {
+        Arc::new(Listener(self.clone()))
+    }
+
+    /// Highest batch sequence applied to the trajectories.
+    pub fn applied_seq(&self) -> u64 {
+        self.applied.load(Ordering::Acquire)
+    }
+
+    fn evaluate(&self, id: &str, evaluator: &dyn Evaluator, alerts: &AlertBook) {
+        let snapshot = {
+            let book = self.book.lock().expect("book");
+            let Some(s) = book.get(id) else { return };
+            let t = s.snapshot();
+            if s.last_evaluated_hash.as_deref() == Some(t.hash.as_str()) {
+                self.stats.skipped_unchanged.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            t
+        };
+        let t = Arc::new(snapshot);
+        let evaluation = evaluator.evaluate(&t);
+        if let Err(e) = alerts.apply(&t, &evaluation.findings) {
+            tracing::error!(trajectory = %t.id, error = %e, "could not record alert; will retry on the next change");
+            return;
+        }
+        if !evaluation.shadow.is_empty() {
+            alerts.record_shadow(&t, &evaluation.shadow);
+        }
+        self.stats.evaluations.fetch_add(1, Ordering::Relaxed);
+        let mut book = self.book.lock().expect("book");
+        if let Some(s) = book.get_mut(id) {
+            s.last_evaluated_hash = Some(t.hash.clone());
+            s.unsaved = true;
+            if s.hash() == t.hash {
+                if let Some(since) = s.dirty_since.take() {
+                    self.stats
+                        .event_to_alert
+                        .observe(since.elapsed().as_secs_f64());
+                }
+            }
+        }
+    }
+
+    /// A trajectory with its events: open ones from memory, closed ones from disk.
+    pub fn get(&self, id: &str) -> Result<Option<Trajectory>, StoreError> {
+        if let Some(s) = self.book.lock().expect("book").get(id) {
+            return Ok(Some(s.snapshot()));
+        }
+        match self.persist.record(id)? {
+            Some(r) => Ok(Some(self.persist.load_session(&r)?.snapshot())),
+            None => Ok(None),
+        }
+    }
+
+    /// Trajectory headers (no events), open ones first-hand, newest first.
+    pub fn list(&self) -> Vec<TrajectoryRecord> {
+        let mut out: HashMap<String, TrajectoryRecord> = HashMap::new();
+        for r in self.persist.records() {
+            out.insert(r.id.clone(), r);
+        }
+        for s in self.book.lock().expect("book").sessions() {
+            out.insert(s.id.clone(), TrajectoryRecord::of(s, false));
+        }
+        let mut v: Vec<TrajectoryRecord> = out.into_values().collect();
+        v.sort_by(|a, b| b.end.cmp(&a.end).then(a.id.cmp(&b.id)));
+        v
+    }
+}
+
+struct Builder {
+    stage: Arc<TrajectoryStage>,
+    store: Store,
+    due: mpsc::Sender<String>,
+    pending_closed: Vec<TrajectoryRecord>,
+    removed: Vec<String>,
+    lateness: i64,
+    last_checkpoint: Instant,
+}
+
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
+impl Builder {
+    fn run(mut self, rx: mpsc::Receiver<CommittedBatch>) {
+        loop {
+            match rx.recv_timeout(CHECKPOINT_EVERY) {
+                Ok(batch) => self.receive(batch),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let _ = self.checkpoint();
+                    return;
+                }
+            }
+            if self.last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
+                if let Err(e) = self.checkpoint() {
+                    tracing::error!(error = %e, "trajectory checkpoint failed; will retry");
+                }
+            }
+        }
+    }
+
+    /// Applies a live batch, first reading any batches it skipped from the store.
+    fn receive(&mut self, batch: CommittedBatch) {
+        let applied = self.stage.applied_seq();
+        if batch.seq <= applied {
+            return;
+        }
+        for seq in applied + 1..batch.seq {
+            match self.store.batch_events(seq) {
+                Ok(events) => self.apply(seq, events.into_iter().map(Arc::new).collect()),
+                Err(e) => tracing::error!(seq, error = %e, "could not read a skipped batch"),
+            }
+        }
+        let events = batch.events.iter().cloned().map(Arc::new).collect();
+        self.apply(batch.seq, events);
+    }
+
+    fn apply(&mut self, seq: u64, events: Vec<Arc<crate::event::Event>>) {
+        let mut changes = Changes::default();
+        let n = events.len();
+        {
+            let mut book = self.stage.book.lock().expect("book");
+            for e in events {
+                book.apply(e, &mut changes);
+            }
+            for s in book.close_expired(self.lateness) {
+                self.pending_closed.push(TrajectoryRecord::of(&s, true));
+            }
+        }
+        self.removed.extend(changes.merged_away);
+        self.stage.applied.store(seq, Ordering::Release);
+        self.stage.stats.batches.fetch_add(1, Ordering::Relaxed);
+        self.stage
+            .stats
+            .events
+            .fetch_add(n as u64, Ordering::Relaxed);
+        for id in changes.changed {
+            let _ = self.due.send(id);
+        }
+    }
+
+    fn checkpoint(&mut self) -> Result<(), StoreError> {
+        self.last_checkpoint = Instant::now();
+        let seq = self.stage.applied_seq();
+        let mut records = std::mem::take(&mut self.pending_closed);
+        {
+            let mut book = self.stage.book.lock().expect("book");
+            for s in book.sessions_mut() {
+                if s.unsaved {
+                    s.unsaved = false;
+                    records.push(TrajectoryRecord::of(s, false));
+                }
+            }
+        }
+        let removed = std::mem::take(&mut self.removed);
+        self.stage.persist.save(&records, &removed, seq)
+    }
+}
+
+/// Holds each changed trajectory for `delay`, so a burst is evaluated once.
+fn schedule(due: mpsc::Receiver<String>, work: mpsc::Sender<String>, delay: Duration) {
+    let mut pending: HashMap<String, Instant> = HashMap::new();
+    loop {
+        let next = pending.values().min().copied();
+        let got = match next {
+            Some(at) => due.recv_timeout(at.saturating_duration_since(Instant::now())),
+            None => due.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+        };
+        match got {
+            Ok(id) => {
+                pending.entry(id).or_insert_with(|| Instant::now() + delay);
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        }
+        let now = Instant::now();
+        let ready: Vec<String> = pending
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in ready {
+            pending.remove(&id);
+            if work.send(id).is_err() {
+                return;
+            }
+        }
+    }
+}
