@@ -1,0 +1,375 @@
+//! The foundation end to end: the real binary, every body form, bad input, restarts.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use serde_json::{json, Value};
+use support::{client, event, Server};
+
+async fn post(s: &Server, ct: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
+    let r = client()
+        .post(s.at("/v1/events"))
+        .header("content-type", ct)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn get(s: &Server, path: &str) -> (u16, Value) {
+    let r = client().get(s.at(path)).send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn every_body_form_is_stored_and_survives_restart_and_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Server::start(dir.path());
+    let (st, body) = get(&s, "/healthz").await;
+    assert_eq!((st, body["status"].as_str()), (200, Some("ok")));
+
+    // One event.
+    let (st, r) = post(
+        &s,
+        "application/json",
+        event("one", "ada", "git.push").to_string(),
+    )
+    .await;
+    assert_eq!(st, 202);
+    assert_eq!(r, json!({"accepted": 1, "duplicates": 0, "rejected": []}));
+    // An array.
+    let arr = json!([
+        event("arr-1", "ada", "git.push"),
+        event("arr-2", "bob", "pr.merged")
+    ]);
+    let (st, r) = post(&s, "application/json", arr.to_string()).await;
+    assert_eq!((st, r["accepted"].as_u64()), (202, Some(2)));
+    // NDJSON, with a duplicate of an earlier event.
+    let nd = [
+        event("nd-1", "ada", "git.push"),
+        event("nd-2", "cyd", "git.push.force"),
+        event("one", "ada", "git.push"),
+    ]
+    .iter()
+    .map(|e| e.to_string())
+    .collect::<Vec<_>>()
+    .join("\n");
+    let (st, r) = post(&s, "application/x-ndjson", nd).await;
+    assert_eq!(st, 202);
+    assert_eq!(
+        (r["accepted"].as_u64(), r["duplicates"].as_u64()),
+        (Some(2), Some(1))
+    );
+
+    let all = ["one", "arr-1", "arr-2", "nd-1", "nd-2"];
+    s.restart();
+    for id in all {
+        let (st, e) = get(&s, &format!("/v1/events/{id}")).await;
+        assert_eq!(st, 200, "{id} after restart");
+        assert_eq!(e["id"], id);
+    }
+    // A crash (SIGKILL) right after the answers loses nothing that was acknowledged.
+    let (st, _) = post(
+        &s,
+        "application/json",
+        event("before-crash", "ada", "git.push").to_string(),
+    )
+    .await;
+    assert_eq!(st, 202);
+    s.crash();
+    s.restart();
+    for id in all.iter().chain(&["before-crash"]) {
+        assert_eq!(
+            get(&s, &format!("/v1/events/{id}")).await.0,
+            200,
+            "{id} after crash"
+        );
+    }
+    // Listing by actor, in time order, with pagination.
+    let (_, page) = get(&s, "/v1/events?actor=ada&limit=2").await;
+    assert_eq!(page["events"].as_array().unwrap().len(), 2);
+    let cursor = page["next_cursor"]
+        .as_str()
+        .expect("more pages")
+        .to_string();
+    let (_, rest) = get(
+        &s,
+        &format!("/v1/events?actor=ada&limit=10&cursor={cursor}"),
+    )
+    .await;
+    let mut ids: Vec<String> = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(rest["events"].as_array().unwrap())
+        .map(|e| e["id"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, vec!["arr-1", "before-crash", "nd-1", "one"]);
+    let (_, by_source) = get(&s, "/v1/events?source=github&limit=100").await;
+    assert_eq!(by_source["events"].as_array().unwrap().len(), 6);
+    let (st, schema) = get(&s, "/v1/schema/event").await;
+    assert_eq!(st, 200);
+    assert_eq!(
+        schema["properties"]["actor"]["properties"]["type"]["enum"],
+        json!(["human", "service", "ai-agent"])
+    );
+}
+
+#[tokio::test]
+async fn bad_input_gets_the_documented_error_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_with(
+        dir.path(),
+        &[],
+        &[("PLUMBLINE_SERVER_BODY_LIMIT_BYTES", "65536")],
+    );
+    let (st, _) = post(
+        &s,
+        "application/json",
+        event("keep", "ada", "git.push").to_string(),
+    )
+    .await;
+    assert_eq!(st, 202);
+    let before = get(&s, "/v1/events/keep").await.1;
+
+    // Not JSON at all: 400 naming line and column.
+    let (st, r) = post(&s, "application/json", "{\n  \"id\": oops }").await;
+    assert_eq!(st, 400);
+    assert_eq!(r["line"], 2);
+    assert!(r["error"].as_str().unwrap().contains("not JSON"), "{r}");
+    let (st, r) = post(&s, "application/x-ndjson", "nope\nstill nope").await;
+    assert_eq!((st, r["line"].as_u64()), (400, Some(1)));
+
+    // Field-level refusals, each naming the field; the good event in the batch is kept.
+    let mut wrong_type = event("t1", "ada", "git.push");
+    wrong_type["volume"] = json!({"rows": "lots"});
+    let mut missing = event("t2", "ada", "git.push");
+    missing.as_object_mut().unwrap().remove("system");
+    let mut bad_time = event("t3", "ada", "git.push");
+    bad_time["time"] = json!("last tuesday");
+    let mut bad_actor = event("t4", "ada", "git.push");
+    bad_actor["actor"]["type"] = json!("robot");
+    let mut changed_dup = event("keep", "mallory", "git.push.force");
+    changed_dup["attributes"] = json!({"sneaky": true});
+    let good = event("t5", "ada", "git.push");
+    let batch = json!([wrong_type, missing, bad_time, bad_actor, changed_dup, good]);
+    let (st, r) = post(&s, "application/json", batch.to_string()).await;
+    assert_eq!(st, 202, "{r}");
+    assert_eq!(r["accepted"], 1);
+    assert_eq!(r["duplicates"], 1);
+    let rejected: Vec<(u64, String)> = r["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            (
+                x["index"].as_u64().unwrap(),
+                x["field"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rejected,
+        vec![
+            (0, "volume.rows".into()),
+            (1, "system".into()),
+            (2, "time".into()),
+            (3, "actor.type".into())
+        ]
+    );
+    for x in r["rejected"].as_array().unwrap() {
+        assert!(!x["reason"].as_str().unwrap().is_empty());
+    }
+
+    // Oversized: 413, declared or streamed.
+    let big = format!(
+        "[{}]",
+        vec![event("big", "ada", "git.push").to_string(); 400].join(",")
+    );
+    assert!(big.len() > 65536);
+    let (st, r) = post(&s, "application/json", big).await;
+    assert_eq!(st, 413);
+    assert_eq!(r["limit_bytes"], 65536);
+    // Unsupported content type: 415.
+    assert_eq!(post(&s, "text/plain", "x").await.0, 415);
+    // Bad query values: 400 naming the field.
+    let (st, r) = get(&s, "/v1/events?since=yesterday-ish").await;
+    assert_eq!((st, r["field"].as_str()), (400, Some("since")));
+    assert_eq!(get(&s, "/v1/events/nope").await.0, 404);
+
+    // Nothing previously accepted was changed.
+    assert_eq!(get(&s, "/v1/events/keep").await.1, before);
+    assert_eq!(get(&s, "/v1/events/big").await.0, 404);
+}
+
+#[tokio::test]
+async fn many_concurrent_single_event_clients_share_group_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    let url = s.at("/v1/events");
+    let mut tasks = Vec::new();
+    for c in 0..32 {
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            let http = client();
+            for i in 0..25 {
+                let r = http
+                    .post(&url)
+                    .json(&event(&format!("c{c}-{i}"), &format!("u{c}"), "git.push"))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status().as_u16(), 202);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let (_, page) = get(&s, "/v1/events?source=github&limit=1000").await;
+    assert_eq!(page["events"].as_array().unwrap().len(), 800);
+}
+
+#[tokio::test]
+async fn tokens_and_scopes_guard_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = r#"[{name="shipper", token="ingest-token-0123456789", scopes=["ingest"]}, {name="analyst", token="read-token-0123456789", scopes=["read"]}]"#;
+    let s = Server::start_with(dir.path(), &[], &[("PLUMBLINE_AUTH_TOKENS", tokens)]);
+    let http = client();
+    let post_with = |tok: Option<&'static str>| {
+        let mut r = http
+            .post(s.at("/v1/events"))
+            .json(&event("x", "ada", "git.push"));
+        if let Some(t) = tok {
+            r = r.bearer_auth(t);
+        }
+        r.send()
+    };
+    let r = post_with(None).await.unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    assert!(r.json::<Value>().await.unwrap()["error"]
+        .as_str()
+        .unwrap()
+        .contains("missing"));
+    assert_eq!(
+        post_with(Some("wrong-token-0000000000"))
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        401
+    );
+    assert_eq!(
+        post_with(Some("read-token-0123456789"))
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        401
+    );
+    assert_eq!(
+        post_with(Some("ingest-token-0123456789"))
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        202
+    );
+    let r = http
+        .get(s.at("/v1/events/x"))
+        .bearer_auth("read-token-0123456789")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let r = http
+        .get(s.at("/v1/events/x"))
+        .bearer_auth("ingest-token-0123456789")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+}
+
+#[test]
+fn an_open_api_refuses_a_non_loopback_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_plumbline"))
+        .args(["serve", "--listen", "0.0.0.0:0", "--data"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("without API tokens"), "{err}");
+}
+
+#[test]
+fn a_store_of_another_schema_version_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = sled::open(dir.path().join("store")).unwrap();
+        db.open_tree("meta")
+            .unwrap()
+            .insert("schema_version", "plumbline-store/99")
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_plumbline"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("plumbline-store/99") && err.contains("refusing"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn the_cli_ingests_ndjson_and_prints_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    let file = dir.path().join("events.ndjson");
+    let lines: Vec<String> = (0..2500)
+        .map(|i| {
+            event(
+                &format!("f{i}"),
+                if i % 2 == 0 { "ada" } else { "bob" },
+                "git.push",
+            )
+            .to_string()
+        })
+        .collect();
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let bin = env!("CARGO_BIN_EXE_plumbline");
+    let out = tokio::process::Command::new(bin)
+        .args(["ingest", "--url", &s.url])
+        .arg(&file)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("accepted 2500, duplicates 0, rejected 0")
+    );
+    let out = tokio::process::Command::new(bin)
+        .args([
+            "events", "--url", &s.url, "--actor", "bob", "--limit", "5000", "--json",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1250);
+}

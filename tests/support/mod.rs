@@ -1,0 +1,160 @@
+//! Starts the real `plumbline` binary for end-to-end tests and talks to it over HTTP.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Server {
+    child: Child,
+    pub url: String,
+    pub data: PathBuf,
+    args: Vec<String>,
+    envs: Vec<(String, String)>,
+}
+
+impl Server {
+    /// Starts `plumbline serve` on a free loopback port with `data` as its data directory.
+    pub fn start(data: &Path) -> Server {
+        Self::start_with(data, &[], &[])
+    }
+
+    pub fn start_with(data: &Path, args: &[&str], envs: &[(&str, &str)]) -> Server {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let envs: Vec<(String, String)> = envs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        let (child, url) = spawn(data, &args, &envs);
+        Server {
+            child,
+            url,
+            data: data.to_path_buf(),
+            args,
+            envs,
+        }
+    }
+
+    /// Stops the server gracefully (SIGTERM) and waits for it.
+    pub fn stop(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
+        signal(self.child.id(), "TERM");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Kills the server without warning (SIGKILL), as a crash would.
+    pub fn crash(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts it again on the same data directory (a new port).
+    pub fn restart(&mut self) {
+        self.stop();
+        let (child, url) = spawn(&self.data, &self.args, &self.envs);
+        self.child = child;
+        self.url = url;
+    }
+
+    pub fn at(&self, path: &str) -> String {
+        format!("{}{}", self.url, path)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn signal(pid: u32, sig: &str) {
+    let _ = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .stderr(Stdio::null())
+        .status();
+}
+
+fn spawn(data: &Path, args: &[String], envs: &[(String, String)]) -> (Child, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_plumbline"));
+    cmd.arg("serve")
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .arg("--data")
+        .arg(data);
+    cmd.args(args);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.env("PLUMBLINE_LOG", "warn");
+    cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
+    let mut child = cmd.spawn().expect("start plumbline");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        for line in lines.by_ref() {
+            let Ok(line) = line else { break };
+            if let Some(url) = line.strip_prefix("plumbline listening on ") {
+                let _ = tx.send(url.trim().to_string());
+            }
+        }
+    });
+    let url = rx
+        .recv_timeout(Duration::from_secs(120))
+        .expect("plumbline did not report its address within 120 s");
+    (child, url)
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
+/// A valid native event.
+pub fn event(id: &str, actor: &str, action: &str) -> serde_json::Value {
+    serde_json::json!({
+        "id": id,
+        "time": "2026-11-25T10:00:00Z",
+        "source": "github",
+        "actor": {"id": actor, "type": "human", "display": actor},
+        "system": "acme/api",
+        "action": action,
+        "resource": "acme/api@refs/heads/main",
+        "environment": "prod",
+        "attributes": {"branch": "main"}
+    })
+}
+
+/// Polls `f` until it returns Some, for up to `secs` seconds.
+pub async fn eventually<T, F, Fut>(secs: u64, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "condition not reached within {secs} s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
