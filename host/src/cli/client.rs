@@ -24,6 +24,9 @@ fn with_token(req: reqwest::RequestBuilder, remote: &Remote) -> reqwest::Request
 
 /// Posts NDJSON in batches; prints a summary and every rejection.
 pub async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
+    if let Some(source) = &args.source {
+        return super::source::ingest(&args, source).await;
+    }
     let (reader, total): (Box<dyn Read>, Option<u64>) = if args.file.as_os_str() == "-" {
         (Box::new(std::io::stdin()), None)
     } else {

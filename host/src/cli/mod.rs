@@ -1,6 +1,7 @@
 //! The `plumbline` command line. Client commands talk to a running server over HTTP.
 
 pub mod client;
+pub mod source;
 
 use std::path::PathBuf;
 
@@ -21,7 +22,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the service.
     Serve(ServeArgs),
-    /// Post events (NDJSON, one per line) from a file or stdin to a running server.
+    /// Post events (NDJSON, one per line, or a source's own format with --source) from a
+    /// file or stdin to a running server.
     Ingest(IngestArgs),
     /// Print stored events from a running server.
     Events(EventsArgs),
@@ -57,7 +59,12 @@ pub struct IngestArgs {
     /// Events per request.
     #[arg(long, default_value_t = 1000)]
     pub batch: usize,
-    /// NDJSON file, or `-` for standard input.
+    /// Read the file in this source's own format and post it to /v1/ingest/<source>
+    /// (github, gitlab, n8n, make, vault, cloudtrail, okta, openai); without it the file
+    /// is native NDJSON events.
+    #[arg(long, value_name = "NAME", value_parser = clap::builder::PossibleValuesParser::new(source::SOURCES))]
+    pub source: Option<String>,
+    /// NDJSON file (or the source's format with --source), or `-` for standard input.
     pub file: PathBuf,
 }
 

@@ -25,6 +25,21 @@ use crate::api::AppState;
 use crate::config::Scope;
 use crate::event::{parse_event, Actor, ActorType, Attributes, Environment, Event, EventError, Source};
 
+/// `POST /v1/ingest/<source>` for every adapter (and Okta's verification `GET`).
+pub fn routes() -> axum::Router<AppState> {
+    use axum::routing::post;
+    use super::{cloudtrail, github, gitlab, make, n8n, okta, openai, vault};
+    axum::Router::new()
+        .route("/v1/ingest/github", post(github::post))
+        .route("/v1/ingest/gitlab", post(gitlab::post))
+        .route("/v1/ingest/n8n", post(n8n::post))
+        .route("/v1/ingest/make", post(make::post))
+        .route("/v1/ingest/vault", post(vault::post))
+        .route("/v1/ingest/cloudtrail", post(cloudtrail::post))
+        .route("/v1/ingest/okta", axum::routing::get(okta::verify).post(okta::post))
+        .route("/v1/ingest/openai", post(openai::post))
+}
+
 /// The result of checking a source's own secret.
 pub enum SourceAuth {
     /// No secret configured for this source: the API-token rules apply.
@@ -359,10 +374,16 @@ pub fn content_id(bytes: &[u8]) -> String {
 pub fn parse_time(v: &Value) -> Option<OffsetDateTime> {
     match v {
         Value::Number(n) => {
-            let x = n.as_f64()?;
             // Anything past year 5138 in seconds is milliseconds.
-            let nanos = if x > 1e11 { x * 1e6 } else { x * 1e9 };
-            OffsetDateTime::from_unix_timestamp_nanos(nanos as i128).ok()
+            let nanos = match n.as_i64() {
+                Some(i) if i > 100_000_000_000 => i as i128 * 1_000_000,
+                Some(i) => i as i128 * 1_000_000_000,
+                None => {
+                    let x = n.as_f64()?;
+                    (if x > 1e11 { x * 1e6 } else { x * 1e9 }) as i128
+                }
+            };
+            OffsetDateTime::from_unix_timestamp_nanos(nanos).ok()
         }
         Value::String(s) => parse_time_str(s),
         _ => None,
@@ -595,6 +616,61 @@ pub fn object(v: &Value) -> Map<String, Value> {
     v.as_object().cloned().unwrap_or_default()
 }
 
+/// Scopes are sets of words (`repo read:org`, `["a","b"]`); growth is an escalation.
+pub fn scope_set(v: &Value) -> std::collections::BTreeSet<String> {
+    match v {
+        Value::String(x) => x
+            .split([' ', ','])
+            .filter(|w| !w.is_empty())
+            .map(str::to_string)
+            .collect(),
+        Value::Array(a) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
+        _ => Default::default(),
+    }
+}
+
+/// Keeps a credential's scopes as `credential.scope` on `e`, remembers them, and derives
+/// `credential.scope.increased` (id `<id>:scope`) when they grew since the last time this
+/// credential was seen. A first sighting has no baseline and derives nothing.
+pub fn track_scope(
+    e: &mut Event,
+    scopes: &Value,
+    credential: &str,
+    memory: &Memory,
+    out: &mut Mapped,
+) -> Option<Event> {
+    let now = scope_set(scopes);
+    let before = memory
+        .get(e.source, "credential_scope", credential)
+        .map(|v| scope_set(&v))
+        .unwrap_or_default();
+    let join = |s: &std::collections::BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>().join(" ");
+    e.attributes
+        .insert("credential.scope".into(), Value::String(join(&now)));
+    out.remember(
+        e.source,
+        "credential_scope",
+        credential,
+        Some(Value::Array(now.iter().cloned().map(Value::String).collect())),
+    );
+    let added: std::collections::BTreeSet<String> = now.difference(&before).cloned().collect();
+    if before.is_empty() || added.is_empty() {
+        return None;
+    }
+    let mut d = e.clone();
+    d.id = format!("{}:scope", e.id);
+    d.action = "credential.scope.increased".into();
+    d.attributes
+        .insert("credential.scope.added".into(), Value::String(join(&added)));
+    d.attributes
+        .insert("credential.scope.before".into(), Value::String(join(&before)));
+    Some(d)
+}
+
 /// Whether a filename matches a glob (`*` within a segment, `**` across segments, `?`).
 pub fn glob_match(pattern: &str, text: &str) -> bool {
     fn go(p: &[u8], t: &[u8]) -> bool {
@@ -746,7 +822,7 @@ mod tests {
 
     #[test]
     fn times_in_source_formats() {
-        let t = |v: Value| parse_time(&v).map(crate::event::format_time);
+        let t = |v: Value| parse_time(&v).map(|t| crate::event::format_time(t.to_offset(time::UtcOffset::UTC)));
         assert_eq!(t(json!("2024-05-01T10:00:00.5+02:00")).unwrap(), "2024-05-01T08:00:00.5Z");
         assert_eq!(t(json!("2013-12-03 17:23:34 UTC")).unwrap(), "2013-12-03T17:23:34Z");
         assert_eq!(t(json!("2013-12-03 17:23:34 +0100")).unwrap(), "2013-12-03T16:23:34Z");

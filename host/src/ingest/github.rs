@@ -20,7 +20,7 @@ use super::adapter::{
     header, is_ai_agent_login, json_body, keep_payload, malformed, parse_time, risk_categories,
     s, set, strings, u, unknown_action, Mapped, Memory, PAYLOAD_BUDGET,
 };
-use crate::api::error::{ApiError, ApiResult};
+use crate::api::error::ApiResult;
 use crate::api::AppState;
 use crate::event::{Actor, ActorType, Event, Source, Volume};
 

@@ -1,7 +1,18 @@
 //! Ingest: bodies in, validated events out, durably stored before the answer.
 //! The native format lives here; each source's own wire format gets a module beside it.
 
+pub mod adapter;
 pub mod body;
+pub mod cloudtrail;
+pub mod github;
+pub mod gitlab;
+pub mod make;
+pub mod n8n;
+pub mod okta;
+pub mod openai;
+pub mod vault;
+
+pub use adapter::routes;
 
 use std::sync::Arc;
 

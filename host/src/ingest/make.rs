@@ -1,0 +1,257 @@
+//! make.com audit logs: `POST /v1/ingest/make`.
+//!
+//! Accepts entries in the shape of Make's audit-log API
+//! (`GET /api/v2/audit-logs/organization/{id}` → `{"auditLogs": [...]}`, or one entry as
+//! `GET /api/v2/audit-logs/{organizationId}/{uuid}` returns it with its `detail`), a bare
+//! array of entries, or a single entry. A shipper (a Make scenario on a schedule, or
+//! `plumbline ingest --source make`) posts them with `[make] token`.
+//! Ids are `make:<uuid>`, so overlapping polls store each entry once.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde_json::Value;
+use std::collections::BTreeSet;
+
+use super::adapter::{
+    self, actor, at, authorize, check_token, event, guess_environment, header, items, json_body,
+    keep_payload, malformed, parse_time, s, segment, set, track_scope, unknown_action, url_host,
+    Mapped, Memory,
+};
+use crate::api::error::ApiResult;
+use crate::api::AppState;
+use crate::event::{ActorType, Event, Source};
+
+const SRC: Source = Source::Make;
+
+pub async fn post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let auth = check_token(
+        &state.config.make.token,
+        [
+            header(&headers, "authorization"),
+            header(&headers, "x-plumbline-token"),
+        ],
+        "make token (Authorization or X-Plumbline-Token)",
+    );
+    authorize(&state, &headers, auth)?;
+    let bytes = adapter::body(&state, &headers, body).await?;
+    let payload = json_body(&bytes)?;
+    if payload.is_object() && at(&payload, "auditLogs").is_none() && s(&payload, "eventName").is_empty() {
+        return Err(malformed(
+            "auditLogs",
+            "expected {\"auditLogs\": [...]}, an array of entries, or one entry with eventName",
+        ));
+    }
+    if !payload.is_object() && !payload.is_array() {
+        return Err(malformed("(body)", "a make.com audit log is a JSON object or array"));
+    }
+    let memory = Memory::open(&state)?;
+    let mut out = Mapped::default();
+    for (i, entry) in items(&payload, &["auditLogs"]).into_iter().enumerate() {
+        map_entry(entry, i, &memory, &mut out);
+    }
+    adapter::submit(&state, out, StatusCode::ACCEPTED).await
+}
+
+fn action_for(name: &str) -> String {
+    let mapped = match name {
+        "scenario_created" => "workflow.created",
+        "scenario_updated" => "workflow.updated",
+        "scenario_deleted" => "workflow.deleted",
+        "scenario_activated" => "workflow.activated",
+        "scenario_deactivated" => "workflow.deactivated",
+        "scenario_cloned" => "workflow.created",
+        "connection_created" | "key_created" => "credential.created",
+        "connection_updated" | "connection_reauthorized" | "key_updated" => "credential.updated",
+        "connection_deleted" | "key_deleted" => "credential.deleted",
+        "webhook_created" => "webhook.created",
+        "webhook_updated" => "webhook.updated",
+        "webhook_deleted" => "webhook.deleted",
+        "webhook_enabled" => "webhook.enabled",
+        "webhook_disabled" => "webhook.disabled",
+        other => return unknown_action(SRC, other),
+    };
+    mapped.to_string()
+}
+
+/// Module apps in a blueprint that send data out of Make.
+const EXPORT_APPS: &[&str] = &[
+    "http", "email", "gmail", "google-email", "microsoft-email", "google-drive", "dropbox",
+    "box", "onedrive", "aws-s3", "amazon-s3", "ftp", "sftp", "slack", "discord", "telegram",
+    "google-sheets", "airtable", "webhook-respond",
+];
+
+fn map_entry(m: &Value, index: usize, memory: &Memory, out: &mut Mapped) {
+    let name = s(m, "eventName");
+    if name.is_empty() {
+        out.reject(index, "eventName", "an audit log entry names its event");
+        return;
+    }
+    let uuid = s(m, "uuid").replace('-', "");
+    if uuid.is_empty() {
+        out.reject(index, "uuid", "an audit log entry carries its uuid");
+        return;
+    }
+    let Some(time) = at(m, "triggeredAt").and_then(parse_time) else {
+        out.reject(index, "triggeredAt", "missing or not an ISO 8601 time");
+        return;
+    };
+    let action = action_for(&name);
+    let target = s(m, "targetId");
+    let subject = name.split('_').next().unwrap_or("").to_string();
+    let anonymized = at(m, "actor.anonymized").and_then(Value::as_bool) == Some(true);
+    let who = match (s(m, "actor.email"), s(m, "actor.id")) {
+        (email, _) if !email.is_empty() => actor(&email, ActorType::Human, &s(m, "actor.name")),
+        (_, id) if !id.is_empty() => actor(&format!("make-user:{id}"), ActorType::Human, &s(m, "actor.name")),
+        _ => actor("make", ActorType::Service, "make.com"),
+    };
+    let system = if subject == "scenario" && !target.is_empty() {
+        format!("make/scenario/{target}")
+    } else {
+        "make".to_string()
+    };
+    let mut e = event(SRC, format!("make:{uuid}"), time, who, &system, &action);
+    e.resource = if target.is_empty() {
+        subject.clone()
+    } else {
+        format!("{subject}/{target}")
+    };
+    let team = s(m, "team.name");
+    let detail = at(m, "detail").cloned().unwrap_or(Value::Null);
+    let detail_names: Vec<String> = ["scenarioName", "connectionName", "webhookName", "name"]
+        .iter()
+        .map(|k| s(&detail, k))
+        .filter(|x| !x.is_empty())
+        .collect();
+    e.environment = guess_environment(
+        std::iter::once(team.as_str()).chain(detail_names.iter().map(String::as_str)),
+    );
+    set(&mut e, "source_event", name.clone());
+    set(&mut e, "target.id", target.clone());
+    set(&mut e, "team.id", s(m, "team.id"));
+    set(&mut e, "team.name", team);
+    set(&mut e, "organization.id", match s(m, "organizationId") {
+        x if x.is_empty() => s(m, "organization.id"),
+        x => x,
+    });
+    set(&mut e, "organization.name", s(m, "organization.name"));
+    set(&mut e, "actor.anonymized", anonymized);
+    set(&mut e, "version.from", s(m, "version.from"));
+    set(&mut e, "version.to", s(m, "version.to"));
+    if subject == "webhook" {
+        set(&mut e, "trigger.webhook", true);
+    }
+    if subject == "connection" || subject == "key" {
+        set(&mut e, "credential.kind", subject.clone());
+        set(&mut e, "credential.id", target.clone());
+    }
+    let mut derived: Vec<Event> = Vec::new();
+    if let Some(blueprint) = at(&detail, "blueprint") {
+        apply_blueprint(&mut e, blueprint);
+    }
+    let scopes = ["scopes", "scope"].iter().find_map(|k| at(&detail, k)).cloned();
+    if let (Some(scopes), true) = (scopes, subject == "connection") {
+        derived.extend(track_scope(&mut e, &scopes, &target, memory, out));
+    }
+    if !detail.is_null() {
+        let mut d = detail.clone();
+        if let Some(o) = d.as_object_mut() {
+            o.remove("blueprint");
+        }
+        keep_payload(&mut e, "detail", &d, 96);
+    }
+    out.push(index, e);
+    for d in derived {
+        out.push(index, d);
+    }
+}
+
+/// Triggers, destinations and export-like modules of a scenario blueprint
+/// (`{"flow": [{"module": "http:ActionSendData", "mapper": {"url": ...}}, ...]}`).
+fn apply_blueprint(e: &mut Event, blueprint: &Value) {
+    let mut modules = Vec::new();
+    collect_modules(at(blueprint, "flow").unwrap_or(&Value::Null), &mut modules);
+    let mut destinations = BTreeSet::new();
+    let mut exports = BTreeSet::new();
+    let mut webhook = false;
+    let mut schedule = false;
+    for m in &modules {
+        let module = s(m, "module");
+        let app = module.split(':').next().unwrap_or("").to_string();
+        if app == "gateway" {
+            webhook = true;
+        }
+        if module.starts_with("builtin:BasicScheduler") {
+            schedule = true;
+        }
+        for key in ["mapper.url", "mapper.serviceUrl", "mapper.host"] {
+            if let Some(h) = url_host(&s(m, key)) {
+                destinations.insert(h);
+            }
+        }
+        let verb = module.split(':').nth(1).unwrap_or("").to_ascii_lowercase();
+        let reads = verb.starts_with("get") || verb.starts_with("watch") || verb.starts_with("search") || verb.starts_with("list");
+        if EXPORT_APPS.contains(&app.as_str()) && !reads {
+            exports.insert(segment(&app));
+        }
+    }
+    if webhook {
+        set(e, "trigger.webhook", true);
+    }
+    if schedule || at(blueprint, "scheduling").is_some() {
+        set(e, "trigger.schedule", true);
+    }
+    set(e, "destinations", destinations.iter().cloned().collect::<Vec<_>>().join(","));
+    set(e, "destinations.count", destinations.len() as u64);
+    if let Some(first) = destinations.iter().next() {
+        e.destination = Some(first.clone());
+    }
+    set(e, "export", !exports.is_empty());
+    set(e, "export.nodes", exports.iter().cloned().collect::<Vec<_>>().join(","));
+    set(e, "nodes.count", modules.len() as u64);
+}
+
+fn collect_modules<'a>(flow: &'a Value, out: &mut Vec<&'a Value>) {
+    for m in flow.as_array().into_iter().flatten() {
+        out.push(m);
+        // Routers nest flows under `routes[].flow`.
+        for r in at(m, "routes").and_then(Value::as_array).into_iter().flatten() {
+            collect_modules(at(r, "flow").unwrap_or(&Value::Null), out);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn blueprints_reveal_webhooks_destinations_and_exports() {
+        let mut e = event(
+            SRC,
+            "x".into(),
+            time::OffsetDateTime::UNIX_EPOCH,
+            actor("a", ActorType::Human, ""),
+            "make",
+            "workflow.updated",
+        );
+        let bp = json!({"flow": [
+            {"id": 1, "module": "gateway:CustomWebHook"},
+            {"id": 2, "module": "builtin:BasicRouter", "routes": [
+                {"flow": [{"id": 3, "module": "http:ActionSendData", "mapper": {"url": "https://drop.example.org/in", "method": "post"}}]}
+            ]},
+            {"id": 4, "module": "google-sheets:getSheetContent"}
+        ]});
+        apply_blueprint(&mut e, &bp);
+        assert_eq!(e.attributes["trigger.webhook"], json!(true));
+        assert_eq!(e.destination.as_deref(), Some("drop.example.org"));
+        assert_eq!(e.attributes["export.nodes"], json!("http"));
+        assert_eq!(e.attributes["nodes.count"], json!(4));
+    }
+}

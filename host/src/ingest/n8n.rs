@@ -1,0 +1,444 @@
+//! n8n log streaming: `POST /v1/ingest/n8n`.
+//!
+//! n8n's webhook destination posts one event-bus message per request:
+//! `{"id", "ts", "eventName", "message", "payload": {...}}` (the `__type` n8n writes to its
+//! own log file is accepted too, so `n8nEventLog.log` can be back-filled). Header Auth
+//! carries `[n8n] token`. Ids are `n8n:<message id>` plus suffixes for derived events.
+//!
+//! Audit messages name the workflow but not its content. When a message carries the
+//! workflow itself (`payload.workflow` with `nodes`, e.g. a relay that attaches
+//! `GET /api/v1/workflows/{id}`), the adapter derives what detectors need: trigger kinds,
+//! external HTTP destinations, attached credentials, export-like nodes, and node-level
+//! changes against the last version it saw.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde_json::{json, Value};
+
+use super::adapter::{
+    self, actor, at, authorize, check_token, content_id, event, guess_environment, header,
+    items, json_body, keep_payload, malformed, parse_time, s, set, strings, unknown_action,
+    track_scope, url_host, Mapped, Memory, PAYLOAD_BUDGET,
+};
+use crate::api::error::ApiResult;
+use crate::api::AppState;
+use crate::event::{ActorType, Event, Source};
+
+const SRC: Source = Source::N8n;
+
+pub async fn post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let auth = check_token(
+        &state.config.n8n.token,
+        [
+            header(&headers, "authorization"),
+            header(&headers, "x-plumbline-token"),
+        ],
+        "n8n token (Authorization or X-Plumbline-Token)",
+    );
+    authorize(&state, &headers, auth)?;
+    let bytes = adapter::body(&state, &headers, body).await?;
+    let payload = json_body(&bytes)?;
+    let memory = Memory::open(&state)?;
+    let mut out = Mapped::default();
+    let list = items(&payload, &[]);
+    if !payload.is_array() && s(&payload, "eventName").is_empty() {
+        return Err(malformed(
+            "eventName",
+            "an n8n log-streaming message names its event (eventName)",
+        ));
+    }
+    for (i, msg) in list.into_iter().enumerate() {
+        map_message(msg, i, &memory, &mut out);
+    }
+    adapter::submit(&state, out, StatusCode::ACCEPTED).await
+}
+
+/// Node types that send data out of n8n (matched on the part after the package prefix).
+const EXPORT_NODES: &[&str] = &[
+    "httpRequest", "emailSend", "sendEmail", "gmail", "microsoftOutlook", "awsS3", "s3",
+    "googleDrive", "googleCloudStorage", "dropbox", "box", "microsoftOneDrive", "nextCloud",
+    "ftp", "ssh", "slack", "discord", "telegram", "mattermost", "microsoftTeams",
+    "respondToWebhook", "writeBinaryFile", "readWriteFile", "googleSheets", "airtable",
+    "postgres", "mySql", "mongoDb", "redis", "kafka", "rabbitmq", "mqtt", "amqp",
+];
+
+const CODE_NODES: &[&str] = &["code", "function", "functionItem", "executeCommand", "ssh"];
+
+fn short_type(node_type: &str) -> &str {
+    node_type.rsplit('.').next().unwrap_or(node_type)
+}
+
+pub fn is_export_node(node_type: &str) -> bool {
+    let t = short_type(node_type);
+    let t = t.strip_suffix("Tool").unwrap_or(t);
+    EXPORT_NODES.iter().any(|n| n.eq_ignore_ascii_case(t))
+}
+
+fn trigger_kind(node_type: &str) -> Option<String> {
+    let t = short_type(node_type);
+    match t {
+        "webhook" | "formTrigger" | "chatTrigger" | "mcpTrigger" => Some("webhook".into()),
+        "scheduleTrigger" | "cron" | "interval" => Some("schedule".into()),
+        "manualTrigger" | "start" => Some("manual".into()),
+        "executeWorkflowTrigger" => Some("subworkflow".into()),
+        "errorTrigger" => Some("error".into()),
+        _ => t
+            .strip_suffix("Trigger")
+            .map(|app| app.to_ascii_lowercase()),
+    }
+}
+
+/// What a workflow body says about its reach.
+#[derive(Debug, Default)]
+pub struct WorkflowShape {
+    pub triggers: BTreeSet<String>,
+    pub webhook_paths: Vec<String>,
+    pub unauthenticated_webhook: bool,
+    pub destinations: BTreeSet<String>,
+    pub credentials: BTreeSet<String>,
+    pub export_nodes: BTreeSet<String>,
+    pub code_nodes: usize,
+    /// name → (type, fingerprint of the node's parameters and credentials)
+    pub nodes: BTreeMap<String, (String, String)>,
+}
+
+pub fn shape(workflow: &Value) -> WorkflowShape {
+    let mut w = WorkflowShape::default();
+    for node in at(workflow, "nodes").and_then(Value::as_array).into_iter().flatten() {
+        let ty = s(node, "type");
+        let name = s(node, "name");
+        let short = short_type(&ty).to_string();
+        if let Some(kind) = trigger_kind(&ty) {
+            if kind == "webhook" {
+                let path = s(node, "parameters.path");
+                if !path.is_empty() {
+                    w.webhook_paths.push(path);
+                }
+                let auth = s(node, "parameters.authentication");
+                if auth.is_empty() || auth == "none" {
+                    w.unauthenticated_webhook = true;
+                }
+            }
+            w.triggers.insert(kind);
+        }
+        for key in ["parameters.url", "parameters.requestUrl", "parameters.endpoint", "parameters.host"] {
+            if let Some(h) = url_host(&s(node, key)) {
+                w.destinations.insert(h);
+            }
+        }
+        if let Some(creds) = at(node, "credentials").and_then(Value::as_object) {
+            for (kind, c) in creds {
+                let name = match s(c, "name") {
+                    n if n.is_empty() => s(c, "id"),
+                    n => n,
+                };
+                w.credentials.insert(format!("{kind}:{name}"));
+            }
+        }
+        if is_export_node(&ty) {
+            let method = s(node, "parameters.method").to_ascii_uppercase();
+            // A plain GET pulls data in; anything else can carry data out.
+            if short != "httpRequest" || method != "GET" && !method.is_empty() {
+                w.export_nodes.insert(short.clone());
+            }
+        }
+        if CODE_NODES.iter().any(|c| *c == short) {
+            w.code_nodes += 1;
+        }
+        let fingerprint = content_id(
+            serde_json::to_string(&json!([at(node, "parameters"), at(node, "credentials")]))
+                .unwrap_or_default()
+                .as_bytes(),
+        );
+        w.nodes.insert(name, (ty, fingerprint[..16].to_string()));
+    }
+    w
+}
+
+fn apply_shape(e: &mut Event, w: &WorkflowShape) {
+    set(e, "trigger.kinds", w.triggers.iter().cloned().collect::<Vec<_>>().join(","));
+    for t in &w.triggers {
+        set(e, &format!("trigger.{t}"), true);
+    }
+    if w.triggers.contains("webhook") {
+        set(e, "trigger.webhook.paths", w.webhook_paths.join(","));
+        set(e, "trigger.webhook.unauthenticated", w.unauthenticated_webhook);
+    }
+    set(e, "destinations", w.destinations.iter().cloned().collect::<Vec<_>>().join(","));
+    set(e, "destinations.count", w.destinations.len() as u64);
+    if let Some(first) = w.destinations.iter().next() {
+        e.destination = Some(first.clone());
+    }
+    set(e, "credentials", w.credentials.iter().cloned().collect::<Vec<_>>().join(","));
+    set(e, "credentials.count", w.credentials.len() as u64);
+    set(e, "export", !w.export_nodes.is_empty());
+    set(e, "export.nodes", w.export_nodes.iter().cloned().collect::<Vec<_>>().join(","));
+    set(e, "code.nodes", w.code_nodes as u64);
+    set(e, "nodes.count", w.nodes.len() as u64);
+}
+
+fn action_for(name: &str) -> String {
+    let n = name.strip_prefix("n8n.").unwrap_or(name);
+    let mapped = match n {
+        "audit.workflow.created" => "workflow.created",
+        "audit.workflow.updated" => "workflow.updated",
+        "audit.workflow.activated" => "workflow.activated",
+        "audit.workflow.deactivated" => "workflow.deactivated",
+        "audit.workflow.deleted" => "workflow.deleted",
+        "audit.workflow.archived" => "workflow.archived",
+        "audit.workflow.unarchived" => "workflow.unarchived",
+        "audit.workflow.executed" => "workflow.execution.requested",
+        "audit.workflow.version.updated" => "workflow.version.updated",
+        "workflow.started" => "workflow.execution.started",
+        "workflow.success" | "workflow.failed" => "workflow.executed",
+        "workflow.cancelled" => "workflow.execution.cancelled",
+        "node.started" => "workflow.node.started",
+        "node.finished" => "workflow.node.executed",
+        "audit.user.credentials.created" => "credential.created",
+        "audit.user.credentials.updated" => "credential.updated",
+        "audit.user.credentials.deleted" => "credential.deleted",
+        "audit.user.credentials.shared" => "credential.shared",
+        "audit.user.login.success" => "auth.login",
+        "audit.user.login.failed" => "auth.login.failed",
+        "audit.user.signedup" => "user.created",
+        "audit.user.invited" | "audit.user.reinvited" => "member.invited",
+        "audit.user.invitation.accepted" => "member.added",
+        "audit.user.updated" => "user.updated",
+        "audit.user.deleted" => "user.deleted",
+        "audit.user.reset.requested" | "audit.user.reset" => "password.reset",
+        "audit.user.api.created" => "api_key.created",
+        "audit.user.api.deleted" => "api_key.deleted",
+        "audit.user.api.rotated" => "api_key.rotated",
+        "audit.user.mfa.enabled" => "mfa.enabled",
+        "audit.user.mfa.disabled" => "mfa.disabled",
+        "audit.package.installed" => "package.installed",
+        "audit.package.updated" => "package.updated",
+        "audit.package.deleted" => "package.deleted",
+        "audit.variable.created" => "variable.created",
+        "audit.variable.updated" => "variable.updated",
+        "audit.variable.deleted" => "variable.deleted",
+        "audit.execution.data.revealed" => "data.revealed",
+        "audit.user.execution.deleted" => "execution.deleted",
+        "destination.test" => "webhook.ping",
+        other => return unknown_action(SRC, other),
+    };
+    mapped.to_string()
+}
+
+fn map_message(m: &Value, index: usize, memory: &Memory, out: &mut Mapped) {
+    let name = s(m, "eventName");
+    if name.is_empty() {
+        out.reject(index, "eventName", "an n8n message names its event");
+        return;
+    }
+    let Some(time) = at(m, "ts").and_then(parse_time) else {
+        out.reject(index, "ts", "missing or not an ISO 8601 time");
+        return;
+    };
+    let id = match s(m, "id") {
+        x if x.is_empty() => content_id(&serde_json::to_vec(m).unwrap_or_default()),
+        x => x,
+    };
+    let p = at(m, "payload").cloned().unwrap_or(Value::Null);
+    let action = action_for(&name);
+    let workflow_id = s(&p, "workflowId");
+    let workflow_name = s(&p, "workflowName");
+    let system = if workflow_id.is_empty() {
+        "n8n".to_string()
+    } else {
+        format!("n8n/workflow/{workflow_id}")
+    };
+    let who = {
+        let email = s(&p, "_email");
+        let uid = s(&p, "userId");
+        let display = [s(&p, "_firstName"), s(&p, "_lastName")].join(" ").trim().to_string();
+        if !email.is_empty() {
+            actor(&email, ActorType::Human, &display)
+        } else if !uid.is_empty() {
+            actor(&uid, ActorType::Human, &display)
+        } else if !workflow_id.is_empty() {
+            // Executions without a user were started by a trigger: the workflow acts.
+            actor(&format!("n8n-workflow:{workflow_id}"), ActorType::Service, &workflow_name)
+        } else {
+            actor("n8n", ActorType::Service, "n8n")
+        }
+    };
+    let mut e = event(SRC, format!("n8n:{id}"), time, who, &system, &action);
+    e.environment = guess_environment([workflow_name.as_str(), &s(&p, "projectName")]);
+    set(&mut e, "source_event", name.clone());
+    set(&mut e, "workflow.id", workflow_id.clone());
+    set(&mut e, "workflow.name", workflow_name.clone());
+    set(&mut e, "user.role", s(&p, "globalRole"));
+    set(&mut e, "project.id", s(&p, "projectId"));
+    set(&mut e, "project.name", s(&p, "projectName"));
+    if !workflow_id.is_empty() {
+        e.resource = format!("workflow/{workflow_id}");
+    }
+    let mut derived: Vec<Event> = Vec::new();
+    match action.as_str() {
+        a if a.starts_with("workflow.") && !a.starts_with("workflow.node.") && !a.starts_with("workflow.execut") => {
+            set(&mut e, "workflow.active_version", s(&p, "activeVersionId"));
+            if let Some(settings) = at(&p, "settingsChanged") {
+                set(&mut e, "settings_changed", settings.to_string());
+            }
+            if let Some(wf) = at(&p, "workflow").filter(|w| at(w, "nodes").is_some()) {
+                let w = shape(wf);
+                apply_shape(&mut e, &w);
+                derived = node_changes(&e, &w, &workflow_id, memory, out);
+            }
+        }
+        a if a.starts_with("workflow.execut") => {
+            set(&mut e, "execution.id", s(&p, "executionId"));
+            set(&mut e, "execution.mode", s(&p, "mode"));
+            set(&mut e, "execution.source", s(&p, "source"));
+            set(&mut e, "manual", at(&p, "isManual").cloned().unwrap_or(Value::Null));
+            if a == "workflow.executed" {
+                let ok = name.ends_with(".success");
+                set(&mut e, "outcome", if ok { "success" } else { "failure" });
+                set(&mut e, "error.node_type", s(&p, "errorNodeType"));
+                set(&mut e, "error.message", s(&p, "errorMessage"));
+                set(&mut e, "last_node", s(&p, "lastNodeExecuted"));
+            }
+        }
+        a if a.starts_with("workflow.node.") => {
+            let ty = s(&p, "nodeType");
+            set(&mut e, "execution.id", s(&p, "executionId"));
+            set(&mut e, "node.name", s(&p, "nodeName"));
+            set(&mut e, "node.type", ty.clone());
+            set(&mut e, "node.export", is_export_node(&ty));
+        }
+        a if a.starts_with("credential.") => {
+            let cid = s(&p, "credentialId");
+            e.resource = format!("credential/{cid}");
+            set(&mut e, "credential.id", cid.clone());
+            set(&mut e, "credential.type", s(&p, "credentialType"));
+            set(&mut e, "credential.name", s(&p, "credentialName"));
+            set(&mut e, "credential.public_api", at(&p, "publicApi").cloned().unwrap_or(Value::Null));
+            set(&mut e, "credential.shared_with", strings(&p, "userIdsShareesAdded").join(","));
+            let scopes = ["scope", "scopes", "credential.data.scope", "data.scope"]
+                .iter()
+                .find_map(|k| at(&p, k))
+                .cloned();
+            if let Some(scopes) = scopes {
+                derived.extend(track_scope(&mut e, &scopes, &cid, memory, out));
+            }
+        }
+        "auth.login" | "auth.login.failed" => {
+            set(&mut e, "auth.method", s(&p, "authenticationMethod"));
+            set(&mut e, "reason", s(&p, "reason"));
+        }
+        "package.installed" | "package.updated" | "package.deleted" => {
+            e.resource = s(&p, "packageName");
+            set(&mut e, "package.name", s(&p, "packageName"));
+            set(&mut e, "package.version", s(&p, "packageVersion"));
+            set(&mut e, "package.nodes", strings(&p, "packageNodeNames").join(","));
+        }
+        "member.invited" | "user.deleted" | "user.updated" => {
+            set(&mut e, "target_user", s(&p, "targetUserId"));
+            set(&mut e, "fields_changed", strings(&p, "fieldsChanged").join(","));
+        }
+        "webhook.ping" => {}
+        _ => keep_payload(&mut e, "payload", &p, PAYLOAD_BUDGET),
+    }
+    out.push(index, e);
+    for d in derived {
+        out.push(index, d);
+    }
+}
+
+/// `workflow.node.added` / `.removed` / `.changed` against the last version seen.
+fn node_changes(
+    base: &Event,
+    w: &WorkflowShape,
+    workflow_id: &str,
+    memory: &Memory,
+    out: &mut Mapped,
+) -> Vec<Event> {
+    let previous: BTreeMap<String, (String, String)> = memory
+        .get(SRC, "workflow_nodes", workflow_id)
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default();
+    let first_sight = previous.is_empty();
+    let mut events = Vec::new();
+    let derive = |what: &str, name: &str, ty: &str| {
+        let mut d = base.clone();
+        d.action = format!("workflow.node.{what}");
+        d.id = format!("{}:node.{what}.{}", base.id, &content_id(name.as_bytes())[..12]);
+        d.attributes.insert("node.name".into(), json!(name));
+        d.attributes.insert("node.type".into(), json!(ty));
+        d.attributes.insert("node.export".into(), json!(is_export_node(ty)));
+        d
+    };
+    // On first sight of a workflow every node is "added" only if the workflow is new;
+    // an update we have no baseline for says nothing about which nodes changed.
+    if !first_sight || base.action == "workflow.created" {
+        for (name, (ty, fp)) in &w.nodes {
+            match previous.get(name) {
+                None => events.push(derive("added", name, ty)),
+                Some((_, old)) if old != fp => events.push(derive("changed", name, ty)),
+                _ => {}
+            }
+        }
+        for (name, (ty, _)) in &previous {
+            if !w.nodes.contains_key(name) {
+                events.push(derive("removed", name, ty));
+            }
+        }
+    }
+    if base.action == "workflow.deleted" {
+        out.remember(SRC, "workflow_nodes", workflow_id, None);
+    } else {
+        out.remember(
+            SRC,
+            "workflow_nodes",
+            workflow_id,
+            Some(serde_json::to_value(&w.nodes).unwrap_or(Value::Null)),
+        );
+    }
+    events
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workflow_shape_finds_triggers_destinations_credentials_and_exports() {
+        let wf = json!({"nodes": [
+            {"name": "Webhook", "type": "n8n-nodes-base.webhook", "parameters": {"path": "invoice", "httpMethod": "POST"}},
+            {"name": "Every hour", "type": "n8n-nodes-base.scheduleTrigger", "parameters": {}},
+            {"name": "Fetch", "type": "n8n-nodes-base.httpRequest", "parameters": {"url": "https://api.internal.acme.com/v1/x", "method": "GET"}},
+            {"name": "Send", "type": "n8n-nodes-base.httpRequest", "parameters": {"url": "https://paste.example.net/upload", "method": "POST"},
+             "credentials": {"httpHeaderAuth": {"id": "7", "name": "Paste key"}}},
+            {"name": "Dyn", "type": "n8n-nodes-base.httpRequest", "parameters": {"url": "={{ $json.target }}", "method": "POST"}},
+            {"name": "Code", "type": "n8n-nodes-base.code", "parameters": {}}
+        ]});
+        let w = shape(&wf);
+        assert_eq!(w.triggers.iter().cloned().collect::<Vec<_>>(), vec!["schedule", "webhook"]);
+        assert!(w.unauthenticated_webhook);
+        assert_eq!(
+            w.destinations.iter().cloned().collect::<Vec<_>>(),
+            vec!["api.internal.acme.com", "paste.example.net"]
+        );
+        assert_eq!(w.credentials.iter().cloned().collect::<Vec<_>>(), vec!["httpHeaderAuth:Paste key"]);
+        assert_eq!(w.export_nodes.iter().cloned().collect::<Vec<_>>(), vec!["httpRequest"]);
+        assert_eq!(w.code_nodes, 1);
+    }
+
+    #[test]
+    fn event_names_map_to_the_vocabulary() {
+        assert_eq!(action_for("n8n.audit.workflow.activated"), "workflow.activated");
+        assert_eq!(action_for("n8n.audit.user.credentials.created"), "credential.created");
+        assert_eq!(action_for("n8n.ai.tool.called"), "n8n.ai.tool.called");
+        assert_eq!(action_for("n8n.audit.user.credentials.userDisconnected"), "n8n.audit.user.credentials.user_disconnected");
+    }
+
+}

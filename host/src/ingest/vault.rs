@@ -1,0 +1,392 @@
+//! HashiCorp Vault audit logs: `POST /v1/ingest/vault` (JSON lines, a JSON array, or one
+//! entry) and, when `[vault] socket_listen` is set, a TCP listener that Vault's `socket`
+//! audit device streams to directly (`vault audit enable socket address=HOST:PORT
+//! socket_type=tcp`).
+//!
+//! Each audit entry is one event with id `vault:<request.id>:<type>`, so the request and
+//! the response of one call are two events and a replayed line is stored once. Actions
+//! are decided on the response (which carries the outcome); the request half is kept as
+//! `vault.request`. Vault HMACs tokens and secret values (`hmac-sha256:…`); those are kept
+//! as they come — they compare equal without being readable — and anything raw that
+//! looks like a credential is redacted at ingest.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use super::adapter::{
+    self, actor, at, authorize, content_id, event, guess_environment, malformed, ndjson,
+    parse_time, s, set, strings, u, unknown_action, Mapped, SourceAuth,
+};
+use crate::api::error::ApiResult;
+use crate::api::AppState;
+use crate::event::{ActorType, Source, Volume};
+
+const SRC: Source = Source::Vault;
+
+pub async fn post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    // Vault has no way to sign what it sends: the API-token rules apply.
+    authorize(&state, &headers, SourceAuth::NotConfigured)?;
+    let bytes = adapter::body(&state, &headers, body).await?;
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace()).copied();
+    let mut out = Mapped::default();
+    match first {
+        Some(b'[') => {
+            let v = adapter::json_body(&bytes)?;
+            for (i, entry) in v.as_array().into_iter().flatten().enumerate() {
+                map_entry(entry, i, &mut out);
+            }
+        }
+        Some(b'{') => {
+            let lines = ndjson(&bytes);
+            if lines.iter().all(Result::is_err) {
+                // One pretty-printed entry, or garbage: let the JSON parser say which.
+                let v = adapter::json_body(&bytes)?;
+                map_entry(&v, 0, &mut out);
+            } else {
+                map_lines(lines, &mut out);
+            }
+        }
+        None => return Err(malformed("(body)", "empty body: expected Vault audit log lines")),
+        Some(_) => {
+            return Err(malformed(
+                "(body)",
+                "expected Vault audit log lines (one JSON object per line)",
+            ))
+        }
+    }
+    adapter::submit(&state, out, StatusCode::ACCEPTED).await
+}
+
+fn map_lines(lines: Vec<Result<Value, String>>, out: &mut Mapped) {
+    for (i, line) in lines.into_iter().enumerate() {
+        match line {
+            Ok(v) => map_entry(&v, i, out),
+            Err(reason) => out.reject(i, "(line)", reason),
+        }
+    }
+}
+
+/// The action for one audit entry.
+fn action_for(kind: &str, op: &str, path: &str, mount_type: &str, error: &str) -> String {
+    if kind == "request" {
+        return "vault.request".into();
+    }
+    if kind != "response" {
+        return unknown_action(SRC, kind);
+    }
+    if error.contains("permission denied") {
+        return "secret.permission_denied".into();
+    }
+    let failed = !error.is_empty();
+    let is_login = path.starts_with("auth/") && (path.contains("/login") || path.ends_with("/login"));
+    if is_login {
+        return if failed { "auth.login.failed" } else { "auth.login" }.into();
+    }
+    if path.starts_with("sys/audit/") || path.starts_with("sys/audit-hash") {
+        return match op {
+            "delete" => "audit.disabled",
+            "update" | "create" => "audit.enabled",
+            _ => "vault.audit",
+        }
+        .into();
+    }
+    if path.starts_with("sys/policy/") || path.starts_with("sys/policies/") {
+        return match op {
+            "delete" => "policy.deleted",
+            "update" | "create" => "policy.updated",
+            _ => "policy.read",
+        }
+        .into();
+    }
+    if path.starts_with("auth/token/create") {
+        return "token.created".into();
+    }
+    if path.contains("/creds/") || path.contains("/sts/") {
+        return "credential.issued".into();
+    }
+    match (mount_type, op) {
+        ("kv" | "generic" | "cubbyhole", "read") => "secret.read",
+        ("kv" | "generic" | "cubbyhole", "list") => "secret.list",
+        ("kv" | "generic" | "cubbyhole", "create" | "update" | "patch") => "secret.written",
+        ("kv" | "generic" | "cubbyhole", "delete") => "secret.deleted",
+        (_, op) if !op.is_empty() => return format!("vault.{}", adapter::segment(op)),
+        _ => "vault.unknown",
+    }
+    .into()
+}
+
+/// Auth method from the token's display name (`approle`, `userpass-ada`, `oidc-ada@x`).
+fn actor_kind(display: &str, path: &str) -> ActorType {
+    let method = display.split('-').next().unwrap_or(display);
+    match method {
+        "userpass" | "ldap" | "oidc" | "okta" | "github" | "radius" | "saml" => ActorType::Human,
+        "root" => ActorType::Human,
+        "" if path.starts_with("auth/userpass") || path.starts_with("auth/oidc") => {
+            ActorType::Human
+        }
+        _ => ActorType::Service,
+    }
+}
+
+/// Maps one audit entry (a request or a response half) to one event.
+pub fn map_entry(v: &Value, index: usize, out: &mut Mapped) {
+    let kind = s(v, "type");
+    if kind.is_empty() {
+        out.reject(index, "type", "a Vault audit entry is a request or a response");
+        return;
+    }
+    let Some(time) = at(v, "time").and_then(parse_time) else {
+        out.reject(index, "time", "missing or not an RFC 3339 time");
+        return;
+    };
+    let request_id = s(v, "request.id");
+    let id = if request_id.is_empty() {
+        format!("vault:{}", content_id(&serde_json::to_vec(v).unwrap_or_default()))
+    } else {
+        format!("vault:{request_id}:{kind}")
+    };
+    let path = s(v, "request.path");
+    let op = s(v, "request.operation");
+    let mount_type = match s(v, "request.mount_type") {
+        m if m.is_empty() => s(v, "response.mount_type"),
+        m => m,
+    };
+    let error = s(v, "error");
+    let display = s(v, "auth.display_name");
+    let entity = s(v, "auth.entity_id");
+    let who_id = if !display.is_empty() {
+        display.clone()
+    } else if !entity.is_empty() {
+        entity.clone()
+    } else if path.starts_with("auth/") {
+        // A login has no token yet: the caller is only known by address.
+        format!("vault-client:{}", s(v, "request.remote_address"))
+    } else {
+        "vault-anonymous".to_string()
+    };
+    let action = action_for(&kind, &op, &path, &mount_type, &error);
+    let namespace = s(v, "request.namespace.path");
+    let system = match namespace.trim_matches('/') {
+        "" => "vault".to_string(),
+        ns => format!("vault/{ns}"),
+    };
+    let mut e = event(SRC, id, time, actor(&who_id, actor_kind(&display, &path), &display), &system, &action);
+    e.resource = path.clone();
+    e.environment = guess_environment([path.as_str(), namespace.as_str()]);
+    set(&mut e, "source_event", kind.clone());
+    set(&mut e, "vault.type", kind.clone());
+    set(&mut e, "request.id", request_id);
+    set(&mut e, "operation", op.clone());
+    set(&mut e, "path", path.clone());
+    set(&mut e, "mount.type", mount_type);
+    set(&mut e, "mount.point", match s(v, "request.mount_point") {
+        m if m.is_empty() => s(v, "response.mount_point"),
+        m => m,
+    });
+    set(&mut e, "ip", s(v, "request.remote_address"));
+    set(&mut e, "namespace", namespace);
+    set(&mut e, "outcome", if error.is_empty() { "success" } else { "failure" });
+    set(&mut e, "error", error.trim().replace("\n\t* ", " ").replace('\n', " "));
+    set(&mut e, "auth.policies", strings(v, "auth.policies").join(","));
+    set(&mut e, "auth.token_policies", strings(v, "auth.token_policies").join(","));
+    set(&mut e, "auth.token_type", s(v, "auth.token_type"));
+    set(&mut e, "auth.entity_id", entity);
+    set(&mut e, "auth.accessor", s(v, "auth.accessor"));
+    set(&mut e, "auth.client_token", s(v, "auth.client_token"));
+    if let Some(meta) = at(v, "auth.metadata").and_then(Value::as_object) {
+        for (k, x) in meta.iter().take(16) {
+            set(&mut e, &format!("auth.metadata.{k}"), x.clone());
+        }
+    }
+    if let Some(ttl) = u(v, "auth.token_ttl") {
+        set(&mut e, "auth.token_ttl", ttl);
+    }
+    if action == "token.created" || action == "auth.login" {
+        set(&mut e, "granted.policies", strings(v, "response.auth.policies").join(","));
+    }
+    if let Some(keys) = at(v, "response.data.keys").and_then(Value::as_array) {
+        set(&mut e, "response.keys", keys.len() as u64);
+        e.volume = Some(Volume {
+            rows: Some(keys.len() as u64),
+            ..Volume::default()
+        });
+    }
+    out.push(index, e);
+}
+
+/// Starts the socket listener when `[vault] socket_listen` is set; returns its address.
+/// Binds synchronously so a bad address fails start-up instead of a background task.
+pub fn listen_socket(state: &AppState) -> anyhow::Result<Option<SocketAddr>> {
+    let addr = state.config.vault.socket_listen.trim();
+    if addr.is_empty() {
+        return Ok(None);
+    }
+    let std_listener = std::net::TcpListener::bind(addr)
+        .map_err(|e| anyhow::anyhow!("vault.socket_listen `{addr}`: cannot listen: {e}"))?;
+    std_listener.set_nonblocking(true)?;
+    let local = std_listener.local_addr()?;
+    if !local.ip().is_loopback() {
+        tracing::warn!(%local, "the Vault audit socket takes unauthenticated connections: keep it on a private network");
+    }
+    let listener = tokio::net::TcpListener::from_std(std_listener)?;
+    let state = state.clone();
+    tokio::spawn(async move {
+        loop {
+            match listener.accept().await {
+                Ok((conn, peer)) => {
+                    tracing::info!(%peer, "vault audit socket connected");
+                    tokio::spawn(read_stream(state.clone(), conn, peer));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "vault audit socket accept failed");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    });
+    tracing::info!(%local, "vault audit socket listening");
+    Ok(Some(local))
+}
+
+/// Most entries stored per batch from a socket.
+const SOCKET_BATCH: usize = 512;
+
+/// Reads JSON lines from one Vault connection, storing them in batches. When the store is
+/// unavailable the reader waits and retries instead of dropping lines: Vault then sees
+/// back-pressure on its socket, which is how its audit devices expect a sink to behave.
+async fn read_stream(state: AppState, conn: tokio::net::TcpStream, peer: SocketAddr) {
+    let limit = state.config.server.body_limit_bytes;
+    let mut reader = BufReader::new(conn);
+    let mut line = Vec::new();
+    let mut batch: Vec<Result<Value, String>> = Vec::new();
+    loop {
+        let read = if batch.is_empty() {
+            read_line(&mut reader, &mut line, limit).await
+        } else {
+            // Flush what we have when Vault pauses. A line half-read when the timer fires
+            // stays in `line` and is completed by the next read.
+            match tokio::time::timeout(
+                Duration::from_millis(50),
+                read_line(&mut reader, &mut line, limit),
+            )
+            .await
+            {
+                Ok(r) => r,
+                Err(_) => {
+                    flush(&state, &mut batch, peer).await;
+                    continue;
+                }
+            }
+        };
+        match read {
+            Ok(complete) => {
+                let text = line.trim_ascii();
+                if !text.is_empty() {
+                    batch.push(serde_json::from_slice(text).map_err(|e| format!("not JSON: {e}")));
+                }
+                line.clear();
+                if batch.len() >= SOCKET_BATCH {
+                    flush(&state, &mut batch, peer).await;
+                }
+                if !complete {
+                    break;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "vault audit socket read failed");
+                break;
+            }
+        }
+    }
+    flush(&state, &mut batch, peer).await;
+    tracing::info!(%peer, "vault audit socket closed");
+}
+
+/// Appends to `buf` up to and including the next newline. `Ok(true)`: a line ended;
+/// `Ok(false)`: the connection ended (what is in `buf` is the last, unterminated line).
+/// A line longer than `limit` is an error and ends the connection, since the rest of it
+/// cannot be framed.
+async fn read_line(
+    reader: &mut BufReader<tokio::net::TcpStream>,
+    buf: &mut Vec<u8>,
+    limit: usize,
+) -> std::io::Result<bool> {
+    loop {
+        let available = reader.fill_buf().await?;
+        if available.is_empty() {
+            return Ok(false);
+        }
+        let (chunk, done) = match available.iter().position(|b| *b == b'\n') {
+            Some(i) => (&available[..=i], true),
+            None => (available, false),
+        };
+        let n = chunk.len();
+        if buf.len() + n > limit {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("audit line longer than {limit} bytes"),
+            ));
+        }
+        buf.extend_from_slice(chunk);
+        reader.consume(n);
+        if done {
+            return Ok(true);
+        }
+    }
+}
+
+async fn flush(state: &AppState, batch: &mut Vec<Result<Value, String>>, peer: SocketAddr) {
+    if batch.is_empty() {
+        return;
+    }
+    let lines = std::mem::take(batch);
+    let mut delay = Duration::from_millis(100);
+    loop {
+        let mut mapped = Mapped::default();
+        map_lines(lines.clone(), &mut mapped);
+        match adapter::store(state, mapped).await {
+            Ok(report) => {
+                for r in &report.rejected {
+                    tracing::warn!(%peer, field = %r.field, reason = %r.reason, "vault audit line refused");
+                }
+                return;
+            }
+            Err(e) => {
+                tracing::error!(%peer, error = ?e.body, "storing vault audit lines failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actions_follow_path_operation_and_outcome() {
+        assert_eq!(action_for("response", "read", "secret/data/prod/db", "kv", ""), "secret.read");
+        assert_eq!(
+            action_for("response", "read", "secret/data/prod/db", "kv", "1 error occurred:\n\t* permission denied\n\n"),
+            "secret.permission_denied"
+        );
+        assert_eq!(action_for("request", "read", "secret/data/x", "kv", ""), "vault.request");
+        assert_eq!(action_for("response", "read", "database/creds/readonly", "database", ""), "credential.issued");
+        assert_eq!(action_for("response", "update", "auth/approle/login", "approle", ""), "auth.login");
+        assert_eq!(action_for("response", "delete", "sys/audit/file", "system", ""), "audit.disabled");
+        assert_eq!(action_for("response", "update", "transit/decrypt/k", "transit", ""), "vault.update");
+        assert_eq!(action_for("weird", "", "", "", ""), "vault.weird");
+    }
+}
