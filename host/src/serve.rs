@@ -54,6 +54,7 @@ pub fn start(config: Config, evaluator: Arc<dyn Evaluator>) -> anyhow::Result<Se
         trajectories,
         alerts,
     };
+    crate::ingest::vault::listen_socket(&state)?;
     Ok(Service { state })
 }
 

@@ -39,6 +39,7 @@ pub fn router(state: AppState) -> Router {
         .merge(events::routes())
         .merge(trajectories::routes())
         .merge(alerts::routes())
+        .merge(crate::ingest::routes())
         .fallback(|| async { error::ApiError::not_found("no such endpoint") })
         .with_state(state)
 }
