@@ -34,6 +34,7 @@ pub struct Config {
     pub cloudtrail: CloudtrailConfig,
     pub okta: OktaConfig,
     pub openai: OpenaiConfig,
+    pub llm: crate::summary::LlmConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -177,6 +178,7 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        self.llm.validate().map_err(ConfigError::Invalid)?;
         if self.trajectory.max_events == 0 {
             return Err(ConfigError::Invalid(
                 "trajectory.max_events must be at least 1".into(),

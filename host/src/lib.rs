@@ -12,4 +12,5 @@ pub mod metrics;
 pub mod redact;
 pub mod serve;
 pub mod store;
+pub mod summary;
 pub mod trajectory;

@@ -11,6 +11,7 @@ use crate::api::{self, auth::Auth, AppState};
 use crate::config::Config;
 use crate::ingest::Ingest;
 use crate::store::{Store, Writer};
+use crate::summary::{stage::NoNextStage, SummaryStage};
 use crate::trajectory::{Evaluator, TrajectoryStage};
 
 /// Refuses an open API anywhere but loopback.
@@ -27,6 +28,7 @@ pub fn check_exposure(config: &Config, addr: &SocketAddr) -> anyhow::Result<()> 
 /// The running pieces behind the API.
 pub struct Service {
     pub state: AppState,
+    pub summaries: Arc<SummaryStage>,
 }
 
 /// Opens the store and starts every stage: trajectories (catching up from their checkpoint)
@@ -40,8 +42,19 @@ pub fn start(config: Config, evaluator: Arc<dyn Evaluator>) -> anyhow::Result<Se
     })?;
     let store = Store::open(&config.server.data_dir)?;
     let alerts = AlertBook::open(&store)?;
+    // Subscribed before trajectories start, so alerts raised while catching up are summarised.
+    // The policy stage is not wired yet: summaries are written into alerts and stop there.
+    let summaries = SummaryStage::start(
+        &config.llm,
+        config.store.retention_days,
+        &store,
+        alerts.clone(),
+        Arc::new(NoNextStage),
+        tokio::runtime::Handle::current(),
+    )?;
     let trajectories =
         TrajectoryStage::start(store.clone(), &config.trajectory, evaluator, alerts.clone())?;
+    summaries.resume(|id| trajectories.get(id).ok().flatten());
     let writer = Writer::start(store.clone(), config.store.fsync, trajectories.listener())?;
     let ingest = Ingest::new(writer, config.store.retention_days);
     spawn_retention(&config, store.clone());
@@ -55,7 +68,7 @@ pub fn start(config: Config, evaluator: Arc<dyn Evaluator>) -> anyhow::Result<Se
         alerts,
     };
     crate::ingest::vault::listen_socket(&state)?;
-    Ok(Service { state })
+    Ok(Service { state, summaries })
 }
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
@@ -71,6 +84,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         })?;
     check_exposure(&config, &addr)?;
     let evaluator: Arc<dyn Evaluator> = Arc::new(crate::trajectory::evaluate::NoDetectors);
+    let summaries_budget_ms = config.llm.budget_ms.min(10_000);
     let service = start(config, evaluator)?;
     if service.state.auth.is_open() {
         tracing::warn!("no API tokens configured: the API is open to anyone who can reach {addr} (loopback only)");
@@ -83,9 +97,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // Tests and scripts read this line to find a port chosen by the OS.
     println!("plumbline listening on http://{local}");
     let trajectories = service.state.trajectories.clone();
+    let summaries = service.summaries.clone();
     axum::serve(listener, api::router(service.state))
         .with_graceful_shutdown(shutdown_signal())
         .await?;
+    // Let summaries in flight finish; what does not is resumed at the next start.
+    let budget = std::time::Duration::from_millis(summaries_budget_ms);
+    if !summaries.drain(budget).await {
+        tracing::warn!("summaries still in flight at shutdown; they resume at the next start");
+    }
     // Save open windows so the next start resumes without re-reading history.
     tokio::task::spawn_blocking(move || trajectories.shutdown()).await?;
     Ok(())

@@ -318,30 +318,10 @@ fn derive(a: &mut Alert, t: &Trajectory) {
     a.summary = findings_summary(a, t);
 }
 
-/// A plain summary from the findings, in story order, used until (or instead of) an LLM
-/// narrative.
+/// The deterministic summary from the findings, in story order, with the evidence: what an
+/// alert carries until (or instead of) the model's narrative.
 pub fn findings_summary(a: &Alert, t: &Trajectory) -> String {
-    let mut s = format!(
-        "{} finding(s) on the {} trajectory of `{}`: ",
-        a.findings.len(),
-        t.kind.as_str(),
-        t.key
-    );
-    let parts: Vec<String> = a
-        .findings
-        .iter()
-        .map(|f| {
-            format!(
-                "{} (severity {}, evidence {})",
-                f.title,
-                f.severity,
-                f.evidence.join(", ")
-            )
-        })
-        .collect();
-    s.push_str(&parts.join("; "));
-    s.push('.');
-    s
+    crate::summary::fallback::build(a, t).render()
 }
 
 pub fn now() -> String {

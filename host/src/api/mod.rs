@@ -5,6 +5,7 @@ pub mod auth;
 pub mod error;
 pub mod events;
 pub mod params;
+pub mod summary_audit;
 pub mod trajectories;
 
 use std::sync::Arc;
@@ -39,6 +40,7 @@ pub fn router(state: AppState) -> Router {
         .merge(events::routes())
         .merge(trajectories::routes())
         .merge(alerts::routes())
+        .merge(summary_audit::routes())
         .merge(crate::ingest::routes())
         .fallback(|| async { error::ApiError::not_found("no such endpoint") })
         .with_state(state)
