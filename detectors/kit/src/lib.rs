@@ -79,6 +79,43 @@ pub fn glob(pattern: &str, text: &str) -> bool {
     go(pattern.as_bytes(), text.as_bytes())
 }
 
+/// Prints every fixture's findings (title, evidence, next step) under `cargo test --
+/// --nocapture`, for reviewing how findings read; the pass/fail check is the SDK's
+/// `run_fixtures`.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn show_findings<D: plumbline_sdk::Detector>(dir: &str) {
+    for path in plumbline_sdk::testing::fixture_files(std::path::Path::new(dir)).unwrap_or_default()
+    {
+        let name = path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
+        let Ok(fixture) = plumbline_sdk::testing::Fixture::load(&path) else {
+            continue;
+        };
+        let info = D::info();
+        let Ok(now) = fixture.now_nanos() else {
+            continue;
+        };
+        let cx = plumbline_sdk::Context::native(&info, &fixture.config, now);
+        match D::default().analyze(&fixture.trajectory, &cx) {
+            Ok(found) => {
+                println!("{name}:");
+                for f in found {
+                    println!(
+                        "  [{}] {} ({:.2}) {}",
+                        f.severity, f.signal, f.score, f.title
+                    );
+                    println!("      evidence: {}", f.evidence.join(" "));
+                    println!("      next: {}", f.next_step);
+                }
+            }
+            Err(e) => println!("{name}: error {e}"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
