@@ -35,6 +35,7 @@ pub struct Config {
     pub okta: OktaConfig,
     pub openai: OpenaiConfig,
     pub llm: crate::summary::LlmConfig,
+    pub runtime: crate::runtime::RuntimeConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -179,6 +180,7 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         self.llm.validate().map_err(ConfigError::Invalid)?;
+        self.runtime.validate().map_err(ConfigError::Invalid)?;
         if self.trajectory.max_events == 0 {
             return Err(ConfigError::Invalid(
                 "trajectory.max_events must be at least 1".into(),

@@ -10,6 +10,7 @@ pub mod event;
 pub mod ingest;
 pub mod metrics;
 pub mod redact;
+pub mod runtime;
 pub mod serve;
 pub mod store;
 pub mod summary;

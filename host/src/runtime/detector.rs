@@ -1,0 +1,226 @@
+//! Loading a detector: read the component, compile it (or take it from the cache), link it
+//! against the host's imports once (`InstancePre`), ask its `info()`, check it, and apply
+//! the operator's overrides (limits, config values, shadow).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::bindings::{wit, DetectorPre};
+use super::cache::{ComponentCache, Origin};
+use super::call::{self, CallSpec};
+use super::contract;
+use super::engine::DetectorEngine;
+use super::interest::Interest;
+use super::limits::Limits;
+use super::quarantine::{Health, HealthReport};
+use super::settings::DetectorOverride;
+use super::state::CallState;
+use super::LoadError;
+
+/// A component to load, with what the operator (or a pack manifest) says about it.
+#[derive(Debug, Clone)]
+pub struct DetectorSpec {
+    /// Where it came from (a path, or `pack/name` for packs).
+    pub origin: String,
+    pub bytes: Arc<Vec<u8>>,
+    /// Applied on top of `[runtime.detectors.<name>]`, if any.
+    pub overrides: Option<DetectorOverride>,
+}
+
+impl DetectorSpec {
+    pub fn from_file(path: &Path) -> Result<DetectorSpec, LoadError> {
+        let bytes = std::fs::read(path).map_err(|e| LoadError::Read(path.to_path_buf(), e))?;
+        Ok(DetectorSpec {
+            origin: path.display().to_string(),
+            bytes: Arc::new(bytes),
+            overrides: None,
+        })
+    }
+}
+
+/// A loaded detector, ready to be called. Its health lives here, so it survives a swap
+/// that keeps this detector and starts fresh for a new version.
+pub struct Detector {
+    pub info: wit::DetectorInfo,
+    pub limits: Limits,
+    /// Declared defaults overlaid with configured values.
+    pub config: Arc<BTreeMap<String, String>>,
+    pub shadow: bool,
+    pub origin: String,
+    pub sha256: String,
+    pub health: Health,
+    pub(super) interest: Interest,
+    pub(super) name: Arc<str>,
+    pub(super) pre: DetectorPre<CallState>,
+}
+
+/// What `GET /v1/detectors` and `plumbline detector test` report about a detector.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct DetectorStatus {
+    pub name: String,
+    pub version: String,
+    pub description: String,
+    pub origin: String,
+    pub sha256: String,
+    /// active, shadow or quarantined.
+    pub state: &'static str,
+    pub sources: Vec<String>,
+    pub actions: Vec<String>,
+    pub signals: Vec<String>,
+    pub deadline_ms: u64,
+    pub memory_mib: u64,
+    pub config: BTreeMap<String, String>,
+    #[serde(flatten)]
+    pub health: HealthReport,
+}
+
+impl Detector {
+    pub fn name(&self) -> &str {
+        &self.info.name
+    }
+
+    pub fn status(&self) -> DetectorStatus {
+        let health = self.health.report();
+        DetectorStatus {
+            name: self.info.name.clone(),
+            version: self.info.version.clone(),
+            description: self.info.description.clone(),
+            origin: self.origin.clone(),
+            sha256: self.sha256.clone(),
+            state: if health.quarantine.is_some() {
+                "quarantined"
+            } else if self.shadow {
+                "shadow"
+            } else {
+                "active"
+            },
+            sources: self.info.sources.clone(),
+            actions: self.info.actions.clone(),
+            signals: self.info.signals.clone(),
+            deadline_ms: self.limits.deadline.as_millis() as u64,
+            memory_mib: (self.limits.memory_bytes >> 20) as u64,
+            config: (*self.config).clone(),
+            health,
+        }
+    }
+
+    /// `self.config` with a fixture's (or a replay's) values on top; undeclared keys refused.
+    pub fn config_with(
+        &self,
+        values: &BTreeMap<String, String>,
+    ) -> Result<Arc<BTreeMap<String, String>>, String> {
+        if values.is_empty() {
+            return Ok(self.config.clone());
+        }
+        let mut c = (*self.config).clone();
+        for (k, v) in values {
+            if !self.info.config.iter().any(|d| &d.name == k) {
+                return Err(format!(
+                    "config key `{k}` is not declared by detector `{}`",
+                    self.info.name
+                ));
+            }
+            c.insert(k.clone(), v.clone());
+        }
+        Ok(Arc::new(c))
+    }
+}
+
+/// Compiles, links and introspects `spec`. `lookup` gives the configured overrides for a
+/// detector name (known only once `info()` has answered).
+pub(super) fn load(
+    engine: &DetectorEngine,
+    cache: &ComponentCache,
+    base: Limits,
+    spec: DetectorSpec,
+    lookup: impl Fn(&str) -> Option<DetectorOverride>,
+) -> Result<(Detector, Origin), LoadError> {
+    let sha256 = hex::encode(Sha256::digest(spec.bytes.as_slice()));
+    let (component, origin) = cache.get(&engine.engine, &spec.bytes)?;
+    let pre = engine
+        .linker
+        .instantiate_pre(&component)
+        .map_err(|e| LoadError::Link(format!("{e:#}")))?;
+    let pre = DetectorPre::new(pre).map_err(|e| LoadError::Link(format!("{e:#}")))?;
+    let probe_name: Arc<str> = Arc::from(spec.origin.as_str());
+    let info = call::info(
+        engine,
+        CallSpec {
+            name: &probe_name,
+            pre: &pre,
+            limits: &base,
+            config: Arc::new(BTreeMap::new()),
+            now: None,
+        },
+    )
+    .map_err(LoadError::Info)?;
+    contract::check_info(&info).map_err(LoadError::Contract)?;
+
+    let mut o = lookup(&info.name).unwrap_or_default();
+    if let Some(extra) = spec.overrides {
+        o.deadline_ms = extra.deadline_ms.or(o.deadline_ms);
+        o.memory_mib = extra.memory_mib.or(o.memory_mib);
+        o.shadow |= extra.shadow;
+        o.enabled &= extra.enabled;
+        o.config.extend(extra.config);
+    }
+    if !o.enabled {
+        return Err(LoadError::Disabled(info.name));
+    }
+    let mut config: BTreeMap<String, String> = info
+        .config
+        .iter()
+        .map(|k| (k.name.clone(), k.default_value.clone()))
+        .collect();
+    for (k, v) in o.config.iter() {
+        if !config.contains_key(k) {
+            return Err(LoadError::Config(format!(
+                "runtime.detectors.\"{}\".config: key `{k}` is not declared by the detector \
+                 (it declares: {})",
+                info.name,
+                info.config
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        config.insert(k.clone(), v.clone());
+    }
+    let limits = base.with(&o);
+    Ok((
+        Detector {
+            interest: Interest::of(&info),
+            name: Arc::from(info.name.as_str()),
+            info,
+            limits,
+            config: Arc::new(config),
+            shadow: o.shadow,
+            origin: spec.origin,
+            sha256,
+            health: Health::default(),
+            pre,
+        },
+        origin,
+    ))
+}
+
+/// The `*.wasm` files of `dirs` (sorted, non-recursive) followed by `paths`.
+pub fn component_files(dirs: &[PathBuf], paths: &[PathBuf]) -> Result<Vec<PathBuf>, LoadError> {
+    let mut out = Vec::new();
+    for d in dirs {
+        let mut found: Vec<PathBuf> = std::fs::read_dir(d)
+            .map_err(|e| LoadError::Read(d.clone(), e))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "wasm"))
+            .collect();
+        found.sort();
+        out.extend(found);
+    }
+    out.extend(paths.iter().cloned());
+    Ok(out)
+}

@@ -1,0 +1,105 @@
+//! The interest filter: a detector is called only for trajectories holding at least one
+//! event from a source it reads with an action it reads. Most trajectories touch few
+//! detectors, so this is where most of the evaluation cost is saved.
+
+use super::bindings::wit;
+
+#[derive(Debug, Clone)]
+pub struct Interest {
+    sources: Vec<String>,
+    actions: Vec<String>,
+}
+
+impl Interest {
+    pub fn of(info: &wit::DetectorInfo) -> Interest {
+        Interest {
+            sources: info.sources.clone(),
+            actions: info.actions.clone(),
+        }
+    }
+
+    pub fn matches(&self, t: &wit::Trajectory) -> bool {
+        t.events.iter().any(|e| {
+            (self.sources.is_empty() || self.sources.iter().any(|s| *s == e.source))
+                && (self.actions.is_empty()
+                    || self.actions.iter().any(|p| action_matches(p, &e.action)))
+        })
+    }
+}
+
+/// Same rule as the SDK's `action_matches`: exact, `prefix.*`, or `*`.
+pub fn action_matches(pattern: &str, action: &str) -> bool {
+    if pattern == "*" {
+        return true;
+    }
+    match pattern.strip_suffix(".*") {
+        Some(prefix) => {
+            action == prefix
+                || (action.starts_with(prefix)
+                    && action.as_bytes().get(prefix.len()) == Some(&b'.'))
+        }
+        None => pattern == action,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn traj(events: &[(&str, &str)]) -> wit::Trajectory {
+        wit::Trajectory {
+            id: "t".into(),
+            kind: wit::TrajectoryKind::Actor,
+            key: "a".into(),
+            start: 0,
+            end: 0,
+            dropped: 0,
+            hash: String::new(),
+            events: events
+                .iter()
+                .map(|(source, action)| wit::Event {
+                    id: format!("{source}-{action}"),
+                    time: 0,
+                    source: source.to_string(),
+                    actor: wit::Actor {
+                        id: "a".into(),
+                        kind: wit::ActorKind::Human,
+                        display: String::new(),
+                    },
+                    system: "s".into(),
+                    action: action.to_string(),
+                    resource: String::new(),
+                    environment: wit::Environment::Unknown,
+                    destination: None,
+                    volume: None,
+                    attributes: vec![],
+                })
+                .collect(),
+        }
+    }
+
+    fn interest(sources: &[&str], actions: &[&str]) -> Interest {
+        Interest {
+            sources: sources.iter().map(|s| s.to_string()).collect(),
+            actions: actions.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn source_and_action_must_meet_in_one_event() {
+        let t = traj(&[("github", "git.push"), ("vault", "secret.read")]);
+        assert!(interest(&[], &[]).matches(&t));
+        assert!(interest(&["github"], &["git.*"]).matches(&t));
+        assert!(!interest(&["github"], &["secret.read"]).matches(&t));
+        assert!(interest(&[], &["secret.read"]).matches(&t));
+        assert!(!interest(&["n8n"], &[]).matches(&t));
+        assert!(!interest(&[], &["git.push.force"]).matches(&t));
+    }
+
+    #[test]
+    fn prefix_patterns() {
+        assert!(action_matches("credential.*", "credential.scope.increased"));
+        assert!(!action_matches("credential.*", "credentials.read"));
+        assert!(action_matches("*", "x"));
+    }
+}

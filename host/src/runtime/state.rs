@@ -1,0 +1,128 @@
+//! What one detector call's store holds, and the host side of the detector's imports:
+//! log, config and clock. Nothing else is reachable from a detector.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::bindings::plumbline::detector::{clock, config, log, types};
+use super::limits::MemoryCap;
+
+/// Log lines one call may emit; the rest are counted and dropped.
+const LOG_LINES_PER_CALL: u32 = 32;
+/// Longest log line kept (bytes).
+const LOG_LINE_MAX: usize = 1024;
+/// What a guest may write to stderr per call (panic messages, Python tracebacks).
+const STDERR_CAPACITY: usize = 8 << 10;
+
+pub struct CallState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub memory: MemoryCap,
+    detector: Arc<str>,
+    config: Arc<BTreeMap<String, String>>,
+    /// A pinned clock (fixtures); `None` reads the system clock.
+    now: Option<i64>,
+    logs_left: u32,
+    pub logs_dropped: u32,
+    stderr: MemoryOutputPipe,
+}
+
+impl CallState {
+    pub fn new(
+        detector: Arc<str>,
+        config: Arc<BTreeMap<String, String>>,
+        memory_bytes: usize,
+        now: Option<i64>,
+    ) -> Self {
+        let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
+        let mut wasi = WasiCtx::builder();
+        // The builder's defaults already give no preopens, no env, no args and deny every
+        // socket address; also refuse to create sockets at all.
+        wasi.allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .stderr(stderr.clone());
+        CallState {
+            wasi: wasi.build(),
+            table: ResourceTable::new(),
+            memory: MemoryCap::new(memory_bytes),
+            detector,
+            config,
+            now,
+            logs_left: LOG_LINES_PER_CALL,
+            logs_dropped: 0,
+            stderr,
+        }
+    }
+
+    /// The tail of what the guest wrote to stderr (a panic message, a traceback).
+    pub fn stderr_tail(&self) -> String {
+        let bytes = self.stderr.contents();
+        let text = String::from_utf8_lossy(&bytes);
+        let text = text.trim();
+        let start = text.char_indices().rev().nth(400).map_or(0, |(i, _)| i);
+        text[start..].replace('\n', " | ")
+    }
+}
+
+impl WasiView for CallState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl types::Host for CallState {}
+
+impl log::Host for CallState {
+    fn log(&mut self, level: log::Level, message: String) {
+        if self.logs_left == 0 {
+            self.logs_dropped += 1;
+            return;
+        }
+        self.logs_left -= 1;
+        let mut message = message;
+        if message.len() > LOG_LINE_MAX {
+            let mut cut = LOG_LINE_MAX;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+            message.push('…');
+        }
+        let detector = &*self.detector;
+        match level {
+            log::Level::Debug => {
+                tracing::debug!(target: "plumbline::detector", detector, "{message}")
+            }
+            log::Level::Info => {
+                tracing::info!(target: "plumbline::detector", detector, "{message}")
+            }
+            log::Level::Warn => {
+                tracing::warn!(target: "plumbline::detector", detector, "{message}")
+            }
+            log::Level::Error => {
+                tracing::error!(target: "plumbline::detector", detector, "{message}")
+            }
+        }
+    }
+}
+
+impl config::Host for CallState {
+    fn get(&mut self, key: String) -> Option<String> {
+        self.config.get(&key).cloned()
+    }
+}
+
+impl clock::Host for CallState {
+    fn now(&mut self) -> i64 {
+        self.now
+            .unwrap_or_else(|| time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64)
+    }
+}

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs what building and testing Plumbline needs beyond a Rust toolchain. Idempotent:
+# each step checks before it installs. Pinned versions live here and nowhere else.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+COMPONENTIZE_PY_VERSION=0.25.1   # Python detectors -> WebAssembly components
+VENV=.tools/venv
+
+# Rust detectors compile to WASI 0.2 components.
+if command -v rustup >/dev/null 2>&1; then
+    if ! rustup target list --installed | grep -qx wasm32-wasip2; then
+        rustup target add wasm32-wasip2
+    fi
+fi
+
+# The Python detector toolchain, in a project-local virtualenv (never the system Python).
+if ! command -v python3 >/dev/null 2>&1; then
+    echo "setup: python3 is required for the Python example detector" >&2
+    if command -v apt-get >/dev/null 2>&1; then
+        apt-get update -qq && apt-get install -y -qq python3 python3-venv >/dev/null
+    else
+        exit 1
+    fi
+fi
+if [ ! -x "$VENV/bin/python" ]; then
+    python3 -m venv "$VENV" || {
+        command -v apt-get >/dev/null 2>&1 && apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
+        python3 -m venv "$VENV"
+    }
+fi
+installed=$("$VENV/bin/python" -m pip show componentize-py 2>/dev/null | sed -n 's/^Version: //p' || true)
+if [ "$installed" != "$COMPONENTIZE_PY_VERSION" ]; then
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+        "componentize-py==$COMPONENTIZE_PY_VERSION"
+fi
+echo "setup: ok (wasm32-wasip2, componentize-py $COMPONENTIZE_PY_VERSION in $VENV)"
