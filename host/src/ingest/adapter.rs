@@ -202,6 +202,16 @@ impl Mapped {
             value,
         });
     }
+
+    /// What memory holds for `key`, counting what earlier items of this same request
+    /// will remember (a page of audit logs can create and then widen a key).
+    pub fn recall(&self, memory: &Memory, source: Source, kind: &str, key: &str) -> Option<Value> {
+        let k = memory_key(source, kind, key);
+        match self.remember.iter().rev().find(|r| r.key == k) {
+            Some(r) => r.value.clone(),
+            None => memory.get(source, kind, key),
+        }
+    }
 }
 
 /// Stores the mapped events and answers with the `POST /v1/events` report shape.
@@ -644,8 +654,8 @@ pub fn track_scope(
     out: &mut Mapped,
 ) -> Option<Event> {
     let now = scope_set(scopes);
-    let before = memory
-        .get(e.source, "credential_scope", credential)
+    let before = out
+        .recall(memory, e.source, "credential_scope", credential)
         .map(|v| scope_set(&v))
         .unwrap_or_default();
     let join = |s: &std::collections::BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>().join(" ");

@@ -64,7 +64,10 @@ fn identity(r: &Value) -> Actor {
     let issuer = s(r, "userIdentity.sessionContext.sessionIssuer.userName");
     let (id, display, ty) = match kind.as_str() {
         "Root" => (arn.clone(), "root".to_string(), ActorType::Human),
-        "IAMUser" => (arn.clone(), s(r, "userIdentity.userName"), ActorType::Human),
+        "IAMUser" => {
+            let name = s(r, "userIdentity.userName");
+            (if arn.is_empty() { name.clone() } else { arn.clone() }, name, ActorType::Human)
+        }
         "AssumedRole" => {
             let session = arn.rsplit('/').next().unwrap_or("").to_string();
             let human = issuer.starts_with("AWSReservedSSO_") || session.contains('@');

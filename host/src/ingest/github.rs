@@ -479,8 +479,8 @@ fn review(ctx: &Ctx, memory: &Memory, out: &mut Mapped) -> ApiResult<()> {
     // Remember each reviewer's latest verdict: an approval counts until dismissed or
     // superseded by a request for changes (GitHub's own rule).
     let key = format!("{}#{number}", ctx.repo);
-    let mut verdicts = memory
-        .get(SRC, "reviews", &key)
+    let mut verdicts = out
+        .recall(memory, SRC, "reviews", &key)
         .and_then(|v| v.as_object().cloned())
         .unwrap_or_default();
     match (action.as_str(), state.as_str()) {
@@ -583,8 +583,8 @@ fn protection_rule(ctx: &Ctx, memory: &Memory, out: &mut Mapped) {
     out.push(0, e);
 
     let rule_id = s(&rule, "id");
-    let mut rules = memory
-        .get(SRC, "protected", &ctx.repo)
+    let mut rules = out
+        .recall(memory, SRC, "protected", &ctx.repo)
         .and_then(|v| v.as_object().cloned())
         .unwrap_or_default();
     if action == "deleted" {

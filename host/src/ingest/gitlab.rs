@@ -393,8 +393,8 @@ fn merge_request(ctx: &Ctx, memory: &Memory, out: &mut Mapped) -> ApiResult<()> 
         s(mr, "target_branch") == s(p, "project.default_branch"),
     );
     let who = e.actor.id.clone();
-    let mut verdicts = memory
-        .get(SRC, "reviews", &key)
+    let mut verdicts = out
+        .recall(memory, SRC, "reviews", &key)
         .and_then(|v| v.as_object().cloned());
     let mut without_review = None;
     match action.as_str() {

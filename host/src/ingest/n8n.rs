@@ -257,7 +257,10 @@ fn map_message(m: &Value, index: usize, memory: &Memory, out: &mut Mapped) {
         format!("n8n/workflow/{workflow_id}")
     };
     let who = {
-        let email = s(&p, "_email");
+        let email = match s(&p, "_email") {
+            e if e.is_empty() => s(&p, "userEmail"),
+            e => e,
+        };
         let uid = s(&p, "userId");
         let display = [s(&p, "_firstName"), s(&p, "_lastName")].join(" ").trim().to_string();
         if !email.is_empty() {
@@ -362,8 +365,8 @@ fn node_changes(
     memory: &Memory,
     out: &mut Mapped,
 ) -> Vec<Event> {
-    let previous: BTreeMap<String, (String, String)> = memory
-        .get(SRC, "workflow_nodes", workflow_id)
+    let previous: BTreeMap<String, (String, String)> = out
+        .recall(memory, SRC, "workflow_nodes", workflow_id)
         .and_then(|v| serde_json::from_value(v).ok())
         .unwrap_or_default();
     let first_sight = previous.is_empty();
