@@ -1,0 +1,135 @@
+//! An automation workflow (n8n, make.com) starts sending data somewhere new: a host that is
+//! not allow-listed appears among the workflow's outbound destinations. Quick fixes turn
+//! "lead routing" into a customer-data replicator one HTTP node at a time; this catches
+//! the node that does it.
+//!
+//! A host counts as new only when the change is visible: the workflow was created in this
+//! trajectory, the adapter saw an export node added or changed in this version, or an
+//! earlier version in the trajectory lacked the host. A routine edit of an old workflow
+//! that has always posted somewhere is not a new destination.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use plumbline_detector_kit::{
+    attr_list, attr_text, keys, quoted, title, DestinationClass, Destinations, Policy,
+};
+use plumbline_sdk::*;
+
+const SIGNAL: &str = "exfil.workflow_new_destination";
+const NAME_KEYS: [&str; 3] = ["workflow.name", "detail.scenarioName", "detail.name"];
+
+#[derive(Default)]
+pub struct NewDestination;
+
+impl Detector for NewDestination {
+    fn info() -> Info {
+        let info = Info::new(
+            "exfiltration.new-destination",
+            "0.1.0",
+            "An automation workflow gains an outbound destination that is on no allow-list",
+        )
+        .actions(&["workflow.created", "workflow.updated", "workflow.activated"])
+        .signals(&[SIGNAL]);
+        let info = keys::destinations(info);
+        let info = keys::planned_work(info);
+        keys::environments(info, "test")
+    }
+
+    fn analyze(&self, t: &Trajectory, cx: &Context) -> Result<Vec<Finding>, AnalyzeError> {
+        if t.kind != TrajectoryKind::Actor {
+            return Ok(Vec::new());
+        }
+        let lists = Destinations::from_config(cx);
+        let policy = Policy::from_config(cx)?;
+        // Export nodes the adapter saw added or changed, by the id of the version event.
+        let mut export_changes: BTreeMap<&str, Vec<&Event>> = BTreeMap::new();
+        for e in t.with_any_action(&["workflow.node.added", "workflow.node.changed"]) {
+            if e.attr_bool("node.export") == Some(true) {
+                if let Some((base, _)) = e.id.split_once(":node.") {
+                    export_changes.entry(base).or_default().push(e);
+                }
+            }
+        }
+        let mut known: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+        let mut findings = Vec::new();
+        for e in t.with_any_action(&["workflow.created", "workflow.updated", "workflow.activated"])
+        {
+            // Only versions that carry the workflow body list its destinations.
+            if e.attr("nodes.count").is_none() {
+                continue;
+            }
+            let dests = attr_list(e, "destinations");
+            let baseline = known.get(e.system.as_str());
+            let nodes = export_changes.get(e.id.as_str());
+            let visible = e.is("workflow.created") || baseline.is_some() || nodes.is_some();
+            let fresh: Vec<&String> = dests
+                .iter()
+                .filter(|d| baseline.is_none_or(|b| !b.contains(*d)))
+                .collect();
+            known
+                .entry(e.system.as_str())
+                .or_default()
+                .extend(dests.iter().cloned());
+            if !visible || policy.is_ignored_environment(e) || policy.is_planned(e) {
+                continue;
+            }
+            let mut flagged: Vec<(String, DestinationClass)> = fresh
+                .iter()
+                .filter_map(|d| lists.classify(d).map(|(p, c)| (p.name().to_string(), c)))
+                .filter(|(_, c)| *c != DestinationClass::Known)
+                .collect();
+            if flagged.is_empty() {
+                continue;
+            }
+            // The most telling class first.
+            flagged.sort_by(|a, b| b.1.cmp(&a.1));
+            let worst = flagged[0].1;
+            let hosts: Vec<String> = flagged.iter().map(|(h, _)| h.clone()).collect();
+            let name = attr_text(e, &NAME_KEYS).unwrap_or(&e.system);
+            let t = title(format!(
+                "Workflow {} now sends data to {} ({}), changed by {}",
+                quoted(name, 50),
+                hosts.join(", "),
+                worst.describe(),
+                e.actor.id
+            ));
+            let score = if worst.is_personal_or_anonymous() {
+                0.85
+            } else {
+                0.6
+            };
+            let next = format!(
+                "Review the diff of {} with {}: who owns {} and is sending this workflow's data there approved? Pause the workflow if not; add approved vendors to known_domains",
+                e.system,
+                e.actor.id,
+                hosts.join(", ")
+            );
+            let mut evidence = vec![e];
+            evidence.extend(nodes.into_iter().flatten().copied());
+            findings.push(
+                Finding::new(SIGNAL, Severity::NeedsReview, t)
+                    .evidence(evidence)
+                    .score(score)
+                    .next_step(next),
+            );
+        }
+        Ok(findings)
+    }
+}
+
+register_detector!(NewDestination);
+
+#[cfg(test)]
+mod tests {
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
+
+    #[test]
+    fn show() {
+        plumbline_detector_kit::show_findings::<super::NewDestination>(FIXTURES);
+    }
+
+    #[test]
+    fn fixtures() {
+        plumbline_sdk::testing::run_fixtures::<super::NewDestination>(FIXTURES);
+    }
+}
