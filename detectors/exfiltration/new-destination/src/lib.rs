@@ -82,7 +82,7 @@ impl Detector for NewDestination {
                 continue;
             }
             // The most telling class first.
-            flagged.sort_by(|a, b| b.1.cmp(&a.1));
+            flagged.sort_by_key(|f| std::cmp::Reverse(f.1));
             let worst = flagged[0].1;
             let hosts: Vec<String> = flagged.iter().map(|(h, _)| h.clone()).collect();
             let name = attr_text(e, &NAME_KEYS).unwrap_or(&e.system);
