@@ -36,6 +36,8 @@ pub struct Config {
     pub openai: OpenaiConfig,
     pub llm: crate::summary::LlmConfig,
     pub runtime: crate::runtime::RuntimeConfig,
+    pub policy: crate::policy::PolicyConfig,
+    pub delivery: crate::route::DeliveryConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -74,6 +76,8 @@ pub struct ApiToken {
 pub enum Scope {
     Ingest,
     Read,
+    /// Approve or deny response actions (a review page's token; admin also may).
+    Review,
     Admin,
 }
 

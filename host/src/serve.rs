@@ -11,7 +11,7 @@ use crate::api::{self, auth::Auth, AppState};
 use crate::config::Config;
 use crate::ingest::Ingest;
 use crate::store::{Store, Writer};
-use crate::summary::{stage::NoNextStage, SummaryStage};
+use crate::summary::SummaryStage;
 use crate::trajectory::{Evaluator, TrajectoryStage};
 
 /// Refuses an open API anywhere but loopback.
@@ -42,20 +42,35 @@ pub fn start(config: Config, evaluator: Arc<dyn Evaluator>) -> anyhow::Result<Se
     })?;
     let store = Store::open(&config.server.data_dir)?;
     let alerts = AlertBook::open(&store)?;
+    // Policy and routing: summarised alerts are decided and recorded in the outbox.
+    let policy = crate::policy::model::Policy::load(&config.policy.file)?;
+    let routing = Arc::new(crate::policy::Routing::open(
+        &store,
+        alerts.clone(),
+        policy,
+        crate::policy::RoutingSettings {
+            public_url: config.server.public_url.clone(),
+            delivery: config.delivery.settings(),
+            http_timeout: std::time::Duration::from_millis(config.delivery.http_timeout_ms.max(1)),
+        },
+        Arc::new(crate::policy::schedule::SystemClock),
+        &|k| std::env::var(k).ok(),
+    )?);
     // Subscribed before trajectories start, so alerts raised while catching up are summarised.
-    // The policy stage is not wired yet: summaries are written into alerts and stop there.
     let summaries = SummaryStage::start(
         &config.llm,
         config.store.retention_days,
         &store,
         alerts.clone(),
-        Arc::new(NoNextStage),
+        routing.stage.clone(),
         tokio::runtime::Handle::current(),
     )?;
     let trajectories =
         TrajectoryStage::start(store.clone(), &config.trajectory, evaluator, alerts.clone())?;
     summaries.resume(|id| trajectories.get(id).ok().flatten());
     let writer = Writer::start(store.clone(), config.store.fsync, trajectories.listener())?;
+    // Deliveries wait on the writer's barrier, so each is durable before its first attempt.
+    routing.start(Arc::new(writer.clone()));
     let ingest = Ingest::new(writer, config.store.retention_days);
     spawn_retention(&config, store.clone());
     let auth = Auth::new(&config.auth.tokens);
@@ -66,6 +81,7 @@ pub fn start(config: Config, evaluator: Arc<dyn Evaluator>) -> anyhow::Result<Se
         auth,
         trajectories,
         alerts,
+        routing,
     };
     crate::ingest::vault::listen_socket(&state)?;
     Ok(Service { state, summaries })

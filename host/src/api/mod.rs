@@ -5,6 +5,7 @@ pub mod auth;
 pub mod error;
 pub mod events;
 pub mod params;
+pub mod routing;
 pub mod summary_audit;
 pub mod trajectories;
 
@@ -29,6 +30,7 @@ pub struct AppState {
     pub auth: auth::Auth,
     pub trajectories: Arc<TrajectoryStage>,
     pub alerts: AlertBook,
+    pub routing: Arc<crate::policy::Routing>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -40,6 +42,7 @@ pub fn router(state: AppState) -> Router {
         .merge(events::routes())
         .merge(trajectories::routes())
         .merge(alerts::routes())
+        .merge(routing::routes())
         .merge(summary_audit::routes())
         .merge(crate::ingest::routes())
         .fallback(|| async { error::ApiError::not_found("no such endpoint") })
