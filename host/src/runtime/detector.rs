@@ -78,6 +78,16 @@ pub struct DetectorStatus {
     pub health: HealthReport,
 }
 
+impl std::fmt::Debug for Detector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Detector")
+            .field("name", &self.info.name)
+            .field("version", &self.info.version)
+            .field("origin", &self.origin)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Detector {
     pub fn name(&self) -> &str {
         &self.info.name

@@ -345,3 +345,6 @@ impl Evaluator for Runtime {
         self.evaluate_on(&set, trajectory)
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests;

@@ -169,7 +169,7 @@ mod tests {
         // Later failures do not re-announce it.
         assert!(h.failed(&Failure::Deadline, 3).is_none());
         let r = h.report();
-        assert_eq!((r.calls, r.failures, r.findings), (6, 5, 1));
+        assert_eq!((r.calls, r.failures, r.findings), (7, 6, 1));
         assert!(h.release());
         assert!(!h.is_quarantined());
     }

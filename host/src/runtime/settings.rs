@@ -32,7 +32,7 @@ pub struct RuntimeConfig {
 }
 
 /// What an operator (or a pack manifest) may change about one detector.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DetectorOverride {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -48,6 +48,18 @@ pub struct DetectorOverride {
     /// Values for the config keys the detector declares (undeclared keys are refused).
     #[serde(default)]
     pub config: BTreeMap<String, String>,
+}
+
+impl Default for DetectorOverride {
+    fn default() -> Self {
+        DetectorOverride {
+            deadline_ms: None,
+            memory_mib: None,
+            enabled: true,
+            shadow: false,
+            config: BTreeMap::new(),
+        }
+    }
 }
 
 fn yes() -> bool {
