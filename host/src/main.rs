@@ -30,5 +30,14 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Ingest(args) => client::ingest(args).await,
         Command::Events(args) => client::events(args).await,
+        Command::Detector(args) => {
+            // WASM runs on the calling thread: keep it off the async workers.
+            let ok = tokio::task::spawn_blocking(move || plumbline::cli::detector::run(args))
+                .await??;
+            if !ok {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
     }
 }

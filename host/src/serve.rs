@@ -99,7 +99,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             )
         })?;
     check_exposure(&config, &addr)?;
-    let evaluator: Arc<dyn Evaluator> = Arc::new(crate::trajectory::evaluate::NoDetectors);
+    // Compiling detectors blocks (and their WASI glue must not run on an async worker).
+    let runtime_config = config.clone();
+    let runtime = tokio::task::spawn_blocking(move || {
+        crate::runtime::Runtime::load(&runtime_config)
+    })
+    .await??;
+    tracing::info!(
+        detectors = runtime.detectors().detectors().len(),
+        "detector runtime ready"
+    );
+    let evaluator: Arc<dyn Evaluator> = runtime;
     let summaries_budget_ms = config.llm.budget_ms.min(10_000);
     let service = start(config, evaluator)?;
     if service.state.auth.is_open() {

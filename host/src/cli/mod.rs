@@ -1,6 +1,7 @@
 //! The `plumbline` command line. Client commands talk to a running server over HTTP.
 
 pub mod client;
+pub mod detector;
 pub mod source;
 
 use std::path::PathBuf;
@@ -27,6 +28,8 @@ pub enum Command {
     Ingest(IngestArgs),
     /// Print stored events from a running server.
     Events(EventsArgs),
+    /// Work with detector components (test their fixtures in the real runtime).
+    Detector(detector::DetectorArgs),
 }
 
 #[derive(Debug, Args)]
