@@ -35,7 +35,7 @@ fn header(r: &TrajectoryRecord) -> Value {
         "id": r.id, "kind": r.kind, "key": r.key,
         "start": format_time(time_from_nanos(r.start)), "end": format_time(time_from_nanos(r.end)),
         "closes_at": format_time(time_from_nanos(r.closes_at)),
-        "open": !r.closed, "event_count": r.events.len(), "dropped": r.dropped, "hash": r.hash,
+        "open": !r.closed, "event_count": r.event_count, "dropped": r.dropped, "hash": r.hash,
     })
 }
 

@@ -1,7 +1,12 @@
-//! Trajectories on disk: one record per trajectory (its window and the events it holds,
-//! by reference) and a checkpoint: the last event batch whose effects are all saved.
-//! After a restart, open records are loaded and batches after the checkpoint re-applied
-//! (adding an event twice is a no-op), so nothing is skipped and nothing doubles.
+//! Trajectories on disk: one small header per trajectory (its window, hash, drop count and
+//! evaluation state) and a checkpoint: the last event batch whose effects are all saved.
+//!
+//! Membership is not written: it is a function of the stored events (every event of the
+//! key inside the window belongs to it, windows of one key never overlap), so a trajectory
+//! is rebuilt from the event store's index. Writing membership lists instead cost megabytes
+//! per checkpoint under load. After a restart, open headers are rebuilt and the batches
+//! after the checkpoint re-applied (adding an event twice is a no-op): nothing is skipped
+//! and nothing doubles.
 
 use std::sync::Arc;
 
@@ -9,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::model::{event_digest, TrajectoryKind};
 use super::window::{Entry, Session};
-use crate::store::{Store, StoreError};
+use crate::store::{EventQuery, Store, StoreError};
 
 const CHECKPOINT_KEY: &[u8] = b"checkpoint_seq";
 
@@ -26,8 +31,8 @@ pub struct TrajectoryRecord {
     pub hash: String,
     pub closed: bool,
     pub last_evaluated_hash: Option<String>,
-    /// Event ids in order.
-    pub events: Vec<String>,
+    /// Events kept (at most `trajectory.max_events`).
+    pub event_count: usize,
 }
 
 impl TrajectoryRecord {
@@ -44,7 +49,7 @@ impl TrajectoryRecord {
             hash: s.hash(),
             closed,
             last_evaluated_hash: s.last_evaluated_hash.clone(),
-            events: s.entries.iter().map(|e| e.event.id.clone()).collect(),
+            event_count: s.entries.len(),
         }
     }
 }
@@ -52,13 +57,15 @@ impl TrajectoryRecord {
 #[derive(Clone)]
 pub struct TrajectoryStore {
     store: Store,
+    max_events: usize,
     records: sled::Tree,
     meta: sled::Tree,
 }
 
 impl TrajectoryStore {
-    pub fn open(store: &Store) -> Result<Self, StoreError> {
+    pub fn open(store: &Store, max_events: usize) -> Result<Self, StoreError> {
         Ok(TrajectoryStore {
+            max_events,
             records: store.db().open_tree("trajectories")?,
             meta: store.db().open_tree("trajectory_meta")?,
             store: store.clone(),
@@ -109,10 +116,22 @@ impl TrajectoryStore {
             .filter_map(|v| v.ok().and_then(|v| serde_json::from_slice(&v).ok()))
     }
 
-    /// Rebuilds an in-memory session from its record and the stored events.
+    /// Rebuilds a session from its header and the events of its key inside its window.
     pub fn load_session(&self, r: &TrajectoryRecord) -> Result<Session, StoreError> {
-        let events = self.store.get_many(r.events.iter().map(String::as_str))?;
-        let entries = events
+        let mut q = EventQuery {
+            since: Some(r.first_time),
+            until: Some(r.closes_at.saturating_add(1)),
+            limit: usize::MAX,
+            ..EventQuery::default()
+        };
+        match r.kind {
+            TrajectoryKind::Actor => q.actor = Some(r.key.clone()),
+            TrajectoryKind::System => q.system = Some(r.key.clone()),
+        }
+        let entries = self
+            .store
+            .query(&q)?
+            .events
             .into_iter()
             .map(|e| Entry {
                 time: e.time_nanos(),
@@ -120,18 +139,17 @@ impl TrajectoryStore {
                 event: Arc::new(e),
             })
             .collect();
-        Ok(Session {
-            id: r.id.clone(),
-            kind: r.kind,
-            key: r.key.clone(),
-            first_time: r.first_time,
-            closes_at: r.closes_at,
+        Ok(Session::restored(
+            r.id.clone(),
+            r.kind,
+            r.key.clone(),
+            r.first_time,
+            r.closes_at,
+            r.dropped,
+            r.last_evaluated_hash.clone(),
             entries,
-            dropped: r.dropped,
-            last_evaluated_hash: r.last_evaluated_hash.clone(),
-            dirty_since: None,
-            unsaved: false,
-        })
+            self.max_events,
+        ))
     }
 
     /// Open sessions, for the stage to resume.

@@ -95,6 +95,9 @@ pub struct Session {
     pub dirty_since: Option<Instant>,
     /// Changed since the last checkpoint.
     pub unsaved: bool,
+    /// The content hash, computed once per change (it is asked for on every evaluation,
+    /// checkpoint and listing; recomputing it over 1,000 events each time dominated CPU).
+    hash_cache: std::sync::OnceLock<String>,
 }
 
 impl Session {
@@ -111,6 +114,39 @@ impl Session {
             last_evaluated_hash: None,
             dirty_since: None,
             unsaved: true,
+            hash_cache: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Rebuilds a session from its saved header and its events as read back from the store.
+    #[allow(clippy::too_many_arguments)]
+    pub fn restored(
+        id: String,
+        kind: TrajectoryKind,
+        key: String,
+        first_time: i64,
+        closes_at: i64,
+        dropped: u64,
+        last_evaluated_hash: Option<String>,
+        mut entries: Vec<Entry>,
+        max: usize,
+    ) -> Session {
+        entries.sort_by(|a, b| (a.time, a.event.id.as_str()).cmp(&(b.time, b.event.id.as_str())));
+        entries.dedup_by(|a, b| a.event.id == b.event.id);
+        let over = entries.len().saturating_sub(max);
+        entries.drain(..over);
+        Session {
+            id,
+            kind,
+            key,
+            first_time,
+            closes_at,
+            entries,
+            dropped: dropped.max(over as u64),
+            last_evaluated_hash,
+            dirty_since: None,
+            unsaved: false,
+            hash_cache: std::sync::OnceLock::new(),
         }
     }
 
@@ -146,6 +182,7 @@ impl Session {
 
     fn touch(&mut self) {
         self.unsaved = true;
+        self.hash_cache = std::sync::OnceLock::new();
         self.dirty_since.get_or_insert_with(Instant::now);
     }
 
