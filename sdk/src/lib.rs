@@ -44,6 +44,7 @@ pub use types::*;
 
 /// Guest bindings generated from `wit/since_v0.1.0` (the frozen 0.1.0 contract).
 #[doc(hidden)]
+#[allow(clippy::too_many_arguments)]
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../wit/since_v0.1.0",

@@ -1,0 +1,123 @@
+//! One detector call on a 50-event trajectory: in the WASM sandbox (fresh pooled instance,
+//! epoch deadline, memory cap, contract checks) versus the same detector logic native.
+//! Needs the components from scripts/build-detectors.sh.
+//!
+//! cargo bench -p plumbline --bench runtime
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use plumbline::event::Event;
+use plumbline::runtime::{DetectorSet, Runtime};
+use plumbline::trajectory::{Evaluator, Trajectory, TrajectoryKind};
+use plumbline_sdk::Detector as _;
+
+fn component(name: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let p = target.join("wasm32-wasip2/release").join(name);
+    assert!(
+        p.is_file(),
+        "{} missing: run scripts/build-detectors.sh",
+        p.display()
+    );
+    p
+}
+
+/// 50 events of one actor over an evening: logins, pushes, reads, one grant and exports.
+fn trajectory() -> Trajectory {
+    let base = 1_704_146_400i64; // 2024-01-01T22:00:00Z
+    let events: Vec<Event> = (0..50)
+        .map(|i| {
+            let (action, extra) = match i {
+                10 => ("credential.scope.increased", ""),
+                30 | 45 => (
+                    "data.export",
+                    r#","destination":"s3://bucket-x","volume":{"rows":50000}"#,
+                ),
+                i if i % 3 == 0 => ("git.push", ""),
+                i if i % 3 == 1 => ("secret.read", ""),
+                _ => ("auth.login", ""),
+            };
+            let json = format!(
+                r#"{{"id":"evt-{i:03}","time":"{}","source":"custom","actor":{{"id":"alice","type":"human"}},"system":"billing","action":"{action}","environment":"prod","attributes":{{"n":{i},"note":"event {i}"}}{extra}}}"#,
+                time::OffsetDateTime::from_unix_timestamp(base + i * 60)
+                    .unwrap()
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap()
+            );
+            serde_json::from_str(&json).unwrap()
+        })
+        .collect();
+    Trajectory {
+        id: "bench".into(),
+        kind: TrajectoryKind::Actor,
+        key: "alice".into(),
+        start: events[0].time_nanos(),
+        end: events[49].time_nanos(),
+        closes_at: events[49].time_nanos(),
+        dropped: 0,
+        hash: "bench".into(),
+        events: events.into_iter().map(Arc::new).collect(),
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let t = trajectory();
+    let cache = tempfile::tempdir().unwrap();
+    let runtime = Runtime::new(
+        plumbline::config::Config::defaults().runtime,
+        Some(cache.path().to_path_buf()),
+    )
+    .unwrap();
+    let rust = runtime
+        .load_file(&component("example_export_after_grant.wasm"))
+        .unwrap();
+    let python = runtime
+        .load_file(&component("example_python_force_push.wasm"))
+        .unwrap();
+    let rust_set = DetectorSet::new(vec![rust]).unwrap();
+    runtime.swap(rust_set.clone());
+    assert_eq!(runtime.evaluate(&t).findings.len(), 2, "the bench trajectory fires");
+
+    let mut g = c.benchmark_group("detector call, 50-event trajectory");
+    g.bench_function("wasm: example.export-after-grant (Rust)", |b| {
+        b.iter(|| runtime.evaluate_on(&rust_set, &t))
+    });
+
+    // Native: the same detector crate through the SDK, on the SDK's plain types.
+    let sdk_t: plumbline_sdk::Trajectory =
+        serde_json::from_value(serde_json::to_value(&t).unwrap()).unwrap();
+    let info = example_export_after_grant::ExportAfterGrant::info();
+    let cx = plumbline_sdk::Context::native(&info, &Default::default(), t.end);
+    g.bench_function("native: example.export-after-grant (Rust)", |b| {
+        b.iter(|| {
+            example_export_after_grant::ExportAfterGrant
+                .analyze(&sdk_t, &cx)
+                .unwrap()
+        })
+    });
+
+    // The Python detector never matches this trajectory's actions; force a call by
+    // giving it a force push so the interpreter's cost is measured.
+    let mut py_t = t.clone();
+    let mut push = (*py_t.events[20]).clone();
+    push.action = "git.push.force".into();
+    push.resource = "refs/heads/main".into();
+    py_t.events[20] = Arc::new(push);
+    let python_set = DetectorSet::new(vec![python]).unwrap();
+    assert_eq!(runtime.evaluate_on(&python_set, &py_t).findings.len(), 1);
+    g.bench_function("wasm: example.force-push-protected (Python)", |b| {
+        b.iter(|| runtime.evaluate_on(&python_set, &py_t))
+    });
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(30);
+    targets = bench
+}
+criterion_main!(benches);

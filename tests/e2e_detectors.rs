@@ -1,0 +1,197 @@
+//! Events in → alert out, through real detector components: the Rust example, the Python
+//! example, and hostile detectors beside them that must not stop either.
+//! Needs scripts/build-detectors.sh (the test says so if the components are missing).
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use support::{client, Server};
+
+fn components_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
+        .join("wasm32-wasip2/release")
+}
+
+fn component(name: &str) -> String {
+    let p = components_dir().join(name);
+    assert!(
+        p.is_file(),
+        "{} is missing: run scripts/build-detectors.sh (after scripts/setup.sh) first",
+        p.display()
+    );
+    p.display().to_string()
+}
+
+/// Yesterday at `hh:mm` UTC: inside retention, and always off-hours for the 22:xx story.
+fn yesterday_at(hh: u32, mm: u32) -> String {
+    let day = time::OffsetDateTime::now_utc().date() - time::Duration::days(1);
+    let t = day
+        .with_hms(hh as u8, mm as u8, 0)
+        .unwrap()
+        .assume_utc();
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+fn ev(id: &str, time: String, source: &str, actor: &str, system: &str, action: &str) -> Value {
+    json!({"id": id, "time": time, "source": source,
+           "actor": {"id": actor, "type": "human"}, "system": system,
+           "action": action, "environment": "prod"})
+}
+
+async fn alerts(s: &Server) -> Vec<Value> {
+    let r: Value = client()
+        .get(s.at("/v1/alerts"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    r["alerts"].as_array().cloned().unwrap_or_default()
+}
+
+/// Waits (bounded) until an alert satisfies `want`.
+async fn wait_for_alert(s: &Server, want: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        if let Some(a) = alerts(s).await.into_iter().find(|a| want(a)) {
+            return a;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no matching alert; alerts: {:#?}",
+            alerts(s).await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn cites(a: &Value, ids: &[&str]) -> bool {
+    let got: Vec<&str> = a["event_ids"]
+        .as_array()
+        .map(|v| v.iter().filter_map(|x| x.as_str()).collect())
+        .unwrap_or_default();
+    ids.iter().all(|id| got.contains(id))
+}
+
+fn by_detector(a: &Value, name: &str) -> bool {
+    a["detectors"]
+        .as_array()
+        .is_some_and(|d| d.iter().any(|d| d["name"] == name))
+}
+
+#[tokio::test]
+async fn events_in_alerts_out_through_rust_and_python_detectors_despite_hostile_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("plumbline.toml");
+    let paths: Vec<String> = [
+        "example_export_after_grant.wasm",
+        "example_python_force_push.wasm",
+        "examples/hostile_panic.wasm",
+        "examples/hostile_evidence.wasm",
+        "examples/hostile_loop.wasm",
+    ]
+    .iter()
+    .map(|c| component(c))
+    .collect();
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[runtime]
+detector_paths = {paths:?}
+# Shared with the other tests: the CPython component compiles once.
+cache_dir = {cache:?}
+# Generous: this test shares two cores with the rest of the suite.
+deadline_ms = 10000
+quarantine_after = 2
+
+[runtime.detectors."hostile.loop"]
+deadline_ms = 100
+
+[runtime.detectors."example.export-after-grant"]
+config = {{ min_rows = "20000" }}
+"#,
+            cache = components_dir()
+                .join("../../plumbline-test-cache")
+                .display()
+                .to_string(),
+        ),
+    )
+    .unwrap();
+    let s = Server::start_with(
+        &dir.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+        &[],
+    );
+
+    let mut grant = ev("e2e-grant", yesterday_at(22, 5), "vault", "alice", "billing-db",
+        "credential.scope.increased");
+    grant["resource"] = json!("token:etl");
+    let mut export = ev("e2e-export", yesterday_at(22, 20), "custom", "alice", "billing-db",
+        "data.export");
+    export["destination"] = json!("s3://personal-backup-7731");
+    export["volume"] = json!({"rows": 50000, "bytes": 7340032});
+    let mut small = ev("e2e-small-export", yesterday_at(22, 25), "custom", "alice",
+        "billing-db", "data.export");
+    small["volume"] = json!({"rows": 15000});
+    let mut disable = ev("e2e-disable", yesterday_at(23, 10), "github", "mallory",
+        "acme/payments", "branch.protection.disabled");
+    disable["resource"] = json!("main");
+    let mut push = ev("e2e-push", yesterday_at(23, 12), "github", "mallory", "acme/payments",
+        "git.push.force");
+    push["resource"] = json!("refs/heads/main");
+    let mut enable = ev("e2e-enable", yesterday_at(23, 14), "github", "mallory",
+        "acme/payments", "branch.protection.enabled");
+    enable["resource"] = json!("main");
+
+    let r = client()
+        .post(s.at("/v1/events"))
+        .json(&json!([grant, export, small, disable, push, enable]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 202, "{}", r.text().await.unwrap());
+
+    // Rust detector: grant then a 50k-row off-hours export to a new bucket → urgent. The
+    // 15k-row export is below the configured min_rows (20000), so it is not cited.
+    let a = wait_for_alert(&s, |a| by_detector(a, "example.export-after-grant")).await;
+    assert_eq!(a["severity"], 3, "{a:#}");
+    assert!(cites(&a, &["e2e-grant", "e2e-export"]), "{a:#}");
+    assert!(!cites(&a, &["e2e-small-export"]), "{a:#}");
+    assert!(a["signals"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("exfil.export_after_grant")));
+    let d = a["detectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "example.export-after-grant")
+        .unwrap();
+    assert_eq!(d["version"], "0.1.0");
+
+    // Python detector: protection disabled, force push to main, re-enabled → urgent.
+    let a = wait_for_alert(&s, |a| by_detector(a, "example.force-push-protected")).await;
+    assert_eq!(a["severity"], 3, "{a:#}");
+    assert!(cites(&a, &["e2e-disable", "e2e-push", "e2e-enable"]), "{a:#}");
+
+    // The hostile detectors raised nothing: no alert names them.
+    for a in alerts(&s).await {
+        assert!(
+            !a["detectors"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|d| d["name"].as_str().unwrap_or("").starts_with("hostile.")),
+            "{a:#}"
+        );
+    }
+}
