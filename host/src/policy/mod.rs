@@ -10,6 +10,8 @@ pub mod decide;
 pub mod matcher;
 pub mod model;
 pub mod schedule;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -85,6 +87,7 @@ const HISTORY: usize = 20;
 /// What the stage knows of each destination.
 #[derive(Debug, Clone)]
 struct DestinationInfo {
+    kind: &'static str,
     disabled: Option<String>,
     digest_at: Option<jiff::civil::Time>,
     pagerduty: bool,
@@ -146,7 +149,25 @@ fn fingerprint(v: &Verdict) -> String {
     hex::encode(&h.finalize()[..16])
 }
 
+/// Forwards to the stage without keeping it alive, for subscribing it to an alert book
+/// the stage itself holds (a strong subscription would be a reference cycle).
+struct WeakListener(std::sync::Weak<PolicyStage>);
+
+impl AlertListener for WeakListener {
+    fn alert_changed(&self, update: AlertUpdate) {
+        if let Some(s) = self.0.upgrade() {
+            s.alert_changed(update);
+        }
+    }
+}
+
 impl PolicyStage {
+    /// A listener for `AlertBook::subscribe` that does not keep the stage (and with it the
+    /// database) alive.
+    pub fn subscriber(self: &Arc<Self>) -> Arc<dyn AlertListener> {
+        Arc::new(WeakListener(Arc::downgrade(self)))
+    }
+
     pub fn policy(&self) -> &Policy {
         &self.policy
     }
@@ -409,10 +430,12 @@ impl PolicyStage {
                 let mut m = base.clone();
                 m.kind = MessageKind::FollowUp;
                 for dest in &notified {
-                    if self
+                    // A reminder belongs in chat (and the webhook); the ticket already
+                    // carries the deadline, and nobody should be paged for it.
+                    if !self
                         .destinations
                         .get(dest)
-                        .is_some_and(|i| i.digest_at.is_some() || i.pagerduty)
+                        .is_some_and(|i| ["slack", "teams", "webhook"].contains(&i.kind))
                     {
                         continue;
                     }
@@ -597,6 +620,7 @@ impl Routing {
             .map(|(name, d)| {
                 let info = match d {
                     Ok(d) => DestinationInfo {
+                        kind: d.kind(),
                         disabled: None,
                         digest_at: match d {
                             Destination::Digest(g) => Some(g.send_at),
@@ -605,6 +629,7 @@ impl Routing {
                         pagerduty: matches!(d, Destination::PagerDuty(_)),
                     },
                     Err(why) => DestinationInfo {
+                        kind: "",
                         disabled: Some(why.clone()),
                         digest_at: None,
                         pagerduty: false,

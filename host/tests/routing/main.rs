@@ -1,0 +1,1075 @@
+//! Policy and routing against real local receivers: every destination's API shape over
+//! HTTP, a real SMTP conversation for the digest, sled reopened for restarts, an injected
+//! clock for quiet hours and schedules. Nothing here waits on wall-clock time except
+//! bounded waits for the end-to-end path.
+
+mod receivers;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use time::macros::datetime;
+use time::OffsetDateTime;
+
+use plumbline::alert::finding::Finding;
+use plumbline::alert::{AlertBook, AlertStatus};
+use plumbline::event::{format_time, parse_event, Event};
+use plumbline::policy::model::Policy;
+use plumbline::policy::schedule::ManualClock;
+use plumbline::policy::{Routing, RoutingSettings};
+use plumbline::route::outbox::{DeliverySettings, DeliveryState};
+use plumbline::store::{CommittedBatch, Store, Writer};
+use plumbline::trajectory::{Trajectory, TrajectoryKind};
+
+const PUBLIC: &str = "http://plumbline.test";
+
+/// A policy whose destinations all point at the local receivers.
+fn policy_toml(rx: SocketAddr, smtp: SocketAddr, extra: &str) -> String {
+    format!(
+        r#"
+[settings]
+timezone = "UTC"
+dedup_window_minutes = 240
+
+[quiet_hours]
+enabled = true
+start = "22:00"
+end = "08:00"
+severities = [2]
+
+[break_glass]
+enabled = true
+signals = ["*direct_to_prod*"]
+environments = ["prod"]
+ticket_attributes = ["incident_id"]
+severity = 2
+review_within_hours = 24
+follow_up = "Rotate the credentials used for emergency access."
+
+[[routes]]
+name = "urgent"
+match = {{ severity = [3] }}
+destinations = ["pagerduty", "slack", "teams", "jira", "linear", "webhook"]
+incident = true
+actions = ["pause_workflow"]
+
+[[routes]]
+name = "needs-review"
+match = {{ severity = [2] }}
+destinations = ["slack", "teams", "jira", "linear", "webhook"]
+justification = true
+
+[[routes]]
+name = "informational"
+match = {{ severity = [1] }}
+destinations = ["digest", "webhook"]
+
+[destinations.slack]
+kind = "slack"
+url = "http://{rx}/slack"
+
+[destinations.teams]
+kind = "teams"
+url = "http://{rx}/teams"
+
+[destinations.webhook]
+kind = "webhook"
+url = "${{TEST_WEBHOOK_URL}}"
+secret = "{secret}"
+
+[destinations.jira]
+kind = "jira"
+base_url = "http://{rx}/jira"
+project = "SEC"
+email = "bot@example.com"
+token = "${{TEST_JIRA_TOKEN}}"
+incident_issue_type = "Incident"
+
+[destinations.linear]
+kind = "linear"
+url = "http://{rx}/linear"
+api_key = "{linear}"
+team_id = "team-1"
+
+[destinations.pagerduty]
+kind = "pagerduty"
+url = "http://{rx}/pagerduty/v2/enqueue"
+routing_key = "{pd}"
+
+[destinations.digest]
+kind = "email_digest"
+smtp_url = "smtp://{smtp}"
+from = "Plumbline <plumbline@example.com>"
+to = ["security@example.com"]
+send_at = "08:00"
+
+[actions]
+enabled = false
+
+[actions.pause_workflow]
+kind = "n8n_pause_workflow"
+base_url = "http://{rx}/n8n"
+api_key = "{n8n}"
+
+{extra}
+"#,
+        secret = receivers::WEBHOOK_SECRET,
+        linear = receivers::LINEAR_KEY,
+        pd = receivers::PD_KEY,
+        n8n = receivers::N8N_KEY,
+    )
+}
+
+struct Instance {
+    alerts: AlertBook,
+    routing: Routing,
+    _writer: Writer,
+    _store: Store,
+}
+
+fn settings() -> RoutingSettings {
+    RoutingSettings {
+        public_url: PUBLIC.into(),
+        delivery: DeliverySettings {
+            retry_base: Duration::from_secs(1),
+            retry_max: Duration::from_secs(4),
+            give_up_after: Duration::from_secs(72 * 3600),
+            poll: Duration::from_millis(50),
+            keep_finished: Duration::from_secs(86400),
+            digest_limit: 500,
+        },
+        http_timeout: Duration::from_secs(10),
+    }
+}
+
+/// Opens store, alert book and routing in `dir` (retrying while a previous instance's
+/// threads still hold the database).
+async fn open(
+    dir: &std::path::Path,
+    policy: &str,
+    clock: Arc<ManualClock>,
+    webhook: &str,
+) -> Instance {
+    let mut store = None;
+    for _ in 0..200 {
+        match Store::open(dir) {
+            Ok(s) => {
+                store = Some(s);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(25)).await,
+        }
+    }
+    let store = store.expect("store reopens");
+    let alerts = AlertBook::open(&store).unwrap();
+    let policy = Policy::parse(policy, "test policy").unwrap();
+    let env: HashMap<&str, String> = [
+        ("TEST_WEBHOOK_URL", webhook.to_string()),
+        ("TEST_JIRA_TOKEN", "jira-token".to_string()),
+    ]
+    .into();
+    let routing = Routing::open(&store, alerts.clone(), policy, settings(), clock, &|k| {
+        env.get(k).cloned()
+    })
+    .unwrap();
+    alerts.subscribe(routing.stage.subscriber());
+    let writer = Writer::start(store.clone(), false, Arc::new(|_: CommittedBatch| {})).unwrap();
+    routing
+        .dispatcher()
+        .set_durability(Arc::new(writer.clone()));
+    Instance {
+        alerts,
+        routing,
+        _writer: writer,
+        _store: store,
+    }
+}
+
+impl Instance {
+    async fn pass(&self) -> plumbline::route::outbox::PassReport {
+        self.routing.dispatcher().pass().await.unwrap()
+    }
+}
+
+fn ev(id: &str, actor: &str, system: &str, action: &str, extra: Value) -> Arc<Event> {
+    let mut v = json!({
+        "id": id, "time": "2025-03-04T11:00:00Z", "source": "n8n",
+        "actor": {"id": actor, "type": "human"}, "system": system, "action": action,
+        "environment": "prod",
+    });
+    for (k, x) in extra.as_object().cloned().unwrap_or_default() {
+        v[k] = x;
+    }
+    Arc::new(parse_event(v).unwrap())
+}
+
+/// Raises an alert through the alert book (listeners, i.e. the policy stage, are told).
+fn raise(
+    alerts: &AlertBook,
+    key: &str,
+    events: Vec<Arc<Event>>,
+    signal: &str,
+    severity: u8,
+) -> String {
+    let t = Arc::new(Trajectory {
+        id: format!("trj-{key}"),
+        kind: TrajectoryKind::Actor,
+        key: key.into(),
+        start: 0,
+        end: 0,
+        closes_at: 0,
+        dropped: 0,
+        hash: format!("hash-{key}"),
+        events: events.clone(),
+    });
+    let f = Finding {
+        detector: "test.detector".into(),
+        detector_version: "1.0.0".into(),
+        signal: signal.into(),
+        severity,
+        score: 0.9,
+        title: format!("{signal} by {key}"),
+        evidence: events.iter().map(|e| e.id.clone()).collect(),
+        next_step: "ask for business justification".into(),
+    };
+    alerts.apply(&t, &[f]).unwrap().unwrap().alert.id
+}
+
+/// Bounded wait for the asynchronous end-to-end path (not a timing assertion).
+async fn wait_until(what: &str, f: impl Fn() -> bool) {
+    for _ in 0..400 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("waited 20 s for {what}");
+}
+
+fn text_of(r: &receivers::Req) -> String {
+    r.body.to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_severity_takes_its_route_with_each_destinations_api() {
+    let (rx_addr, rx) = receivers::start().await;
+    let (smtp_addr, mails) = receivers::start_smtp().await;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(datetime!(2025-03-04 12:00 UTC)));
+    let webhook = format!("http://{rx_addr}/webhook");
+    let i = open(
+        dir.path(),
+        &policy_toml(rx_addr, smtp_addr, ""),
+        clock.clone(),
+        &webhook,
+    )
+    .await;
+
+    let urgent = raise(
+        &i.alerts,
+        "ada",
+        vec![
+            ev(
+                "u1",
+                "ada@example.com",
+                "n8n/workflow/wf-1",
+                "workflow.created",
+                json!({}),
+            ),
+            ev(
+                "u2",
+                "ada@example.com",
+                "n8n/workflow/wf-1",
+                "data.export",
+                json!({"destination": "https://paste.example.net/x"}),
+            ),
+        ],
+        "exfil.large_export_new_destination",
+        3,
+    );
+    let review = raise(
+        &i.alerts,
+        "bob",
+        vec![ev(
+            "r1",
+            "bob@example.com",
+            "vault/prod",
+            "credential.scope.increased",
+            json!({}),
+        )],
+        "credential.scope_increase",
+        2,
+    );
+    let info = raise(
+        &i.alerts,
+        "cy",
+        vec![ev(
+            "i1",
+            "cy@example.com",
+            "n8n/workflow/wf-9",
+            "workflow.updated",
+            json!({"environment": "test"}),
+        )],
+        "workflow.edit",
+        1,
+    );
+    let r = i.pass().await;
+    assert_eq!(r.failed, 0, "{r:?}");
+
+    // Severity 3: paged, chat, ticket (Jira as an incident), Linear, webhook.
+    let pd = rx.of("pagerduty");
+    assert_eq!(pd.len(), 1);
+    assert_eq!(pd[0].body["event_action"], "trigger");
+    assert_eq!(pd[0].body["dedup_key"], format!("plumbline-{urgent}"));
+    assert_eq!(pd[0].body["payload"]["severity"], "critical");
+    assert_eq!(
+        pd[0].body["links"][0]["href"],
+        format!("{PUBLIC}/review/alerts/{urgent}")
+    );
+    let slack = rx.of("slack");
+    assert_eq!(slack.len(), 2, "severity 3 and 2 go to chat, 1 does not");
+    let s3 = slack.iter().find(|r| text_of(r).contains(&urgent)).unwrap();
+    assert!(text_of(s3).contains("Severity 3"));
+    assert!(text_of(s3).contains("exfil.large_export_new_destination"));
+    let s2 = slack.iter().find(|r| text_of(r).contains(&review)).unwrap();
+    assert!(
+        text_of(s2).contains("one-sentence justification"),
+        "{}",
+        text_of(s2)
+    );
+    assert!(!slack.iter().any(|r| text_of(r).contains(&info)));
+    assert_eq!(rx.of("teams").len(), 2);
+    let jira = rx.of("jira");
+    assert_eq!(jira.len(), 2);
+    let j3 = jira.iter().find(|r| text_of(r).contains(&urgent)).unwrap();
+    assert_eq!(j3.body["fields"]["issuetype"]["name"], "Incident");
+    assert!(j3.body["fields"]["description"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("{PUBLIC}/review/alerts/{urgent}")));
+    let j2 = jira.iter().find(|r| text_of(r).contains(&review)).unwrap();
+    assert_eq!(j2.body["fields"]["issuetype"]["name"], "Task");
+    let linear = rx.of("linear");
+    assert_eq!(linear.len(), 2);
+    assert!(linear
+        .iter()
+        .any(|r| r.body["variables"]["input"]["priority"] == 1));
+    // The webhook takes every severity, signed (the receiver checked the HMAC).
+    let hooks = rx.of("webhook");
+    assert_eq!(hooks.len(), 3);
+    assert!(hooks.iter().all(|h| h.body["type"] == "alert.notify"));
+    // Severity 1 waits for the digest.
+    assert!(mails.lock().unwrap().is_empty());
+    let status = i.routing.dispatcher().status();
+    assert_eq!(status.pending, 1);
+    assert_eq!(status.held, 1);
+    assert_eq!(i.routing.stage.incidents().len(), 1);
+    assert_eq!(i.routing.stage.incidents()[0].alert_id, urgent);
+
+    // The next morning the digest goes out by SMTP, once.
+    clock.set(datetime!(2025-03-05 08:00:01 UTC));
+    i.pass().await;
+    i.pass().await;
+    let mails = mails.lock().unwrap().clone();
+    assert_eq!(mails.len(), 1);
+    assert!(
+        mails[0].contains("Plumbline daily digest (1 alerts)"),
+        "{}",
+        mails[0]
+    );
+    assert!(mails[0].contains("workflow.edit by cy"));
+    assert!(mails[0].contains(&format!("{PUBLIC}/review/alerts/{info}")));
+
+    // A reviewer resolves the urgent alert: the page is resolved with the same key.
+    i.alerts
+        .update(&urgent, |a| a.status = AlertStatus::Resolved)
+        .unwrap();
+    i.pass().await;
+    let pd = rx.of("pagerduty");
+    assert_eq!(pd.len(), 2);
+    assert_eq!(pd[1].body["event_action"], "resolve");
+    assert_eq!(pd[1].body["dedup_key"], format!("plumbline-{urgent}"));
+    // Nothing else was sent.
+    assert_eq!(rx.of("slack").len(), 2);
+    assert_eq!(i.routing.dispatcher().status().pending, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quiet_hours_hold_severity_two_until_morning_and_severity_three_always_goes() {
+    let (rx_addr, rx) = receivers::start().await;
+    let (smtp_addr, _) = receivers::start_smtp().await;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(datetime!(2025-03-04 23:30 UTC)));
+    let i = open(
+        dir.path(),
+        &policy_toml(rx_addr, smtp_addr, ""),
+        clock.clone(),
+        &format!("http://{rx_addr}/webhook"),
+    )
+    .await;
+    let night2 = raise(
+        &i.alerts,
+        "bob",
+        vec![ev(
+            "q1",
+            "bob@example.com",
+            "vault/prod",
+            "credential.scope.increased",
+            json!({}),
+        )],
+        "credential.scope_increase",
+        2,
+    );
+    let night3 = raise(
+        &i.alerts,
+        "ada",
+        vec![ev(
+            "q2",
+            "ada@example.com",
+            "n8n/workflow/wf-1",
+            "data.export",
+            json!({}),
+        )],
+        "exfil.large_export",
+        3,
+    );
+    i.pass().await;
+    let slack = rx.of("slack");
+    assert_eq!(slack.len(), 1, "only the urgent alert goes out at night");
+    assert!(text_of(&slack[0]).contains(&night3));
+    assert_eq!(rx.of("pagerduty").len(), 1);
+    let d = i.routing.stage.decisions(&night2).unwrap();
+    let held: Vec<_> = d[0]
+        .deliveries
+        .iter()
+        .filter(|o| o.outcome == "held")
+        .collect();
+    assert_eq!(held.len(), 5, "{:?}", d[0].deliveries);
+    assert!(held
+        .iter()
+        .all(|o| o.not_before.as_deref() == Some("2025-03-05T08:00:00Z")));
+    assert!(i
+        .alerts
+        .get(&night2)
+        .unwrap()
+        .unwrap()
+        .notes
+        .iter()
+        .any(|n| n.contains("held for quiet hours until 2025-03-05T08:00:00Z")));
+
+    clock.set(datetime!(2025-03-05 07:59 UTC));
+    i.pass().await;
+    assert_eq!(rx.of("slack").len(), 1, "still night");
+
+    clock.set(datetime!(2025-03-05 08:00 UTC));
+    i.pass().await;
+    i.pass().await;
+    let slack = rx.of("slack");
+    assert_eq!(slack.len(), 2, "released in the morning, once");
+    assert!(text_of(&slack[1]).contains(&night2));
+    assert_eq!(rx.of("jira").len(), 2);
+    assert_eq!(i.routing.dispatcher().status().pending, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allow_lists_suppress_or_downgrade_with_the_reason_on_the_alert() {
+    let (rx_addr, rx) = receivers::start().await;
+    let (smtp_addr, _) = receivers::start_smtp().await;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(datetime!(2025-03-04 12:00 UTC)));
+    let extra = r#"
+[[allow.domains]]
+name = "company storage"
+domains = ["company.com"]
+reason = "our own backup bucket"
+
+[[allow.service_accounts]]
+name = "nightly sync"
+actors = ["svc-sync*"]
+action = "downgrade"
+reason = "the CRM sync exports every night"
+"#;
+    let i = open(
+        dir.path(),
+        &policy_toml(rx_addr, smtp_addr, extra),
+        clock,
+        &format!("http://{rx_addr}/webhook"),
+    )
+    .await;
+    let allowed = raise(
+        &i.alerts,
+        "ada",
+        vec![ev(
+            "a1",
+            "ada@example.com",
+            "n8n/workflow/wf-1",
+            "data.export",
+            json!({"destination": "https://backups.company.com/upload"}),
+        )],
+        "exfil.large_export_new_destination",
+        3,
+    );
+    let outside = raise(
+        &i.alerts,
+        "eve",
+        vec![ev(
+            "a2",
+            "eve@example.com",
+            "n8n/workflow/wf-2",
+            "data.export",
+            json!({"destination": "https://company.com.evil.net/upload"}),
+        )],
+        "exfil.large_export_new_destination",
+        3,
+    );
+    let sync = raise(
+        &i.alerts,
+        "svc-sync-crm",
+        vec![ev(
+            "a3",
+            "svc-sync-crm",
+            "crm",
+            "data.export",
+            json!({"actor": {"id": "svc-sync-crm", "type": "service"}}),
+        )],
+        "exfil.large_export",
+        3,
+    );
+    i.pass().await;
+
+    let a = i.alerts.get(&allowed).unwrap().unwrap();
+    assert_eq!(a.status, AlertStatus::Suppressed);
+    let note = a.notes.iter().find(|n| n.contains("suppressed")).unwrap();
+    assert!(note.contains("company.com"), "{note}");
+    assert!(note.contains("our own backup bucket"), "{note}");
+    let d = i.routing.stage.decisions(&allowed).unwrap();
+    assert!(d[0].suppressed.is_some());
+    assert!(d[0].deliveries.is_empty());
+
+    // A look-alike domain is not covered: it pages.
+    assert_eq!(
+        i.alerts.get(&outside).unwrap().unwrap().status,
+        AlertStatus::Open
+    );
+    let pd = rx.of("pagerduty");
+    assert_eq!(pd.len(), 1);
+    assert_eq!(pd[0].body["dedup_key"], format!("plumbline-{outside}"));
+
+    // The service account's export is downgraded to "needs review": chat, not a page.
+    let s = i.alerts.get(&sync).unwrap().unwrap();
+    assert!(s
+        .notes
+        .iter()
+        .any(|n| n.contains("downgraded from severity 3 to 2")
+            && n.contains("the CRM sync exports every night")));
+    let slack = rx.of("slack");
+    assert!(slack
+        .iter()
+        .any(|r| text_of(r).contains(&sync) && text_of(r).contains("Severity 2")));
+    assert!(!slack.iter().any(|r| text_of(r).contains(&allowed)));
+    assert!(!rx
+        .of("webhook")
+        .iter()
+        .any(|r| text_of(r).contains(&allowed)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_down_for_a_while_gets_every_message_exactly_once_also_across_a_restart() {
+    let (rx_addr, rx) = receivers::start().await;
+    let (smtp_addr, _) = receivers::start_smtp().await;
+    // The webhook receiver is not even listening yet: connections are refused.
+    let hook_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let webhook = format!("http://{hook_port}/webhook");
+    let dir = tempfile::tempdir().unwrap();
+    let policy = policy_toml(rx_addr, smtp_addr, "");
+    let clock = Arc::new(ManualClock::new(datetime!(2025-03-04 12:00 UTC)));
+    rx.down.store(true, Ordering::SeqCst);
+
+    let mut ids = Vec::new();
+    {
+        let i = open(dir.path(), &policy, clock.clone(), &webhook).await;
+        for n in 0..3 {
+            ids.push(raise(
+                &i.alerts,
+                &format!("user{n}"),
+                vec![ev(
+                    &format!("d{n}"),
+                    &format!("user{n}@example.com"),
+                    &format!("repo-{n}"),
+                    "git.push.force",
+                    json!({}),
+                )],
+                &format!("review.bypass.force_push_{n}"),
+                2,
+            ));
+        }
+        for _ in 0..4 {
+            let r = i.pass().await;
+            assert_eq!(r.delivered, 0);
+            clock.advance(Duration::from_secs(5));
+        }
+        let st = i.routing.dispatcher().status();
+        assert_eq!(st.pending, 15, "3 alerts × 5 destinations wait: {st:?}");
+        assert!(st.destinations["slack"].retrying >= 1);
+        assert!(st.destinations["webhook"]
+            .last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("error"));
+        assert!(rx.attempts.load(Ordering::SeqCst) >= 4 * 4);
+        assert!(rx.accepted.lock().unwrap().is_empty());
+        // Plumbline stops here (the instance and its database are dropped).
+    }
+
+    // Restart with the receivers still down for a while.
+    let i = open(dir.path(), &policy, clock.clone(), &webhook).await;
+    assert_eq!(i.routing.dispatcher().status().pending, 15);
+    let r = i.pass().await;
+    assert_eq!(r.delivered, 0);
+
+    // They recover.
+    rx.down.store(false, Ordering::SeqCst);
+    let hook_rx = Arc::new(receivers::Rx::default());
+    receivers::serve_on(
+        tokio::net::TcpListener::bind(hook_port).await.unwrap(),
+        hook_rx.clone(),
+    );
+    for _ in 0..6 {
+        clock.advance(Duration::from_secs(5));
+        i.pass().await;
+    }
+    let st = i.routing.dispatcher().status();
+    assert_eq!(st.pending, 0, "{st:?}");
+    assert_eq!(st.delivered, 15);
+    for kind in ["slack", "teams", "jira", "linear"] {
+        let got = rx.of(kind);
+        assert_eq!(got.len(), 3, "{kind}: exactly one per alert");
+        for id in &ids {
+            assert_eq!(
+                got.iter().filter(|r| text_of(r).contains(id)).count(),
+                1,
+                "{kind} got {id} once"
+            );
+        }
+    }
+    let hooks = hook_rx.of("webhook");
+    assert_eq!(hooks.len(), 3);
+    let mut delivery_ids: Vec<String> = hooks
+        .iter()
+        .map(|h| {
+            h.headers["x-plumbline-delivery"]
+                .to_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    delivery_ids.dedup();
+    assert_eq!(delivery_ids.len(), 3);
+    // Order kept per destination: the alerts arrive in the order they were raised.
+    let slack_order: Vec<usize> = rx
+        .of("slack")
+        .iter()
+        .map(|r| ids.iter().position(|id| text_of(r).contains(id)).unwrap())
+        .collect();
+    assert_eq!(slack_order, vec![0, 1, 2]);
+    drop(i);
+
+    // And after another restart nothing is sent again.
+    let i = open(dir.path(), &policy, clock.clone(), &webhook).await;
+    i.pass().await;
+    assert_eq!(rx.of("slack").len(), 3);
+    assert_eq!(hook_rx.of("webhook").len(), 3);
+    let failed: Vec<_> = i
+        .routing
+        .outbox
+        .finished()
+        .filter(|d| d.state != DeliveryState::Delivered)
+        .collect();
+    assert!(failed.is_empty(), "{failed:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn break_glass_lowers_to_review_within_a_day_and_follows_up_when_nobody_reviewed() {
+    let (rx_addr, rx) = receivers::start().await;
+    let (smtp_addr, _) = receivers::start_smtp().await;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(datetime!(2025-03-04 12:00 UTC)));
+    let i = open(
+        dir.path(),
+        &policy_toml(rx_addr, smtp_addr, ""),
+        clock.clone(),
+        &format!("http://{rx_addr}/webhook"),
+    )
+    .await;
+    let emergency = raise(
+        &i.alerts,
+        "ops",
+        vec![ev(
+            "b1",
+            "ops@example.com",
+            "payments",
+            "deploy.direct",
+            json!({"attributes": {"incident_id": "INC-4521"}}),
+        )],
+        "change.direct_to_prod",
+        3,
+    );
+    let reviewed = raise(
+        &i.alerts,
+        "ops2",
+        vec![ev(
+            "b2",
+            "ops2@example.com",
+            "billing",
+            "deploy.direct",
+            json!({"attributes": {"incident_id": "INC-4522"}}),
+        )],
+        "change.direct_to_prod",
+        3,
+    );
+    let no_ticket = raise(
+        &i.alerts,
+        "ops3",
+        vec![ev(
+            "b3",
+            "ops3@example.com",
+            "auth",
+            "deploy.direct",
+            json!({}),
+        )],
+        "change.direct_to_prod",
+        3,
+    );
+    i.pass().await;
+    // With a ticket: not paged, sent for review with the deadline.
+    let pd = rx.of("pagerduty");
+    assert_eq!(pd.len(), 1, "only the change without a ticket pages");
+    assert_eq!(pd[0].body["dedup_key"], format!("plumbline-{no_ticket}"));
+    let a = i.alerts.get(&emergency).unwrap().unwrap();
+    let note = a.notes.iter().find(|n| n.contains("break-glass")).unwrap();
+    assert!(
+        note.contains("INC-4521") && note.contains("review within 24 hours"),
+        "{note}"
+    );
+    let d = &i.routing.stage.decisions(&emergency).unwrap()[0];
+    assert_eq!(d.severity, 2);
+    assert_eq!(d.review_by.as_deref(), Some("2025-03-05T12:00:00Z"));
+    assert!(!d.follow_up_ids.is_empty());
+    let slack_now = rx.of("slack").len();
+    assert_eq!(slack_now, 3);
+
+    // One of the two is reviewed in time; the other is not.
+    i.alerts
+        .update(&reviewed, |a| a.status = AlertStatus::Reviewed)
+        .unwrap();
+    clock.set(datetime!(2025-03-05 12:00:01 UTC));
+    i.pass().await;
+    let follow_ups: Vec<_> = rx
+        .of("slack")
+        .into_iter()
+        .filter(|r| text_of(r).contains("Follow-up due"))
+        .collect();
+    assert_eq!(follow_ups.len(), 1);
+    assert!(text_of(&follow_ups[0]).contains(&emergency));
+    assert!(!rx
+        .of("slack")
+        .iter()
+        .any(|r| text_of(r).contains("Follow-up due") && text_of(r).contains(&reviewed)));
+    let cancelled = i
+        .routing
+        .outbox
+        .finished()
+        .filter(|d| d.state == DeliveryState::Cancelled)
+        .count();
+    assert!(cancelled >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_story_notifies_once_within_the_dedup_window() {
+    let (rx_addr, rx) = receivers::start().await;
+    let (smtp_addr, _) = receivers::start_smtp().await;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(datetime!(2025-03-04 12:00 UTC)));
+    let i = open(
+        dir.path(),
+        &policy_toml(rx_addr, smtp_addr, ""),
+        clock.clone(),
+        &format!("http://{rx_addr}/webhook"),
+    )
+    .await;
+    let events = vec![ev(
+        "s1",
+        "bob@example.com",
+        "vault/prod",
+        "credential.scope.increased",
+        json!({}),
+    )];
+    let first = raise(
+        &i.alerts,
+        "bob",
+        events.clone(),
+        "credential.scope_increase",
+        2,
+    );
+    // The same evidence seen from the system's trajectory: another alert, same story.
+    let second = raise(
+        &i.alerts,
+        "vault/prod",
+        events.clone(),
+        "credential.scope_increase",
+        2,
+    );
+    i.pass().await;
+    assert_eq!(rx.of("slack").len(), 1);
+    let d = &i.routing.stage.decisions(&second).unwrap()[0];
+    assert_eq!(d.deduplicated_by.as_deref(), Some(first.as_str()));
+    // After the window the story may notify again.
+    clock.advance(Duration::from_secs(241 * 60));
+    let _third = raise(
+        &i.alerts,
+        "bob-again",
+        events,
+        "credential.scope_increase",
+        2,
+    );
+    i.pass().await;
+    assert_eq!(rx.of("slack").len(), 2);
+}
+
+/// End to end through the real service: ingest over HTTP, a detector finding, the summary
+/// stage, policy, the outbox, and a response action that waits for a reviewer's approval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_action_waits_for_approval_through_the_api() {
+    use plumbline::trajectory::{Evaluation, Evaluator};
+
+    struct ExportAfterWorkflow;
+    impl Evaluator for ExportAfterWorkflow {
+        fn evaluate(&self, t: &Trajectory) -> Evaluation {
+            let exports: Vec<&Arc<Event>> = t
+                .events
+                .iter()
+                .filter(|e| e.action == "data.export")
+                .collect();
+            if exports.is_empty() || !t.events.iter().any(|e| e.action == "workflow.activated") {
+                return Evaluation::default();
+            }
+            Evaluation {
+                findings: vec![Finding {
+                    detector: "test.workflow-export".into(),
+                    detector_version: "1.0.0".into(),
+                    signal: "exfil.workflow_export".into(),
+                    severity: 3,
+                    score: 0.95,
+                    title: "Workflow activated and exported records".into(),
+                    evidence: t.events.iter().map(|e| e.id.clone()).collect(),
+                    next_step: "pause workflow".into(),
+                }],
+                shadow: vec![],
+            }
+        }
+    }
+
+    let (rx_addr, rx) = receivers::start().await;
+    let (smtp_addr, _) = receivers::start_smtp().await;
+    let dir = tempfile::tempdir().unwrap();
+    let policy_path = dir.path().join("policy.toml");
+    let policy = policy_toml(rx_addr, smtp_addr, "")
+        .replace("[actions]\nenabled = false", "[actions]\nenabled = true")
+        .replace(
+            "[quiet_hours]\nenabled = true",
+            "[quiet_hours]\nenabled = false",
+        );
+    std::fs::write(&policy_path, policy).unwrap();
+    let mut config = plumbline::config::Config::defaults();
+    config.server.data_dir = dir.path().join("data");
+    config.server.public_url = PUBLIC.into();
+    config.policy.file = policy_path;
+    config.delivery.retry_base_ms = 50;
+    config.delivery.poll_ms = 50;
+    config.trajectory.eval_delay_ms = 5;
+    config.auth.tokens = vec![
+        plumbline::config::ApiToken {
+            name: "shipper".into(),
+            token: "shipper-token-0123456789".into(),
+            scopes: vec![
+                plumbline::config::Scope::Ingest,
+                plumbline::config::Scope::Read,
+            ],
+        },
+        plumbline::config::ApiToken {
+            name: "review-page".into(),
+            token: "review-token-0123456789".into(),
+            scopes: vec![
+                plumbline::config::Scope::Review,
+                plumbline::config::Scope::Read,
+            ],
+        },
+    ];
+    // The destinations that read the environment are simply not configured here.
+    std::env::set_var("TEST_WEBHOOK_URL", format!("http://{rx_addr}/webhook"));
+    std::env::set_var("TEST_JIRA_TOKEN", "jira-token");
+    let service = plumbline::serve::start(config, Arc::new(ExportAfterWorkflow)).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, plumbline::api::router(service.state))
+            .await
+            .unwrap()
+    });
+    let http = reqwest::Client::new();
+    let base = format!("http://{api}");
+    let at = |m: i64| format_time(OffsetDateTime::now_utc() - time::Duration::minutes(m));
+    let events = json!([
+        {"id": "n1", "time": at(3), "source": "n8n", "actor": {"id": "mallory@example.com", "type": "human"},
+         "system": "n8n/workflow/wf-42", "action": "workflow.activated", "environment": "prod",
+         "attributes": {"workflow.id": "wf-42"}},
+        {"id": "n2", "time": at(2), "source": "n8n", "actor": {"id": "mallory@example.com", "type": "human"},
+         "system": "n8n/workflow/wf-42", "action": "data.export", "environment": "prod",
+         "destination": "https://paste.example.net/in", "volume": {"rows": 50000},
+         "attributes": {"workflow.id": "wf-42"}},
+    ]);
+    let r = http
+        .post(format!("{base}/v1/events"))
+        .bearer_auth("shipper-token-0123456789")
+        .json(&events)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+
+    wait_until("the page", || !rx.of("pagerduty").is_empty()).await;
+    wait_until("the chat message", || !rx.of("slack").is_empty()).await;
+
+    let get = |path: String, token: &'static str| {
+        let http = http.clone();
+        async move {
+            let r = http.get(path).bearer_auth(token).send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (s, list) = get(
+        format!("{base}/v1/actions?state=pending"),
+        "review-token-0123456789",
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(list["count"], 1, "{list}");
+    let action = &list["actions"][0];
+    let id = action["id"].as_str().unwrap().to_string();
+    assert_eq!(action["target"]["workflow_id"], "wf-42");
+    assert_eq!(action["automatic"], false);
+    // The page offered it; nothing ran.
+    assert!(text_of(&rx.of("slack")[0]).contains("waiting for approval"));
+    assert!(rx.of("n8n").is_empty());
+    let (s, _) = get(format!("{base}/v1/outbox"), "review-token-0123456789").await;
+    assert_eq!(s, 200);
+    // Still nothing after the dispatcher has had passes to spare.
+    let (_, ob) = get(format!("{base}/v1/outbox"), "review-token-0123456789").await;
+    assert!(
+        ob["destinations"].get("action:pause_workflow").is_none(),
+        "{ob}"
+    );
+    assert!(rx.of("n8n").is_empty());
+
+    // Tokens without the review scope cannot approve; bad ids are named.
+    let post = |path: String, token: &'static str, body: Value| {
+        let http = http.clone();
+        async move {
+            let r = http
+                .post(path)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (s, e) = post(
+        format!("{base}/v1/actions/{id}/approve"),
+        "shipper-token-0123456789",
+        json!({"by": "mallory"}),
+    )
+    .await;
+    assert_eq!(s, 401);
+    assert!(e["error"].as_str().unwrap().contains("review"));
+    let (s, _) = post(
+        format!("{base}/v1/actions/act-nope/approve"),
+        "review-token-0123456789",
+        json!({}),
+    )
+    .await;
+    assert_eq!(s, 404);
+    let (s, e) = post(
+        format!("{base}/v1/actions/{id}/approve"),
+        "review-token-0123456789",
+        json!({"by": "alice", "comment": "confirmed with the data owner", "extra": 1}),
+    )
+    .await;
+    assert_eq!(s, 400, "{e}");
+
+    // A reviewer approves: it runs, once, and who approved is recorded.
+    let (s, a) = post(
+        format!("{base}/v1/actions/{id}/approve"),
+        "review-token-0123456789",
+        json!({"by": "alice", "comment": "confirmed with the data owner"}),
+    )
+    .await;
+    assert_eq!(s, 202, "{a}");
+    wait_until("the workflow to be paused", || !rx.of("n8n").is_empty()).await;
+    let paused = rx.of("n8n");
+    assert_eq!(paused.len(), 1);
+    assert_eq!(paused[0].body["workflow_id"], "wf-42");
+    let mut done = Value::Null;
+    for _ in 0..200 {
+        let (_, a) = get(format!("{base}/v1/actions/{id}"), "review-token-0123456789").await;
+        if a["state"] == "done" {
+            done = a;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(done["state"], "done", "{done}");
+    assert_eq!(done["decision"]["by"], "alice");
+    assert_eq!(done["decision"]["token"], "review-page");
+    let (s, _) = post(
+        format!("{base}/v1/actions/{id}/approve"),
+        "review-token-0123456789",
+        json!({"by": "alice"}),
+    )
+    .await;
+    assert_eq!(s, 409, "an action runs once");
+    let alert_id = done["alert_id"].as_str().unwrap().to_string();
+    let (s, d) = get(
+        format!("{base}/v1/policy/decisions/{alert_id}"),
+        "review-token-0123456789",
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(d["decisions"][0]["routes"][0], "urgent");
+    let (_, alert) = get(
+        format!("{base}/v1/alerts/{alert_id}"),
+        "review-token-0123456789",
+    )
+    .await;
+    assert!(
+        alert.to_string().contains("approved by alice"),
+        "the approval is on the alert: {alert}"
+    );
+    let (s, _) = get(
+        format!("{base}/v1/outbox/deliveries/abc"),
+        "review-token-0123456789",
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert_eq!(rx.of("n8n").len(), 1);
+}
