@@ -42,6 +42,17 @@ static PATTERNS: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
         r"(?i)\bbearer\s+[A-Za-z0-9._~+/\-]{12,}=*",
         r"(?i)\b(?:password|passwd|pwd|secret|token|api[_-]?key)\s*[=:]\s*[^\s&,;]{6,}",
         r"://[^/\s:@]+:[^/\s@]{3,}@",
+        // Chat webhooks: the path is the credential; the host stays readable.
+        r"(?:services|workflows|triggers)/T[A-Z0-9]{6,}/[AB][A-Z0-9]{6,}/[A-Za-z0-9]{16,}",
+        r"api/webhooks/\d{6,}/[A-Za-z0-9_\-]{20,}",
+        r"AIza[0-9A-Za-z_\-]{35}",
+        r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}",
+        r"\bnpm_[A-Za-z0-9]{36}",
+        r"pypi-AgE[A-Za-z0-9_\-]{40,}",
+        r"\bSG\.[A-Za-z0-9_\-]{16,}\.[A-Za-z0-9_\-]{16,}",
+        // Signed URLs and OAuth tokens in query strings (`access_token` is not matched by
+        // the `token=` rule above: `_` is a word character).
+        r"(?i)[?&](?:sig|signature|x-amz-signature|x-amz-credential|x-amz-security-token|x-goog-signature|access_token|refresh_token|id_token|client_secret)=[^&#\s]{8,}",
     ]
 });
 
@@ -97,16 +108,14 @@ fn in_place(s: &mut String) {
 /// credential-shaped text anywhere in free-text fields is replaced.
 pub fn event(e: &mut Event) {
     in_place(&mut e.resource);
+    in_place(&mut e.system);
+    in_place(&mut e.actor.display);
     if let Some(d) = e.destination.as_mut() {
         in_place(d);
     }
     for (k, v) in e.attributes.iter_mut() {
         let Some(s) = v.as_str() else { continue };
-        if is_secret_key(k)
-            && !s.is_empty()
-            && !s.starts_with("[redacted:")
-            && !s.starts_with("hmac-")
-        {
+        if is_secret_key(k) && !s.is_empty() && !is_redacted(s) {
             *v = serde_json::Value::String(marker(s));
         } else if let Some(r) = text(s) {
             *v = serde_json::Value::String(r);
@@ -115,23 +124,33 @@ pub fn event(e: &mut Event) {
 }
 
 /// Redacts every string inside an arbitrary JSON value (used on raw payloads and on what
-/// is sent to the LLM).
+/// is sent to the LLM). Idempotent: a value already redacted is left as it is.
 pub fn json(v: &mut serde_json::Value) {
+    use serde_json::Value;
     match v {
-        serde_json::Value::String(s) => in_place(s),
-        serde_json::Value::Array(xs) => xs.iter_mut().for_each(json),
-        serde_json::Value::Object(m) => {
+        Value::String(s) => in_place(s),
+        Value::Array(xs) => xs.iter_mut().for_each(json),
+        Value::Object(m) => {
             for (k, x) in m.iter_mut() {
+                if !is_secret_key(k) {
+                    json(x);
+                    continue;
+                }
                 match x {
-                    serde_json::Value::String(s) if is_secret_key(k) && !s.is_empty() => {
-                        *s = marker(s)
-                    }
+                    Value::String(s) if !s.is_empty() && !is_redacted(s) => *s = marker(s),
+                    // A numeric PIN or key under a credential name is as secret as text.
+                    Value::Number(n) => *x = Value::String(marker(&n.to_string())),
                     _ => json(x),
                 }
             }
         }
         _ => {}
     }
+}
+
+/// Already a redaction marker or an ingest-time HMAC.
+fn is_redacted(s: &str) -> bool {
+    s.starts_with("[redacted:") || s.starts_with("hmac-")
 }
 
 #[cfg(test)]
@@ -168,5 +187,97 @@ mod tests {
             .as_str()
             .unwrap()
             .starts_with("[redacted:"));
+    }
+
+    #[test]
+    fn webhook_keys_and_signed_urls_are_replaced_and_hosts_kept() {
+        for (input, secret, kept) in [
+            (
+                "post to https://hooks.slack.com/services/T0ABCDEF12/B0ABCDEF34/abcdefghijklmnopqrstuvwx",
+                "abcdefghijklmnopqrstuvwx",
+                "https://hooks.slack.com/",
+            ),
+            (
+                "https://discord.com/api/webhooks/123456789012345678/abcdefghijklmnopqrstuvwxyz_-0123",
+                "abcdefghijklmnopqrstuvwxyz_-0123",
+                "https://discord.com/",
+            ),
+            (
+                "https://acct.blob.core.windows.net/c/f.csv?sv=2024-01-01&sig=AbCdEf0123456789%2B%3D",
+                "AbCdEf0123456789",
+                "https://acct.blob.core.windows.net/c/f.csv?sv=2024-01-01",
+            ),
+            (
+                "https://bucket.s3.amazonaws.com/x?X-Amz-Signature=0123456789abcdef0123",
+                "0123456789abcdef0123",
+                "https://bucket.s3.amazonaws.com/x",
+            ),
+            (
+                "https://api.example.com/cb#x?access_token=ya29.a0AfH6SMBxyz",
+                "ya29.a0AfH6SMBxyz",
+                "https://api.example.com/cb",
+            ),
+            ("key AIzaSyA1234567890abcdefghijklmnopqrstuv", "AIzaSyA1234567890abcdefghijklmnopqrstuv", "key "),
+            ("stripe sk_live_0123456789abcdefABCD", "sk_live_0123456789abcdefABCD", "stripe "),
+            ("npm_0123456789abcdefghijklmnopqrstuvwxyz", "npm_0123456789abcdefghijklmnopqrstuvwxyz", ""),
+            (
+                "SG.abcdefghijklmnopqrstuv.ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789abcdefg",
+                "abcdefghijklmnopqrstuv",
+                "",
+            ),
+        ] {
+            let red = text(input).unwrap_or_else(|| panic!("not redacted: {input}"));
+            assert!(!red.contains(secret), "{red}");
+            assert!(red.contains(kept), "{red}");
+        }
+        for ordinary in [
+            "signature verified for release v1.2.3",
+            "see https://hooks.slack.com/ for set-up",
+            "?page=2&sort=created_at_desc",
+            "npm_config_registry set",
+        ] {
+            assert_eq!(text(ordinary), None, "{ordinary}");
+        }
+    }
+
+    #[test]
+    fn json_redaction_covers_numbers_and_is_idempotent() {
+        let mut v = serde_json::json!({
+            "db_password": 12345678,
+            "token": true,
+            "note": "curl -H 'Authorization: Bearer abcdefghijklmnop1234'",
+        });
+        json(&mut v);
+        assert!(v["db_password"].as_str().unwrap().starts_with("[redacted:"));
+        assert_eq!(
+            v["token"], true,
+            "a flag under a credential name is not a secret"
+        );
+        assert!(!v["note"].as_str().unwrap().contains("abcdefghijklmnop1234"));
+        let once = v.clone();
+        json(&mut v);
+        assert_eq!(v, once);
+    }
+
+    #[test]
+    fn events_are_redacted_in_system_and_display_too() {
+        let mut e = crate::event::parse_event(serde_json::json!({
+            "id": "e1", "time": "2025-11-24T16:00:00Z", "source": "ci",
+            "actor": {"id": "ci-bot", "type": "service", "display": "bot ghp_abcdefghijklmnopqrstuvwxyz0123456789"},
+            "system": "https://deploy:hunter2hunter2@git.example.com/app.git",
+            "action": "ci.run.started",
+        }))
+        .unwrap();
+        // parse_event redacts at ingest; put the clear values back to test `event` alone.
+        e.actor.display = "bot ghp_abcdefghijklmnopqrstuvwxyz0123456789".into();
+        e.system = "https://deploy:hunter2hunter2@git.example.com/app.git".into();
+        event(&mut e);
+        assert!(!e.actor.display.contains("ghp_"), "{}", e.actor.display);
+        assert!(!e.system.contains("hunter2"), "{}", e.system);
+        assert!(
+            e.system.ends_with("git.example.com/app.git"),
+            "{}",
+            e.system
+        );
     }
 }

@@ -52,7 +52,6 @@ pub struct AuditRecord {
     pub trajectory_hash: String,
     pub findings_fingerprint: String,
     pub at: String,
-    #[serde(flatten)]
     pub provenance: Provenance,
     /// Model name and endpoint, when one is configured.
     pub model: Option<String>,
@@ -108,8 +107,10 @@ impl SummaryAudit {
     pub fn record(&self, r: &AuditRecord) -> Result<String, StoreError> {
         let seq = self.db.generate_id()?;
         let key = record_key(&r.alert_id, seq);
-        self.records
-            .insert(&key, serde_json::to_vec(r).expect("audit records serialise"))?;
+        self.records.insert(
+            &key,
+            serde_json::to_vec(r).expect("audit records serialise"),
+        )?;
         let keys: Vec<sled::IVec> = self
             .records
             .scan_prefix(alert_prefix(&r.alert_id))
@@ -128,9 +129,10 @@ impl SummaryAudit {
     pub fn for_alert(&self, alert_id: &str) -> Result<Vec<AuditRecord>, StoreError> {
         let mut out = Vec::new();
         for kv in self.records.scan_prefix(alert_prefix(alert_id)) {
-            let (_, v) = kv?;
-            if let Ok(r) = serde_json::from_slice(&v) {
-                out.push(r);
+            let (k, v) = kv?;
+            match serde_json::from_slice(&v) {
+                Ok(r) => out.push(r),
+                Err(e) => tracing::warn!(key = ?k, error = %e, "unreadable summary audit record"),
             }
         }
         Ok(out)
@@ -177,8 +179,7 @@ impl SummaryAudit {
     pub fn sweep_before(&self, cutoff: time::OffsetDateTime) -> Result<usize, StoreError> {
         let old = |at: Option<&str>| {
             at.and_then(|s| {
-                time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-                    .ok()
+                time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
             })
             .is_some_and(|t| t < cutoff)
         };
@@ -186,11 +187,13 @@ impl SummaryAudit {
         for tree in [&self.records, &self.cache] {
             for kv in tree.iter() {
                 let (k, v) = kv?;
-                let at = serde_json::from_slice::<serde_json::Value>(&v).ok().and_then(|v| {
-                    v.get("at")
-                        .or_else(|| v.get("produced_at"))
-                        .and_then(|a| a.as_str().map(str::to_string))
-                });
+                let at = serde_json::from_slice::<serde_json::Value>(&v)
+                    .ok()
+                    .and_then(|v| {
+                        v.get("at")
+                            .or_else(|| v.get("produced_at"))
+                            .and_then(|a| a.as_str().map(str::to_string))
+                    });
                 if old(at.as_deref()) {
                     tree.remove(k)?;
                     removed += 1;

@@ -318,7 +318,12 @@ fn excerpt(s: &str) -> String {
 
 /// `retry-after-ms` (OpenAI), else `Retry-After` as seconds or an HTTP date.
 pub fn retry_after_ms(headers: &reqwest::header::HeaderMap) -> Option<u64> {
-    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    let get = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
     if let Some(ms) = get("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
         if ms.is_finite() && ms >= 0.0 {
             return Some(ms.ceil() as u64);

@@ -26,6 +26,9 @@ pub mod stage;
 pub mod summarize;
 pub mod validate;
 
+#[cfg(test)]
+mod tests;
+
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -160,7 +163,11 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 /// The severity an alert gets from its detectors and, when a model summary is used, the
 /// model's risk: raised at most to `cap`, never below what the detectors found.
-pub fn combined_severity(detector: Severity, model_risk: Option<Severity>, cap: Severity) -> Severity {
+pub fn combined_severity(
+    detector: Severity,
+    model_risk: Option<Severity>,
+    cap: Severity,
+) -> Severity {
     match model_risk {
         Some(r) => detector.max(r.min(cap)),
         None => detector,

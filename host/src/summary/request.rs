@@ -27,7 +27,8 @@ pub const MAX_VALUE_CHARS: usize = 1000;
 const ENUM_MAX_IDS: usize = 250;
 const ENUM_MAX_CHARS: usize = 7_500;
 
-pub const SYSTEM_PROMPT: &str = "You are the triage writer of Plumbline, which monitors a company's \
+pub const SYSTEM_PROMPT: &str =
+    "You are the triage writer of Plumbline, which monitors a company's \
 internal coding traffic (git, CI/CD, workflow automation, secret managers, SSO, AI-assistant \
 configuration). Detectors have already flagged the trajectory you are given. Your job is to \
 explain it to a human reviewer, who decides what happens; you do not judge people. Describe \

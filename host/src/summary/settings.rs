@@ -80,6 +80,9 @@ impl LlmConfig {
 
     /// `…/v1` + `/chat/completions`.
     pub fn completions_url(&self) -> String {
-        format!("{}/chat/completions", self.base_url.trim().trim_end_matches('/'))
+        format!(
+            "{}/chat/completions",
+            self.base_url.trim().trim_end_matches('/')
+        )
     }
 }

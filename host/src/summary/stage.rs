@@ -7,7 +7,7 @@
 //! alert's latest state exactly once per change, after its summary is written.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use tokio::runtime::Handle;
@@ -44,7 +44,9 @@ struct Slot {
 
 impl SummaryStage {
     /// Builds the stage and subscribes it to `alerts`; summaries are handed to `next`.
-    /// Subscribe before the trajectory stage starts, so no alert is missed.
+    /// Start it before the trajectory stage, so no alert is missed. The subscription does
+    /// not keep the stage alive (the stage holds the book: a strong one would be a cycle
+    /// that keeps the database open): keep the returned stage for as long as it should run.
     pub fn start(
         config: &LlmConfig,
         retention_days: u64,
@@ -65,12 +67,12 @@ impl SummaryStage {
         if retention_days > 0 {
             inner.spawn_retention(retention_days);
         }
+        alerts.subscribe(Arc::new(Subscription(Arc::downgrade(&inner))));
         let stage = Arc::new(SummaryStage { inner });
-        alerts.subscribe(Arc::new(SummaryStage {
-            inner: stage.inner.clone(),
-        }));
         match config.enabled() {
-            true => tracing::info!(endpoint = %config.completions_url(), model = %config.model, "LLM summaries on"),
+            true => {
+                tracing::info!(endpoint = %config.completions_url(), model = %config.model, "LLM summaries on")
+            }
             false => tracing::info!("no LLM configured: alerts carry the deterministic summary"),
         }
         Ok(stage)
@@ -137,7 +139,10 @@ impl SummaryStage {
             queued += 1;
         }
         if queued > 0 {
-            tracing::info!(queued, "resuming summaries that were in flight at the last stop");
+            tracing::info!(
+                queued,
+                "resuming summaries that were in flight at the last stop"
+            );
         }
         queued
     }
@@ -146,6 +151,16 @@ impl SummaryStage {
 impl AlertListener for SummaryStage {
     fn alert_changed(&self, update: AlertUpdate) {
         self.inner.clone().enqueue(update);
+    }
+}
+
+struct Subscription(Weak<Inner>);
+
+impl AlertListener for Subscription {
+    fn alert_changed(&self, update: AlertUpdate) {
+        if let Some(inner) = self.0.upgrade() {
+            inner.enqueue(update);
+        }
     }
 }
 
@@ -193,9 +208,7 @@ impl Inner {
                 .await;
             let me = self.clone();
             // sled writes and the next stage's work stay off the async workers.
-            if let Err(e) =
-                tokio::task::spawn_blocking(move || me.commit(update, produced)).await
-            {
+            if let Err(e) = tokio::task::spawn_blocking(move || me.commit(update, produced)).await {
                 tracing::error!(alert = %id, error = %e, "summary commit panicked");
             }
         }
@@ -275,19 +288,19 @@ impl Inner {
         }
     }
 
+    /// Hourly, while the stage lives: audit records and cached summaries older than the
+    /// store's retention go, as the events they describe do.
     fn spawn_retention(self: &Arc<Self>, days: u64) {
-        let me = self.clone();
+        let me = Arc::downgrade(self);
         self.handle.spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(3600));
             loop {
                 tick.tick().await;
+                let Some(m) = me.upgrade() else { return };
                 let cutoff =
                     time::OffsetDateTime::now_utc() - time::Duration::days(days.min(36_500) as i64);
-                let m = me.clone();
-                match tokio::task::spawn_blocking(move || {
-                    m.summarizer.audit().sweep_before(cutoff)
-                })
-                .await
+                match tokio::task::spawn_blocking(move || m.summarizer.audit().sweep_before(cutoff))
+                    .await
                 {
                     Ok(Ok(0)) => {}
                     Ok(Ok(n)) => tracing::info!(removed = n, "summary audit retention sweep"),
@@ -306,14 +319,5 @@ fn coalesce(older: AlertUpdate, newer: AlertUpdate) -> AlertUpdate {
         is_new: older.is_new || newer.is_new,
         previous_severity: older.previous_severity,
         ..newer
-    }
-}
-
-/// The next stage while none is wired: summaries are written, nothing is routed.
-pub struct NoNextStage;
-
-impl AlertListener for NoNextStage {
-    fn alert_changed(&self, update: AlertUpdate) {
-        tracing::debug!(alert = %update.alert.id, "summary written; no policy stage to hand it to");
     }
 }

@@ -116,7 +116,9 @@ impl Summarizer {
         };
         let deadline = Instant::now() + Duration::from_millis(self.config.budget_ms);
         let first = ChatRequest::build(&self.config, alert, t);
-        let (answer, error) = match self.ask(client, &mut draft, &first, "initial", deadline).await
+        let (answer, error) = match self
+            .ask(client, &mut draft, &first, "initial", deadline)
+            .await
         {
             Asked::Valid(s, response_sha) => {
                 return self.success(draft, s, &first, response_sha);

@@ -72,7 +72,11 @@ pub fn check(content: &str, t: &Trajectory) -> Result<Summary, Invalid> {
     }
     for (index, r) in summary.reasons.iter().enumerate() {
         non_empty(&format!("reasons[{index}].reason"), &r.reason)?;
-        bounded(&format!("reasons[{index}].reason"), &r.reason, MAX_TEXT_CHARS)?;
+        bounded(
+            &format!("reasons[{index}].reason"),
+            &r.reason,
+            MAX_TEXT_CHARS,
+        )?;
         if r.event_ids.is_empty() {
             return Err(Invalid::Uncited { index });
         }
