@@ -27,7 +27,16 @@ use serde_json::Value;
 use super::IngestArgs;
 use crate::ingest::adapter::sign_sha256;
 
-pub const SOURCES: &[&str] = &["github", "gitlab", "n8n", "make", "vault", "cloudtrail", "okta", "openai"];
+pub const SOURCES: &[&str] = &[
+    "github",
+    "gitlab",
+    "n8n",
+    "make",
+    "vault",
+    "cloudtrail",
+    "okta",
+    "openai",
+];
 
 struct Totals {
     accepted: u64,
@@ -50,13 +59,18 @@ pub async fn ingest(args: &IngestArgs, source: &str) -> anyhow::Result<()> {
     }
     let mut raw = Vec::new();
     if args.file.as_os_str() == "-" {
-        std::io::stdin().read_to_end(&mut raw).context("reading standard input")?;
+        std::io::stdin()
+            .read_to_end(&mut raw)
+            .context("reading standard input")?;
     } else {
         raw = std::fs::read(&args.file)
             .with_context(|| format!("cannot read {}", args.file.display()))?;
     }
     let requests = plan(source, &raw, args.batch.max(1))?;
-    let url = format!("{}/v1/ingest/{source}", args.remote.url.trim_end_matches('/'));
+    let url = format!(
+        "{}/v1/ingest/{source}",
+        args.remote.url.trim_end_matches('/')
+    );
     let http = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(120))
         .build()
@@ -83,7 +97,10 @@ pub async fn ingest(args: &IngestArgs, source: &str) -> anyhow::Result<()> {
         for (h, v) in &req.headers {
             rb = rb.header(h.as_str(), v.as_str());
         }
-        let resp = rb.send().await.with_context(|| format!("cannot reach {url}"))?;
+        let resp = rb
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {url}"))?;
         let status = resp.status();
         let v: Value = resp.json().await.unwrap_or(Value::Null);
         if !status.is_success() {
@@ -153,8 +170,8 @@ pub fn read_items(raw: &[u8], keys: &[&str]) -> anyhow::Result<Vec<Value>> {
         if line.trim().is_empty() {
             continue;
         }
-        let v: Value = serde_json::from_str(line)
-            .with_context(|| format!("line {} is not JSON", i + 1))?;
+        let v: Value =
+            serde_json::from_str(line).with_context(|| format!("line {} is not JSON", i + 1))?;
         // A JSON-lines file of pages (`{"Records": [...]}` per line) is flattened too.
         match keys.iter().find_map(|k| v.get(*k)) {
             Some(Value::Array(a)) => out.extend(a.iter().cloned()),
@@ -202,7 +219,9 @@ fn plan(source: &str, raw: &[u8], batch: usize) -> anyhow::Result<Vec<Request>> 
             // n8n's log also records delivery confirmations; they are not events.
             let items: Vec<Value> = read_items(raw, &[])?
                 .into_iter()
-                .filter(|v| v.get("__type").and_then(Value::as_str) != Some("$$EventMessageConfirm"))
+                .filter(|v| {
+                    v.get("__type").and_then(Value::as_str) != Some("$$EventMessageConfirm")
+                })
                 .collect();
             json_batches(items, batch, None)
         }
@@ -251,7 +270,10 @@ fn github_delivery(d: Value) -> anyhow::Result<Request> {
     }
     if let Ok(secret) = std::env::var("PLUMBLINE_GITHUB_SECRET") {
         if !secret.is_empty() {
-            headers.push(("x-hub-signature-256".to_string(), sign_sha256(&secret, &body)));
+            headers.push((
+                "x-hub-signature-256".to_string(),
+                sign_sha256(&secret, &body),
+            ));
         }
     }
     Ok(Request {
@@ -290,9 +312,17 @@ mod tests {
 
     #[test]
     fn files_in_every_container_shape() {
-        assert_eq!(read_items(br#"{"Records":[{"a":1},{"a":2}]}"#, &["Records"]).unwrap().len(), 2);
+        assert_eq!(
+            read_items(br#"{"Records":[{"a":1},{"a":2}]}"#, &["Records"])
+                .unwrap()
+                .len(),
+            2
+        );
         assert_eq!(read_items(b"[{\"a\":1}]", &[]).unwrap().len(), 1);
-        assert_eq!(read_items(b"{\"a\":1}\n\n{\"a\":2}\n", &[]).unwrap().len(), 2);
+        assert_eq!(
+            read_items(b"{\"a\":1}\n\n{\"a\":2}\n", &[]).unwrap().len(),
+            2
+        );
         assert_eq!(read_items(b"{\"a\":1}", &[]).unwrap().len(), 1);
         assert!(read_items(b"{\"a\":1}\nnope\n", &[]).is_err());
     }

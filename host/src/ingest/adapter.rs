@@ -23,12 +23,14 @@ use crate::api::error::{ApiError, ApiResult};
 use crate::api::events::read_body;
 use crate::api::AppState;
 use crate::config::Scope;
-use crate::event::{parse_event, Actor, ActorType, Attributes, Environment, Event, EventError, Source};
+use crate::event::{
+    parse_event, Actor, ActorType, Attributes, Environment, Event, EventError, Source,
+};
 
 /// `POST /v1/ingest/<source>` for every adapter (and Okta's verification `GET`).
 pub fn routes() -> axum::Router<AppState> {
-    use axum::routing::post;
     use super::{cloudtrail, github, gitlab, make, n8n, okta, openai, vault};
+    use axum::routing::post;
     axum::Router::new()
         .route("/v1/ingest/github", post(github::post))
         .route("/v1/ingest/gitlab", post(gitlab::post))
@@ -36,7 +38,10 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/v1/ingest/make", post(make::post))
         .route("/v1/ingest/vault", post(vault::post))
         .route("/v1/ingest/cloudtrail", post(cloudtrail::post))
-        .route("/v1/ingest/okta", axum::routing::get(okta::verify).post(okta::post))
+        .route(
+            "/v1/ingest/okta",
+            axum::routing::get(okta::verify).post(okta::post),
+        )
         .route("/v1/ingest/openai", post(openai::post))
 }
 
@@ -323,8 +328,19 @@ pub fn actor(id: &str, kind: ActorType, display: &str) -> Actor {
 /// Bot and service-account logins that are AI coding agents. Matched on the login of an
 /// account that the source already marks as a bot/service, never on people's names.
 const AI_AGENT_MARKERS: &[&str] = &[
-    "copilot", "devin", "claude", "codex", "cursor", "openhands", "sweep", "aider", "gemini",
-    "jules", "codegen", "ai-agent", "agent[bot]",
+    "copilot",
+    "devin",
+    "claude",
+    "codex",
+    "cursor",
+    "openhands",
+    "sweep",
+    "aider",
+    "gemini",
+    "jules",
+    "codegen",
+    "ai-agent",
+    "agent[bot]",
 ];
 
 pub fn is_ai_agent_login(login: &str) -> bool {
@@ -658,14 +674,17 @@ pub fn track_scope(
         .recall(memory, e.source, "credential_scope", credential)
         .map(|v| scope_set(&v))
         .unwrap_or_default();
-    let join = |s: &std::collections::BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>().join(" ");
+    let join =
+        |s: &std::collections::BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>().join(" ");
     e.attributes
         .insert("credential.scope".into(), Value::String(join(&now)));
     out.remember(
         e.source,
         "credential_scope",
         credential,
-        Some(Value::Array(now.iter().cloned().map(Value::String).collect())),
+        Some(Value::Array(
+            now.iter().cloned().map(Value::String).collect(),
+        )),
     );
     let added: std::collections::BTreeSet<String> = now.difference(&before).cloned().collect();
     if before.is_empty() || added.is_empty() {
@@ -676,8 +695,10 @@ pub fn track_scope(
     d.action = "credential.scope.increased".into();
     d.attributes
         .insert("credential.scope.added".into(), Value::String(join(&added)));
-    d.attributes
-        .insert("credential.scope.before".into(), Value::String(join(&before)));
+    d.attributes.insert(
+        "credential.scope.before".into(),
+        Value::String(join(&before)),
+    );
     Some(d)
 }
 
@@ -732,22 +753,53 @@ pub const HIGH_RISK_PATHS: &[(&str, &[&str])] = &[
     (
         "auth",
         &[
-            "auth", "authn", "authentication", "login", "oauth", "oidc", "saml", "sso", "session",
-            "sessions", "jwt", "mfa", "2fa", "password", "passwords",
+            "auth",
+            "authn",
+            "authentication",
+            "login",
+            "oauth",
+            "oidc",
+            "saml",
+            "sso",
+            "session",
+            "sessions",
+            "jwt",
+            "mfa",
+            "2fa",
+            "password",
+            "passwords",
         ],
     ),
     (
         "permissions",
         &[
-            "authz", "authorization", "permission", "permissions", "rbac", "acl", "acls", "iam",
-            "roles", "policy", "policies", "access",
+            "authz",
+            "authorization",
+            "permission",
+            "permissions",
+            "rbac",
+            "acl",
+            "acls",
+            "iam",
+            "roles",
+            "policy",
+            "policies",
+            "access",
         ],
     ),
     (
         "secrets",
         &[
-            "secret", "secrets", "credential", "credentials", "vault", "keys", ".env", "kms",
-            "certs", "tls",
+            "secret",
+            "secrets",
+            "credential",
+            "credentials",
+            "vault",
+            "keys",
+            ".env",
+            "kms",
+            "certs",
+            "tls",
         ],
     ),
     (
@@ -832,12 +884,26 @@ mod tests {
 
     #[test]
     fn times_in_source_formats() {
-        let t = |v: Value| parse_time(&v).map(|t| crate::event::format_time(t.to_offset(time::UtcOffset::UTC)));
-        assert_eq!(t(json!("2024-05-01T10:00:00.5+02:00")).unwrap(), "2024-05-01T08:00:00.5Z");
-        assert_eq!(t(json!("2013-12-03 17:23:34 UTC")).unwrap(), "2013-12-03T17:23:34Z");
-        assert_eq!(t(json!("2013-12-03 17:23:34 +0100")).unwrap(), "2013-12-03T16:23:34Z");
+        let t = |v: Value| {
+            parse_time(&v).map(|t| crate::event::format_time(t.to_offset(time::UtcOffset::UTC)))
+        };
+        assert_eq!(
+            t(json!("2024-05-01T10:00:00.5+02:00")).unwrap(),
+            "2024-05-01T08:00:00.5Z"
+        );
+        assert_eq!(
+            t(json!("2013-12-03 17:23:34 UTC")).unwrap(),
+            "2013-12-03T17:23:34Z"
+        );
+        assert_eq!(
+            t(json!("2013-12-03 17:23:34 +0100")).unwrap(),
+            "2013-12-03T16:23:34Z"
+        );
         assert_eq!(t(json!(1720804090)).unwrap(), "2024-07-12T17:08:10Z");
-        assert_eq!(t(json!(1720804090123u64)).unwrap(), "2024-07-12T17:08:10.123Z");
+        assert_eq!(
+            t(json!(1720804090123u64)).unwrap(),
+            "2024-07-12T17:08:10.123Z"
+        );
         assert_eq!(t(json!("yesterday")), None);
     }
 
@@ -849,7 +915,9 @@ mod tests {
             unknown_action(Source::Okta, "app.oauth2.as.consent.Grant"),
             "okta.app.oauth2.as.consent.grant"
         );
-        assert!(crate::event::check_action(&unknown_action(Source::Github, "Weird Event!")).is_ok());
+        assert!(
+            crate::event::check_action(&unknown_action(Source::Github, "Weird Event!")).is_ok()
+        );
     }
 
     #[test]
@@ -865,7 +933,10 @@ mod tests {
     fn risk_categories_by_segment() {
         assert_eq!(risk_categories(".github/workflows/release.yml"), vec!["ci"]);
         assert_eq!(risk_categories("src/auth/session.rs"), vec!["auth"]);
-        assert_eq!(risk_categories("services/billing/invoice.go"), vec!["payments"]);
+        assert_eq!(
+            risk_categories("services/billing/invoice.go"),
+            vec!["payments"]
+        );
         assert_eq!(risk_categories("config/.env.production"), vec!["secrets"]);
         assert_eq!(risk_categories("docs/CODEOWNERS"), vec!["codeowners"]);
         assert!(risk_categories("README.md").is_empty());
@@ -875,10 +946,16 @@ mod tests {
 
     #[test]
     fn url_hosts_and_environments() {
-        assert_eq!(url_host("https://user:pw@API.example.com:8443/x?y").as_deref(), Some("api.example.com"));
+        assert_eq!(
+            url_host("https://user:pw@API.example.com:8443/x?y").as_deref(),
+            Some("api.example.com")
+        );
         assert_eq!(url_host("={{ $json.url }}"), None);
         assert_eq!(url_host("/relative"), None);
-        assert_eq!(guess_environment(["secret/data/prod/db"]), Environment::Prod);
+        assert_eq!(
+            guess_environment(["secret/data/prod/db"]),
+            Environment::Prod
+        );
         assert_eq!(guess_environment(["n8n-staging"]), Environment::Staging);
         assert_eq!(guess_environment(["product"]), Environment::Unknown);
     }

@@ -37,7 +37,9 @@ pub async fn post(
     authorize(&state, &headers, SourceAuth::NotConfigured)?;
     let bytes = adapter::body(&state, &headers, body).await?;
     let payload = json_body(&bytes)?;
-    if payload.is_object() && at(&payload, "Records").is_none() && at(&payload, "eventID").is_none()
+    if payload.is_object()
+        && at(&payload, "Records").is_none()
+        && at(&payload, "eventID").is_none()
         && at(&payload, "detail.eventID").is_none()
     {
         return Err(malformed(
@@ -46,11 +48,16 @@ pub async fn post(
         ));
     }
     if !payload.is_object() && !payload.is_array() {
-        return Err(malformed("(body)", "a CloudTrail log file is a JSON object"));
+        return Err(malformed(
+            "(body)",
+            "a CloudTrail log file is a JSON object",
+        ));
     }
     let mut out = Mapped::default();
     for (i, record) in items(&payload, &["Records"]).into_iter().enumerate() {
-        let record = at(record, "detail").filter(|d| d.get("eventID").is_some()).unwrap_or(record);
+        let record = at(record, "detail")
+            .filter(|d| d.get("eventID").is_some())
+            .unwrap_or(record);
         map_record(record, i, &state.config.cloudtrail, &mut out);
     }
     adapter::submit(&state, out, StatusCode::ACCEPTED).await
@@ -66,7 +73,15 @@ fn identity(r: &Value) -> Actor {
         "Root" => (arn.clone(), "root".to_string(), ActorType::Human),
         "IAMUser" => {
             let name = s(r, "userIdentity.userName");
-            (if arn.is_empty() { name.clone() } else { arn.clone() }, name, ActorType::Human)
+            (
+                if arn.is_empty() {
+                    name.clone()
+                } else {
+                    arn.clone()
+                },
+                name,
+                ActorType::Human,
+            )
         }
         "AssumedRole" => {
             let session = arn.rsplit('/').next().unwrap_or("").to_string();
@@ -85,7 +100,15 @@ fn identity(r: &Value) -> Actor {
                 n if n.is_empty() => s(r, "userIdentity.principalId"),
                 n => n,
             };
-            (if arn.is_empty() { name.clone() } else { arn.clone() }, name, ActorType::Human)
+            (
+                if arn.is_empty() {
+                    name.clone()
+                } else {
+                    arn.clone()
+                },
+                name,
+                ActorType::Human,
+            )
         }
         "AWSService" | "AWSAccount" => {
             let who = match s(r, "userIdentity.invokedBy") {
@@ -95,7 +118,11 @@ fn identity(r: &Value) -> Actor {
             (who.clone(), who, ActorType::Service)
         }
         _ => {
-            let who = if arn.is_empty() { s(r, "userIdentity.principalId") } else { arn.clone() };
+            let who = if arn.is_empty() {
+                s(r, "userIdentity.principalId")
+            } else {
+                arn.clone()
+            };
             (who.clone(), who, ActorType::Service)
         }
     };
@@ -191,21 +218,50 @@ fn map_record(r: &Value, index: usize, config: &CloudtrailConfig, out: &mut Mapp
     set(&mut e, "user_agent", s(r, "userAgent"));
     set(&mut e, "event_type", s(r, "eventType"));
     set(&mut e, "event_category", s(r, "eventCategory"));
-    set(&mut e, "read_only", at(r, "readOnly").cloned().unwrap_or(Value::Null));
+    set(
+        &mut e,
+        "read_only",
+        at(r, "readOnly").cloned().unwrap_or(Value::Null),
+    );
     set(&mut e, "request_id", s(r, "requestID"));
     set(&mut e, "vpc_endpoint", s(r, "vpcEndpointId"));
     set(&mut e, "identity.type", s(r, "userIdentity.type"));
-    set(&mut e, "identity.access_key_id", s(r, "userIdentity.accessKeyId"));
-    set(&mut e, "identity.role", s(r, "userIdentity.sessionContext.sessionIssuer.userName"));
-    set(&mut e, "mfa", s(r, "userIdentity.sessionContext.attributes.mfaAuthenticated"));
-    set(&mut e, "outcome", if error.is_empty() { "success" } else { "failure" });
+    set(
+        &mut e,
+        "identity.access_key_id",
+        s(r, "userIdentity.accessKeyId"),
+    );
+    set(
+        &mut e,
+        "identity.role",
+        s(r, "userIdentity.sessionContext.sessionIssuer.userName"),
+    );
+    set(
+        &mut e,
+        "mfa",
+        s(r, "userIdentity.sessionContext.attributes.mfaAuthenticated"),
+    );
+    set(
+        &mut e,
+        "outcome",
+        if error.is_empty() {
+            "success"
+        } else {
+            "failure"
+        },
+    );
     set(&mut e, "error.code", error.clone());
     set(&mut e, "error.message", s(r, "errorMessage"));
-    let first_arn = at(r, "resources.0.ARN").map(|_| s(r, "resources.0.ARN")).unwrap_or_default();
+    let first_arn = at(r, "resources.0.ARN")
+        .map(|_| s(r, "resources.0.ARN"))
+        .unwrap_or_default();
     e.resource = first_arn;
 
     let action: String = match (service.as_str(), name.as_str()) {
-        ("s3", "GetObject") | ("s3", "PutObject") | ("s3", "CopyObject") | ("s3", "DeleteObject") => {
+        ("s3", "GetObject")
+        | ("s3", "PutObject")
+        | ("s3", "CopyObject")
+        | ("s3", "DeleteObject") => {
             let bucket = s(&rp, "bucketName");
             let key = s(&rp, "key");
             e.resource = format!("s3://{bucket}/{key}");
@@ -223,7 +279,10 @@ fn map_record(r: &Value, index: usize, config: &CloudtrailConfig, out: &mut Mapp
                     ..Volume::default()
                 });
             } else if error.is_empty() {
-                e.volume = Some(Volume { files: Some(1), ..Volume::default() });
+                e.volume = Some(Volume {
+                    files: Some(1),
+                    ..Volume::default()
+                });
             }
             if name == "GetObject" {
                 // The object left S3 towards the caller.
@@ -235,12 +294,15 @@ fn map_record(r: &Value, index: usize, config: &CloudtrailConfig, out: &mut Mapp
                     e.destination = Some(to);
                 }
             }
-            format!("s3.object.{}", match name.as_str() {
-                "GetObject" => "get",
-                "PutObject" => "put",
-                "CopyObject" => "copy",
-                _ => "delete",
-            })
+            format!(
+                "s3.object.{}",
+                match name.as_str() {
+                    "GetObject" => "get",
+                    "PutObject" => "put",
+                    "CopyObject" => "copy",
+                    _ => "delete",
+                }
+            )
         }
         ("s3", "PutBucketPolicy") => {
             let bucket = s(&rp, "bucketName");
@@ -259,7 +321,12 @@ fn map_record(r: &Value, index: usize, config: &CloudtrailConfig, out: &mut Mapp
             }
             let ext = external(accounts, &account, config);
             share(&mut e, &ext, public);
-            if ext.is_empty() { "s3.bucket.policy.changed" } else { "s3.bucket.policy.shared" }.into()
+            if ext.is_empty() {
+                "s3.bucket.policy.changed"
+            } else {
+                "s3.bucket.policy.shared"
+            }
+            .into()
         }
         ("s3", "DeleteBucketPolicy") => {
             e.resource = format!("s3://{}", s(&rp, "bucketName"));
@@ -293,7 +360,11 @@ fn map_record(r: &Value, index: usize, config: &CloudtrailConfig, out: &mut Mapp
             };
             e.resource = res;
             let mut accounts = BTreeSet::new();
-            for item in at(&rp, &format!("{perm}.add.items")).and_then(Value::as_array).into_iter().flatten() {
+            for item in at(&rp, &format!("{perm}.add.items"))
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 let user = s(item, "userId");
                 if !user.is_empty() {
                     accounts.insert(user);
@@ -305,8 +376,16 @@ fn map_record(r: &Value, index: usize, config: &CloudtrailConfig, out: &mut Mapp
             let public = accounts.contains("*");
             let ext = external(accounts, &account, config);
             share(&mut e, &ext, public);
-            let what = if name == "ModifySnapshotAttribute" { "snapshot" } else { "image" };
-            if ext.is_empty() { format!("{what}.permission.changed") } else { format!("{what}.shared") }
+            let what = if name == "ModifySnapshotAttribute" {
+                "snapshot"
+            } else {
+                "image"
+            };
+            if ext.is_empty() {
+                format!("{what}.permission.changed")
+            } else {
+                format!("{what}.shared")
+            }
         }
         ("rds", "ModifyDBSnapshotAttribute") | ("rds", "ModifyDBClusterSnapshotAttribute") => {
             e.resource = match s(&rp, "dBSnapshotIdentifier") {
@@ -323,23 +402,40 @@ fn map_record(r: &Value, index: usize, config: &CloudtrailConfig, out: &mut Mapp
             let public = accounts.contains("*");
             let ext = external(accounts, &account, config);
             share(&mut e, &ext, public);
-            if ext.is_empty() { "snapshot.permission.changed" } else { "snapshot.shared" }.into()
+            if ext.is_empty() {
+                "snapshot.permission.changed"
+            } else {
+                "snapshot.shared"
+            }
+            .into()
         }
         ("iam", "CreateAccessKey") => {
             e.resource = s(&rp, "userName");
-            set(&mut e, "access_key_id", s(r, "responseElements.accessKey.accessKeyId"));
+            set(
+                &mut e,
+                "access_key_id",
+                s(r, "responseElements.accessKey.accessKeyId"),
+            );
             "api_key.created".into()
         }
-        ("iam", "AttachUserPolicy") | ("iam", "AttachRolePolicy") | ("iam", "AttachGroupPolicy") => {
+        ("iam", "AttachUserPolicy")
+        | ("iam", "AttachRolePolicy")
+        | ("iam", "AttachGroupPolicy") => {
             let policy = s(&rp, "policyArn");
             e.resource = [s(&rp, "userName"), s(&rp, "roleName"), s(&rp, "groupName")]
                 .into_iter()
                 .find(|x| !x.is_empty())
                 .unwrap_or_default();
             set(&mut e, "policy", policy.clone());
-            let admin = policy.ends_with("/AdministratorAccess") || policy.ends_with("/IAMFullAccess");
+            let admin =
+                policy.ends_with("/AdministratorAccess") || policy.ends_with("/IAMFullAccess");
             set(&mut e, "admin", admin);
-            if admin { "admin.role.granted" } else { "iam.policy.attached" }.into()
+            if admin {
+                "admin.role.granted"
+            } else {
+                "iam.policy.attached"
+            }
+            .into()
         }
         ("iam", "PutUserPolicy") | ("iam", "PutRolePolicy") | ("iam", "PutGroupPolicy") => {
             e.resource = [s(&rp, "userName"), s(&rp, "roleName"), s(&rp, "groupName")]
@@ -350,7 +446,12 @@ fn map_record(r: &Value, index: usize, config: &CloudtrailConfig, out: &mut Mapp
             let admin = doc.contains("\"*\"") && doc.contains("Allow");
             set(&mut e, "policy.name", s(&rp, "policyName"));
             set(&mut e, "admin", admin);
-            if admin { "admin.role.granted" } else { "iam.policy.changed" }.into()
+            if admin {
+                "admin.role.granted"
+            } else {
+                "iam.policy.changed"
+            }
+            .into()
         }
         ("iam", "CreateUser") => {
             e.resource = s(&rp, "userName");
@@ -365,14 +466,46 @@ fn map_record(r: &Value, index: usize, config: &CloudtrailConfig, out: &mut Mapp
             let ok = s(r, "responseElements.ConsoleLogin") == "Success";
             set(&mut e, "mfa_used", s(r, "additionalEventData.MFAUsed"));
             e.resource = "console".into();
-            if ok { "auth.login" } else { "auth.login.failed" }.into()
+            if ok {
+                "auth.login"
+            } else {
+                "auth.login.failed"
+            }
+            .into()
         }
-        ("secretsmanager", "GetSecretValue") | ("ssm", "GetParameter") | ("ssm", "GetParameters") => {
-            e.resource = [s(&rp, "secretId"), s(&rp, "name"), strings(&rp, "names").join(",")]
-                .into_iter()
-                .find(|x| !x.is_empty())
-                .unwrap_or_default();
-            if denied { "secret.permission_denied" } else { "secret.read" }.into()
+        ("secretsmanager", "GetSecretValue")
+        | ("ssm", "GetParameter")
+        | ("ssm", "GetParameters") => {
+            e.resource = [
+                s(&rp, "secretId"),
+                s(&rp, "name"),
+                strings(&rp, "names").join(","),
+            ]
+            .into_iter()
+            .find(|x| !x.is_empty())
+            .unwrap_or_default();
+            if denied {
+                "secret.permission_denied"
+            } else {
+                "secret.read"
+            }
+            .into()
+        }
+        ("rds", "StartExportTask") | ("dynamodb", "ExportTableToPointInTime") => {
+            // A snapshot or table copied out to S3, in bulk.
+            let bucket = match s(&rp, "s3BucketName") {
+                b if b.is_empty() => s(&rp, "s3Bucket"),
+                b => b,
+            };
+            e.resource = match s(&rp, "sourceArn") {
+                x if x.is_empty() => s(&rp, "tableArn"),
+                x => x,
+            };
+            if !bucket.is_empty() {
+                e.destination = Some(format!("s3://{bucket}"));
+            }
+            set(&mut e, "export.bucket_owner", s(&rp, "s3BucketOwner"));
+            "data.export".into()
         }
         ("cloudtrail", "StopLogging") | ("cloudtrail", "DeleteTrail") => {
             e.resource = s(&rp, "name");
@@ -418,15 +551,24 @@ mod tests {
     #[test]
     fn principals_yield_account_ids_and_public() {
         let mut out = BTreeSet::new();
-        principal_accounts(&json!({"AWS": ["arn:aws:iam::999988887777:root", "444455556666"]}), &mut out);
+        principal_accounts(
+            &json!({"AWS": ["arn:aws:iam::999988887777:root", "444455556666"]}),
+            &mut out,
+        );
         principal_accounts(&json!("*"), &mut out);
-        assert_eq!(out.into_iter().collect::<Vec<_>>(), vec!["*", "444455556666", "999988887777"]);
+        assert_eq!(
+            out.into_iter().collect::<Vec<_>>(),
+            vec!["*", "444455556666", "999988887777"]
+        );
         let cfg = CloudtrailConfig {
             org_accounts: vec!["444455556666".into()],
             account_environments: Default::default(),
         };
         let ext = external(
-            ["111122223333", "444455556666", "999988887777"].iter().map(|s| s.to_string()).collect(),
+            ["111122223333", "444455556666", "999988887777"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             "111122223333",
             &cfg,
         );

@@ -16,9 +16,9 @@ use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use super::adapter::{
-    self, actor, at, authorize, b, check_hmac_sha256, content_id, copy, event, glob_match,
-    header, is_ai_agent_login, json_body, keep_payload, malformed, parse_time, risk_categories,
-    s, set, strings, u, unknown_action, Mapped, Memory, PAYLOAD_BUDGET,
+    self, actor, at, authorize, b, check_hmac_sha256, content_id, copy, event, glob_match, header,
+    is_ai_agent_login, json_body, keep_payload, malformed, parse_time, risk_categories, s, set,
+    strings, u, unknown_action, Mapped, Memory, PAYLOAD_BUDGET,
 };
 use crate::api::error::ApiResult;
 use crate::api::AppState;
@@ -44,7 +44,12 @@ pub async fn post(
     authorize(&state, &headers, auth)?;
     let kind = header(&headers, "x-github-event")
         .filter(|k| !k.is_empty())
-        .ok_or_else(|| malformed("X-GitHub-Event", "header is missing: it names the event type"))?;
+        .ok_or_else(|| {
+            malformed(
+                "X-GitHub-Event",
+                "header is missing: it names the event type",
+            )
+        })?;
     let delivery = match header(&headers, "x-github-delivery") {
         Some(d) if valid_id(d) => d.to_string(),
         Some(_) => return Err(malformed("X-GitHub-Delivery", "not a delivery id")),
@@ -52,7 +57,10 @@ pub async fn post(
     };
     let payload = json_body(&bytes)?;
     if !payload.is_object() {
-        return Err(malformed("(body)", "a GitHub webhook payload is a JSON object"));
+        return Err(malformed(
+            "(body)",
+            "a GitHub webhook payload is a JSON object",
+        ));
     }
     let received = header(&headers, DELIVERED_AT)
         .and_then(adapter::parse_time_str)
@@ -100,6 +108,7 @@ pub fn map(
             let mut e = ctx.base(action, "");
             e.resource = "*".into();
             set(&mut e, "protection.scope", "repository");
+            set(&mut e, "weakened", s(p, "action") == "disabled");
             out.push(0, e);
         }
         "repository_ruleset" => ruleset(&ctx, &mut out),
@@ -140,7 +149,11 @@ pub fn map(
             set(&mut e, "hook.id", s(p, "hook_id"));
             set(&mut e, "hook.type", s(p, "hook.type"));
             set(&mut e, "hook.events", strings(p, "hook.events").join(","));
-            set(&mut e, "hook.active", at(p, "hook.active").cloned().unwrap_or(Value::Null));
+            set(
+                &mut e,
+                "hook.active",
+                at(p, "hook.active").cloned().unwrap_or(Value::Null),
+            );
             set(&mut e, "zen", s(p, "zen"));
             out.push(0, e);
         }
@@ -202,7 +215,10 @@ impl Ctx<'_> {
         );
         set(&mut e, "source_event", self.kind);
         set(&mut e, "source_action", s(self.p, "action"));
-        let visibility = match (s(self.p, "repository.visibility"), b(self.p, "repository.private")) {
+        let visibility = match (
+            s(self.p, "repository.visibility"),
+            b(self.p, "repository.private"),
+        ) {
             (v, _) if !v.is_empty() => v,
             (_, Some(true)) => "private".into(),
             (_, Some(false)) => "public".into(),
@@ -264,7 +280,10 @@ fn push(ctx: &Ctx, memory: &Memory, out: &mut Mapped) -> ApiResult<()> {
     e.time = ctx.time_at(&["repository.pushed_at", "head_commit.timestamp"]);
     e.resource = r#ref.clone();
     let default_branch = s(p, "repository.default_branch");
-    let commits = at(p, "commits").and_then(Value::as_array).cloned().unwrap_or_default();
+    let commits = at(p, "commits")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let mut paths: BTreeSet<String> = BTreeSet::new();
     for c in commits.iter().chain(at(p, "head_commit")) {
         for k in ["added", "modified", "removed"] {
@@ -283,7 +302,10 @@ fn push(ctx: &Ctx, memory: &Memory, out: &mut Mapped) -> ApiResult<()> {
     set(
         &mut e,
         "commits.distinct",
-        commits.iter().filter(|c| b(c, "distinct").unwrap_or(true)).count() as u64,
+        commits
+            .iter()
+            .filter(|c| b(c, "distinct").unwrap_or(true))
+            .count() as u64,
     );
     set(&mut e, "default_branch", default_branch.clone());
     set(&mut e, "pusher", s(p, "pusher.name"));
@@ -297,7 +319,11 @@ fn push(ctx: &Ctx, memory: &Memory, out: &mut Mapped) -> ApiResult<()> {
         })
         .filter(|a| !a.is_empty())
         .collect();
-    set(&mut e, "commit_authors", authors.into_iter().collect::<Vec<_>>().join(","));
+    set(
+        &mut e,
+        "commit_authors",
+        authors.into_iter().collect::<Vec<_>>().join(","),
+    );
     if !paths.is_empty() {
         e.volume = Some(Volume {
             files: Some(paths.len() as u64),
@@ -341,7 +367,8 @@ fn push(ctx: &Ctx, memory: &Memory, out: &mut Mapped) -> ApiResult<()> {
     for (cat, hits) in by_category {
         let mut d = derived("git.push.high_risk_path", &format!("risk.{cat}"));
         d.attributes.insert("risk.category".into(), json!(cat));
-        d.attributes.insert("risk.paths.count".into(), json!(hits.len()));
+        d.attributes
+            .insert("risk.paths.count".into(), json!(hits.len()));
         for (i, path) in hits.iter().take(20).enumerate() {
             d.attributes.insert(format!("risk.paths.{i}"), json!(path));
         }
@@ -364,7 +391,10 @@ fn protected_by(memory: &Memory, repo: &str, branch: &str) -> Option<String> {
 fn pull_request(ctx: &Ctx, memory: &Memory, out: &mut Mapped) -> ApiResult<()> {
     let p = ctx.p;
     let Some(pr) = at(p, "pull_request") else {
-        return Err(malformed("pull_request", "a pull_request payload carries the pull request"));
+        return Err(malformed(
+            "pull_request",
+            "a pull_request payload carries the pull request",
+        ));
     };
     let number = u(p, "number").or_else(|| u(pr, "number")).unwrap_or(0);
     let action = s(p, "action");
@@ -387,17 +417,35 @@ fn pull_request(ctx: &Ctx, memory: &Memory, out: &mut Mapped) -> ApiResult<()> {
     set(&mut e, "pr.number", number);
     set(&mut e, "pr.title", s(pr, "title"));
     set(&mut e, "pr.author", author.clone());
-    set(&mut e, "pr.author_type", account_actor(at(pr, "user").unwrap_or(&Value::Null)).kind.as_str());
+    set(
+        &mut e,
+        "pr.author_type",
+        account_actor(at(pr, "user").unwrap_or(&Value::Null))
+            .kind
+            .as_str(),
+    );
     set(&mut e, "pr.base", s(pr, "base.ref"));
     set(&mut e, "pr.head", s(pr, "head.ref"));
     set(&mut e, "pr.head_repo", s(pr, "head.repo.full_name"));
-    set(&mut e, "pr.from_fork", s(pr, "head.repo.full_name") != s(pr, "base.repo.full_name") && !s(pr, "head.repo.full_name").is_empty());
+    set(
+        &mut e,
+        "pr.from_fork",
+        s(pr, "head.repo.full_name") != s(pr, "base.repo.full_name")
+            && !s(pr, "head.repo.full_name").is_empty(),
+    );
     set(&mut e, "pr.draft", b(pr, "draft").unwrap_or(false));
     set(&mut e, "pr.merged", merged);
     set(&mut e, "pr.merged_by", merged_by.clone());
     set(&mut e, "pr.merge_commit", s(pr, "merge_commit_sha"));
     set(&mut e, "pr.auto_merge", at(pr, "auto_merge").is_some());
-    for k in ["commits", "additions", "deletions", "changed_files", "review_comments", "comments"] {
+    for k in [
+        "commits",
+        "additions",
+        "deletions",
+        "changed_files",
+        "review_comments",
+        "comments",
+    ] {
         copy(&mut e, &format!("pr.{k}"), pr, k);
     }
     let base_default = s(pr, "base.ref") == s(p, "repository.default_branch");
@@ -424,7 +472,11 @@ fn pull_request(ctx: &Ctx, memory: &Memory, out: &mut Mapped) -> ApiResult<()> {
             .unwrap_or_default();
         // Knowable only when review deliveries reach us for this repository.
         let known = reviews.is_some() || memory.get(SRC, "reviews_seen", &ctx.repo).is_some();
-        set(&mut e, "self_merged", !merged_by.is_empty() && merged_by == author);
+        set(
+            &mut e,
+            "self_merged",
+            !merged_by.is_empty() && merged_by == author,
+        );
         set(&mut e, "review.known", known);
         if known {
             set(&mut e, "review.approvals", approvers.len() as u64);
@@ -448,7 +500,10 @@ fn pull_request(ctx: &Ctx, memory: &Memory, out: &mut Mapped) -> ApiResult<()> {
 fn review(ctx: &Ctx, memory: &Memory, out: &mut Mapped) -> ApiResult<()> {
     let p = ctx.p;
     let Some(r) = at(p, "review") else {
-        return Err(malformed("review", "a pull_request_review payload carries the review"));
+        return Err(malformed(
+            "review",
+            "a pull_request_review payload carries the review",
+        ));
     };
     let number = u(p, "pull_request.number").unwrap_or(0);
     let state = s(r, "state").to_ascii_lowercase();
@@ -517,8 +572,11 @@ fn weakened(changes: &Value, rule: &Value) -> Vec<String> {
             f if f.ends_with("_enforcement_level") || f.ends_with("_level") => {
                 from.as_str().is_some_and(|x| x != "off") && now.as_str() == Some("off")
             }
-            "admin_enforced" | "dismiss_stale_reviews_on_push" | "require_code_owner_review"
-            | "require_last_push_approval" | "strict_required_status_checks_policy"
+            "admin_enforced"
+            | "dismiss_stale_reviews_on_push"
+            | "require_code_owner_review"
+            | "require_last_push_approval"
+            | "strict_required_status_checks_policy"
             | "lock_branch_enforcement_level" => {
                 from.as_bool() == Some(true) && now.as_bool() != Some(true)
             }
@@ -578,7 +636,11 @@ fn protection_rule(ctx: &Ctx, memory: &Memory, out: &mut Mapped) {
             }
         }
     }
-    set(&mut e, "weakened", !weaker.is_empty() || action == "deleted");
+    set(
+        &mut e,
+        "weakened",
+        !weaker.is_empty() || action == "deleted",
+    );
     set(&mut e, "weakened.fields", weaker.join(","));
     out.push(0, e);
 
@@ -600,7 +662,10 @@ fn ruleset(ctx: &Ctx, out: &mut Mapped) {
     let rs = at(p, "repository_ruleset").cloned().unwrap_or(Value::Null);
     let action = s(p, "action");
     let mut e = ctx.base("repo.ruleset.changed", "");
-    e.time = ctx.time_at(&["repository_ruleset.updated_at", "repository_ruleset.created_at"]);
+    e.time = ctx.time_at(&[
+        "repository_ruleset.updated_at",
+        "repository_ruleset.created_at",
+    ]);
     e.resource = s(&rs, "name");
     set(&mut e, "ruleset.action", action.clone());
     set(&mut e, "ruleset.id", s(&rs, "id"));
@@ -610,7 +675,12 @@ fn ruleset(ctx: &Ctx, out: &mut Mapped) {
     set(&mut e, "ruleset.enforcement", s(&rs, "enforcement"));
     let rules: Vec<String> = at(&rs, "rules")
         .and_then(Value::as_array)
-        .map(|a| a.iter().map(|r| s(r, "type")).filter(|t| !t.is_empty()).collect())
+        .map(|a| {
+            a.iter()
+                .map(|r| s(r, "type"))
+                .filter(|t| !t.is_empty())
+                .collect()
+        })
         .unwrap_or_default();
     set(&mut e, "ruleset.rules", rules.join(","));
     let from = s(p, "changes.enforcement.from");
@@ -653,13 +723,18 @@ fn repository(ctx: &Ctx, out: &mut Mapped) {
     out.push(0, e);
 }
 
-const PERMISSION_ORDER: &[&str] = &["none", "read", "pull", "triage", "write", "push", "maintain", "admin"];
+const PERMISSION_ORDER: &[&str] = &[
+    "none", "read", "pull", "triage", "write", "push", "maintain", "admin",
+];
 
 fn rank(p: &str) -> usize {
     match p {
         "pull" => 1,
         "push" => 4,
-        other => PERMISSION_ORDER.iter().position(|x| *x == other).unwrap_or(0),
+        other => PERMISSION_ORDER
+            .iter()
+            .position(|x| *x == other)
+            .unwrap_or(0),
     }
 }
 
@@ -765,7 +840,11 @@ fn deploy_key(ctx: &Ctx, out: &mut Mapped) {
     set(&mut e, "key.id", s(p, "key.id"));
     set(&mut e, "key.title", s(p, "key.title"));
     set(&mut e, "read_only", b(p, "key.read_only").unwrap_or(false));
-    set(&mut e, "key.verified", at(p, "key.verified").cloned().unwrap_or(Value::Null));
+    set(
+        &mut e,
+        "key.verified",
+        at(p, "key.verified").cloned().unwrap_or(Value::Null),
+    );
     // The public key itself is not kept, only a fingerprint to compare keys by.
     let key = s(p, "key.key");
     if !key.is_empty() {
@@ -800,7 +879,11 @@ fn workflow_run(ctx: &Ctx, out: &mut Mapped) {
     set(&mut e, "run.branch", s(run, "head_branch"));
     set(&mut e, "run.head_sha", s(run, "head_sha"));
     set(&mut e, "run.actor", s(run, "actor.login"));
-    set(&mut e, "run.triggering_actor", s(run, "triggering_actor.login"));
+    set(
+        &mut e,
+        "run.triggering_actor",
+        s(run, "triggering_actor.login"),
+    );
     set(&mut e, "workflow.name", s(run, "name"));
     set(&mut e, "workflow.path", s(run, "path"));
     set(
@@ -815,11 +898,15 @@ fn workflow_run(ctx: &Ctx, out: &mut Mapped) {
 fn deployment(ctx: &Ctx, out: &mut Mapped) {
     let p = ctx.p;
     let status = ctx.kind == "deployment_status";
-    let mut e = ctx.base(if status { "deploy.status" } else { "deploy.created" }, "");
-    e.time = ctx.time_at(&[
-        "deployment_status.created_at",
-        "deployment.created_at",
-    ]);
+    let mut e = ctx.base(
+        if status {
+            "deploy.status"
+        } else {
+            "deploy.created"
+        },
+        "",
+    );
+    e.time = ctx.time_at(&["deployment_status.created_at", "deployment.created_at"]);
     let env = s(p, "deployment.environment");
     e.environment = adapter::environment_named(&env);
     e.resource = env.clone();
@@ -843,15 +930,27 @@ fn secret_scanning(ctx: &Ctx, out: &mut Mapped) {
     set(&mut e, "alert.state", s(p, "alert.state"));
     set(&mut e, "alert.resolution", s(p, "alert.resolution"));
     set(&mut e, "secret_type", s(p, "alert.secret_type"));
-    set(&mut e, "secret_type.display", s(p, "alert.secret_type_display_name"));
+    set(
+        &mut e,
+        "secret_type.display",
+        s(p, "alert.secret_type_display_name"),
+    );
     set(&mut e, "validity", s(p, "alert.validity"));
-    set(&mut e, "publicly_leaked", b(p, "alert.publicly_leaked").unwrap_or(false));
+    set(
+        &mut e,
+        "publicly_leaked",
+        b(p, "alert.publicly_leaked").unwrap_or(false),
+    );
     set(
         &mut e,
         "push_protection_bypassed",
         b(p, "alert.push_protection_bypassed").unwrap_or(false),
     );
-    set(&mut e, "push_protection_bypassed_by", s(p, "alert.push_protection_bypassed_by.login"));
+    set(
+        &mut e,
+        "push_protection_bypassed_by",
+        s(p, "alert.push_protection_bypassed_by.login"),
+    );
     // `alert.secret` (the leaked value) is deliberately never copied.
     out.push(0, e);
 }
@@ -878,7 +977,11 @@ fn installation(ctx: &Ctx, out: &mut Mapped) {
     set(&mut e, "app.id", s(p, "installation.app_id"));
     set(&mut e, "installation.id", s(p, "installation.id"));
     set(&mut e, "account", s(p, "installation.account.login"));
-    set(&mut e, "repository_selection", s(p, "installation.repository_selection"));
+    set(
+        &mut e,
+        "repository_selection",
+        s(p, "installation.repository_selection"),
+    );
     if let Some(perms) = at(p, "installation.permissions").and_then(Value::as_object) {
         for (k, v) in perms {
             set(&mut e, &format!("permissions.{k}"), v.clone());
@@ -890,7 +993,11 @@ fn installation(ctx: &Ctx, out: &mut Mapped) {
             .collect();
         set(&mut e, "permissions.write_count", writes.len() as u64);
     }
-    set(&mut e, "events", strings(p, "installation.events").join(","));
+    set(
+        &mut e,
+        "events",
+        strings(p, "installation.events").join(","),
+    );
     let repos: Vec<String> = ["repositories", "repositories_added", "repositories_removed"]
         .iter()
         .filter_map(|k| at(p, k).and_then(Value::as_array))
@@ -899,7 +1006,11 @@ fn installation(ctx: &Ctx, out: &mut Mapped) {
         .filter(|n| !n.is_empty())
         .collect();
     set(&mut e, "repositories.count", repos.len() as u64);
-    set(&mut e, "repositories", repos.iter().take(20).cloned().collect::<Vec<_>>().join(","));
+    set(
+        &mut e,
+        "repositories",
+        repos.iter().take(20).cloned().collect::<Vec<_>>().join(","),
+    );
     if name == "credential.scope.increased" {
         set(&mut e, "credential.kind", "github_app_installation");
         set(&mut e, "credential.scope", perms_summary(p));
@@ -949,17 +1060,39 @@ mod tests {
 
     #[test]
     fn bots_are_services_and_known_agents_are_ai_agents() {
-        assert_eq!(account_actor(&json!({"login": "octocat", "type": "User"})).kind, ActorType::Human);
-        assert_eq!(account_actor(&json!({"login": "dependabot[bot]", "type": "Bot"})).kind, ActorType::Service);
-        assert_eq!(account_actor(&json!({"login": "Copilot", "type": "Bot"})).kind, ActorType::AiAgent);
-        assert_eq!(account_actor(&json!({"login": "claude", "type": "User"})).kind, ActorType::Human);
+        assert_eq!(
+            account_actor(&json!({"login": "octocat", "type": "User"})).kind,
+            ActorType::Human
+        );
+        assert_eq!(
+            account_actor(&json!({"login": "dependabot[bot]", "type": "Bot"})).kind,
+            ActorType::Service
+        );
+        assert_eq!(
+            account_actor(&json!({"login": "Copilot", "type": "Bot"})).kind,
+            ActorType::AiAgent
+        );
+        assert_eq!(
+            account_actor(&json!({"login": "claude", "type": "User"})).kind,
+            ActorType::Human
+        );
     }
 
     #[test]
     fn unknown_events_keep_their_type_and_payload() {
         let p = json!({"action": "created", "starred_at": "2024-01-01T00:00:00Z", "repository": {"full_name": "acme/api"}, "sender": {"login": "octocat", "type": "User"}});
-        let m = map("star", "d1", &p, OffsetDateTime::UNIX_EPOCH, &Memory::none()).unwrap();
+        let m = map(
+            "star",
+            "d1",
+            &p,
+            OffsetDateTime::UNIX_EPOCH,
+            &Memory::none(),
+        )
+        .unwrap();
         assert_eq!(m.events[0].action, "github.star.created");
-        assert_eq!(m.events[0].attributes["payload.starred_at"], json!("2024-01-01T00:00:00Z"));
+        assert_eq!(
+            m.events[0].attributes["payload.starred_at"],
+            json!("2024-01-01T00:00:00Z")
+        );
     }
 }

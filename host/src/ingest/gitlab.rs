@@ -18,9 +18,9 @@ use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use super::adapter::{
-    self, actor, at, authorize, check_token, content_id, event, header, is_ai_agent_login,
-    items, json_body, keep_payload, malformed, parse_time, risk_categories, s, segment, set,
-    strings, u, unknown_action, Mapped, Memory, PAYLOAD_BUDGET,
+    self, actor, at, authorize, check_token, content_id, event, header, is_ai_agent_login, items,
+    json_body, keep_payload, malformed, parse_time, risk_categories, s, segment, set, strings, u,
+    unknown_action, Mapped, Memory, PAYLOAD_BUDGET,
 };
 use super::github::{valid_id, DELIVERED_AT};
 use crate::api::error::ApiResult;
@@ -68,7 +68,10 @@ pub async fn post(
             audit(item, i, "", received, &mut out);
         }
     } else if !payload.is_object() {
-        return Err(malformed("(body)", "a GitLab hook payload is a JSON object"));
+        return Err(malformed(
+            "(body)",
+            "a GitLab hook payload is a JSON object",
+        ));
     } else if !audit_type.is_empty() || is_audit_event(&payload) {
         audit(&payload, 0, audit_type, received, &mut out);
     } else {
@@ -130,8 +133,16 @@ impl Ctx<'_> {
             action,
         );
         set(&mut e, "source_event", self.kind());
-        set(&mut e, "source_action", s(self.p, "object_attributes.action"));
-        set(&mut e, "repo.visibility", visibility(u(self.p, "project.visibility_level")));
+        set(
+            &mut e,
+            "source_action",
+            s(self.p, "object_attributes.action"),
+        );
+        set(
+            &mut e,
+            "repo.visibility",
+            visibility(u(self.p, "project.visibility_level")),
+        );
         e
     }
 }
@@ -155,7 +166,11 @@ fn account(username: &str, name: &str) -> Actor {
     } else {
         ActorType::Human
     };
-    actor(username, kind, if name.is_empty() { username } else { name })
+    actor(
+        username,
+        kind,
+        if name.is_empty() { username } else { name },
+    )
 }
 
 fn user(p: &Value) -> Actor {
@@ -185,7 +200,11 @@ fn map_hook(ctx: &Ctx, memory: &Memory, out: &mut Mapped) -> ApiResult<()> {
             e.resource = format!("pipeline/{}", s(p, "object_attributes.id"));
             set(&mut e, "run.id", s(p, "object_attributes.id"));
             set(&mut e, "run.status", s(p, "object_attributes.status"));
-            set(&mut e, "run.conclusion", s(p, "object_attributes.detailed_status"));
+            set(
+                &mut e,
+                "run.conclusion",
+                s(p, "object_attributes.detailed_status"),
+            );
             set(&mut e, "run.event", s(p, "object_attributes.source"));
             set(&mut e, "run.branch", s(p, "object_attributes.ref"));
             set(&mut e, "run.head_sha", s(p, "object_attributes.sha"));
@@ -205,8 +224,12 @@ fn map_hook(ctx: &Ctx, memory: &Memory, out: &mut Mapped) -> ApiResult<()> {
             out.push(0, e);
             Ok(())
         }
-        "user_add_to_team" | "user_add_to_group" | "user_update_for_team"
-        | "user_update_for_group" | "user_remove_from_team" | "user_remove_from_group" => {
+        "user_add_to_team"
+        | "user_add_to_group"
+        | "user_update_for_team"
+        | "user_update_for_group"
+        | "user_remove_from_team"
+        | "user_remove_from_group" => {
             let p = ctx.p;
             let action = if kind.starts_with("user_add") {
                 "member.added"
@@ -229,7 +252,11 @@ fn map_hook(ctx: &Ctx, memory: &Memory, out: &mut Mapped) -> ApiResult<()> {
             }
             e.resource = s(p, "user_username");
             // System hooks name the member, not who acted.
-            e.actor = actor("gitlab-system-hook", ActorType::Service, "GitLab system hook");
+            e.actor = actor(
+                "gitlab-system-hook",
+                ActorType::Service,
+                "GitLab system hook",
+            );
             set(&mut e, "member", s(p, "user_username"));
             let perm = match s(p, "access_level") {
                 x if x.is_empty() => s(p, "group_access"),
@@ -267,7 +294,10 @@ fn push(ctx: &Ctx, kind: &str, out: &mut Mapped) -> ApiResult<()> {
     e.resource = r#ref.clone();
     let branch = r#ref.strip_prefix("refs/heads/").unwrap_or("").to_string();
     let default_branch = s(p, "project.default_branch");
-    let commits = at(p, "commits").and_then(Value::as_array).cloned().unwrap_or_default();
+    let commits = at(p, "commits")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let mut paths: BTreeSet<String> = BTreeSet::new();
     for c in &commits {
         for k in ["added", "modified", "removed"] {
@@ -280,7 +310,11 @@ fn push(ctx: &Ctx, kind: &str, out: &mut Mapped) -> ApiResult<()> {
     set(&mut e, "after", s(p, "after"));
     set(&mut e, "created", created);
     set(&mut e, "deleted", deleted);
-    set(&mut e, "commits", u(p, "total_commits_count").unwrap_or(commits.len() as u64));
+    set(
+        &mut e,
+        "commits",
+        u(p, "total_commits_count").unwrap_or(commits.len() as u64),
+    );
     set(&mut e, "default_branch", default_branch.clone());
     let protected = at(p, "ref_protected").and_then(Value::as_bool);
     if let Some(pr) = protected {
@@ -295,7 +329,11 @@ fn push(ctx: &Ctx, kind: &str, out: &mut Mapped) -> ApiResult<()> {
         .map(|c| s(c, "author.name"))
         .filter(|a| !a.is_empty())
         .collect();
-    set(&mut e, "commit_authors", authors.into_iter().collect::<Vec<_>>().join(","));
+    set(
+        &mut e,
+        "commit_authors",
+        authors.into_iter().collect::<Vec<_>>().join(","),
+    );
     if !paths.is_empty() {
         e.volume = Some(Volume {
             files: Some(paths.len() as u64),
@@ -329,7 +367,8 @@ fn push(ctx: &Ctx, kind: &str, out: &mut Mapped) -> ApiResult<()> {
     for (cat, hits) in by_category {
         let mut d = derived("git.push.high_risk_path", &format!("risk.{cat}"));
         d.attributes.insert("risk.category".into(), json!(cat));
-        d.attributes.insert("risk.paths.count".into(), json!(hits.len()));
+        d.attributes
+            .insert("risk.paths.count".into(), json!(hits.len()));
         for (i, path) in hits.iter().take(20).enumerate() {
             d.attributes.insert(format!("risk.paths.{i}"), json!(path));
         }
@@ -375,12 +414,17 @@ fn merge_request(ctx: &Ctx, memory: &Memory, out: &mut Mapped) -> ApiResult<()> 
     set(&mut e, "pr.base", s(mr, "target_branch"));
     set(&mut e, "pr.head", s(mr, "source_branch"));
     set(&mut e, "pr.state", s(mr, "state"));
-    set(&mut e, "pr.draft", at(mr, "draft").and_then(Value::as_bool).unwrap_or(false));
+    set(
+        &mut e,
+        "pr.draft",
+        at(mr, "draft").and_then(Value::as_bool).unwrap_or(false),
+    );
     set(&mut e, "pr.merge_commit", s(mr, "merge_commit_sha"));
     set(
         &mut e,
         "pr.from_fork",
-        u(mr, "source_project_id").is_some() && u(mr, "source_project_id") != u(mr, "target_project_id"),
+        u(mr, "source_project_id").is_some()
+            && u(mr, "source_project_id") != u(mr, "target_project_id"),
     );
     let reviewers: Vec<String> = at(p, "reviewers")
         .and_then(Value::as_array)
@@ -413,10 +457,9 @@ fn merge_request(ctx: &Ctx, memory: &Memory, out: &mut Mapped) -> ApiResult<()> 
                 .as_ref()
                 .map(|m| m.keys().cloned().collect())
                 .unwrap_or_default();
-            let known =
-                verdicts.is_some() || memory.get(SRC, "reviews_seen", &project).is_some();
-            let self_merged = !s(mr, "author_id").is_empty()
-                && s(mr, "author_id") == s(p, "user.id");
+            let known = verdicts.is_some() || memory.get(SRC, "reviews_seen", &project).is_some();
+            let self_merged =
+                !s(mr, "author_id").is_empty() && s(mr, "author_id") == s(p, "user.id");
             set(&mut e, "self_merged", self_merged);
             set(&mut e, "review.known", known);
             if known {
@@ -437,7 +480,10 @@ fn merge_request(ctx: &Ctx, memory: &Memory, out: &mut Mapped) -> ApiResult<()> 
     if let Some(d) = without_review {
         out.push(0, d);
     }
-    if matches!(action.as_str(), "approval" | "approved" | "unapproval" | "unapproved") {
+    if matches!(
+        action.as_str(),
+        "approval" | "approved" | "unapproval" | "unapproved"
+    ) {
         out.remember(SRC, "reviews", &key, verdicts.map(Value::Object));
         out.remember(SRC, "reviews_seen", &project, Some(json!(true)));
     }
@@ -446,10 +492,15 @@ fn merge_request(ctx: &Ctx, memory: &Memory, out: &mut Mapped) -> ApiResult<()> 
 
 /// One audit event (streamed or exported) → one normalised event.
 fn audit(p: &Value, index: usize, header_type: &str, received: OffsetDateTime, out: &mut Mapped) {
-    let kind = [header_type.to_string(), s(p, "event_type"), s(p, "event_name"), s(p, "details.event_name")]
-        .into_iter()
-        .find(|k| !k.is_empty())
-        .unwrap_or_else(|| "audit_operation".into());
+    let kind = [
+        header_type.to_string(),
+        s(p, "event_type"),
+        s(p, "event_name"),
+        s(p, "details.event_name"),
+    ]
+    .into_iter()
+    .find(|k| !k.is_empty())
+    .unwrap_or_else(|| "audit_operation".into());
     let change = s(p, "details.change");
     let to = at(p, "details.to").cloned().unwrap_or(Value::Null);
     let action = match kind.as_str() {
@@ -461,12 +512,20 @@ fn audit(p: &Value, index: usize, header_type: &str, received: OffsetDateTime, o
         "member_created" => "member.added".to_string(),
         "member_updated" => "member.permission.changed".to_string(),
         "member_destroyed" => "member.removed".to_string(),
-        "personal_access_token_created" | "project_access_token_created"
+        "personal_access_token_created"
+        | "project_access_token_created"
         | "group_access_token_created" => "api_key.created".to_string(),
-        "personal_access_token_revoked" | "project_access_token_revoked"
+        "personal_access_token_revoked"
+        | "project_access_token_revoked"
         | "group_access_token_revoked" => "api_key.revoked".to_string(),
         "deploy_key_added" | "deploy_key_created" => "deploy_key.created".to_string(),
         "deploy_key_removed" | "deploy_key_deleted" => "deploy_key.deleted".to_string(),
+        "project_export_file_download_started" | "group_export_file_download_started" => {
+            "data.export".to_string()
+        }
+        "repository_download_operation" | "public_repository_download_operation" => {
+            "data.download".to_string()
+        }
         other => unknown_action(SRC, other),
     };
     let id = match s(p, "id") {
@@ -478,7 +537,11 @@ fn audit(p: &Value, index: usize, header_type: &str, received: OffsetDateTime, o
         a => a,
     };
     let author_id = s(p, "author_id");
-    let who = if author.is_empty() { format!("gitlab-user-{author_id}") } else { author.clone() };
+    let who = if author.is_empty() {
+        format!("gitlab-user-{author_id}")
+    } else {
+        author.clone()
+    };
     let mut e = event(
         SRC,
         format!("gitlab:audit:{id}"),
@@ -499,17 +562,34 @@ fn audit(p: &Value, index: usize, header_type: &str, received: OffsetDateTime, o
     set(&mut e, "entity_type", s(p, "entity_type"));
     set(&mut e, "target_type", s(p, "target_type"));
     set(&mut e, "target_id", s(p, "target_id"));
-    set(&mut e, "ip", match s(p, "ip_address") {
-        x if x.is_empty() => s(p, "details.ip_address"),
-        x => x,
-    });
+    set(
+        &mut e,
+        "ip",
+        match s(p, "ip_address") {
+            x if x.is_empty() => s(p, "details.ip_address"),
+            x => x,
+        },
+    );
     set(&mut e, "message", s(p, "details.custom_message"));
     set(&mut e, "change", change.clone());
-    set(&mut e, "change.from", at(p, "details.from").cloned().unwrap_or(Value::Null));
+    set(
+        &mut e,
+        "change.from",
+        at(p, "details.from").cloned().unwrap_or(Value::Null),
+    );
     set(&mut e, "change.to", to.clone());
-    for k in ["allow_force_push", "code_owner_approval_required", "push_access_levels", "merge_access_levels"] {
+    for k in [
+        "allow_force_push",
+        "code_owner_approval_required",
+        "push_access_levels",
+        "merge_access_levels",
+    ] {
         if let Some(v) = at(p, &format!("details.{k}")).or_else(|| at(p, k)) {
-            let v = if v.is_array() { Value::String(strings(v, "").join(",")) } else { v.clone() };
+            let v = if v.is_array() {
+                Value::String(strings(v, "").join(","))
+            } else {
+                v.clone()
+            };
             set(&mut e, &format!("protection.{k}"), v);
         }
     }
@@ -520,7 +600,11 @@ fn audit(p: &Value, index: usize, header_type: &str, received: OffsetDateTime, o
         set(&mut e, "weakened", weakened);
     }
     if action == "repo.visibility.changed" {
-        set(&mut e, "visibility", to.as_str().unwrap_or("").to_ascii_lowercase());
+        set(
+            &mut e,
+            "visibility",
+            to.as_str().unwrap_or("").to_ascii_lowercase(),
+        );
     }
     out.push(index, e);
 }

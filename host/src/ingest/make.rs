@@ -41,14 +41,20 @@ pub async fn post(
     authorize(&state, &headers, auth)?;
     let bytes = adapter::body(&state, &headers, body).await?;
     let payload = json_body(&bytes)?;
-    if payload.is_object() && at(&payload, "auditLogs").is_none() && s(&payload, "eventName").is_empty() {
+    if payload.is_object()
+        && at(&payload, "auditLogs").is_none()
+        && s(&payload, "eventName").is_empty()
+    {
         return Err(malformed(
             "auditLogs",
             "expected {\"auditLogs\": [...]}, an array of entries, or one entry with eventName",
         ));
     }
     if !payload.is_object() && !payload.is_array() {
-        return Err(malformed("(body)", "a make.com audit log is a JSON object or array"));
+        return Err(malformed(
+            "(body)",
+            "a make.com audit log is a JSON object or array",
+        ));
     }
     let memory = Memory::open(&state)?;
     let mut out = Mapped::default();
@@ -81,9 +87,25 @@ fn action_for(name: &str) -> String {
 
 /// Module apps in a blueprint that send data out of Make.
 const EXPORT_APPS: &[&str] = &[
-    "http", "email", "gmail", "google-email", "microsoft-email", "google-drive", "dropbox",
-    "box", "onedrive", "aws-s3", "amazon-s3", "ftp", "sftp", "slack", "discord", "telegram",
-    "google-sheets", "airtable", "webhook-respond",
+    "http",
+    "email",
+    "gmail",
+    "google-email",
+    "microsoft-email",
+    "google-drive",
+    "dropbox",
+    "box",
+    "onedrive",
+    "aws-s3",
+    "amazon-s3",
+    "ftp",
+    "sftp",
+    "slack",
+    "discord",
+    "telegram",
+    "google-sheets",
+    "airtable",
+    "webhook-respond",
 ];
 
 fn map_entry(m: &Value, index: usize, memory: &Memory, out: &mut Mapped) {
@@ -107,7 +129,11 @@ fn map_entry(m: &Value, index: usize, memory: &Memory, out: &mut Mapped) {
     let anonymized = at(m, "actor.anonymized").and_then(Value::as_bool) == Some(true);
     let who = match (s(m, "actor.email"), s(m, "actor.id")) {
         (email, _) if !email.is_empty() => actor(&email, ActorType::Human, &s(m, "actor.name")),
-        (_, id) if !id.is_empty() => actor(&format!("make-user:{id}"), ActorType::Human, &s(m, "actor.name")),
+        (_, id) if !id.is_empty() => actor(
+            &format!("make-user:{id}"),
+            ActorType::Human,
+            &s(m, "actor.name"),
+        ),
         _ => actor("make", ActorType::Service, "make.com"),
     };
     let system = if subject == "scenario" && !target.is_empty() {
@@ -135,10 +161,14 @@ fn map_entry(m: &Value, index: usize, memory: &Memory, out: &mut Mapped) {
     set(&mut e, "target.id", target.clone());
     set(&mut e, "team.id", s(m, "team.id"));
     set(&mut e, "team.name", team);
-    set(&mut e, "organization.id", match s(m, "organizationId") {
-        x if x.is_empty() => s(m, "organization.id"),
-        x => x,
-    });
+    set(
+        &mut e,
+        "organization.id",
+        match s(m, "organizationId") {
+            x if x.is_empty() => s(m, "organization.id"),
+            x => x,
+        },
+    );
     set(&mut e, "organization.name", s(m, "organization.name"));
     set(&mut e, "actor.anonymized", anonymized);
     set(&mut e, "version.from", s(m, "version.from"));
@@ -154,7 +184,10 @@ fn map_entry(m: &Value, index: usize, memory: &Memory, out: &mut Mapped) {
     if let Some(blueprint) = at(&detail, "blueprint") {
         apply_blueprint(&mut e, blueprint);
     }
-    let scopes = ["scopes", "scope"].iter().find_map(|k| at(&detail, k)).cloned();
+    let scopes = ["scopes", "scope"]
+        .iter()
+        .find_map(|k| at(&detail, k))
+        .cloned();
     if let (Some(scopes), true) = (scopes, subject == "connection") {
         derived.extend(track_scope(&mut e, &scopes, &target, memory, out));
     }
@@ -195,7 +228,10 @@ fn apply_blueprint(e: &mut Event, blueprint: &Value) {
             }
         }
         let verb = module.split(':').nth(1).unwrap_or("").to_ascii_lowercase();
-        let reads = verb.starts_with("get") || verb.starts_with("watch") || verb.starts_with("search") || verb.starts_with("list");
+        let reads = verb.starts_with("get")
+            || verb.starts_with("watch")
+            || verb.starts_with("search")
+            || verb.starts_with("list");
         if EXPORT_APPS.contains(&app.as_str()) && !reads {
             exports.insert(segment(&app));
         }
@@ -206,13 +242,21 @@ fn apply_blueprint(e: &mut Event, blueprint: &Value) {
     if schedule || at(blueprint, "scheduling").is_some() {
         set(e, "trigger.schedule", true);
     }
-    set(e, "destinations", destinations.iter().cloned().collect::<Vec<_>>().join(","));
+    set(
+        e,
+        "destinations",
+        destinations.iter().cloned().collect::<Vec<_>>().join(","),
+    );
     set(e, "destinations.count", destinations.len() as u64);
     if let Some(first) = destinations.iter().next() {
         e.destination = Some(first.clone());
     }
     set(e, "export", !exports.is_empty());
-    set(e, "export.nodes", exports.iter().cloned().collect::<Vec<_>>().join(","));
+    set(
+        e,
+        "export.nodes",
+        exports.iter().cloned().collect::<Vec<_>>().join(","),
+    );
     set(e, "nodes.count", modules.len() as u64);
 }
 
@@ -220,7 +264,11 @@ fn collect_modules<'a>(flow: &'a Value, out: &mut Vec<&'a Value>) {
     for m in flow.as_array().into_iter().flatten() {
         out.push(m);
         // Routers nest flows under `routes[].flow`.
-        for r in at(m, "routes").and_then(Value::as_array).into_iter().flatten() {
+        for r in at(m, "routes")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             collect_modules(at(r, "flow").unwrap_or(&Value::Null), out);
         }
     }

@@ -20,9 +20,9 @@ use axum::response::Response;
 use serde_json::{json, Value};
 
 use super::adapter::{
-    self, actor, at, authorize, check_token, content_id, event, guess_environment, header,
-    items, json_body, keep_payload, malformed, parse_time, s, set, strings, unknown_action,
-    track_scope, url_host, Mapped, Memory, PAYLOAD_BUDGET,
+    self, actor, at, authorize, check_token, content_id, event, guess_environment, header, items,
+    json_body, keep_payload, malformed, parse_time, s, set, strings, track_scope, unknown_action,
+    url_host, Mapped, Memory, PAYLOAD_BUDGET,
 };
 use crate::api::error::ApiResult;
 use crate::api::AppState;
@@ -63,11 +63,39 @@ pub async fn post(
 
 /// Node types that send data out of n8n (matched on the part after the package prefix).
 const EXPORT_NODES: &[&str] = &[
-    "httpRequest", "emailSend", "sendEmail", "gmail", "microsoftOutlook", "awsS3", "s3",
-    "googleDrive", "googleCloudStorage", "dropbox", "box", "microsoftOneDrive", "nextCloud",
-    "ftp", "ssh", "slack", "discord", "telegram", "mattermost", "microsoftTeams",
-    "respondToWebhook", "writeBinaryFile", "readWriteFile", "googleSheets", "airtable",
-    "postgres", "mySql", "mongoDb", "redis", "kafka", "rabbitmq", "mqtt", "amqp",
+    "httpRequest",
+    "emailSend",
+    "sendEmail",
+    "gmail",
+    "microsoftOutlook",
+    "awsS3",
+    "s3",
+    "googleDrive",
+    "googleCloudStorage",
+    "dropbox",
+    "box",
+    "microsoftOneDrive",
+    "nextCloud",
+    "ftp",
+    "ssh",
+    "slack",
+    "discord",
+    "telegram",
+    "mattermost",
+    "microsoftTeams",
+    "respondToWebhook",
+    "writeBinaryFile",
+    "readWriteFile",
+    "googleSheets",
+    "airtable",
+    "postgres",
+    "mySql",
+    "mongoDb",
+    "redis",
+    "kafka",
+    "rabbitmq",
+    "mqtt",
+    "amqp",
 ];
 
 const CODE_NODES: &[&str] = &["code", "function", "functionItem", "executeCommand", "ssh"];
@@ -106,13 +134,34 @@ pub struct WorkflowShape {
     pub credentials: BTreeSet<String>,
     pub export_nodes: BTreeSet<String>,
     pub code_nodes: usize,
-    /// name → (type, fingerprint of the node's parameters and credentials)
-    pub nodes: BTreeMap<String, (String, String)>,
+    pub nodes: BTreeMap<String, NodeInfo>,
+}
+
+/// One node as remembered between versions of a workflow.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct NodeInfo {
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Hash of the node's parameters and credentials: a change means the node changed.
+    pub fingerprint: String,
+    /// Host the node sends to, when its URL is literal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Whether the node can carry data out of n8n.
+    #[serde(default)]
+    pub export: bool,
+    /// `credentialType:name` of each credential the node uses.
+    #[serde(default)]
+    pub credentials: Vec<String>,
 }
 
 pub fn shape(workflow: &Value) -> WorkflowShape {
     let mut w = WorkflowShape::default();
-    for node in at(workflow, "nodes").and_then(Value::as_array).into_iter().flatten() {
+    for node in at(workflow, "nodes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let ty = s(node, "type");
         let name = s(node, "name");
         let short = short_type(&ty).to_string();
@@ -129,11 +178,19 @@ pub fn shape(workflow: &Value) -> WorkflowShape {
             }
             w.triggers.insert(kind);
         }
-        for key in ["parameters.url", "parameters.requestUrl", "parameters.endpoint", "parameters.host"] {
+        let mut host = None;
+        for key in [
+            "parameters.url",
+            "parameters.requestUrl",
+            "parameters.endpoint",
+            "parameters.host",
+        ] {
             if let Some(h) = url_host(&s(node, key)) {
-                w.destinations.insert(h);
+                w.destinations.insert(h.clone());
+                host.get_or_insert(h);
             }
         }
+        let mut credentials = Vec::new();
         if let Some(creds) = at(node, "credentials").and_then(Value::as_object) {
             for (kind, c) in creds {
                 let name = match s(c, "name") {
@@ -141,14 +198,15 @@ pub fn shape(workflow: &Value) -> WorkflowShape {
                     n => n,
                 };
                 w.credentials.insert(format!("{kind}:{name}"));
+                credentials.push(format!("{kind}:{name}"));
             }
         }
-        if is_export_node(&ty) {
-            let method = s(node, "parameters.method").to_ascii_uppercase();
-            // A plain GET pulls data in; anything else can carry data out.
-            if short != "httpRequest" || method != "GET" && !method.is_empty() {
-                w.export_nodes.insert(short.clone());
-            }
+        let method = s(node, "parameters.method").to_ascii_uppercase();
+        // A plain GET pulls data in; anything else can carry data out.
+        let export = is_export_node(&ty)
+            && (short != "httpRequest" || method != "GET" && !method.is_empty());
+        if export {
+            w.export_nodes.insert(short.clone());
         }
         if CODE_NODES.iter().any(|c| *c == short) {
             w.code_nodes += 1;
@@ -158,29 +216,58 @@ pub fn shape(workflow: &Value) -> WorkflowShape {
                 .unwrap_or_default()
                 .as_bytes(),
         );
-        w.nodes.insert(name, (ty, fingerprint[..16].to_string()));
+        w.nodes.insert(
+            name,
+            NodeInfo {
+                kind: ty,
+                fingerprint: fingerprint[..16].to_string(),
+                host,
+                export,
+                credentials,
+            },
+        );
     }
     w
 }
 
 fn apply_shape(e: &mut Event, w: &WorkflowShape) {
-    set(e, "trigger.kinds", w.triggers.iter().cloned().collect::<Vec<_>>().join(","));
+    set(
+        e,
+        "trigger.kinds",
+        w.triggers.iter().cloned().collect::<Vec<_>>().join(","),
+    );
     for t in &w.triggers {
         set(e, &format!("trigger.{t}"), true);
     }
     if w.triggers.contains("webhook") {
         set(e, "trigger.webhook.paths", w.webhook_paths.join(","));
-        set(e, "trigger.webhook.unauthenticated", w.unauthenticated_webhook);
+        set(
+            e,
+            "trigger.webhook.unauthenticated",
+            w.unauthenticated_webhook,
+        );
     }
-    set(e, "destinations", w.destinations.iter().cloned().collect::<Vec<_>>().join(","));
+    set(
+        e,
+        "destinations",
+        w.destinations.iter().cloned().collect::<Vec<_>>().join(","),
+    );
     set(e, "destinations.count", w.destinations.len() as u64);
     if let Some(first) = w.destinations.iter().next() {
         e.destination = Some(first.clone());
     }
-    set(e, "credentials", w.credentials.iter().cloned().collect::<Vec<_>>().join(","));
+    set(
+        e,
+        "credentials",
+        w.credentials.iter().cloned().collect::<Vec<_>>().join(","),
+    );
     set(e, "credentials.count", w.credentials.len() as u64);
     set(e, "export", !w.export_nodes.is_empty());
-    set(e, "export.nodes", w.export_nodes.iter().cloned().collect::<Vec<_>>().join(","));
+    set(
+        e,
+        "export.nodes",
+        w.export_nodes.iter().cloned().collect::<Vec<_>>().join(","),
+    );
     set(e, "code.nodes", w.code_nodes as u64);
     set(e, "nodes.count", w.nodes.len() as u64);
 }
@@ -262,14 +349,21 @@ fn map_message(m: &Value, index: usize, memory: &Memory, out: &mut Mapped) {
             e => e,
         };
         let uid = s(&p, "userId");
-        let display = [s(&p, "_firstName"), s(&p, "_lastName")].join(" ").trim().to_string();
+        let display = [s(&p, "_firstName"), s(&p, "_lastName")]
+            .join(" ")
+            .trim()
+            .to_string();
         if !email.is_empty() {
             actor(&email, ActorType::Human, &display)
         } else if !uid.is_empty() {
             actor(&uid, ActorType::Human, &display)
         } else if !workflow_id.is_empty() {
             // Executions without a user were started by a trigger: the workflow acts.
-            actor(&format!("n8n-workflow:{workflow_id}"), ActorType::Service, &workflow_name)
+            actor(
+                &format!("n8n-workflow:{workflow_id}"),
+                ActorType::Service,
+                &workflow_name,
+            )
         } else {
             actor("n8n", ActorType::Service, "n8n")
         }
@@ -287,7 +381,10 @@ fn map_message(m: &Value, index: usize, memory: &Memory, out: &mut Mapped) {
     }
     let mut derived: Vec<Event> = Vec::new();
     match action.as_str() {
-        a if a.starts_with("workflow.") && !a.starts_with("workflow.node.") && !a.starts_with("workflow.execut") => {
+        a if a.starts_with("workflow.")
+            && !a.starts_with("workflow.node.")
+            && !a.starts_with("workflow.execut") =>
+        {
             set(&mut e, "workflow.active_version", s(&p, "activeVersionId"));
             if let Some(settings) = at(&p, "settingsChanged") {
                 set(&mut e, "settings_changed", settings.to_string());
@@ -302,7 +399,11 @@ fn map_message(m: &Value, index: usize, memory: &Memory, out: &mut Mapped) {
             set(&mut e, "execution.id", s(&p, "executionId"));
             set(&mut e, "execution.mode", s(&p, "mode"));
             set(&mut e, "execution.source", s(&p, "source"));
-            set(&mut e, "manual", at(&p, "isManual").cloned().unwrap_or(Value::Null));
+            set(
+                &mut e,
+                "manual",
+                at(&p, "isManual").cloned().unwrap_or(Value::Null),
+            );
             if a == "workflow.executed" {
                 let ok = name.ends_with(".success");
                 set(&mut e, "outcome", if ok { "success" } else { "failure" });
@@ -316,7 +417,20 @@ fn map_message(m: &Value, index: usize, memory: &Memory, out: &mut Mapped) {
             set(&mut e, "execution.id", s(&p, "executionId"));
             set(&mut e, "node.name", s(&p, "nodeName"));
             set(&mut e, "node.type", ty.clone());
-            set(&mut e, "node.export", is_export_node(&ty));
+            let (export, host) = node_reach(&p, memory, out);
+            set(&mut e, "node.export", export);
+            if let Some(h) = &host {
+                set(&mut e, "node.destination", h.clone());
+            }
+            // A finished export-like node moved data out of n8n.
+            if export && a == "workflow.node.executed" {
+                let mut d = e.clone();
+                d.id = format!("{}:export", e.id);
+                d.action = "data.export".into();
+                d.destination = host;
+                set(&mut d, "export.via", ty.clone());
+                derived.push(d);
+            }
         }
         a if a.starts_with("credential.") => {
             let cid = s(&p, "credentialId");
@@ -324,8 +438,16 @@ fn map_message(m: &Value, index: usize, memory: &Memory, out: &mut Mapped) {
             set(&mut e, "credential.id", cid.clone());
             set(&mut e, "credential.type", s(&p, "credentialType"));
             set(&mut e, "credential.name", s(&p, "credentialName"));
-            set(&mut e, "credential.public_api", at(&p, "publicApi").cloned().unwrap_or(Value::Null));
-            set(&mut e, "credential.shared_with", strings(&p, "userIdsShareesAdded").join(","));
+            set(
+                &mut e,
+                "credential.public_api",
+                at(&p, "publicApi").cloned().unwrap_or(Value::Null),
+            );
+            set(
+                &mut e,
+                "credential.shared_with",
+                strings(&p, "userIdsShareesAdded").join(","),
+            );
             let scopes = ["scope", "scopes", "credential.data.scope", "data.scope"]
                 .iter()
                 .find_map(|k| at(&p, k))
@@ -342,11 +464,19 @@ fn map_message(m: &Value, index: usize, memory: &Memory, out: &mut Mapped) {
             e.resource = s(&p, "packageName");
             set(&mut e, "package.name", s(&p, "packageName"));
             set(&mut e, "package.version", s(&p, "packageVersion"));
-            set(&mut e, "package.nodes", strings(&p, "packageNodeNames").join(","));
+            set(
+                &mut e,
+                "package.nodes",
+                strings(&p, "packageNodeNames").join(","),
+            );
         }
         "member.invited" | "user.deleted" | "user.updated" => {
             set(&mut e, "target_user", s(&p, "targetUserId"));
-            set(&mut e, "fields_changed", strings(&p, "fieldsChanged").join(","));
+            set(
+                &mut e,
+                "fields_changed",
+                strings(&p, "fieldsChanged").join(","),
+            );
         }
         "webhook.ping" => {}
         _ => keep_payload(&mut e, "payload", &p, PAYLOAD_BUDGET),
@@ -357,7 +487,8 @@ fn map_message(m: &Value, index: usize, memory: &Memory, out: &mut Mapped) {
     }
 }
 
-/// `workflow.node.added` / `.removed` / `.changed` against the last version seen.
+/// `workflow.node.added` / `.removed` / `.changed` and `credential.attached` against the
+/// last version seen.
 fn node_changes(
     base: &Event,
     w: &WorkflowShape,
@@ -365,34 +496,64 @@ fn node_changes(
     memory: &Memory,
     out: &mut Mapped,
 ) -> Vec<Event> {
-    let previous: BTreeMap<String, (String, String)> = out
+    let previous: BTreeMap<String, NodeInfo> = out
         .recall(memory, SRC, "workflow_nodes", workflow_id)
         .and_then(|v| serde_json::from_value(v).ok())
         .unwrap_or_default();
     let first_sight = previous.is_empty();
     let mut events = Vec::new();
-    let derive = |what: &str, name: &str, ty: &str| {
+    let derive = |what: &str, name: &str, node: &NodeInfo| {
         let mut d = base.clone();
         d.action = format!("workflow.node.{what}");
-        d.id = format!("{}:node.{what}.{}", base.id, &content_id(name.as_bytes())[..12]);
+        d.id = format!(
+            "{}:node.{what}.{}",
+            base.id,
+            &content_id(name.as_bytes())[..12]
+        );
+        d.destination = node.host.clone();
         d.attributes.insert("node.name".into(), json!(name));
-        d.attributes.insert("node.type".into(), json!(ty));
-        d.attributes.insert("node.export".into(), json!(is_export_node(ty)));
+        d.attributes.insert("node.type".into(), json!(node.kind));
+        d.attributes
+            .insert("node.export".into(), json!(node.export));
+        if let Some(h) = &node.host {
+            d.attributes.insert("node.destination".into(), json!(h));
+        }
         d
     };
     // On first sight of a workflow every node is "added" only if the workflow is new;
     // an update we have no baseline for says nothing about which nodes changed.
     if !first_sight || base.action == "workflow.created" {
-        for (name, (ty, fp)) in &w.nodes {
+        for (name, node) in &w.nodes {
             match previous.get(name) {
-                None => events.push(derive("added", name, ty)),
-                Some((_, old)) if old != fp => events.push(derive("changed", name, ty)),
+                None => events.push(derive("added", name, node)),
+                Some(old) if old.fingerprint != node.fingerprint => {
+                    events.push(derive("changed", name, node))
+                }
                 _ => {}
             }
         }
-        for (name, (ty, _)) in &previous {
+        for (name, node) in &previous {
             if !w.nodes.contains_key(name) {
-                events.push(derive("removed", name, ty));
+                events.push(derive("removed", name, node));
+            }
+        }
+        let before: BTreeSet<&String> = previous.values().flat_map(|n| &n.credentials).collect();
+        for (name, node) in &w.nodes {
+            for cred in node.credentials.iter().filter(|c| !before.contains(c)) {
+                let (kind, cred_name) = cred.split_once(':').unwrap_or(("", cred));
+                let mut d = base.clone();
+                d.action = "credential.attached".into();
+                d.id = format!(
+                    "{}:credential.{}",
+                    base.id,
+                    &content_id(cred.as_bytes())[..12]
+                );
+                d.attributes.insert("credential.type".into(), json!(kind));
+                d.attributes
+                    .insert("credential.name".into(), json!(cred_name));
+                d.attributes.insert("node.name".into(), json!(name));
+                d.attributes.insert("node.type".into(), json!(node.kind));
+                events.push(d);
             }
         }
     }
@@ -407,6 +568,19 @@ fn node_changes(
         );
     }
     events
+}
+
+/// Whether a node of a running workflow can carry data out, and where to: from the
+/// workflow body when it was seen (method-aware), else from the node type alone.
+fn node_reach(p: &Value, memory: &Memory, out: &Mapped) -> (bool, Option<String>) {
+    let known: Option<NodeInfo> = out
+        .recall(memory, SRC, "workflow_nodes", &s(p, "workflowId"))
+        .and_then(|v| serde_json::from_value::<BTreeMap<String, NodeInfo>>(v).ok())
+        .and_then(|mut nodes| nodes.remove(&s(p, "nodeName")));
+    match known {
+        Some(n) => (n.export, n.host),
+        None => (is_export_node(&s(p, "nodeType")), None),
+    }
 }
 
 #[cfg(test)]
@@ -425,23 +599,40 @@ mod tests {
             {"name": "Code", "type": "n8n-nodes-base.code", "parameters": {}}
         ]});
         let w = shape(&wf);
-        assert_eq!(w.triggers.iter().cloned().collect::<Vec<_>>(), vec!["schedule", "webhook"]);
+        assert_eq!(
+            w.triggers.iter().cloned().collect::<Vec<_>>(),
+            vec!["schedule", "webhook"]
+        );
         assert!(w.unauthenticated_webhook);
         assert_eq!(
             w.destinations.iter().cloned().collect::<Vec<_>>(),
             vec!["api.internal.acme.com", "paste.example.net"]
         );
-        assert_eq!(w.credentials.iter().cloned().collect::<Vec<_>>(), vec!["httpHeaderAuth:Paste key"]);
-        assert_eq!(w.export_nodes.iter().cloned().collect::<Vec<_>>(), vec!["httpRequest"]);
+        assert_eq!(
+            w.credentials.iter().cloned().collect::<Vec<_>>(),
+            vec!["httpHeaderAuth:Paste key"]
+        );
+        assert_eq!(
+            w.export_nodes.iter().cloned().collect::<Vec<_>>(),
+            vec!["httpRequest"]
+        );
         assert_eq!(w.code_nodes, 1);
     }
 
     #[test]
     fn event_names_map_to_the_vocabulary() {
-        assert_eq!(action_for("n8n.audit.workflow.activated"), "workflow.activated");
-        assert_eq!(action_for("n8n.audit.user.credentials.created"), "credential.created");
+        assert_eq!(
+            action_for("n8n.audit.workflow.activated"),
+            "workflow.activated"
+        );
+        assert_eq!(
+            action_for("n8n.audit.user.credentials.created"),
+            "credential.created"
+        );
         assert_eq!(action_for("n8n.ai.tool.called"), "n8n.ai.tool.called");
-        assert_eq!(action_for("n8n.audit.user.credentials.userDisconnected"), "n8n.audit.user.credentials.user_disconnected");
+        assert_eq!(
+            action_for("n8n.audit.user.credentials.userDisconnected"),
+            "n8n.audit.user.credentials.user_disconnected"
+        );
     }
-
 }

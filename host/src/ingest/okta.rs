@@ -29,7 +29,11 @@ fn check(state: &AppState, headers: &HeaderMap) -> ApiResult<()> {
     let auth = if secret.is_empty() {
         SourceAuth::NotConfigured
     } else {
-        check_token(secret, [header(headers, "authorization")], "Authorization header")
+        check_token(
+            secret,
+            [header(headers, "authorization")],
+            "Authorization header",
+        )
     };
     authorize(state, headers, auth)
 }
@@ -124,7 +128,11 @@ fn map_event(v: &Value, index: usize, out: &mut Mapped) {
     };
     let event_type = s(v, "eventType");
     if event_type.is_empty() {
-        out.reject(index, "eventType", "an Okta System Log event names its type");
+        out.reject(
+            index,
+            "eventType",
+            "an Okta System Log event names its type",
+        );
         return;
     }
     let result = s(v, "outcome.result");
@@ -146,7 +154,10 @@ fn map_event(v: &Value, index: usize, out: &mut Mapped) {
         "okta",
         &action,
     );
-    let targets: Vec<&Value> = at(v, "target").and_then(Value::as_array).map(|a| a.iter().collect()).unwrap_or_default();
+    let targets: Vec<&Value> = at(v, "target")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().collect())
+        .unwrap_or_default();
     if let Some(t) = targets.first() {
         e.resource = match s(t, "alternateId") {
             a if a.is_empty() || a == "unknown" => s(t, "displayName"),
@@ -162,28 +173,56 @@ fn map_event(v: &Value, index: usize, out: &mut Mapped) {
     set(&mut e, "actor.okta_type", s(v, "actor.type"));
     set(&mut e, "ip", s(v, "client.ipAddress"));
     set(&mut e, "user_agent", s(v, "client.userAgent.rawUserAgent"));
-    set(&mut e, "geo.country", s(v, "client.geographicalContext.country"));
+    set(
+        &mut e,
+        "geo.country",
+        s(v, "client.geographicalContext.country"),
+    );
     set(&mut e, "geo.city", s(v, "client.geographicalContext.city"));
     set(&mut e, "client.zone", s(v, "client.zone"));
-    set(&mut e, "auth.provider", s(v, "authenticationContext.authenticationProvider"));
-    set(&mut e, "auth.credential_type", s(v, "authenticationContext.credentialType"));
-    set(&mut e, "session.id", s(v, "authenticationContext.externalSessionId"));
+    set(
+        &mut e,
+        "auth.provider",
+        s(v, "authenticationContext.authenticationProvider"),
+    );
+    set(
+        &mut e,
+        "auth.credential_type",
+        s(v, "authenticationContext.credentialType"),
+    );
+    set(
+        &mut e,
+        "session.id",
+        s(v, "authenticationContext.externalSessionId"),
+    );
     set(&mut e, "transaction.id", s(v, "transaction.id"));
     set(&mut e, "security.risk", s(v, "securityContext.isProxy"));
     for (i, t) in targets.iter().take(5).enumerate() {
         set(&mut e, &format!("target.{i}.type"), s(t, "type"));
         set(&mut e, &format!("target.{i}.id"), s(t, "id"));
-        set(&mut e, &format!("target.{i}.alternate_id"), s(t, "alternateId"));
-        set(&mut e, &format!("target.{i}.display_name"), s(t, "displayName"));
+        set(
+            &mut e,
+            &format!("target.{i}.alternate_id"),
+            s(t, "alternateId"),
+        );
+        set(
+            &mut e,
+            &format!("target.{i}.display_name"),
+            s(t, "displayName"),
+        );
     }
     // The role granted, the app and group involved, where Okta says.
-    let debug = at(v, "debugContext.debugData").cloned().unwrap_or(Value::Null);
+    let debug = at(v, "debugContext.debugData")
+        .cloned()
+        .unwrap_or(Value::Null);
     set(&mut e, "privilege", s(&debug, "privilegeGranted"));
     for t in &targets {
         match s(t, "type").as_str() {
             "AppInstance" => set(&mut e, "app", s(t, "displayName")),
             "UserGroup" => set(&mut e, "group", s(t, "displayName")),
-            "User" if e.resource != s(t, "alternateId") => set(&mut e, "subject", s(t, "alternateId")),
+            "User" if e.resource != s(t, "alternateId") => {
+                set(&mut e, "subject", s(t, "alternateId"))
+            }
             _ => {}
         }
     }
@@ -205,7 +244,13 @@ mod tests {
     fn outcome_decides_login_actions() {
         assert_eq!(action_for("user.session.start", false), "auth.login");
         assert_eq!(action_for("user.session.start", true), "auth.login.failed");
-        assert_eq!(action_for("user.account.privilege.grant", false), "admin.role.granted");
-        assert_eq!(action_for("zone.make_blocklist", false), "okta.zone.make_blocklist");
+        assert_eq!(
+            action_for("user.account.privilege.grant", false),
+            "admin.role.granted"
+        );
+        assert_eq!(
+            action_for("zone.make_blocklist", false),
+            "okta.zone.make_blocklist"
+        );
     }
 }

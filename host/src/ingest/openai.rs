@@ -72,13 +72,21 @@ fn audit_actor(v: &Value) -> Actor {
                 actor(&format!("openai-sa:{sa}"), ActorType::Service, &sa)
             } else {
                 let email = s(v, "actor.api_key.user.email");
-                let id = if email.is_empty() { s(v, "actor.api_key.user.id") } else { email };
+                let id = if email.is_empty() {
+                    s(v, "actor.api_key.user.id")
+                } else {
+                    email
+                };
                 actor(&id, ActorType::Human, &id)
             }
         }
         _ => {
             let email = s(v, "actor.session.user.email");
-            let id = if email.is_empty() { s(v, "actor.session.user.id") } else { email };
+            let id = if email.is_empty() {
+                s(v, "actor.session.user.id")
+            } else {
+                email
+            };
             actor(&id, ActorType::Human, &id)
         }
     }
@@ -139,36 +147,60 @@ fn audit_log(v: &Value, index: usize, memory: &Memory, out: &mut Mapped) {
     let detail = v.get(kind.as_str()).cloned().unwrap_or(Value::Null);
     let action = audit_action(&kind, &detail);
     let project = s(v, "project.id");
-    let system = if project.is_empty() { "openai".to_string() } else { format!("openai/{project}") };
-    let mut e = event(SRC, format!("openai:{id}"), time, audit_actor(v), &system, &action);
-    e.resource = [s(&detail, "id"), s(&detail, "data.email"), s(&detail, "principal_id")]
-        .into_iter()
-        .find(|x| !x.is_empty())
-        .unwrap_or_else(|| kind.clone());
+    let system = if project.is_empty() {
+        "openai".to_string()
+    } else {
+        format!("openai/{project}")
+    };
+    let mut e = event(
+        SRC,
+        format!("openai:{id}"),
+        time,
+        audit_actor(v),
+        &system,
+        &action,
+    );
+    e.resource = [
+        s(&detail, "id"),
+        s(&detail, "data.email"),
+        s(&detail, "principal_id"),
+    ]
+    .into_iter()
+    .find(|x| !x.is_empty())
+    .unwrap_or_else(|| kind.clone());
     set(&mut e, "source_event", kind.clone());
     set(&mut e, "project.id", project);
     set(&mut e, "project.name", s(v, "project.name"));
     set(&mut e, "ip", s(v, "actor.session.ip_address"));
     set(&mut e, "auth.api_key_id", s(v, "actor.api_key.id"));
     set(&mut e, "auth.kind", s(v, "actor.type"));
-    let role = [s(&detail, "data.role"), s(&detail, "changes_requested.role")]
-        .into_iter()
-        .find(|x| !x.is_empty())
-        .unwrap_or_default();
+    let role = [
+        s(&detail, "data.role"),
+        s(&detail, "changes_requested.role"),
+    ]
+    .into_iter()
+    .find(|x| !x.is_empty())
+    .unwrap_or_default();
     set(&mut e, "role", role);
     set(&mut e, "error.code", s(&detail, "error_code"));
     set(&mut e, "error.message", s(&detail, "error_message"));
     let mut derived = None;
     if kind.starts_with("api_key.") {
         let key = s(&detail, "id");
-        let scopes = at(&detail, "data.scopes").or_else(|| at(&detail, "changes_requested.scopes")).cloned();
+        let scopes = at(&detail, "data.scopes")
+            .or_else(|| at(&detail, "changes_requested.scopes"))
+            .cloned();
         if let Some(scopes) = scopes {
             derived = track_scope(&mut e, &scopes, &key, memory, out);
         }
     }
     if kind == "checkpoint.permission.created" {
         let to = s(&detail, "data.project_id");
-        set(&mut e, "checkpoint", s(&detail, "data.fine_tuned_model_checkpoint"));
+        set(
+            &mut e,
+            "checkpoint",
+            s(&detail, "data.fine_tuned_model_checkpoint"),
+        );
         if !to.is_empty() {
             e.destination = Some(format!("openai/{to}"));
         }
@@ -195,7 +227,11 @@ fn actor_type(name: &str) -> Option<ActorType> {
 fn assistant_config(v: &Value, index: usize, out: &mut Mapped) {
     let change = s(v, "change");
     if change.is_empty() {
-        out.reject(index, "change", "required: prompt.updated, tool.granted, retrieval.added, deployed, ...");
+        out.reject(
+            index,
+            "change",
+            "required: prompt.updated, tool.granted, retrieval.added, deployed, ...",
+        );
         return;
     }
     let assistant_id = match s(v, "assistant.id") {
@@ -216,7 +252,11 @@ fn assistant_config(v: &Value, index: usize, out: &mut Mapped) {
         t => match actor_type(&t) {
             Some(k) => k,
             None => {
-                out.reject(index, "actor.type", format!("`{t}` is not human, service or ai-agent"));
+                out.reject(
+                    index,
+                    "actor.type",
+                    format!("`{t}` is not human, service or ai-agent"),
+                );
                 return;
             }
         },
@@ -237,7 +277,12 @@ fn assistant_config(v: &Value, index: usize, out: &mut Mapped) {
     };
     let action = format!(
         "assistant.{}",
-        change.split('.').map(segment).filter(|x| !x.is_empty()).collect::<Vec<_>>().join(".")
+        change
+            .split('.')
+            .map(segment)
+            .filter(|x| !x.is_empty())
+            .collect::<Vec<_>>()
+            .join(".")
     );
     let mut e = event(
         SRC,
@@ -256,17 +301,29 @@ fn assistant_config(v: &Value, index: usize, out: &mut Mapped) {
     set(&mut e, "assistant.name", s(v, "assistant.name"));
     set(&mut e, "assistant.platform", s(v, "assistant.platform"));
     set(&mut e, "change", change.clone());
-    set(&mut e, "reviewed", at(v, "reviewed").and_then(Value::as_bool).unwrap_or(false));
+    set(
+        &mut e,
+        "reviewed",
+        at(v, "reviewed").and_then(Value::as_bool).unwrap_or(false),
+    );
     set(&mut e, "reviewer", s(v, "reviewer"));
     set(&mut e, "ticket", s(v, "ticket"));
     set(&mut e, "model", s(v, "model"));
     e.resource = assistant_id;
     prompt(&mut e, v);
     if let Some(tool) = at(v, "tool") {
-        let name = if tool.is_string() { s(v, "tool") } else { s(tool, "name") };
+        let name = if tool.is_string() {
+            s(v, "tool")
+        } else {
+            s(tool, "name")
+        };
         e.resource = format!("tool/{name}");
         set(&mut e, "tool", name);
-        set(&mut e, "tool.permissions", strings(tool, "permissions").join(","));
+        set(
+            &mut e,
+            "tool.permissions",
+            strings(tool, "permissions").join(","),
+        );
         set(&mut e, "tool.scope", s(tool, "scope"));
         if let Some(h) = url_host(&s(tool, "url")) {
             e.destination = Some(h.clone());
@@ -274,11 +331,19 @@ fn assistant_config(v: &Value, index: usize, out: &mut Mapped) {
         }
     }
     if let Some(r) = at(v, "retrieval") {
-        let source = if r.is_string() { s(v, "retrieval") } else { s(r, "source") };
+        let source = if r.is_string() {
+            s(v, "retrieval")
+        } else {
+            s(r, "source")
+        };
         e.resource = source.clone();
         set(&mut e, "retrieval.source", source.clone());
         set(&mut e, "retrieval.kind", s(r, "kind"));
-        set(&mut e, "retrieval.host", url_host(&source).unwrap_or_default());
+        set(
+            &mut e,
+            "retrieval.host",
+            url_host(&source).unwrap_or_default(),
+        );
     }
     out.push(index, e);
 }
@@ -313,10 +378,19 @@ mod tests {
     #[test]
     fn owner_role_is_an_admin_grant() {
         assert_eq!(
-            audit_action("user.updated", &json!({"changes_requested": {"role": "owner"}})),
+            audit_action(
+                "user.updated",
+                &json!({"changes_requested": {"role": "owner"}})
+            ),
             "admin.role.granted"
         );
-        assert_eq!(audit_action("user.updated", &json!({})), "member.permission.changed");
-        assert_eq!(audit_action("tenant.scim.disabled", &json!({})), "openai.tenant.scim.disabled");
+        assert_eq!(
+            audit_action("user.updated", &json!({})),
+            "member.permission.changed"
+        );
+        assert_eq!(
+            audit_action("tenant.scim.disabled", &json!({})),
+            "openai.tenant.scim.disabled"
+        );
     }
 }

@@ -57,7 +57,12 @@ pub async fn post(
                 map_lines(lines, &mut out);
             }
         }
-        None => return Err(malformed("(body)", "empty body: expected Vault audit log lines")),
+        None => {
+            return Err(malformed(
+                "(body)",
+                "empty body: expected Vault audit log lines",
+            ))
+        }
         Some(_) => {
             return Err(malformed(
                 "(body)",
@@ -89,9 +94,15 @@ fn action_for(kind: &str, op: &str, path: &str, mount_type: &str, error: &str) -
         return "secret.permission_denied".into();
     }
     let failed = !error.is_empty();
-    let is_login = path.starts_with("auth/") && (path.contains("/login") || path.ends_with("/login"));
+    let is_login =
+        path.starts_with("auth/") && (path.contains("/login") || path.ends_with("/login"));
     if is_login {
-        return if failed { "auth.login.failed" } else { "auth.login" }.into();
+        return if failed {
+            "auth.login.failed"
+        } else {
+            "auth.login"
+        }
+        .into();
     }
     if path.starts_with("sys/audit/") || path.starts_with("sys/audit-hash") {
         return match op {
@@ -143,7 +154,11 @@ fn actor_kind(display: &str, path: &str) -> ActorType {
 pub fn map_entry(v: &Value, index: usize, out: &mut Mapped) {
     let kind = s(v, "type");
     if kind.is_empty() {
-        out.reject(index, "type", "a Vault audit entry is a request or a response");
+        out.reject(
+            index,
+            "type",
+            "a Vault audit entry is a request or a response",
+        );
         return;
     }
     let Some(time) = at(v, "time").and_then(parse_time) else {
@@ -152,7 +167,10 @@ pub fn map_entry(v: &Value, index: usize, out: &mut Mapped) {
     };
     let request_id = s(v, "request.id");
     let id = if request_id.is_empty() {
-        format!("vault:{}", content_id(&serde_json::to_vec(v).unwrap_or_default()))
+        format!(
+            "vault:{}",
+            content_id(&serde_json::to_vec(v).unwrap_or_default())
+        )
     } else {
         format!("vault:{request_id}:{kind}")
     };
@@ -181,7 +199,14 @@ pub fn map_entry(v: &Value, index: usize, out: &mut Mapped) {
         "" => "vault".to_string(),
         ns => format!("vault/{ns}"),
     };
-    let mut e = event(SRC, id, time, actor(&who_id, actor_kind(&display, &path), &display), &system, &action);
+    let mut e = event(
+        SRC,
+        id,
+        time,
+        actor(&who_id, actor_kind(&display, &path), &display),
+        &system,
+        &action,
+    );
     e.resource = path.clone();
     e.environment = guess_environment([path.as_str(), namespace.as_str()]);
     set(&mut e, "source_event", kind.clone());
@@ -190,16 +215,40 @@ pub fn map_entry(v: &Value, index: usize, out: &mut Mapped) {
     set(&mut e, "operation", op.clone());
     set(&mut e, "path", path.clone());
     set(&mut e, "mount.type", mount_type);
-    set(&mut e, "mount.point", match s(v, "request.mount_point") {
-        m if m.is_empty() => s(v, "response.mount_point"),
-        m => m,
-    });
+    set(
+        &mut e,
+        "mount.point",
+        match s(v, "request.mount_point") {
+            m if m.is_empty() => s(v, "response.mount_point"),
+            m => m,
+        },
+    );
     set(&mut e, "ip", s(v, "request.remote_address"));
     set(&mut e, "namespace", namespace);
-    set(&mut e, "outcome", if error.is_empty() { "success" } else { "failure" });
-    set(&mut e, "error", error.trim().replace("\n\t* ", " ").replace('\n', " "));
-    set(&mut e, "auth.policies", strings(v, "auth.policies").join(","));
-    set(&mut e, "auth.token_policies", strings(v, "auth.token_policies").join(","));
+    set(
+        &mut e,
+        "outcome",
+        if error.is_empty() {
+            "success"
+        } else {
+            "failure"
+        },
+    );
+    set(
+        &mut e,
+        "error",
+        error.trim().replace("\n\t* ", " ").replace('\n', " "),
+    );
+    set(
+        &mut e,
+        "auth.policies",
+        strings(v, "auth.policies").join(","),
+    );
+    set(
+        &mut e,
+        "auth.token_policies",
+        strings(v, "auth.token_policies").join(","),
+    );
     set(&mut e, "auth.token_type", s(v, "auth.token_type"));
     set(&mut e, "auth.entity_id", entity);
     set(&mut e, "auth.accessor", s(v, "auth.accessor"));
@@ -213,7 +262,11 @@ pub fn map_entry(v: &Value, index: usize, out: &mut Mapped) {
         set(&mut e, "auth.token_ttl", ttl);
     }
     if action == "token.created" || action == "auth.login" {
-        set(&mut e, "granted.policies", strings(v, "response.auth.policies").join(","));
+        set(
+            &mut e,
+            "granted.policies",
+            strings(v, "response.auth.policies").join(","),
+        );
     }
     if let Some(keys) = at(v, "response.data.keys").and_then(Value::as_array) {
         set(&mut e, "response.keys", keys.len() as u64);
@@ -377,16 +430,46 @@ mod tests {
 
     #[test]
     fn actions_follow_path_operation_and_outcome() {
-        assert_eq!(action_for("response", "read", "secret/data/prod/db", "kv", ""), "secret.read");
         assert_eq!(
-            action_for("response", "read", "secret/data/prod/db", "kv", "1 error occurred:\n\t* permission denied\n\n"),
+            action_for("response", "read", "secret/data/prod/db", "kv", ""),
+            "secret.read"
+        );
+        assert_eq!(
+            action_for(
+                "response",
+                "read",
+                "secret/data/prod/db",
+                "kv",
+                "1 error occurred:\n\t* permission denied\n\n"
+            ),
             "secret.permission_denied"
         );
-        assert_eq!(action_for("request", "read", "secret/data/x", "kv", ""), "vault.request");
-        assert_eq!(action_for("response", "read", "database/creds/readonly", "database", ""), "credential.issued");
-        assert_eq!(action_for("response", "update", "auth/approle/login", "approle", ""), "auth.login");
-        assert_eq!(action_for("response", "delete", "sys/audit/file", "system", ""), "audit.disabled");
-        assert_eq!(action_for("response", "update", "transit/decrypt/k", "transit", ""), "vault.update");
+        assert_eq!(
+            action_for("request", "read", "secret/data/x", "kv", ""),
+            "vault.request"
+        );
+        assert_eq!(
+            action_for(
+                "response",
+                "read",
+                "database/creds/readonly",
+                "database",
+                ""
+            ),
+            "credential.issued"
+        );
+        assert_eq!(
+            action_for("response", "update", "auth/approle/login", "approle", ""),
+            "auth.login"
+        );
+        assert_eq!(
+            action_for("response", "delete", "sys/audit/file", "system", ""),
+            "audit.disabled"
+        );
+        assert_eq!(
+            action_for("response", "update", "transit/decrypt/k", "transit", ""),
+            "vault.update"
+        );
         assert_eq!(action_for("weird", "", "", "", ""), "vault.weird");
     }
 }
