@@ -384,7 +384,7 @@ impl PolicyStage {
                 let id = self.outbox.enqueue(
                     NewDelivery {
                         destination: dest.clone(),
-                        payload: Payload::Message(m.clone()),
+                        payload: Payload::Message(Box::new(m.clone())),
                         not_before,
                         held: held.clone(),
                         condition: None,
@@ -442,7 +442,7 @@ impl PolicyStage {
                     let id = self.outbox.enqueue(
                         NewDelivery {
                             destination: dest.clone(),
-                            payload: Payload::Message(m.clone()),
+                            payload: Payload::Message(Box::new(m.clone())),
                             not_before: Some(bg.review_by),
                             held: Some(format!(
                                 "break-glass follow-up due {}",

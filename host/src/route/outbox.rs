@@ -39,7 +39,7 @@ impl Durability for Writer {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Payload {
-    Message(Message),
+    Message(Box<Message>),
     /// Run an approved response action (its record lives in the actions tree).
     Action {
         action_id: String,
@@ -615,7 +615,7 @@ impl Dispatcher {
                     self.0.outbox.enqueue(
                         NewDelivery {
                             destination: d.clone(),
-                            payload: Payload::Message(m.clone()),
+                            payload: Payload::Message(Box::new(m.clone())),
                             not_before: None,
                             held: None,
                             condition: None,
@@ -782,7 +782,7 @@ impl Dispatcher {
         let items: Vec<(u64, Message)> = batch
             .iter()
             .filter_map(|d| match &d.payload {
-                Payload::Message(m) => Some((d.id, m.clone())),
+                Payload::Message(m) => Some((d.id, (**m).clone())),
                 _ => None,
             })
             .collect();
