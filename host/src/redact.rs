@@ -50,6 +50,11 @@ static PATTERNS: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
         r"\bnpm_[A-Za-z0-9]{36}",
         r"pypi-AgE[A-Za-z0-9_\-]{40,}",
         r"\bSG\.[A-Za-z0-9_\-]{16,}\.[A-Za-z0-9_\-]{16,}",
+        // Source adapters: Okta API tokens (`SSWS …`), Google OAuth access tokens, HTTP
+        // Basic credentials copied from a header or a workflow node.
+        r"(?i)\bSSWS\s+[A-Za-z0-9_\-]{20,}",
+        r"\bya29\.[A-Za-z0-9_\-]{20,}",
+        r"(?i)\bbasic\s+[A-Za-z0-9+/]{16,}={0,2}",
         // Signed URLs and OAuth tokens in query strings (`access_token` is not matched by
         // the `token=` rule above: `_` is a word character).
         r"(?i)[?&](?:sig|signature|x-amz-signature|x-amz-credential|x-amz-security-token|x-goog-signature|access_token|refresh_token|id_token|client_secret)=[^&#\s]{8,}",
@@ -172,6 +177,19 @@ mod tests {
             assert!(red.contains("[redacted:"), "{red}");
         }
         assert_eq!(text("an ordinary commit message about tokens"), None);
+    }
+
+    #[test]
+    fn source_adapter_credential_shapes_are_replaced() {
+        for secret in [
+            "SSWS 00Aa1Bb2Cc3Dd4Ee5Ff6Gg7Hh8Ii9Jj0KkLl",
+            "ya29.a0AfH6SMBx3kQ9zLx2Wf3kQ9zLx2Wf3kQ9zLx2",
+            "Basic ZGFuYTpodW50ZXIyaHVudGVyMg==",
+        ] {
+            let red = text(&format!("header was {secret} then")).expect(secret);
+            assert!(!red.contains(secret), "{red}");
+        }
+        assert_eq!(text("uses basic authentication for the legacy API"), None);
     }
 
     #[test]
