@@ -7,7 +7,9 @@
 //! - `summary_cache`: the model's validated summary keyed by trajectory hash and findings
 //!   fingerprint — the same story is never paid for twice;
 //! - `summary_forwarded`: per alert, the last trajectory hash and findings whose summary was
-//!   handed to the next stage, so a restart can finish work that was in flight.
+//!   handed to the next stage;
+//! - `summary_pending`: alerts heard about and not yet handed on, so a restart finishes
+//!   exactly the work that was in flight (and nothing older).
 
 use serde::{Deserialize, Serialize};
 
@@ -75,6 +77,15 @@ pub struct CacheEntry {
     pub response_sha256: Option<String>,
 }
 
+/// An alert update heard about and not yet handed on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pending {
+    pub trajectory_hash: String,
+    pub findings_fingerprint: String,
+    pub is_new: bool,
+    pub previous_severity: Option<Severity>,
+}
+
 /// What the next stage was last handed for an alert.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Forwarded {
@@ -90,6 +101,7 @@ pub struct SummaryAudit {
     records: sled::Tree,
     cache: sled::Tree,
     forwarded: sled::Tree,
+    pending: sled::Tree,
 }
 
 impl SummaryAudit {
@@ -99,6 +111,7 @@ impl SummaryAudit {
             records: db.open_tree("summary_audit")?,
             cache: db.open_tree("summary_cache")?,
             forwarded: db.open_tree("summary_forwarded")?,
+            pending: db.open_tree("summary_pending")?,
             db,
         })
     }
@@ -172,6 +185,59 @@ impl SummaryAudit {
             alert_id.as_bytes(),
             serde_json::to_vec(f).expect("forward marks serialise"),
         )?;
+        Ok(())
+    }
+
+    /// Notes that an update of `alert_id` waits to be handed on. An earlier pending update
+    /// that was new stays new, and keeps its earlier previous severity.
+    pub fn set_pending(&self, alert_id: &str, p: &Pending) -> Result<(), StoreError> {
+        let mut p = p.clone();
+        if let Some(old) = self.pending(alert_id) {
+            p.is_new |= old.is_new;
+            p.previous_severity = old.previous_severity;
+        }
+        self.pending.insert(
+            alert_id.as_bytes(),
+            serde_json::to_vec(&p).expect("pending marks serialise"),
+        )?;
+        Ok(())
+    }
+
+    pub fn pending(&self, alert_id: &str) -> Option<Pending> {
+        self.pending
+            .get(alert_id.as_bytes())
+            .ok()
+            .flatten()
+            .and_then(|v| serde_json::from_slice(&v).ok())
+    }
+
+    /// Every alert with an update not yet handed on.
+    pub fn all_pending(&self) -> Vec<(String, Pending)> {
+        self.pending
+            .iter()
+            .filter_map(Result::ok)
+            .filter_map(|(k, v)| {
+                Some((
+                    String::from_utf8(k.to_vec()).ok()?,
+                    serde_json::from_slice(&v).ok()?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Clears the pending mark once the update it names was handed on (a mark for a newer
+    /// update stays: that one is still to come).
+    pub fn clear_pending(
+        &self,
+        alert_id: &str,
+        trajectory_hash: &str,
+        findings_fingerprint: &str,
+    ) -> Result<(), StoreError> {
+        if self.pending(alert_id).is_none_or(|p| {
+            p.trajectory_hash == trajectory_hash && p.findings_fingerprint == findings_fingerprint
+        }) {
+            self.pending.remove(alert_id.as_bytes())?;
+        }
         Ok(())
     }
 

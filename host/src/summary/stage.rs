@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use tokio::runtime::Handle;
 
-use super::audit::{Forwarded, SummaryAudit};
+use super::audit::{Forwarded, Pending, SummaryAudit};
 use super::summarize::{Produced, Summarizer, SummaryStats};
 use super::{findings_fingerprint, LlmConfig, SummaryError, NOTE_PREFIX};
 use crate::alert::finding::Severity;
@@ -109,31 +109,40 @@ impl SummaryStage {
         true
     }
 
-    /// Re-queues alerts whose latest summary was never handed on (the process stopped
-    /// mid-call). `trajectory` looks a trajectory up by id. Returns how many were queued.
+    /// Re-queues the alerts whose update was heard about but never handed on (the process
+    /// stopped mid-call). `trajectory` looks a trajectory up by id. Returns how many.
     pub fn resume(&self, trajectory: impl Fn(&str) -> Option<Trajectory>) -> usize {
         let mut queued = 0;
-        let alerts: Vec<_> = self.inner.alerts.all().collect();
-        for a in alerts {
-            if a.findings.is_empty() {
-                continue;
-            }
-            let fingerprint = findings_fingerprint(&a.findings);
-            let done = self.audit().forwarded(&a.id);
-            if done.as_ref().is_some_and(|f| {
-                f.trajectory_hash == a.trajectory_hash && f.findings_fingerprint == fingerprint
-            }) {
-                continue;
-            }
-            // A trajectory that moved on since is re-evaluated by the trajectory stage.
-            let Some(t) = trajectory(&a.trajectory_id).filter(|t| t.hash == a.trajectory_hash)
-            else {
+        for (id, p) in self.audit().all_pending() {
+            let alert = match self.inner.alerts.get(&id) {
+                Ok(Some(a)) => a,
+                Ok(None) => {
+                    let _ = self.audit().clear_pending(
+                        &id,
+                        &p.trajectory_hash,
+                        &p.findings_fingerprint,
+                    );
+                    continue;
+                }
+                Err(e) => {
+                    tracing::error!(alert = %id, error = %e, "cannot read an alert to resume");
+                    continue;
+                }
+            };
+            let t = trajectory(&alert.trajectory_id).filter(|t| t.hash == alert.trajectory_hash);
+            let Some(t) = t else {
+                // The trajectory moved on: the trajectory stage re-evaluates it and a new
+                // update follows if its findings changed.
+                tracing::warn!(alert = %id, "trajectory changed since; not resuming its summary");
+                let _ =
+                    self.audit()
+                        .clear_pending(&id, &p.trajectory_hash, &p.findings_fingerprint);
                 continue;
             };
             self.inner.clone().enqueue(AlertUpdate {
-                is_new: done.is_none(),
-                previous_severity: done.map(|f| f.severity),
-                alert: a,
+                is_new: p.is_new,
+                previous_severity: p.previous_severity,
+                alert,
                 trajectory: Arc::new(t),
             });
             queued += 1;
@@ -167,6 +176,15 @@ impl AlertListener for Subscription {
 impl Inner {
     fn enqueue(self: Arc<Self>, mut update: AlertUpdate) {
         let id = update.alert.id.clone();
+        let mark = Pending {
+            trajectory_hash: update.trajectory.hash.clone(),
+            findings_fingerprint: findings_fingerprint(&update.alert.findings),
+            is_new: update.is_new,
+            previous_severity: update.previous_severity,
+        };
+        if let Err(e) = self.summarizer.audit().set_pending(&id, &mark) {
+            tracing::warn!(alert = %id, error = %e, "could not note a pending summary");
+        }
         let mut slots = self.slots.lock().expect("slots");
         let slot = slots.entry(id.clone()).or_default();
         if let Some((is_new, previous)) = slot.carry.take() {
@@ -285,6 +303,14 @@ impl Inner {
         };
         if let Err(e) = self.summarizer.audit().set_forwarded(&id, &mark) {
             tracing::warn!(alert = %id, error = %e, "could not mark the summary as handed on");
+        }
+        let cleared = self.summarizer.audit().clear_pending(
+            &id,
+            &mark.trajectory_hash,
+            &mark.findings_fingerprint,
+        );
+        if let Err(e) = cleared {
+            tracing::warn!(alert = %id, error = %e, "could not clear a pending summary");
         }
     }
 

@@ -915,12 +915,23 @@ async fn work_in_flight_at_a_stop_is_resumed() {
     config.model = String::new();
     let dir = tempfile::tempdir().unwrap();
     let t = trajectory("trj-l1", TrajectoryKind::Actor, story());
+    let old = trajectory("trj-l0", TrajectoryKind::Actor, story()[..3].to_vec());
     let alert_id = alert_id_for(&t.id);
     {
-        // An alert raised while nothing listened (as if the process stopped mid-summary).
         let store = Store::open(dir.path()).unwrap();
         let alerts = AlertBook::open(&store).unwrap();
+        // An alert handed on long ago (or raised before summaries existed): not resumed.
+        alerts.apply(&old, &[finding(2, &["s3"])]).unwrap();
+        // An alert heard about whose summary never finished: the process stopped mid-call.
         alerts.apply(&t, &[finding(2, &["s4"])]).unwrap();
+        let audit = SummaryAudit::open(&store).unwrap();
+        let pending = audit::Pending {
+            trajectory_hash: t.hash.clone(),
+            findings_fingerprint: findings_fingerprint(&[finding(2, &["s4"])]),
+            is_new: true,
+            previous_severity: None,
+        };
+        audit.set_pending(&alert_id, &pending).unwrap();
     }
     // sled lets one opener per process hold the directory: wait for the first to let go.
     let store = {
@@ -947,7 +958,12 @@ async fn work_in_flight_at_a_stop_is_resumed() {
         tokio::runtime::Handle::current(),
     )
     .unwrap();
-    let lookup = |id: &str| (id == t.id).then(|| (*t).clone());
+    let lookup = |id: &str| {
+        [&t, &old]
+            .into_iter()
+            .find(|x| x.id == id)
+            .map(|x| (**x).clone())
+    };
     assert_eq!(stage.resume(lookup), 1);
     let u = tokio::time::timeout(Duration::from_secs(30), out.recv())
         .await
@@ -956,7 +972,13 @@ async fn work_in_flight_at_a_stop_is_resumed() {
     assert_eq!(u.alert.id, alert_id);
     assert!(u.is_new);
     assert!(stage.drain(Duration::from_secs(10)).await);
+    assert!(stage.audit().pending(&alert_id).is_none());
+    assert!(stage.audit().forwarded(&alert_id).is_some());
     assert_eq!(stage.resume(lookup), 0, "handed on: nothing left to resume");
+    assert!(
+        out.try_recv().is_err(),
+        "only the interrupted alert was handed on"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
