@@ -1065,6 +1065,19 @@ async fn a_response_action_waits_for_approval_through_the_api() {
         alert.to_string().contains("approved by alice"),
         "the approval is on the alert: {alert}"
     );
+    // The policy endpoint shows destinations, never their secrets.
+    let (s, pol) = get(format!("{base}/v1/policy"), "review-token-0123456789").await;
+    assert_eq!(s, 200);
+    assert_eq!(pol["destinations"]["pagerduty"]["enabled"], true);
+    let shown = pol.to_string();
+    for secret in [
+        receivers::PD_KEY,
+        receivers::WEBHOOK_SECRET,
+        receivers::LINEAR_KEY,
+        "jira-token",
+    ] {
+        assert!(!shown.contains(secret), "{secret} leaked");
+    }
     let (s, _) = get(
         format!("{base}/v1/outbox/deliveries/abc"),
         "review-token-0123456789",
@@ -1072,4 +1085,151 @@ async fn a_response_action_waits_for_approval_through_the_api() {
     .await;
     assert_eq!(s, 400);
     assert_eq!(rx.of("n8n").len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn automatic_actions_run_denied_and_expired_ones_never_do() {
+    let (rx_addr, rx) = receivers::start().await;
+    let (smtp_addr, _) = receivers::start_smtp().await;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(datetime!(2025-03-04 12:00 UTC)));
+    let policy = policy_toml(rx_addr, smtp_addr, "")
+        .replace("[actions]\nenabled = false", "[actions]\nenabled = true")
+        .replace(
+            &format!("api_key = \"{}\"\n", receivers::N8N_KEY),
+            &format!(
+                "api_key = \"{}\"\nautomatic_signals = [\"exfil.auto_*\"]\n",
+                receivers::N8N_KEY
+            ),
+        );
+    let i = open(
+        dir.path(),
+        &policy,
+        clock.clone(),
+        &format!("http://{rx_addr}/webhook"),
+    )
+    .await;
+    let wf = |id: &str, n: &str| {
+        ev(
+            id,
+            &format!("{n}@example.com"),
+            &format!("n8n/workflow/{n}"),
+            "data.export",
+            json!({"attributes": {"workflow.id": n}}),
+        )
+    };
+    let auto = raise(
+        &i.alerts,
+        "a",
+        vec![wf("x1", "wf-7")],
+        "exfil.auto_pause",
+        3,
+    );
+    let denied = raise(&i.alerts, "b", vec![wf("x2", "wf-8")], "exfil.manual", 3);
+    let stale = raise(&i.alerts, "c", vec![wf("x3", "wf-9")], "exfil.other", 3);
+    i.pass().await;
+    i.pass().await;
+
+    // Automatic for its signal: ran without anyone, recorded as decided by policy.
+    let n8n = rx.of("n8n");
+    assert_eq!(n8n.len(), 1);
+    assert_eq!(n8n[0].body["workflow_id"], "wf-7");
+    let actions = i.routing.responder.list().unwrap();
+    let a = actions.iter().find(|a| a.alert_id == auto).unwrap();
+    assert_eq!(a.state, plumbline::respond::ActionState::Done);
+    assert_eq!(a.decision.as_ref().unwrap().by, "policy");
+
+    // Denied: never runs, and cannot be approved afterwards.
+    let d = actions.iter().find(|a| a.alert_id == denied).unwrap();
+    assert_eq!(d.state, plumbline::respond::ActionState::Pending);
+    let r = i
+        .routing
+        .responder
+        .deny(&d.id, "alice", "review-page", "planned change")
+        .unwrap();
+    assert_eq!(r.state, plumbline::respond::ActionState::Denied);
+    assert!(i
+        .routing
+        .responder
+        .approve(&d.id, "mallory", "t", "")
+        .is_err());
+    // Nobody answers the third within expire_hours (24).
+    clock.advance(Duration::from_secs(25 * 3600));
+    let s = i
+        .routing
+        .responder
+        .list()
+        .unwrap()
+        .into_iter()
+        .find(|a| a.alert_id == stale)
+        .unwrap();
+    assert_eq!(s.state, plumbline::respond::ActionState::Expired);
+    assert!(i
+        .routing
+        .responder
+        .approve(&s.id, "alice", "t", "")
+        .is_err());
+    i.pass().await;
+    assert_eq!(rx.of("n8n").len(), 1, "only the automatic action ran");
+    let notes = i.alerts.get(&denied).unwrap().unwrap().notes;
+    assert!(
+        notes.iter().any(|n| n.contains("denied by alice")),
+        "{notes:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_delivery_is_kept_as_failed_and_can_be_put_back() {
+    let (rx_addr, rx) = receivers::start().await;
+    let (smtp_addr, _) = receivers::start_smtp().await;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(datetime!(2025-03-04 12:00 UTC)));
+    // Linear refuses the key with a GraphQL error; the others accept.
+    let policy = policy_toml(rx_addr, smtp_addr, "").replace(
+        &format!("api_key = \"{}\"\nteam_id", receivers::LINEAR_KEY),
+        "api_key = \"lin_api_wrong\"\nteam_id",
+    );
+    let i = open(
+        dir.path(),
+        &policy,
+        clock.clone(),
+        &format!("http://{rx_addr}/webhook"),
+    )
+    .await;
+    raise(
+        &i.alerts,
+        "bob",
+        vec![ev(
+            "f1",
+            "bob@example.com",
+            "vault/prod",
+            "credential.scope.increased",
+            json!({}),
+        )],
+        "credential.scope_increase",
+        2,
+    );
+    let r = i.pass().await;
+    assert_eq!(r.failed, 1, "{r:?}");
+    assert_eq!(r.delivered, 4);
+    let failed: Vec<_> = i
+        .routing
+        .outbox
+        .finished()
+        .filter(|d| d.state == DeliveryState::Failed)
+        .collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].destination, "linear");
+    assert!(failed[0]
+        .last_error
+        .as_deref()
+        .unwrap()
+        .contains("Authentication required"));
+    let st = i.routing.dispatcher().status();
+    assert_eq!((st.pending, st.failed), (0, 1));
+    // Put back in line (after fixing the key, an operator would): pending again.
+    let back = i.routing.outbox.retry(failed[0].id).unwrap().unwrap();
+    assert_eq!(back.state, DeliveryState::Pending);
+    assert_eq!(i.routing.dispatcher().status().pending, 1);
+    assert!(rx.of("linear").is_empty());
 }
