@@ -261,7 +261,9 @@ fn memory_tree(state: &AppState) -> ApiResult<sled::Tree> {
         .map_err(|e| ApiError::from(crate::store::StoreError::from(e)))
 }
 
-/// Read access to adapter memory while mapping.
+/// Read access to adapter memory while mapping. Updates are read-modify-write per
+/// request: two deliveries racing on the same key (two reviews of one pull request in the
+/// same instant) can lose one update; the events themselves are never lost.
 pub struct Memory {
     tree: Option<sled::Tree>,
 }

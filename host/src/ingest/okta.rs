@@ -196,7 +196,13 @@ fn map_event(v: &Value, index: usize, out: &mut Mapped) {
         s(v, "authenticationContext.externalSessionId"),
     );
     set(&mut e, "transaction.id", s(v, "transaction.id"));
-    set(&mut e, "security.risk", s(v, "securityContext.isProxy"));
+    set(
+        &mut e,
+        "client.proxy",
+        at(v, "securityContext.isProxy")
+            .cloned()
+            .unwrap_or(Value::Null),
+    );
     for (i, t) in targets.iter().take(5).enumerate() {
         set(&mut e, &format!("target.{i}.type"), s(t, "type"));
         set(&mut e, &format!("target.{i}.id"), s(t, "id"));

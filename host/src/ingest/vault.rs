@@ -294,12 +294,22 @@ pub fn listen_socket(state: &AppState) -> anyhow::Result<Option<SocketAddr>> {
     }
     let listener = tokio::net::TcpListener::from_std(std_listener)?;
     let state = state.clone();
+    // Vault keeps one connection per audit device and node; a bound keeps a stray client
+    // from holding unbounded buffers.
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(SOCKET_CONNECTIONS));
     tokio::spawn(async move {
         loop {
+            let Ok(permit) = slots.clone().acquire_owned().await else {
+                return;
+            };
             match listener.accept().await {
                 Ok((conn, peer)) => {
                     tracing::info!(%peer, "vault audit socket connected");
-                    tokio::spawn(read_stream(state.clone(), conn, peer));
+                    let state = state.clone();
+                    tokio::spawn(async move {
+                        read_stream(state, conn, peer).await;
+                        drop(permit);
+                    });
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "vault audit socket accept failed");
@@ -311,6 +321,9 @@ pub fn listen_socket(state: &AppState) -> anyhow::Result<Option<SocketAddr>> {
     tracing::info!(%local, "vault audit socket listening");
     Ok(Some(local))
 }
+
+/// Connections read at once (further ones wait in the accept queue).
+const SOCKET_CONNECTIONS: usize = 64;
 
 /// Most entries stored per batch from a socket.
 const SOCKET_BATCH: usize = 512;
