@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use super::evaluate::Evaluator;
 use super::model::Trajectory;
 use super::persist::{TrajectoryRecord, TrajectoryStore};
-use super::window::{Book, Changes, WindowRules};
+use super::window::{finish_snapshot, Book, Changes, WindowRules};
 use crate::alert::AlertBook;
 use crate::config::TrajectoryConfig;
 use crate::metrics::{Histogram, LATENCY_BOUNDS};
@@ -163,17 +163,22 @@ impl TrajectoryStage {
     }
 
     fn evaluate(&self, id: &str, evaluator: &dyn Evaluator, alerts: &AlertBook) {
-        let snapshot = {
+        // Copy under the lock, hash outside it: the builder must not wait on evaluations.
+        let (mut t, digests, version, last) = {
             let book = self.book.lock().expect("book");
             let Some(s) = book.get(id) else { return };
-            let t = s.snapshot();
-            if s.last_evaluated_hash.as_deref() == Some(t.hash.as_str()) {
-                self.stats.skipped_unchanged.fetch_add(1, Ordering::Relaxed);
-                return;
-            }
-            t
+            let (t, digests) = s.unhashed_snapshot();
+            (t, digests, s.version, s.last_evaluated_hash.clone())
         };
-        let t = Arc::new(snapshot);
+        finish_snapshot(&mut t, &digests);
+        if last.as_deref() == Some(t.hash.as_str()) {
+            self.stats.skipped_unchanged.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        if let Some(s) = self.book.lock().expect("book").get(id) {
+            s.offer_hash(version, &t.hash);
+        }
+        let t = Arc::new(t);
         let evaluation = evaluator.evaluate(&t);
         if let Err(e) = alerts.apply(&t, &evaluation.findings) {
             tracing::error!(trajectory = %t.id, error = %e, "could not record alert; will retry on the next change");
@@ -187,7 +192,7 @@ impl TrajectoryStage {
         if let Some(s) = book.get_mut(id) {
             s.last_evaluated_hash = Some(t.hash.clone());
             s.unsaved = true;
-            if s.hash() == t.hash {
+            if s.version == version {
                 if let Some(since) = s.dirty_since.take() {
                     self.stats
                         .event_to_alert

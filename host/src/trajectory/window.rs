@@ -6,7 +6,7 @@
 //! run of overlapping spans for one key, so the result does not depend on arrival order:
 //! a late event lands in its place, and one that bridges two trajectories merges them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -87,14 +87,17 @@ pub struct Session {
     /// Earliest event time ever seen (dropped events included): where the window begins.
     pub first_time: i64,
     pub closes_at: i64,
-    /// Kept events ordered by (time, id).
-    pub entries: Vec<Entry>,
+    /// Kept events ordered by (time, id). A deque: the common case appends at the back
+    /// and, at the bound, drops at the front, both O(1).
+    pub entries: VecDeque<Entry>,
     pub dropped: u64,
     pub last_evaluated_hash: Option<String>,
     /// When the oldest change not yet evaluated happened (for event-to-alert latency).
     pub dirty_since: Option<Instant>,
     /// Changed since the last checkpoint.
     pub unsaved: bool,
+    /// Bumped on every change (cheaper to compare than the hash).
+    pub version: u64,
     /// The content hash, computed once per change (it is asked for on every evaluation,
     /// checkpoint and listing; recomputing it over 1,000 events each time dominated CPU).
     hash_cache: std::sync::OnceLock<String>,
@@ -109,11 +112,12 @@ impl Session {
             key: key.to_string(),
             first_time: t,
             closes_at: t,
-            entries: Vec::new(),
+            entries: VecDeque::new(),
             dropped: 0,
             last_evaluated_hash: None,
             dirty_since: None,
             unsaved: true,
+            version: 0,
             hash_cache: std::sync::OnceLock::new(),
         }
     }
@@ -135,6 +139,7 @@ impl Session {
         entries.dedup_by(|a, b| a.event.id == b.event.id);
         let over = entries.len().saturating_sub(max);
         entries.drain(..over);
+        let entries = VecDeque::from(entries);
         Session {
             id,
             kind,
@@ -146,6 +151,7 @@ impl Session {
             last_evaluated_hash,
             dirty_since: None,
             unsaved: false,
+            version: 0,
             hash_cache: std::sync::OnceLock::new(),
         }
     }
@@ -173,7 +179,7 @@ impl Session {
         self.closes_at = self.closes_at.max(entry.time + span);
         self.entries.insert(pos, entry);
         while self.entries.len() > max {
-            self.entries.remove(0);
+            self.entries.pop_front();
             self.dropped += 1;
         }
         self.touch();
@@ -182,6 +188,7 @@ impl Session {
 
     fn touch(&mut self) {
         self.unsaved = true;
+        self.version += 1;
         self.hash_cache = std::sync::OnceLock::new();
         self.dirty_since.get_or_insert_with(Instant::now);
     }
@@ -194,19 +201,67 @@ impl Session {
         )
     }
 
+    /// The hash if it is already known (no work under a lock).
+    pub fn cached_hash(&self) -> Option<&String> {
+        self.hash_cache.get()
+    }
+
+    /// Stores a hash computed outside the lock, if nothing changed meanwhile.
+    pub fn offer_hash(&self, version: u64, hash: &str) {
+        if self.version == version {
+            let _ = self.hash_cache.set(hash.to_string());
+        }
+    }
+
+    /// The view without its hash, cheap enough to take under the book's lock; see
+    /// [`finish_snapshot`].
+    pub fn unhashed_snapshot(&self) -> (Trajectory, Vec<[u8; 32]>) {
+        let mut t = Trajectory {
+            id: self.id.clone(),
+            kind: self.kind,
+            key: self.key.clone(),
+            start: self.entries.front().map_or(self.first_time, |e| e.time),
+            end: self.entries.back().map_or(self.first_time, |e| e.time),
+            closes_at: self.closes_at,
+            dropped: self.dropped,
+            hash: String::new(),
+            events: self.entries.iter().map(|e| e.event.clone()).collect(),
+        };
+        let digests = match self.cached_hash() {
+            Some(h) => {
+                t.hash = h.clone();
+                Vec::new()
+            }
+            None => self.entries.iter().map(|e| e.digest).collect(),
+        };
+        (t, digests)
+    }
+
     /// The view detectors and the API see.
     pub fn snapshot(&self) -> Trajectory {
         Trajectory {
             id: self.id.clone(),
             kind: self.kind,
             key: self.key.clone(),
-            start: self.entries.first().map_or(self.first_time, |e| e.time),
-            end: self.entries.last().map_or(self.first_time, |e| e.time),
+            start: self.entries.front().map_or(self.first_time, |e| e.time),
+            end: self.entries.back().map_or(self.first_time, |e| e.time),
             closes_at: self.closes_at,
             dropped: self.dropped,
             hash: self.hash(),
             events: self.entries.iter().map(|e| e.event.clone()).collect(),
         }
+    }
+}
+
+/// Completes a snapshot taken by [`Session::unhashed_snapshot`].
+pub fn finish_snapshot(t: &mut Trajectory, digests: &[[u8; 32]]) {
+    if t.hash.is_empty() {
+        t.hash = trajectory_hash(
+            t.events
+                .iter()
+                .zip(digests)
+                .map(|(e, d)| (e.id.as_str(), d)),
+        );
     }
 }
 
@@ -217,6 +272,7 @@ pub struct Changes {
     pub changed: Vec<String>,
     /// Sessions absorbed into another by a bridging late event.
     pub merged_away: Vec<String>,
+    seen: std::collections::HashSet<String>,
 }
 
 /// All open sessions, by kind and key.
@@ -224,6 +280,8 @@ pub struct Changes {
 pub struct Book {
     pub rules: Option<WindowRules>,
     sessions: HashMap<(TrajectoryKind, String), Vec<Session>>,
+    /// Session id → where it lives in `sessions`.
+    index: HashMap<String, (TrajectoryKind, String)>,
     /// Highest event time seen: drives closing.
     pub watermark: i64,
 }
@@ -233,6 +291,7 @@ impl Book {
         Book {
             rules: Some(rules),
             sessions: HashMap::new(),
+            index: HashMap::new(),
             watermark: i64::MIN,
         }
     }
@@ -243,9 +302,10 @@ impl Book {
 
     /// Puts back a session loaded from disk.
     pub fn restore(&mut self, s: Session) {
-        if let Some(last) = s.entries.last() {
+        if let Some(last) = s.entries.back() {
             self.watermark = self.watermark.max(last.time);
         }
+        self.index.insert(s.id.clone(), (s.kind, s.key.clone()));
         self.sessions
             .entry((s.kind, s.key.clone()))
             .or_default()
@@ -253,11 +313,13 @@ impl Book {
     }
 
     pub fn get(&self, id: &str) -> Option<&Session> {
-        self.sessions.values().flatten().find(|s| s.id == id)
+        let at = self.index.get(id)?;
+        self.sessions.get(at)?.iter().find(|s| s.id == id)
     }
 
     pub fn get_mut(&mut self, id: &str) -> Option<&mut Session> {
-        self.sessions.values_mut().flatten().find(|s| s.id == id)
+        let at = self.index.get(id)?;
+        self.sessions.get_mut(at)?.iter_mut().find(|s| s.id == id)
     }
 
     pub fn sessions(&self) -> impl Iterator<Item = &Session> {
@@ -292,17 +354,23 @@ impl Book {
         let hits: Vec<usize> = (0..list.len())
             .filter(|&i| list[i].overlaps(entry.time, end))
             .collect();
+        let merged_before = changes.merged_away.len();
         let target = match hits.as_slice() {
             [] => {
-                list.push(Session::new(kind, &key, entry.time));
+                let s = Session::new(kind, &key, entry.time);
+                self.index.insert(s.id.clone(), (kind, key.clone()));
+                list.push(s);
                 list.len() - 1
             }
             [one] => *one,
             many => merge(list, many, max, changes),
         };
         let s = &mut list[target];
-        if s.insert(entry, span, max) && !changes.changed.contains(&s.id) {
+        if s.insert(entry, span, max) && changes.seen.insert(s.id.clone()) {
             changes.changed.push(s.id.clone());
+        }
+        for gone in &changes.merged_away[merged_before..] {
+            self.index.remove(gone);
         }
     }
 
@@ -322,6 +390,9 @@ impl Book {
             }
         }
         self.sessions.retain(|_, l| !l.is_empty());
+        for s in &closed {
+            self.index.remove(&s.id);
+        }
         closed
     }
 }
@@ -346,19 +417,19 @@ fn merge(list: &mut Vec<Session>, idx: &[usize], max: usize, changes: &mut Chang
     for o in others {
         changes.merged_away.push(o.id.clone());
         changes.changed.retain(|c| c != &o.id);
+        changes.seen.remove(&o.id);
         s.first_time = s.first_time.min(o.first_time);
         s.closes_at = s.closes_at.max(o.closes_at);
         s.dropped += o.dropped;
         s.entries.extend(o.entries);
     }
-    s.entries
-        .sort_by(|a, b| (a.time, a.event.id.as_str()).cmp(&(b.time, b.event.id.as_str())));
-    s.entries
-        .dedup_by(|a, b| a.event.id == b.event.id && a.time == b.time);
-    while s.entries.len() > max {
-        s.entries.remove(0);
-        s.dropped += 1;
-    }
+    let mut all: Vec<Entry> = std::mem::take(&mut s.entries).into();
+    all.sort_by(|a, b| (a.time, a.event.id.as_str()).cmp(&(b.time, b.event.id.as_str())));
+    all.dedup_by(|a, b| a.event.id == b.event.id && a.time == b.time);
+    let over = all.len().saturating_sub(max);
+    all.drain(..over);
+    s.dropped += over as u64;
+    s.entries = all.into();
     s.touch();
     keep_idx
 }
