@@ -43,6 +43,18 @@ pub fn quoted(s: &str, max: usize) -> String {
     format!("\"{out}\"")
 }
 
+/// Who acted, as a reviewer reads it: the id when it is a mail address, else the display
+/// name when there is one (CloudTrail role sessions: `ops@acme.com` rather than the ARN).
+pub fn who(e: &Event) -> &str {
+    let d = e.actor.display.trim();
+    let mail = e.actor.id.contains('@') && !e.actor.id.contains(['/', ':']);
+    if mail || d.is_empty() || d.len() > 80 {
+        &e.actor.id
+    } else {
+        d
+    }
+}
+
 /// The first of `keys` present as a non-empty text attribute.
 pub fn attr_text<'a>(e: &'a Event, keys: &[&str]) -> Option<&'a str> {
     keys.iter()

@@ -3,6 +3,10 @@
 //! destination that is neither allow-listed nor used earlier in the trajectory, and any
 //! export to a personal mailbox, consumer drive, request catcher, bare IP or unknown bucket.
 //!
+//! A database snapshot or table export (CloudTrail `data.export`: RDS `StartExportTask`,
+//! DynamoDB exports) carries no volume but is a whole table by nature: it counts as large,
+//! and as urgent when the target bucket belongs to an account that is not ours.
+//!
 //! One finding per destination, citing every export that went there. Read on actor
 //! trajectories (who moved the data), so one export raises one alert.
 
@@ -39,6 +43,11 @@ impl Detector for LargeExport {
         )
         .config("min_files", "200", "Files (summed per destination) that make an export large")
         .config(
+            "org_accounts",
+            "",
+            "The company's AWS account ids (comma-separated): a snapshot export to a bucket owned by any other account is external",
+        )
+        .config(
             "sensitive_classifications",
             "pii,phi,pci,confidential,restricted,secret,sensitive",
             "Values of the `classification` attribute that mark sensitive data",
@@ -67,6 +76,7 @@ impl Detector for LargeExport {
         let markers = cx.config_list("sensitive_markers");
         let lists = Destinations::from_config(cx);
         let policy = Policy::from_config(cx)?;
+        let org_accounts = cx.config_list("org_accounts");
 
         // Exports grouped by where they went, in trajectory order.
         let mut by_place: BTreeMap<Place, Vec<&Event>> = BTreeMap::new();
@@ -103,11 +113,18 @@ impl Detector for LargeExport {
                 bytes: t.bytes + e.bytes(),
                 files: t.files + e.files(),
             });
-            let large =
-                total.rows >= min.rows || total.bytes >= min.bytes || total.files >= min.files;
-            let personal =
-                class.is_personal_or_anonymous() || class == DestinationClass::UnknownBucket;
-            if !large && !personal {
+            let snapshot = counted.iter().any(|e| is_snapshot_export(e));
+            let large = snapshot
+                || total.rows >= min.rows
+                || total.bytes >= min.bytes
+                || total.files >= min.files;
+            let external_owner = counted
+                .iter()
+                .find_map(|e| external_owner(e, &org_accounts));
+            // Personal, anonymous or another company's: data there is out of our hands.
+            let strong = class.is_personal_or_anonymous() || external_owner.is_some();
+            let unknown_bucket = class == DestinationClass::UnknownBucket;
+            if !large && !strong && !unknown_bucket {
                 continue;
             }
             let sensitive: Vec<&Event> = counted
@@ -117,12 +134,29 @@ impl Detector for LargeExport {
                 .collect();
             let planned = counted.iter().all(|e| policy.is_planned(e));
             let off_hours = counted.iter().any(|e| policy.is_off_hours(e));
-            let (signal, mut severity) = match (large, personal) {
-                (true, true) => (UNTRUSTED, Severity::Urgent),
-                (true, false) if !sensitive.is_empty() => (LARGE, Severity::Urgent),
-                (true, false) => (LARGE, Severity::NeedsReview),
-                (false, _) if !sensitive.is_empty() => (UNTRUSTED, Severity::Urgent),
-                (false, _) => (UNTRUSTED, Severity::NeedsReview),
+            let (signal, mut severity) = if strong {
+                let urgent = large || !sensitive.is_empty();
+                (
+                    UNTRUSTED,
+                    if urgent {
+                        Severity::Urgent
+                    } else {
+                        Severity::NeedsReview
+                    },
+                )
+            } else if large {
+                let urgent = !sensitive.is_empty();
+                (
+                    LARGE,
+                    if urgent {
+                        Severity::Urgent
+                    } else {
+                        Severity::NeedsReview
+                    },
+                )
+            } else {
+                // A small export to a bucket nobody listed.
+                (UNTRUSTED, Severity::NeedsReview)
             };
             if planned {
                 severity = Severity::Informational;
@@ -133,7 +167,7 @@ impl Detector for LargeExport {
                 Severity::NeedsReview => 0.6,
                 Severity::Informational => 0.2,
             };
-            let actor = &counted[0].actor.id;
+            let actor = plumbline_detector_kit::who(counted[0]);
             // The raw destination says more than the place (the whole mail address).
             let shown: String = counted[0]
                 .destination
@@ -142,13 +176,20 @@ impl Detector for LargeExport {
                 .chars()
                 .take(80)
                 .collect();
-            let what = describe(&total);
+            let what = if snapshot && total == Totals::default() {
+                "a whole table / snapshot".to_string()
+            } else {
+                describe(&total)
+            };
+            let owner = external_owner
+                .map(|o| format!(", owned by account {o}"))
+                .unwrap_or_default();
             let data = sensitive
                 .first()
                 .map(|e| format!(" of sensitive {}", resource_name(e)))
                 .unwrap_or_default();
             let t = title(format!(
-                "{actor} exported {what}{data} to {shown} ({}){}{}",
+                "{actor} exported {what}{data} to {shown} ({}{owner}){}{}",
                 class.describe(),
                 if counted.len() > 1 {
                     format!(" in {} exports", counted.len())
@@ -169,8 +210,12 @@ impl Detector for LargeExport {
                     "Contact {actor} now: confirm the export to {shown} was authorised; if not, revoke their session and tokens and ask the destination's owner to delete the data"
                 ),
                 Severity::NeedsReview => format!(
-                    "Ask {actor} for the business reason to send {what} to {shown}; add {} to known_domains if it is an approved vendor",
-                    place.name()
+                    "Ask {actor} for the business reason to send {what} to {shown}; add {} to {} if it is approved",
+                    place.name(),
+                    match place {
+                        Place::Bucket(_) => "known_buckets",
+                        _ => "known_domains",
+                    }
                 ),
                 _ => "None: planned work; check the migration ticket lists this destination".to_string(),
             };
@@ -186,6 +231,21 @@ impl Detector for LargeExport {
 }
 
 register_detector!(LargeExport);
+
+/// A CloudTrail export of a database snapshot or table: bulk whatever its volume.
+fn is_snapshot_export(e: &Event) -> bool {
+    e.source == "cloudtrail" && e.is("data.export")
+}
+
+/// The account owning the export's target bucket, when it is not the exporting account
+/// and not one of `org_accounts`.
+fn external_owner<'a>(e: &'a Event, org_accounts: &[String]) -> Option<&'a str> {
+    let owner = e
+        .attr_str("export.bucket_owner")
+        .filter(|o| !o.is_empty())?;
+    let own = e.attr_str("account").unwrap_or("");
+    (owner != own && !org_accounts.iter().any(|a| a == owner)).then_some(owner)
+}
 
 fn is_sensitive(e: &Event, classifications: &[String], markers: &[String]) -> bool {
     let class = attr_text(e, &["classification", "data.classification"]).unwrap_or("");

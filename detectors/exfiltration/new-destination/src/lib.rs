@@ -105,7 +105,12 @@ impl Detector for NewDestination {
                 hosts.join(", ")
             );
             let mut evidence = vec![e];
-            evidence.extend(nodes.into_iter().flatten().copied());
+            // The node events that point at a flagged host (or whose host the adapter
+            // could not read) show where in the workflow the change is.
+            evidence.extend(nodes.into_iter().flatten().copied().filter(|n| {
+                n.attr_str("node.destination")
+                    .is_none_or(|h| hosts.iter().any(|x| x == h))
+            }));
             findings.push(
                 Finding::new(SIGNAL, Severity::NeedsReview, t)
                     .evidence(evidence)
