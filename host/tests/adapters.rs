@@ -1269,6 +1269,16 @@ async fn make_audit_logs_map_scenarios_connections_and_blueprints() {
             json!("https://www.googleapis.com/auth/drive"),
         )],
     );
+    // The OAuth token in the entry's detail is kept only as a marker.
+    let updated = h.event("make:8d4a3f5b1a6e4b9c8dae4e5a6b7c8d9e").await;
+    assert!(
+        redacted(&updated["attributes"]["detail.accessToken"]),
+        "{updated}"
+    );
+    never_stored(
+        &h.events("make").await,
+        "ya29.a0AfB_byC9xKq3Lm8Zt7Wv2Rr5Ns1Pq4Jk6Hg0Fd",
+    );
 
     let (_, v) = make(&h, fixture("make/scenario_updated_detail.json")).await;
     assert_eq!(report(&v), (1, 0, 0), "{v}");
