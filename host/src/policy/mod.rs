@@ -660,9 +660,9 @@ impl Routing {
             built,
             clock.clone(),
             settings.delivery.clone(),
-        )
-        .with_alerts(alerts.clone())
-        .with_actions(Arc::new(responder.clone()));
+            Some(alerts.clone()),
+            Some(Arc::new(responder.clone())),
+        );
         let stage = Arc::new(PolicyStage {
             policy: Arc::new(policy),
             tz,

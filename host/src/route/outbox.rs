@@ -103,6 +103,9 @@ pub struct Outbox {
     /// Alerts paged on PagerDuty: alert id → trigger message + destinations, until resolved.
     paged: sled::Tree,
     wake: Arc<Notify>,
+    /// Ids are taken and inserted under this lock, so every id up to the highest pending
+    /// one is already written when the dispatcher reads its horizon.
+    order: Arc<Mutex<()>>,
 }
 
 fn key(id: u64) -> [u8; 8] {
@@ -127,12 +130,14 @@ impl Outbox {
             done: db.open_tree("outbox_done")?,
             paged: db.open_tree("outbox_paged")?,
             wake: Arc::new(Notify::new()),
+            order: Arc::default(),
         })
     }
 
     /// Records a delivery (not yet durable: the dispatcher's barrier makes it so before
     /// the first attempt). Returns its id, increasing across restarts.
     pub fn enqueue(&self, n: NewDelivery, now: OffsetDateTime) -> Result<u64, StoreError> {
+        let _order = self.order.lock().expect("outbox order");
         let id = self.db.generate_id()?;
         let d = Delivery {
             id,
@@ -278,6 +283,7 @@ impl Outbox {
 
     /// The highest id recorded so far (0 when none).
     fn horizon(&self) -> Result<u64, StoreError> {
+        let _order = self.order.lock().expect("outbox order");
         let p = self.pending.last()?.map(|(k, _)| k);
         Ok(
             p.map(|k| u64::from_be_bytes(k.as_ref().try_into().unwrap_or([0; 8])))
@@ -440,17 +446,21 @@ struct Inner {
 pub struct Dispatcher(Arc<Inner>);
 
 impl Dispatcher {
+    /// `alerts` lets follow-ups check their alert and resolves pages of resolved alerts;
+    /// `actions` runs approved response actions.
     pub fn new(
         outbox: Outbox,
         destinations: BTreeMap<String, Result<Destination, String>>,
         clock: Arc<dyn Clock>,
         settings: DeliverySettings,
+        alerts: Option<AlertBook>,
+        actions: Option<Arc<dyn ActionRunner>>,
     ) -> Dispatcher {
         Dispatcher(Arc::new(Inner {
             outbox,
             destinations,
-            actions: None,
-            alerts: None,
+            actions,
+            alerts,
             clock,
             durability: std::sync::OnceLock::new(),
             settings,
@@ -458,22 +468,6 @@ impl Dispatcher {
             stop: AtomicBool::new(false),
             pass_lock: tokio::sync::Mutex::new(()),
         }))
-    }
-
-    /// The alert book: for follow-up conditions and resolving pages of resolved alerts.
-    pub fn with_alerts(self, alerts: AlertBook) -> Self {
-        self.rebuild(|i| i.alerts = Some(alerts))
-    }
-
-    pub fn with_actions(self, runner: Arc<dyn ActionRunner>) -> Self {
-        self.rebuild(|i| i.actions = Some(runner))
-    }
-
-    fn rebuild(self, f: impl FnOnce(&mut Inner)) -> Self {
-        let mut inner = Arc::try_unwrap(self.0)
-            .unwrap_or_else(|_| panic!("configure the dispatcher before starting it"));
-        f(&mut inner);
-        Dispatcher(Arc::new(inner))
     }
 
     pub fn outbox(&self) -> &Outbox {
