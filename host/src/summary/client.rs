@@ -91,10 +91,13 @@ pub struct ChatClient {
 pub struct ClientError(#[from] reqwest::Error);
 
 impl ChatClient {
-    /// The API key is read once, here, from the variable `config.api_key_env` names.
-    pub fn new(config: &LlmConfig) -> Result<ChatClient, ClientError> {
-        let api_key = std::env::var(config.api_key_env.trim())
-            .ok()
+    /// The API key is read once, here, from the variable `config.api_key_env` names
+    /// (looked up with `env`: the process environment, or a test's).
+    pub fn new(
+        config: &LlmConfig,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<ChatClient, ClientError> {
+        let api_key = env(config.api_key_env.trim())
             .map(|k| k.trim().to_string())
             .filter(|k| !k.is_empty());
         if api_key.is_none() {

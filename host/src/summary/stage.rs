@@ -55,8 +55,22 @@ impl SummaryStage {
         next: Arc<dyn AlertListener>,
         handle: Handle,
     ) -> Result<Arc<SummaryStage>, SummaryError> {
+        let env = |k: &str| std::env::var(k).ok();
+        Self::start_with_env(config, retention_days, store, alerts, next, handle, &env)
+    }
+
+    /// [`Self::start`], reading the API key variable through `env`.
+    pub fn start_with_env(
+        config: &LlmConfig,
+        retention_days: u64,
+        store: &Store,
+        alerts: AlertBook,
+        next: Arc<dyn AlertListener>,
+        handle: Handle,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Arc<SummaryStage>, SummaryError> {
         let audit = SummaryAudit::open(store)?;
-        let summarizer = Summarizer::new(config, audit)?;
+        let summarizer = Summarizer::new(config, audit, env)?;
         let inner = Arc::new(Inner {
             summarizer,
             alerts: alerts.clone(),

@@ -47,9 +47,13 @@ pub struct Summarizer {
 }
 
 impl Summarizer {
-    pub fn new(config: &LlmConfig, audit: SummaryAudit) -> Result<Summarizer, ClientError> {
+    pub fn new(
+        config: &LlmConfig,
+        audit: SummaryAudit,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Summarizer, ClientError> {
         let client = if config.enabled() {
-            Some(ChatClient::new(config)?)
+            Some(ChatClient::new(config, env)?)
         } else {
             None
         };

@@ -307,17 +307,24 @@ struct Harness {
 
 impl Harness {
     fn start(config: &LlmConfig) -> Harness {
+        Self::start_with_env(config, &|_| None)
+    }
+
+    /// `env` stands in for the process environment (setting real variables would race
+    /// with the other tests' threads).
+    fn start_with_env(config: &LlmConfig, env: &dyn Fn(&str) -> Option<String>) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let alerts = AlertBook::open(&store).unwrap();
         let (tx, out) = mpsc::unbounded_channel();
-        let stage = SummaryStage::start(
+        let stage = SummaryStage::start_with_env(
             config,
             0,
             &store,
             alerts.clone(),
             Arc::new(Forwarded(tx)),
             tokio::runtime::Handle::current(),
+            env,
         )
         .unwrap();
         Harness {
@@ -429,11 +436,10 @@ async fn a_quiet_trajectory_causes_no_call_and_a_firing_one_costs_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_request_carries_the_schema_the_fenced_trajectory_and_no_secret() {
     let llm = MockLlm::start(vec![Step::Valid(2)], None).await;
-    let key_var = "PLUMBLINE_TEST_LLM_KEY_REQUEST";
-    std::env::set_var(key_var, "test-api-key-0123");
     let mut config = llm_config(&llm.base_url);
-    config.api_key_env = key_var.into();
-    let mut h = Harness::start(&config);
+    config.api_key_env = "TEAM_LLM_KEY".into();
+    let env = |k: &str| (k == "TEAM_LLM_KEY").then(|| " test-api-key-0123\n".to_string());
+    let mut h = Harness::start_with_env(&config, &env);
 
     let github_token = "ghp_abcdefghijklmnopqrstuvwxyz0123456789";
     let api_key = "abc123secretvalue";
@@ -533,7 +539,10 @@ async fn the_request_carries_the_schema_the_fenced_trajectory_and_no_secret() {
         Some(sha256_hex(answered.as_bytes()).as_str())
     );
     assert_eq!(r.provenance.label(), "llm");
-    std::env::remove_var(key_var);
+    // The key goes in the header only: never into what is stored.
+    assert!(!serde_json::to_string(&records)
+        .unwrap()
+        .contains("test-api-key-0123"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -717,6 +726,10 @@ async fn a_second_identical_trajectory_hits_the_cache() {
     h.raise(&second, vec![finding(2, &["s4"])]).await;
     let b = h.next().await;
     assert_eq!(llm.calls(), 1, "the same hash is never paid for twice");
+    assert!(
+        llm.received()[0].headers.get("authorization").is_none(),
+        "no key configured: no Authorization header"
+    );
     assert!(summary_note(&a).starts_with("summary: llm"));
     assert!(
         summary_note(&b).starts_with("summary: cached (model test-model"),
