@@ -1233,3 +1233,98 @@ async fn a_refused_delivery_is_kept_as_failed_and_can_be_put_back() {
     assert_eq!(i.routing.dispatcher().status().pending, 1);
     assert!(rx.of("linear").is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_are_revoked_where_the_source_supports_it_once_approved() {
+    let (rx_addr, rx) = receivers::start().await;
+    let (smtp_addr, _) = receivers::start_smtp().await;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(datetime!(2025-03-04 12:00 UTC)));
+    let extra = format!(
+        r#"
+[actions.revoke_credential]
+kind = "revoke_credential"
+github_api_url = "http://{rx_addr}/github"
+github_token = "{gh}"
+vault_addr = "http://{rx_addr}/vault"
+vault_token = "{vault}"
+"#,
+        gh = receivers::GITHUB_TOKEN,
+        vault = receivers::VAULT_TOKEN,
+    );
+    let policy = policy_toml(rx_addr, smtp_addr, &extra)
+        .replace("[actions]\nenabled = false", "[actions]\nenabled = true")
+        .replace(
+            "actions = [\"pause_workflow\"]",
+            "actions = [\"pause_workflow\", \"revoke_credential\"]",
+        );
+    let i = open(
+        dir.path(),
+        &policy,
+        clock.clone(),
+        &format!("http://{rx_addr}/webhook"),
+    )
+    .await;
+    let key = ev(
+        "k1",
+        "mallory@example.com",
+        "acme/payments",
+        "deploy_key.created",
+        json!({"source": "github", "attributes": {"key.id": "987", "read_only": false}}),
+    );
+    let token = ev(
+        "k2",
+        "mallory@example.com",
+        "vault",
+        "secret.read",
+        json!({"source": "vault", "attributes": {"auth.accessor": "acc-123"}}),
+    );
+    // An HMAC'd accessor (Vault's default audit setting) cannot be acted on.
+    let hashed = ev(
+        "k3",
+        "mallory@example.com",
+        "vault",
+        "secret.read",
+        json!({"source": "vault", "attributes": {"auth.accessor": "hmac-sha256:abc"}}),
+    );
+    let alert = raise(
+        &i.alerts,
+        "mallory",
+        vec![key, token, hashed],
+        "secrets.restricted_access_repeated",
+        3,
+    );
+    i.pass().await;
+    let proposed: Vec<_> = i
+        .routing
+        .responder
+        .list()
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.alert_id == alert)
+        .collect();
+    assert_eq!(proposed.len(), 2, "{proposed:?}");
+    assert!(rx.of("github").is_empty() && rx.of("vault").is_empty());
+    for a in &proposed {
+        i.routing
+            .responder
+            .approve(&a.id, "alice", "review-page", "stolen key")
+            .unwrap();
+    }
+    i.pass().await;
+    let gh = rx.of("github");
+    assert_eq!(gh.len(), 1);
+    assert_eq!(
+        gh[0].body,
+        json!({"repository": "acme/payments", "key_id": "987"})
+    );
+    let vault = rx.of("vault");
+    assert_eq!(vault.len(), 1);
+    assert_eq!(vault[0].body["accessor"], "acc-123");
+    let done = i.routing.responder.list().unwrap();
+    assert!(done
+        .iter()
+        .filter(|a| a.alert_id == alert)
+        .all(|a| a.state == plumbline::respond::ActionState::Done
+            && a.decision.as_ref().unwrap().by == "alice"));
+}

@@ -21,6 +21,8 @@ pub const JIRA_BASIC: &str = "Basic Ym90QGV4YW1wbGUuY29tOmppcmEtdG9rZW4="; // bo
 pub const LINEAR_KEY: &str = "lin_api_test";
 pub const PD_KEY: &str = "R0UT1NGKEY0000000000000000000000";
 pub const N8N_KEY: &str = "n8n-key";
+pub const GITHUB_TOKEN: &str = "ghp_admin_test";
+pub const VAULT_TOKEN: &str = "hvs.admin-test";
 
 #[derive(Debug, Clone)]
 pub struct Req {
@@ -283,6 +285,54 @@ async fn n8n_deactivate(State(rx): S, h: HeaderMap, Path(id): Path<String>) -> R
     Json(json!({"id": id, "active": false})).into_response()
 }
 
+async fn github_delete_key(
+    State(rx): S,
+    h: HeaderMap,
+    Path((owner, repo, id)): Path<(String, String, String)>,
+) -> Response {
+    if let Some(r) = rx.gate() {
+        return r;
+    }
+    let auth = h.get("authorization").and_then(|v| v.to_str().ok());
+    if auth != Some(&format!("Bearer {GITHUB_TOKEN}")) || h.get("user-agent").is_none() {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"message": "Bad credentials"})),
+        )
+            .into_response();
+    }
+    rx.keep(
+        "github",
+        &h,
+        json!({"repository": format!("{owner}/{repo}"), "key_id": id}),
+    );
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn vault_revoke_accessor(State(rx): S, h: HeaderMap, b: Bytes) -> Response {
+    if let Some(r) = rx.gate() {
+        return r;
+    }
+    if h.get("x-vault-token").and_then(|v| v.to_str().ok()) != Some(VAULT_TOKEN) {
+        return (
+            StatusCode::FORBIDDEN,
+            Json(json!({"errors": ["permission denied"]})),
+        )
+            .into_response();
+    }
+    match json_of(&b) {
+        Some(v) if v["accessor"].is_string() => {
+            rx.keep("vault", &h, v);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        _ => (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"errors": ["missing accessor"]})),
+        )
+            .into_response(),
+    }
+}
+
 pub fn app(rx: Arc<Rx>) -> Router {
     Router::new()
         .route("/slack", post(slack))
@@ -295,6 +345,14 @@ pub fn app(rx: Arc<Rx>) -> Router {
         .route(
             "/n8n/api/v1/workflows/{id}/deactivate",
             post(n8n_deactivate),
+        )
+        .route(
+            "/github/repos/{owner}/{repo}/keys/{id}",
+            axum::routing::delete(github_delete_key),
+        )
+        .route(
+            "/vault/v1/auth/token/revoke-accessor",
+            post(vault_revoke_accessor),
         )
         .with_state(rx)
 }
