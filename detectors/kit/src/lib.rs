@@ -9,6 +9,7 @@
 //! Everything here is pure and runs the same natively and inside WASM.
 
 pub mod destination;
+pub mod git;
 pub mod keys;
 pub mod policy;
 pub mod text;
