@@ -118,8 +118,28 @@ impl Policy {
             }
             counting.push(view);
         }
-        let detector_severity = alert.severity.clamp(1, 3);
-        let severity = counting.iter().map(|f| f.severity).max().unwrap_or(1);
+        let detector_severity = alert
+            .findings
+            .iter()
+            .map(|f| f.severity)
+            .max()
+            .unwrap_or(1)
+            .clamp(1, 3);
+        let mut severity = counting.iter().map(|f| f.severity).max().unwrap_or(1);
+        // The summary stage may raise the alert above its findings (the model's risk, capped
+        // by llm.max_raised_severity). Allow-lists and break-glass carry knowledge the model
+        // lacks (planned migrations, own domains), so a raise counts only where policy did
+        // not adjust anything.
+        let raised = alert.severity.clamp(1, 3);
+        if raised > severity && notes.is_empty() && suppress_reasons.is_empty() {
+            push_note(
+                &mut notes,
+                format!(
+                    "severity {raised}: raised by the summary's risk assessment (detectors said {severity})"
+                ),
+            );
+            severity = raised;
+        }
         let facts = Facts::of(severity, counting.iter());
         let mut suppressed = None;
         if counting.is_empty() && !alert.findings.is_empty() {

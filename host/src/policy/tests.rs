@@ -295,3 +295,31 @@ fn break_glass_needs_prod_and_a_ticket() {
     )];
     assert_eq!(p.evaluate(&a, &events(&staging), now).severity, 3);
 }
+
+#[test]
+fn a_severity_raised_by_the_summary_counts_unless_policy_adjusted_the_alert() {
+    let p = with(
+        r#"
+[[allow.service_accounts]]
+name = "sync"
+actors = ["svc-*"]
+action = "downgrade"
+"#,
+    );
+    let now = datetime!(2025-03-04 12:00 UTC);
+    let e = [ev("e1", json!({}))];
+    let mut a = alert(vec![("x.y", 1, vec!["e1"])]);
+    a.severity = 2; // the summary stage raised it
+    let v = p.evaluate(&a, &events(&e), now);
+    assert_eq!((v.detector_severity, v.severity), (1, 2));
+    assert_eq!(v.routes[0].name, "needs-review");
+    assert!(v.notes[0].contains("raised by the summary"));
+    let svc = [ev(
+        "e1",
+        json!({"actor": {"id": "svc-sync", "type": "service"}}),
+    )];
+    let mut a = alert(vec![("x.y", 2, vec!["e1"])]);
+    a.severity = 3;
+    let v = p.evaluate(&a, &events(&svc), now);
+    assert_eq!(v.severity, 1, "the allow-list wins over the model's raise");
+}
