@@ -186,44 +186,75 @@ impl ChatRequest {
     }
 }
 
-/// The data the model sees: the trajectory header, the findings and the events, every
-/// string redacted and bounded. Returns it with the ids of the events included.
-fn data_document(config: &LlmConfig, alert: &Alert, t: &Trajectory) -> (Value, Vec<String>) {
+/// The data the model sees, in reading order (structs keep field order; JSON maps would
+/// sort it): the trajectory header, the findings, then the events.
+#[derive(Serialize)]
+struct DataDocument {
+    trajectory: Header,
+    findings: Vec<FindingData>,
+    events: Vec<Event>,
+}
+
+#[derive(Serialize)]
+struct Header {
+    kind: &'static str,
+    key: String,
+    start: String,
+    end: String,
+    events_in_trajectory: usize,
+    older_events_dropped_by_bound: u64,
+    events_left_out_of_this_prompt: usize,
+}
+
+#[derive(Serialize)]
+struct FindingData {
+    detector: String,
+    detector_version: String,
+    signal: String,
+    severity: u8,
+    score: f64,
+    title: String,
+    evidence: Vec<String>,
+    next_step: String,
+}
+
+/// Every string redacted and bounded (event ids excepted: they are what citations must
+/// match). Returns the document with the ids of the events included.
+fn data_document(config: &LlmConfig, alert: &Alert, t: &Trajectory) -> (DataDocument, Vec<String>) {
     let evidence: HashSet<&str> = alert
         .findings
         .iter()
         .flat_map(|f| f.evidence.iter().map(String::as_str))
         .collect();
     let chosen = choose_events(t, &evidence, config.max_events);
-    let events: Vec<Value> = chosen.iter().map(|e| event_value(e)).collect();
     let ids: Vec<String> = chosen.iter().map(|e| e.id.clone()).collect();
-    let findings: Vec<Value> = alert
+    let findings = alert
         .findings
         .iter()
-        .map(|f| {
-            json!({
-                "detector": f.detector, "detector_version": f.detector_version,
-                "signal": f.signal, "severity": f.severity, "score": f.score,
-                "title": f.title, "evidence": f.evidence, "next_step": f.next_step,
-            })
+        .map(|f| FindingData {
+            detector: clean(&f.detector),
+            detector_version: clean(&f.detector_version),
+            signal: clean(&f.signal),
+            severity: f.severity,
+            score: (f64::from(f.score) * 100.0).round() / 100.0,
+            title: clean(&f.title),
+            evidence: f.evidence.clone(),
+            next_step: clean(&f.next_step),
         })
         .collect();
-    let mut doc = json!({
-        "trajectory": {
-            "kind": t.kind.as_str(),
-            "key": t.key,
-            "start": format_time(time_from_nanos(t.start)),
-            "end": format_time(time_from_nanos(t.end)),
-            "events_in_trajectory": t.events.len(),
-            "older_events_dropped_by_bound": t.dropped,
-            "events_left_out_of_this_prompt": t.events.len() - chosen.len(),
+    let doc = DataDocument {
+        trajectory: Header {
+            kind: t.kind.as_str(),
+            key: clean(&t.key),
+            start: format_time(time_from_nanos(t.start)),
+            end: format_time(time_from_nanos(t.end)),
+            events_in_trajectory: t.events.len(),
+            older_events_dropped_by_bound: t.dropped,
+            events_left_out_of_this_prompt: t.events.len() - chosen.len(),
         },
-        "findings": findings,
-        "events": events,
-    });
-    // Findings and header carry actor-written text too (titles, keys).
-    redact::json(&mut doc);
-    bound_strings(&mut doc);
+        findings,
+        events: chosen.iter().map(|e| event_data(e)).collect(),
+    };
     (doc, ids)
 }
 
@@ -258,24 +289,48 @@ fn choose_events<'a>(t: &'a Trajectory, evidence: &HashSet<&str>, max: usize) ->
 }
 
 /// One event as sent: the stored form, redacted again (rules may have grown since it was
-/// ingested, and the stored form is not trusted to be clean).
-fn event_value(e: &Event) -> Value {
+/// ingested, and the stored form is not trusted to be clean), long text cut.
+fn event_data(e: &Event) -> Event {
     let mut e = e.clone();
     redact::event(&mut e);
-    let mut v = serde_json::to_value(&e).expect("events serialise");
-    redact::json(&mut v);
-    v
+    for s in [
+        &mut e.actor.id,
+        &mut e.actor.display,
+        &mut e.resource,
+        &mut e.system,
+    ] {
+        *s = clean(s);
+    }
+    if let Some(d) = e.destination.as_mut() {
+        *d = clean(d);
+    }
+    // As a JSON object, so numbers under credential names are caught too.
+    let mut attributes = Value::Object(std::mem::take(&mut e.attributes).into_iter().collect());
+    redact::json(&mut attributes);
+    bound_strings(&mut attributes);
+    if let Value::Object(m) = attributes {
+        e.attributes = m.into_iter().collect();
+    }
+    e
+}
+
+/// Redacted and bounded.
+fn clean(s: &str) -> String {
+    bound(redact::text(s).unwrap_or_else(|| s.to_string()))
+}
+
+fn bound(s: String) -> String {
+    let n = s.chars().count();
+    if n <= MAX_VALUE_CHARS {
+        return s;
+    }
+    let cut: String = s.chars().take(MAX_VALUE_CHARS).collect();
+    format!("{cut}…[{} more characters not sent]", n - MAX_VALUE_CHARS)
 }
 
 fn bound_strings(v: &mut Value) {
     match v {
-        Value::String(s) => {
-            let n = s.chars().count();
-            if n > MAX_VALUE_CHARS {
-                let cut: String = s.chars().take(MAX_VALUE_CHARS).collect();
-                *s = format!("{cut}…[{} more characters not sent]", n - MAX_VALUE_CHARS);
-            }
-        }
+        Value::String(s) => *s = bound(std::mem::take(s)),
         Value::Array(xs) => xs.iter_mut().for_each(bound_strings),
         Value::Object(m) => m.values_mut().for_each(bound_strings),
         _ => {}
