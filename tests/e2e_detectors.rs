@@ -31,10 +31,7 @@ fn component(name: &str) -> String {
 /// Yesterday at `hh:mm` UTC: inside retention, and always off-hours for the 22:xx story.
 fn yesterday_at(hh: u32, mm: u32) -> String {
     let day = time::OffsetDateTime::now_utc().date() - time::Duration::days(1);
-    let t = day
-        .with_hms(hh as u8, mm as u8, 0)
-        .unwrap()
-        .assume_utc();
+    let t = day.with_hms(hh as u8, mm as u8, 0).unwrap().assume_utc();
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap()
 }
@@ -132,24 +129,60 @@ config = {{ min_rows = "20000" }}
         &[],
     );
 
-    let mut grant = ev("e2e-grant", yesterday_at(22, 5), "vault", "alice", "billing-db",
-        "credential.scope.increased");
+    let mut grant = ev(
+        "e2e-grant",
+        yesterday_at(22, 5),
+        "vault",
+        "alice",
+        "billing-db",
+        "credential.scope.increased",
+    );
     grant["resource"] = json!("token:etl");
-    let mut export = ev("e2e-export", yesterday_at(22, 20), "custom", "alice", "billing-db",
-        "data.export");
+    let mut export = ev(
+        "e2e-export",
+        yesterday_at(22, 20),
+        "custom",
+        "alice",
+        "billing-db",
+        "data.export",
+    );
     export["destination"] = json!("s3://personal-backup-7731");
     export["volume"] = json!({"rows": 50000, "bytes": 7340032});
-    let mut small = ev("e2e-small-export", yesterday_at(22, 25), "custom", "alice",
-        "billing-db", "data.export");
+    let mut small = ev(
+        "e2e-small-export",
+        yesterday_at(22, 25),
+        "custom",
+        "alice",
+        "billing-db",
+        "data.export",
+    );
     small["volume"] = json!({"rows": 15000});
-    let mut disable = ev("e2e-disable", yesterday_at(23, 10), "github", "mallory",
-        "acme/payments", "branch.protection.disabled");
+    let mut disable = ev(
+        "e2e-disable",
+        yesterday_at(23, 10),
+        "github",
+        "mallory",
+        "acme/payments",
+        "branch.protection.disabled",
+    );
     disable["resource"] = json!("main");
-    let mut push = ev("e2e-push", yesterday_at(23, 12), "github", "mallory", "acme/payments",
-        "git.push.force");
+    let mut push = ev(
+        "e2e-push",
+        yesterday_at(23, 12),
+        "github",
+        "mallory",
+        "acme/payments",
+        "git.push.force",
+    );
     push["resource"] = json!("refs/heads/main");
-    let mut enable = ev("e2e-enable", yesterday_at(23, 14), "github", "mallory",
-        "acme/payments", "branch.protection.enabled");
+    let mut enable = ev(
+        "e2e-enable",
+        yesterday_at(23, 14),
+        "github",
+        "mallory",
+        "acme/payments",
+        "branch.protection.enabled",
+    );
     enable["resource"] = json!("main");
 
     let r = client()
@@ -181,7 +214,59 @@ config = {{ min_rows = "20000" }}
     // Python detector: protection disabled, force push to main, re-enabled → urgent.
     let a = wait_for_alert(&s, |a| by_detector(a, "example.force-push-protected")).await;
     assert_eq!(a["severity"], 3, "{a:#}");
-    assert!(cites(&a, &["e2e-disable", "e2e-push", "e2e-enable"]), "{a:#}");
+    assert!(
+        cites(&a, &["e2e-disable", "e2e-push", "e2e-enable"]),
+        "{a:#}"
+    );
+
+    // The hostile detectors are quarantined, with their reasons, and the examples active.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let status = loop {
+        let r: Value = client()
+            .get(s.at("/v1/detectors"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let all = r["detectors"].as_array().cloned().unwrap_or_default();
+        let hostile_done = all
+            .iter()
+            .filter(|d| d["name"].as_str().unwrap().starts_with("hostile."))
+            .all(|d| d["state"] == "quarantined");
+        if hostile_done || Instant::now() > deadline {
+            break all;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let state = |name: &str| {
+        status
+            .iter()
+            .find(|d| d["name"] == name)
+            .unwrap_or_else(|| panic!("{name} not listed: {status:#?}"))
+            .clone()
+    };
+    for (name, reason) in [
+        ("hostile.panic", "hostile detector panics on purpose"),
+        ("hostile.evidence", "evidence `evt-that-never-happened`"),
+        ("hostile.loop", "deadline exceeded"),
+    ] {
+        let d = state(name);
+        assert_eq!(d["state"], "quarantined", "{d:#}");
+        let why = d["quarantine"]["reason"].as_str().unwrap();
+        assert!(why.contains(reason), "{name}: {why}");
+    }
+    for name in ["example.export-after-grant", "example.force-push-protected"] {
+        let d = state(name);
+        assert_eq!(d["state"], "active", "{d:#}");
+        assert_eq!(d["failures"], 0, "{d:#}");
+    }
+    assert_eq!(
+        state("example.export-after-grant")["config"]["min_rows"],
+        "20000"
+    );
+    assert_eq!(state("hostile.loop")["deadline_ms"], 100);
 
     // The hostile detectors raised nothing: no alert names them.
     for a in alerts(&s).await {

@@ -109,7 +109,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         detectors = runtime.detectors().detectors().len(),
         "detector runtime ready"
     );
-    let evaluator: Arc<dyn Evaluator> = runtime;
+    let evaluator: Arc<dyn Evaluator> = runtime.clone();
     let summaries_budget_ms = config.llm.budget_ms.min(10_000);
     let service = start(config, evaluator)?;
     if service.state.auth.is_open() {
@@ -124,7 +124,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     println!("plumbline listening on http://{local}");
     let trajectories = service.state.trajectories.clone();
     let summaries = service.summaries.clone();
-    axum::serve(listener, api::router(service.state))
+    let detectors = api::detectors::routes(runtime, service.state.auth.clone());
+    axum::serve(listener, api::router(service.state).merge(detectors))
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     // Let summaries in flight finish; what does not is resumed at the next start.

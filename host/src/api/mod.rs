@@ -2,6 +2,7 @@
 
 pub mod alerts;
 pub mod auth;
+pub mod detectors;
 pub mod error;
 pub mod events;
 pub mod params;

@@ -1,0 +1,48 @@
+//! `GET /v1/detectors`: every loaded detector with its state (active, shadow, quarantined
+//! and why), limits, config and counters. `POST /v1/detectors/{name}/release` (admin)
+//! lifts a quarantine once the cause is fixed elsewhere (e.g. its config).
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use super::auth::Auth;
+use super::error::{ApiError, ApiResult};
+use crate::config::Scope;
+use crate::runtime::Runtime;
+
+#[derive(Clone)]
+struct DetectorsState {
+    runtime: Arc<Runtime>,
+    auth: Auth,
+}
+
+/// A router with its own state, merged into the service's router by `serve`.
+pub fn routes<S: Clone + Send + Sync + 'static>(runtime: Arc<Runtime>, auth: Auth) -> Router<S> {
+    Router::new()
+        .route("/v1/detectors", get(list))
+        .route("/v1/detectors/{name}/release", post(release))
+        .with_state(DetectorsState { runtime, auth })
+}
+
+async fn list(State(s): State<DetectorsState>, headers: HeaderMap) -> ApiResult<Json<Value>> {
+    s.auth.check(&headers, Scope::Read)?;
+    Ok(Json(json!({ "detectors": s.runtime.status() })))
+}
+
+async fn release(
+    State(s): State<DetectorsState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    s.auth.check(&headers, Scope::Admin)?;
+    if s.runtime.detectors().get(&name).is_none() {
+        return Err(ApiError::not_found(format!("no detector named `{name}`")));
+    }
+    let released = s.runtime.release(&name);
+    Ok(Json(json!({ "name": name, "released": released })))
+}
