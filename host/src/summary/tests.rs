@@ -466,10 +466,6 @@ async fn the_request_carries_the_schema_the_fenced_trajectory_and_no_secret() {
     let sent = llm.received();
     assert_eq!(sent.len(), 1);
     let raw = &sent[0].body;
-        "SYSTEM:\n{}\nUSER:\n{}",
-        pretty["messages"][0]["content"].as_str().unwrap(),
-        pretty["messages"][1]["content"].as_str().unwrap()
-    );
     for secret in [github_token, api_key, db_password] {
         assert!(!raw.contains(secret), "secret `{secret}` left the host");
     }
