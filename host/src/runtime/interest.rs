@@ -20,7 +20,7 @@ impl Interest {
 
     pub fn matches(&self, t: &wit::Trajectory) -> bool {
         t.events.iter().any(|e| {
-            (self.sources.is_empty() || self.sources.iter().any(|s| *s == e.source))
+            (self.sources.is_empty() || self.sources.contains(&e.source))
                 && (self.actions.is_empty()
                     || self.actions.iter().any(|p| action_matches(p, &e.action)))
         })
