@@ -32,7 +32,9 @@ pub struct IngestOutcome {
 #[derive(Debug, Clone)]
 pub struct CommittedBatch {
     pub seq: u64,
-    pub events: Arc<Vec<Event>>,
+    pub events: Arc<Vec<Arc<Event>>>,
+    /// Each event's stored JSON, so the next stage can hash it without re-serialising.
+    pub encoded: Arc<Vec<Vec<u8>>>,
 }
 
 /// Where durable batches go next. This is the seam for a distributed log: today the
@@ -249,7 +251,8 @@ fn store_group(
     answers.extend(barriers.into_iter().map(Answer::Barrier));
     let batch = used_seq.then(|| CommittedBatch {
         seq,
-        events: Arc::new(kept),
+        events: Arc::new(kept.into_iter().map(Arc::new).collect()),
+        encoded: Arc::new(encoded),
     });
     Ok((FlushJob { answers, batch }, used_seq))
 }

@@ -60,7 +60,12 @@ impl Trajectory {
 
 /// Content hash of one event (canonical JSON of the stored form).
 pub fn event_digest(e: &Event) -> [u8; 32] {
-    Sha256::digest(serde_json::to_vec(e).expect("events serialise")).into()
+    digest_of_stored(&serde_json::to_vec(e).expect("events serialise"))
+}
+
+/// The same digest from the JSON bytes the store wrote for the event.
+pub fn digest_of_stored(json: &[u8]) -> [u8; 32] {
+    Sha256::digest(json).into()
 }
 
 /// The trajectory hash: over each event's id and content digest, in order.

@@ -332,9 +332,14 @@ impl Book {
 
     /// Adds one event to its actor and system trajectories.
     pub fn apply(&mut self, event: Arc<Event>, changes: &mut Changes) {
+        let digest = event_digest(&event);
+        self.apply_digested(event, digest, changes);
+    }
+
+    /// As [`Book::apply`], with the event's digest already known.
+    pub fn apply_digested(&mut self, event: Arc<Event>, digest: [u8; 32], changes: &mut Changes) {
         let time = event.time_nanos();
         self.watermark = self.watermark.max(time);
-        let digest = event_digest(&event);
         for kind in [TrajectoryKind::Actor, TrajectoryKind::System] {
             let entry = Entry {
                 time,
