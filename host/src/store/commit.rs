@@ -53,7 +53,9 @@ type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
 enum Request {
     Write {
-        events: Vec<Event>,
+        /// Each event with its JSON, encoded on the caller's thread (the writer is the
+        /// single-threaded bottleneck).
+        events: Vec<(Event, Vec<u8>)>,
         reply: Reply<IngestOutcome>,
     },
     Barrier {
@@ -121,7 +123,16 @@ impl Writer {
     pub async fn write(&self, events: Vec<Event>) -> Result<IngestOutcome, StoreError> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Request::Write { events, reply })
+            .send(Request::Write {
+                events: events
+                    .into_iter()
+                    .map(|e| {
+                        let json = serde_json::to_vec(&e).expect("events serialise");
+                        (e, json)
+                    })
+                    .collect(),
+                reply,
+            })
             .await
             .map_err(|_| StoreError::WriterGone)?;
         rx.await.map_err(|_| StoreError::WriterGone)?
@@ -196,7 +207,7 @@ fn store_group(
             Request::Barrier { reply } => barriers.push(reply),
             Request::Write { events, reply } => {
                 let mut outcome = IngestOutcome::default();
-                for ev in events {
+                for (ev, json) in events {
                     let dup = seen.contains(&ev.id)
                         || match t.ids.contains_key(ev.id.as_bytes()) {
                             Ok(x) => x,
@@ -211,7 +222,7 @@ fn store_group(
                     } else {
                         outcome.accepted += 1;
                         seen.insert(ev.id.clone());
-                        encoded.push(serde_json::to_vec(&ev).expect("events serialise"));
+                        encoded.push(json);
                         kept.push(ev);
                     }
                 }
