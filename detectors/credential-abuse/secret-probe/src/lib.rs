@@ -1,0 +1,164 @@
+//! Probing for secrets: a burst of permission-denied reads across several secret paths,
+//! then a success — someone (or something) searched until a path opened. Burst then
+//! success: urgent (policy pack: "repeated attempts to access restricted secrets"). A
+//! probing burst without a success: needs review. The same path refused again and again
+//! (a service with a stale policy retrying) is informational.
+//! Read on actor trajectories.
+
+use std::collections::BTreeSet;
+
+use plumbline_detector_kit::{title, who};
+use plumbline_sdk::*;
+
+const PROBE: &str = "cred.secret_probe";
+const PROBE_SUCCESS: &str = "cred.secret_probe_then_success";
+const SUCCESSES: [&str; 3] = ["secret.read", "secret.list", "credential.issued"];
+
+#[derive(Default)]
+pub struct SecretProbe;
+
+impl Detector for SecretProbe {
+    fn info() -> Info {
+        Info::new(
+            "credential-abuse.secret-probe",
+            "0.1.0",
+            "Bursts of permission-denied on secrets, especially followed by a successful read",
+        )
+        .actions(&[
+            "secret.permission_denied",
+            "secret.read",
+            "secret.list",
+            "credential.issued",
+        ])
+        .signals(&[PROBE, PROBE_SUCCESS])
+        .config(
+            "min_denials",
+            "5",
+            "Denials within the burst window that make a burst",
+        )
+        .config(
+            "min_paths",
+            "3",
+            "Distinct paths denied that make a burst a probe",
+        )
+        .config("burst_minutes", "10", "Burst window")
+        .config(
+            "success_minutes",
+            "30",
+            "How long after the burst a successful read still belongs to it",
+        )
+        .config("max_evidence", "25", "Most events cited per finding")
+    }
+
+    fn analyze(&self, t: &Trajectory, cx: &Context) -> Result<Vec<Finding>, AnalyzeError> {
+        if t.kind != TrajectoryKind::Actor {
+            return Ok(Vec::new());
+        }
+        let min_denials: usize = cx.config_parsed("min_denials")?;
+        let min_paths: usize = cx.config_parsed("min_paths")?;
+        let burst = cx.config_parsed::<i64>("burst_minutes")? * 60_000_000_000;
+        let after = cx.config_parsed::<i64>("success_minutes")? * 60_000_000_000;
+        let max_evidence: usize = cx.config_parsed("max_evidence")?;
+
+        let denials: Vec<&Event> = t.with_action("secret.permission_denied").collect();
+        // The densest burst: the window with the most denials.
+        let mut best: Option<&[&Event]> = None;
+        let mut start = 0;
+        for end in 0..denials.len() {
+            while denials[end].time - denials[start].time > burst {
+                start += 1;
+            }
+            let window = &denials[start..=end];
+            if window.len() >= min_denials && best.is_none_or(|b| window.len() > b.len()) {
+                best = Some(window);
+            }
+        }
+        let Some(window) = best else {
+            return Ok(Vec::new());
+        };
+        let paths: BTreeSet<&str> = window.iter().map(|e| e.resource.as_str()).collect();
+        let last = window[window.len() - 1];
+        let first = window[0];
+        let success = t.with_any_action(&SUCCESSES).find(|s| {
+            s.time >= first.time
+                && s.time - last.time <= after
+                && s.attr_str("outcome") != Some("failure")
+        });
+        let actor = who(first);
+        let minutes = (last.time - first.time) / 60_000_000_000;
+        let finding = if paths.len() < min_paths {
+            // One path over and over: a stale policy, not a search.
+            Finding::new(
+                PROBE,
+                Severity::Informational,
+                title(format!(
+                    "{actor} was refused {} {} time(s) in {minutes} min (likely a stale policy)",
+                    first.resource,
+                    window.len()
+                )),
+            )
+            .evidence(window.iter().copied().take(max_evidence))
+            .score(0.2)
+            .next_step(format!(
+                "Tell the owner of {actor} that its policy no longer allows {}",
+                first.resource
+            ))
+        } else if let Some(s) = success {
+            let mut evidence: Vec<&Event> = window
+                .iter()
+                .copied()
+                .take(max_evidence.saturating_sub(1))
+                .collect();
+            evidence.push(s);
+            Finding::new(
+                PROBE_SUCCESS,
+                Severity::Urgent,
+                title(format!(
+                    "{actor} was refused {} secret reads on {} paths in {minutes} min, then read {}",
+                    window.len(),
+                    paths.len(),
+                    s.resource
+                )),
+            )
+            .evidence(evidence)
+            .score(0.92)
+            .next_step(format!(
+                "Revoke {actor}'s token now, rotate {} and check what else that token can read; find out why it searched secret paths",
+                s.resource
+            ))
+        } else {
+            Finding::new(
+                PROBE,
+                Severity::NeedsReview,
+                title(format!(
+                    "{actor} was refused {} secret reads on {} paths in {minutes} min",
+                    window.len(),
+                    paths.len()
+                )),
+            )
+            .evidence(window.iter().copied().take(max_evidence))
+            .score(0.7)
+            .next_step(format!(
+                "Ask the owner of {actor} what it was looking for; if nobody knows, revoke its token"
+            ))
+        };
+        Ok(vec![finding])
+    }
+}
+
+register_detector!(SecretProbe);
+
+#[cfg(test)]
+mod tests {
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
+
+    #[test]
+    fn show() {
+        plumbline_detector_kit::show_findings::<super::SecretProbe>(FIXTURES);
+    }
+
+    #[test]
+    fn fixtures() {
+        plumbline_sdk::testing::run_fixtures::<super::SecretProbe>(FIXTURES);
+    }
+}
