@@ -18,11 +18,21 @@ impl Interest {
         }
     }
 
+    #[cfg(test)]
     pub fn matches(&self, t: &wit::Trajectory) -> bool {
-        t.events.iter().any(|e| {
-            (self.sources.is_empty() || self.sources.contains(&e.source))
+        self.matches_any(
+            t.events
+                .iter()
+                .map(|e| (e.source.as_str(), e.action.as_str())),
+        )
+    }
+
+    /// On (source, action) pairs, so the host can decide before converting a trajectory.
+    pub fn matches_any<'a>(&self, mut events: impl Iterator<Item = (&'a str, &'a str)>) -> bool {
+        events.any(|(source, action)| {
+            (self.sources.is_empty() || self.sources.iter().any(|s| s == source))
                 && (self.actions.is_empty()
-                    || self.actions.iter().any(|p| action_matches(p, &e.action)))
+                    || self.actions.iter().any(|p| action_matches(p, action)))
         })
     }
 }

@@ -215,15 +215,28 @@ impl Runtime {
         if set.detectors.is_empty() || t.events.is_empty() {
             return out;
         }
+        let called: Vec<&Arc<Detector>> = set
+            .detectors
+            .iter()
+            .filter(|d| !d.health.is_quarantined())
+            .filter(|d| {
+                let interested = d.interest.matches_any(
+                    t.events
+                        .iter()
+                        .map(|e| (e.source.as_str(), e.action.as_str())),
+                );
+                if !interested {
+                    d.health.skipped();
+                }
+                interested
+            })
+            .collect();
+        if called.is_empty() {
+            return out;
+        }
+        // Converted once, only when some detector will read it.
         let wit_t = bindings::trajectory(t);
-        for d in &set.detectors {
-            if d.health.is_quarantined() {
-                continue;
-            }
-            if !d.interest.matches(&wit_t) {
-                d.health.skipped();
-                continue;
-            }
+        for d in called {
             match self.run(d, &wit_t, d.config.clone(), None) {
                 Ok(findings) => {
                     if d.shadow {
