@@ -280,3 +280,55 @@ config = {{ min_rows = "20000" }}
         );
     }
 }
+
+/// `plumbline detector test`, the real binary, on both example detectors and on a
+/// detector whose answers break the contract.
+#[test]
+fn detector_test_command_passes_both_examples_and_fails_a_hostile_one() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let cache = components_dir().join("../../plumbline-test-cache");
+    let run = |component: &str, fixtures: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_plumbline"))
+            .args(["detector", "test", &self::component(component)])
+            .arg(repo.join(fixtures))
+            .arg("--cache-dir")
+            .arg(&cache)
+            .env("PLUMBLINE_LOG", "error")
+            // Generous: the suite shares two cores.
+            .env("PLUMBLINE_RUNTIME_DEADLINE_MS", "10000")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+        )
+    };
+    let (code, out) = run(
+        "example_export_after_grant.wasm",
+        "detectors/example-export-after-grant/fixtures",
+    );
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("pass  positive-offhours-new-destination.json"),
+        "{out}"
+    );
+    assert!(out.lines().any(|l| l == "6 passed, 0 failed"), "{out}");
+
+    let (code, out) = run(
+        "example_python_force_push.wasm",
+        "detectors/example-python-force-push/fixtures",
+    );
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.lines().any(|l| l == "4 passed, 0 failed"), "{out}");
+
+    let (code, out) = run(
+        "examples/hostile_evidence.wasm",
+        "detectors/example-export-after-grant/fixtures",
+    );
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("FAIL  positive-business-hours.json  contract violation"),
+        "{out}"
+    );
+    assert!(out.lines().any(|l| l == "0 passed, 6 failed"), "{out}");
+}

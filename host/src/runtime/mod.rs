@@ -50,6 +50,10 @@ use crate::trajectory::{Evaluation, Evaluator, Trajectory};
 use call::CallSpec;
 use engine::DetectorEngine;
 
+/// Versions of `plumbline:detector` this host has bindings for (`wit/since_v*/`). A pack
+/// manifest naming another version is refused.
+pub const SUPPORTED_WIT_VERSIONS: &[&str] = &["0.1.0"];
+
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     #[error("cannot set up the WebAssembly engine: {0}")]

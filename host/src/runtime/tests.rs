@@ -317,3 +317,15 @@ fn the_service_loads_what_runtime_config_names() {
         Origin::Memory
     );
 }
+
+#[test]
+fn every_supported_wit_version_has_its_frozen_folder() {
+    for v in SUPPORTED_WIT_VERSIONS {
+        let wit = std::fs::read_to_string(repo(&format!("wit/since_v{v}/detector.wit")))
+            .unwrap_or_else(|e| panic!("wit/since_v{v}/detector.wit: {e}"));
+        assert!(
+            wit.contains(&format!("package plumbline:detector@{v};")),
+            "wit/since_v{v} declares another version"
+        );
+    }
+}
