@@ -10,7 +10,8 @@ wasmtime::component::bindgen!({
     world: "detector",
 });
 
-pub use plumbline::detector::types as wit;
+// `self::`: under rustdoc the crate `plumbline` is also in scope.
+pub use self::plumbline::detector::types as wit;
 
 /// The trajectory as detectors see it (built once per evaluation, shared by all calls).
 pub fn trajectory(t: &host_t::Trajectory) -> wit::Trajectory {
