@@ -38,6 +38,7 @@ pub struct Config {
     pub runtime: crate::runtime::RuntimeConfig,
     pub policy: crate::policy::PolicyConfig,
     pub delivery: crate::route::DeliveryConfig,
+    pub review: crate::review::ReviewConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -185,6 +186,7 @@ impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         self.llm.validate().map_err(ConfigError::Invalid)?;
         self.runtime.validate().map_err(ConfigError::Invalid)?;
+        self.review.validate().map_err(ConfigError::Invalid)?;
         if self.trajectory.max_events == 0 {
             return Err(ConfigError::Invalid(
                 "trajectory.max_events must be at least 1".into(),

@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod policy;
 pub mod redact;
 pub mod respond;
+pub mod review;
 pub mod route;
 pub mod runtime;
 pub mod serve;

@@ -83,6 +83,76 @@ impl Histogram {
     }
 }
 
+/// Prometheus text exposition (format 0.0.4), written family by family.
+#[derive(Debug, Default)]
+pub struct Exposition {
+    out: String,
+}
+
+/// A label value with `\`, `"` and newlines escaped.
+fn escape_label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+impl Exposition {
+    pub fn new() -> Self {
+        Exposition::default()
+    }
+
+    /// Starts a family: `kind` is `counter` or `gauge`.
+    pub fn family(&mut self, name: &str, kind: &str, help: &str) -> &mut Self {
+        use std::fmt::Write;
+        let _ = writeln!(self.out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        self
+    }
+
+    /// One sample of the current family.
+    pub fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) -> &mut Self {
+        use std::fmt::Write;
+        self.out.push_str(name);
+        if !labels.is_empty() {
+            self.out.push('{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.out.push(',');
+                }
+                let _ = write!(self.out, "{k}=\"{}\"", escape_label(v));
+            }
+            self.out.push('}');
+        }
+        let _ = writeln!(self.out, " {}", format_value(value));
+        self
+    }
+
+    /// A family with a single unlabelled sample.
+    pub fn single(&mut self, name: &str, kind: &str, help: &str, value: f64) -> &mut Self {
+        self.family(name, kind, help).sample(name, &[], value)
+    }
+
+    pub fn histogram(&mut self, name: &str, help: &str, h: &Histogram) -> &mut Self {
+        h.render(name, help, &mut self.out);
+        self
+    }
+
+    pub fn finish(self) -> String {
+        self.out
+    }
+}
+
+fn format_value(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 { "+Inf" } else { "-Inf" }.into()
+    } else if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,5 +170,20 @@ mod tests {
         let mut s = String::new();
         h.render("x_seconds", "test", &mut s);
         assert!(s.contains("x_seconds_count 5"));
+    }
+
+    #[test]
+    fn exposition_escapes_labels_and_formats_values() {
+        let mut x = Exposition::new();
+        x.family("a_total", "counter", "things")
+            .sample("a_total", &[("source", "git\"hub\\\n")], 3.0)
+            .single("b", "gauge", "ratio", 0.25);
+        let s = x.finish();
+        assert!(s.contains("# TYPE a_total counter\n"), "{s}");
+        assert!(
+            s.contains("a_total{source=\"git\\\"hub\\\\\\n\"} 3\n"),
+            "{s}"
+        );
+        assert!(s.contains("b 0.25\n"), "{s}");
     }
 }

@@ -29,6 +29,7 @@ pub fn check_exposure(config: &Config, addr: &SocketAddr) -> anyhow::Result<()> 
 pub struct Service {
     pub state: AppState,
     pub summaries: Arc<SummaryStage>,
+    pub review: crate::review::Review,
 }
 
 /// Opens the store and starts every stage: trajectories (catching up from their checkpoint)
@@ -42,6 +43,7 @@ pub fn start(config: Config, evaluator: Arc<dyn Evaluator>) -> anyhow::Result<Se
     })?;
     let store = Store::open(&config.server.data_dir)?;
     let alerts = AlertBook::open(&store)?;
+    let review = crate::review::Review::open(&store, &config.review, alerts.clone())?;
     // Policy and routing: summarised alerts are decided and recorded in the outbox.
     let policy = crate::policy::model::Policy::load(&config.policy.file)?;
     let routing = Arc::new(crate::policy::Routing::open(
@@ -67,8 +69,20 @@ pub fn start(config: Config, evaluator: Arc<dyn Evaluator>) -> anyhow::Result<Se
     )?;
     let trajectories =
         TrajectoryStage::start(store.clone(), &config.trajectory, evaluator, alerts.clone())?;
-    summaries.resume(|id| trajectories.get(id).ok().flatten());
-    let writer = Writer::start(store.clone(), config.store.fsync, trajectories.listener())?;
+    summaries.resume(|id| {
+        trajectories
+            .get(id)
+            .ok()
+            .flatten()
+            .or_else(|| review.trajectory(id))
+    });
+    // Arrivals are counted per source (coverage) on their way to the trajectories.
+    let writer = Writer::start(
+        store.clone(),
+        config.store.fsync,
+        review.listener(trajectories.listener()),
+    )?;
+    review.start();
     // Deliveries wait on the writer's barrier, so each is durable before its first attempt.
     routing.start(Arc::new(writer.clone()));
     let ingest = Ingest::new(writer, config.store.retention_days);
@@ -84,7 +98,11 @@ pub fn start(config: Config, evaluator: Arc<dyn Evaluator>) -> anyhow::Result<Se
         routing,
     };
     crate::ingest::vault::listen_socket(&state)?;
-    Ok(Service { state, summaries })
+    Ok(Service {
+        state,
+        summaries,
+        review,
+    })
 }
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
@@ -101,10 +119,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     check_exposure(&config, &addr)?;
     // Compiling detectors blocks (and their WASI glue must not run on an async worker).
     let runtime_config = config.clone();
-    let runtime = tokio::task::spawn_blocking(move || {
-        crate::runtime::Runtime::load(&runtime_config)
-    })
-    .await??;
+    let runtime =
+        tokio::task::spawn_blocking(move || crate::runtime::Runtime::load(&runtime_config))
+            .await??;
     tracing::info!(
         detectors = runtime.detectors().detectors().len(),
         "detector runtime ready"
@@ -124,10 +141,19 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     println!("plumbline listening on http://{local}");
     let trajectories = service.state.trajectories.clone();
     let summaries = service.summaries.clone();
+    let review = crate::review::api::routes(crate::review::api::ReviewState {
+        app: service.state.clone(),
+        review: service.review.clone(),
+        runtime: Some(runtime.clone()),
+        summaries: Some(service.summaries.clone()),
+    });
     let detectors = api::detectors::routes(runtime, service.state.auth.clone());
-    axum::serve(listener, api::router(service.state).merge(detectors))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    axum::serve(
+        listener,
+        api::router(service.state).merge(detectors).merge(review),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
     // Let summaries in flight finish; what does not is resumed at the next start.
     let budget = std::time::Duration::from_millis(summaries_budget_ms);
     if !summaries.drain(budget).await {
