@@ -80,7 +80,11 @@ fn bench(c: &mut Criterion) {
         .unwrap();
     let rust_set = DetectorSet::new(vec![rust]).unwrap();
     runtime.swap(rust_set.clone());
-    assert_eq!(runtime.evaluate(&t).findings.len(), 1, "the bench trajectory fires");
+    assert_eq!(
+        runtime.evaluate(&t).findings.len(),
+        1,
+        "the bench trajectory fires"
+    );
 
     let mut g = c.benchmark_group("detector call, 50-event trajectory");
     g.bench_function("wasm: example.export-after-grant (Rust)", |b| {
