@@ -36,6 +36,7 @@ pub struct Config {
     pub openai: OpenaiConfig,
     pub llm: crate::summary::LlmConfig,
     pub runtime: crate::runtime::RuntimeConfig,
+    pub packs: crate::pack::PacksConfig,
     pub policy: crate::policy::PolicyConfig,
     pub delivery: crate::route::DeliveryConfig,
     pub review: crate::review::ReviewConfig,
@@ -186,6 +187,7 @@ impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         self.llm.validate().map_err(ConfigError::Invalid)?;
         self.runtime.validate().map_err(ConfigError::Invalid)?;
+        self.packs.validate().map_err(ConfigError::Invalid)?;
         self.review.validate().map_err(ConfigError::Invalid)?;
         if self.trajectory.max_events == 0 {
             return Err(ConfigError::Invalid(

@@ -9,6 +9,7 @@ pub mod config;
 pub mod event;
 pub mod ingest;
 pub mod metrics;
+pub mod pack;
 pub mod policy;
 pub mod redact;
 pub mod respond;

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod detectors;
 pub mod error;
 pub mod events;
+pub mod packs;
 pub mod params;
 pub mod routing;
 pub mod summary_audit;

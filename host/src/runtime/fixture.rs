@@ -70,8 +70,13 @@ pub enum FixtureError {
 impl Fixture {
     pub fn load(path: &Path) -> Result<(Fixture, Trajectory), FixtureError> {
         let text = std::fs::read_to_string(path).map_err(|e| FixtureError::Read(path.into(), e))?;
+        Self::parse(path, &text)
+    }
+
+    /// A fixture from its text; `path` names it (packs hold fixtures in memory).
+    pub fn parse(path: &Path, text: &str) -> Result<(Fixture, Trajectory), FixtureError> {
         let f: Fixture =
-            serde_json::from_str(&text).map_err(|e| FixtureError::Parse(path.into(), e))?;
+            serde_json::from_str(text).map_err(|e| FixtureError::Parse(path.into(), e))?;
         let t = f.build_trajectory(path);
         Ok((f, t))
     }

@@ -301,6 +301,20 @@ impl Runtime {
     /// Runs one fixture file through `d` in the sandbox (the detector's health is not
     /// touched: a failing fixture says nothing about live traffic).
     pub fn run_fixture(&self, d: &Detector, path: &Path) -> FixtureOutcome {
+        self.run_fixture_parsed(d, path, Fixture::load(path))
+    }
+
+    /// As [`Runtime::run_fixture`], for a fixture held in memory (a pack's), named `path`.
+    pub fn run_fixture_text(&self, d: &Detector, path: &Path, text: &str) -> FixtureOutcome {
+        self.run_fixture_parsed(d, path, Fixture::parse(path, text))
+    }
+
+    fn run_fixture_parsed(
+        &self,
+        d: &Detector,
+        path: &Path,
+        parsed: Result<(Fixture, Trajectory), fixture::FixtureError>,
+    ) -> FixtureOutcome {
         let file = path.display().to_string();
         let fail = |description: String, message: String| FixtureOutcome {
             file: file.clone(),
@@ -309,7 +323,7 @@ impl Runtime {
             message: Some(message),
             findings: vec![],
         };
-        let (fixture, t) = match Fixture::load(path) {
+        let (fixture, t) = match parsed {
             Ok(x) => x,
             Err(e) => return fail(String::new(), e.to_string()),
         };

@@ -1,0 +1,244 @@
+//! Packs over HTTP (docs/packs.md):
+//! - `GET /v1/packs` (read): every pack version with its state (active, shadow, refused
+//!   with the reason, retired), trust, quarantined detectors and per-detector counters.
+//! - `POST /v1/packs[?shadow=true|false]` (admin): upload a `.plpack` archive; it is
+//!   verified, compiled and self-tested, then swapped in. 201 with its status, or 422 with
+//!   the reason it was refused (the active set unchanged).
+//! - `GET /v1/packs/{name}/{version}` (read): the archive, so another host can install it.
+//! - `DELETE /v1/packs/{name}`, `POST /v1/packs/{name}/promote`, `POST /v1/packs/{name}/shadow`
+//!   (admin).
+//! - `POST /v1/replay?pack=NAME&since=7d[&until=…]` (admin): a running pack over stored
+//!   history; or with an archive as the body, that (verified) pack without installing it.
+//! - `GET /v1/shadow-findings` (read): what shadow detectors found.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::error::{ApiError, ApiResult};
+use super::params::parse_time;
+use super::AppState;
+use crate::config::Scope;
+use crate::pack::archive::{PackFiles, MAX_PACK_BYTES};
+use crate::pack::load::{self, Provenance};
+use crate::pack::registry::Origin;
+use crate::pack::{replay, PackError, Packs};
+
+#[derive(Clone)]
+struct PacksState {
+    packs: Arc<Packs>,
+    app: AppState,
+}
+
+pub fn routes<S: Clone + Send + Sync + 'static>(packs: Arc<Packs>, app: AppState) -> Router<S> {
+    Router::new()
+        .route("/v1/packs", get(list).post(upload))
+        .route("/v1/packs/{name}", delete(remove))
+        .route("/v1/packs/{name}/{version}", get(download))
+        .route("/v1/packs/{name}/promote", post(promote))
+        .route("/v1/packs/{name}/shadow", post(demote))
+        .route("/v1/replay", post(replay_pack))
+        .route("/v1/shadow-findings", get(shadow_findings))
+        .with_state(PacksState { packs, app })
+}
+
+fn refused(e: PackError) -> ApiError {
+    let status = match e {
+        PackError::NotFound(_) => StatusCode::NOT_FOUND,
+        PackError::Io(..) => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    ApiError::new(status, e.to_string())
+}
+
+async fn list(State(s): State<PacksState>, headers: HeaderMap) -> ApiResult<Json<Value>> {
+    s.app.auth.check(&headers, Scope::Read)?;
+    Ok(Json(json!({ "packs": s.packs.list() })))
+}
+
+async fn body_bytes(body: Body) -> ApiResult<Vec<u8>> {
+    axum::body::to_bytes(body, MAX_PACK_BYTES + (1 << 20))
+        .await
+        .map(|b| b.to_vec())
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "a pack archive may hold at most {} MiB",
+                    MAX_PACK_BYTES >> 20
+                ),
+            )
+        })
+}
+
+#[derive(Deserialize)]
+struct UploadParams {
+    shadow: Option<bool>,
+}
+
+async fn upload(
+    State(s): State<PacksState>,
+    headers: HeaderMap,
+    Query(q): Query<UploadParams>,
+    body: Body,
+) -> ApiResult<Response> {
+    let who = s.app.auth.check(&headers, Scope::Admin)?;
+    let bytes = body_bytes(body).await?;
+    let packs = s.packs.clone();
+    let status = tokio::task::spawn_blocking(move || {
+        packs.install_archive(bytes, q.shadow, Origin::Installed, true)
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(refused)?;
+    tracing::info!(
+        by = who.name,
+        pack = status.name,
+        version = status.version,
+        "pack installed"
+    );
+    Ok((StatusCode::CREATED, Json(json!(status))).into_response())
+}
+
+async fn download(
+    State(s): State<PacksState>,
+    headers: HeaderMap,
+    Path((name, version)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    s.app.auth.check(&headers, Scope::Read)?;
+    let Some(bytes) = s.packs.archive(&name, &version) else {
+        return Err(ApiError::not_found(format!(
+            "no archive of pack `{name}` version `{version}` on this host"
+        )));
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}-{version}.plpack\""),
+            ),
+        ],
+        (*bytes).clone(),
+    )
+        .into_response())
+}
+
+async fn remove(
+    State(s): State<PacksState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    s.app.auth.check(&headers, Scope::Admin)?;
+    let packs = s.packs.clone();
+    let st = tokio::task::spawn_blocking(move || packs.remove(&name))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(refused)?;
+    Ok(Json(json!(st)))
+}
+
+async fn set_shadow(
+    s: PacksState,
+    headers: HeaderMap,
+    name: String,
+    shadow: bool,
+) -> ApiResult<Json<Value>> {
+    s.app.auth.check(&headers, Scope::Admin)?;
+    let packs = s.packs.clone();
+    let st = tokio::task::spawn_blocking(move || packs.set_shadow(&name, shadow))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(refused)?;
+    Ok(Json(json!(st)))
+}
+
+async fn promote(
+    State(s): State<PacksState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    set_shadow(s, headers, name, false).await
+}
+
+async fn demote(
+    State(s): State<PacksState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    set_shadow(s, headers, name, true).await
+}
+
+#[derive(Deserialize)]
+struct ReplayParams {
+    pack: Option<String>,
+    since: String,
+    until: Option<String>,
+}
+
+async fn replay_pack(
+    State(s): State<PacksState>,
+    headers: HeaderMap,
+    Query(q): Query<ReplayParams>,
+    body: Body,
+) -> ApiResult<Json<Value>> {
+    s.app.auth.check(&headers, Scope::Admin)?;
+    let since = parse_time("since", &q.since)?;
+    let until = q
+        .until
+        .as_deref()
+        .map(|u| parse_time("until", u))
+        .transpose()?;
+    let bytes = body_bytes(body).await?;
+    if bytes.is_empty() && q.pack.is_none() {
+        return Err(ApiError::bad_request(
+            "name a running pack (`?pack=NAME`) or send a pack archive as the body",
+        )
+        .with("field", "pack"));
+    }
+    let packs = s.packs.clone();
+    let app = s.app.clone();
+    let report = tokio::task::spawn_blocking(move || {
+        let loaded = if bytes.is_empty() {
+            packs.fresh_detectors(q.pack.as_deref().expect("checked"))?
+        } else {
+            let files = PackFiles::from_archive(&bytes)?;
+            load::load(
+                packs.runtime(),
+                &files,
+                Provenance::External,
+                packs.config(),
+                Some(false),
+            )?
+        };
+        replay::replay(
+            packs.runtime(),
+            &app.store,
+            &app.config.trajectory,
+            (&loaded.manifest.name, &loaded.manifest.version),
+            loaded.detectors,
+            since,
+            until,
+        )
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(refused)?;
+    Ok(Json(json!(report)))
+}
+
+async fn shadow_findings(
+    State(s): State<PacksState>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Value>> {
+    s.app.auth.check(&headers, Scope::Read)?;
+    let records: Vec<Value> = s.app.alerts.shadow_findings().collect();
+    Ok(Json(json!({ "shadow": records })))
+}

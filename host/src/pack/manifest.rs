@@ -1,0 +1,206 @@
+//! `pack.toml`: what a pack is (name, version, the WIT version it targets, owners), its
+//! detectors with the sha256 of each component, config defaults, and the sha256 of every
+//! other file. The signature covers these exact bytes, so it pins every file of the pack.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::PackError;
+
+/// The manifest's file name inside a pack.
+pub const MANIFEST: &str = "pack.toml";
+/// The signature's file name inside a pack (not covered by the manifest).
+pub const SIGNATURE: &str = "pack.sig";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Lowercase letters, digits and `-`; a pack's identity across versions.
+    pub name: String,
+    pub version: String,
+    /// The `plumbline:detector` WIT version the components are built against.
+    pub wit: String,
+    #[serde(default)]
+    pub description: String,
+    /// Who to ask about this pack (emails, team names).
+    #[serde(default)]
+    pub owners: Vec<String>,
+    /// Installed as shadow unless the install says otherwise: findings recorded, no alerts.
+    #[serde(default)]
+    pub shadow: bool,
+    pub detectors: Vec<ManifestDetector>,
+    /// sha256 of every other file (fixtures), by path; written by `plumbline pack build`.
+    #[serde(default)]
+    pub files: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestDetector {
+    /// The name the component declares in `info()`; a mismatch refuses the pack.
+    pub name: String,
+    /// Path of the component inside the pack.
+    pub component: String,
+    /// sha256 of the component (hex); written by `plumbline pack build`.
+    #[serde(default)]
+    pub sha256: String,
+    /// Directory of this detector's fixtures inside the pack (`*.json`).
+    pub fixtures: String,
+    /// Defaults for the config keys the detector declares ([runtime.detectors] wins).
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+impl Manifest {
+    pub fn parse(bytes: &[u8]) -> Result<Manifest, PackError> {
+        let text = std::str::from_utf8(bytes)
+            .map_err(|_| PackError::Manifest("pack.toml is not UTF-8".into()))?;
+        let m: Manifest =
+            toml::from_str(text).map_err(|e| PackError::Manifest(e.message().to_string()))?;
+        m.check()?;
+        Ok(m)
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        toml::to_string_pretty(self)
+            .expect("a manifest serialises")
+            .into_bytes()
+    }
+
+    /// `name@version`.
+    pub fn id(&self) -> String {
+        format!("{}@{}", self.name, self.version)
+    }
+
+    fn check(&self) -> Result<(), PackError> {
+        let bad = |m: String| Err(PackError::Manifest(m));
+        if !valid_name(&self.name) {
+            return bad(format!(
+                "name `{}`: use 1-64 lowercase letters, digits and `-`",
+                self.name
+            ));
+        }
+        if self.version.is_empty()
+            || self.version.len() > 64
+            || !self
+                .version
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".-+".contains(c))
+        {
+            return bad(format!(
+                "version `{}`: use letters, digits, `.`, `-`, `+`",
+                self.version
+            ));
+        }
+        if self.detectors.is_empty() {
+            return bad("a pack needs at least one [[detectors]] entry".into());
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for d in &self.detectors {
+            if d.name.is_empty() {
+                return bad(format!(
+                    "detector `{}`: name (what its info() declares) is required",
+                    d.component
+                ));
+            }
+            if !names.insert(&d.name) {
+                return bad(format!("detector `{}` is listed twice", d.name));
+            }
+            check_path(&d.component)?;
+            check_path(&d.fixtures)?;
+        }
+        for p in self.files.keys() {
+            check_path(p)?;
+        }
+        Ok(())
+    }
+
+    /// Fixture files of `d`: the pinned `*.json` files under its fixtures directory.
+    pub fn fixtures_of<'a>(&'a self, d: &'a ManifestDetector) -> impl Iterator<Item = &'a str> {
+        let prefix = format!("{}/", d.fixtures.trim_end_matches('/'));
+        self.files
+            .keys()
+            .filter(move |p| p.starts_with(&prefix) && p.ends_with(".json"))
+            .map(String::as_str)
+    }
+}
+
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.starts_with('-')
+}
+
+/// A relative path inside the pack: `/`-separated, no `..`, no empty or hidden parts.
+pub fn check_path(p: &str) -> Result<(), PackError> {
+    let ok = !p.is_empty()
+        && p.len() <= 255
+        && !p.starts_with('/')
+        && !p.contains('\\')
+        && p.split('/')
+            .all(|part| !part.is_empty() && part != "." && part != ".." && !part.starts_with('.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(PackError::Manifest(format!(
+            "path `{p}` must be relative, inside the pack"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+name = "acme-exfil"
+version = "1.0.0"
+wit = "0.1.0"
+owners = ["secops@acme.com"]
+
+[[detectors]]
+name = "acme.big-export"
+component = "components/big.wasm"
+sha256 = "00"
+fixtures = "fixtures/big"
+config = { min_rows = "5000" }
+
+[files]
+"fixtures/big/a.json" = "11"
+"fixtures/other/b.json" = "22"
+"#;
+
+    #[test]
+    fn parses_and_lists_fixtures_per_detector() {
+        let m = Manifest::parse(GOOD.as_bytes()).unwrap();
+        assert_eq!(m.id(), "acme-exfil@1.0.0");
+        let d = &m.detectors[0];
+        assert_eq!(
+            m.fixtures_of(d).collect::<Vec<_>>(),
+            ["fixtures/big/a.json"]
+        );
+        assert_eq!(Manifest::parse(&m.to_bytes()).unwrap(), m);
+    }
+
+    #[test]
+    fn refuses_paths_outside_the_pack_and_bad_names() {
+        let escape = GOOD.replace("components/big.wasm", "../etc/big.wasm");
+        assert!(Manifest::parse(escape.as_bytes())
+            .unwrap_err()
+            .to_string()
+            .contains("inside the pack"));
+        let upper = GOOD.replace("acme-exfil", "Acme");
+        assert!(Manifest::parse(upper.as_bytes()).is_err());
+        let unknown = format!("{GOOD}\nsurprise = 1\n").replace("[files]", "x = 1\n[files]");
+        assert!(Manifest::parse(unknown.as_bytes()).is_err());
+    }
+}

@@ -1,0 +1,1 @@
+//! Pack loading against real components (detectors/testing/pack-probe), real signatures.
