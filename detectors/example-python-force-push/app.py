@@ -40,6 +40,7 @@ class WitWorld(wit_world.WitWorld):
                 types.ConfigKey("protected_branches", "main,master", "Comma-separated protected branch names"),
                 types.ConfigKey("window_minutes", "60", "How soon after disabling protection a push is urgent"),
             ],
+            views=[],
         )
 
     def analyze(self, trajectory: types.Trajectory) -> list[types.Finding]:

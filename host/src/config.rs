@@ -92,6 +92,9 @@ pub struct TrajectoryConfig {
     pub eval_delay_ms: u64,
     pub eval_workers: usize,
     pub grant_actions: Vec<String>,
+    pub drift_window_days: u64,
+    pub drift_max_events: usize,
+    pub drift_actions: Vec<String>,
 }
 
 /// `[github]`: webhook secret for `POST /v1/ingest/github` (empty: API-token rules).

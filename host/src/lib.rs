@@ -6,6 +6,7 @@ pub mod alert;
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod event;
 pub mod ingest;
 pub mod metrics;

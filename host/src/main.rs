@@ -30,6 +30,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Ingest(args) => client::ingest(args).await,
         Command::Events(args) => client::events(args).await,
+        Command::Demo(args) => plumbline::demo::run(&args.listen, !args.no_wait).await,
         Command::Detector(args) => {
             // WASM runs on the calling thread: keep it off the async workers.
             let ok = tokio::task::spawn_blocking(move || plumbline::cli::detector::run(args))

@@ -15,6 +15,7 @@ pub fn info<D: Detector>() -> wit::DetectorInfo {
         sources: i.sources,
         actions: i.actions,
         signals: i.signals,
+        views: i.views.into_iter().map(kind_to_wit).collect(),
         config: i
             .config
             .into_iter()
@@ -38,6 +39,15 @@ pub fn analyze<D: Detector>(
         .map_err(|e| wit::AnalyzeError { message: e.message })
 }
 
+fn kind_to_wit(k: TrajectoryKind) -> wit::TrajectoryKind {
+    match k {
+        TrajectoryKind::Actor => wit::TrajectoryKind::Actor,
+        TrajectoryKind::System => wit::TrajectoryKind::System,
+        TrajectoryKind::ActorDrift => wit::TrajectoryKind::ActorDrift,
+        TrajectoryKind::SystemDrift => wit::TrajectoryKind::SystemDrift,
+    }
+}
+
 pub fn finding_to_wit(f: Finding) -> wit::Finding {
     wit::Finding {
         signal: f.signal,
@@ -55,6 +65,8 @@ pub fn from_wit(t: wit::Trajectory) -> Trajectory {
         kind: match t.kind {
             wit::TrajectoryKind::Actor => TrajectoryKind::Actor,
             wit::TrajectoryKind::System => TrajectoryKind::System,
+            wit::TrajectoryKind::ActorDrift => TrajectoryKind::ActorDrift,
+            wit::TrajectoryKind::SystemDrift => TrajectoryKind::SystemDrift,
         },
         key: t.key,
         start: t.start,

@@ -83,6 +83,9 @@ pub struct Event {
 pub enum TrajectoryKind {
     Actor,
     System,
+    /// Weeks of permission and destination changes of one actor (see [`Info::views`]).
+    ActorDrift,
+    SystemDrift,
 }
 
 /// The ordered story of related events in one window; events are ordered by (time, id).
@@ -183,6 +186,9 @@ pub struct Info {
     pub actions: Vec<String>,
     pub signals: Vec<String>,
     pub config: Vec<ConfigKey>,
+    /// Trajectory views analysed; empty means the rolling actor and system windows.
+    #[serde(default)]
+    pub views: Vec<TrajectoryKind>,
 }
 
 impl Info {
@@ -207,6 +213,12 @@ impl Info {
 
     pub fn signals(mut self, signals: &[&str]) -> Self {
         self.signals = signals.iter().map(|s| s.to_string()).collect();
+        self
+    }
+
+    /// Asks for other trajectory views than the rolling windows (e.g. the drift views).
+    pub fn views(mut self, views: &[TrajectoryKind]) -> Self {
+        self.views = views.to_vec();
         self
     }
 

@@ -28,6 +28,9 @@ pub enum Command {
     Ingest(IngestArgs),
     /// Print stored events from a running server.
     Events(EventsArgs),
+    /// Start the service on a throwaway data directory, feed it a synthetic day of traffic
+    /// through the real source endpoints, and show the alerts it raises.
+    Demo(DemoArgs),
     /// Work with detector components (test their fixtures in the real runtime).
     Detector(detector::DetectorArgs),
 }
@@ -92,4 +95,14 @@ pub struct EventsArgs {
     /// Print raw JSON lines instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Address for the demo server (a free loopback port by default).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: String,
+    /// Print the alerts and stop instead of keeping the server running.
+    #[arg(long)]
+    pub no_wait: bool,
 }

@@ -20,6 +20,8 @@ pub fn trajectory(t: &host_t::Trajectory) -> wit::Trajectory {
         kind: match t.kind {
             host_t::TrajectoryKind::Actor => wit::TrajectoryKind::Actor,
             host_t::TrajectoryKind::System => wit::TrajectoryKind::System,
+            host_t::TrajectoryKind::ActorDrift => wit::TrajectoryKind::ActorDrift,
+            host_t::TrajectoryKind::SystemDrift => wit::TrajectoryKind::SystemDrift,
         },
         key: t.key.clone(),
         start: t.start,

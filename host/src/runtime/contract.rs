@@ -138,6 +138,7 @@ mod tests {
             actions: vec![],
             signals: vec!["s".into()],
             config: vec![],
+            views: vec![],
         }
     }
 

@@ -8,6 +8,8 @@ use super::bindings::wit;
 pub struct Interest {
     sources: Vec<String>,
     actions: Vec<String>,
+    /// Trajectory views read; empty means the rolling actor and system windows.
+    views: Vec<wit::TrajectoryKind>,
 }
 
 impl Interest {
@@ -15,6 +17,24 @@ impl Interest {
         Interest {
             sources: info.sources.clone(),
             actions: info.actions.clone(),
+            views: info.views.clone(),
+        }
+    }
+
+    /// Whether this detector reads trajectories of `kind` (a drift view goes only to the
+    /// detectors that ask for it, so one story never raises two alerts).
+    pub fn reads_view(&self, kind: crate::trajectory::TrajectoryKind) -> bool {
+        use crate::trajectory::TrajectoryKind as K;
+        let wanted = match kind {
+            K::Actor => wit::TrajectoryKind::Actor,
+            K::System => wit::TrajectoryKind::System,
+            K::ActorDrift => wit::TrajectoryKind::ActorDrift,
+            K::SystemDrift => wit::TrajectoryKind::SystemDrift,
+        };
+        if self.views.is_empty() {
+            matches!(kind, K::Actor | K::System)
+        } else {
+            self.views.contains(&wanted)
         }
     }
 
@@ -92,7 +112,22 @@ mod tests {
         Interest {
             sources: sources.iter().map(|s| s.to_string()).collect(),
             actions: actions.iter().map(|s| s.to_string()).collect(),
+            views: vec![],
         }
+    }
+
+    #[test]
+    fn drift_views_go_only_to_detectors_that_ask_for_them() {
+        use crate::trajectory::TrajectoryKind as K;
+        let plain = interest(&[], &[]);
+        assert!(plain.reads_view(K::Actor) && plain.reads_view(K::System));
+        assert!(!plain.reads_view(K::ActorDrift) && !plain.reads_view(K::SystemDrift));
+        let drift = Interest {
+            views: vec![wit::TrajectoryKind::ActorDrift],
+            ..interest(&[], &[])
+        };
+        assert!(drift.reads_view(K::ActorDrift));
+        assert!(!drift.reads_view(K::Actor) && !drift.reads_view(K::SystemDrift));
     }
 
     #[test]

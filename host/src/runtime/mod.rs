@@ -224,7 +224,8 @@ impl Runtime {
             .iter()
             .filter(|d| !d.health.is_quarantined())
             .filter(|d| {
-                let interested = d.interest.matches_any(
+                let interested = d.interest.reads_view(t.kind)
+                    && d.interest.matches_any(
                     t.events
                         .iter()
                         .map(|e| (e.source.as_str(), e.action.as_str())),

@@ -15,6 +15,10 @@ pub enum TrajectoryKind {
     Actor,
     /// Everything that happened to one system (repository, workflow, environment).
     System,
+    /// The drift view of one actor: weeks of permission and destination changes only.
+    ActorDrift,
+    /// The drift view of one system.
+    SystemDrift,
 }
 
 impl TrajectoryKind {
@@ -22,14 +26,23 @@ impl TrajectoryKind {
         match self {
             TrajectoryKind::Actor => "actor",
             TrajectoryKind::System => "system",
+            TrajectoryKind::ActorDrift => "actor-drift",
+            TrajectoryKind::SystemDrift => "system-drift",
         }
+    }
+
+    pub fn is_drift(self) -> bool {
+        matches!(
+            self,
+            TrajectoryKind::ActorDrift | TrajectoryKind::SystemDrift
+        )
     }
 
     /// The key of `e` in this kind of trajectory.
     pub fn key_of(self, e: &Event) -> &str {
         match self {
-            TrajectoryKind::Actor => &e.actor.id,
-            TrajectoryKind::System => &e.system,
+            TrajectoryKind::Actor | TrajectoryKind::ActorDrift => &e.actor.id,
+            TrajectoryKind::System | TrajectoryKind::SystemDrift => &e.system,
         }
     }
 }

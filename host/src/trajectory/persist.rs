@@ -57,15 +57,15 @@ impl TrajectoryRecord {
 #[derive(Clone)]
 pub struct TrajectoryStore {
     store: Store,
-    max_events: usize,
+    rules: super::window::WindowRules,
     records: sled::Tree,
     meta: sled::Tree,
 }
 
 impl TrajectoryStore {
-    pub fn open(store: &Store, max_events: usize) -> Result<Self, StoreError> {
+    pub fn open(store: &Store, rules: super::window::WindowRules) -> Result<Self, StoreError> {
         Ok(TrajectoryStore {
-            max_events,
+            rules,
             records: store.db().open_tree("trajectories")?,
             meta: store.db().open_tree("trajectory_meta")?,
             store: store.clone(),
@@ -125,14 +125,15 @@ impl TrajectoryStore {
             ..EventQuery::default()
         };
         match r.kind {
-            TrajectoryKind::Actor => q.actor = Some(r.key.clone()),
-            TrajectoryKind::System => q.system = Some(r.key.clone()),
+            TrajectoryKind::Actor | TrajectoryKind::ActorDrift => q.actor = Some(r.key.clone()),
+            TrajectoryKind::System | TrajectoryKind::SystemDrift => q.system = Some(r.key.clone()),
         }
         let entries = self
             .store
             .query(&q)?
             .events
             .into_iter()
+            .filter(|e| !r.kind.is_drift() || self.rules.is_drift(&e.action))
             .map(|e| Entry {
                 time: e.time_nanos(),
                 digest: event_digest(&e),
@@ -148,7 +149,7 @@ impl TrajectoryStore {
             r.dropped,
             r.last_evaluated_hash.clone(),
             entries,
-            self.max_events,
+            self.rules.max_in(r.kind),
         ))
     }
 

@@ -74,7 +74,7 @@ impl TrajectoryStage {
     ) -> Result<Arc<TrajectoryStage>, StoreError> {
         let rules = WindowRules::from_config(config);
         let lateness = rules.window;
-        let persist = TrajectoryStore::open(&store, config.max_events)?;
+        let persist = TrajectoryStore::open(&store, rules.clone())?;
         let mut book = Book::new(rules);
         let mut resume: Vec<String> = Vec::new();
         for s in persist.open_sessions()? {

@@ -165,7 +165,9 @@ struct Recorder(Mutex<Vec<(String, usize)>>);
 
 impl Evaluator for Recorder {
     fn evaluate(&self, t: &Trajectory) -> Evaluation {
-        self.0.lock().unwrap().push((t.id.clone(), t.events.len()));
+        if !t.kind.is_drift() {
+            self.0.lock().unwrap().push((t.id.clone(), t.events.len()));
+        }
         if t.kind != TrajectoryKind::Actor {
             return Evaluation::default();
         }
@@ -310,4 +312,35 @@ async fn batches_stored_after_the_checkpoint_are_applied_on_start() {
             .is_some_and(|a| a.event_ids.len() == 6)
     });
     assert_eq!(r.stage.applied_seq(), 1);
+}
+
+#[test]
+fn the_drift_view_keeps_weeks_of_widenings_and_nothing_else() {
+    let day = 24 * 60 * MIN;
+    let events = vec![
+        ev("w1", "erin", "acme/api", "member.added", 0),
+        ev("x1", "erin", "acme/api", "git.push", 60),
+        ev("w2", "erin", "acme/api", "team.permission.changed", 9 * day),
+        ev("w3", "erin", "acme/web", "deploy_key.created", 18 * day),
+        ev("w4", "erin", "acme/api", "app.installed", 27 * day),
+    ];
+    let book = book_of(&events, 1000);
+    let drift: Vec<Vec<String>> = book
+        .sessions()
+        .filter(|s| s.kind == TrajectoryKind::ActorDrift && s.key == "erin")
+        .map(|s| s.entries.iter().map(|e| e.event.id.clone()).collect())
+        .collect();
+    assert_eq!(drift, vec![vec!["w1", "w2", "w3", "w4"]]);
+    // The rolling windows are cut as usual: weeks apart, these are separate stories.
+    assert_eq!(actor_sessions(&book, "erin").len(), 4);
+    // A change more than 30 days after the last one starts a new drift view.
+    let mut later = events.clone();
+    later.push(ev("w5", "erin", "acme/api", "member.added", 58 * day));
+    let book = book_of(&later, 1000);
+    assert_eq!(
+        book.sessions()
+            .filter(|s| s.kind == TrajectoryKind::ActorDrift)
+            .count(),
+        2
+    );
 }

@@ -25,6 +25,10 @@ pub struct WindowRules {
     pub max_events: usize,
     /// Action patterns (`*` matches any text) that count as grants.
     pub grant_actions: Vec<String>,
+    /// The drift views: each change spans this long, and only these actions enter.
+    pub drift_window: i64,
+    pub drift_max_events: usize,
+    pub drift_actions: Vec<String>,
 }
 
 impl WindowRules {
@@ -34,6 +38,30 @@ impl WindowRules {
             grant_window: c.grant_window_hours as i64 * 60 * MINUTE,
             max_events: c.max_events,
             grant_actions: c.grant_actions.clone(),
+            drift_window: c.drift_window_days as i64 * 24 * 60 * MINUTE,
+            drift_max_events: c.drift_max_events,
+            drift_actions: c.drift_actions.clone(),
+        }
+    }
+
+    /// Whether an event belongs in the drift views.
+    pub fn is_drift(&self, action: &str) -> bool {
+        self.drift_window > 0 && self.drift_actions.iter().any(|p| glob(p, action))
+    }
+
+    fn span_in(&self, kind: TrajectoryKind, e: &Event) -> i64 {
+        if kind.is_drift() {
+            self.drift_window
+        } else {
+            self.span(e)
+        }
+    }
+
+    pub fn max_in(&self, kind: TrajectoryKind) -> usize {
+        if kind.is_drift() {
+            self.drift_max_events
+        } else {
+            self.max_events
         }
     }
 
@@ -340,7 +368,18 @@ impl Book {
     pub fn apply_digested(&mut self, event: Arc<Event>, digest: [u8; 32], changes: &mut Changes) {
         let time = event.time_nanos();
         self.watermark = self.watermark.max(time);
-        for kind in [TrajectoryKind::Actor, TrajectoryKind::System] {
+        let drift = self.rules().is_drift(&event.action);
+        let kinds: &[TrajectoryKind] = if drift {
+            &[
+                TrajectoryKind::Actor,
+                TrajectoryKind::System,
+                TrajectoryKind::ActorDrift,
+                TrajectoryKind::SystemDrift,
+            ]
+        } else {
+            &[TrajectoryKind::Actor, TrajectoryKind::System]
+        };
+        for &kind in kinds {
             let entry = Entry {
                 time,
                 event: event.clone(),
@@ -351,8 +390,8 @@ impl Book {
     }
 
     fn apply_to(&mut self, kind: TrajectoryKind, entry: Entry, changes: &mut Changes) {
-        let span = self.rules().span(&entry.event);
-        let max = self.rules().max_events;
+        let span = self.rules().span_in(kind, &entry.event);
+        let max = self.rules().max_in(kind);
         let key = kind.key_of(&entry.event).to_string();
         let list = self.sessions.entry((kind, key.clone())).or_default();
         let end = entry.time + span;

@@ -92,6 +92,7 @@ impl Detector for Widening {
             "Many small permission or destination widenings by one actor or on one system over weeks (reads the 30-day drift view)",
         )
         .actions(&VIEW_ACTIONS)
+        .views(&[TrajectoryKind::ActorDrift, TrajectoryKind::SystemDrift])
         .signals(&[PERMISSION, DESTINATION, MIXED])
         .config("min_widenings", "5", "Widenings (not reverted) that make drift")
         .config("min_days", "3", "Different days the widenings must fall on")
@@ -227,8 +228,12 @@ impl Detector for Widening {
         let span_days = (last.time - first.time) / NANOS_PER_DAY;
         let sample: Vec<String> = widenings.iter().take(4).map(|(_, _, k)| short(k)).collect();
         let whose = match t.kind {
-            TrajectoryKind::Actor => format!("{} widened access", t.key),
-            TrajectoryKind::System => format!("{} was widened", t.key),
+            TrajectoryKind::Actor | TrajectoryKind::ActorDrift => {
+                format!("{} widened access", t.key)
+            }
+            TrajectoryKind::System | TrajectoryKind::SystemDrift => {
+                format!("{} was widened", t.key)
+            }
         };
         let line = title(format!(
             "{whose} {} times over {span_days} days ({perms} permission, {dests} destination): {}{}",
@@ -241,7 +246,11 @@ impl Detector for Widening {
             .score((0.5 + 0.05 * widenings.len() as f32).min(0.9))
             .next_step(format!(
                 "Review the net change {} {} since {}: ask the owners what each widening is for, and revert the ones nobody needs (least privilege, approved destinations only)",
-                if t.kind == TrajectoryKind::Actor { "made by" } else { "on" },
+                if matches!(t.kind, TrajectoryKind::Actor | TrajectoryKind::ActorDrift) {
+                    "made by"
+                } else {
+                    "on"
+                },
                 t.key,
                 date(first.time)
             ))])
