@@ -12,6 +12,7 @@
 //! - `replay`: a pack over stored history, without touching live alerts.
 
 pub mod archive;
+pub mod author;
 pub mod builtin;
 pub mod load;
 pub mod manifest;
