@@ -31,6 +31,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Ingest(args) => client::ingest(args).await,
         Command::Events(args) => client::events(args).await,
         Command::Demo(args) => plumbline::demo::run(&args.listen, !args.no_wait).await,
+        Command::Pack(args) => plumbline::cli::pack::run(args).await,
+        Command::Keygen(args) => plumbline::cli::pack::keygen(args),
+        Command::Replay(args) => plumbline::cli::pack::replay(args).await,
         Command::Detector(args) => {
             // WASM runs on the calling thread: keep it off the async workers.
             let ok = tokio::task::spawn_blocking(move || plumbline::cli::detector::run(args))

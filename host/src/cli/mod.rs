@@ -2,6 +2,7 @@
 
 pub mod client;
 pub mod detector;
+pub mod pack;
 pub mod source;
 
 use std::path::PathBuf;
@@ -33,6 +34,12 @@ pub enum Command {
     Demo(DemoArgs),
     /// Work with detector components (test their fixtures in the real runtime).
     Detector(detector::DetectorArgs),
+    /// Detector packs: new, build, test, sign, verify, install, list, remove, promote, pull.
+    Pack(pack::PackArgs),
+    /// Make an ed25519 key pair for signing a team's packs.
+    Keygen(pack::KeygenArgs),
+    /// Run a pack over stored history on a running server; nothing live is touched.
+    Replay(pack::ReplayArgs),
 }
 
 #[derive(Debug, Args)]

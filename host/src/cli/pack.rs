@@ -1,0 +1,453 @@
+//! `plumbline pack new|build|test|sign|verify|install|list|remove|promote|pull`,
+//! `plumbline keygen` and `plumbline replay` (docs/packs.md).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context as _};
+use clap::{Args, Subcommand};
+use serde_json::Value;
+
+use super::Remote;
+use crate::config::Config;
+use crate::pack::archive::PackFiles;
+use crate::pack::load::{self, Provenance};
+use crate::pack::{author, PackKey, TrustedKey};
+use crate::runtime::Runtime;
+
+#[derive(Debug, Args)]
+pub struct PackArgs {
+    #[command(subcommand)]
+    pub command: PackCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PackCommand {
+    /// Create a pack directory: pack.toml, components/, fixtures/.
+    New {
+        name: String,
+        /// The first detector's name (what its info() declares).
+        #[arg(long, default_value = "my.detector")]
+        detector: String,
+        /// Where to create it (default: ./NAME).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Pin every file's sha256 in pack.toml and write the archive (unsigned).
+    Build {
+        dir: PathBuf,
+        /// Archive to write (default: NAME-VERSION.plpack).
+        #[arg(short, long)]
+        out: Option<PathBuf>,
+    },
+    /// Compile the pack's components and run its fixtures in the real runtime.
+    Test {
+        /// A pack directory or .plpack archive.
+        pack: PathBuf,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Sign an archive's manifest with a team key (from `plumbline keygen`).
+    Sign {
+        archive: PathBuf,
+        #[arg(long)]
+        key: PathBuf,
+        /// Where to write the signed archive (default: in place).
+        #[arg(short, long)]
+        out: Option<PathBuf>,
+    },
+    /// Check an archive's signature against a trust store and every file against its hash.
+    Verify {
+        archive: PathBuf,
+        /// Configuration whose [packs] trusted_keys is the trust store.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Also trust this public key (hex, or a .pub file).
+        #[arg(long = "trust")]
+        trust: Vec<String>,
+    },
+    /// Upload an archive to a running server (admin token).
+    Install {
+        archive: PathBuf,
+        /// Run it as shadow: findings recorded, no alerts (default: the manifest's flag).
+        #[arg(long)]
+        shadow: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// List a server's packs, their states and counters.
+    List {
+        #[command(flatten)]
+        remote: Remote,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Take a pack out of a server's active set.
+    Remove {
+        name: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Shadow → active.
+    Promote {
+        name: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Download a pack archive from a server (to install on another).
+    Pull {
+        name: String,
+        version: String,
+        #[arg(short, long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Writes PREFIX.key (secret, mode 600) and PREFIX.pub.
+    #[arg(long, default_value = "plumbline-pack")]
+    pub out: PathBuf,
+    /// The team the key belongs to (the trust store entry's name).
+    #[arg(long, default_value = "my-team")]
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// A running pack's name, or a .plpack archive (verified, not installed).
+    #[arg(long)]
+    pub pack: String,
+    /// How far back: a duration (24h, 7d) or an RFC 3339 time.
+    #[arg(long)]
+    pub since: String,
+    #[arg(long)]
+    pub until: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub remote: Remote,
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(600))
+        .build()
+        .expect("http client")
+}
+
+fn auth(req: reqwest::RequestBuilder, r: &Remote) -> reqwest::RequestBuilder {
+    match &r.token {
+        Some(t) => req.bearer_auth(t),
+        None => req,
+    }
+}
+
+async fn answer(resp: reqwest::Response) -> anyhow::Result<Value> {
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        let msg = body["error"]
+            .as_str()
+            .or_else(|| body["message"].as_str())
+            .map(str::to_string)
+            .unwrap_or_else(|| body.to_string());
+        bail!("{status}: {msg}");
+    }
+    Ok(body)
+}
+
+fn read_pack(path: &Path) -> anyhow::Result<PackFiles> {
+    if path.is_dir() {
+        Ok(PackFiles::from_dir(path)?)
+    } else {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        Ok(PackFiles::from_archive(&bytes)?)
+    }
+}
+
+pub async fn run(args: PackArgs) -> anyhow::Result<()> {
+    match args.command {
+        PackCommand::New {
+            name,
+            detector,
+            dir,
+        } => {
+            let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
+            if dir.exists() {
+                bail!("{} already exists", dir.display());
+            }
+            author::skeleton(&name, &detector)?.write_dir(&dir)?;
+            std::fs::create_dir_all(dir.join("components"))?;
+            println!(
+                "created {}: put {detector}'s component at components/{detector}.wasm and its fixtures under fixtures/{detector}/, then `plumbline pack build {}`",
+                dir.display(),
+                dir.display()
+            );
+        }
+        PackCommand::Build { dir, out } => {
+            let (m, files) = author::build(PackFiles::from_dir(&dir)?)?;
+            std::fs::write(
+                dir.join("pack.toml"),
+                files.get("pack.toml").expect("built"),
+            )?;
+            let out =
+                out.unwrap_or_else(|| PathBuf::from(format!("{}-{}.plpack", m.name, m.version)));
+            std::fs::write(&out, files.to_archive())?;
+            println!(
+                "built {} ({}, {} detectors, {} files pinned); sign it with `plumbline pack sign {} --key KEY`",
+                out.display(),
+                m.id(),
+                m.detectors.len(),
+                m.files.len(),
+                out.display()
+            );
+        }
+        PackCommand::Test { pack, config } => {
+            let files = read_pack(&pack)?;
+            let ok = tokio::task::spawn_blocking(move || test(files, config.as_deref())).await??;
+            if !ok {
+                std::process::exit(1);
+            }
+        }
+        PackCommand::Sign { archive, key, out } => {
+            let key = PackKey::load(&key)?;
+            let files = author::sign(read_pack(&archive)?, &key)?;
+            let out = out.unwrap_or(archive);
+            std::fs::write(&out, files.to_archive())?;
+            println!("signed {} with key {}", out.display(), key.public_hex());
+        }
+        PackCommand::Verify {
+            archive,
+            config,
+            trust,
+        } => {
+            let mut c = Config::load(config.as_deref())?.packs;
+            c.allow_unsigned = false;
+            for (i, t) in trust.iter().enumerate() {
+                let key = match std::fs::read_to_string(t) {
+                    Ok(text) => text.trim().to_string(),
+                    Err(_) => t.clone(),
+                };
+                c.trusted_keys.push(TrustedKey {
+                    name: format!("--trust {}", i + 1),
+                    key,
+                });
+            }
+            let (m, trust) = load::verify(&read_pack(&archive)?, Provenance::External, &c)?;
+            println!(
+                "{}: signature and every pinned file verified ({})",
+                m.id(),
+                serde_json::to_string(&trust)?
+            );
+        }
+        PackCommand::Install {
+            archive,
+            shadow,
+            remote,
+        } => {
+            let bytes = std::fs::read(&archive)?;
+            let mut url = format!("{}/v1/packs", remote.url);
+            if shadow {
+                url.push_str("?shadow=true");
+            }
+            let body = answer(auth(http().post(url).body(bytes), &remote).send().await?).await?;
+            println!(
+                "{} {} {}",
+                body["name"].as_str().unwrap_or("?"),
+                body["version"].as_str().unwrap_or("?"),
+                body["state"].as_str().unwrap_or("?")
+            );
+        }
+        PackCommand::List { remote, json } => {
+            let body = answer(
+                auth(http().get(format!("{}/v1/packs", remote.url)), &remote)
+                    .send()
+                    .await?,
+            )
+            .await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&body)?);
+                return Ok(());
+            }
+            for p in body["packs"].as_array().into_iter().flatten() {
+                let counters: Vec<String> = p["detectors"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|d| {
+                        format!(
+                            "{} {}: {} calls, {} findings, {} failures",
+                            d["name"].as_str().unwrap_or("?"),
+                            d["state"].as_str().unwrap_or(""),
+                            d["calls"],
+                            d["findings"],
+                            d["failures"]
+                        )
+                    })
+                    .collect();
+                println!(
+                    "{:<20} {:<10} {:<9} {}{}",
+                    p["name"].as_str().unwrap_or("?"),
+                    p["version"].as_str().unwrap_or("?"),
+                    p["state"].as_str().unwrap_or("?"),
+                    p["reason"].as_str().unwrap_or(""),
+                    if counters.is_empty() {
+                        String::new()
+                    } else {
+                        format!("\n    {}", counters.join("\n    "))
+                    }
+                );
+            }
+        }
+        PackCommand::Remove { name, remote } => {
+            answer(
+                auth(
+                    http().delete(format!("{}/v1/packs/{name}", remote.url)),
+                    &remote,
+                )
+                .send()
+                .await?,
+            )
+            .await?;
+            println!("removed {name}");
+        }
+        PackCommand::Promote { name, remote } => {
+            let b = answer(
+                auth(
+                    http().post(format!("{}/v1/packs/{name}/promote", remote.url)),
+                    &remote,
+                )
+                .send()
+                .await?,
+            )
+            .await?;
+            println!(
+                "{name} {} {}",
+                b["version"].as_str().unwrap_or("?"),
+                b["state"].as_str().unwrap_or("?")
+            );
+        }
+        PackCommand::Pull {
+            name,
+            version,
+            out,
+            remote,
+        } => {
+            let resp = auth(
+                http().get(format!("{}/v1/packs/{name}/{version}", remote.url)),
+                &remote,
+            )
+            .send()
+            .await?;
+            if !resp.status().is_success() {
+                answer(resp).await?;
+                unreachable!("answer fails on an error status");
+            }
+            let bytes = resp.bytes().await?;
+            let out = out.unwrap_or_else(|| PathBuf::from(format!("{name}-{version}.plpack")));
+            std::fs::write(&out, &bytes)?;
+            println!("pulled {} ({} bytes)", out.display(), bytes.len());
+        }
+    }
+    Ok(())
+}
+
+/// Compiles and self-tests a pack without checking who signed it.
+fn test(files: PackFiles, config: Option<&Path>) -> anyhow::Result<bool> {
+    let config = Config::load(config)?;
+    let cache =
+        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/plumbline/compiled"));
+    let runtime = Runtime::new(config.runtime.clone(), cache)?;
+    let mut packs = config.packs;
+    packs.allow_unsigned = true;
+    match load::load(&runtime, &files, Provenance::External, &packs, Some(false)) {
+        Ok(l) => {
+            println!(
+                "{}: {} detectors compiled, {} fixtures passed",
+                l.manifest.id(),
+                l.detectors.len(),
+                l.fixtures_passed
+            );
+            Ok(true)
+        }
+        Err(e) => {
+            println!("refused: {e}");
+            Ok(false)
+        }
+    }
+}
+
+pub fn keygen(args: KeygenArgs) -> anyhow::Result<()> {
+    let key = PackKey::generate()?;
+    let secret = args.out.with_extension("key");
+    let public = args.out.with_extension("pub");
+    if secret.exists() {
+        bail!("{} exists: not overwriting a key", secret.display());
+    }
+    {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&secret)?;
+        writeln!(f, "{}", key.secret_hex())?;
+    }
+    std::fs::write(&public, format!("{}\n", key.public_hex()))?;
+    println!(
+        "secret key: {} (keep it out of the repository)\npublic key: {}\nadd to the hosts' configuration:\n[packs]\ntrusted_keys = [{{ name = \"{}\", key = \"{}\" }}]",
+        secret.display(),
+        public.display(),
+        args.name,
+        key.public_hex()
+    );
+    Ok(())
+}
+
+pub async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
+    let path = Path::new(&args.pack);
+    let mut url = reqwest::Url::parse(&format!("{}/v1/replay", args.remote.url))?;
+    url.query_pairs_mut().append_pair("since", &args.since);
+    if let Some(u) = &args.until {
+        url.query_pairs_mut().append_pair("until", u);
+    }
+    let req = if path.is_file() {
+        http().post(url).body(std::fs::read(path)?)
+    } else {
+        url.query_pairs_mut().append_pair("pack", &args.pack);
+        http().post(url)
+    };
+    let r = answer(auth(req, &args.remote).send().await?).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+        return Ok(());
+    }
+    println!(
+        "{} {}: {} events, {} trajectory evaluations",
+        r["pack"].as_str().unwrap_or("?"),
+        r["version"].as_str().unwrap_or("?"),
+        r["events"],
+        r["evaluations"]
+    );
+    for d in r["detectors"].as_array().into_iter().flatten() {
+        println!(
+            "  {:<40} {} findings, {} would alert, by severity {}",
+            d["name"].as_str().unwrap_or("?"),
+            d["findings"],
+            d["would_alert"],
+            d["by_severity"]
+        );
+        for f in d["sample"].as_array().into_iter().flatten().take(5) {
+            println!(
+                "    [{}] {} ({})",
+                f["severity"],
+                f["title"].as_str().unwrap_or(""),
+                f["trajectory"].as_str().unwrap_or("")
+            );
+        }
+    }
+    Ok(())
+}
