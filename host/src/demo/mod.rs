@@ -12,8 +12,25 @@ use serde_json::Value;
 
 pub use stories::Delivery;
 
+/// The demo company's own allow-list, as a team would configure it: its domain is known,
+/// so traffic to its own systems is not news.
+pub const DEMO_CONFIG: &str = r#"
+[runtime.detectors."exfiltration.new-destination"]
+config = { known_domains = "acme.example" }
+[runtime.detectors."exfiltration.large-export"]
+config = { known_domains = "acme.example" }
+[runtime.detectors."exfiltration.workflow-story"]
+config = { known_domains = "acme.example" }
+[runtime.detectors."supply-chain.external-webhook"]
+config = { known_domains = "acme.example" }
+"#;
+
 /// Posts deliveries to a running server; returns how many events were accepted.
-pub async fn post_all(http: &reqwest::Client, base: &str, deliveries: &[Delivery]) -> anyhow::Result<u64> {
+pub async fn post_all(
+    http: &reqwest::Client,
+    base: &str,
+    deliveries: &[Delivery],
+) -> anyhow::Result<u64> {
     let mut accepted = 0;
     for d in deliveries {
         let mut req = http.post(format!("{base}{}", d.path));
@@ -24,10 +41,15 @@ pub async fn post_all(http: &reqwest::Client, base: &str, deliveries: &[Delivery
         }
         req = match &d.body {
             Value::String(raw) => req.body(raw.clone()),
-            other if !has_ct => req.header("content-type", "application/json").body(other.to_string()),
+            other if !has_ct => req
+                .header("content-type", "application/json")
+                .body(other.to_string()),
             other => req.body(other.to_string()),
         };
-        let resp = req.send().await.with_context(|| format!("posting to {}", d.path))?;
+        let resp = req
+            .send()
+            .await
+            .with_context(|| format!("posting to {}", d.path))?;
         let status = resp.status();
         let v: Value = resp.json().await.unwrap_or(Value::Null);
         if !status.is_success() {
@@ -42,11 +64,19 @@ pub async fn post_all(http: &reqwest::Client, base: &str, deliveries: &[Delivery
 /// store), the synthetic day through its endpoints, then a summary of what it raised.
 pub async fn run(listen: &str, keep_running: bool) -> anyhow::Result<()> {
     let dir = tempfile_dir()?;
+    let config = dir.join("demo.toml");
+    std::fs::write(&config, DEMO_CONFIG)
+        .with_context(|| format!("writing {}", config.display()))?;
     let exe = std::env::current_exe().context("finding the plumbline binary")?;
     let mut child = Command::new(exe)
-        .args(["serve", "--listen", listen, "--data"])
-        .arg(&dir)
-        .env("PLUMBLINE_LOG", std::env::var("PLUMBLINE_LOG").unwrap_or_else(|_| "warn".into()))
+        .args(["serve", "--listen", listen, "--config"])
+        .arg(&config)
+        .arg("--data")
+        .arg(dir.join("data"))
+        .env(
+            "PLUMBLINE_LOG",
+            std::env::var("PLUMBLINE_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(Stdio::piped())
         .spawn()
         .context("starting plumbline serve")?;
@@ -83,11 +113,16 @@ fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
 }
 
 async fn feed_and_report(url: &str) -> anyhow::Result<()> {
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()?;
     let day = stories::yesterday();
     let deliveries = stories::synthetic_day(day, "day1");
     let accepted = post_all(&http, url, &deliveries).await?;
-    println!("Posted a synthetic day ({}) through the source endpoints: {accepted} events accepted.", &crate::event::format_time(day)[..10]);
+    println!(
+        "Posted a synthetic day ({}) through the source endpoints: {accepted} events accepted.",
+        &crate::event::format_time(day)[..10]
+    );
     let mut stories: Vec<&str> = deliveries.iter().map(|d| d.story).collect();
     stories.dedup();
     for s in stories {
@@ -98,13 +133,20 @@ async fn feed_and_report(url: &str) -> anyhow::Result<()> {
     let mut last = usize::MAX;
     let mut stable_since = Instant::now();
     let alerts = loop {
-        let v: Value = http.get(format!("{url}/v1/alerts")).send().await?.json().await?;
+        let v: Value = http
+            .get(format!("{url}/v1/alerts"))
+            .send()
+            .await?
+            .json()
+            .await?;
         let alerts = v["alerts"].as_array().cloned().unwrap_or_default();
         if alerts.len() != last {
             last = alerts.len();
             stable_since = Instant::now();
         }
-        if (last > 0 && stable_since.elapsed() > Duration::from_secs(3)) || started.elapsed() > Duration::from_secs(60) {
+        if (last > 0 && stable_since.elapsed() > Duration::from_secs(3))
+            || started.elapsed() > Duration::from_secs(60)
+        {
             break alerts;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -118,7 +160,14 @@ async fn feed_and_report(url: &str) -> anyhow::Result<()> {
             url,
             a["id"].as_str().unwrap_or(""),
             a["event_ids"].as_array().map_or(0, |x| x.len()),
-            a["signals"].as_array().map(|s| s.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default()
+            a["signals"]
+                .as_array()
+                .map(|s| s
+                    .iter()
+                    .filter_map(|x| x.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "))
+                .unwrap_or_default()
         );
     }
     println!("\nWhere to look: {url}/review (review page), {url}/v1/alerts, {url}/v1/trajectories, {url}/v1/events");

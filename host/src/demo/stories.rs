@@ -18,7 +18,13 @@ fn rfc3339(t: OffsetDateTime) -> String {
     crate::event::format_time(t)
 }
 
-fn n8n(story: &'static str, id: String, t: OffsetDateTime, event: &str, payload: Value) -> Delivery {
+fn n8n(
+    story: &'static str,
+    id: String,
+    t: OffsetDateTime,
+    event: &str,
+    payload: Value,
+) -> Delivery {
     Delivery {
         story,
         path: "/v1/ingest/n8n",
@@ -53,40 +59,117 @@ fn workflow(id: &str, name: &str, active: bool, nodes: Vec<Value>) -> Value {
 /// webhook trigger, a wide-permission credential and an export step, is activated at
 /// 02:13 and renamed to blend in. `day` is the UTC midnight it happens after.
 pub fn canonical_story(day: OffsetDateTime, tag: &str) -> Vec<Delivery> {
-    const STORY: &str = "canonical: new workflow → webhook → wide credential → export → 02:13 activation → rename";
+    const STORY: &str =
+        "canonical: new workflow → webhook → wide credential → export → 02:13 activation → rename";
     let at = |h: i64, m: i64| day + Duration::hours(h) + Duration::minutes(m);
     let who = user("mallory@acme.example", "Mallory");
     let wf = format!("wf-{tag}");
     let cred = json!({"httpHeaderAuth": {"id": "41", "name": "CRM admin"}});
     let manual = node("n1", "Start", "n8n-nodes-base.manualTrigger", json!({}));
-    let hook = node("n2", "Webhook", "n8n-nodes-base.webhook", json!({"path": "invoice-in", "httpMethod": "POST"}));
-    let mut crm = node("n3", "Read customers", "n8n-nodes-base.httpRequest",
-        json!({"url": "https://crm.acme.example/api/customers", "method": "GET"}));
+    let hook = node(
+        "n2",
+        "Webhook",
+        "n8n-nodes-base.webhook",
+        json!({"path": "invoice-in", "httpMethod": "POST"}),
+    );
+    let mut crm = node(
+        "n3",
+        "Read customers",
+        "n8n-nodes-base.httpRequest",
+        json!({"url": "https://crm.acme.example/api/customers", "method": "GET"}),
+    );
     crm["credentials"] = cred;
-    let export = node("n4", "Upload", "n8n-nodes-base.httpRequest",
-        json!({"url": "https://files-drop.example.net/upload", "method": "POST"}));
+    let export = node(
+        "n4",
+        "Upload",
+        "n8n-nodes-base.httpRequest",
+        json!({"url": "https://files-drop.example.net/upload", "method": "POST"}),
+    );
     let id = |n: u32| format!("demo-{tag}-{n}");
     vec![
-        n8n(STORY, id(0), at(1, 40), "n8n.audit.user.credentials.created", with(who.clone(), json!({
+        n8n(
+            STORY,
+            id(0),
+            at(1, 40),
+            "n8n.audit.user.credentials.created",
+            with(
+                who.clone(),
+                json!({
             "credentialType": "httpHeaderAuth", "credentialId": "41", "credentialName": "CRM admin",
-            "scope": "crm:* admin export"}))),
-        n8n(STORY, id(1), at(1, 52), "n8n.audit.workflow.created", with(who.clone(), json!({
+            "scope": "crm:* admin export"}),
+            ),
+        ),
+        n8n(
+            STORY,
+            id(1),
+            at(1, 52),
+            "n8n.audit.workflow.created",
+            with(
+                who.clone(),
+                json!({
             "workflowId": wf, "workflowName": "Customer sync",
-            "workflow": workflow(&wf, "Customer sync", false, vec![manual])}))),
-        n8n(STORY, id(2), at(1, 58), "n8n.audit.workflow.updated", with(who.clone(), json!({
+            "workflow": workflow(&wf, "Customer sync", false, vec![manual])}),
+            ),
+        ),
+        n8n(
+            STORY,
+            id(2),
+            at(1, 58),
+            "n8n.audit.workflow.updated",
+            with(
+                who.clone(),
+                json!({
             "workflowId": wf, "workflowName": "Customer sync",
-            "workflow": workflow(&wf, "Customer sync", false, vec![hook.clone()])}))),
-        n8n(STORY, id(3), at(2, 3), "n8n.audit.workflow.updated", with(who.clone(), json!({
+            "workflow": workflow(&wf, "Customer sync", false, vec![hook.clone()])}),
+            ),
+        ),
+        n8n(
+            STORY,
+            id(3),
+            at(2, 3),
+            "n8n.audit.workflow.updated",
+            with(
+                who.clone(),
+                json!({
             "workflowId": wf, "workflowName": "Customer sync",
-            "workflow": workflow(&wf, "Customer sync", false, vec![hook.clone(), crm.clone()])}))),
-        n8n(STORY, id(4), at(2, 8), "n8n.audit.workflow.updated", with(who.clone(), json!({
+            "workflow": workflow(&wf, "Customer sync", false, vec![hook.clone(), crm.clone()])}),
+            ),
+        ),
+        n8n(
+            STORY,
+            id(4),
+            at(2, 8),
+            "n8n.audit.workflow.updated",
+            with(
+                who.clone(),
+                json!({
             "workflowId": wf, "workflowName": "Customer sync",
-            "workflow": workflow(&wf, "Customer sync", false, vec![hook.clone(), crm.clone(), export.clone()])}))),
-        n8n(STORY, id(5), at(2, 13), "n8n.audit.workflow.activated", with(who.clone(), json!({
-            "workflowId": wf, "workflowName": "Customer sync"}))),
-        n8n(STORY, id(6), at(2, 20), "n8n.audit.workflow.updated", with(who, json!({
+            "workflow": workflow(&wf, "Customer sync", false, vec![hook.clone(), crm.clone(), export.clone()])}),
+            ),
+        ),
+        n8n(
+            STORY,
+            id(5),
+            at(2, 13),
+            "n8n.audit.workflow.activated",
+            with(
+                who.clone(),
+                json!({
+            "workflowId": wf, "workflowName": "Customer sync"}),
+            ),
+        ),
+        n8n(
+            STORY,
+            id(6),
+            at(2, 20),
+            "n8n.audit.workflow.updated",
+            with(
+                who,
+                json!({
             "workflowId": wf, "workflowName": "Invoice sync (temp)",
-            "workflow": workflow(&wf, "Invoice sync (temp)", true, vec![hook, crm, export])}))),
+            "workflow": workflow(&wf, "Invoice sync (temp)", true, vec![hook, crm, export])}),
+            ),
+        ),
     ]
 }
 
@@ -97,19 +180,55 @@ pub fn benign_workflow(day: OffsetDateTime, tag: &str) -> Vec<Delivery> {
     let at = |h: i64, m: i64| day + Duration::hours(h) + Duration::minutes(m);
     let who = user("dana@acme.example", "Dana");
     let wf = format!("wf-{tag}-erp");
-    let schedule = node("b1", "Every hour", "n8n-nodes-base.scheduleTrigger", json!({"rule": {"interval": [{"field": "hours"}]}}));
-    let mut fetch = node("b2", "Fetch invoices", "n8n-nodes-base.httpRequest",
-        json!({"url": "https://erp.internal.acme.example/api/invoices", "method": "GET"}));
+    let schedule = node(
+        "b1",
+        "Every hour",
+        "n8n-nodes-base.scheduleTrigger",
+        json!({"rule": {"interval": [{"field": "hours"}]}}),
+    );
+    let mut fetch = node(
+        "b2",
+        "Fetch invoices",
+        "n8n-nodes-base.httpRequest",
+        json!({"url": "https://erp.internal.acme.example/api/invoices", "method": "GET"}),
+    );
     fetch["credentials"] = json!({"httpHeaderAuth": {"id": "12", "name": "ERP read"}});
     let id = |n: u32| format!("demo-{tag}-b{n}");
     vec![
-        n8n(STORY, id(0), at(9, 50), "n8n.audit.user.credentials.created", with(who.clone(), json!({
-            "credentialType": "httpHeaderAuth", "credentialId": "12", "credentialName": "ERP read", "scope": "invoices:read"}))),
-        n8n(STORY, id(1), at(10, 0), "n8n.audit.workflow.created", with(who.clone(), json!({
+        n8n(
+            STORY,
+            id(0),
+            at(9, 50),
+            "n8n.audit.user.credentials.created",
+            with(
+                who.clone(),
+                json!({
+            "credentialType": "httpHeaderAuth", "credentialId": "12", "credentialName": "ERP read", "scope": "invoices:read"}),
+            ),
+        ),
+        n8n(
+            STORY,
+            id(1),
+            at(10, 0),
+            "n8n.audit.workflow.created",
+            with(
+                who.clone(),
+                json!({
             "workflowId": wf, "workflowName": "Invoice sync (prod)",
-            "workflow": workflow(&wf, "Invoice sync (prod)", false, vec![schedule, fetch])}))),
-        n8n(STORY, id(2), at(10, 21), "n8n.audit.workflow.activated", with(who, json!({
-            "workflowId": wf, "workflowName": "Invoice sync (prod)"}))),
+            "workflow": workflow(&wf, "Invoice sync (prod)", false, vec![schedule, fetch])}),
+            ),
+        ),
+        n8n(
+            STORY,
+            id(2),
+            at(10, 21),
+            "n8n.audit.workflow.activated",
+            with(
+                who,
+                json!({
+            "workflowId": wf, "workflowName": "Invoice sync (prod)"}),
+            ),
+        ),
     ]
 }
 
@@ -117,7 +236,13 @@ pub fn benign_workflow(day: OffsetDateTime, tag: &str) -> Vec<Delivery> {
 /// unreviewed; and a reviewed, harmless edit in staging.
 pub fn assistant_prompts(day: OffsetDateTime, tag: &str) -> Vec<Delivery> {
     let at = |h: i64, m: i64| rfc3339(day + Duration::hours(h) + Duration::minutes(m));
-    let change = |story: &'static str, id: String, time: String, who: &str, env: &str, text: &str, reviewed: bool| Delivery {
+    let change = |story: &'static str,
+                  id: String,
+                  time: String,
+                  who: &str,
+                  env: &str,
+                  text: &str,
+                  reviewed: bool| Delivery {
         story,
         path: "/v1/ingest/openai",
         headers: vec![],
@@ -163,17 +288,45 @@ pub fn vault_probe(day: OffsetDateTime, tag: &str) -> Vec<Delivery> {
     let base = day + Duration::hours(23) + Duration::minutes(5);
     for n in 0..6u32 {
         let path = format!("secret/data/prod/payments/key-{n}");
-        lines.push(line(n, base + Duration::seconds(20 * n as i64), "approle-ci-runner", &path, Some("1 error occurred:\n\t* permission denied\n\n")));
+        lines.push(line(
+            n,
+            base + Duration::seconds(20 * n as i64),
+            "approle-ci-runner",
+            &path,
+            Some("1 error occurred:\n\t* permission denied\n\n"),
+        ));
     }
-    lines.push(line(6, base + Duration::minutes(3), "approle-ci-runner", "secret/data/prod/payments/stripe", None));
+    lines.push(line(
+        6,
+        base + Duration::minutes(3),
+        "approle-ci-runner",
+        "secret/data/prod/payments/stripe",
+        None,
+    ));
     let routine: Vec<String> = (0..3u32)
-        .map(|n| line(10 + n, day + Duration::hours(9 + n as i64), "approle-billing", "secret/data/prod/billing/db", None))
+        .map(|n| {
+            line(
+                10 + n,
+                day + Duration::hours(9 + n as i64),
+                "approle-billing",
+                "secret/data/prod/billing/db",
+                None,
+            )
+        })
         .collect();
     vec![
-        Delivery { story: "misaligned: denied secret reads in a burst, then a success", path: "/v1/ingest/vault",
-                   headers: vec![("content-type", "application/x-ndjson".into())], body: Value::String(lines.join("\n")) },
-        Delivery { story: "benign: a service reading its own secret", path: "/v1/ingest/vault",
-                   headers: vec![("content-type", "application/x-ndjson".into())], body: Value::String(routine.join("\n")) },
+        Delivery {
+            story: "misaligned: denied secret reads in a burst, then a success",
+            path: "/v1/ingest/vault",
+            headers: vec![("content-type", "application/x-ndjson".into())],
+            body: Value::String(lines.join("\n")),
+        },
+        Delivery {
+            story: "benign: a service reading its own secret",
+            path: "/v1/ingest/vault",
+            headers: vec![("content-type", "application/x-ndjson".into())],
+            body: Value::String(routine.join("\n")),
+        },
     ]
 }
 
