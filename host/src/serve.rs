@@ -122,6 +122,30 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let runtime =
         tokio::task::spawn_blocking(move || crate::runtime::Runtime::load(&runtime_config))
             .await??;
+    // Packs: built-in (embedded in this binary), installed, then the watched directory;
+    // all before the service starts, so the first events meet the full set.
+    let packs_config = config.packs.clone();
+    let data_dir = config.server.data_dir.clone();
+    let rt = runtime.clone();
+    let packs = tokio::task::spawn_blocking(move || {
+        crate::pack::Packs::start(rt, packs_config, &data_dir)
+    })
+    .await??;
+    let watch_dir = config.packs.watch_dir_in(&config.server.data_dir);
+    let watching = config.packs.watch;
+    let p = packs.clone();
+    // Kept alive until the server stops.
+    let _pack_watch = tokio::task::spawn_blocking(move || {
+        if watching {
+            crate::pack::watch::start(p, watch_dir).map(Some)
+        } else {
+            // Read once, not watched.
+            std::fs::create_dir_all(&watch_dir).ok();
+            crate::pack::watch::scan(&p, &watch_dir, &mut Default::default());
+            Ok(None)
+        }
+    })
+    .await??;
     tracing::info!(
         detectors = runtime.detectors().detectors().len(),
         "detector runtime ready"
@@ -148,6 +172,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         summaries: Some(service.summaries.clone()),
     });
     let detectors = api::detectors::routes(runtime, service.state.auth.clone());
+    let detectors = detectors.merge(api::packs::routes(packs, service.state.clone()));
     axum::serve(
         listener,
         api::router(service.state).merge(detectors).merge(review),
