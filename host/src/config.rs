@@ -92,6 +92,7 @@ pub struct TrajectoryConfig {
     pub eval_delay_ms: u64,
     pub eval_workers: usize,
     pub grant_actions: Vec<String>,
+    pub settle_secs: Vec<u64>,
     pub drift_window_days: u64,
     pub drift_max_events: usize,
     pub drift_actions: Vec<String>,

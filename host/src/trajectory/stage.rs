@@ -50,6 +50,9 @@ pub struct TrajectoryStage {
     builder: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Highest batch seq applied to the book.
     applied: Arc<AtomicU64>,
+    /// Where settle re-evaluations are scheduled (dropped on shutdown).
+    settle: Mutex<Option<mpsc::Sender<Due>>>,
+    settle_after: Vec<Duration>,
     pub stats: Arc<StageStats>,
 }
 
@@ -85,7 +88,7 @@ impl TrajectoryStage {
         }
         let book = Arc::new(Mutex::new(book));
         let (tx, rx) = mpsc::channel();
-        let (due_tx, due_rx) = mpsc::channel::<String>();
+        let (due_tx, due_rx) = mpsc::channel::<Due>();
         let checkpoint = persist.checkpoint()?;
         let stage = Arc::new(TrajectoryStage {
             book: book.clone(),
@@ -94,6 +97,12 @@ impl TrajectoryStage {
             builder: Mutex::new(None),
             applied: Arc::new(AtomicU64::new(checkpoint)),
             stats: Arc::default(),
+            settle: Mutex::new(Some(due_tx.clone())),
+            settle_after: config
+                .settle_secs
+                .iter()
+                .map(|s| Duration::from_secs(*s))
+                .collect(),
         });
         // Catch up on batches stored after the last checkpoint (crash or restart).
         let mut builder = Builder {
@@ -112,10 +121,10 @@ impl TrajectoryStage {
         }
         builder.checkpoint()?;
         for id in resume {
-            let _ = builder.due.send(id);
+            let _ = builder.due.send(Due::Changed(id));
         }
         let delay = Duration::from_millis(config.eval_delay_ms);
-        let (work_tx, work_rx) = mpsc::channel::<String>();
+        let (work_tx, work_rx) = mpsc::channel::<Work>();
         let work_rx = Arc::new(Mutex::new(work_rx));
         let handle = std::thread::Builder::new()
             .name("trajectory-builder".into())
@@ -139,8 +148,8 @@ impl TrajectoryStage {
                     lower_priority();
                     loop {
                         let next = work_rx.lock().expect("work queue").recv();
-                        let Ok(id) = next else { return };
-                        stage.evaluate(&id, evaluator.as_ref(), &alerts);
+                        let Ok(w) = next else { return };
+                        stage.evaluate(&w.id, w.settle, evaluator.as_ref(), &alerts);
                     }
                 })
                 .map_err(StoreError::Io)?;
@@ -151,6 +160,7 @@ impl TrajectoryStage {
     /// Stops taking batches, writes a final checkpoint and lets the threads end.
     pub fn shutdown(&self) {
         self.tx.lock().expect("stage sender").take();
+        self.settle.lock().expect("settle sender").take();
         if let Some(h) = self.builder.lock().expect("builder handle").take() {
             let _ = h.join();
         }
@@ -165,7 +175,7 @@ impl TrajectoryStage {
         self.applied.load(Ordering::Acquire)
     }
 
-    fn evaluate(&self, id: &str, evaluator: &dyn Evaluator, alerts: &AlertBook) {
+    fn evaluate(&self, id: &str, settle: bool, evaluator: &dyn Evaluator, alerts: &AlertBook) {
         // Copy under the lock, hash outside it: the builder must not wait on evaluations.
         let (mut t, digests, version, last) = {
             let book = self.book.lock().expect("book");
@@ -174,7 +184,7 @@ impl TrajectoryStage {
             (t, digests, s.version, s.last_evaluated_hash.clone())
         };
         finish_snapshot(&mut t, &digests);
-        if last.as_deref() == Some(t.hash.as_str()) {
+        if !settle && last.as_deref() == Some(t.hash.as_str()) {
             self.stats.skipped_unchanged.fetch_add(1, Ordering::Relaxed);
             return;
         }
@@ -191,6 +201,13 @@ impl TrajectoryStage {
             alerts.record_shadow(&t, &evaluation.shadow);
         }
         self.stats.evaluations.fetch_add(1, Ordering::Relaxed);
+        if !settle {
+            if let Some(tx) = self.settle.lock().expect("settle sender").as_ref() {
+                for after in &self.settle_after {
+                    let _ = tx.send(Due::Settle(id.to_string(), Instant::now() + *after));
+                }
+            }
+        }
         let mut book = self.book.lock().expect("book");
         if let Some(s) = book.get_mut(id) {
             s.last_evaluated_hash = Some(t.hash.clone());
@@ -234,7 +251,7 @@ impl TrajectoryStage {
 struct Builder {
     stage: Arc<TrajectoryStage>,
     store: Store,
-    due: mpsc::Sender<String>,
+    due: mpsc::Sender<Due>,
     pending_closed: Vec<TrajectoryRecord>,
     removed: Vec<String>,
     lateness: i64,
@@ -318,7 +335,7 @@ impl Builder {
             .events
             .fetch_add(n as u64, Ordering::Relaxed);
         for id in changes.changed {
-            let _ = self.due.send(id);
+            let _ = self.due.send(Due::Changed(id));
         }
     }
 
@@ -340,31 +357,49 @@ impl Builder {
     }
 }
 
-/// Holds each changed trajectory for `delay`, so a burst is evaluated once.
-fn schedule(due: mpsc::Receiver<String>, work: mpsc::Sender<String>, delay: Duration) {
-    let mut pending: HashMap<String, Instant> = HashMap::new();
+/// Why a trajectory is due for evaluation.
+enum Due {
+    /// It gained events: evaluate after the coalescing delay.
+    Changed(String),
+    /// A while after its last change, judge it once more even if nothing arrived: some
+    /// rules are about what did *not* happen (a push never merged, protection left off).
+    Settle(String, Instant),
+}
+
+struct Work {
+    id: String,
+    settle: bool,
+}
+
+/// Holds each changed trajectory for `delay`, so a burst is evaluated once; releases
+/// settle re-evaluations at their time. Ordered by due time, so each step is O(log n).
+fn schedule(due: mpsc::Receiver<Due>, work: mpsc::Sender<Work>, delay: Duration) {
+    let mut queue: std::collections::BTreeSet<(Instant, String, bool)> = Default::default();
+    let mut changed: std::collections::HashSet<String> = Default::default();
     loop {
-        let next = pending.values().min().copied();
-        let got = match next {
-            Some(at) => due.recv_timeout(at.saturating_duration_since(Instant::now())),
+        let got = match queue.first() {
+            Some((at, _, _)) => due.recv_timeout(at.saturating_duration_since(Instant::now())),
             None => due.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
         };
         match got {
-            Ok(id) => {
-                pending.entry(id).or_insert_with(|| Instant::now() + delay);
+            Ok(Due::Changed(id)) => {
+                if changed.insert(id.clone()) {
+                    queue.insert((Instant::now() + delay, id, false));
+                }
+            }
+            Ok(Due::Settle(id, at)) => {
+                queue.insert((at, id, true));
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => return,
         }
         let now = Instant::now();
-        let ready: Vec<String> = pending
-            .iter()
-            .filter(|(_, at)| **at <= now)
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in ready {
-            pending.remove(&id);
-            if work.send(id).is_err() {
+        while queue.first().is_some_and(|(at, _, _)| *at <= now) {
+            let (_, id, settle) = queue.pop_first().expect("checked");
+            if !settle {
+                changed.remove(&id);
+            }
+            if work.send(Work { id, settle }).is_err() {
                 return;
             }
         }

@@ -344,3 +344,34 @@ fn the_drift_view_keeps_weeks_of_widenings_and_nothing_else() {
         2
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_trajectory_is_judged_again_after_its_settle_delay() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let alerts = AlertBook::open(&store).unwrap();
+    let recorder = Arc::new(Recorder::default());
+    let mut config = Config::defaults().trajectory;
+    config.settle_secs = vec![1];
+    let stage = TrajectoryStage::start(store.clone(), &config, recorder.clone(), alerts).unwrap();
+    let writer = Writer::start(store, false, stage.listener()).unwrap();
+    writer.write(six_step_story()[..2].to_vec()).await.unwrap();
+    // Evaluated once for the change, then once more a second later with nothing new.
+    wait_for(|| {
+        recorder
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, n)| *n == 2)
+            .count()
+            >= 4
+    });
+    let calls = recorder.0.lock().unwrap().clone();
+    assert_eq!(
+        calls.len(),
+        4,
+        "change + settle for the actor and the system trajectory: {calls:?}"
+    );
+    stage.shutdown();
+}
