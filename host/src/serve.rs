@@ -127,10 +127,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let packs_config = config.packs.clone();
     let data_dir = config.server.data_dir.clone();
     let rt = runtime.clone();
-    let packs = tokio::task::spawn_blocking(move || {
-        crate::pack::Packs::start(rt, packs_config, &data_dir)
-    })
-    .await??;
+    let packs =
+        tokio::task::spawn_blocking(move || crate::pack::Packs::start(rt, packs_config, &data_dir))
+            .await??;
     let watch_dir = config.packs.watch_dir_in(&config.server.data_dir);
     let watching = config.packs.watch;
     let p = packs.clone();

@@ -138,7 +138,7 @@ pub fn replay(
                 .or_default() += 1;
         }
         let mut sample: Vec<ReplayFinding> = mine.iter().map(|f| (*f).clone()).collect();
-        sample.sort_by(|a, b| b.finding.severity.cmp(&a.finding.severity));
+        sample.sort_by_key(|f| std::cmp::Reverse(f.finding.severity));
         sample.truncate(SAMPLE);
         report.detectors.push(DetectorReplay {
             name: d.name().to_string(),
