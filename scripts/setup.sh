@@ -34,4 +34,14 @@ if [ "$installed" != "$COMPONENTIZE_PY_VERSION" ]; then
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
         "componentize-py==$COMPONENTIZE_PY_VERSION"
 fi
-echo "setup: ok (wasm32-wasip2, componentize-py $COMPONENTIZE_PY_VERSION in $VENV)"
+# The review page's browser test (tests/e2e_review.rs): Debian's headless Chromium and its
+# WebDriver, never a browser build downloaded by a tool.
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+    if command -v apt-get >/dev/null 2>&1; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+    else
+        echo "setup: the browser test needs chromium and chromium-driver (/usr/bin/chromium, /usr/bin/chromedriver)" >&2
+        exit 1
+    fi
+fi
+echo "setup: ok (wasm32-wasip2, componentize-py $COMPONENTIZE_PY_VERSION in $VENV, chromium)"
