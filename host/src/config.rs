@@ -334,4 +334,25 @@ mod tests {
         let err = Config::load_with_env(Some(&p), vec![]).unwrap_err();
         assert!(err.to_string().contains("max_evnets"), "{err}");
     }
+
+    /// The README's configuration table stays true to the embedded defaults.
+    #[test]
+    fn the_readme_documents_every_config_key() {
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+        let defaults: toml::Table = toml::from_str(DEFAULT_TOML).unwrap();
+        for (section, keys) in &defaults {
+            for key in keys.as_table().expect("sections are tables").keys() {
+                let var = format!(
+                    "PLUMBLINE_{}_{}",
+                    section.to_uppercase(),
+                    key.to_uppercase()
+                );
+                assert!(
+                    readme.contains(&format!("`{section}.{key}`")) && readme.contains(&var),
+                    "README.md does not document `{section}.{key}` ({var})"
+                );
+            }
+        }
+    }
 }
