@@ -68,6 +68,11 @@ fn write_config(dir: &Path, key: &PackKey) -> PathBuf {
 cache_dir = {cache:?}
 deadline_ms = 10000
 
+# Settle re-judgements (rules about what did not happen) are deliberate extra
+# evaluations; off here so the count is exactly one per change.
+[trajectory]
+settle_secs = []
+
 [packs]
 trusted_keys = [{{ name = "e2e", key = "{key}" }}]
 "#,
