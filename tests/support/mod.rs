@@ -99,6 +99,21 @@ fn spawn(data: &Path, args: &[String], envs: &[(String, String)]) -> (Child, Str
         cmd.env(k, v);
     }
     cmd.env("PLUMBLINE_LOG", "warn");
+    // Every server loads the built-in packs: share one compiled-component cache between
+    // the tests' servers (keyed by content hash, so it is safe), and give detector calls
+    // room on a busy 2-core CI machine (the 50 ms default is a production budget; the
+    // sandbox tests that need a tight deadline set their own).
+    if !envs.iter().any(|(k, _)| k == "PLUMBLINE_RUNTIME_CACHE_DIR")
+        && !args.iter().any(|a| a == "--config")
+    {
+        cmd.env("PLUMBLINE_RUNTIME_CACHE_DIR", shared_cache());
+    }
+    if !envs
+        .iter()
+        .any(|(k, _)| k == "PLUMBLINE_RUNTIME_DEADLINE_MS")
+    {
+        cmd.env("PLUMBLINE_RUNTIME_DEADLINE_MS", "1000");
+    }
     cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
     let mut child = cmd.spawn().expect("start plumbline");
     let stdout = child.stdout.take().expect("stdout");
@@ -116,6 +131,13 @@ fn spawn(data: &Path, args: &[String], envs: &[(String, String)]) -> (Child, Str
         .recv_timeout(Duration::from_secs(120))
         .expect("plumbline did not report its address within 120 s");
     (child, url)
+}
+
+/// One compile cache for every test server of this build.
+pub fn shared_cache() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/e2e-component-cache");
+    let _ = std::fs::create_dir_all(&dir);
+    dir
 }
 
 pub fn client() -> reqwest::Client {
