@@ -122,3 +122,85 @@ fn event_from_wit(e: wit::Event) -> Event {
             .collect(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wit_trajectory_converts_field_for_field() {
+        let t = wit::Trajectory {
+            id: "t1".into(),
+            kind: wit::TrajectoryKind::System,
+            key: "acme/payments".into(),
+            start: 1,
+            end: 2,
+            dropped: 3,
+            hash: "h".into(),
+            events: vec![wit::Event {
+                id: "e1".into(),
+                time: 2,
+                source: "github".into(),
+                actor: wit::Actor {
+                    id: "bot".into(),
+                    kind: wit::ActorKind::AiAgent,
+                    display: "Bot".into(),
+                },
+                system: "acme/payments".into(),
+                action: "git.push.force".into(),
+                resource: "refs/heads/main".into(),
+                environment: wit::Environment::Staging,
+                destination: Some("s3://x".into()),
+                volume: Some(wit::Volume {
+                    rows: Some(5),
+                    bytes: None,
+                    files: Some(1),
+                }),
+                attributes: vec![
+                    wit::Attribute {
+                        key: "branch".into(),
+                        value: wit::AttributeValue::Text("main".into()),
+                    },
+                    wit::Attribute {
+                        key: "commits".into(),
+                        value: wit::AttributeValue::Integer(3),
+                    },
+                    wit::Attribute {
+                        key: "forced".into(),
+                        value: wit::AttributeValue::Boolean(true),
+                    },
+                ],
+            }],
+        };
+        let t = from_wit(t);
+        assert_eq!((t.id.as_str(), t.kind), ("t1", TrajectoryKind::System));
+        assert_eq!((t.start, t.end, t.dropped), (1, 2, 3));
+        let e = &t.events[0];
+        assert_eq!(e.actor.kind, ActorKind::AiAgent);
+        assert_eq!(e.environment, Environment::Staging);
+        assert_eq!(e.destination.as_deref(), Some("s3://x"));
+        assert_eq!((e.rows(), e.bytes(), e.files()), (5, 0, 1));
+        assert_eq!(e.attr_str("branch"), Some("main"));
+        assert_eq!(e.attr_i64("commits"), Some(3));
+        assert_eq!(e.attr_bool("forced"), Some(true));
+    }
+
+    #[test]
+    fn findings_convert_unchanged() {
+        let f = Finding::new("s", Severity::Urgent, "title")
+            .score(0.5)
+            .next_step("do");
+        let w = finding_to_wit(Finding {
+            evidence: vec!["e1".into()],
+            ..f
+        });
+        assert_eq!(
+            (w.signal.as_str(), w.severity, w.score, w.title.as_str()),
+            ("s", 3, 0.5, "title")
+        );
+        assert_eq!(
+            (w.evidence, w.next_step.as_str()),
+            (vec!["e1".to_string()], "do")
+        );
+    }
+}
