@@ -91,6 +91,15 @@ fn bench(c: &mut Criterion) {
         b.iter(|| runtime.evaluate_on(&rust_set, &t))
     });
 
+    // The fixed cost of a sandboxed call (store, pooled instance, deadline, contract
+    // checks): the same detector on a one-event trajectory it must still analyse.
+    let mut one = t.clone();
+    one.events.truncate(11); // up to and including the grant
+    one.events.drain(..10);
+    g.bench_function("wasm: example.export-after-grant (Rust), 1 event", |b| {
+        b.iter(|| runtime.evaluate_on(&rust_set, &one))
+    });
+
     // Native: the same detector crate through the SDK, on the SDK's plain types.
     let sdk_t: plumbline_sdk::Trajectory =
         serde_json::from_value(serde_json::to_value(&t).unwrap()).unwrap();
