@@ -126,3 +126,22 @@ impl clock::Host for CallState {
             .unwrap_or_else(|| time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use log::Host as _;
+
+    #[test]
+    fn logging_is_rate_limited_and_truncated_and_config_is_the_detectors_own() {
+        let config = Arc::new(BTreeMap::from([("k".to_string(), "v".to_string())]));
+        let mut s = CallState::new(Arc::from("d"), config, 1 << 20, Some(42));
+        for i in 0..(LOG_LINES_PER_CALL + 8) {
+            s.log(log::Level::Info, format!("line {i} {}", "x".repeat(2000)));
+        }
+        assert_eq!(s.logs_dropped, 8);
+        assert_eq!(config::Host::get(&mut s, "k".into()).as_deref(), Some("v"));
+        assert_eq!(config::Host::get(&mut s, "other".into()), None);
+        assert_eq!(clock::Host::now(&mut s), 42);
+    }
+}
