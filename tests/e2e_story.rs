@@ -62,7 +62,9 @@ async fn the_canonical_story_through_n8n_raises_one_urgent_alert_citing_all_six_
         "demo-e2e-6",
     ] {
         assert!(
-            cited.iter().any(|c| c.trim_start_matches("n8n:").starts_with(step)),
+            cited
+                .iter()
+                .any(|c| c.trim_start_matches("n8n:").starts_with(step)),
             "step {step} not cited in {cited:?}"
         );
     }

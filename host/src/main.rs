@@ -36,8 +36,8 @@ async fn main() -> anyhow::Result<()> {
         Command::Replay(args) => plumbline::cli::pack::replay(args).await,
         Command::Detector(args) => {
             // WASM runs on the calling thread: keep it off the async workers.
-            let ok = tokio::task::spawn_blocking(move || plumbline::cli::detector::run(args))
-                .await??;
+            let ok =
+                tokio::task::spawn_blocking(move || plumbline::cli::detector::run(args)).await??;
             if !ok {
                 std::process::exit(1);
             }

@@ -276,3 +276,100 @@ impl LabelBook {
         ]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::finding::Finding;
+
+    fn book_with_alert(severity: Severity) -> (tempfile::TempDir, AlertBook, LabelBook) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let alerts = AlertBook::open(&store).unwrap();
+        alerts
+            .put(&Alert {
+                id: "alr-1".into(),
+                trajectory_id: "trj-1".into(),
+                trajectory_hash: "h".into(),
+                severity,
+                status: AlertStatus::Open,
+                title: "t".into(),
+                summary: String::new(),
+                signals: vec!["exfil.large".into()],
+                event_ids: vec!["e1".into()],
+                actors: vec![],
+                systems: vec![],
+                detectors: vec![],
+                findings: vec![Finding {
+                    detector: "exfil".into(),
+                    detector_version: "0.2.0".into(),
+                    signal: "exfil.large".into(),
+                    severity,
+                    score: 0.8,
+                    title: "t".into(),
+                    evidence: vec!["e1".into()],
+                    next_step: String::new(),
+                }],
+                created_at: "2026-11-25T10:00:00Z".into(),
+                updated_at: "2026-11-25T10:00:00Z".into(),
+                notes: vec![],
+            })
+            .unwrap();
+        let labels = LabelBook::open(&store, alerts.clone()).unwrap();
+        (dir, alerts, labels)
+    }
+
+    fn req(outcome: &str, severity: Option<Severity>) -> LabelRequest {
+        LabelRequest {
+            outcome: Some(outcome.into()),
+            severity,
+            comment: " why ".into(),
+            by: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_label_is_kept_with_its_snapshot_and_marks_the_alert_reviewed() {
+        let (_d, alerts, labels) = book_with_alert(2);
+        let l = labels
+            .add("alr-1", &req("false_positive", None), "alice", "tok")
+            .unwrap();
+        assert_eq!(l.outcome, Outcome::FalsePositive);
+        assert_eq!(l.comment, "why");
+        assert_eq!(l.findings[0].detector_version, "0.2.0");
+        let a = alerts.get("alr-1").unwrap().unwrap();
+        assert_eq!(a.status, AlertStatus::Reviewed);
+        assert_eq!(a.notes, vec!["labelled false_positive by alice"]);
+        // A later label replaces it for precision; both are kept.
+        labels
+            .add("alr-1", &req("missed_severity", Some(3)), "bob", "tok")
+            .unwrap();
+        assert_eq!(labels.for_alert("alr-1").unwrap().len(), 2);
+        let latest = labels.latest().unwrap();
+        assert_eq!(latest.len(), 1);
+        assert_eq!(latest[0].by, "bob");
+        assert_eq!(latest[0].severity, Some(3));
+        assert_eq!(labels.counts()[1], (Outcome::FalsePositive, 1));
+    }
+
+    #[test]
+    fn bad_labels_name_the_field() {
+        let (_d, _alerts, labels) = book_with_alert(2);
+        let field = |r: LabelRequest| match labels.add("alr-1", &r, "a", "t") {
+            Err(LabelError::Invalid { field, .. }) => field,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(field(req("great", None)), "outcome");
+        assert_eq!(field(req("missed_severity", None)), "severity");
+        assert_eq!(field(req("missed_severity", Some(2))), "severity");
+        assert_eq!(field(req("missed_severity", Some(4))), "severity");
+        assert_eq!(field(req("helpful", Some(3))), "severity");
+        let mut long = req("helpful", None);
+        long.comment = "x".repeat(MAX_COMMENT + 1);
+        assert_eq!(field(long), "comment");
+        assert!(matches!(
+            labels.add("alr-404", &req("helpful", None), "a", "t"),
+            Err(LabelError::NoAlert(_))
+        ));
+    }
+}

@@ -226,10 +226,10 @@ impl Runtime {
             .filter(|d| {
                 let interested = d.interest.reads_view(t.kind)
                     && d.interest.matches_any(
-                    t.events
-                        .iter()
-                        .map(|e| (e.source.as_str(), e.action.as_str())),
-                );
+                        t.events
+                            .iter()
+                            .map(|e| (e.source.as_str(), e.action.as_str())),
+                    );
                 if !interested {
                     d.health.skipped();
                 }
