@@ -147,11 +147,21 @@ pub fn client() -> reqwest::Client {
         .unwrap()
 }
 
+/// 10:00 UTC two days ago, fixed for the test process: events stay inside the default
+/// retention (older ones are refused at ingest) whenever the suite runs.
+pub fn event_time() -> &'static str {
+    static TIME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TIME.get_or_init(|| {
+        let day = time::OffsetDateTime::now_utc().date() - time::Duration::days(2);
+        format!("{day}T10:00:00Z")
+    })
+}
+
 /// A valid native event.
 pub fn event(id: &str, actor: &str, action: &str) -> serde_json::Value {
     serde_json::json!({
         "id": id,
-        "time": "2026-11-25T10:00:00Z",
+        "time": event_time(),
         "source": "github",
         "actor": {"id": actor, "type": "human", "display": actor},
         "system": "acme/api",
