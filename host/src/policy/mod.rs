@@ -517,7 +517,7 @@ impl PolicyStage {
             detectors: v.facts.detectors.clone(),
             event_count: events.len(),
             review_url: format!(
-                "{}/review/alerts/{}",
+                "{}/review/#/alert/{}",
                 self.public_url.trim_end_matches('/'),
                 alert.id
             ),

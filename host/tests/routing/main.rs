@@ -328,7 +328,7 @@ async fn each_severity_takes_its_route_with_each_destinations_api() {
     assert_eq!(pd[0].body["payload"]["severity"], "critical");
     assert_eq!(
         pd[0].body["links"][0]["href"],
-        format!("{PUBLIC}/review/alerts/{urgent}")
+        format!("{PUBLIC}/review/#/alert/{urgent}")
     );
     let slack = rx.of("slack");
     assert_eq!(slack.len(), 2, "severity 3 and 2 go to chat, 1 does not");
@@ -350,7 +350,7 @@ async fn each_severity_takes_its_route_with_each_destinations_api() {
     assert!(j3.body["fields"]["description"]
         .as_str()
         .unwrap()
-        .contains(&format!("{PUBLIC}/review/alerts/{urgent}")));
+        .contains(&format!("{PUBLIC}/review/#/alert/{urgent}")));
     let j2 = jira.iter().find(|r| text_of(r).contains(&review)).unwrap();
     assert_eq!(j2.body["fields"]["issuetype"]["name"], "Task");
     let linear = rx.of("linear");
@@ -382,7 +382,7 @@ async fn each_severity_takes_its_route_with_each_destinations_api() {
         mails[0]
     );
     assert!(mails[0].contains("workflow.edit by cy"));
-    assert!(mails[0].contains(&format!("{PUBLIC}/review/alerts/{info}")));
+    assert!(mails[0].contains(&format!("{PUBLIC}/review/#/alert/{info}")));
 
     // A reviewer resolves the urgent alert: the page is resolved with the same key.
     i.alerts
