@@ -509,6 +509,26 @@ n8n_url = "https://n8n.acme.example"
     })
     .await;
 
+    // /metrics: Prometheus text with the families the operators' dashboards read.
+    let r = client()
+        .get(s.at("/metrics"))
+        .bearer_auth(REVIEWER)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "/metrics: {}", r.status());
+    let text = r.text().await.unwrap();
+    for family in [
+        "plumbline_ingest_events_total{source=\"n8n\"}",
+        "plumbline_evaluation_latency_seconds_bucket",
+        "plumbline_detector_calls_total",
+        "plumbline_detector_quarantined",
+        "plumbline_llm_tokens_total",
+        "plumbline_outbox_depth",
+    ] {
+        assert!(text.contains(family), "/metrics lacks {family}:\n{text}");
+    }
+
     c.close().await.unwrap();
     drop(driver);
 }
