@@ -116,10 +116,7 @@ deadline_ms = 100
 [runtime.detectors."example.export-after-grant"]
 config = {{ min_rows = "20000" }}
 "#,
-            cache = components_dir()
-                .join("../../plumbline-test-cache")
-                .display()
-                .to_string(),
+            cache = support::shared_cache().display().to_string(),
         ),
     )
     .unwrap();

@@ -274,10 +274,7 @@ n8n_url = "https://n8n.acme.example"
                 component("exfiltration_workflow_story.wasm"),
                 component("example_export_after_grant.wasm"),
             ],
-            cache = target_dir()
-                .join("plumbline-test-cache")
-                .display()
-                .to_string(),
+            cache = support::shared_cache().display().to_string(),
         ),
     )
     .unwrap();
