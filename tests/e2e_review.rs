@@ -193,6 +193,16 @@ async fn wait_for_alert(s: &Server, detector: &str) -> Value {
     }
 }
 
+/// Clicks the element `css` selects.
+async fn click(c: &Client, css: &str) {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
 /// Polls an element's text until `want` accepts it (the page renders asynchronously).
 async fn wait_text(c: &Client, css: &str, want: impl Fn(&str) -> bool) -> String {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -333,21 +343,11 @@ n8n_url = "https://n8n.acme.example"
         .await
         .unwrap();
     token.send_keys("not-a-token").await.unwrap();
-    c.find(Locator::Css("#sign-in-button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "#sign-in-button").await;
     wait_text(&c, "#sign-in-error", |t| t.contains("unknown API token")).await;
     token.clear().await.unwrap();
     token.send_keys(REVIEWER).await.unwrap();
-    c.find(Locator::Css("#sign-in-button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "#sign-in-button").await;
     wait_text(&c, "#who-name", |t| t.contains("alice")).await;
 
     // Precision before: the one labelled alert was helpful.
@@ -432,12 +432,7 @@ n8n_url = "https://n8n.acme.example"
         "div[data-action-id=\"{}\"] button.bad",
         action["id"].as_str().unwrap()
     );
-    c.find(Locator::Css(&deny))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, &deny).await;
     wait_text(
         &c,
         &format!("div[data-action-id=\"{}\"]", action["id"].as_str().unwrap()),
@@ -459,12 +454,7 @@ n8n_url = "https://n8n.acme.example"
         .send_keys("planned migration of the invoice sync")
         .await
         .unwrap();
-    c.find(Locator::Css("#label-false-positive"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "#label-false-positive").await;
     wait_text(&c, "#label-notice", |t| t.contains("false positive")).await;
     let labels = api(&s, &format!("/v1/alerts/{story_id}/labels")).await;
     let label = &labels["labels"][0];
@@ -477,12 +467,7 @@ n8n_url = "https://n8n.acme.example"
     );
 
     // The precision figure changed: one helpful, one false positive.
-    c.find(Locator::Css("nav a[data-nav=precision]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "nav a[data-nav=precision]").await;
     wait_text(&c, "#precision-overall", |t| t == "50%").await;
     let row = wait_text(
         &c,
@@ -495,12 +480,7 @@ n8n_url = "https://n8n.acme.example"
     assert_eq!(stats["precision"]["overall"]["precision"], 0.5, "{stats:#}");
 
     // Coverage shows the sources that sent the story.
-    c.find(Locator::Css("nav a[data-nav=coverage]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "nav a[data-nav=coverage]").await;
     wait_text(&c, "tr[data-source=n8n]", |t| {
         t.contains("ok") || t.contains("learning")
     })
