@@ -59,6 +59,10 @@ pub struct Alert {
     /// Notes added by later stages (policy decisions, summary source), newest last.
     #[serde(default)]
     pub notes: Vec<String>,
+    /// Set when a late event joined this alert's trajectory to another that had its own
+    /// alert: the story continues in that one, and this one is resolved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_into: Option<String>,
 }
 
 /// Why listeners are told about an alert.
@@ -77,9 +81,22 @@ pub trait AlertListener: Send + Sync + 'static {
     fn alert_changed(&self, update: AlertUpdate);
 }
 
+/// What the book knows of a trajectory id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum TrajectoryLink {
+    /// Its alert.
+    Alert(String),
+    /// The trajectory goes by another id now (see `trajectory::window`): evaluations still
+    /// in flight under this id are stale, the successor is queued.
+    RenamedTo(String),
+}
+
 #[derive(Clone)]
 pub struct AlertBook {
     tree: sled::Tree,
+    /// Trajectory id → [`TrajectoryLink`].
+    links: sled::Tree,
     shadow: sled::Tree,
     /// Serialises read-modify-write of one alert across evaluation workers.
     lock: Arc<Mutex<()>>,
@@ -94,6 +111,7 @@ impl AlertBook {
     pub fn open(store: &Store) -> Result<Self, StoreError> {
         Ok(AlertBook {
             tree: store.db().open_tree("alerts")?,
+            links: store.db().open_tree("alert_links")?,
             shadow: store.db().open_tree("shadow_findings")?,
             lock: Arc::default(),
             listeners: Arc::default(),
@@ -175,7 +193,14 @@ impl AlertBook {
         }
         let update = {
             let _g = self.lock.lock().expect("alert lock");
-            let id = alert_id_for(&t.id);
+            let id = match self.link(&t.id)? {
+                Some(TrajectoryLink::Alert(id)) => id,
+                Some(TrajectoryLink::RenamedTo(to)) => {
+                    tracing::debug!(trajectory = %t.id, now = %to, "stale evaluation of a renamed trajectory; its successor is queued");
+                    return Ok(None);
+                }
+                None => alert_id_for(&t.id),
+            };
             let existing = self.get(&id)?;
             let is_new = existing.is_none();
             let previous_severity = existing.as_ref().map(|a| a.severity);
@@ -196,41 +221,19 @@ impl AlertBook {
                 created_at: now(),
                 updated_at: now(),
                 notes: vec![],
+                merged_into: None,
             });
-            let mut changed = is_new;
-            for f in findings {
-                let key = f.key();
-                if let Some(old) = alert.findings.iter_mut().find(|o| o.key() == key) {
-                    if old.severity < f.severity || old.title != f.title {
-                        *old = f.clone();
-                        changed = true;
-                    }
-                } else if !alert.findings.iter().any(|o| {
-                    o.detector == f.detector
-                        && o.signal == f.signal
-                        && covers(&f.evidence, &o.evidence)
-                }) {
-                    // A finding whose evidence only grew replaces the narrower one.
-                    alert.findings.retain(|o| {
-                        !(o.detector == f.detector
-                            && o.signal == f.signal
-                            && covers(&o.evidence, &f.evidence))
-                    });
-                    alert.findings.push(f.clone());
-                    changed = true;
-                }
-            }
+            let changed = fold_findings(&mut alert, findings) || is_new;
             if !changed {
                 return Ok(None);
             }
             derive(&mut alert, t);
-            if alert.status == AlertStatus::Resolved
-                && previous_severity.is_some_and(|p| alert.severity > p)
-            {
-                alert.status = AlertStatus::Open;
-            }
+            reopen_if_raised(&mut alert, previous_severity);
             alert.updated_at = now();
             self.put(&alert)?;
+            if is_new {
+                self.set_link(&t.id, &TrajectoryLink::Alert(id))?;
+            }
             AlertUpdate {
                 alert,
                 trajectory: t.clone(),
@@ -238,11 +241,156 @@ impl AlertBook {
                 previous_severity,
             }
         };
+        self.notify(&update);
+        Ok(Some(update))
+    }
+
+    fn notify(&self, update: &AlertUpdate) {
         let listeners = self.listeners.lock().expect("listeners").clone();
         for l in listeners {
             l.alert_changed(update.clone());
         }
+    }
+
+    /// The alert of a trajectory id, or where the trajectory went. Alerts recorded before
+    /// links existed are found by their derived id.
+    fn link(&self, trajectory_id: &str) -> Result<Option<TrajectoryLink>, StoreError> {
+        if let Some(v) = self.links.get(trajectory_id.as_bytes())? {
+            if let Ok(link) = serde_json::from_slice(&v) {
+                return Ok(Some(link));
+            }
+        }
+        let legacy = alert_id_for(trajectory_id);
+        Ok(self
+            .tree
+            .contains_key(legacy.as_bytes())?
+            .then_some(TrajectoryLink::Alert(legacy)))
+    }
+
+    fn set_link(&self, trajectory_id: &str, link: &TrajectoryLink) -> Result<(), StoreError> {
+        self.links.insert(
+            trajectory_id.as_bytes(),
+            serde_json::to_vec(link).expect("links serialise"),
+        )?;
+        Ok(())
+    }
+
+    /// The alert raised on a trajectory (by its current or a former id).
+    pub fn alert_of_trajectory(&self, trajectory_id: &str) -> Result<Option<Alert>, StoreError> {
+        let mut id = trajectory_id.to_string();
+        for _ in 0..64 {
+            match self.link(&id)? {
+                Some(TrajectoryLink::Alert(a)) => return self.get(&a),
+                Some(TrajectoryLink::RenamedTo(to)) => id = to,
+                None => return Ok(None),
+            }
+        }
+        Ok(None)
+    }
+
+    /// The trajectory `old` now goes by `t.id` (an earlier event arrived, or a late event
+    /// merged two trajectories): its alert follows, and if `t` already had an alert of its
+    /// own the two fold into the one raised first, so one story keeps one alert. Returns the
+    /// surviving alert's update when two folded (listeners have been told).
+    pub fn retarget(
+        &self,
+        old: &str,
+        t: &Arc<Trajectory>,
+    ) -> Result<Option<AlertUpdate>, StoreError> {
+        let update = {
+            let _g = self.lock.lock().expect("alert lock");
+            let moved = self.link(old)?;
+            self.set_link(old, &TrajectoryLink::RenamedTo(t.id.clone()))?;
+            let Some(TrajectoryLink::Alert(moved)) = moved else {
+                return Ok(None);
+            };
+            let Some(mut a) = self.get(&moved)? else {
+                return Ok(None);
+            };
+            let there = match self.link(&t.id)? {
+                Some(TrajectoryLink::Alert(id)) if id != moved => self.get(&id)?,
+                _ => None,
+            };
+            let Some(b) = there else {
+                a.trajectory_id = t.id.clone();
+                self.put(&a)?;
+                self.set_link(&t.id, &TrajectoryLink::Alert(moved))?;
+                return Ok(None);
+            };
+            // Keep the alert raised first: it is the one reviewers and pages already know.
+            let (mut keep, mut gone) = if (&a.created_at, &a.id) <= (&b.created_at, &b.id) {
+                (a, b)
+            } else {
+                (b, a)
+            };
+            let previous_severity = Some(keep.severity);
+            let gone_findings = gone.findings.clone();
+            fold_findings(&mut keep, &gone_findings);
+            keep.trajectory_id = t.id.clone();
+            keep.notes.push(format!(
+                "A late event joined this story with {}; its findings are folded in here.",
+                gone.id
+            ));
+            derive(&mut keep, t);
+            reopen_if_raised(&mut keep, previous_severity);
+            keep.updated_at = now();
+            gone.merged_into = Some(keep.id.clone());
+            if gone.status != AlertStatus::Suppressed {
+                gone.status = AlertStatus::Resolved;
+            }
+            gone.notes.push(format!(
+                "A late event joined this story with {}; it continues there.",
+                keep.id
+            ));
+            gone.updated_at = now();
+            self.put(&gone)?;
+            self.put(&keep)?;
+            self.set_link(&t.id, &TrajectoryLink::Alert(keep.id.clone()))?;
+            AlertUpdate {
+                alert: keep,
+                trajectory: t.clone(),
+                is_new: false,
+                previous_severity,
+            }
+        };
+        self.notify(&update);
         Ok(Some(update))
+    }
+}
+
+/// Folds findings into the alert; true if anything changed (a new finding, a higher
+/// severity, a new title, or evidence that grew).
+fn fold_findings(alert: &mut Alert, findings: &[Finding]) -> bool {
+    let mut changed = false;
+    for f in findings {
+        let key = f.key();
+        if let Some(old) = alert.findings.iter_mut().find(|o| o.key() == key) {
+            if old.severity < f.severity || old.title != f.title {
+                *old = f.clone();
+                changed = true;
+            }
+        } else if !alert.findings.iter().any(|o| {
+            o.detector == f.detector && o.signal == f.signal && covers(&f.evidence, &o.evidence)
+        }) {
+            // A finding whose evidence only grew replaces the narrower one.
+            alert.findings.retain(|o| {
+                !(o.detector == f.detector
+                    && o.signal == f.signal
+                    && covers(&o.evidence, &f.evidence))
+            });
+            alert.findings.push(f.clone());
+            changed = true;
+        }
+    }
+    changed
+}
+
+/// A resolved alert whose story got worse is open again.
+fn reopen_if_raised(alert: &mut Alert, previous_severity: Option<Severity>) {
+    if alert.status == AlertStatus::Resolved
+        && previous_severity.is_some_and(|p| alert.severity > p)
+    {
+        alert.status = AlertStatus::Open;
     }
 }
 

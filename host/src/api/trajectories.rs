@@ -14,7 +14,7 @@ use super::AppState;
 use crate::config::Scope;
 use crate::event::{format_time, time_from_nanos};
 use crate::trajectory::persist::TrajectoryRecord;
-use crate::trajectory::Trajectory;
+use crate::trajectory::{Trajectory, TrajectoryKind};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -24,8 +24,12 @@ pub fn routes() -> Router<AppState> {
 
 #[derive(Debug, Deserialize)]
 struct ListParams {
+    /// Trajectories that involve this actor: theirs, and those of systems they acted in.
     actor: Option<String>,
+    /// Trajectories that involve this system: its own, and those of actors who touched it.
     system: Option<String>,
+    /// `actor`, `system`, `actor-drift` or `system-drift`.
+    kind: Option<String>,
     since: Option<String>,
     limit: Option<usize>,
 }
@@ -36,6 +40,7 @@ fn header(r: &TrajectoryRecord) -> Value {
         "start": format_time(time_from_nanos(r.start)), "end": format_time(time_from_nanos(r.end)),
         "closes_at": format_time(time_from_nanos(r.closes_at)),
         "open": !r.closed, "event_count": r.event_count, "dropped": r.dropped, "hash": r.hash,
+        "actors": r.actors, "systems": r.systems,
     })
 }
 
@@ -60,22 +65,26 @@ async fn list(
         .as_deref()
         .map(|s| parse_time("since", s))
         .transpose()?;
+    let kind = p
+        .kind
+        .as_deref()
+        .map(|k| {
+            serde_json::from_value::<TrajectoryKind>(Value::String(k.to_string())).map_err(|_| {
+                ApiError::bad_request(format!(
+                    "`kind` must be actor, system, actor-drift or system-drift, not `{k}`"
+                ))
+            })
+        })
+        .transpose()?;
     let limit = p.limit.unwrap_or(100).clamp(1, 1000);
     let stage = state.trajectories.clone();
     let items: Vec<Value> = tokio::task::spawn_blocking(move || {
         stage
             .list()
             .into_iter()
-            .filter(|r| {
-                p.actor.as_ref().is_none_or(|a| {
-                    r.kind == crate::trajectory::TrajectoryKind::Actor && &r.key == a
-                })
-            })
-            .filter(|r| {
-                p.system.as_ref().is_none_or(|s| {
-                    r.kind == crate::trajectory::TrajectoryKind::System && &r.key == s
-                })
-            })
+            .filter(|r| kind.is_none_or(|k| r.kind == k))
+            .filter(|r| p.actor.as_ref().is_none_or(|a| r.involves_actor(a)))
+            .filter(|r| p.system.as_ref().is_none_or(|s| r.involves_system(s)))
             .filter(|r| since.is_none_or(|s| r.end >= s))
             .take(limit)
             .map(|r| header(&r))

@@ -54,6 +54,7 @@ fn alert(findings: Vec<(&str, u8, Vec<&str>)>) -> Alert {
         created_at: String::new(),
         updated_at: String::new(),
         notes: vec![],
+        merged_into: None,
     }
 }
 

@@ -313,6 +313,7 @@ mod tests {
                 created_at: "2026-11-25T10:00:00Z".into(),
                 updated_at: "2026-11-25T10:00:00Z".into(),
                 notes: vec![],
+                merged_into: None,
             })
             .unwrap();
         let labels = LabelBook::open(&store, alerts.clone()).unwrap();

@@ -417,6 +417,7 @@ mod tests {
             created_at: "2026-11-25T10:10:00Z".into(),
             updated_at: "2026-11-25T10:10:00Z".into(),
             notes: vec![],
+            merged_into: None,
         }
     }
 

@@ -1146,6 +1146,7 @@ fn the_fallback_tells_the_story_in_order_with_the_evidence() {
         created_at: String::new(),
         updated_at: String::new(),
         notes: vec![],
+        merged_into: None,
     };
     let s = fallback::build(&a, &t);
     assert_eq!(s.risk, 3);
@@ -1209,6 +1210,7 @@ fn a_big_trajectory_sends_the_evidence_first_and_is_bounded() {
         created_at: String::new(),
         updated_at: String::new(),
         notes: vec![],
+        merged_into: None,
     };
     let req = ChatRequest::build(&config, &a, &t2);
     assert_eq!(req.sent_ids, vec!["e01", "e03", "e27", "e28", "e29"]);

@@ -24,6 +24,9 @@ pub struct TrajectoryRecord {
     pub kind: TrajectoryKind,
     pub key: String,
     pub first_time: i64,
+    /// The earliest event's id (absent in headers saved before it was recorded).
+    #[serde(default)]
+    pub origin_id: Option<String>,
     pub start: i64,
     pub end: i64,
     pub closes_at: i64,
@@ -33,6 +36,12 @@ pub struct TrajectoryRecord {
     pub last_evaluated_hash: Option<String>,
     /// Events kept (at most `trajectory.max_events`).
     pub event_count: usize,
+    /// Who acted and what was touched in the kept events (distinct, sorted): what the
+    /// listing filters on, so a system trajectory answers `?actor=` too.
+    #[serde(default)]
+    pub actors: Vec<String>,
+    #[serde(default)]
+    pub systems: Vec<String>,
 }
 
 impl TrajectoryRecord {
@@ -42,16 +51,37 @@ impl TrajectoryRecord {
             kind: s.kind,
             key: s.key.clone(),
             first_time: s.first_time,
+            origin_id: Some(s.origin_id.clone()),
             start: s.entries.front().map_or(s.first_time, |e| e.time),
             end: s.entries.back().map_or(s.first_time, |e| e.time),
             closes_at: s.closes_at,
             dropped: s.dropped,
-            hash: s.hash(),
+            hash: s.cached_hash().cloned().unwrap_or_else(|| s.hash()),
             closed,
             last_evaluated_hash: s.last_evaluated_hash.clone(),
             event_count: s.entries.len(),
+            actors: distinct(s.entries.iter().map(|e| e.event.actor.id.as_str())),
+            systems: distinct(s.entries.iter().map(|e| e.event.system.as_str())),
         }
     }
+
+    /// Whether the trajectory involves the actor / system (its key, or one of its events).
+    pub fn involves_actor(&self, actor: &str) -> bool {
+        self.actors.iter().any(|a| a == actor)
+            || (self.kind == TrajectoryKind::Actor || self.kind == TrajectoryKind::ActorDrift)
+                && self.key == actor
+    }
+
+    pub fn involves_system(&self, system: &str) -> bool {
+        self.systems.iter().any(|x| x == system)
+            || (self.kind == TrajectoryKind::System || self.kind == TrajectoryKind::SystemDrift)
+                && self.key == system
+    }
+}
+
+fn distinct<'a>(items: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let set: std::collections::BTreeSet<&str> = items.collect();
+    set.into_iter().map(str::to_string).collect()
 }
 
 #[derive(Clone)]
@@ -60,6 +90,8 @@ pub struct TrajectoryStore {
     rules: super::window::WindowRules,
     records: sled::Tree,
     meta: sled::Tree,
+    /// Renamed trajectory id → the id that took its place.
+    aliases: sled::Tree,
 }
 
 impl TrajectoryStore {
@@ -68,6 +100,7 @@ impl TrajectoryStore {
             rules,
             records: store.db().open_tree("trajectories")?,
             meta: store.db().open_tree("trajectory_meta")?,
+            aliases: store.db().open_tree("trajectory_aliases")?,
             store: store.clone(),
         })
     }
@@ -81,24 +114,47 @@ impl TrajectoryStore {
     }
 
     /// Saves records first and the checkpoint last, so a crash in between only means
-    /// some batches are re-applied.
+    /// some batches are re-applied (which renames the same way again).
     pub fn save(
         &self,
         records: &[TrajectoryRecord],
         removed: &[String],
         seq: u64,
     ) -> Result<(), StoreError> {
+        for id in removed {
+            self.records.remove(id.as_bytes())?;
+        }
         for r in records {
             self.records.insert(
                 r.id.as_bytes(),
                 serde_json::to_vec(r).expect("records serialise"),
             )?;
         }
-        for id in removed {
-            self.records.remove(id.as_bytes())?;
-        }
         self.meta.insert(CHECKPOINT_KEY, &seq.to_be_bytes())?;
         Ok(())
+    }
+
+    /// Remembers renames as they happen (the old header goes at the next checkpoint), so a
+    /// link to the old id keeps working.
+    pub fn save_aliases(&self, renamed: &[(String, String)]) -> Result<(), StoreError> {
+        for (old, new) in renamed {
+            self.aliases.insert(old.as_bytes(), new.as_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// The id a renamed trajectory goes by now (following renames), if it was renamed.
+    pub fn resolve_alias(&self, id: &str) -> Result<Option<String>, StoreError> {
+        let mut current = id.to_string();
+        // Ids only ever move to an earlier origin, so the chain cannot loop; the bound is
+        // a guard against a damaged tree.
+        for _ in 0..64 {
+            match self.aliases.get(current.as_bytes())? {
+                Some(next) => current = String::from_utf8_lossy(&next).into_owned(),
+                None => break,
+            }
+        }
+        Ok((current != id).then_some(current))
     }
 
     pub fn record(&self, id: &str) -> Result<Option<TrajectoryRecord>, StoreError> {
@@ -145,6 +201,7 @@ impl TrajectoryStore {
             r.kind,
             r.key.clone(),
             r.first_time,
+            r.origin_id.clone(),
             r.closes_at,
             r.dropped,
             r.last_evaluated_hash.clone(),

@@ -108,6 +108,7 @@ impl TrajectoryStage {
         let mut builder = Builder {
             stage: stage.clone(),
             store: store.clone(),
+            alerts: alerts.clone(),
             due: due_tx,
             pending_closed: Vec::new(),
             removed: Vec::new(),
@@ -223,7 +224,19 @@ impl TrajectoryStage {
     }
 
     /// A trajectory with its events: open ones from memory, closed ones from disk.
+    /// An id that was renamed (an earlier event arrived, or a merge) answers with the
+    /// trajectory that took its place.
     pub fn get(&self, id: &str) -> Result<Option<Trajectory>, StoreError> {
+        if let Some(t) = self.get_current(id)? {
+            return Ok(Some(t));
+        }
+        match self.persist.resolve_alias(id)? {
+            Some(current) => self.get_current(&current),
+            None => Ok(None),
+        }
+    }
+
+    fn get_current(&self, id: &str) -> Result<Option<Trajectory>, StoreError> {
         if let Some(s) = self.book.lock().expect("book").get(id) {
             return Ok(Some(s.snapshot()));
         }
@@ -251,6 +264,8 @@ impl TrajectoryStage {
 struct Builder {
     stage: Arc<TrajectoryStage>,
     store: Store,
+    /// Told when a trajectory is renamed, so its alert follows.
+    alerts: AlertBook,
     due: mpsc::Sender<Due>,
     pending_closed: Vec<TrajectoryRecord>,
     removed: Vec<String>,
@@ -318,16 +333,34 @@ impl Builder {
     ) {
         let mut changes = Changes::default();
         let n = events.len();
+        let mut renamed_to = Vec::new();
         {
             let mut book = self.stage.book.lock().expect("book");
             for (e, digest) in events {
                 book.apply_digested(e, digest, &mut changes);
             }
+            if !changes.renamed.is_empty() {
+                // Under the lock, so no reader sees the new id without the alias.
+                if let Err(e) = self.stage.persist.save_aliases(&changes.renamed) {
+                    tracing::error!(error = %e, "could not record trajectory renames");
+                }
+                renamed_to = self.renamed_snapshots(&book, &changes);
+            }
             for s in book.close_expired(self.lateness) {
                 self.pending_closed.push(TrajectoryRecord::of(&s, true));
             }
         }
-        self.removed.extend(changes.merged_away);
+        for (olds, mut t, digests) in renamed_to {
+            finish_snapshot(&mut t, &digests);
+            let t = Arc::new(t);
+            for old in olds {
+                if let Err(e) = self.alerts.retarget(&old, &t) {
+                    tracing::error!(old = %old, trajectory = %t.id, error = %e, "could not move the alert of a renamed trajectory");
+                }
+            }
+        }
+        self.removed
+            .extend(changes.renamed.iter().map(|(old, _)| old.clone()));
         self.stage.applied.store(seq, Ordering::Release);
         self.stage.stats.batches.fetch_add(1, Ordering::Relaxed);
         self.stage
@@ -337,6 +370,29 @@ impl Builder {
         for id in changes.changed {
             let _ = self.due.send(Due::Changed(id));
         }
+    }
+
+    /// For each trajectory that took over renamed ids: the ids it replaced and its view.
+    #[allow(clippy::type_complexity)]
+    fn renamed_snapshots(
+        &self,
+        book: &Book,
+        changes: &Changes,
+    ) -> Vec<(Vec<String>, Trajectory, Vec<[u8; 32]>)> {
+        let mut by_current: HashMap<&str, Vec<String>> = HashMap::new();
+        for (old, _) in &changes.renamed {
+            by_current
+                .entry(changes.current_id(old))
+                .or_default()
+                .push(old.clone());
+        }
+        by_current
+            .into_iter()
+            .filter_map(|(current, olds)| {
+                let (t, digests) = book.get(current)?.unhashed_snapshot();
+                Some((olds, t, digests))
+            })
+            .collect()
     }
 
     fn checkpoint(&mut self) -> Result<(), StoreError> {

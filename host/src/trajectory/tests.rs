@@ -68,13 +68,80 @@ fn arrival_order_does_not_change_the_trajectory_or_its_hash() {
         actor_sessions(&in_order, "ada"),
         actor_sessions(&out_of_order, "ada")
     );
-    let hash = |b: &Book| {
-        b.sessions()
-            .find(|s| s.kind == TrajectoryKind::Actor)
-            .unwrap()
-            .hash()
+    // Same id and hash for every view, whatever the arrival order.
+    let views = |b: &Book| {
+        let mut v: Vec<(TrajectoryKind, String, String)> = b
+            .sessions()
+            .map(|s| (s.kind, s.id.clone(), s.hash()))
+            .collect();
+        v.sort();
+        v
     };
-    assert_eq!(hash(&in_order), hash(&out_of_order));
+    assert_eq!(views(&in_order).len(), 2);
+    assert_eq!(views(&in_order), views(&out_of_order));
+    let actor = in_order
+        .sessions()
+        .find(|s| s.kind == TrajectoryKind::Actor)
+        .unwrap();
+    assert_eq!(
+        actor.id,
+        window::trajectory_id(TrajectoryKind::Actor, "ada", events[0].time_nanos(), "e0")
+    );
+}
+
+#[test]
+fn an_event_earlier_than_the_first_renames_the_trajectory_and_says_so() {
+    let mut b = Book::new(rules(1000));
+    let mut ch = Changes::default();
+    b.apply(Arc::new(ev("b", "ada", "r", "git.push", 10 * MIN)), &mut ch);
+    let first = ch.changed.clone();
+    assert!(ch.renamed.is_empty());
+    let mut ch = Changes::default();
+    b.apply(Arc::new(ev("a", "ada", "r", "git.push", 0)), &mut ch);
+    // Both views (actor and system) moved their origin: each old id names its successor,
+    // which is what changed, and the book answers only to the new ids.
+    assert_eq!(ch.renamed.len(), 2);
+    for old in &first {
+        let new = ch.current_id(old);
+        assert_ne!(new, old);
+        assert!(ch.changed.iter().any(|c| c == new));
+        assert!(b.get(old).is_none());
+        assert_eq!(b.get(new).unwrap().entries.len(), 2);
+    }
+    assert!(!ch.changed.iter().any(|c| first.contains(c)));
+}
+
+#[test]
+fn a_bridging_event_renames_the_later_trajectory_into_the_earlier() {
+    let mut b = book_of(
+        &[
+            ev("a", "ada", "r", "git.push", 0),
+            ev("c", "ada", "r", "git.push", 100 * MIN),
+        ],
+        1000,
+    );
+    let ids = |b: &Book| {
+        let mut v: Vec<String> = b
+            .sessions()
+            .filter(|s| s.kind == TrajectoryKind::Actor)
+            .map(|s| s.id.clone())
+            .collect();
+        v.sort();
+        v
+    };
+    let before = ids(&b);
+    assert_eq!(before.len(), 2);
+    let mut ch = Changes::default();
+    b.apply(
+        Arc::new(ev("late", "ada", "r", "git.push", 50 * MIN)),
+        &mut ch,
+    );
+    let after = ids(&b);
+    assert_eq!(after.len(), 1);
+    let survivor = &after[0];
+    assert!(before.contains(survivor), "the earlier one survives");
+    let gone = before.iter().find(|i| *i != survivor).unwrap();
+    assert_eq!(ch.current_id(gone), survivor.as_str());
 }
 
 #[test]
@@ -374,4 +441,100 @@ async fn a_quiet_trajectory_is_judged_again_after_its_settle_delay() {
         "change + settle for the actor and the system trajectory: {calls:?}"
     );
     stage.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_earlier_event_arriving_last_moves_the_alert_and_the_old_id_still_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let story = six_step_story();
+    let final_id = window::trajectory_id(
+        TrajectoryKind::Actor,
+        "mallory",
+        story[0].time_nanos(),
+        "s1",
+    );
+    let (old_id, alert_id) = {
+        let r = start(dir.path());
+        r.writer.write(story[1..].to_vec()).await.unwrap();
+        wait_for(|| r.alerts.all().count() == 1);
+        let first = r.alerts.all().next().unwrap();
+        assert_ne!(first.trajectory_id, final_id);
+        // The step that happened first arrives last.
+        r.writer.write(story[..1].to_vec()).await.unwrap();
+        wait_for(|| r.alerts.all().next().unwrap().event_ids.len() == 6);
+        let a = r.alerts.all().next().unwrap();
+        assert_eq!(r.alerts.all().count(), 1, "one alert for the story");
+        assert_eq!(a.id, first.id, "the alert keeps its id");
+        assert_eq!(a.trajectory_id, final_id, "and follows the trajectory");
+        let t = r.stage.get(&first.trajectory_id).unwrap().expect("old id");
+        assert_eq!((t.id.as_str(), t.events.len()), (final_id.as_str(), 6));
+        assert!(r.stage.list().iter().all(|h| h.id != first.trajectory_id));
+        r.stage.shutdown();
+        (first.trajectory_id, a.id)
+    };
+    // After a restart the renamed trajectory resumes under its new id, the old one still
+    // answers, and nothing is raised twice.
+    let r = reopen(dir.path());
+    let t = r.stage.get(&old_id).unwrap().expect("old id after restart");
+    assert_eq!((t.id.as_str(), t.events.len()), (final_id.as_str(), 6));
+    let extra = ev(
+        "s7",
+        "mallory",
+        "n8n/invoice-sync",
+        "workflow.executed",
+        81 * MIN,
+    );
+    r.writer.write(vec![extra]).await.unwrap();
+    wait_for(|| r.alerts.all().next().unwrap().event_ids.len() == 7);
+    assert_eq!(r.alerts.all().count(), 1);
+    assert_eq!(r.alerts.all().next().unwrap().id, alert_id);
+    assert_eq!(
+        r.alerts.alert_of_trajectory(&old_id).unwrap().unwrap().id,
+        alert_id
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_event_joining_two_alerted_trajectories_leaves_one_open_alert() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path());
+    let early = vec![
+        ev("a", "ada", "r", "git.push", 0),
+        ev("b", "ada", "r", "git.push", MIN),
+    ];
+    let later = vec![ev("c", "ada", "r", "git.push", 100 * MIN)];
+    r.writer.write(early).await.unwrap();
+    wait_for(|| r.alerts.all().count() == 1);
+    r.writer.write(later).await.unwrap();
+    wait_for(|| r.alerts.all().count() == 2);
+    let first = r
+        .alerts
+        .all()
+        .find(|a| a.event_ids.contains(&"a".to_string()))
+        .unwrap();
+    // Inside b's window, and its own hour reaches c: it joins the two.
+    let bridge = ev("m", "ada", "r", "git.push", 50 * MIN);
+    r.writer.write(vec![bridge]).await.unwrap();
+    wait_for(|| {
+        r.alerts
+            .get(&first.id)
+            .unwrap()
+            .is_some_and(|a| a.event_ids.len() == 4)
+    });
+    let all: Vec<_> = r.alerts.all().collect();
+    let open: Vec<_> = all.iter().filter(|a| a.merged_into.is_none()).collect();
+    assert_eq!(open.len(), 1, "{all:?}");
+    assert_eq!(open[0].id, first.id, "the alert raised first survives");
+    assert_eq!(open[0].event_ids, vec!["a", "b", "m", "c"]);
+    let gone = all.iter().find(|a| a.merged_into.is_some()).unwrap();
+    assert_eq!(gone.merged_into.as_deref(), Some(first.id.as_str()));
+    assert_eq!(gone.status, crate::alert::AlertStatus::Resolved);
+    assert_eq!(
+        r.alerts
+            .alert_of_trajectory(&gone.trajectory_id)
+            .unwrap()
+            .unwrap()
+            .id,
+        first.id
+    );
 }

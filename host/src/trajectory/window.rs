@@ -5,6 +5,11 @@
 //! credential/permission/role grant, the grant window (24 h). A trajectory is a connected
 //! run of overlapping spans for one key, so the result does not depend on arrival order:
 //! a late event lands in its place, and one that bridges two trajectories merges them.
+//!
+//! A trajectory's id is a function of its kind, key and earliest event (its *origin*), so
+//! it too does not depend on arrival order. An event earlier than the origin, or a merge,
+//! therefore renames the trajectory; [`Changes::renamed`] says so, and the stage moves the
+//! alert and leaves an alias behind.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -114,6 +119,9 @@ pub struct Session {
     pub key: String,
     /// Earliest event time ever seen (dropped events included): where the window begins.
     pub first_time: i64,
+    /// Id of the event at `first_time` (the least id at that time): with it, the origin the
+    /// trajectory id derives from.
+    pub origin_id: String,
     pub closes_at: i64,
     /// Kept events ordered by (time, id). A deque: the common case appends at the back
     /// and, at the bound, drops at the front, both O(1).
@@ -131,14 +139,22 @@ pub struct Session {
     hash_cache: std::sync::OnceLock<String>,
 }
 
+/// The id of the trajectory of `kind` and `key` whose earliest event is `origin_id` at
+/// `time`. Two open windows of one key never share an origin, and a window opened by an
+/// event too late for a closed one cannot either (the store keeps one event per id).
+pub fn trajectory_id(kind: TrajectoryKind, key: &str, time: i64, origin_id: &str) -> String {
+    let digest = Sha256::digest(format!("{}\0{key}\0{time}\0{origin_id}", kind.as_str()));
+    format!("trj-{}", &hex::encode(digest)[..24])
+}
+
 impl Session {
-    fn new(kind: TrajectoryKind, key: &str, t: i64) -> Session {
-        let digest = Sha256::digest(format!("{}\0{key}\0{t}", kind.as_str()));
+    fn new(kind: TrajectoryKind, key: &str, t: i64, origin_id: &str) -> Session {
         Session {
-            id: format!("trj-{}", &hex::encode(digest)[..24]),
+            id: trajectory_id(kind, key, t, origin_id),
             kind,
             key: key.to_string(),
             first_time: t,
+            origin_id: origin_id.to_string(),
             closes_at: t,
             entries: VecDeque::new(),
             dropped: 0,
@@ -151,12 +167,15 @@ impl Session {
     }
 
     /// Rebuilds a session from its saved header and its events as read back from the store.
+    /// A header saved before origins were recorded has none: the earliest kept event stands
+    /// in (the saved id is kept either way).
     #[allow(clippy::too_many_arguments)]
     pub fn restored(
         id: String,
         kind: TrajectoryKind,
         key: String,
         first_time: i64,
+        origin_id: Option<String>,
         closes_at: i64,
         dropped: u64,
         last_evaluated_hash: Option<String>,
@@ -167,12 +186,20 @@ impl Session {
         entries.dedup_by(|a, b| a.event.id == b.event.id);
         let over = entries.len().saturating_sub(max);
         entries.drain(..over);
+        let origin_id = origin_id.unwrap_or_else(|| {
+            entries
+                .first()
+                .filter(|e| e.time == first_time)
+                .map(|e| e.event.id.clone())
+                .unwrap_or_default()
+        });
         let entries = VecDeque::from(entries);
         Session {
             id,
             kind,
             key,
             first_time,
+            origin_id,
             closes_at,
             entries,
             dropped: dropped.max(over as u64),
@@ -203,7 +230,7 @@ impl Session {
         let Err(pos) = self.position(entry.time, &entry.event.id) else {
             return false;
         };
-        self.first_time = self.first_time.min(entry.time);
+        self.take_origin(entry.time, &entry.event.id);
         self.closes_at = self.closes_at.max(entry.time + span);
         self.entries.insert(pos, entry);
         while self.entries.len() > max {
@@ -212,6 +239,20 @@ impl Session {
         }
         self.touch();
         true
+    }
+
+    /// Makes (`time`, `id`) the origin if it comes first.
+    fn take_origin(&mut self, time: i64, id: &str) {
+        if (time, id) < (self.first_time, self.origin_id.as_str()) {
+            self.first_time = time;
+            self.origin_id = id.to_string();
+        }
+    }
+
+    /// Re-derives the id from the origin; returns the old id if it changed.
+    fn refresh_id(&mut self) -> Option<String> {
+        let id = trajectory_id(self.kind, &self.key, self.first_time, &self.origin_id);
+        (id != self.id).then(|| std::mem::replace(&mut self.id, id))
     }
 
     fn touch(&mut self) {
@@ -296,11 +337,39 @@ pub fn finish_snapshot(t: &mut Trajectory, digests: &[[u8; 32]]) {
 /// What applying events changed.
 #[derive(Debug, Default)]
 pub struct Changes {
-    /// Sessions that gained events.
+    /// Sessions that gained events (by their current ids).
     pub changed: Vec<String>,
-    /// Sessions absorbed into another by a bridging late event.
-    pub merged_away: Vec<String>,
+    /// Ids that no longer exist, each with the id that took its place, in the order it
+    /// happened: an earlier event moved a session's origin, or a bridging late event merged
+    /// sessions into the one that began first.
+    pub renamed: Vec<(String, String)>,
     seen: std::collections::HashSet<String>,
+}
+
+impl Changes {
+    fn mark_changed(&mut self, id: &str) {
+        if self.seen.insert(id.to_string()) {
+            self.changed.push(id.to_string());
+        }
+    }
+
+    fn rename(&mut self, old: &str, new: &str) {
+        self.renamed.push((old.to_string(), new.to_string()));
+        if self.seen.remove(old) {
+            self.changed.retain(|c| c != old);
+            self.mark_changed(new);
+        }
+    }
+
+    /// Where `id` ended up after every rename so far.
+    pub fn current_id<'a>(&'a self, mut id: &'a str) -> &'a str {
+        for (old, new) in &self.renamed {
+            if old == id {
+                id = new;
+            }
+        }
+        id
+    }
 }
 
 /// All open sessions, by kind and key.
@@ -398,10 +467,10 @@ impl Book {
         let hits: Vec<usize> = (0..list.len())
             .filter(|&i| list[i].overlaps(entry.time, end))
             .collect();
-        let merged_before = changes.merged_away.len();
+        let renamed_before = changes.renamed.len();
         let target = match hits.as_slice() {
             [] => {
-                let s = Session::new(kind, &key, entry.time);
+                let s = Session::new(kind, &key, entry.time, &entry.event.id);
                 self.index.insert(s.id.clone(), (kind, key.clone()));
                 list.push(s);
                 list.len() - 1
@@ -410,11 +479,15 @@ impl Book {
             many => merge(list, many, max, changes),
         };
         let s = &mut list[target];
-        if s.insert(entry, span, max) && changes.seen.insert(s.id.clone()) {
-            changes.changed.push(s.id.clone());
+        if s.insert(entry, span, max) {
+            if let Some(old) = s.refresh_id() {
+                changes.rename(&old, &s.id);
+            }
+            changes.mark_changed(&s.id);
         }
-        for gone in &changes.merged_away[merged_before..] {
-            self.index.remove(gone);
+        for (old, new) in &changes.renamed[renamed_before..] {
+            self.index.remove(old);
+            self.index.insert(new.clone(), (kind, key.clone()));
         }
     }
 
@@ -445,7 +518,9 @@ impl Book {
 fn merge(list: &mut Vec<Session>, idx: &[usize], max: usize, changes: &mut Changes) -> usize {
     let keep = *idx
         .iter()
-        .min_by_key(|&&i| (list[i].first_time, list[i].id.clone()))
+        .min_by(|&&a, &&b| {
+            (list[a].first_time, &list[a].origin_id).cmp(&(list[b].first_time, &list[b].origin_id))
+        })
         .expect("non-empty");
     let mut others: Vec<Session> = Vec::new();
     let mut sorted: Vec<usize> = idx.iter().copied().filter(|&i| i != keep).collect();
@@ -459,10 +534,8 @@ fn merge(list: &mut Vec<Session>, idx: &[usize], max: usize, changes: &mut Chang
     }
     let s = &mut list[keep_idx];
     for o in others {
-        changes.merged_away.push(o.id.clone());
-        changes.changed.retain(|c| c != &o.id);
-        changes.seen.remove(&o.id);
-        s.first_time = s.first_time.min(o.first_time);
+        changes.rename(&o.id, &s.id);
+        s.take_origin(o.first_time, &o.origin_id);
         s.closes_at = s.closes_at.max(o.closes_at);
         s.dropped += o.dropped;
         s.entries.extend(o.entries);
