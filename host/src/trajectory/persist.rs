@@ -124,13 +124,19 @@ impl TrajectoryStore {
         for id in removed {
             self.records.remove(id.as_bytes())?;
         }
+        self.put_records(records)?;
+        self.meta.insert(CHECKPOINT_KEY, &seq.to_be_bytes())?;
+        Ok(())
+    }
+
+    /// Writes headers without moving the checkpoint.
+    pub fn put_records(&self, records: &[TrajectoryRecord]) -> Result<(), StoreError> {
         for r in records {
             self.records.insert(
                 r.id.as_bytes(),
                 serde_json::to_vec(r).expect("records serialise"),
             )?;
         }
-        self.meta.insert(CHECKPOINT_KEY, &seq.to_be_bytes())?;
         Ok(())
     }
 

@@ -349,6 +349,16 @@ impl Builder {
             for s in book.close_expired(self.lateness) {
                 self.pending_closed.push(TrajectoryRecord::of(&s, true));
             }
+            // Closed headers are written now (under the lock), not at the next checkpoint:
+            // the trajectory left the book, and until its header is on disk no reader finds it.
+            if !self.pending_closed.is_empty() {
+                match self.stage.persist.put_records(&self.pending_closed) {
+                    Ok(()) => self.pending_closed.clear(),
+                    Err(e) => {
+                        tracing::error!(error = %e, "could not save closed trajectories; will retry")
+                    }
+                }
+            }
         }
         for (olds, mut t, digests) in renamed_to {
             finish_snapshot(&mut t, &digests);

@@ -538,3 +538,56 @@ async fn a_late_event_joining_two_alerted_trajectories_leaves_one_open_alert() {
         first.id
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_window_closes_once_event_time_passes_it_and_stays_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path());
+    r.writer
+        .write(vec![ev("a1", "ada", "r", "git.push", 0)])
+        .await
+        .unwrap();
+    wait_for(|| r.alerts.all().count() == 1);
+    let id = r.alerts.all().next().unwrap().trajectory_id;
+    // An hour later by event time the window is still open (it spans an hour after its last
+    // event, and events up to another hour late are still taken).
+    r.writer
+        .write(vec![ev("b1", "bob", "s", "git.push", 119 * MIN)])
+        .await
+        .unwrap();
+    wait_for(|| r.stage.applied_seq() == 2);
+    let header = |id: &str| r.stage.list().into_iter().find(|h| h.id == id).unwrap();
+    assert!(!header(&id).closed);
+    // Past that, it closes: still listed and readable (from disk), no longer open.
+    r.writer
+        .write(vec![ev("b2", "bob", "s", "git.push", 121 * MIN)])
+        .await
+        .unwrap();
+    wait_for(|| r.stage.applied_seq() == 3);
+    assert!(header(&id).closed);
+    let t = r
+        .stage
+        .get(&id)
+        .unwrap()
+        .expect("closed trajectory readable");
+    assert_eq!(t.events.len(), 1);
+    // An event for the closed window that arrives this late starts a new trajectory.
+    r.writer
+        .write(vec![ev("a2", "ada", "r", "git.push", 30 * MIN)])
+        .await
+        .unwrap();
+    wait_for(|| r.stage.applied_seq() == 4);
+    let ada: Vec<_> = r
+        .stage
+        .list()
+        .into_iter()
+        .filter(|h| h.kind == TrajectoryKind::Actor && h.key == "ada")
+        .collect();
+    assert_eq!(ada.len(), 2, "{ada:?}");
+    assert!(ada
+        .iter()
+        .any(|h| h.id == id && h.closed && h.event_count == 1));
+    assert!(ada
+        .iter()
+        .any(|h| h.id != id && !h.closed && h.event_count == 1));
+}
