@@ -62,3 +62,83 @@ impl Store {
         Ok(removed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::json;
+
+    use crate::event::{format_time, parse_event, Event};
+    use crate::store::{CommitListener, CommittedBatch, EventQuery, Store, Writer};
+
+    const DAY: i64 = 86_400;
+
+    fn ev(id: &str, days_ago: i64) -> Event {
+        let t = time::OffsetDateTime::now_utc() - time::Duration::seconds(days_ago * DAY);
+        parse_event(json!({
+            "id": id, "time": format_time(t), "source": "github",
+            "actor": {"id": "ada", "type": "human"}, "system": "acme/api", "action": "git.push",
+        }))
+        .unwrap()
+    }
+
+    fn ids(store: &Store, q: EventQuery) -> Vec<String> {
+        let q = EventQuery { limit: 100, ..q };
+        store
+            .query(&q)
+            .unwrap()
+            .events
+            .into_iter()
+            .map(|e| e.id)
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn old_events_go_with_every_index_entry_and_newer_ones_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let ignore: Arc<dyn CommitListener> = Arc::new(|_b: CommittedBatch| {});
+        let writer = Writer::start(store.clone(), false, ignore).unwrap();
+        // One batch of old events only, one that mixes old and new, and a newest batch of
+        // old events (its record stays, emptied, so batch numbers are never reused).
+        writer
+            .write(vec![ev("old-1", 40), ev("old-2", 39)])
+            .await
+            .unwrap();
+        writer
+            .write(vec![ev("old-3", 35), ev("new-1", 1)])
+            .await
+            .unwrap();
+        writer.write(vec![ev("old-4", 31)]).await.unwrap();
+        assert_eq!(store.event_count(), 5);
+        let cutoff = time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64
+            - 30 * DAY * 1_000_000_000;
+
+        assert_eq!(store.sweep_before(cutoff).unwrap(), 4);
+        assert_eq!(store.event_count(), 1);
+        for old in ["old-1", "old-2", "old-3", "old-4"] {
+            assert!(store.get(old).unwrap().is_none(), "{old} swept");
+        }
+        assert_eq!(store.get("new-1").unwrap().unwrap().id, "new-1");
+        // No index still points at a swept event.
+        let by_actor = EventQuery {
+            actor: Some("ada".into()),
+            ..Default::default()
+        };
+        let by_system = EventQuery {
+            system: Some("acme/api".into()),
+            ..Default::default()
+        };
+        assert_eq!(ids(&store, by_actor), vec!["new-1"]);
+        assert_eq!(ids(&store, by_system), vec!["new-1"]);
+        assert_eq!(ids(&store, EventQuery::default()), vec!["new-1"]);
+        assert_eq!(store.batch_seqs_after(0).collect::<Vec<_>>(), vec![2, 3]);
+        assert!(store.batch_events(3).unwrap().is_empty());
+        // A second sweep finds nothing; new writes continue after the kept sequence.
+        assert_eq!(store.sweep_before(cutoff).unwrap(), 0);
+        writer.write(vec![ev("new-2", 0)]).await.unwrap();
+        assert_eq!(store.batch_seqs_after(3).collect::<Vec<_>>(), vec![4]);
+        assert_eq!(store.event_count(), 2);
+    }
+}
