@@ -373,3 +373,52 @@ async fn the_cli_ingests_ndjson_and_prints_events() {
     assert!(out.status.success());
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1250);
 }
+
+#[tokio::test]
+async fn the_alert_listing_filters_by_severity_status_and_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    // A force push to the default branch: the built-in branch-bypass pack raises 2.
+    let mut force = event("force", "mallory", "git.push.force");
+    force["resource"] = json!("refs/heads/main");
+    force["attributes"] =
+        json!({"branch": "main", "forced": true, "to_default_branch": true, "after": "f00d"});
+    let (st, _) = post(&s, "application/json", force.to_string()).await;
+    assert_eq!(st, 202);
+    let alert = support::eventually(30, || async {
+        let (_, v) = get(&s, "/v1/alerts").await;
+        v["alerts"].as_array().and_then(|a| a.first().cloned())
+    })
+    .await;
+    assert_eq!(alert["severity"], 2, "{alert:#}");
+    assert_eq!(alert["status"], "open");
+    let id = alert["id"].as_str().unwrap();
+    let count = |v: &Value| v["alerts"].as_array().map(Vec::len).unwrap_or(usize::MAX);
+    for (query, expected) in [
+        ("severity=2", 1),
+        ("severity=3", 0),
+        ("status=open", 1),
+        ("status=resolved", 0),
+        ("severity=2&status=open&since=1h", 1),
+        ("since=2099-01-01T00:00:00Z", 0),
+        ("limit=1", 1),
+    ] {
+        let (st, v) = get(&s, &format!("/v1/alerts?{query}")).await;
+        assert_eq!((st, count(&v)), (200, expected), "{query}: {v}");
+    }
+    let (st, one) = get(&s, &format!("/v1/alerts/{id}")).await;
+    assert_eq!((st, &one["id"]), (200, &alert["id"]));
+    assert!(
+        one["findings"][0]["evidence"].to_string().contains("force"),
+        "{one:#}"
+    );
+    // Bad filters name the field.
+    let (st, e) = get(&s, "/v1/alerts?severity=7").await;
+    assert_eq!((st, e["field"].as_str()), (400, Some("severity")), "{e}");
+    let (st, e) = get(&s, "/v1/alerts?status=closed").await;
+    assert_eq!((st, e["field"].as_str()), (400, Some("status")), "{e}");
+    let (st, e) = get(&s, "/v1/alerts?since=tuesday").await;
+    assert_eq!(st, 400, "{e}");
+    let (st, _) = get(&s, "/v1/alerts/alr-nope").await;
+    assert_eq!(st, 404);
+}
