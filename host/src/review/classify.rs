@@ -300,7 +300,11 @@ pub fn hints<'a>(events: impl IntoIterator<Item = &'a Event>) -> Vec<Hint> {
             };
             if let Some(why) = why {
                 let reasons = found.entry(i).or_default();
-                if reasons.len() < MAX_REASONS && !reasons.iter().any(|r| r.event_id == e.id) {
+                // One reason per event, and each reason once: four events whose system
+                // mentions `hubspot` say so once, leaving room for other reasons.
+                if reasons.len() < MAX_REASONS
+                    && !reasons.iter().any(|r| r.event_id == e.id || r.why == why)
+                {
                     reasons.push(Reason {
                         event_id: e.id.clone(),
                         why,
@@ -501,6 +505,30 @@ mod tests {
 
         let login = ev("e4", "auth.login.failed", serde_json::json!({}));
         assert_eq!(classes(&hints([&login])), vec!["auth"]);
+    }
+
+    #[test]
+    fn a_reason_shared_by_several_events_is_given_once() {
+        let hubspot = |id| {
+            ev(
+                id,
+                "workflow.updated",
+                serde_json::json!({"credential.name": "HubSpot (all objects)"}),
+            )
+        };
+        let (a, b) = (hubspot("e1"), hubspot("e2"));
+        let payroll = ev(
+            "e3",
+            "workflow.updated",
+            serde_json::json!({"credential.name": "Payroll export", "table": "customers"}),
+        );
+        let h = hints([&a, &b, &payroll]);
+        let pii = h.iter().find(|h| h.class == "pii").expect("pii hint");
+        let whys: Vec<&str> = pii.reasons.iter().map(|r| r.why.as_str()).collect();
+        let unique: std::collections::BTreeSet<&str> = whys.iter().copied().collect();
+        assert_eq!(whys.len(), unique.len(), "{whys:?}");
+        assert_eq!(pii.reasons[0].event_id, "e1");
+        assert!(pii.reasons.iter().all(|r| r.event_id != "e2"), "{whys:?}");
     }
 
     #[test]
