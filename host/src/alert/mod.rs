@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::format_time;
 use crate::store::{Store, StoreError};
+use crate::trajectory::aliases::Aliases;
 use crate::trajectory::Trajectory;
 use finding::{Finding, Severity};
 
@@ -81,22 +82,13 @@ pub trait AlertListener: Send + Sync + 'static {
     fn alert_changed(&self, update: AlertUpdate);
 }
 
-/// What the book knows of a trajectory id.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum TrajectoryLink {
-    /// Its alert.
-    Alert(String),
-    /// The trajectory goes by another id now (see `trajectory::window`): evaluations still
-    /// in flight under this id are stale, the successor is queued.
-    RenamedTo(String),
-}
-
 #[derive(Clone)]
 pub struct AlertBook {
     tree: sled::Tree,
-    /// Trajectory id → [`TrajectoryLink`].
+    /// Trajectory id → the id of its alert.
     links: sled::Tree,
+    /// Renamed trajectory ids (written by the trajectory stage).
+    aliases: Aliases,
     shadow: sled::Tree,
     /// Serialises read-modify-write of one alert across evaluation workers.
     lock: Arc<Mutex<()>>,
@@ -112,6 +104,7 @@ impl AlertBook {
         Ok(AlertBook {
             tree: store.db().open_tree("alerts")?,
             links: store.db().open_tree("alert_links")?,
+            aliases: Aliases::open(store)?,
             shadow: store.db().open_tree("shadow_findings")?,
             lock: Arc::default(),
             listeners: Arc::default(),
@@ -193,14 +186,13 @@ impl AlertBook {
         }
         let update = {
             let _g = self.lock.lock().expect("alert lock");
-            let id = match self.link(&t.id)? {
-                Some(TrajectoryLink::Alert(id)) => id,
-                Some(TrajectoryLink::RenamedTo(to)) => {
-                    tracing::debug!(trajectory = %t.id, now = %to, "stale evaluation of a renamed trajectory; its successor is queued");
-                    return Ok(None);
-                }
-                None => alert_id_for(&t.id),
-            };
+            if self.aliases.is_renamed(&t.id)? {
+                tracing::debug!(trajectory = %t.id, "stale evaluation of a renamed trajectory; its successor is queued");
+                return Ok(None);
+            }
+            let id = self
+                .alert_id_of(&t.id)?
+                .unwrap_or_else(|| alert_id_for(&t.id));
             let existing = self.get(&id)?;
             let is_new = existing.is_none();
             let previous_severity = existing.as_ref().map(|a| a.severity);
@@ -232,7 +224,7 @@ impl AlertBook {
             alert.updated_at = now();
             self.put(&alert)?;
             if is_new {
-                self.set_link(&t.id, &TrajectoryLink::Alert(id))?;
+                self.set_link(&t.id, &id)?;
             }
             AlertUpdate {
                 alert,
@@ -252,40 +244,29 @@ impl AlertBook {
         }
     }
 
-    /// The alert of a trajectory id, or where the trajectory went. Alerts recorded before
-    /// links existed are found by their derived id.
-    fn link(&self, trajectory_id: &str) -> Result<Option<TrajectoryLink>, StoreError> {
+    /// The id of the alert raised on a trajectory id. Alerts recorded before links existed
+    /// are found by their derived id.
+    fn alert_id_of(&self, trajectory_id: &str) -> Result<Option<String>, StoreError> {
         if let Some(v) = self.links.get(trajectory_id.as_bytes())? {
-            if let Ok(link) = serde_json::from_slice(&v) {
-                return Ok(Some(link));
-            }
+            return Ok(Some(String::from_utf8_lossy(&v).into_owned()));
         }
         let legacy = alert_id_for(trajectory_id);
-        Ok(self
-            .tree
-            .contains_key(legacy.as_bytes())?
-            .then_some(TrajectoryLink::Alert(legacy)))
+        Ok(self.tree.contains_key(legacy.as_bytes())?.then_some(legacy))
     }
 
-    fn set_link(&self, trajectory_id: &str, link: &TrajectoryLink) -> Result<(), StoreError> {
-        self.links.insert(
-            trajectory_id.as_bytes(),
-            serde_json::to_vec(link).expect("links serialise"),
-        )?;
+    fn set_link(&self, trajectory_id: &str, alert_id: &str) -> Result<(), StoreError> {
+        self.links
+            .insert(trajectory_id.as_bytes(), alert_id.as_bytes())?;
         Ok(())
     }
 
     /// The alert raised on a trajectory (by its current or a former id).
     pub fn alert_of_trajectory(&self, trajectory_id: &str) -> Result<Option<Alert>, StoreError> {
-        let mut id = trajectory_id.to_string();
-        for _ in 0..64 {
-            match self.link(&id)? {
-                Some(TrajectoryLink::Alert(a)) => return self.get(&a),
-                Some(TrajectoryLink::RenamedTo(to)) => id = to,
-                None => return Ok(None),
-            }
+        let current = self.aliases.resolve(trajectory_id)?;
+        match self.alert_id_of(current.as_deref().unwrap_or(trajectory_id))? {
+            Some(id) => self.get(&id),
+            None => Ok(None),
         }
-        Ok(None)
     }
 
     /// The trajectory `old` now goes by `t.id` (an earlier event arrived, or a late event
@@ -299,22 +280,24 @@ impl AlertBook {
     ) -> Result<Option<AlertUpdate>, StoreError> {
         let update = {
             let _g = self.lock.lock().expect("alert lock");
-            let moved = self.link(old)?;
-            self.set_link(old, &TrajectoryLink::RenamedTo(t.id.clone()))?;
-            let Some(TrajectoryLink::Alert(moved)) = moved else {
+            let Some(moved) = self.alert_id_of(old)? else {
                 return Ok(None);
             };
             let Some(mut a) = self.get(&moved)? else {
                 return Ok(None);
             };
-            let there = match self.link(&t.id)? {
-                Some(TrajectoryLink::Alert(id)) if id != moved => self.get(&id)?,
+            // Already moved or folded: the same batch re-applied after a crash.
+            if a.trajectory_id != old || a.merged_into.is_some() {
+                return Ok(None);
+            }
+            let there = match self.alert_id_of(&t.id)? {
+                Some(id) if id != moved => self.get(&id)?,
                 _ => None,
             };
             let Some(b) = there else {
                 a.trajectory_id = t.id.clone();
                 self.put(&a)?;
-                self.set_link(&t.id, &TrajectoryLink::Alert(moved))?;
+                self.set_link(&t.id, &moved)?;
                 return Ok(None);
             };
             // Keep the alert raised first: it is the one reviewers and pages already know.
@@ -345,7 +328,7 @@ impl AlertBook {
             gone.updated_at = now();
             self.put(&gone)?;
             self.put(&keep)?;
-            self.set_link(&t.id, &TrajectoryLink::Alert(keep.id.clone()))?;
+            self.set_link(&t.id, &keep.id)?;
             AlertUpdate {
                 alert: keep,
                 trajectory: t.clone(),

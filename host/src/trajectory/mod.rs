@@ -2,6 +2,7 @@
 //! built incrementally as batches become durable, persisted, content-hashed, and queued
 //! for evaluation.
 
+pub mod aliases;
 pub mod evaluate;
 pub mod model;
 pub mod persist;

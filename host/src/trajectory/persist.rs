@@ -90,8 +90,7 @@ pub struct TrajectoryStore {
     rules: super::window::WindowRules,
     records: sled::Tree,
     meta: sled::Tree,
-    /// Renamed trajectory id → the id that took its place.
-    aliases: sled::Tree,
+    pub aliases: super::aliases::Aliases,
 }
 
 impl TrajectoryStore {
@@ -100,7 +99,7 @@ impl TrajectoryStore {
             rules,
             records: store.db().open_tree("trajectories")?,
             meta: store.db().open_tree("trajectory_meta")?,
-            aliases: store.db().open_tree("trajectory_aliases")?,
+            aliases: super::aliases::Aliases::open(store)?,
             store: store.clone(),
         })
     }
@@ -138,29 +137,6 @@ impl TrajectoryStore {
             )?;
         }
         Ok(())
-    }
-
-    /// Remembers renames as they happen (the old header goes at the next checkpoint), so a
-    /// link to the old id keeps working.
-    pub fn save_aliases(&self, renamed: &[(String, String)]) -> Result<(), StoreError> {
-        for (old, new) in renamed {
-            self.aliases.insert(old.as_bytes(), new.as_bytes())?;
-        }
-        Ok(())
-    }
-
-    /// The id a renamed trajectory goes by now (following renames), if it was renamed.
-    pub fn resolve_alias(&self, id: &str) -> Result<Option<String>, StoreError> {
-        let mut current = id.to_string();
-        // Ids only ever move to an earlier origin, so the chain cannot loop; the bound is
-        // a guard against a damaged tree.
-        for _ in 0..64 {
-            match self.aliases.get(current.as_bytes())? {
-                Some(next) => current = String::from_utf8_lossy(&next).into_owned(),
-                None => break,
-            }
-        }
-        Ok((current != id).then_some(current))
     }
 
     pub fn record(&self, id: &str) -> Result<Option<TrajectoryRecord>, StoreError> {

@@ -230,7 +230,7 @@ impl TrajectoryStage {
         if let Some(t) = self.get_current(id)? {
             return Ok(Some(t));
         }
-        match self.persist.resolve_alias(id)? {
+        match self.persist.aliases.resolve(id)? {
             Some(current) => self.get_current(&current),
             None => Ok(None),
         }
@@ -341,7 +341,7 @@ impl Builder {
             }
             if !changes.renamed.is_empty() {
                 // Under the lock, so no reader sees the new id without the alias.
-                if let Err(e) = self.stage.persist.save_aliases(&changes.renamed) {
+                if let Err(e) = self.stage.persist.aliases.record(&changes.renamed) {
                     tracing::error!(error = %e, "could not record trajectory renames");
                 }
                 renamed_to = self.renamed_snapshots(&book, &changes);
