@@ -4,7 +4,7 @@
 mod support;
 
 use serde_json::{json, Value};
-use support::{client, event, Server};
+use support::{client, event, get, Server};
 
 async fn post(s: &Server, ct: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
     let r = client()
@@ -14,12 +14,6 @@ async fn post(s: &Server, ct: &str, body: impl Into<reqwest::Body>) -> (u16, Val
         .send()
         .await
         .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
-async fn get(s: &Server, path: &str) -> (u16, Value) {
-    let r = client().get(s.at(path)).send().await.unwrap();
     let status = r.status().as_u16();
     (status, r.json().await.unwrap_or(Value::Null))
 }

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use plumbline::pack::archive::PackFiles;
 use plumbline::pack::{author, PackKey};
 use serde_json::{json, Value};
-use support::{client, eventually, Server};
+use support::{client, eventually, post_events, Server};
 
 fn target() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
@@ -142,16 +142,6 @@ async fn install(s: &Server, archive: Vec<u8>, query: &str) -> (u16, Value) {
         .await
         .unwrap();
     (r.status().as_u16(), r.json().await.unwrap())
-}
-
-async fn post_events(s: &Server, events: &[Value]) {
-    let r = client()
-        .post(s.at("/v1/events"))
-        .json(&events)
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
 }
 
 fn now_nanos() -> i64 {

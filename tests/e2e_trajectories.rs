@@ -6,7 +6,7 @@
 mod support;
 
 use serde_json::{json, Value};
-use support::{client, event, event_time, eventually, Server};
+use support::{event, event_time, eventually, get, post_events, Server};
 
 /// A push by `actor` to `system` at 10:`minute` on the test day.
 fn push(id: &str, actor: &str, system: &str, minute: u32) -> Value {
@@ -15,22 +15,6 @@ fn push(id: &str, actor: &str, system: &str, minute: u32) -> Value {
     e["system"] = json!(system);
     e["resource"] = json!(format!("{system}@refs/heads/main"));
     e
-}
-
-async fn post(s: &Server, events: Value) {
-    let r = client()
-        .post(s.at("/v1/events"))
-        .json(&events)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 202, "{:?}", r.text().await);
-}
-
-async fn get(s: &Server, path: &str) -> (u16, Value) {
-    let r = client().get(s.at(path)).send().await.unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
 }
 
 async fn listing(s: &Server, query: &str) -> Vec<Value> {
@@ -67,9 +51,9 @@ fn event_ids(t: &Value) -> Vec<&str> {
 async fn listing_filters_timeline_renames_and_restart() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = Server::start(dir.path());
-    post(
+    post_events(
         &s,
-        json!([
+        &json!([
             push("api-2", "ada", "acme/api", 20),
             push("web-1", "ada", "acme/web", 25),
             push("bob-1", "bob", "acme/web", 30),
@@ -84,7 +68,7 @@ async fn listing_filters_timeline_renames_and_restart() {
 
     // The push that happened first arrives last: it lands in its place, and the trajectory
     // takes the id its earliest event gives it (the id in-order arrival would have given).
-    post(&s, json!([push("api-1", "ada", "acme/api", 5)])).await;
+    post_events(&s, &json!([push("api-1", "ada", "acme/api", 5)])).await;
     let current = eventually(20, || async {
         let l = listing(&s, "actor=ada&kind=actor").await;
         (l.len() == 1 && l[0]["event_count"] == 3).then(|| l[0].clone())
@@ -158,7 +142,7 @@ async fn listing_filters_timeline_renames_and_restart() {
     assert_eq!(after["id"].as_str(), Some(id.as_str()));
     assert_eq!(after["hash"], t["hash"]);
     assert_eq!(event_ids(&after), vec!["api-1", "api-2", "web-1"]);
-    post(&s, json!([push("api-3", "ada", "acme/api", 40)])).await;
+    post_events(&s, &json!([push("api-3", "ada", "acme/api", 40)])).await;
     let grown = eventually(20, || async {
         let (_, t) = get(&s, &format!("/v1/trajectories/{id}")).await;
         (t["events"].as_array().map(Vec::len) == Some(4)).then_some(t)
@@ -169,7 +153,7 @@ async fn listing_filters_timeline_renames_and_restart() {
 
     // A crash right after an event was accepted, likely before the trajectory checkpoint:
     // the batches after the checkpoint are re-applied on start, so nothing is skipped.
-    post(&s, json!([push("api-0", "ada", "acme/api", 1)])).await;
+    post_events(&s, &json!([push("api-0", "ada", "acme/api", 1)])).await;
     s.crash();
     s.restart();
     let (_, l) = get(&s, "/v1/trajectories?actor=ada&kind=actor").await;

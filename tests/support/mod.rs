@@ -157,6 +157,24 @@ pub fn event_time() -> &'static str {
     })
 }
 
+/// GET `path`: the status and the JSON body (null if the body is not JSON).
+pub async fn get(s: &Server, path: &str) -> (u16, serde_json::Value) {
+    let r = client().get(s.at(path)).send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+/// POSTs events (one, or an array) to `/v1/events` and expects them accepted (202).
+pub async fn post_events(s: &Server, events: &impl serde::Serialize) {
+    let r = client()
+        .post(s.at("/v1/events"))
+        .json(events)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 202, "{:?}", r.text().await);
+}
+
 /// A valid native event.
 pub fn event(id: &str, actor: &str, action: &str) -> serde_json::Value {
     serde_json::json!({
