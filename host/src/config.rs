@@ -5,7 +5,22 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+/// The host's own sections; each stage crate carries the defaults of its own section.
+const HOST_TOML: &str = include_str!("../config/default.toml");
+
+/// The embedded default configuration: every section with its documentation.
+pub fn default_toml() -> String {
+    [
+        HOST_TOML,
+        crate::trajectory::DEFAULT_CONFIG,
+        crate::runtime::DEFAULT_CONFIG,
+        crate::summary::DEFAULT_CONFIG,
+        crate::policy::DEFAULT_CONFIG,
+        plumbline_delivery::DEFAULT_CONFIG,
+        plumbline_review::DEFAULT_CONFIG,
+    ]
+    .join("\n")
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -25,7 +40,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub store: StoreConfig,
     pub auth: AuthConfig,
-    pub trajectory: TrajectoryConfig,
+    pub trajectory: crate::trajectory::TrajectoryConfig,
     pub github: GithubConfig,
     pub gitlab: GitlabConfig,
     pub n8n: N8nConfig,
@@ -38,7 +53,7 @@ pub struct Config {
     pub runtime: crate::runtime::RuntimeConfig,
     pub packs: crate::pack::PacksConfig,
     pub policy: crate::policy::PolicyConfig,
-    pub delivery: crate::route::DeliveryConfig,
+    pub delivery: plumbline_delivery::DeliveryConfig,
     pub review: crate::review::ReviewConfig,
 }
 
@@ -81,21 +96,6 @@ pub enum Scope {
     /// Approve or deny response actions (a review page's token; admin also may).
     Review,
     Admin,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrajectoryConfig {
-    pub window_minutes: u64,
-    pub grant_window_hours: u64,
-    pub max_events: usize,
-    pub eval_delay_ms: u64,
-    pub eval_workers: usize,
-    pub grant_actions: Vec<String>,
-    pub settle_secs: Vec<u64>,
-    pub drift_window_days: u64,
-    pub drift_max_events: usize,
-    pub drift_actions: Vec<String>,
 }
 
 /// `[github]`: webhook secret for `POST /v1/ingest/github` (empty: API-token rules).
@@ -167,7 +167,7 @@ impl Config {
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
-        let mut value: toml::Table = toml::from_str(DEFAULT_TOML)
+        let mut value: toml::Table = toml::from_str(&default_toml())
             .map_err(|e| ConfigError::Parse("(embedded defaults)".into(), e))?;
         if let Some(path) = file {
             let text = std::fs::read_to_string(path)
@@ -193,16 +193,7 @@ impl Config {
         self.runtime.validate().map_err(ConfigError::Invalid)?;
         self.packs.validate().map_err(ConfigError::Invalid)?;
         self.review.validate().map_err(ConfigError::Invalid)?;
-        if self.trajectory.max_events == 0 {
-            return Err(ConfigError::Invalid(
-                "trajectory.max_events must be at least 1".into(),
-            ));
-        }
-        if self.trajectory.window_minutes == 0 {
-            return Err(ConfigError::Invalid(
-                "trajectory.window_minutes must be at least 1".into(),
-            ));
-        }
+        self.trajectory.validate().map_err(ConfigError::Invalid)?;
         for t in &self.auth.tokens {
             if t.token.len() < 16 {
                 return Err(ConfigError::Invalid(format!(
@@ -340,7 +331,7 @@ mod tests {
     fn the_readme_documents_every_config_key() {
         let readme =
             std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
-        let defaults: toml::Table = toml::from_str(DEFAULT_TOML).unwrap();
+        let defaults: toml::Table = toml::from_str(&default_toml()).unwrap();
         for (section, keys) in &defaults {
             for key in keys.as_table().expect("sections are tables").keys() {
                 let var = format!(
@@ -354,5 +345,41 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn llm_settings_come_from_the_environment_and_are_checked() {
+        let env = |pairs: &[(&str, &str)]| {
+            Config::load_with_env(
+                None,
+                pairs
+                    .iter()
+                    .map(|(a, b)| (a.to_string(), b.to_string()))
+                    .collect::<Vec<_>>(),
+            )
+        };
+        let c = env(&[
+            ("PLUMBLINE_LLM_BASE_URL", "http://127.0.0.1:11434/v1/"),
+            ("PLUMBLINE_LLM_MODEL", "llama3.1:8b"),
+            ("PLUMBLINE_LLM_MAX_RAISED_SEVERITY", "3"),
+        ])
+        .unwrap();
+        assert_eq!(c.llm.model, "llama3.1:8b");
+        assert_eq!(
+            c.llm.completions_url(),
+            "http://127.0.0.1:11434/v1/chat/completions"
+        );
+        assert_eq!(c.llm.max_raised_severity, 3);
+        assert!(!Config::defaults().llm.enabled());
+        let err = env(&[("PLUMBLINE_LLM_BASE_URL", "http://x/v1")]).unwrap_err();
+        assert!(err.to_string().contains("llm.model must be set"), "{err}");
+        let err = env(&[
+            ("PLUMBLINE_LLM_BASE_URL", "localhost:8000"),
+            ("PLUMBLINE_LLM_MODEL", "m"),
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("llm.base_url"), "{err}");
+        let err = env(&[("PLUMBLINE_LLM_MAX_RAISED_SEVERITY", "0")]).unwrap_err();
+        assert!(err.to_string().contains("max_raised_severity"), "{err}");
     }
 }

@@ -2,22 +2,22 @@
 //! WebAssembly detectors over them and raises alerts. Stages follow the data flow:
 //! `ingest` → `store` → `trajectory` → `runtime` → alerts → `summary` → `policy` → `route`.
 
-pub mod alert;
 pub mod api;
 pub mod cli;
 pub mod config;
 pub mod demo;
-pub mod event;
 pub mod ingest;
-pub mod metrics;
-pub mod pack;
-pub mod policy;
-pub mod redact;
-pub mod respond;
 pub mod review;
-pub mod route;
-pub mod runtime;
 pub mod serve;
-pub mod store;
-pub mod summary;
-pub mod trajectory;
+
+pub use plumbline_alert as alert;
+pub use plumbline_delivery::{respond, route};
+pub use plumbline_event as event;
+pub use plumbline_event::redact;
+pub use plumbline_metrics as metrics;
+pub use plumbline_policy as policy;
+pub use plumbline_runtime as runtime;
+pub use plumbline_runtime::pack;
+pub use plumbline_store as store;
+pub use plumbline_summary as summary;
+pub use plumbline_trajectory as trajectory;

@@ -46,11 +46,11 @@ pub fn start(config: Config, evaluator: Arc<dyn Evaluator>) -> anyhow::Result<Se
     let review = crate::review::Review::open(&store, &config.review, alerts.clone())?;
     // Policy and routing: summarised alerts are decided and recorded in the outbox.
     let policy = crate::policy::model::Policy::load(&config.policy.file)?;
-    let routing = Arc::new(crate::policy::Routing::open(
+    let routing = Arc::new(plumbline_delivery::Routing::open(
         &store,
         alerts.clone(),
         policy,
-        crate::policy::RoutingSettings {
+        plumbline_delivery::RoutingSettings {
             public_url: config.server.public_url.clone(),
             delivery: config.delivery.settings(),
             http_timeout: std::time::Duration::from_millis(config.delivery.http_timeout_ms.max(1)),
@@ -67,8 +67,12 @@ pub fn start(config: Config, evaluator: Arc<dyn Evaluator>) -> anyhow::Result<Se
         routing.stage.clone(),
         tokio::runtime::Handle::current(),
     )?;
-    let trajectories =
-        TrajectoryStage::start(store.clone(), &config.trajectory, evaluator, alerts.clone())?;
+    let trajectories = TrajectoryStage::start(
+        store.clone(),
+        &config.trajectory,
+        evaluator,
+        Arc::new(alerts.clone()),
+    )?;
     summaries.resume(|id| {
         trajectories
             .get(id)
@@ -118,10 +122,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         })?;
     check_exposure(&config, &addr)?;
     // Compiling detectors blocks (and their WASI glue must not run on an async worker).
-    let runtime_config = config.clone();
-    let runtime =
-        tokio::task::spawn_blocking(move || crate::runtime::Runtime::load(&runtime_config))
-            .await??;
+    let (runtime_config, data_dir) = (config.runtime.clone(), config.server.data_dir.clone());
+    let runtime = tokio::task::spawn_blocking(move || {
+        crate::runtime::Runtime::load(&runtime_config, &data_dir)
+    })
+    .await??;
     // Packs: built-in (embedded in this binary), installed, then the watched directory;
     // all before the service starts, so the first events meet the full set.
     let packs_config = config.packs.clone();

@@ -32,7 +32,7 @@ pub struct AppState {
     pub auth: auth::Auth,
     pub trajectories: Arc<TrajectoryStage>,
     pub alerts: AlertBook,
-    pub routing: Arc<crate::policy::Routing>,
+    pub routing: Arc<plumbline_delivery::Routing>,
 }
 
 pub fn router(state: AppState) -> Router {

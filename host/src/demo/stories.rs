@@ -55,7 +55,7 @@ fn workflow(id: &str, name: &str, active: bool, nodes: Vec<Value>) -> Value {
     json!({"id": id, "name": name, "active": active, "nodes": nodes, "connections": {}})
 }
 
-/// DESIGN.md's canonical story, in n8n's log-streaming format: a new workflow gains a
+/// The brief's canonical story, in n8n's log-streaming format: a new workflow gains a
 /// webhook trigger, a wide-permission credential and an export step, is activated at
 /// 02:13 and renamed to blend in. `day` is the UTC midnight it happens after.
 pub fn canonical_story(day: OffsetDateTime, tag: &str) -> Vec<Delivery> {

@@ -20,10 +20,10 @@ use plumbline::alert::{AlertBook, AlertStatus};
 use plumbline::event::{format_time, parse_event, Event};
 use plumbline::policy::model::Policy;
 use plumbline::policy::schedule::ManualClock;
-use plumbline::policy::{Routing, RoutingSettings};
 use plumbline::route::outbox::{DeliverySettings, DeliveryState};
 use plumbline::store::{CommittedBatch, Store, Writer};
 use plumbline::trajectory::{Trajectory, TrajectoryKind};
+use plumbline_delivery::{Routing, RoutingSettings};
 
 const PUBLIC: &str = "http://plumbline.test";
 

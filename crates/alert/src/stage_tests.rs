@@ -1,0 +1,349 @@
+//! The trajectory stage over a real sled store, feeding the alert book: bursts, restarts,
+//! settle delays, renames and merges as the alerts a reviewer sees.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use plumbline_store::{Store, Writer};
+use plumbline_trajectory::testing::{ev, six_step_story, MIN};
+use plumbline_trajectory::{
+    Evaluation, Evaluator, Finding, Trajectory, TrajectoryConfig, TrajectoryKind, TrajectoryStage,
+};
+
+use crate::AlertBook;
+
+/// Records what it was asked to evaluate, and raises one finding citing every event.
+#[derive(Default)]
+struct Recorder(Mutex<Vec<(String, usize)>>);
+
+impl Evaluator for Recorder {
+    fn evaluate(&self, t: &Trajectory) -> Evaluation {
+        if !t.kind.is_drift() {
+            self.0.lock().unwrap().push((t.id.clone(), t.events.len()));
+        }
+        if t.kind != TrajectoryKind::Actor {
+            return Evaluation::default();
+        }
+        Evaluation {
+            findings: vec![Finding {
+                detector: "recorder".into(),
+                detector_version: "1".into(),
+                signal: "test.signal".into(),
+                severity: t.events.len().min(3) as u8,
+                score: 1.0,
+                title: format!("{} events", t.events.len()),
+                evidence: t.events.iter().map(|e| e.id.clone()).collect(),
+                next_step: "look".into(),
+            }],
+            shadow: vec![],
+        }
+    }
+}
+
+struct Running {
+    writer: Writer,
+    stage: Arc<TrajectoryStage>,
+    alerts: AlertBook,
+    recorder: Arc<Recorder>,
+}
+
+fn start(dir: &std::path::Path) -> Running {
+    let store = Store::open(dir).unwrap();
+    let alerts = AlertBook::open(&store).unwrap();
+    let recorder = Arc::new(Recorder::default());
+    let stage = TrajectoryStage::start(
+        store.clone(),
+        &TrajectoryConfig::default(),
+        recorder.clone(),
+        Arc::new(alerts.clone()),
+    )
+    .unwrap();
+    let writer = Writer::start(store, false, stage.listener()).unwrap();
+    Running {
+        writer,
+        stage,
+        alerts,
+        recorder,
+    }
+}
+
+fn wait_for(mut f: impl FnMut() -> bool) {
+    for _ in 0..500 {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("condition not reached in 5 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_is_evaluated_once_and_raises_one_alert_that_grows() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path());
+    let story = six_step_story();
+    r.writer.write(story[..3].to_vec()).await.unwrap();
+    wait_for(|| r.alerts.all().count() == 1);
+    let first = r.alerts.all().next().unwrap();
+    assert_eq!(first.severity, 3);
+    assert_eq!(first.event_ids, vec!["s1", "s2", "s3"]);
+    r.writer.write(story[3..].to_vec()).await.unwrap();
+    wait_for(|| r.alerts.all().next().unwrap().event_ids.len() == 6);
+    assert_eq!(r.alerts.all().count(), 1, "one alert per trajectory");
+    // The burst of 3 was evaluated once per trajectory (actor + system), not per event.
+    let calls = r.recorder.0.lock().unwrap().clone();
+    assert!(
+        calls.iter().filter(|(_, n)| *n == 1 || *n == 2).count() == 0,
+        "{calls:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_mid_window_resumes_the_trajectory_without_a_second_alert() {
+    let dir = tempfile::tempdir().unwrap();
+    let story = six_step_story();
+    let (id, hash) = {
+        let r = start(dir.path());
+        r.writer.write(story[..4].to_vec()).await.unwrap();
+        wait_for(|| r.alerts.all().count() == 1);
+        let t = r
+            .stage
+            .list()
+            .into_iter()
+            .find(|t| t.kind == TrajectoryKind::Actor)
+            .unwrap();
+        r.stage.shutdown();
+        (t.id, t.hash)
+    };
+    // Reopen: sled allows one opener per process, so wait for the old threads to let go.
+    let r = reopen(dir.path());
+    let t = r.stage.get(&id).unwrap().expect("resumed");
+    assert_eq!(t.hash, hash);
+    assert_eq!(t.events.len(), 4);
+    r.writer.write(story[4..].to_vec()).await.unwrap();
+    wait_for(|| r.stage.get(&id).unwrap().unwrap().events.len() == 6);
+    wait_for(|| {
+        r.alerts
+            .all()
+            .next()
+            .is_some_and(|a| a.event_ids.len() == 6)
+    });
+    assert_eq!(r.alerts.all().count(), 1);
+    let _ = r;
+}
+
+fn reopen(dir: &std::path::Path) -> Running {
+    for _ in 0..100 {
+        match Store::open(dir) {
+            Ok(s) => {
+                drop(s);
+                return start(dir);
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+    panic!("store still locked after 5 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_stored_after_the_checkpoint_are_applied_on_start() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        // Events become durable while no trajectory stage listens (as after a crash
+        // between the store's flush and the stage's checkpoint).
+        let store = Store::open(dir.path()).unwrap();
+        let ignore: Arc<dyn plumbline_store::CommitListener> =
+            Arc::new(|_b: plumbline_store::CommittedBatch| {});
+        let writer = Writer::start(store, false, ignore).unwrap();
+        writer.write(six_step_story()).await.unwrap();
+    }
+    let r = reopen(dir.path());
+    wait_for(|| {
+        r.alerts
+            .all()
+            .next()
+            .is_some_and(|a| a.event_ids.len() == 6)
+    });
+    assert_eq!(r.stage.applied_seq(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_trajectory_is_judged_again_after_its_settle_delay() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let alerts = AlertBook::open(&store).unwrap();
+    let recorder = Arc::new(Recorder::default());
+    let mut config = TrajectoryConfig::default();
+    config.settle_secs = vec![1];
+    let stage =
+        TrajectoryStage::start(store.clone(), &config, recorder.clone(), Arc::new(alerts)).unwrap();
+    let writer = Writer::start(store, false, stage.listener()).unwrap();
+    writer.write(six_step_story()[..2].to_vec()).await.unwrap();
+    // Evaluated once for the change, then once more a second later with nothing new.
+    wait_for(|| {
+        recorder
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, n)| *n == 2)
+            .count()
+            >= 4
+    });
+    let calls = recorder.0.lock().unwrap().clone();
+    assert_eq!(
+        calls.len(),
+        4,
+        "change + settle for the actor and the system trajectory: {calls:?}"
+    );
+    stage.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_earlier_event_arriving_last_moves_the_alert_and_the_old_id_still_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let story = six_step_story();
+    let final_id = plumbline_trajectory::window::trajectory_id(
+        TrajectoryKind::Actor,
+        "mallory",
+        story[0].time_nanos(),
+        "s1",
+    );
+    let (old_id, alert_id) = {
+        let r = start(dir.path());
+        r.writer.write(story[1..].to_vec()).await.unwrap();
+        wait_for(|| r.alerts.all().count() == 1);
+        let first = r.alerts.all().next().unwrap();
+        assert_ne!(first.trajectory_id, final_id);
+        // The step that happened first arrives last.
+        r.writer.write(story[..1].to_vec()).await.unwrap();
+        wait_for(|| r.alerts.all().next().unwrap().event_ids.len() == 6);
+        let a = r.alerts.all().next().unwrap();
+        assert_eq!(r.alerts.all().count(), 1, "one alert for the story");
+        assert_eq!(a.id, first.id, "the alert keeps its id");
+        assert_eq!(a.trajectory_id, final_id, "and follows the trajectory");
+        let t = r.stage.get(&first.trajectory_id).unwrap().expect("old id");
+        assert_eq!((t.id.as_str(), t.events.len()), (final_id.as_str(), 6));
+        assert!(r.stage.list().iter().all(|h| h.id != first.trajectory_id));
+        r.stage.shutdown();
+        (first.trajectory_id, a.id)
+    };
+    // After a restart the renamed trajectory resumes under its new id, the old one still
+    // answers, and nothing is raised twice.
+    let r = reopen(dir.path());
+    let t = r.stage.get(&old_id).unwrap().expect("old id after restart");
+    assert_eq!((t.id.as_str(), t.events.len()), (final_id.as_str(), 6));
+    let extra = ev(
+        "s7",
+        "mallory",
+        "n8n/invoice-sync",
+        "workflow.executed",
+        81 * MIN,
+    );
+    r.writer.write(vec![extra]).await.unwrap();
+    wait_for(|| r.alerts.all().next().unwrap().event_ids.len() == 7);
+    assert_eq!(r.alerts.all().count(), 1);
+    assert_eq!(r.alerts.all().next().unwrap().id, alert_id);
+    assert_eq!(
+        r.alerts.alert_of_trajectory(&old_id).unwrap().unwrap().id,
+        alert_id
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_event_joining_two_alerted_trajectories_leaves_one_open_alert() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path());
+    let early = vec![
+        ev("a", "ada", "r", "git.push", 0),
+        ev("b", "ada", "r", "git.push", MIN),
+    ];
+    let later = vec![ev("c", "ada", "r", "git.push", 100 * MIN)];
+    r.writer.write(early).await.unwrap();
+    wait_for(|| r.alerts.all().count() == 1);
+    r.writer.write(later).await.unwrap();
+    wait_for(|| r.alerts.all().count() == 2);
+    let first = r
+        .alerts
+        .all()
+        .find(|a| a.event_ids.contains(&"a".to_string()))
+        .unwrap();
+    // Inside b's window, and its own hour reaches c: it joins the two.
+    let bridge = ev("m", "ada", "r", "git.push", 50 * MIN);
+    r.writer.write(vec![bridge]).await.unwrap();
+    wait_for(|| {
+        r.alerts
+            .get(&first.id)
+            .unwrap()
+            .is_some_and(|a| a.event_ids.len() == 4)
+    });
+    let all: Vec<_> = r.alerts.all().collect();
+    let open: Vec<_> = all.iter().filter(|a| a.merged_into.is_none()).collect();
+    assert_eq!(open.len(), 1, "{all:?}");
+    assert_eq!(open[0].id, first.id, "the alert raised first survives");
+    assert_eq!(open[0].event_ids, vec!["a", "b", "m", "c"]);
+    let gone = all.iter().find(|a| a.merged_into.is_some()).unwrap();
+    assert_eq!(gone.merged_into.as_deref(), Some(first.id.as_str()));
+    assert_eq!(gone.status, crate::AlertStatus::Resolved);
+    assert_eq!(
+        r.alerts
+            .alert_of_trajectory(&gone.trajectory_id)
+            .unwrap()
+            .unwrap()
+            .id,
+        first.id
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_window_closes_once_event_time_passes_it_and_stays_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path());
+    r.writer
+        .write(vec![ev("a1", "ada", "r", "git.push", 0)])
+        .await
+        .unwrap();
+    wait_for(|| r.alerts.all().count() == 1);
+    let id = r.alerts.all().next().unwrap().trajectory_id;
+    // An hour later by event time the window is still open (it spans an hour after its last
+    // event, and events up to another hour late are still taken).
+    r.writer
+        .write(vec![ev("b1", "bob", "s", "git.push", 119 * MIN)])
+        .await
+        .unwrap();
+    wait_for(|| r.stage.applied_seq() == 2);
+    let header = |id: &str| r.stage.list().into_iter().find(|h| h.id == id).unwrap();
+    assert!(!header(&id).closed);
+    // Past that, it closes: still listed and readable (from disk), no longer open.
+    r.writer
+        .write(vec![ev("b2", "bob", "s", "git.push", 121 * MIN)])
+        .await
+        .unwrap();
+    wait_for(|| r.stage.applied_seq() == 3);
+    assert!(header(&id).closed);
+    let t = r
+        .stage
+        .get(&id)
+        .unwrap()
+        .expect("closed trajectory readable");
+    assert_eq!(t.events.len(), 1);
+    // An event for the closed window that arrives this late starts a new trajectory.
+    r.writer
+        .write(vec![ev("a2", "ada", "r", "git.push", 30 * MIN)])
+        .await
+        .unwrap();
+    wait_for(|| r.stage.applied_seq() == 4);
+    let ada: Vec<_> = r
+        .stage
+        .list()
+        .into_iter()
+        .filter(|h| h.kind == TrajectoryKind::Actor && h.key == "ada")
+        .collect();
+    assert_eq!(ada.len(), 2, "{ada:?}");
+    assert!(ada
+        .iter()
+        .any(|h| h.id == id && h.closed && h.event_count == 1));
+    assert!(ada
+        .iter()
+        .any(|h| h.id != id && !h.closed && h.event_count == 1));
+}

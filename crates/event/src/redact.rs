@@ -1,0 +1,301 @@
+//! Secrets never reach storage (or the LLM) in clear: values that look like credentials,
+//! and values under keys that name a credential, are replaced by a short hash so that
+//! equal secrets still compare equal without being readable.
+
+use std::sync::LazyLock;
+
+use regex::{Regex, RegexSet};
+use sha2::{Digest, Sha256};
+
+use crate::Event;
+
+/// Key names whose values are credentials whatever they look like.
+const SECRET_KEYS: &[&str] = &[
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "api_key",
+    "apikey",
+    "access_key",
+    "private_key",
+    "client_secret",
+    "authorization",
+    "cookie",
+    "session",
+    "credential_value",
+    "bearer",
+];
+
+/// Patterns of well-known credential formats (kept narrow to avoid eating ordinary text).
+static PATTERNS: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
+    vec![
+        r"gh[pousr]_[A-Za-z0-9]{20,}",
+        r"github_pat_[A-Za-z0-9_]{20,}",
+        r"glpat-[A-Za-z0-9_\-]{20,}",
+        r"xox[abprs]-[A-Za-z0-9\-]{10,}",
+        r"(?:AKIA|ASIA)[A-Z0-9]{16}",
+        r"sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}",
+        r"hv[sb]\.[A-Za-z0-9_\-]{20,}",
+        r"eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}",
+        r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)",
+        r"(?i)\bbearer\s+[A-Za-z0-9._~+/\-]{12,}=*",
+        r"(?i)\b(?:password|passwd|pwd|secret|token|api[_-]?key)\s*[=:]\s*[^\s&,;]{6,}",
+        r"://[^/\s:@]+:[^/\s@]{3,}@",
+        // Chat webhooks: the path is the credential; the host stays readable.
+        r"(?:services|workflows|triggers)/T[A-Z0-9]{6,}/[AB][A-Z0-9]{6,}/[A-Za-z0-9]{16,}",
+        r"api/webhooks/\d{6,}/[A-Za-z0-9_\-]{20,}",
+        r"AIza[0-9A-Za-z_\-]{35}",
+        r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}",
+        r"\bnpm_[A-Za-z0-9]{36}",
+        r"pypi-AgE[A-Za-z0-9_\-]{40,}",
+        r"\bSG\.[A-Za-z0-9_\-]{16,}\.[A-Za-z0-9_\-]{16,}",
+        // Source adapters: Okta API tokens (`SSWS …`), Google OAuth access tokens, HTTP
+        // Basic credentials copied from a header or a workflow node.
+        r"(?i)\bSSWS\s+[A-Za-z0-9_\-]{20,}",
+        r"\bya29\.[A-Za-z0-9_\-]{20,}",
+        r"(?i)\bbasic\s+[A-Za-z0-9+/]{16,}={0,2}",
+        // Signed URLs and OAuth tokens in query strings (`access_token` is not matched by
+        // the `token=` rule above: `_` is a word character).
+        r"(?i)[?&](?:sig|signature|x-amz-signature|x-amz-credential|x-amz-security-token|x-goog-signature|access_token|refresh_token|id_token|client_secret)=[^&#\s]{8,}",
+    ]
+});
+
+static SET: LazyLock<RegexSet> =
+    LazyLock::new(|| RegexSet::new(PATTERNS.iter()).expect("valid patterns"));
+static ALL: LazyLock<Vec<Regex>> = LazyLock::new(|| {
+    PATTERNS
+        .iter()
+        .map(|p| Regex::new(p).expect("valid pattern"))
+        .collect()
+});
+
+/// `[redacted:1a2b3c4d]`: a stable short hash of the secret.
+pub fn marker(secret: &str) -> String {
+    let digest = Sha256::digest(secret.as_bytes());
+    format!("[redacted:{}]", hex::encode(&digest[..4]))
+}
+
+/// Whether a key names a credential (`db_password`, `X-Api-Key`, `client_secret`).
+pub fn is_secret_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase().replace('-', "_");
+    let last = k.rsplit('.').next().unwrap_or(&k);
+    SECRET_KEYS
+        .iter()
+        .any(|s| last == *s || last.ends_with(&format!("_{s}")))
+        && !last.ends_with("_id")
+}
+
+/// Replaces every credential-looking span in `text`. Returns `None` when nothing matched
+/// (the common case, which costs one pass of the regex set).
+pub fn text(text: &str) -> Option<String> {
+    if text.len() < 10 || !SET.is_match(text) {
+        return None;
+    }
+    let mut out = text.to_string();
+    for (i, re) in ALL.iter().enumerate() {
+        if SET.matches(&out).matched(i) {
+            out = re
+                .replace_all(&out, |c: &regex::Captures| marker(&c[0]))
+                .into_owned();
+        }
+    }
+    Some(out)
+}
+
+fn in_place(s: &mut String) {
+    if let Some(r) = text(s) {
+        *s = r;
+    }
+}
+
+/// Redacts an event in place: attribute values under secret-named keys are hashed,
+/// credential-shaped text anywhere in free-text fields is replaced.
+pub fn event(e: &mut Event) {
+    in_place(&mut e.resource);
+    in_place(&mut e.system);
+    in_place(&mut e.actor.display);
+    if let Some(d) = e.destination.as_mut() {
+        in_place(d);
+    }
+    for (k, v) in e.attributes.iter_mut() {
+        let Some(s) = v.as_str() else { continue };
+        if is_secret_key(k) && !s.is_empty() && !is_redacted(s) {
+            *v = serde_json::Value::String(marker(s));
+        } else if let Some(r) = text(s) {
+            *v = serde_json::Value::String(r);
+        }
+    }
+}
+
+/// Redacts every string inside an arbitrary JSON value (used on raw payloads and on what
+/// is sent to the LLM). Idempotent: a value already redacted is left as it is.
+pub fn json(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => in_place(s),
+        Value::Array(xs) => xs.iter_mut().for_each(json),
+        Value::Object(m) => {
+            for (k, x) in m.iter_mut() {
+                if !is_secret_key(k) {
+                    json(x);
+                    continue;
+                }
+                match x {
+                    Value::String(s) if !s.is_empty() && !is_redacted(s) => *s = marker(s),
+                    // A numeric PIN or key under a credential name is as secret as text.
+                    Value::Number(n) => *x = Value::String(marker(&n.to_string())),
+                    _ => json(x),
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Already a redaction marker or an ingest-time HMAC.
+fn is_redacted(s: &str) -> bool {
+    s.starts_with("[redacted:") || s.starts_with("hmac-")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_credential_shapes_are_replaced() {
+        for secret in [
+            "ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+            "AKIAIOSFODNN7EXAMPLE",
+            "sk-proj-abcdefghijklmnopqrstuvwxyz",
+            "xoxb-1234567890-abcdefghij",
+            "Bearer abcdefghijklmnopqrstuvwxyz",
+            "password=hunter2hunter2",
+        ] {
+            let red = text(&format!("deploy with {secret} now")).expect(secret);
+            assert!(!red.contains(secret), "{red}");
+            assert!(red.contains("[redacted:"), "{red}");
+        }
+        assert_eq!(text("an ordinary commit message about tokens"), None);
+    }
+
+    #[test]
+    fn source_adapter_credential_shapes_are_replaced() {
+        for secret in [
+            "SSWS 00Aa1Bb2Cc3Dd4Ee5Ff6Gg7Hh8Ii9Jj0KkLl",
+            "ya29.a0AfH6SMBx3kQ9zLx2Wf3kQ9zLx2Wf3kQ9zLx2",
+            "Basic ZGFuYTpodW50ZXIyaHVudGVyMg==",
+        ] {
+            let red = text(&format!("header was {secret} then")).expect(secret);
+            assert!(!red.contains(secret), "{red}");
+        }
+        assert_eq!(text("uses basic authentication for the legacy API"), None);
+    }
+
+    #[test]
+    fn secret_named_keys_are_hashed_and_ids_are_not() {
+        assert!(is_secret_key("db_password"));
+        assert!(is_secret_key("headers.Authorization"));
+        assert!(is_secret_key("client_secret"));
+        assert!(!is_secret_key("token_id"));
+        assert!(!is_secret_key("workflow"));
+        let mut v = serde_json::json!({"nested": {"api_key": "abc123456"}, "note": "x"});
+        json(&mut v);
+        assert!(v["nested"]["api_key"]
+            .as_str()
+            .unwrap()
+            .starts_with("[redacted:"));
+    }
+
+    #[test]
+    fn webhook_keys_and_signed_urls_are_replaced_and_hosts_kept() {
+        for (input, secret, kept) in [
+            (
+                "post to https://hooks.slack.com/services/T0ABCDEF12/B0ABCDEF34/abcdefghijklmnopqrstuvwx",
+                "abcdefghijklmnopqrstuvwx",
+                "https://hooks.slack.com/",
+            ),
+            (
+                "https://discord.com/api/webhooks/123456789012345678/abcdefghijklmnopqrstuvwxyz_-0123",
+                "abcdefghijklmnopqrstuvwxyz_-0123",
+                "https://discord.com/",
+            ),
+            (
+                "https://acct.blob.core.windows.net/c/f.csv?sv=2024-01-01&sig=AbCdEf0123456789%2B%3D",
+                "AbCdEf0123456789",
+                "https://acct.blob.core.windows.net/c/f.csv?sv=2024-01-01",
+            ),
+            (
+                "https://bucket.s3.amazonaws.com/x?X-Amz-Signature=0123456789abcdef0123",
+                "0123456789abcdef0123",
+                "https://bucket.s3.amazonaws.com/x",
+            ),
+            (
+                "https://api.example.com/cb#x?access_token=ya29.a0AfH6SMBxyz",
+                "ya29.a0AfH6SMBxyz",
+                "https://api.example.com/cb",
+            ),
+            ("key AIzaSyA1234567890abcdefghijklmnopqrstuv", "AIzaSyA1234567890abcdefghijklmnopqrstuv", "key "),
+            ("stripe sk_live_0123456789abcdefABCD", "sk_live_0123456789abcdefABCD", "stripe "),
+            ("npm_0123456789abcdefghijklmnopqrstuvwxyz", "npm_0123456789abcdefghijklmnopqrstuvwxyz", ""),
+            (
+                "SG.abcdefghijklmnopqrstuv.ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789abcdefg",
+                "abcdefghijklmnopqrstuv",
+                "",
+            ),
+        ] {
+            let red = text(input).unwrap_or_else(|| panic!("not redacted: {input}"));
+            assert!(!red.contains(secret), "{red}");
+            assert!(red.contains(kept), "{red}");
+        }
+        for ordinary in [
+            "signature verified for release v1.2.3",
+            "see https://hooks.slack.com/ for set-up",
+            "?page=2&sort=created_at_desc",
+            "npm_config_registry set",
+        ] {
+            assert_eq!(text(ordinary), None, "{ordinary}");
+        }
+    }
+
+    #[test]
+    fn json_redaction_covers_numbers_and_is_idempotent() {
+        let mut v = serde_json::json!({
+            "db_password": 12345678,
+            "token": true,
+            "note": "curl -H 'Authorization: Bearer abcdefghijklmnop1234'",
+        });
+        json(&mut v);
+        assert!(v["db_password"].as_str().unwrap().starts_with("[redacted:"));
+        assert_eq!(
+            v["token"], true,
+            "a flag under a credential name is not a secret"
+        );
+        assert!(!v["note"].as_str().unwrap().contains("abcdefghijklmnop1234"));
+        let once = v.clone();
+        json(&mut v);
+        assert_eq!(v, once);
+    }
+
+    #[test]
+    fn events_are_redacted_in_system_and_display_too() {
+        let mut e = crate::parse_event(serde_json::json!({
+            "id": "e1", "time": "2025-11-24T16:00:00Z", "source": "ci",
+            "actor": {"id": "ci-bot", "type": "service", "display": "bot ghp_abcdefghijklmnopqrstuvwxyz0123456789"},
+            "system": "https://deploy:hunter2hunter2@git.example.com/app.git",
+            "action": "ci.run.started",
+        }))
+        .unwrap();
+        // parse_event redacts at ingest; put the clear values back to test `event` alone.
+        e.actor.display = "bot ghp_abcdefghijklmnopqrstuvwxyz0123456789".into();
+        e.system = "https://deploy:hunter2hunter2@git.example.com/app.git".into();
+        event(&mut e);
+        assert!(!e.actor.display.contains("ghp_"), "{}", e.actor.display);
+        assert!(!e.system.contains("hunter2"), "{}", e.system);
+        assert!(
+            e.system.ends_with("git.example.com/app.git"),
+            "{}",
+            e.system
+        );
+    }
+}

@@ -1,0 +1,234 @@
+//! Turning untrusted bytes into a valid [`Event`], with errors that name the field.
+
+use serde_json::Value;
+
+use super::{Attributes, Event};
+use crate::redact;
+
+/// Why one event was refused: the field (dotted path) and the reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize)]
+#[error("field `{field}`: {reason}")]
+pub struct EventError {
+    pub field: String,
+    pub reason: String,
+}
+
+impl EventError {
+    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        EventError {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+const MAX_ID_LEN: usize = 512;
+const MAX_ACTION_LEN: usize = 128;
+const MAX_ATTRIBUTES: usize = 512;
+
+/// Parses and validates one event from JSON bytes. The typed fast path runs first;
+/// only a refused event pays for the second, path-tracking parse that names the field.
+pub fn parse_event_bytes(bytes: &[u8]) -> Result<Event, EventError> {
+    match serde_json::from_slice::<Event>(bytes) {
+        Ok(mut event) => {
+            check(&mut event)?;
+            Ok(event)
+        }
+        Err(err) if err.is_syntax() || err.is_eof() => {
+            Err(EventError::new("(event)", format!("not JSON: {err}")))
+        }
+        Err(_) => match serde_json::from_slice::<Value>(bytes) {
+            Ok(v) => parse_event(v),
+            Err(err) => Err(EventError::new("(event)", format!("not JSON: {err}"))),
+        },
+    }
+}
+
+/// Parses and validates one event from a JSON value, normalising it on the way:
+/// time to UTC, nested attributes flattened to dotted keys, secrets redacted.
+pub fn parse_event(value: Value) -> Result<Event, EventError> {
+    let mut event: Event = match serde_path_to_error::deserialize(value) {
+        Ok(e) => e,
+        Err(err) => {
+            let path = err.path().to_string();
+            let field = if path == "." { String::new() } else { path };
+            let inner = err.into_inner().to_string();
+            // serde reports a missing field at the parent path; name the field itself.
+            if let Some(name) = missing_field_name(&inner) {
+                let field = if field.is_empty() {
+                    name.to_string()
+                } else {
+                    format!("{field}.{name}")
+                };
+                return Err(EventError::new(field, "required field is missing"));
+            }
+            let field = if field.is_empty() {
+                "(event)".to_string()
+            } else {
+                field
+            };
+            return Err(EventError::new(field, strip_position(&inner)));
+        }
+    };
+    check(&mut event)?;
+    Ok(event)
+}
+
+fn missing_field_name(msg: &str) -> Option<&str> {
+    let rest = msg.strip_prefix("missing field `")?;
+    rest.split('`').next()
+}
+
+/// serde_json appends " at line L column C" which is meaningless for a value
+/// already parsed; the field path says where.
+fn strip_position(msg: &str) -> String {
+    match msg.find(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}
+
+fn check(event: &mut Event) -> Result<(), EventError> {
+    check_text("id", &event.id, MAX_ID_LEN)?;
+    check_text("actor.id", &event.actor.id, MAX_ID_LEN)?;
+    check_text("system", &event.system, MAX_ID_LEN)?;
+    check_action(&event.action)?;
+    event.time = event.time.to_offset(time::UtcOffset::UTC);
+    if event.attributes.len() > MAX_ATTRIBUTES {
+        return Err(EventError::new(
+            "attributes",
+            format!(
+                "{} attributes; at most {MAX_ATTRIBUTES} are kept per event",
+                event.attributes.len()
+            ),
+        ));
+    }
+    if event
+        .attributes
+        .values()
+        .any(|v| v.is_object() || v.is_array())
+    {
+        event.attributes = flatten(std::mem::take(&mut event.attributes));
+    }
+    redact::event(event);
+    Ok(())
+}
+
+fn check_text(field: &str, value: &str, max: usize) -> Result<(), EventError> {
+    if value.is_empty() {
+        return Err(EventError::new(field, "must not be empty"));
+    }
+    if value.len() > max {
+        return Err(EventError::new(
+            field,
+            format!("{} bytes; at most {max}", value.len()),
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(EventError::new(field, "contains control characters"));
+    }
+    Ok(())
+}
+
+/// Actions are dotted lower-case verbs (`git.push.force`); see docs/actions.md.
+pub fn check_action(action: &str) -> Result<(), EventError> {
+    let ok = !action.is_empty()
+        && action.len() <= MAX_ACTION_LEN
+        && action.split('.').all(|seg| {
+            !seg.is_empty()
+                && seg
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(EventError::new(
+            "action",
+            format!("`{action}` is not a dotted lower-case verb such as `git.push.force` (segments of a-z, 0-9, _ or -)"),
+        ))
+    }
+}
+
+/// Flattens nested objects and arrays into dotted keys (`a.b`, `list.0`), so unknown
+/// detail is kept rather than dropped.
+pub fn flatten(attrs: Attributes) -> Attributes {
+    let mut out = Attributes::new();
+    for (k, v) in attrs {
+        flatten_into(&mut out, k, v);
+    }
+    out
+}
+
+fn flatten_into(out: &mut Attributes, key: String, value: Value) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                flatten_into(out, format!("{key}.{k}"), v);
+            }
+        }
+        Value::Array(items) => {
+            for (i, v) in items.into_iter().enumerate() {
+                flatten_into(out, format!("{key}.{i}"), v);
+            }
+        }
+        scalar => {
+            out.insert(key, scalar);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn good() -> Value {
+        json!({
+            "id": "e1", "time": "2026-11-25T02:13:00+01:00", "source": "n8n",
+            "actor": {"id": "u1", "type": "human", "display": "Ada"},
+            "system": "n8n/prod", "action": "workflow.activated", "resource": "wf/1",
+            "environment": "prod", "attributes": {"workflow": {"name": "Invoice sync"}}
+        })
+    }
+
+    #[test]
+    fn normalises_time_and_flattens_attributes() {
+        let e = parse_event(good()).unwrap();
+        assert_eq!(crate::format_time(e.time), "2026-11-25T01:13:00Z");
+        assert_eq!(e.attributes["workflow.name"], json!("Invoice sync"));
+    }
+
+    #[test]
+    fn names_the_field_that_is_wrong() {
+        let mut v = good();
+        v["time"] = json!("yesterday");
+        assert_eq!(parse_event(v).unwrap_err().field, "time");
+        let mut v = good();
+        v["actor"]["type"] = json!("robot");
+        let err = parse_event(v).unwrap_err();
+        assert_eq!(err.field, "actor.type");
+        assert!(err.reason.contains("robot"), "{err}");
+        let mut v = good();
+        v.as_object_mut().unwrap().remove("action");
+        assert_eq!(
+            parse_event(v).unwrap_err(),
+            EventError::new("action", "required field is missing")
+        );
+        let mut v = good();
+        v["actor"].as_object_mut().unwrap().remove("id");
+        assert_eq!(parse_event(v).unwrap_err().field, "actor.id");
+        let mut v = good();
+        v["volume"] = json!({"rows": "many"});
+        assert_eq!(parse_event(v).unwrap_err().field, "volume.rows");
+        let mut v = good();
+        v["action"] = json!("Git Push");
+        assert_eq!(parse_event(v).unwrap_err().field, "action");
+        let mut v = good();
+        v["id"] = json!("");
+        assert_eq!(parse_event(v).unwrap_err().field, "id");
+        let mut v = good();
+        v["colour"] = json!("red");
+        assert!(parse_event(v).unwrap_err().reason.contains("colour"));
+    }
+}

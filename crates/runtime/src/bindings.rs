@@ -1,0 +1,88 @@
+//! Host bindings for `wit/since_v0.1.0` and the conversion of the host's trajectory into
+//! the contract's types. A future `since_v0.2.0` gets its own module beside this one.
+
+// Qualified: the world's `use types.{…}` puts `Trajectory` and friends at this level.
+use plumbline_event as host;
+use plumbline_trajectory as host_t;
+
+wasmtime::component::bindgen!({
+    path: "../../wit/since_v0.1.0",
+    world: "detector",
+});
+
+// `self::`: under rustdoc the crate `plumbline` is also in scope.
+pub use self::plumbline::detector::types as wit;
+
+/// The trajectory as detectors see it (built once per evaluation, shared by all calls).
+pub fn trajectory(t: &host_t::Trajectory) -> wit::Trajectory {
+    wit::Trajectory {
+        id: t.id.clone(),
+        kind: match t.kind {
+            host_t::TrajectoryKind::Actor => wit::TrajectoryKind::Actor,
+            host_t::TrajectoryKind::System => wit::TrajectoryKind::System,
+            host_t::TrajectoryKind::ActorDrift => wit::TrajectoryKind::ActorDrift,
+            host_t::TrajectoryKind::SystemDrift => wit::TrajectoryKind::SystemDrift,
+        },
+        key: t.key.clone(),
+        start: t.start,
+        end: t.end,
+        dropped: t.dropped,
+        hash: t.hash.clone(),
+        events: t.events.iter().map(|e| event(e)).collect(),
+    }
+}
+
+pub fn event(e: &host::Event) -> wit::Event {
+    wit::Event {
+        id: e.id.clone(),
+        time: e.time_nanos(),
+        source: e.source.as_str().to_string(),
+        actor: wit::Actor {
+            id: e.actor.id.clone(),
+            kind: match e.actor.kind {
+                host::ActorType::Human => wit::ActorKind::Human,
+                host::ActorType::Service => wit::ActorKind::Service,
+                host::ActorType::AiAgent => wit::ActorKind::AiAgent,
+            },
+            display: e.actor.display.clone(),
+        },
+        system: e.system.clone(),
+        action: e.action.clone(),
+        resource: e.resource.clone(),
+        environment: match e.environment {
+            host::Environment::Prod => wit::Environment::Prod,
+            host::Environment::Staging => wit::Environment::Staging,
+            host::Environment::Test => wit::Environment::Test,
+            host::Environment::Unknown => wit::Environment::Unknown,
+        },
+        destination: e.destination.clone(),
+        volume: e.volume.map(|v| wit::Volume {
+            rows: v.rows,
+            bytes: v.bytes,
+            files: v.files,
+        }),
+        attributes: e
+            .attributes
+            .iter()
+            .map(|(k, v)| wit::Attribute {
+                key: k.clone(),
+                value: attribute(v),
+            })
+            .collect(),
+    }
+}
+
+fn attribute(v: &serde_json::Value) -> wit::AttributeValue {
+    use serde_json::Value;
+    match v {
+        Value::Null => wit::AttributeValue::Null,
+        Value::Bool(b) => wit::AttributeValue::Boolean(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => wit::AttributeValue::Integer(i),
+            None => wit::AttributeValue::Float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Value::String(s) => wit::AttributeValue::Text(s.clone()),
+        // Ingest flattens objects; anything nested that slipped through stays readable.
+        other => wit::AttributeValue::Text(other.to_string()),
+    }
+}

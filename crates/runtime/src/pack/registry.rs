@@ -1,0 +1,508 @@
+//! The packs this host runs: built-ins, packs installed through the API (kept under
+//! `<data_dir>/packs/`), packs in the watched directory; their states; and the active
+//! detector set, recomposed and swapped atomically on every change. A refused pack is
+//! recorded with its reason and leaves the active set as it was.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+use super::archive::PackFiles;
+use super::load::{self, LoadedPack, Provenance};
+use super::manifest::{sha256_hex, valid_name, Manifest};
+use super::sign::Trust;
+use super::{builtin, BuiltinMode, PackError, PacksConfig};
+use crate::{Detector, DetectorSet, DetectorStatus, Runtime};
+
+/// Earlier versions kept for their final counters (`GET /v1/packs`, state `retired`).
+const RETIRED_KEPT: usize = 16;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", content = "path", rename_all = "lowercase")]
+pub enum Origin {
+    Builtin,
+    /// Uploaded (`POST /v1/packs`, `plumbline pack install`) and kept in the data dir.
+    Installed,
+    /// An archive in the watched directory.
+    Watched(PathBuf),
+}
+
+#[derive(Clone)]
+struct Entry {
+    manifest: Manifest,
+    origin: Origin,
+    trust: Trust,
+    shadow: bool,
+    detectors: Vec<Arc<Detector>>,
+    disabled: Vec<String>,
+    fixtures_passed: usize,
+    files: Arc<PackFiles>,
+    /// The archive bytes and their sha256 (built-ins have none).
+    archive: Option<(Arc<Vec<u8>>, String)>,
+    at: String,
+}
+
+/// One pack version as `GET /v1/packs` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PackStatus {
+    pub name: String,
+    pub version: String,
+    /// active, shadow, refused or retired (replaced or removed; counters final).
+    pub state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub origin: Origin,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trust: Option<Trust>,
+    pub wit: String,
+    pub description: String,
+    pub owners: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    pub fixtures_passed: usize,
+    /// Detectors the operator disabled in `[runtime.detectors]`.
+    pub disabled: Vec<String>,
+    pub quarantined: Vec<String>,
+    pub detectors: Vec<DetectorStatus>,
+    pub at: String,
+}
+
+/// What is kept in `<data_dir>/packs/installed.json`: the installed version of each pack.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Installed {
+    packs: BTreeMap<String, InstalledPack>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct InstalledPack {
+    version: String,
+    shadow: bool,
+}
+
+#[derive(Default)]
+struct Inner {
+    packs: BTreeMap<String, Entry>,
+    refused: BTreeMap<String, PackStatus>,
+    retired: VecDeque<Entry>,
+}
+
+pub struct Packs {
+    runtime: Arc<Runtime>,
+    config: PacksConfig,
+    dir: PathBuf,
+    /// Detectors from `[runtime] detector_dirs/detector_paths`, always in the set.
+    base: Vec<Arc<Detector>>,
+    inner: Mutex<Inner>,
+}
+
+fn now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+impl Packs {
+    /// Takes the runtime's current set as the base and loads built-in and installed packs
+    /// (the watched directory is read by [`super::watch`]). A pack that fails is refused
+    /// with its reason; the others load.
+    pub fn start(
+        runtime: Arc<Runtime>,
+        config: PacksConfig,
+        data_dir: &Path,
+    ) -> Result<Arc<Packs>, PackError> {
+        let dir = data_dir.join("packs");
+        std::fs::create_dir_all(dir.join("archives")).map_err(|e| PackError::Io(dir.clone(), e))?;
+        let packs = Arc::new(Packs {
+            base: runtime.detectors().detectors().to_vec(),
+            runtime,
+            config,
+            dir,
+            inner: Mutex::default(),
+        });
+        if packs.config.builtin {
+            for b in builtin::BUILTIN {
+                let mode = packs
+                    .config
+                    .builtin_packs
+                    .get(b.name)
+                    .copied()
+                    .unwrap_or_default();
+                if mode == BuiltinMode::Disabled {
+                    tracing::info!(pack = b.name, "built-in pack disabled in [packs]");
+                    continue;
+                }
+                let shadow = mode == BuiltinMode::Shadow;
+                match packs.add(b.files(), None, Some(shadow), Origin::Builtin, false) {
+                    Ok(s) => tracing::info!(
+                        pack = b.name,
+                        state = s.state,
+                        detectors = s.detectors.len(),
+                        "built-in pack loaded"
+                    ),
+                    Err(e) => tracing::error!(pack = b.name, "built-in pack refused: {e}"),
+                }
+            }
+        }
+        for (name, p) in packs.read_installed().packs {
+            let path = packs.archive_path(&name, &p.version);
+            let result = std::fs::read(&path)
+                .map_err(|e| PackError::Io(path.clone(), e))
+                .and_then(|bytes| {
+                    packs.install_archive(bytes, Some(p.shadow), Origin::Installed, false)
+                });
+            if let Err(e) = result {
+                tracing::error!(
+                    pack = name,
+                    version = p.version,
+                    "installed pack refused: {e}"
+                );
+            }
+        }
+        Ok(packs)
+    }
+
+    pub fn runtime(&self) -> &Arc<Runtime> {
+        &self.runtime
+    }
+
+    pub fn config(&self) -> &PacksConfig {
+        &self.config
+    }
+
+    /// Installs an archive: verified, compiled and self-tested, then swapped in (replacing
+    /// any other version of the same pack). `persist` keeps it across restarts.
+    pub fn install_archive(
+        &self,
+        bytes: Vec<u8>,
+        shadow: Option<bool>,
+        origin: Origin,
+        persist: bool,
+    ) -> Result<PackStatus, PackError> {
+        let files = match PackFiles::from_archive(&bytes) {
+            Ok(f) => f,
+            Err(e) => {
+                self.refuse(None, &origin, &e);
+                return Err(e);
+            }
+        };
+        self.add(files, Some(bytes), shadow, origin, persist)
+    }
+
+    fn add(
+        &self,
+        files: PackFiles,
+        archive: Option<Vec<u8>>,
+        shadow: Option<bool>,
+        origin: Origin,
+        persist: bool,
+    ) -> Result<PackStatus, PackError> {
+        let provenance = if origin == Origin::Builtin {
+            Provenance::Builtin
+        } else {
+            Provenance::External
+        };
+        // Compiling and self-testing take a while: outside the lock, so listing and
+        // evaluation go on meanwhile.
+        let loaded = match load::load(&self.runtime, &files, provenance, &self.config, shadow) {
+            Ok(l) => l,
+            Err(e) => {
+                let m = files
+                    .get(super::manifest::MANIFEST)
+                    .and_then(|b| toml::from_str::<Manifest>(std::str::from_utf8(b).ok()?).ok());
+                self.refuse(m.as_ref(), &origin, &e);
+                return Err(e);
+            }
+        };
+        let entry = self.entry(loaded, origin, files, archive);
+        let mut inner = self.inner.lock().expect("packs lock");
+        let mut next = inner.packs.clone();
+        let old = next.insert(entry.manifest.name.clone(), entry.clone());
+        let set = match self.compose(&next) {
+            Ok(s) => s,
+            Err(e) => {
+                drop(inner);
+                self.refuse(Some(&entry.manifest), &entry.origin, &e);
+                return Err(e);
+            }
+        };
+        if persist {
+            if let Err(e) = self.persist(&entry) {
+                drop(inner);
+                self.refuse(Some(&entry.manifest), &entry.origin, &e);
+                return Err(e);
+            }
+        }
+        self.runtime.swap(set);
+        tracing::info!(
+            pack = entry.manifest.id(),
+            shadow = entry.shadow,
+            detectors = entry.detectors.len(),
+            "pack active"
+        );
+        inner.packs = next;
+        inner.refused.remove(&entry.manifest.id());
+        if let Some(old) = old {
+            retire(&mut inner, old);
+        }
+        Ok(status(&entry, None))
+    }
+
+    /// Takes a pack out of the active set (a built-in comes back at the next start unless
+    /// disabled in `[packs] builtin_packs`).
+    pub fn remove(&self, name: &str) -> Result<PackStatus, PackError> {
+        let mut inner = self.inner.lock().expect("packs lock");
+        let mut next = inner.packs.clone();
+        let Some(old) = next.remove(name) else {
+            return Err(PackError::NotFound(format!("no pack named `{name}`")));
+        };
+        let set = self.compose(&next)?;
+        if old.origin == Origin::Installed {
+            let mut installed = self.read_installed();
+            installed.packs.remove(name);
+            self.write_installed(&installed)?;
+        }
+        self.runtime.swap(set);
+        inner.packs = next;
+        let s = status(&old, Some("retired"));
+        retire(&mut inner, old);
+        tracing::info!(pack = name, "pack removed");
+        Ok(s)
+    }
+
+    /// Shadow → active (or back): the pack is reloaded (and self-tested again) in the
+    /// new mode and swapped in.
+    pub fn set_shadow(&self, name: &str, shadow: bool) -> Result<PackStatus, PackError> {
+        let current = self
+            .inner
+            .lock()
+            .expect("packs lock")
+            .packs
+            .get(name)
+            .cloned()
+            .ok_or_else(|| PackError::NotFound(format!("no pack named `{name}`")))?;
+        let persist = current.origin == Origin::Installed;
+        self.add(
+            (*current.files).clone(),
+            current.archive.map(|(a, _)| (*a).clone()),
+            Some(shadow),
+            current.origin,
+            persist,
+        )
+    }
+
+    /// Every pack version: active and shadow first, then refused, then retired.
+    pub fn list(&self) -> Vec<PackStatus> {
+        let inner = self.inner.lock().expect("packs lock");
+        let mut out: Vec<PackStatus> = inner.packs.values().map(|e| status(e, None)).collect();
+        out.extend(inner.refused.values().cloned());
+        out.extend(
+            inner
+                .retired
+                .iter()
+                .rev()
+                .map(|e| status(e, Some("retired"))),
+        );
+        out
+    }
+
+    /// The archive of `name` at `version`, to share with another host.
+    pub fn archive(&self, name: &str, version: &str) -> Option<Arc<Vec<u8>>> {
+        {
+            let inner = self.inner.lock().expect("packs lock");
+            let found = inner
+                .packs
+                .values()
+                .chain(inner.retired.iter())
+                .find(|e| e.manifest.name == name && e.manifest.version == version)
+                .and_then(|e| e.archive.as_ref().map(|(a, _)| a.clone()));
+            if found.is_some() {
+                return found;
+            }
+        }
+        if !valid_name(name) || super::manifest::check_path(version).is_err() {
+            return None;
+        }
+        std::fs::read(self.archive_path(name, version))
+            .ok()
+            .map(Arc::new)
+    }
+
+    /// A fresh copy of a running pack's detectors (own counters), for replay.
+    pub fn fresh_detectors(&self, name: &str) -> Result<LoadedPack, PackError> {
+        let e = self
+            .inner
+            .lock()
+            .expect("packs lock")
+            .packs
+            .get(name)
+            .cloned()
+            .ok_or_else(|| PackError::NotFound(format!("no pack named `{name}`")))?;
+        let provenance = if e.origin == Origin::Builtin {
+            Provenance::Builtin
+        } else {
+            Provenance::External
+        };
+        load::load(
+            &self.runtime,
+            &e.files,
+            provenance,
+            &self.config,
+            Some(false),
+        )
+    }
+
+    /// Archives of watched packs currently loaded from `path`, with their sha256.
+    pub(super) fn watched(&self) -> Vec<(String, PathBuf, String)> {
+        let inner = self.inner.lock().expect("packs lock");
+        inner
+            .packs
+            .values()
+            .filter_map(|e| match (&e.origin, &e.archive) {
+                (Origin::Watched(p), Some((_, sha))) => {
+                    Some((e.manifest.name.clone(), p.clone(), sha.clone()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn compose(&self, packs: &BTreeMap<String, Entry>) -> Result<DetectorSet, PackError> {
+        let all = self
+            .base
+            .iter()
+            .cloned()
+            .chain(packs.values().flat_map(|e| e.detectors.iter().cloned()))
+            .collect();
+        DetectorSet::new(all).map_err(|e| PackError::Conflict(e.to_string()))
+    }
+
+    fn entry(
+        &self,
+        l: LoadedPack,
+        origin: Origin,
+        files: PackFiles,
+        archive: Option<Vec<u8>>,
+    ) -> Entry {
+        Entry {
+            archive: archive.map(|a| {
+                let sha = sha256_hex(&a);
+                (Arc::new(a), sha)
+            }),
+            manifest: l.manifest,
+            origin,
+            trust: l.trust,
+            shadow: l.shadow,
+            detectors: l.detectors,
+            disabled: l.disabled,
+            fixtures_passed: l.fixtures_passed,
+            files: Arc::new(files),
+            at: now(),
+        }
+    }
+
+    fn refuse(&self, m: Option<&Manifest>, origin: &Origin, e: &PackError) {
+        let (name, version) = m
+            .map(|m| (m.name.clone(), m.version.clone()))
+            .unwrap_or_else(|| ("?".into(), "?".into()));
+        tracing::warn!(pack = name, version, "pack refused: {e}");
+        let s = PackStatus {
+            name: name.clone(),
+            version: version.clone(),
+            state: "refused",
+            reason: Some(e.to_string()),
+            origin: origin.clone(),
+            trust: None,
+            wit: m.map(|m| m.wit.clone()).unwrap_or_default(),
+            description: m.map(|m| m.description.clone()).unwrap_or_default(),
+            owners: m.map(|m| m.owners.clone()).unwrap_or_default(),
+            sha256: None,
+            fixtures_passed: 0,
+            disabled: vec![],
+            quarantined: vec![],
+            detectors: vec![],
+            at: now(),
+        };
+        let mut inner = self.inner.lock().expect("packs lock");
+        inner.refused.insert(format!("{name}@{version}"), s);
+        // Bounded: a watched directory full of junk must not grow this without end.
+        while inner.refused.len() > 64 {
+            let first = inner.refused.keys().next().cloned().expect("non-empty");
+            inner.refused.remove(&first);
+        }
+    }
+
+    fn archive_path(&self, name: &str, version: &str) -> PathBuf {
+        self.dir
+            .join("archives")
+            .join(format!("{name}@{version}.plpack"))
+    }
+
+    fn persist(&self, e: &Entry) -> Result<(), PackError> {
+        let (bytes, _) = e.archive.as_ref().expect("installed packs have an archive");
+        let path = self.archive_path(&e.manifest.name, &e.manifest.version);
+        write_atomic(&path, bytes)?;
+        let mut installed = self.read_installed();
+        installed.packs.insert(
+            e.manifest.name.clone(),
+            InstalledPack {
+                version: e.manifest.version.clone(),
+                shadow: e.shadow,
+            },
+        );
+        self.write_installed(&installed)
+    }
+
+    fn read_installed(&self) -> Installed {
+        std::fs::read(self.dir.join("installed.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    fn write_installed(&self, i: &Installed) -> Result<(), PackError> {
+        write_atomic(
+            &self.dir.join("installed.json"),
+            &serde_json::to_vec_pretty(i).expect("json"),
+        )
+    }
+}
+
+fn retire(inner: &mut Inner, e: Entry) {
+    inner.retired.push_back(e);
+    while inner.retired.len() > RETIRED_KEPT {
+        inner.retired.pop_front();
+    }
+}
+
+fn status(e: &Entry, state: Option<&'static str>) -> PackStatus {
+    let detectors: Vec<DetectorStatus> = e.detectors.iter().map(|d| d.status()).collect();
+    PackStatus {
+        name: e.manifest.name.clone(),
+        version: e.manifest.version.clone(),
+        state: state.unwrap_or(if e.shadow { "shadow" } else { "active" }),
+        reason: None,
+        origin: e.origin.clone(),
+        trust: Some(e.trust.clone()),
+        wit: e.manifest.wit.clone(),
+        description: e.manifest.description.clone(),
+        owners: e.manifest.owners.clone(),
+        sha256: e.archive.as_ref().map(|(_, s)| s.clone()),
+        fixtures_passed: e.fixtures_passed,
+        disabled: e.disabled.clone(),
+        quarantined: detectors
+            .iter()
+            .filter(|d| d.state == "quarantined")
+            .map(|d| d.name.clone())
+            .collect(),
+        detectors,
+        at: e.at.clone(),
+    }
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PackError> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).map_err(|e| PackError::Io(tmp.clone(), e))?;
+    std::fs::rename(&tmp, path).map_err(|e| PackError::Io(path.into(), e))
+}

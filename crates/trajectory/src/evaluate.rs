@@ -1,0 +1,57 @@
+//! The seams between trajectories and the stages after them: the detector stage
+//! ([`Evaluator`]) and where its results are kept ([`Outcomes`], the alert book). The
+//! trajectory stage only calls these; it never reads alerts back, so it does not depend on
+//! the alert crate.
+
+use std::sync::Arc;
+
+use plumbline_store::StoreError;
+
+use crate::finding::Finding;
+
+use super::Trajectory;
+
+/// Runs detectors over a trajectory. Implementations contain every detector failure
+/// (trap, deadline, junk output): a broken detector yields no findings, never a panic.
+pub trait Evaluator: Send + Sync + 'static {
+    /// Findings that raise alerts, and findings of shadow detectors (recorded, never routed).
+    fn evaluate(&self, trajectory: &Trajectory) -> Evaluation;
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Evaluation {
+    pub findings: Vec<Finding>,
+    pub shadow: Vec<Finding>,
+}
+
+/// The empty detector set: every trajectory evaluates to nothing.
+pub struct NoDetectors;
+
+impl Evaluator for NoDetectors {
+    fn evaluate(&self, _: &Trajectory) -> Evaluation {
+        Evaluation::default()
+    }
+}
+
+/// Where evaluations are recorded. An error leaves the trajectory's hash unrecorded, so
+/// the next change evaluates it again.
+pub trait Outcomes: Send + Sync + 'static {
+    /// Records one evaluation of `t` (findings raise or grow its alert; shadow findings are
+    /// kept apart and never routed).
+    fn record(&self, t: &Arc<Trajectory>, evaluation: &Evaluation) -> Result<(), StoreError>;
+
+    /// The trajectory `old` now goes by `t.id` (an earlier event, or a merge).
+    fn renamed(&self, old: &str, t: &Arc<Trajectory>) -> Result<(), StoreError>;
+}
+
+/// Keeps nothing (stage tests and tools that only build trajectories).
+pub struct Discard;
+
+impl Outcomes for Discard {
+    fn record(&self, _: &Arc<Trajectory>, _: &Evaluation) -> Result<(), StoreError> {
+        Ok(())
+    }
+    fn renamed(&self, _: &str, _: &Arc<Trajectory>) -> Result<(), StoreError> {
+        Ok(())
+    }
+}

@@ -1,0 +1,480 @@
+//! The running trajectory stage: applies each durable batch to the open windows,
+//! checkpoints them, and evaluates changed trajectories (coalesced) on worker threads.
+//!
+//! ```text
+//! CommittedBatch ─► builder thread ─► (id, due) ─► scheduler ─► workers ─► Evaluator ─► AlertBook
+//!                    └ checkpoint every second (records, then the batch seq)
+//! ```
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::evaluate::{Evaluator, Outcomes};
+use super::model::Trajectory;
+use super::persist::{TrajectoryRecord, TrajectoryStore};
+use super::window::{finish_snapshot, Book, Changes, WindowRules};
+use crate::TrajectoryConfig;
+use plumbline_metrics::{Histogram, LATENCY_BOUNDS};
+use plumbline_store::{CommitListener, CommittedBatch, Store, StoreError};
+
+/// Counters of the stage (for `/metrics` and coverage).
+#[derive(Debug)]
+pub struct StageStats {
+    pub batches: AtomicU64,
+    pub events: AtomicU64,
+    pub evaluations: AtomicU64,
+    pub skipped_unchanged: AtomicU64,
+    /// From the first unevaluated change of a trajectory to its evaluation being recorded.
+    pub event_to_alert: Histogram,
+}
+
+impl Default for StageStats {
+    fn default() -> Self {
+        StageStats {
+            batches: AtomicU64::new(0),
+            events: AtomicU64::new(0),
+            evaluations: AtomicU64::new(0),
+            skipped_unchanged: AtomicU64::new(0),
+            event_to_alert: Histogram::new(LATENCY_BOUNDS),
+        }
+    }
+}
+
+pub struct TrajectoryStage {
+    book: Arc<Mutex<Book>>,
+    persist: TrajectoryStore,
+    tx: Mutex<Option<mpsc::Sender<CommittedBatch>>>,
+    builder: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Highest batch seq applied to the book.
+    applied: Arc<AtomicU64>,
+    /// Where settle re-evaluations are scheduled (dropped on shutdown).
+    settle: Mutex<Option<mpsc::Sender<Due>>>,
+    settle_after: Vec<Duration>,
+    pub stats: Arc<StageStats>,
+}
+
+struct Listener(Arc<TrajectoryStage>);
+
+impl CommitListener for Listener {
+    fn committed(&self, batch: CommittedBatch) {
+        if let Some(tx) = self.0.tx.lock().expect("stage sender").as_ref() {
+            let _ = tx.send(batch);
+        }
+    }
+}
+
+impl TrajectoryStage {
+    /// Loads open trajectories, re-applies batches stored after the checkpoint, and starts
+    /// the threads. Call before the store's writer starts, then hand it [`Self::listener`].
+    pub fn start(
+        store: Store,
+        config: &TrajectoryConfig,
+        evaluator: Arc<dyn Evaluator>,
+        alerts: Arc<dyn Outcomes>,
+    ) -> Result<Arc<TrajectoryStage>, StoreError> {
+        let rules = WindowRules::from_config(config);
+        let lateness = rules.window;
+        let persist = TrajectoryStore::open(&store, rules.clone())?;
+        let mut book = Book::new(rules);
+        let mut resume: Vec<String> = Vec::new();
+        for s in persist.open_sessions()? {
+            if s.last_evaluated_hash.as_deref() != Some(&s.hash()) {
+                resume.push(s.id.clone());
+            }
+            book.restore(s);
+        }
+        let book = Arc::new(Mutex::new(book));
+        let (tx, rx) = mpsc::channel();
+        let (due_tx, due_rx) = mpsc::channel::<Due>();
+        let checkpoint = persist.checkpoint()?;
+        let stage = Arc::new(TrajectoryStage {
+            book: book.clone(),
+            persist: persist.clone(),
+            tx: Mutex::new(Some(tx)),
+            builder: Mutex::new(None),
+            applied: Arc::new(AtomicU64::new(checkpoint)),
+            stats: Arc::default(),
+            settle: Mutex::new(Some(due_tx.clone())),
+            settle_after: config
+                .settle_secs
+                .iter()
+                .map(|s| Duration::from_secs(*s))
+                .collect(),
+        });
+        // Catch up on batches stored after the last checkpoint (crash or restart).
+        let mut builder = Builder {
+            stage: stage.clone(),
+            store: store.clone(),
+            alerts: alerts.clone(),
+            due: due_tx,
+            pending_closed: Vec::new(),
+            removed: Vec::new(),
+            lateness,
+            last_checkpoint: Instant::now(),
+        };
+        let seqs: Vec<u64> = store.batch_seqs_after(checkpoint).collect();
+        for seq in seqs {
+            let events = store.batch_events(seq)?;
+            builder.apply(seq, events.into_iter().map(Arc::new).collect());
+        }
+        builder.checkpoint()?;
+        for id in resume {
+            let _ = builder.due.send(Due::Changed(id));
+        }
+        let delay = Duration::from_millis(config.eval_delay_ms);
+        let (work_tx, work_rx) = mpsc::channel::<Work>();
+        let work_rx = Arc::new(Mutex::new(work_rx));
+        let handle = std::thread::Builder::new()
+            .name("trajectory-builder".into())
+            .spawn(move || builder.run(rx))
+            .map_err(StoreError::Io)?;
+        *stage.builder.lock().expect("builder handle") = Some(handle);
+        std::thread::Builder::new()
+            .name("evaluation-scheduler".into())
+            .spawn(move || schedule(due_rx, work_tx, delay))
+            .map_err(StoreError::Io)?;
+        for i in 0..config.eval_workers.max(1) {
+            let (stage, evaluator, alerts, work_rx) = (
+                stage.clone(),
+                evaluator.clone(),
+                alerts.clone(),
+                work_rx.clone(),
+            );
+            std::thread::Builder::new()
+                .name(format!("evaluator-{i}"))
+                .spawn(move || {
+                    lower_priority();
+                    loop {
+                        let next = work_rx.lock().expect("work queue").recv();
+                        let Ok(w) = next else { return };
+                        stage.evaluate(&w.id, w.settle, evaluator.as_ref(), alerts.as_ref());
+                    }
+                })
+                .map_err(StoreError::Io)?;
+        }
+        Ok(stage)
+    }
+
+    /// Stops taking batches, writes a final checkpoint and lets the threads end.
+    pub fn shutdown(&self) {
+        self.tx.lock().expect("stage sender").take();
+        self.settle.lock().expect("settle sender").take();
+        if let Some(h) = self.builder.lock().expect("builder handle").take() {
+            let _ = h.join();
+        }
+    }
+
+    pub fn listener(self: &Arc<Self>) -> Arc<dyn CommitListener> {
+        Arc::new(Listener(self.clone()))
+    }
+
+    /// Highest batch sequence applied to the trajectories.
+    pub fn applied_seq(&self) -> u64 {
+        self.applied.load(Ordering::Acquire)
+    }
+
+    fn evaluate(&self, id: &str, settle: bool, evaluator: &dyn Evaluator, alerts: &dyn Outcomes) {
+        // Copy under the lock, hash outside it: the builder must not wait on evaluations.
+        let (mut t, digests, version, last) = {
+            let book = self.book.lock().expect("book");
+            let Some(s) = book.get(id) else { return };
+            let (t, digests) = s.unhashed_snapshot();
+            (t, digests, s.version, s.last_evaluated_hash.clone())
+        };
+        finish_snapshot(&mut t, &digests);
+        if !settle && last.as_deref() == Some(t.hash.as_str()) {
+            self.stats.skipped_unchanged.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        if let Some(s) = self.book.lock().expect("book").get(id) {
+            s.offer_hash(version, &t.hash);
+        }
+        let t = Arc::new(t);
+        let evaluation = evaluator.evaluate(&t);
+        if let Err(e) = alerts.record(&t, &evaluation) {
+            tracing::error!(trajectory = %t.id, error = %e, "could not record alert; will retry on the next change");
+            return;
+        }
+        self.stats.evaluations.fetch_add(1, Ordering::Relaxed);
+        if !settle {
+            if let Some(tx) = self.settle.lock().expect("settle sender").as_ref() {
+                for after in &self.settle_after {
+                    let _ = tx.send(Due::Settle(id.to_string(), Instant::now() + *after));
+                }
+            }
+        }
+        let mut book = self.book.lock().expect("book");
+        if let Some(s) = book.get_mut(id) {
+            s.last_evaluated_hash = Some(t.hash.clone());
+            s.unsaved = true;
+            if s.version == version {
+                if let Some(since) = s.dirty_since.take() {
+                    self.stats
+                        .event_to_alert
+                        .observe(since.elapsed().as_secs_f64());
+                }
+            }
+        }
+    }
+
+    /// A trajectory with its events: open ones from memory, closed ones from disk.
+    /// An id that was renamed (an earlier event arrived, or a merge) answers with the
+    /// trajectory that took its place.
+    pub fn get(&self, id: &str) -> Result<Option<Trajectory>, StoreError> {
+        if let Some(t) = self.get_current(id)? {
+            return Ok(Some(t));
+        }
+        match self.persist.aliases.resolve(id)? {
+            Some(current) => self.get_current(&current),
+            None => Ok(None),
+        }
+    }
+
+    fn get_current(&self, id: &str) -> Result<Option<Trajectory>, StoreError> {
+        if let Some(s) = self.book.lock().expect("book").get(id) {
+            return Ok(Some(s.snapshot()));
+        }
+        match self.persist.record(id)? {
+            Some(r) => Ok(Some(self.persist.load_session(&r)?.snapshot())),
+            None => Ok(None),
+        }
+    }
+
+    /// Trajectory headers (no events), open ones first-hand, newest first.
+    pub fn list(&self) -> Vec<TrajectoryRecord> {
+        let mut out: HashMap<String, TrajectoryRecord> = HashMap::new();
+        for r in self.persist.records() {
+            out.insert(r.id.clone(), r);
+        }
+        for s in self.book.lock().expect("book").sessions() {
+            out.insert(s.id.clone(), TrajectoryRecord::of(s, false));
+        }
+        let mut v: Vec<TrajectoryRecord> = out.into_values().collect();
+        v.sort_by(|a, b| b.end.cmp(&a.end).then(a.id.cmp(&b.id)));
+        v
+    }
+}
+
+struct Builder {
+    stage: Arc<TrajectoryStage>,
+    store: Store,
+    /// Told when a trajectory is renamed, so its alert follows.
+    alerts: Arc<dyn Outcomes>,
+    due: mpsc::Sender<Due>,
+    pending_closed: Vec<TrajectoryRecord>,
+    removed: Vec<String>,
+    lateness: i64,
+    last_checkpoint: Instant,
+}
+
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
+impl Builder {
+    fn run(mut self, rx: mpsc::Receiver<CommittedBatch>) {
+        loop {
+            match rx.recv_timeout(CHECKPOINT_EVERY) {
+                Ok(batch) => self.receive(batch),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let _ = self.checkpoint();
+                    return;
+                }
+            }
+            if self.last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
+                if let Err(e) = self.checkpoint() {
+                    tracing::error!(error = %e, "trajectory checkpoint failed; will retry");
+                }
+            }
+        }
+    }
+
+    /// Applies a live batch, first reading any batches it skipped from the store.
+    fn receive(&mut self, batch: CommittedBatch) {
+        let applied = self.stage.applied_seq();
+        if batch.seq <= applied {
+            return;
+        }
+        for seq in applied + 1..batch.seq {
+            match self.store.batch_events(seq) {
+                Ok(events) => self.apply(seq, events.into_iter().map(Arc::new).collect()),
+                Err(e) => tracing::error!(seq, error = %e, "could not read a skipped batch"),
+            }
+        }
+        let digested: Vec<_> = batch
+            .events
+            .iter()
+            .zip(batch.encoded.iter())
+            .map(|(e, bytes)| (e.clone(), super::model::digest_of_stored(bytes)))
+            .collect();
+        self.apply_digested(batch.seq, digested.into_iter());
+    }
+
+    fn apply(&mut self, seq: u64, events: Vec<Arc<plumbline_event::Event>>) {
+        let digested: Vec<_> = events
+            .into_iter()
+            .map(|e| {
+                let d = super::model::event_digest(&e);
+                (e, d)
+            })
+            .collect();
+        self.apply_digested(seq, digested.into_iter());
+    }
+
+    fn apply_digested(
+        &mut self,
+        seq: u64,
+        events: impl ExactSizeIterator<Item = (Arc<plumbline_event::Event>, [u8; 32])>,
+    ) {
+        let mut changes = Changes::default();
+        let n = events.len();
+        let mut renamed_to = Vec::new();
+        {
+            let mut book = self.stage.book.lock().expect("book");
+            for (e, digest) in events {
+                book.apply_digested(e, digest, &mut changes);
+            }
+            if !changes.renamed.is_empty() {
+                // Under the lock, so no reader sees the new id without the alias.
+                if let Err(e) = self.stage.persist.aliases.record(&changes.renamed) {
+                    tracing::error!(error = %e, "could not record trajectory renames");
+                }
+                renamed_to = self.renamed_snapshots(&book, &changes);
+            }
+            for s in book.close_expired(self.lateness) {
+                self.pending_closed.push(TrajectoryRecord::of(&s, true));
+            }
+            // Closed headers are written now (under the lock), not at the next checkpoint:
+            // the trajectory left the book, and until its header is on disk no reader finds it.
+            if !self.pending_closed.is_empty() {
+                match self.stage.persist.put_records(&self.pending_closed) {
+                    Ok(()) => self.pending_closed.clear(),
+                    Err(e) => {
+                        tracing::error!(error = %e, "could not save closed trajectories; will retry")
+                    }
+                }
+            }
+        }
+        for (olds, mut t, digests) in renamed_to {
+            finish_snapshot(&mut t, &digests);
+            let t = Arc::new(t);
+            for old in olds {
+                if let Err(e) = self.alerts.renamed(&old, &t) {
+                    tracing::error!(old = %old, trajectory = %t.id, error = %e, "could not move the alert of a renamed trajectory");
+                }
+            }
+        }
+        self.removed
+            .extend(changes.renamed.iter().map(|(old, _)| old.clone()));
+        self.stage.applied.store(seq, Ordering::Release);
+        self.stage.stats.batches.fetch_add(1, Ordering::Relaxed);
+        self.stage
+            .stats
+            .events
+            .fetch_add(n as u64, Ordering::Relaxed);
+        for id in changes.changed {
+            let _ = self.due.send(Due::Changed(id));
+        }
+    }
+
+    /// For each trajectory that took over renamed ids: the ids it replaced and its view.
+    #[allow(clippy::type_complexity)]
+    fn renamed_snapshots(
+        &self,
+        book: &Book,
+        changes: &Changes,
+    ) -> Vec<(Vec<String>, Trajectory, Vec<[u8; 32]>)> {
+        let mut by_current: HashMap<&str, Vec<String>> = HashMap::new();
+        for (old, _) in &changes.renamed {
+            by_current
+                .entry(changes.current_id(old))
+                .or_default()
+                .push(old.clone());
+        }
+        by_current
+            .into_iter()
+            .filter_map(|(current, olds)| {
+                let (t, digests) = book.get(current)?.unhashed_snapshot();
+                Some((olds, t, digests))
+            })
+            .collect()
+    }
+
+    fn checkpoint(&mut self) -> Result<(), StoreError> {
+        self.last_checkpoint = Instant::now();
+        let seq = self.stage.applied_seq();
+        let mut records = std::mem::take(&mut self.pending_closed);
+        {
+            let mut book = self.stage.book.lock().expect("book");
+            for s in book.sessions_mut() {
+                if s.unsaved {
+                    s.unsaved = false;
+                    records.push(TrajectoryRecord::of(s, false));
+                }
+            }
+        }
+        let removed = std::mem::take(&mut self.removed);
+        self.stage.persist.save(&records, &removed, seq)
+    }
+}
+
+/// Why a trajectory is due for evaluation.
+enum Due {
+    /// It gained events: evaluate after the coalescing delay.
+    Changed(String),
+    /// A while after its last change, judge it once more even if nothing arrived: some
+    /// rules are about what did *not* happen (a push never merged, protection left off).
+    Settle(String, Instant),
+}
+
+struct Work {
+    id: String,
+    settle: bool,
+}
+
+/// Holds each changed trajectory for `delay`, so a burst is evaluated once; releases
+/// settle re-evaluations at their time. Ordered by due time, so each step is O(log n).
+fn schedule(due: mpsc::Receiver<Due>, work: mpsc::Sender<Work>, delay: Duration) {
+    let mut queue: std::collections::BTreeSet<(Instant, String, bool)> = Default::default();
+    let mut changed: std::collections::HashSet<String> = Default::default();
+    loop {
+        let got = match queue.first() {
+            Some((at, _, _)) => due.recv_timeout(at.saturating_duration_since(Instant::now())),
+            None => due.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+        };
+        match got {
+            Ok(Due::Changed(id)) => {
+                if changed.insert(id.clone()) {
+                    queue.insert((Instant::now() + delay, id, false));
+                }
+            }
+            Ok(Due::Settle(id, at)) => {
+                queue.insert((at, id, true));
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        }
+        let now = Instant::now();
+        while queue.first().is_some_and(|(at, _, _)| *at <= now) {
+            let (_, id, settle) = queue.pop_first().expect("checked");
+            if !settle {
+                changed.remove(&id);
+            }
+            if work.send(Work { id, settle }).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Evaluation threads yield to ingest when both want the CPU: acknowledged, durable events
+/// come first; evaluation catches up (its lag shows in the event-to-alert histogram).
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority on this thread's own id has no memory effects.
+    unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 5);
+    }
+}

@@ -1,0 +1,225 @@
+//! Trajectory assembly: windows, renames, bounds and the drift views.
+
+use std::sync::Arc;
+
+use super::window::{Book, Changes, WindowRules};
+use super::*;
+use crate::testing::{ev, six_step_story, MIN};
+use plumbline_event::Event;
+
+fn rules(max: usize) -> WindowRules {
+    let mut c = TrajectoryConfig::default();
+    c.max_events = max;
+    WindowRules::from_config(&c)
+}
+
+fn book_of(events: &[Event], max: usize) -> Book {
+    let mut b = Book::new(rules(max));
+    let mut ch = Changes::default();
+    for e in events {
+        b.apply(Arc::new(e.clone()), &mut ch);
+    }
+    b
+}
+
+fn actor_sessions(b: &Book, actor: &str) -> Vec<Vec<String>> {
+    let mut v: Vec<(i64, Vec<String>)> = b
+        .sessions()
+        .filter(|s| s.kind == TrajectoryKind::Actor && s.key == actor)
+        .map(|s| {
+            (
+                s.first_time,
+                s.entries.iter().map(|e| e.event.id.clone()).collect(),
+            )
+        })
+        .collect();
+    v.sort();
+    v.into_iter().map(|(_, ids)| ids).collect()
+}
+
+#[test]
+fn arrival_order_does_not_change_the_trajectory_or_its_hash() {
+    let events: Vec<Event> = (0..12)
+        .map(|i| ev(&format!("e{i}"), "ada", "repo", "git.push", i * 7 * MIN))
+        .collect();
+    let in_order = book_of(&events, 1000);
+    let mut shuffled = events.clone();
+    shuffled.reverse();
+    shuffled.swap(2, 9);
+    let out_of_order = book_of(&shuffled, 1000);
+    assert_eq!(
+        actor_sessions(&in_order, "ada"),
+        actor_sessions(&out_of_order, "ada")
+    );
+    // Same id and hash for every view, whatever the arrival order.
+    let views = |b: &Book| {
+        let mut v: Vec<(TrajectoryKind, String, String)> = b
+            .sessions()
+            .map(|s| (s.kind, s.id.clone(), s.hash()))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(views(&in_order).len(), 2);
+    assert_eq!(views(&in_order), views(&out_of_order));
+    let actor = in_order
+        .sessions()
+        .find(|s| s.kind == TrajectoryKind::Actor)
+        .unwrap();
+    assert_eq!(
+        actor.id,
+        window::trajectory_id(TrajectoryKind::Actor, "ada", events[0].time_nanos(), "e0")
+    );
+}
+
+#[test]
+fn an_event_earlier_than_the_first_renames_the_trajectory_and_says_so() {
+    let mut b = Book::new(rules(1000));
+    let mut ch = Changes::default();
+    b.apply(Arc::new(ev("b", "ada", "r", "git.push", 10 * MIN)), &mut ch);
+    let first = ch.changed.clone();
+    assert!(ch.renamed.is_empty());
+    let mut ch = Changes::default();
+    b.apply(Arc::new(ev("a", "ada", "r", "git.push", 0)), &mut ch);
+    // Both views (actor and system) moved their origin: each old id names its successor,
+    // which is what changed, and the book answers only to the new ids.
+    assert_eq!(ch.renamed.len(), 2);
+    for old in &first {
+        let new = ch.current_id(old);
+        assert_ne!(new, old);
+        assert!(ch.changed.iter().any(|c| c == new));
+        assert!(b.get(old).is_none());
+        assert_eq!(b.get(new).unwrap().entries.len(), 2);
+    }
+    assert!(!ch.changed.iter().any(|c| first.contains(c)));
+}
+
+#[test]
+fn a_bridging_event_renames_the_later_trajectory_into_the_earlier() {
+    let mut b = book_of(
+        &[
+            ev("a", "ada", "r", "git.push", 0),
+            ev("c", "ada", "r", "git.push", 100 * MIN),
+        ],
+        1000,
+    );
+    let ids = |b: &Book| {
+        let mut v: Vec<String> = b
+            .sessions()
+            .filter(|s| s.kind == TrajectoryKind::Actor)
+            .map(|s| s.id.clone())
+            .collect();
+        v.sort();
+        v
+    };
+    let before = ids(&b);
+    assert_eq!(before.len(), 2);
+    let mut ch = Changes::default();
+    b.apply(
+        Arc::new(ev("late", "ada", "r", "git.push", 50 * MIN)),
+        &mut ch,
+    );
+    let after = ids(&b);
+    assert_eq!(after.len(), 1);
+    let survivor = &after[0];
+    assert!(before.contains(survivor), "the earlier one survives");
+    let gone = before.iter().find(|i| *i != survivor).unwrap();
+    assert_eq!(ch.current_id(gone), survivor.as_str());
+}
+
+#[test]
+fn a_gap_longer_than_the_window_opens_a_new_trajectory_and_a_late_event_bridges() {
+    let a = ev("a", "ada", "r", "git.push", 0);
+    let b = ev("b", "ada", "r", "git.push", 60 * MIN); // exactly at the boundary: same window
+    let c = ev("c", "ada", "r", "git.push", 121 * MIN); // 61 minutes after b: new window
+    let book = book_of(&[a.clone(), b.clone(), c.clone()], 1000);
+    assert_eq!(
+        actor_sessions(&book, "ada"),
+        vec![vec!["a", "b"], vec!["c"]]
+    );
+    // A late event between b and c joins both windows into one.
+    let late = ev("late", "ada", "r", "git.push", 90 * MIN);
+    let book = book_of(&[a, b, c, late], 1000);
+    assert_eq!(
+        actor_sessions(&book, "ada"),
+        vec![vec!["a", "b", "late", "c"]]
+    );
+}
+
+#[test]
+fn a_grant_extends_the_window_to_24_hours() {
+    let grant = ev("g", "ada", "vault", "credential.scope.increased", 0);
+    let later = ev("x", "ada", "vault", "secret.read", 23 * 60 * MIN);
+    let book = book_of(&[grant.clone(), later.clone()], 1000);
+    assert_eq!(actor_sessions(&book, "ada"), vec![vec!["g", "x"]]);
+    let plain = ev("p", "ada", "vault", "secret.read", 0);
+    let book = book_of(&[plain, later], 1000);
+    assert_eq!(actor_sessions(&book, "ada").len(), 2);
+    let too_late = ev("y", "ada", "vault", "secret.read", 24 * 60 * MIN + 1);
+    assert_eq!(
+        actor_sessions(&book_of(&[grant, too_late], 1000), "ada").len(),
+        2
+    );
+}
+
+#[test]
+fn the_bound_drops_the_oldest_and_counts_them() {
+    let events: Vec<Event> = (0..10)
+        .map(|i| ev(&format!("e{i:02}"), "bot", "r", "git.push", i))
+        .collect();
+    let mut shuffled = events.clone();
+    shuffled.reverse();
+    for order in [events, shuffled] {
+        let book = book_of(&order, 4);
+        let s = book
+            .sessions()
+            .find(|s| s.kind == TrajectoryKind::Actor)
+            .unwrap();
+        let ids: Vec<&str> = s.entries.iter().map(|e| e.event.id.as_str()).collect();
+        assert_eq!(ids, vec!["e06", "e07", "e08", "e09"]);
+        assert_eq!(s.dropped, 6);
+        assert_eq!(s.snapshot().dropped, 6);
+    }
+}
+
+#[test]
+fn six_step_story_is_one_actor_trajectory_in_order() {
+    let mut story = six_step_story();
+    story.swap(0, 4); // arrival order does not matter
+    let book = book_of(&story, 1000);
+    assert_eq!(
+        actor_sessions(&book, "mallory"),
+        vec![vec!["s1", "s2", "s3", "s4", "s5", "s6"]]
+    );
+}
+
+#[test]
+fn the_drift_view_keeps_weeks_of_widenings_and_nothing_else() {
+    let day = 24 * 60 * MIN;
+    let events = vec![
+        ev("w1", "erin", "acme/api", "member.added", 0),
+        ev("x1", "erin", "acme/api", "git.push", 60),
+        ev("w2", "erin", "acme/api", "team.permission.changed", 9 * day),
+        ev("w3", "erin", "acme/web", "deploy_key.created", 18 * day),
+        ev("w4", "erin", "acme/api", "app.installed", 27 * day),
+    ];
+    let book = book_of(&events, 1000);
+    let drift: Vec<Vec<String>> = book
+        .sessions()
+        .filter(|s| s.kind == TrajectoryKind::ActorDrift && s.key == "erin")
+        .map(|s| s.entries.iter().map(|e| e.event.id.clone()).collect())
+        .collect();
+    assert_eq!(drift, vec![vec!["w1", "w2", "w3", "w4"]]);
+    // The rolling windows are cut as usual: weeks apart, these are separate stories.
+    assert_eq!(actor_sessions(&book, "erin").len(), 4);
+    // A change more than 30 days after the last one starts a new drift view.
+    let mut later = events.clone();
+    later.push(ev("w5", "erin", "acme/api", "member.added", 58 * day));
+    let book = book_of(&later, 1000);
+    assert_eq!(
+        book.sessions()
+            .filter(|s| s.kind == TrajectoryKind::ActorDrift)
+            .count(),
+        2
+    );
+}
