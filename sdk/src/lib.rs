@@ -29,18 +29,23 @@
 //!
 //! register_detector!(ForcePush);
 //! ```
+//!
+//! Beside the trait: the contract's types and trajectory queries (from
+//! `plumbline-contract`), typed configuration parsed once ([`FromConfig`],
+//! [`Context::settings`]) and globs ([`glob`]). See `sdk/README.md`.
 
 mod context;
 #[doc(hidden)]
 pub mod guest;
-pub mod query;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
-mod types;
 
 pub use context::{Context, Level};
-pub use query::{action_matches, Totals};
-pub use types::*;
+/// The contract crate itself: checks, limits, the fixture format (`plumbline_contract`).
+pub use plumbline_contract as contract;
+pub use plumbline_contract::config::{ConfigSource, FromConfig};
+pub use plumbline_contract::types::*;
+pub use plumbline_contract::{action_matches, glob, parse_time, query, Totals, TITLE_MAX};
 
 /// Guest bindings generated from `wit/since_v0.1.0` (the frozen 0.1.0 contract).
 #[doc(hidden)]
@@ -59,7 +64,8 @@ pub mod bindings {
 /// A fresh value (`Default`) is made for every call: the host gives each call its own
 /// instance, so detectors keep no state between trajectories.
 pub trait Detector: Default {
-    /// Name, version, interests (sources/actions), signals and config keys.
+    /// Name, version, interests (sources, actions and the trajectory views it reads),
+    /// signals and config keys.
     fn info() -> Info;
 
     /// Findings for one trajectory. Each finding must cite at least one event of `trajectory`,

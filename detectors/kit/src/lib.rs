@@ -20,7 +20,7 @@ pub use policy::{ChangeWindows, Policy, WorkHours};
 use plumbline_sdk::Event;
 
 /// Most characters in a finding title (the contract's limit).
-pub const TITLE_MAX: usize = 200;
+pub use plumbline_sdk::TITLE_MAX;
 
 /// A finding title cut to [`TITLE_MAX`] characters on a character boundary.
 pub fn title(s: impl Into<String>) -> String {
@@ -97,36 +97,7 @@ pub fn glob(pattern: &str, text: &str) -> bool {
 /// `run_fixtures`.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn show_findings<D: plumbline_sdk::Detector>(dir: &str) {
-    for path in plumbline_sdk::testing::fixture_files(std::path::Path::new(dir)).unwrap_or_default()
-    {
-        let name = path
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .to_string();
-        let Ok(fixture) = plumbline_sdk::testing::Fixture::load(&path) else {
-            continue;
-        };
-        let info = D::info();
-        let Ok(now) = fixture.now_nanos() else {
-            continue;
-        };
-        let cx = plumbline_sdk::Context::native(&info, &fixture.config, now);
-        match D::default().analyze(&fixture.trajectory, &cx) {
-            Ok(found) => {
-                println!("{name}:");
-                for f in found {
-                    println!(
-                        "  [{}] {} ({:.2}) {}",
-                        f.severity, f.signal, f.score, f.title
-                    );
-                    println!("      evidence: {}", f.evidence.join(" "));
-                    println!("      next: {}", f.next_step);
-                }
-            }
-            Err(e) => println!("{name}: error {e}"),
-        }
-    }
+    plumbline_sdk::testing::show_findings::<D>(dir)
 }
 
 #[cfg(test)]

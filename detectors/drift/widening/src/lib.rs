@@ -443,4 +443,16 @@ mod tests {
     fn fixtures() {
         plumbline_sdk::testing::run_fixtures::<super::Widening>(FIXTURES);
     }
+
+    /// Replaces the fixture `negative-ordinary-trajectory.json` (five widenings in an
+    /// ordinary hour-long actor trajectory): the host never offers this detector that view.
+    #[test]
+    fn reads_only_its_views() {
+        use plumbline_sdk::{Detector, TrajectoryKind};
+        let info = super::Widening::info();
+        assert!(info.reads_view(TrajectoryKind::ActorDrift));
+        assert!(!info.reads_view(TrajectoryKind::Actor));
+        assert!(info.reads_view(TrajectoryKind::SystemDrift));
+        assert!(!info.reads_view(TrajectoryKind::System));
+    }
 }
