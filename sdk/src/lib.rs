@@ -31,21 +31,30 @@
 //! ```
 //!
 //! Beside the trait: the contract's types and trajectory queries (from
-//! `plumbline-contract`), typed configuration parsed once ([`FromConfig`],
-//! [`Context::settings`]) and globs ([`glob`]). See `sdk/README.md`.
+//! `plumbline-contract`), finding helpers ([`title`], [`quoted`], [`who`], [`attr_text`],
+//! [`attr_list`]), typed configuration parsed once ([`FromConfig`],
+//! [`Context::settings`]), destination classes ([`destination`]), globs ([`glob`]), and
+//! the built-in detectors' domain helpers ([`kit`]). See `sdk/README.md`.
 
 mod context;
+pub mod destination;
 #[doc(hidden)]
 pub mod guest;
+mod helpers;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
 
 pub use context::{Context, Level};
+pub use destination::{DestinationClass, Destinations, Place};
+pub use helpers::{attr_list, attr_text, minutes_between, quoted, title, who};
 /// The contract crate itself: checks, limits, the fixture format (`plumbline_contract`).
 pub use plumbline_contract as contract;
 pub use plumbline_contract::config::{ConfigSource, FromConfig};
 pub use plumbline_contract::types::*;
 pub use plumbline_contract::{action_matches, glob, parse_time, query, Totals, TITLE_MAX};
+/// The built-in detectors' domain helpers: planned work, push/merge folding, phrase
+/// patterns (`plumbline-detector-kit`).
+pub use plumbline_detector_kit as kit;
 
 /// Guest bindings generated from `wit/since_v0.1.0` (the frozen 0.1.0 contract).
 #[doc(hidden)]

@@ -6,8 +6,7 @@
 //! A CI change that arrived as a reviewed merge is the normal path and is not raised.
 //! Read on system trajectories (the repository).
 
-use plumbline_detector_kit::git::{merge_of, pushes, ticket_in};
-use plumbline_detector_kit::{quoted, title};
+use plumbline_sdk::kit::git::{merge_of, pushes, ticket_in};
 use plumbline_sdk::*;
 
 const SIGNAL: &str = "branch.ci_change_with_deploy";
@@ -50,7 +49,7 @@ impl Detector for CiChangeDeploy {
         let prod: Vec<Environment> = cx
             .config_list("production_environments")
             .iter()
-            .filter_map(|n| plumbline_detector_kit::policy::environment(n))
+            .filter_map(|n| plumbline_sdk::kit::policy::environment(n))
             .collect();
         let prefixes = cx.config_list("break_glass_prefixes");
 
@@ -129,7 +128,7 @@ mod tests {
 
     #[test]
     fn show() {
-        plumbline_detector_kit::show_findings::<super::CiChangeDeploy>(FIXTURES);
+        plumbline_sdk::testing::show_findings::<super::CiChangeDeploy>(FIXTURES);
     }
 
     #[test]

@@ -11,8 +11,7 @@
 //!
 //! Read on system trajectories (the repository's story, whoever pushed).
 
-use plumbline_detector_kit::git::{claimed_merge, merge_of, pushes, ticket_in, Push};
-use plumbline_detector_kit::{glob, quoted, title};
+use plumbline_sdk::kit::git::{claimed_merge, merge_of, pushes, ticket_in, Push};
 use plumbline_sdk::*;
 
 const FORCE: &str = "branch.force_push";
@@ -72,7 +71,7 @@ impl Detector for ProtectedPush {
                 if merge_of(t, &push).is_some() {
                     continue;
                 }
-                if bots.iter().any(|b| glob(b, &head.actor.id)) {
+                if bots.iter().any(|b| glob::matches(b, &head.actor.id)) {
                     continue;
                 }
                 // Its merge event may still be on its way.
@@ -176,7 +175,7 @@ mod tests {
 
     #[test]
     fn show() {
-        plumbline_detector_kit::show_findings::<super::ProtectedPush>(FIXTURES);
+        plumbline_sdk::testing::show_findings::<super::ProtectedPush>(FIXTURES);
     }
 
     #[test]

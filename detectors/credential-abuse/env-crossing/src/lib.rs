@@ -11,8 +11,7 @@
 
 use std::collections::BTreeSet;
 
-use plumbline_detector_kit::policy::environment_in;
-use plumbline_detector_kit::{attr_list, attr_text, glob, title, who};
+use plumbline_sdk::kit::policy::environment_in;
 use plumbline_sdk::*;
 
 const SIGNAL: &str = "cred.environment_crossing";
@@ -79,7 +78,9 @@ impl Detector for EnvCrossing {
 
         let mut crossings: Vec<(&Event, Environment)> = Vec::new();
         for e in t.with_any_action(&USES) {
-            if e.environment != Environment::Prod || allowed.iter().any(|p| glob(p, &e.actor.id)) {
+            if e.environment != Environment::Prod
+                || allowed.iter().any(|p| glob::matches(p, &e.actor.id))
+            {
                 continue;
             }
             let Some(home) = credential_environment(e) else {
@@ -133,7 +134,7 @@ register_detector!(EnvCrossing);
 /// The environment the credential belongs to, when its names agree on one.
 fn credential_environment(e: &Event) -> Option<Environment> {
     if let Some(stated) = attr_text(e, &["credential.environment", "token.environment"]) {
-        return plumbline_detector_kit::policy::environment(stated);
+        return plumbline_sdk::kit::policy::environment(stated);
     }
     let mut found: BTreeSet<u8> = BTreeSet::new();
     let mut env = None;
@@ -186,7 +187,7 @@ mod tests {
 
     #[test]
     fn show() {
-        plumbline_detector_kit::show_findings::<super::EnvCrossing>(FIXTURES);
+        plumbline_sdk::testing::show_findings::<super::EnvCrossing>(FIXTURES);
     }
 
     #[test]

@@ -7,7 +7,6 @@
 
 use std::collections::BTreeSet;
 
-use plumbline_detector_kit::{title, who};
 use plumbline_sdk::*;
 
 const PROBE: &str = "cred.secret_probe";
@@ -154,7 +153,7 @@ mod tests {
 
     #[test]
     fn show() {
-        plumbline_detector_kit::show_findings::<super::SecretProbe>(FIXTURES);
+        plumbline_sdk::testing::show_findings::<super::SecretProbe>(FIXTURES);
     }
 
     #[test]

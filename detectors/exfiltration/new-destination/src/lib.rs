@@ -10,9 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use plumbline_detector_kit::{
-    attr_list, attr_text, keys, quoted, title, DestinationClass, Destinations, Policy,
-};
+use plumbline_sdk::kit::{keys, Policy};
 use plumbline_sdk::*;
 
 const SIGNAL: &str = "exfil.workflow_new_destination";
@@ -30,7 +28,7 @@ impl Detector for NewDestination {
         )
         .actions(&["workflow.created", "workflow.updated", "workflow.activated"])
         .signals(&[SIGNAL]);
-        let info = keys::destinations(info);
+        let info = destination::declare(info);
         let info = keys::planned_work(info);
         keys::environments(info, "test")
     }
@@ -39,8 +37,8 @@ impl Detector for NewDestination {
         if t.kind != TrajectoryKind::Actor {
             return Ok(Vec::new());
         }
-        let lists = Destinations::from_config(cx);
-        let policy = Policy::from_config(cx)?;
+        let lists = cx.settings::<Destinations>()?;
+        let policy = cx.settings::<Policy>()?;
         // Export nodes the adapter saw added or changed, by the id of the version event.
         let mut export_changes: BTreeMap<&str, Vec<&Event>> = BTreeMap::new();
         for e in t.with_any_action(&["workflow.node.added", "workflow.node.changed"]) {
@@ -130,7 +128,7 @@ mod tests {
 
     #[test]
     fn show() {
-        plumbline_detector_kit::show_findings::<super::NewDestination>(FIXTURES);
+        plumbline_sdk::testing::show_findings::<super::NewDestination>(FIXTURES);
     }
 
     #[test]

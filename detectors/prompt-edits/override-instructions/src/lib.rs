@@ -12,13 +12,13 @@
 
 use std::collections::BTreeSet;
 
-use plumbline_detector_kit::text::{phrases, sentences, words, Phrase};
-use plumbline_detector_kit::{attr_text, keys, quoted, title, Policy};
+use plumbline_sdk::kit::text::{phrases, sentences, words, Phrase};
+use plumbline_sdk::kit::{keys, Policy};
 use plumbline_sdk::*;
 
 const SIGNAL: &str = "prompt.override_instructions";
 
-/// Default patterns by category (`;`-separated; syntax in plumbline-detector-kit `text`).
+/// Default patterns by category (`;`-separated; syntax in `plumbline_sdk::kit::text`).
 const OVERRIDE: &str = "ignore (all|any)? (of)? (the|your|my)? (previous|prior|above|earlier|preceding|initial|original|system|safety|security) instruct*|rules|guidelines|polic*|prompt*|directions|constraints; \
 ignore (the|all|any|your|company)? (safety|security|content|usage|company|data)? polic*|guardrails|restrictions|safeguards; \
 disregard ~ instruct*|polic*|rules|guidelines|guardrails|restrictions; \
@@ -124,9 +124,9 @@ impl Detector for OverrideInstructions {
         let urgent_envs: Vec<Environment> = cx
             .config_list("urgent_environments")
             .iter()
-            .filter_map(|n| plumbline_detector_kit::policy::environment(n))
+            .filter_map(|n| plumbline_sdk::kit::policy::environment(n))
             .collect();
-        let policy = Policy::from_config(cx)?;
+        let policy = cx.settings::<Policy>()?;
 
         let mut findings = Vec::new();
         let mut before: BTreeSet<&str> = BTreeSet::new();
@@ -328,7 +328,7 @@ mod tests {
 
     #[test]
     fn show() {
-        plumbline_detector_kit::show_findings::<OverrideInstructions>(FIXTURES);
+        plumbline_sdk::testing::show_findings::<OverrideInstructions>(FIXTURES);
     }
 
     #[test]

@@ -6,9 +6,7 @@
 //! Tools on `approved_tools`, and outbound tools whose host is allow-listed, do not count.
 //! Read on system trajectories (one assistant's configuration history).
 
-use plumbline_detector_kit::{
-    attr_list, attr_text, glob, keys, quoted, title, DestinationClass, Destinations, Policy,
-};
+use plumbline_sdk::kit::{keys, Policy};
 use plumbline_sdk::*;
 
 const RISKY: &str = "prompt.risky_tool_granted";
@@ -69,7 +67,7 @@ impl Detector for ToolGrant {
             "prod",
             "Environments where a read-and-send combination is urgent",
         );
-        let info = keys::destinations(info);
+        let info = destination::declare(info);
         let info = keys::planned_work(info);
         keys::environments(info, "test")
     }
@@ -85,10 +83,10 @@ impl Detector for ToolGrant {
         let urgent_envs: Vec<Environment> = cx
             .config_list("urgent_environments")
             .iter()
-            .filter_map(|n| plumbline_detector_kit::policy::environment(n))
+            .filter_map(|n| plumbline_sdk::kit::policy::environment(n))
             .collect();
-        let lists = Destinations::from_config(cx);
-        let policy = Policy::from_config(cx)?;
+        let lists = cx.settings::<Destinations>()?;
+        let policy = cx.settings::<Policy>()?;
 
         let mut grants: Vec<(&Event, Vec<Kind>)> = Vec::new();
         for e in t.with_action(GRANT) {
@@ -96,13 +94,17 @@ impl Detector for ToolGrant {
                 continue;
             }
             let name = attr_text(e, &["tool", "tool.name"]).unwrap_or(&e.resource);
-            if approved.iter().any(|p| glob(p, name)) {
+            if approved.iter().any(|p| glob::matches(p, name)) {
                 continue;
             }
             let mut words: Vec<String> = vec![name.to_string()];
             words.extend(attr_list(e, "tool.permissions"));
             words.extend(attr_text(e, &["tool.scope"]).map(String::from));
-            let any = |list: &[String]| words.iter().any(|w| list.iter().any(|p| glob(p, w)));
+            let any = |list: &[String]| {
+                words
+                    .iter()
+                    .any(|w| list.iter().any(|p| glob::matches_ignore_ascii_case(p, w)))
+            };
             let mut kinds = Vec::new();
             if any(&code) {
                 kinds.push(Kind::CodeExecution);
@@ -238,7 +240,7 @@ mod tests {
 
     #[test]
     fn show() {
-        plumbline_detector_kit::show_findings::<super::ToolGrant>(FIXTURES);
+        plumbline_sdk::testing::show_findings::<super::ToolGrant>(FIXTURES);
     }
 
     #[test]

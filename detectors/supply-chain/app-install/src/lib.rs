@@ -4,7 +4,6 @@
 //! urgent. Apps on `known_apps` and narrow (read-only, few areas) installs are not raised.
 //! Read on system trajectories (the organisation / repository).
 
-use plumbline_detector_kit::{attr_list, attr_text, glob, title, who};
 use plumbline_sdk::*;
 
 const SIGNAL: &str = "supply.wide_app_install";
@@ -55,7 +54,7 @@ impl Detector for AppInstall {
         let mut findings = Vec::new();
         for e in t.with_action("app.installed") {
             let app = attr_text(e, &["app"]).unwrap_or(&e.resource);
-            if known.iter().any(|k| glob(k, app)) {
+            if known.iter().any(|k| glob::matches(k, app)) {
                 continue;
             }
             let writes: Vec<(&str, &str)> = e
@@ -103,7 +102,7 @@ impl Detector for AppInstall {
         }
         for e in t.with_action("app.authorized") {
             let app = attr_text(e, &["app"]).unwrap_or(&e.resource);
-            if known.iter().any(|k| glob(k, app)) {
+            if known.iter().any(|k| glob::matches(k, app)) {
                 continue;
             }
             let scopes: Vec<String> = attr_list(e, "debug.grantedScopes")
@@ -113,7 +112,11 @@ impl Detector for AppInstall {
                 .collect();
             let admin: Vec<&String> = scopes
                 .iter()
-                .filter(|s| admin_scopes.iter().any(|p| glob(p, s)))
+                .filter(|s| {
+                    admin_scopes
+                        .iter()
+                        .any(|p| glob::matches_ignore_ascii_case(p, s))
+                })
                 .collect();
             if admin.is_empty() {
                 continue;
@@ -156,7 +159,7 @@ mod tests {
 
     #[test]
     fn show() {
-        plumbline_detector_kit::show_findings::<super::AppInstall>(FIXTURES);
+        plumbline_sdk::testing::show_findings::<super::AppInstall>(FIXTURES);
     }
 
     #[test]
