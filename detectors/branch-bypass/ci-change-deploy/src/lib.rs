@@ -23,6 +23,7 @@ impl Detector for CiChangeDeploy {
             "CI configuration changed and deployed to production without a reviewed merge",
         )
         .actions(&["git.push.high_risk_path", "deploy.created", "deploy.status"])
+        .views(&[TrajectoryKind::System])
         .signals(&[SIGNAL])
         .config(
             "window_minutes",
@@ -42,9 +43,6 @@ impl Detector for CiChangeDeploy {
     }
 
     fn analyze(&self, t: &Trajectory, cx: &Context) -> Result<Vec<Finding>, AnalyzeError> {
-        if t.kind != TrajectoryKind::System {
-            return Ok(Vec::new());
-        }
         let window = cx.config_parsed::<i64>("window_minutes")? * 60_000_000_000;
         let prod: Vec<Environment> = cx
             .config_list("production_environments")

@@ -28,6 +28,7 @@ impl Detector for ProtectedPush {
             "Force pushes to default/protected branches and direct (non-merge) pushes to protected branches",
         )
         .actions(&["git.push.*"])
+        .views(&[TrajectoryKind::System])
         .signals(&[FORCE, DIRECT])
         .config(
             "urgent_paths",
@@ -52,9 +53,6 @@ impl Detector for ProtectedPush {
     }
 
     fn analyze(&self, t: &Trajectory, cx: &Context) -> Result<Vec<Finding>, AnalyzeError> {
-        if t.kind != TrajectoryKind::System {
-            return Ok(Vec::new());
-        }
         let urgent_paths = cx.config_list("urgent_paths");
         let urgent_paths: Vec<&str> = urgent_paths.iter().map(String::as_str).collect();
         let bots = cx.config_list("release_bots");
@@ -181,5 +179,15 @@ mod tests {
     #[test]
     fn fixtures() {
         plumbline_sdk::testing::run_fixtures::<super::ProtectedPush>(FIXTURES);
+    }
+
+    /// Replaces the fixture `negative-actor-trajectory.json` (the same events seen through
+    /// the pusher's actor trajectory): the host never offers this detector that view.
+    #[test]
+    fn reads_only_its_views() {
+        use plumbline_sdk::{Detector, TrajectoryKind};
+        let info = super::ProtectedPush::info();
+        assert!(info.reads_view(TrajectoryKind::System));
+        assert!(!info.reads_view(TrajectoryKind::Actor));
     }
 }

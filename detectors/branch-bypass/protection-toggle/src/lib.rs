@@ -36,6 +36,7 @@ impl Detector for ProtectionToggle {
             "Branch protection or required checks disabled, especially disabled → push → re-enabled",
         )
         .actions(&["branch.protection.*", "repo.ruleset.changed", "git.push.*", "pr.merged"])
+        .views(&[TrajectoryKind::System])
         .signals(&[BYPASS, WEAKENED])
         .config(
             "settle_minutes",
@@ -46,9 +47,6 @@ impl Detector for ProtectionToggle {
     }
 
     fn analyze(&self, t: &Trajectory, cx: &Context) -> Result<Vec<Finding>, AnalyzeError> {
-        if t.kind != TrajectoryKind::System {
-            return Ok(Vec::new());
-        }
         let settle = cx.config_parsed::<i64>("settle_minutes")? * 60_000_000_000;
         let policy = cx.settings::<Policy>()?;
         let now = cx.now();

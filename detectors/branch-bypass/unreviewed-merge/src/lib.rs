@@ -28,6 +28,7 @@ impl Detector for UnreviewedMerge {
             "pr.merged.admin_override",
             "branch.protection.overridden",
         ])
+        .views(&[TrajectoryKind::System])
         .signals(&[UNREVIEWED, OVERRIDE])
         .config(
             "protected_branches",
@@ -42,9 +43,6 @@ impl Detector for UnreviewedMerge {
     }
 
     fn analyze(&self, t: &Trajectory, cx: &Context) -> Result<Vec<Finding>, AnalyzeError> {
-        if t.kind != TrajectoryKind::System {
-            return Ok(Vec::new());
-        }
         let protected = cx.config_list("protected_branches");
         let bots = cx.config_list("auto_merge_bots");
 

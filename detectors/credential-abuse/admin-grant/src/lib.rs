@@ -32,6 +32,7 @@ impl Detector for AdminGrant {
             "New admin grants (roles, repository/org admin, IAM AdministratorAccess), especially self-granted",
         )
         .actions(&GRANTS)
+        .views(&[TrajectoryKind::Actor])
         .signals(&[GRANTED, SELF])
         .config(
             "admin_roles",
@@ -47,9 +48,6 @@ impl Detector for AdminGrant {
     }
 
     fn analyze(&self, t: &Trajectory, cx: &Context) -> Result<Vec<Finding>, AnalyzeError> {
-        if t.kind != TrajectoryKind::Actor {
-            return Ok(Vec::new());
-        }
         let admin_roles = cx.config_list("admin_roles");
         let provisioning = cx.config_list("provisioning_accounts");
         let policy = cx.settings::<Policy>()?;

@@ -50,6 +50,7 @@ impl Detector for EnvCrossing {
             "Test or staging credentials used against production",
         )
         .actions(&USES)
+        .views(&[TrajectoryKind::Actor])
         .signals(&[SIGNAL])
         .config(
             "cross_environment_accounts",
@@ -69,9 +70,6 @@ impl Detector for EnvCrossing {
     }
 
     fn analyze(&self, t: &Trajectory, cx: &Context) -> Result<Vec<Finding>, AnalyzeError> {
-        if t.kind != TrajectoryKind::Actor {
-            return Ok(Vec::new());
-        }
         let allowed = cx.config_list("cross_environment_accounts");
         let urgent_resources: usize = cx.config_parsed("urgent_resources")?;
         let max_evidence: usize = cx.config_parsed("max_evidence")?;

@@ -38,6 +38,7 @@ impl Detector for NewKey {
             "api_key.revoked",
             "api_key.rotated",
         ])
+        .views(&[TrajectoryKind::Actor])
         .signals(&[SIGNAL])
         .config(
             "write_scopes",
@@ -53,9 +54,6 @@ impl Detector for NewKey {
     }
 
     fn analyze(&self, t: &Trajectory, cx: &Context) -> Result<Vec<Finding>, AnalyzeError> {
-        if t.kind != TrajectoryKind::Actor {
-            return Ok(Vec::new());
-        }
         let write_scopes = cx.config_list("write_scopes");
         let rotation = cx.config_parsed::<i64>("rotation_minutes")? * 60_000_000_000;
         let policy = cx.settings::<Policy>()?;

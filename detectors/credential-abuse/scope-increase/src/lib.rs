@@ -23,6 +23,7 @@ impl Detector for ScopeIncrease {
             "Credentials, API keys, connections and app installations whose scope grew",
         )
         .actions(&["credential.scope.increased"])
+        .views(&[TrajectoryKind::Actor])
         .signals(&[SIGNAL])
         .config(
             "wide_scopes",
@@ -34,9 +35,6 @@ impl Detector for ScopeIncrease {
     }
 
     fn analyze(&self, t: &Trajectory, cx: &Context) -> Result<Vec<Finding>, AnalyzeError> {
-        if t.kind != TrajectoryKind::Actor {
-            return Ok(Vec::new());
-        }
         let wide = cx.config_list("wide_scopes");
         let policy = cx.settings::<Policy>()?;
         let mut findings = Vec::new();

@@ -29,6 +29,7 @@ impl Detector for SecretProbe {
             "secret.list",
             "credential.issued",
         ])
+        .views(&[TrajectoryKind::Actor])
         .signals(&[PROBE, PROBE_SUCCESS])
         .config(
             "min_denials",
@@ -50,9 +51,6 @@ impl Detector for SecretProbe {
     }
 
     fn analyze(&self, t: &Trajectory, cx: &Context) -> Result<Vec<Finding>, AnalyzeError> {
-        if t.kind != TrajectoryKind::Actor {
-            return Ok(Vec::new());
-        }
         let min_denials: usize = cx.config_parsed("min_denials")?;
         let min_paths: usize = cx.config_parsed("min_paths")?;
         let burst = cx.config_parsed::<i64>("burst_minutes")? * 60_000_000_000;

@@ -52,6 +52,7 @@ impl Detector for DumpFormat {
             "s3.object.put",
             "file.uploaded",
         ])
+        .views(&[TrajectoryKind::Actor])
         .signals(&[SIGNAL, STAGED])
         .config("min_rows", "5000", "Rows that make a dump worth a look")
         .config("min_bytes", "52428800", "Bytes that make a dump worth a look")
@@ -76,9 +77,6 @@ impl Detector for DumpFormat {
     }
 
     fn analyze(&self, t: &Trajectory, cx: &Context) -> Result<Vec<Finding>, AnalyzeError> {
-        if t.kind != TrajectoryKind::Actor {
-            return Ok(Vec::new());
-        }
         let min_rows: u64 = cx.config_parsed("min_rows")?;
         let min_bytes: u64 = cx.config_parsed("min_bytes")?;
         let chain = cx.config_parsed::<i64>("chain_minutes")? * 60_000_000_000;

@@ -33,6 +33,7 @@ impl Detector for LargeExport {
             "Large exports to a new destination; any export to personal mail, consumer drives, catchers, bare IPs or unknown buckets",
         )
         .actions(&MOVES)
+        .views(&[TrajectoryKind::Actor])
         .signals(&[LARGE, UNTRUSTED])
         .config("min_rows", "10000", "Rows (summed per destination) that make an export large")
         .config(
@@ -63,9 +64,6 @@ impl Detector for LargeExport {
     }
 
     fn analyze(&self, t: &Trajectory, cx: &Context) -> Result<Vec<Finding>, AnalyzeError> {
-        if t.kind != TrajectoryKind::Actor {
-            return Ok(Vec::new());
-        }
         let min = Totals {
             rows: cx.config_parsed("min_rows")?,
             bytes: cx.config_parsed("min_bytes")?,
@@ -310,6 +308,16 @@ mod tests {
     #[test]
     fn fixtures() {
         plumbline_sdk::testing::run_fixtures::<super::LargeExport>(FIXTURES);
+    }
+
+    /// Replaces the fixture `negative-system-trajectory.json` (the same events seen through
+    /// the warehouse's system trajectory): the host never offers this detector that view.
+    #[test]
+    fn reads_only_its_views() {
+        use plumbline_sdk::{Detector, TrajectoryKind};
+        let info = super::LargeExport::info();
+        assert!(info.reads_view(TrajectoryKind::Actor));
+        assert!(!info.reads_view(TrajectoryKind::System));
     }
 
     #[test]

@@ -27,6 +27,7 @@ impl Detector for NewDestination {
             "An automation workflow gains an outbound destination that is on no allow-list",
         )
         .actions(&["workflow.created", "workflow.updated", "workflow.activated"])
+        .views(&[TrajectoryKind::Actor])
         .signals(&[SIGNAL]);
         let info = destination::declare(info);
         let info = keys::planned_work(info);
@@ -34,9 +35,6 @@ impl Detector for NewDestination {
     }
 
     fn analyze(&self, t: &Trajectory, cx: &Context) -> Result<Vec<Finding>, AnalyzeError> {
-        if t.kind != TrajectoryKind::Actor {
-            return Ok(Vec::new());
-        }
         let lists = cx.settings::<Destinations>()?;
         let policy = cx.settings::<Policy>()?;
         // Export nodes the adapter saw added or changed, by the id of the version event.
@@ -134,5 +132,15 @@ mod tests {
     #[test]
     fn fixtures() {
         plumbline_sdk::testing::run_fixtures::<super::NewDestination>(FIXTURES);
+    }
+
+    /// Replaces the fixture `negative-system-trajectory.json` (the same events seen through
+    /// the workflow's system trajectory): the host never offers this detector that view.
+    #[test]
+    fn reads_only_its_views() {
+        use plumbline_sdk::{Detector, TrajectoryKind};
+        let info = super::NewDestination::info();
+        assert!(info.reads_view(TrajectoryKind::Actor));
+        assert!(!info.reads_view(TrajectoryKind::System));
     }
 }

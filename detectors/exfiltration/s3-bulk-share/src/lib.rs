@@ -39,6 +39,7 @@ impl Detector for S3BulkShare {
             "snapshot.shared",
             "image.shared",
         ])
+        .views(&[TrajectoryKind::Actor])
         .signals(&[BULK_SHARE, SHARE])
         .config("min_objects", "200", "Objects read that make a read bulk")
         .config("min_bytes", "1073741824", "Bytes read that make a read bulk")
@@ -57,9 +58,6 @@ impl Detector for S3BulkShare {
     }
 
     fn analyze(&self, t: &Trajectory, cx: &Context) -> Result<Vec<Finding>, AnalyzeError> {
-        if t.kind != TrajectoryKind::Actor {
-            return Ok(Vec::new());
-        }
         let min_objects: usize = cx.config_parsed("min_objects")?;
         let min_bytes: u64 = cx.config_parsed("min_bytes")?;
         let partners = cx.config_list("partner_accounts");

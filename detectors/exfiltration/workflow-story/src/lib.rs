@@ -28,6 +28,7 @@ impl Detector for WorkflowStory {
             "New automation workflow that gains a webhook trigger, a wide credential and an export step, is activated off-hours and renamed",
         )
         .actions(&["workflow.*", "credential.*"])
+        .views(&[TrajectoryKind::Actor])
         .signals(&[SIGNAL])
         .config(
             "story_window_hours",
@@ -51,9 +52,6 @@ impl Detector for WorkflowStory {
     }
 
     fn analyze(&self, t: &Trajectory, cx: &Context) -> Result<Vec<Finding>, AnalyzeError> {
-        if t.kind != TrajectoryKind::Actor {
-            return Ok(Vec::new());
-        }
         let settings = cx.settings::<Settings>()?;
         let mut workflows: BTreeMap<&str, Vec<&Event>> = BTreeMap::new();
         for e in &t.events {
@@ -398,5 +396,15 @@ mod tests {
     #[test]
     fn fixtures() {
         plumbline_sdk::testing::run_fixtures::<super::WorkflowStory>(FIXTURES);
+    }
+
+    /// Replaces the fixture `negative-canonical-story-system-trajectory.json` (the same events seen through
+    /// the workflow's system trajectory): the host never offers this detector that view.
+    #[test]
+    fn reads_only_its_views() {
+        use plumbline_sdk::{Detector, TrajectoryKind};
+        let info = super::WorkflowStory::info();
+        assert!(info.reads_view(TrajectoryKind::Actor));
+        assert!(!info.reads_view(TrajectoryKind::System));
     }
 }

@@ -64,6 +64,7 @@ impl Detector for OverrideInstructions {
             "System prompt edits that override policy, ask to reveal secrets or to act as admin",
         )
         .actions(&["assistant.*"])
+        .views(&[TrajectoryKind::System])
         .signals(&[SIGNAL])
         .config(
             "override_patterns",
@@ -99,9 +100,6 @@ impl Detector for OverrideInstructions {
     }
 
     fn analyze(&self, t: &Trajectory, cx: &Context) -> Result<Vec<Finding>, AnalyzeError> {
-        if t.kind != TrajectoryKind::System {
-            return Ok(Vec::new());
-        }
         let categories: Vec<(&str, Vec<Phrase>)> = vec![
             (
                 "override",
@@ -334,5 +332,15 @@ mod tests {
     #[test]
     fn fixtures() {
         plumbline_sdk::testing::run_fixtures::<OverrideInstructions>(FIXTURES);
+    }
+
+    /// Replaces the fixture `negative-actor-trajectory.json` (the same events seen through
+    /// the editor's actor trajectory): the host never offers this detector that view.
+    #[test]
+    fn reads_only_its_views() {
+        use plumbline_sdk::{Detector, TrajectoryKind};
+        let info = super::OverrideInstructions::info();
+        assert!(info.reads_view(TrajectoryKind::System));
+        assert!(!info.reads_view(TrajectoryKind::Actor));
     }
 }

@@ -22,6 +22,7 @@ impl Detector for RetrievalScope {
             "AI assistants gaining retrieval sources that hold personal data or contracts",
         )
         .actions(&["assistant.retrieval.added", "assistant.tool.granted"])
+        .views(&[TrajectoryKind::System])
         .signals(&[SIGNAL])
         .config(
             "sensitive_markers",
@@ -48,9 +49,6 @@ impl Detector for RetrievalScope {
     }
 
     fn analyze(&self, t: &Trajectory, cx: &Context) -> Result<Vec<Finding>, AnalyzeError> {
-        if t.kind != TrajectoryKind::System {
-            return Ok(Vec::new());
-        }
         let markers = cx.config_list("sensitive_markers");
         let approved = cx.config_list("approved_sources");
         let outbound = cx.config_list("outbound_tools");

@@ -41,6 +41,7 @@ impl Detector for ToolGrant {
             "AI assistants gaining code execution, CRM/ticket/database access or outbound HTTP tools",
         )
         .actions(&[GRANT])
+        .views(&[TrajectoryKind::System])
         .signals(&[RISKY, EXFIL_PATH])
         .config(
             "code_tools",
@@ -73,9 +74,6 @@ impl Detector for ToolGrant {
     }
 
     fn analyze(&self, t: &Trajectory, cx: &Context) -> Result<Vec<Finding>, AnalyzeError> {
-        if t.kind != TrajectoryKind::System {
-            return Ok(Vec::new());
-        }
         let code = cx.config_list("code_tools");
         let data = cx.config_list("data_tools");
         let outbound = cx.config_list("outbound_tools");

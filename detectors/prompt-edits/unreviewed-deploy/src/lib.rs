@@ -31,6 +31,7 @@ impl Detector for UnreviewedDeploy {
             "Assistant prompt changes that reach production without a review",
         )
         .actions(&["assistant.*"])
+        .views(&[TrajectoryKind::System])
         .signals(&[SIGNAL])
         .config(
             "reviewed_pipelines",
@@ -46,9 +47,6 @@ impl Detector for UnreviewedDeploy {
     }
 
     fn analyze(&self, t: &Trajectory, cx: &Context) -> Result<Vec<Finding>, AnalyzeError> {
-        if t.kind != TrajectoryKind::System {
-            return Ok(Vec::new());
-        }
         let pipelines = cx.config_list("reviewed_pipelines");
         let prod: Vec<Environment> = cx
             .config_list("production_environments")

@@ -19,6 +19,7 @@ impl Detector for AppInstall {
             "GitHub App installations and OAuth app consents with wide permissions",
         )
         .actions(&["app.installed", "app.authorized"])
+        .views(&[TrajectoryKind::System])
         .signals(&[SIGNAL])
         .config(
             "known_apps",
@@ -43,9 +44,6 @@ impl Detector for AppInstall {
     }
 
     fn analyze(&self, t: &Trajectory, cx: &Context) -> Result<Vec<Finding>, AnalyzeError> {
-        if t.kind != TrajectoryKind::System {
-            return Ok(Vec::new());
-        }
         let known = cx.config_list("known_apps");
         let wide_count: usize = cx.config_parsed("wide_write_count")?;
         let admin_perms = cx.config_list("admin_permissions");

@@ -34,6 +34,8 @@ impl Detector for ExternalWebhook {
             "workflow.updated",
             "workflow.activated",
         ])
+        // Repository hooks on system trajectories, open workflow triggers on actor ones.
+        .views(&[TrajectoryKind::System, TrajectoryKind::Actor])
         .signals(&[REPO_HOOK, OPEN_TRIGGER]);
         let info = destination::declare(info);
         let info = keys::planned_work(info);

@@ -29,6 +29,7 @@ impl Detector for UnknownSource {
             "Dependencies from unknown registries or hosts; community connectors in automation platforms",
         )
         .actions(&["dependency.added", "package.installed", "workflow.node.added"])
+        .views(&[TrajectoryKind::Actor])
         .signals(&[REGISTRY, CONNECTOR])
         .config(
             "known_registries",
@@ -44,9 +45,6 @@ impl Detector for UnknownSource {
     }
 
     fn analyze(&self, t: &Trajectory, cx: &Context) -> Result<Vec<Finding>, AnalyzeError> {
-        if t.kind != TrajectoryKind::Actor {
-            return Ok(Vec::new());
-        }
         let settings = cx.settings::<Settings>()?;
         let lists = &settings.lists;
         // An allow-list: exact case.
