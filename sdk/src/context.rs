@@ -1,10 +1,13 @@
 //! What a detector may ask of its host: its configuration, the clock, and a log.
 
+use std::any::{Any, TypeId};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 use std::str::FromStr;
 
-use crate::types::{AnalyzeError, Info};
+use plumbline_contract::config::{self, ConfigSource, FromConfig};
+use plumbline_contract::{AnalyzeError, Info};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
@@ -17,6 +20,8 @@ pub enum Level {
 /// The host, as seen by a detector during one call.
 pub struct Context {
     backend: Backend,
+    /// Typed settings parsed so far ([`Context::settings`]), by type.
+    settings: RefCell<BTreeMap<TypeId, Rc<dyn Any>>>,
 }
 
 enum Backend {
@@ -35,23 +40,20 @@ impl Context {
     pub fn host() -> Self {
         Context {
             backend: Backend::Host,
+            settings: RefCell::default(),
         }
     }
 
     /// A native context: `info`'s defaults overlaid with `overrides`, and a fixed clock.
     pub fn native(info: &Info, overrides: &BTreeMap<String, String>, now: i64) -> Self {
-        let mut config: BTreeMap<String, String> = info
-            .config
-            .iter()
-            .map(|k| (k.name.clone(), k.default_value.clone()))
-            .collect();
-        config.extend(overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let config = config::with_defaults(info, overrides);
         Context {
             backend: Backend::Native {
                 config,
                 now,
                 logs: RefCell::new(Vec::new()),
             },
+            settings: RefCell::default(),
         }
     }
 
@@ -63,28 +65,40 @@ impl Context {
         }
     }
 
-    /// A configuration value parsed as `T`; the error names the key and the value.
+    /// A configuration value parsed as `T` (trimmed); the error names the key and the value.
     pub fn config_parsed<T: FromStr>(&self, key: &str) -> Result<T, AnalyzeError> {
-        let raw = self
-            .config(key)
-            .ok_or_else(|| AnalyzeError::new(format!("config key `{key}` is not set")))?;
-        raw.trim().parse().map_err(|_| {
-            AnalyzeError::new(format!(
-                "config key `{key}`: `{raw}` is not a valid {}",
-                std::any::type_name::<T>()
-            ))
-        })
+        config::parse(key, self.config(key))
     }
 
-    /// A comma-separated list (empty items dropped).
+    /// A comma-separated list (items trimmed, empty items dropped).
+    ///
+    /// Splits the value on every call: a detector that reads a long list (the destination
+    /// classes hold ~85 domains) more than once parses it once with [`Context::settings`].
     pub fn config_list(&self, key: &str) -> Vec<String> {
-        self.config(key)
-            .unwrap_or_default()
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(String::from)
-            .collect()
+        config::list(self.config(key).as_deref().unwrap_or(""))
+    }
+
+    /// The detector's typed settings `T`, parsed from the configuration the first time they
+    /// are asked for and shared afterwards (the configuration of a detector instance never
+    /// changes; the host gives every call a fresh instance, the native harness a fresh
+    /// context per fixture). A parse error is returned, not cached.
+    ///
+    /// ```ignore
+    /// let s = cx.settings::<Settings>()?;        // Settings: FromConfig
+    /// let lists = cx.settings::<Destinations>()?; // the destination classes, split once
+    /// ```
+    pub fn settings<T: FromConfig>(&self) -> Result<Rc<T>, AnalyzeError> {
+        let id = TypeId::of::<T>();
+        if let Some(v) = self.settings.borrow().get(&id) {
+            if let Ok(t) = Rc::clone(v).downcast::<T>() {
+                return Ok(t);
+            }
+        }
+        let t = Rc::new(T::from_config(self)?);
+        self.settings
+            .borrow_mut()
+            .insert(id, Rc::clone(&t) as Rc<dyn Any>);
+        Ok(t)
     }
 
     /// Unix nanoseconds, UTC.
@@ -117,5 +131,45 @@ impl Context {
             Backend::Host => Vec::new(),
             Backend::Native { logs, .. } => logs.borrow().clone(),
         }
+    }
+}
+
+impl ConfigSource for Context {
+    fn get(&self, key: &str) -> Option<String> {
+        self.config(key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Rows(u64);
+
+    thread_local!(static PARSES: std::cell::Cell<u32> = const { std::cell::Cell::new(0) });
+
+    impl FromConfig for Rows {
+        fn from_config(cfg: &dyn ConfigSource) -> Result<Self, AnalyzeError> {
+            PARSES.with(|p| p.set(p.get() + 1));
+            Ok(Rows(cfg.parsed("min_rows")?))
+        }
+    }
+
+    #[test]
+    fn settings_are_parsed_once_per_context() {
+        let info = Info::new("t.x", "1", "").config("min_rows", "10", "");
+        let cx = Context::native(&info, &BTreeMap::new(), 0);
+        assert_eq!(cx.settings::<Rows>().unwrap().0, 10);
+        assert_eq!(cx.settings::<Rows>().unwrap().0, 10);
+        assert_eq!(PARSES.with(|p| p.get()), 1);
+        let bad = [("min_rows".to_string(), "many".to_string())].into();
+        let cx = Context::native(&info, &bad, 0);
+        assert!(cx
+            .settings::<Rows>()
+            .err()
+            .unwrap()
+            .message
+            .contains("`many`"));
+        assert_eq!(cx.config_list("min_rows"), ["many"]);
     }
 }

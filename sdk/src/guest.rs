@@ -3,8 +3,8 @@
 //! conversions are unit-tested natively.
 
 use crate::bindings::plumbline::detector::types as wit;
-use crate::types::*;
 use crate::{Context, Detector};
+use plumbline_contract::types::*;
 
 pub fn info<D: Detector>() -> wit::DetectorInfo {
     let i = D::info();

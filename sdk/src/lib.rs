@@ -29,18 +29,32 @@
 //!
 //! register_detector!(ForcePush);
 //! ```
+//!
+//! Beside the trait: the contract's types and trajectory queries (from
+//! `plumbline-contract`), finding helpers ([`title`], [`quoted`], [`who`], [`attr_text`],
+//! [`attr_list`]), typed configuration parsed once ([`FromConfig`],
+//! [`Context::settings`]), destination classes ([`destination`]), globs ([`glob`]), and
+//! the built-in detectors' domain helpers ([`kit`]). See `sdk/README.md`.
 
 mod context;
+pub mod destination;
 #[doc(hidden)]
 pub mod guest;
-pub mod query;
+mod helpers;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
-mod types;
 
 pub use context::{Context, Level};
-pub use query::{action_matches, Totals};
-pub use types::*;
+pub use destination::{DestinationClass, Destinations, Place};
+pub use helpers::{attr_list, attr_text, minutes_between, quoted, title, who};
+/// The contract crate itself: checks, limits, the fixture format (`plumbline_contract`).
+pub use plumbline_contract as contract;
+pub use plumbline_contract::config::{ConfigSource, FromConfig};
+pub use plumbline_contract::types::*;
+pub use plumbline_contract::{action_matches, glob, parse_time, query, Totals, TITLE_MAX};
+/// The built-in detectors' domain helpers: planned work, push/merge folding, phrase
+/// patterns (`plumbline-detector-kit`).
+pub use plumbline_detector_kit as kit;
 
 /// Guest bindings generated from `wit/since_v0.1.0` (the frozen 0.1.0 contract).
 #[doc(hidden)]
@@ -59,7 +73,8 @@ pub mod bindings {
 /// A fresh value (`Default`) is made for every call: the host gives each call its own
 /// instance, so detectors keep no state between trajectories.
 pub trait Detector: Default {
-    /// Name, version, interests (sources/actions), signals and config keys.
+    /// Name, version, interests (sources, actions and the trajectory views it reads),
+    /// signals and config keys.
     fn info() -> Info;
 
     /// Findings for one trajectory. Each finding must cite at least one event of `trajectory`,

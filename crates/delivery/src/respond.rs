@@ -276,7 +276,7 @@ impl Responder {
         let automatic = signals.iter().any(|s| {
             def.automatic_signals()
                 .iter()
-                .any(|p| plumbline_policy::matcher::glob(p, s))
+                .any(|p| plumbline_contract::glob::matches(p, s))
         });
         let mut out = Vec::new();
         for target in targets(def, events) {

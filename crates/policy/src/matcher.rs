@@ -7,33 +7,9 @@ use time::OffsetDateTime;
 use super::model::{AllowRule, Match};
 use plumbline_event::Event;
 
-/// `*` matches any run of characters (including none); everything else is literal.
-pub fn glob(pattern: &str, text: &str) -> bool {
-    let p = pattern.as_bytes();
-    let t = text.as_bytes();
-    let (mut pi, mut ti) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if pi < p.len() && p[pi] == b'*' {
-            star = Some((pi, ti));
-            pi += 1;
-        } else if pi < p.len() && p[pi] == t[ti] {
-            pi += 1;
-            ti += 1;
-        } else if let Some((sp, st)) = star {
-            pi = sp + 1;
-            ti = st + 1;
-            star = Some((sp, st + 1));
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&c| c == b'*')
-}
-
-pub fn glob_valid(pattern: &str) -> bool {
-    !pattern.trim().is_empty()
-}
+/// Policy globs are the contract's name globs: `*` matches any run of characters, the rest
+/// is literal and case-sensitive (an allow-list entry that is too narrow fails closed).
+pub use plumbline_contract::glob::{matches as glob, valid as glob_valid};
 
 fn any_glob(patterns: &[String], text: &str) -> bool {
     patterns.iter().any(|p| glob(p, text))
@@ -213,17 +189,6 @@ impl AllowRule {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn globs_match_like_shell_stars() {
-        assert!(glob("exfil.*", "exfil.large_export"));
-        assert!(!glob("exfil.*", "credential.abuse"));
-        assert!(glob("*direct_to_prod*", "change.direct_to_prod.auth"));
-        assert!(glob("a*b*c", "axxbyyc"));
-        assert!(!glob("a*b*c", "axxbyy"));
-        assert!(glob("*", ""));
-        assert!(glob("exact", "exact"));
-    }
 
     #[test]
     fn destination_hosts_come_from_urls_emails_and_buckets() {

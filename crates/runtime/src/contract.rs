@@ -1,128 +1,105 @@
-//! What a detector's answers must look like. Anything else is a contract violation: the
-//! answer is discarded whole (a detector that breaks the contract once is not trusted for
-//! the rest of that answer) and counted toward quarantine.
+//! What a detector's answers must look like: the rules are `plumbline-contract`'s (the
+//! SDK's fixture harness runs the very same functions), applied here to the WIT bindings'
+//! values. Anything else is a contract violation: the answer is discarded whole (a
+//! detector that breaks the contract once is not trusted for the rest of that answer) and
+//! counted toward quarantine.
 
 use std::collections::HashSet;
 
-use super::bindings::wit;
-use super::limits::Limits;
+use plumbline_contract as c;
 use plumbline_trajectory::finding::Finding;
 
-const NAME_MAX: usize = 64;
-const TITLE_MAX: usize = 200;
+use super::bindings::wit;
+use super::limits::Limits;
 
-/// Checks `info()` at load time.
-pub fn check_info(info: &wit::DetectorInfo) -> Result<(), String> {
-    let name_ok = !info.name.is_empty()
-        && info.name.len() <= NAME_MAX
-        && info.name.bytes().all(|b| {
-            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.')
-        });
-    if !name_ok {
-        return Err(format!(
-            "name `{}` must be 1–{NAME_MAX} characters of a-z, 0-9, `-`, `_`, `.`",
-            info.name.escape_debug()
-        ));
+/// What a component declares, as the contract's plain type (converted once, at load).
+pub fn declared(info: &wit::DetectorInfo) -> c::Info {
+    c::Info {
+        name: info.name.clone(),
+        version: info.version.clone(),
+        description: info.description.clone(),
+        sources: info.sources.clone(),
+        actions: info.actions.clone(),
+        signals: info.signals.clone(),
+        config: info
+            .config
+            .iter()
+            .map(|k| c::ConfigKey {
+                name: k.name.clone(),
+                default_value: k.default_value.clone(),
+                description: k.description.clone(),
+            })
+            .collect(),
+        views: info.views.iter().map(|v| view(*v)).collect(),
     }
-    if info.version.trim().is_empty() || info.version.len() > NAME_MAX {
-        return Err("version must be 1–64 characters".into());
+}
+
+fn view(v: wit::TrajectoryKind) -> c::TrajectoryKind {
+    match v {
+        wit::TrajectoryKind::Actor => c::TrajectoryKind::Actor,
+        wit::TrajectoryKind::System => c::TrajectoryKind::System,
+        wit::TrajectoryKind::ActorDrift => c::TrajectoryKind::ActorDrift,
+        wit::TrajectoryKind::SystemDrift => c::TrajectoryKind::SystemDrift,
     }
-    if info.signals.is_empty() {
-        return Err("declares no signals".into());
+}
+
+impl c::FindingFields for wit::Finding {
+    fn signal(&self) -> &str {
+        &self.signal
     }
-    let mut keys = HashSet::new();
-    for k in &info.config {
-        if k.name.is_empty() || !keys.insert(k.name.as_str()) {
-            return Err(format!(
-                "config key `{}` is empty or declared twice",
-                k.name
-            ));
-        }
+    fn severity(&self) -> u8 {
+        self.severity
     }
-    for a in &info.actions {
-        if a.is_empty() {
-            return Err("an empty action pattern (use no actions to mean all)".into());
-        }
+    fn score(&self) -> f32 {
+        self.score
     }
-    Ok(())
+    fn title(&self) -> &str {
+        &self.title
+    }
+    fn evidence(&self) -> &[String] {
+        &self.evidence
+    }
+    fn next_step(&self) -> &str {
+        &self.next_step
+    }
 }
 
 /// Checks one answer against the contract and turns it into findings attributed to the
-/// detector.
+/// detector (repeated evidence ids dropped).
 pub fn check_findings(
-    info: &wit::DetectorInfo,
+    info: &c::Info,
     trajectory: &wit::Trajectory,
     limits: &Limits,
     found: Vec<wit::Finding>,
 ) -> Result<Vec<Finding>, String> {
-    if found.len() > limits.max_findings {
-        return Err(format!(
-            "output too large: {} findings (at most {})",
-            found.len(),
-            limits.max_findings
-        ));
-    }
-    let bytes: usize = found
-        .iter()
+    let limits = c::Limits {
+        max_findings: limits.max_findings,
+        max_output_bytes: limits.max_output_bytes,
+    };
+    c::check_findings(
+        info,
+        trajectory.events.iter().map(|e| e.id.as_str()),
+        &limits,
+        &found,
+    )?;
+    Ok(found
+        .into_iter()
         .map(|f| {
-            f.signal.len()
-                + f.title.len()
-                + f.next_step.len()
-                + f.evidence.iter().map(String::len).sum::<usize>()
+            let mut evidence = f.evidence;
+            let mut seen = HashSet::new();
+            evidence.retain(|id| seen.insert(id.clone()));
+            Finding {
+                detector: info.name.clone(),
+                detector_version: info.version.clone(),
+                signal: f.signal,
+                severity: f.severity,
+                score: f.score,
+                title: f.title,
+                evidence,
+                next_step: f.next_step,
+            }
         })
-        .sum();
-    if bytes > limits.max_output_bytes {
-        return Err(format!(
-            "output too large: {bytes} bytes of text (at most {})",
-            limits.max_output_bytes
-        ));
-    }
-    let ids: HashSet<&str> = trajectory.events.iter().map(|e| e.id.as_str()).collect();
-    let mut out = Vec::with_capacity(found.len());
-    for f in found {
-        if !info.signals.contains(&f.signal) {
-            return Err(format!("undeclared signal `{}`", f.signal.escape_debug()));
-        }
-        if !(1..=3).contains(&f.severity) {
-            return Err(format!(
-                "`{}`: severity {} is not 1–3",
-                f.signal, f.severity
-            ));
-        }
-        if !(0.0..=1.0).contains(&f.score) {
-            return Err(format!("`{}`: score {} is not in 0–1", f.signal, f.score));
-        }
-        if f.title.trim().is_empty() || f.title.chars().count() > TITLE_MAX {
-            return Err(format!(
-                "`{}`: title must be 1–{TITLE_MAX} characters",
-                f.signal
-            ));
-        }
-        if f.evidence.is_empty() {
-            return Err(format!("`{}`: no evidence (it is mandatory)", f.signal));
-        }
-        if let Some(bad) = f.evidence.iter().find(|id| !ids.contains(id.as_str())) {
-            return Err(format!(
-                "`{}`: evidence `{}` is not an event of the trajectory",
-                f.signal,
-                bad.escape_debug()
-            ));
-        }
-        let mut evidence = f.evidence;
-        let mut seen = HashSet::new();
-        evidence.retain(|id| seen.insert(id.clone()));
-        out.push(Finding {
-            detector: info.name.clone(),
-            detector_version: info.version.clone(),
-            signal: f.signal,
-            severity: f.severity,
-            score: f.score,
-            title: f.title,
-            evidence,
-            next_step: f.next_step,
-        });
-    }
-    Ok(out)
+        .collect())
 }
 
 #[cfg(test)]
@@ -193,7 +170,7 @@ mod tests {
     #[test]
     fn good_findings_are_attributed() {
         let out = check_findings(
-            &info(),
+            &declared(&info()),
             &traj(),
             &LIMITS,
             vec![finding(&["e1", "e2", "e1"])],
@@ -205,8 +182,9 @@ mod tests {
 
     #[test]
     fn each_breach_is_named() {
-        let check =
-            |f: wit::Finding| check_findings(&info(), &traj(), &LIMITS, vec![f]).unwrap_err();
+        let check = |f: wit::Finding| {
+            check_findings(&declared(&info()), &traj(), &LIMITS, vec![f]).unwrap_err()
+        };
         assert!(check(finding(&["e9"])).contains("`e9` is not an event"));
         assert!(check(finding(&[])).contains("no evidence"));
         let mut f = finding(&["e1"]);
@@ -225,7 +203,7 @@ mod tests {
         f.next_step = "x".repeat(200);
         assert!(check(f).contains("output too large"));
         let many = vec![finding(&["e1"]); 4];
-        assert!(check_findings(&info(), &traj(), &LIMITS, many)
+        assert!(check_findings(&declared(&info()), &traj(), &LIMITS, many)
             .unwrap_err()
             .contains("4 findings"));
     }
@@ -233,11 +211,13 @@ mod tests {
     #[test]
     fn info_is_checked() {
         let mut i = info();
-        assert!(check_info(&i).is_ok());
+        assert!(c::check_info(&declared(&i)).is_ok());
         i.name = "Bad Name".into();
-        assert!(check_info(&i).is_err());
+        assert!(c::check_info(&declared(&i)).is_err());
         let mut i = info();
         i.signals.clear();
-        assert!(check_info(&i).unwrap_err().contains("no signals"));
+        assert!(c::check_info(&declared(&i))
+            .unwrap_err()
+            .contains("no signals"));
     }
 }

@@ -54,6 +54,8 @@ pub struct Detector {
     pub sha256: String,
     pub health: Health,
     pub(super) interest: Interest,
+    /// `info` as the contract's plain type: what the answers are checked against.
+    pub(super) declared: plumbline_contract::Info,
     pub(super) name: Arc<str>,
     pub(super) pre: DetectorPre<CallState>,
 }
@@ -168,7 +170,8 @@ pub(super) fn load(
         },
     )
     .map_err(LoadError::Info)?;
-    contract::check_info(&info).map_err(LoadError::Contract)?;
+    let declared = contract::declared(&info);
+    plumbline_contract::check_info(&declared).map_err(LoadError::Contract)?;
 
     let mut o = lookup(&info.name).unwrap_or_default();
     if let Some(extra) = spec.overrides {
@@ -204,7 +207,8 @@ pub(super) fn load(
     let limits = base.with(&o);
     Ok((
         Detector {
-            interest: Interest::of(&info),
+            interest: Interest::of(&declared),
+            declared,
             name: Arc::from(info.name.as_str()),
             info,
             limits,

@@ -2,18 +2,19 @@
 //! event from a source it reads with an action it reads. Most trajectories touch few
 //! detectors, so this is where most of the evaluation cost is saved.
 
-use super::bindings::wit;
+use plumbline_contract as c;
 
+/// What a detector reads (the contract's rules: `plumbline_contract::interest`).
 #[derive(Debug, Clone)]
 pub struct Interest {
     sources: Vec<String>,
     actions: Vec<String>,
     /// Trajectory views read; empty means the rolling actor and system windows.
-    views: Vec<wit::TrajectoryKind>,
+    views: Vec<c::TrajectoryKind>,
 }
 
 impl Interest {
-    pub fn of(info: &wit::DetectorInfo) -> Interest {
+    pub fn of(info: &c::Info) -> Interest {
         Interest {
             sources: info.sources.clone(),
             actions: info.actions.clone(),
@@ -25,88 +26,24 @@ impl Interest {
     /// detectors that ask for it, so one story never raises two alerts).
     pub fn reads_view(&self, kind: plumbline_trajectory::TrajectoryKind) -> bool {
         use plumbline_trajectory::TrajectoryKind as K;
-        let wanted = match kind {
-            K::Actor => wit::TrajectoryKind::Actor,
-            K::System => wit::TrajectoryKind::System,
-            K::ActorDrift => wit::TrajectoryKind::ActorDrift,
-            K::SystemDrift => wit::TrajectoryKind::SystemDrift,
+        let kind = match kind {
+            K::Actor => c::TrajectoryKind::Actor,
+            K::System => c::TrajectoryKind::System,
+            K::ActorDrift => c::TrajectoryKind::ActorDrift,
+            K::SystemDrift => c::TrajectoryKind::SystemDrift,
         };
-        if self.views.is_empty() {
-            matches!(kind, K::Actor | K::System)
-        } else {
-            self.views.contains(&wanted)
-        }
-    }
-
-    #[cfg(test)]
-    pub fn matches(&self, t: &wit::Trajectory) -> bool {
-        self.matches_any(
-            t.events
-                .iter()
-                .map(|e| (e.source.as_str(), e.action.as_str())),
-        )
+        c::reads_view(&self.views, kind)
     }
 
     /// On (source, action) pairs, so the host can decide before converting a trajectory.
     pub fn matches_any<'a>(&self, mut events: impl Iterator<Item = (&'a str, &'a str)>) -> bool {
-        events.any(|(source, action)| {
-            (self.sources.is_empty() || self.sources.iter().any(|s| s == source))
-                && (self.actions.is_empty()
-                    || self.actions.iter().any(|p| action_matches(p, action)))
-        })
-    }
-}
-
-/// Same rule as the SDK's `action_matches`: exact, `prefix.*`, or `*`.
-pub fn action_matches(pattern: &str, action: &str) -> bool {
-    if pattern == "*" {
-        return true;
-    }
-    match pattern.strip_suffix(".*") {
-        Some(prefix) => {
-            action == prefix
-                || (action.starts_with(prefix)
-                    && action.as_bytes().get(prefix.len()) == Some(&b'.'))
-        }
-        None => pattern == action,
+        events.any(|(source, action)| c::reads_event(&self.sources, &self.actions, source, action))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn traj(events: &[(&str, &str)]) -> wit::Trajectory {
-        wit::Trajectory {
-            id: "t".into(),
-            kind: wit::TrajectoryKind::Actor,
-            key: "a".into(),
-            start: 0,
-            end: 0,
-            dropped: 0,
-            hash: String::new(),
-            events: events
-                .iter()
-                .map(|(source, action)| wit::Event {
-                    id: format!("{source}-{action}"),
-                    time: 0,
-                    source: source.to_string(),
-                    actor: wit::Actor {
-                        id: "a".into(),
-                        kind: wit::ActorKind::Human,
-                        display: String::new(),
-                    },
-                    system: "s".into(),
-                    action: action.to_string(),
-                    resource: String::new(),
-                    environment: wit::Environment::Unknown,
-                    destination: None,
-                    volume: None,
-                    attributes: vec![],
-                })
-                .collect(),
-        }
-    }
 
     fn interest(sources: &[&str], actions: &[&str]) -> Interest {
         Interest {
@@ -123,7 +60,7 @@ mod tests {
         assert!(plain.reads_view(K::Actor) && plain.reads_view(K::System));
         assert!(!plain.reads_view(K::ActorDrift) && !plain.reads_view(K::SystemDrift));
         let drift = Interest {
-            views: vec![wit::TrajectoryKind::ActorDrift],
+            views: vec![c::TrajectoryKind::ActorDrift],
             ..interest(&[], &[])
         };
         assert!(drift.reads_view(K::ActorDrift));
@@ -132,19 +69,13 @@ mod tests {
 
     #[test]
     fn source_and_action_must_meet_in_one_event() {
-        let t = traj(&[("github", "git.push"), ("vault", "secret.read")]);
-        assert!(interest(&[], &[]).matches(&t));
-        assert!(interest(&["github"], &["git.*"]).matches(&t));
-        assert!(!interest(&["github"], &["secret.read"]).matches(&t));
-        assert!(interest(&[], &["secret.read"]).matches(&t));
-        assert!(!interest(&["n8n"], &[]).matches(&t));
-        assert!(!interest(&[], &["git.push.force"]).matches(&t));
-    }
-
-    #[test]
-    fn prefix_patterns() {
-        assert!(action_matches("credential.*", "credential.scope.increased"));
-        assert!(!action_matches("credential.*", "credentials.read"));
-        assert!(action_matches("*", "x"));
+        let t = [("github", "git.push"), ("vault", "secret.read")];
+        let m = |i: Interest| i.matches_any(t.iter().copied());
+        assert!(m(interest(&[], &[])));
+        assert!(m(interest(&["github"], &["git.*"])));
+        assert!(!m(interest(&["github"], &["secret.read"])));
+        assert!(m(interest(&[], &["secret.read"])));
+        assert!(!m(interest(&["n8n"], &[])));
+        assert!(!m(interest(&[], &["git.push.force"])));
     }
 }

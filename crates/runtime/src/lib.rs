@@ -278,8 +278,8 @@ impl Runtime {
             },
             t,
         )?;
-        let findings =
-            contract::check_findings(&d.info, t, &d.limits, found).map_err(Failure::Contract)?;
+        let findings = contract::check_findings(&d.declared, t, &d.limits, found)
+            .map_err(Failure::Contract)?;
         d.health.succeeded(findings.len());
         Ok(findings)
     }
@@ -304,12 +304,12 @@ impl Runtime {
     /// Runs one fixture file through `d` in the sandbox (the detector's health is not
     /// touched: a failing fixture says nothing about live traffic).
     pub fn run_fixture(&self, d: &Detector, path: &Path) -> FixtureOutcome {
-        self.run_fixture_parsed(d, path, Fixture::load(path))
+        self.run_fixture_parsed(d, path, fixture::load(path))
     }
 
     /// As [`Runtime::run_fixture`], for a fixture held in memory (a pack's), named `path`.
     pub fn run_fixture_text(&self, d: &Detector, path: &Path, text: &str) -> FixtureOutcome {
-        self.run_fixture_parsed(d, path, Fixture::parse(path, text))
+        self.run_fixture_parsed(d, path, fixture::parse(path, text))
     }
 
     fn run_fixture_parsed(
@@ -330,6 +330,9 @@ impl Runtime {
             Ok(x) => x,
             Err(e) => return fail(String::new(), e.to_string()),
         };
+        if let Err(e) = fixture.check_view(&d.declared.views) {
+            return fail(fixture.description, e);
+        }
         let config = match d.config_with(&fixture.config) {
             Ok(c) => c,
             Err(e) => return fail(fixture.description, e),
@@ -342,12 +345,13 @@ impl Runtime {
                 pre: &d.pre,
                 limits: &d.limits,
                 config,
-                now: Some(fixture.now_nanos(&t)),
+                now: Some(fixture.now()),
             },
             &wit_t,
         )
         .and_then(|found| {
-            contract::check_findings(&d.info, &wit_t, &d.limits, found).map_err(Failure::Contract)
+            contract::check_findings(&d.declared, &wit_t, &d.limits, found)
+                .map_err(Failure::Contract)
         });
         match answer {
             Err(f) => fail(fixture.description, f.to_string()),

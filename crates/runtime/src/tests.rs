@@ -52,7 +52,7 @@ fn runtime() -> Runtime {
 }
 
 fn fixture_trajectory(rel: &str) -> Trajectory {
-    Fixture::load(&repo(rel)).expect("fixture").1
+    fixture::load(&repo(rel)).expect("fixture").1
 }
 
 const RUST_EXAMPLE: &str = "example_export_after_grant.wasm";

@@ -35,3 +35,25 @@ impl Finding {
         (self.detector.clone(), self.signal.clone(), ev)
     }
 }
+
+/// The contract's checks and fixture comparison read attributed findings as they are.
+impl plumbline_contract::FindingFields for Finding {
+    fn signal(&self) -> &str {
+        &self.signal
+    }
+    fn severity(&self) -> u8 {
+        self.severity
+    }
+    fn score(&self) -> f32 {
+        self.score
+    }
+    fn title(&self) -> &str {
+        &self.title
+    }
+    fn evidence(&self) -> &[String] {
+        &self.evidence
+    }
+    fn next_step(&self) -> &str {
+        &self.next_step
+    }
+}

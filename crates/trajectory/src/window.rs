@@ -18,6 +18,7 @@ use std::time::Instant;
 use sha2::{Digest, Sha256};
 
 use super::model::{event_digest, trajectory_hash, Trajectory, TrajectoryKind};
+use plumbline_contract::glob::matches;
 use plumbline_event::Event;
 
 const MINUTE: i64 = 60_000_000_000;
@@ -51,7 +52,7 @@ impl WindowRules {
 
     /// Whether an event belongs in the drift views.
     pub fn is_drift(&self, action: &str) -> bool {
-        self.drift_window > 0 && self.drift_actions.iter().any(|p| glob(p, action))
+        self.drift_window > 0 && self.drift_actions.iter().any(|p| matches(p, action))
     }
 
     fn span_in(&self, kind: TrajectoryKind, e: &Event) -> i64 {
@@ -71,7 +72,7 @@ impl WindowRules {
     }
 
     pub fn is_grant(&self, action: &str) -> bool {
-        self.grant_actions.iter().any(|p| glob(p, action))
+        self.grant_actions.iter().any(|p| matches(p, action))
     }
 
     fn span(&self, e: &Event) -> i64 {
@@ -81,26 +82,6 @@ impl WindowRules {
             self.window
         }
     }
-}
-
-/// `*` matches any run of characters.
-pub fn glob(pattern: &str, text: &str) -> bool {
-    let parts: Vec<&str> = pattern.split('*').collect();
-    if parts.len() == 1 {
-        return pattern == text;
-    }
-    let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !text.starts_with(first) || text.len() < first.len() + last.len() || !text.ends_with(last) {
-        return false;
-    }
-    let mut rest = &text[first.len()..text.len() - last.len()];
-    for mid in &parts[1..parts.len() - 1] {
-        match rest.find(mid) {
-            Some(i) => rest = &rest[i + mid.len()..],
-            None => return false,
-        }
-    }
-    true
 }
 
 /// One member event of a session.

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use plumbline_sdk::{Event, Trajectory};
+use plumbline_contract::{Event, Trajectory};
 
 /// One push, with every event the adapter derived from it.
 #[derive(Debug, Clone)]

@@ -1,159 +1,24 @@
 //! # plumbline-detector-kit
 //!
-//! What the built-in detectors share, so every pack tunes the same way: the team's
-//! allow-lists (known domains, buckets, service accounts), declared change windows,
-//! working hours, destination classes (personal mail, consumer drives, request catchers),
-//! and plain-text pattern matching. Each helper reads the detector's own config keys;
-//! [`keys`] declares them with their defaults so `info()` stays short and uniform.
+//! The domain half of what the built-in detectors share, re-exported by the SDK as
+//! `plumbline_sdk::kit` (detectors depend on `plumbline-sdk` only):
 //!
-//! Everything here is pure and runs the same natively and inside WASM.
+//! - [`policy`]: planned work — the team's service accounts, declared change windows,
+//!   working hours and ignored environments ([`Policy`], a typed config:
+//!   `cx.settings::<Policy>()`);
+//! - [`keys`]: those config keys, declared with their defaults, so every detector is tuned
+//!   with the same names;
+//! - [`git`]: a push and the events the adapters derive from it folded into one [`git::Push`],
+//!   matched to its merge;
+//! - [`text`]: phrase patterns over free text, without a regex engine.
+//!
+//! The general helpers (titles, attributes, destination classes, typed config, globs) are
+//! the SDK's. The kit depends on the contract crate, not on the SDK, so the SDK can
+//! re-export it. Everything here is pure and runs the same natively and inside WASM.
 
-pub mod destination;
 pub mod git;
 pub mod keys;
 pub mod policy;
 pub mod text;
 
-pub use destination::{DestinationClass, Destinations};
 pub use policy::{ChangeWindows, Policy, WorkHours};
-
-use plumbline_sdk::Event;
-
-/// Most characters in a finding title (the contract's limit).
-pub const TITLE_MAX: usize = 200;
-
-/// A finding title cut to [`TITLE_MAX`] characters on a character boundary.
-pub fn title(s: impl Into<String>) -> String {
-    let s: String = s.into();
-    if s.chars().count() <= TITLE_MAX {
-        return s;
-    }
-    let mut out: String = s.chars().take(TITLE_MAX - 1).collect();
-    out.push('…');
-    out
-}
-
-/// Untrusted text (workflow names, commit messages) quoted for a title: control
-/// characters dropped, cut to `max` characters.
-pub fn quoted(s: &str, max: usize) -> String {
-    let clean: String = s.chars().filter(|c| !c.is_control()).collect();
-    let mut out: String = clean.chars().take(max).collect();
-    if clean.chars().count() > max {
-        out.push('…');
-    }
-    format!("\"{out}\"")
-}
-
-/// Who acted, as a reviewer reads it: the id when it is a mail address, else the display
-/// name when there is one (CloudTrail role sessions: `ops@acme.com` rather than the ARN).
-pub fn who(e: &Event) -> &str {
-    let d = e.actor.display.trim();
-    let mail = e.actor.id.contains('@') && !e.actor.id.contains(['/', ':']);
-    if mail || d.is_empty() || d.len() > 80 {
-        &e.actor.id
-    } else {
-        d
-    }
-}
-
-/// The first of `keys` present as a non-empty text attribute.
-pub fn attr_text<'a>(e: &'a Event, keys: &[&str]) -> Option<&'a str> {
-    keys.iter()
-        .find_map(|k| e.attr_str(k).filter(|v| !v.trim().is_empty()))
-}
-
-/// A comma-separated text attribute as trimmed, non-empty items.
-pub fn attr_list(e: &Event, key: &str) -> Vec<String> {
-    e.attr_str(key)
-        .unwrap_or("")
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(String::from)
-        .collect()
-}
-
-/// Minutes between two event times (b after a).
-pub fn minutes_between(a: &Event, b: &Event) -> i64 {
-    (b.time - a.time) / 60_000_000_000
-}
-
-/// `*` matches any run of characters; everything else literally, ASCII case-insensitively.
-pub fn glob(pattern: &str, text: &str) -> bool {
-    fn go(p: &[u8], t: &[u8]) -> bool {
-        match p.split_first() {
-            None => t.is_empty(),
-            Some((b'*', rest)) => (0..=t.len()).any(|i| go(rest, &t[i..])),
-            Some((c, rest)) => t
-                .split_first()
-                .is_some_and(|(x, tail)| x.eq_ignore_ascii_case(c) && go(rest, tail)),
-        }
-    }
-    go(pattern.as_bytes(), text.as_bytes())
-}
-
-/// Prints every fixture's findings (title, evidence, next step) under `cargo test --
-/// --nocapture`, for reviewing how findings read; the pass/fail check is the SDK's
-/// `run_fixtures`.
-#[cfg(not(target_arch = "wasm32"))]
-pub fn show_findings<D: plumbline_sdk::Detector>(dir: &str) {
-    for path in plumbline_sdk::testing::fixture_files(std::path::Path::new(dir)).unwrap_or_default()
-    {
-        let name = path
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .to_string();
-        let Ok(fixture) = plumbline_sdk::testing::Fixture::load(&path) else {
-            continue;
-        };
-        let info = D::info();
-        let Ok(now) = fixture.now_nanos() else {
-            continue;
-        };
-        let cx = plumbline_sdk::Context::native(&info, &fixture.config, now);
-        match D::default().analyze(&fixture.trajectory, &cx) {
-            Ok(found) => {
-                println!("{name}:");
-                for f in found {
-                    println!(
-                        "  [{}] {} ({:.2}) {}",
-                        f.severity, f.signal, f.score, f.title
-                    );
-                    println!("      evidence: {}", f.evidence.join(" "));
-                    println!("      next: {}", f.next_step);
-                }
-            }
-            Err(e) => println!("{name}: error {e}"),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn titles_are_cut_on_char_boundaries() {
-        let long = "é".repeat(300);
-        let t = title(long);
-        assert_eq!(t.chars().count(), TITLE_MAX);
-        assert!(t.ends_with('…'));
-        assert_eq!(title("short"), "short");
-    }
-
-    #[test]
-    fn quoting_strips_controls_and_cuts() {
-        assert_eq!(quoted("Invoice\nsync", 40), "\"Invoicesync\"");
-        assert_eq!(quoted("abcdef", 3), "\"abc…\"");
-    }
-
-    #[test]
-    fn globs() {
-        assert!(glob("svc-*", "SVC-migration"));
-        assert!(glob("*[bot]", "dependabot[bot]"));
-        assert!(!glob("svc-*", "alice"));
-        assert!(glob("exact", "exact"));
-        assert!(!glob("exact", "exactly"));
-    }
-}

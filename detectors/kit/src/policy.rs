@@ -3,9 +3,8 @@
 //! account inside a declared window is planned work; the same actions by anyone else, or
 //! outside the window, are not.
 
-use plumbline_sdk::{AnalyzeError, Context, Environment, Event};
-
-use crate::glob;
+use plumbline_contract::config::{ConfigSource, FromConfig};
+use plumbline_contract::{glob, parse_time, AnalyzeError, Environment, Event};
 
 const NANOS_PER_MINUTE: i64 = 60_000_000_000;
 const MINUTES_PER_DAY: i64 = 24 * 60;
@@ -20,11 +19,11 @@ pub struct WorkHours {
 }
 
 impl WorkHours {
-    pub fn from_config(cx: &Context) -> Result<WorkHours, AnalyzeError> {
+    pub fn from_config(cfg: &dyn ConfigSource) -> Result<WorkHours, AnalyzeError> {
         let h = WorkHours {
-            start: cx.config_parsed("work_start_hour")?,
-            end: cx.config_parsed("work_end_hour")?,
-            utc_offset: cx.config_parsed("utc_offset_hours")?,
+            start: cfg.parsed("work_start_hour")?,
+            end: cfg.parsed("work_end_hour")?,
+            utc_offset: cfg.parsed("utc_offset_hours")?,
         };
         if h.start > 24 || h.end > 24 || !(-14..=14).contains(&h.utc_offset) {
             return Err(AnalyzeError::new(format!(
@@ -107,8 +106,7 @@ impl ChangeWindows {
 
 fn parse_window(item: &str) -> Result<Window, String> {
     if let Some((a, b)) = item.split_once('/') {
-        let (Some(a), Some(b)) = (plumbline_sdk::parse_time(a), plumbline_sdk::parse_time(b))
-        else {
+        let (Some(a), Some(b)) = (parse_time(a), parse_time(b)) else {
             return Err(format!(
                 "change window `{item}`: expected two RFC 3339 times `START/END`"
             ));
@@ -183,9 +181,9 @@ pub struct Policy {
 impl Policy {
     /// Reads `service_accounts`, `change_windows`, the working-hours keys and
     /// `ignore_environments` (each optional: a detector declares the groups it uses).
-    pub fn from_config(cx: &Context) -> Result<Policy, AnalyzeError> {
-        let hours = if cx.config("work_start_hour").is_some() {
-            WorkHours::from_config(cx)?
+    pub fn from_config(cfg: &dyn ConfigSource) -> Result<Policy, AnalyzeError> {
+        let hours = if cfg.get("work_start_hour").is_some() {
+            WorkHours::from_config(cfg)?
         } else {
             WorkHours {
                 start: 8,
@@ -194,12 +192,12 @@ impl Policy {
             }
         };
         let windows = ChangeWindows::parse(
-            &cx.config("change_windows").unwrap_or_default(),
+            &cfg.get("change_windows").unwrap_or_default(),
             hours.utc_offset,
         )
         .map_err(AnalyzeError::new)?;
         let mut ignore_environments = Vec::new();
-        for name in cx.config_list("ignore_environments") {
+        for name in cfg.list("ignore_environments") {
             ignore_environments.push(environment(&name).ok_or_else(|| {
                 AnalyzeError::new(format!(
                     "config key `ignore_environments`: `{name}` is not prod, staging, test or unknown"
@@ -207,15 +205,19 @@ impl Policy {
             })?);
         }
         Ok(Policy {
-            service_accounts: cx.config_list("service_accounts"),
+            service_accounts: cfg.list("service_accounts"),
             windows,
             hours,
             ignore_environments,
         })
     }
 
+    /// An allow-list: the actor id must match a pattern exactly, case included (see
+    /// `plumbline_contract::glob`).
     pub fn is_service_account(&self, actor_id: &str) -> bool {
-        self.service_accounts.iter().any(|p| glob(p, actor_id))
+        self.service_accounts
+            .iter()
+            .any(|p| glob::matches(p, actor_id))
     }
 
     /// Planned work: a declared service account acting inside a declared change window.
@@ -231,6 +233,18 @@ impl Policy {
 
     pub fn is_off_hours(&self, e: &Event) -> bool {
         self.hours.is_off_hours(e)
+    }
+}
+
+impl FromConfig for Policy {
+    fn from_config(cfg: &dyn ConfigSource) -> Result<Self, AnalyzeError> {
+        Policy::from_config(cfg)
+    }
+}
+
+impl FromConfig for WorkHours {
+    fn from_config(cfg: &dyn ConfigSource) -> Result<Self, AnalyzeError> {
+        WorkHours::from_config(cfg)
     }
 }
 
@@ -258,7 +272,7 @@ mod tests {
     use super::*;
 
     fn at(s: &str) -> i64 {
-        plumbline_sdk::parse_time(s).unwrap()
+        parse_time(s).unwrap()
     }
 
     #[test]

@@ -90,7 +90,7 @@ fn tick(id: &str) -> Trajectory {
               "actor": {{"id": "a", "type": "service"}}, "system": "s", "action": "probe.tick"}}]}},
             "expected": []}}"#
     );
-    crate::Fixture::parse(Path::new("t.json"), &text).unwrap().1
+    crate::fixture::parse(Path::new("t.json"), &text).unwrap().1
 }
 
 /// The signals the active set raises on one probe event.

@@ -6,8 +6,7 @@
 //! A CI change that arrived as a reviewed merge is the normal path and is not raised.
 //! Read on system trajectories (the repository).
 
-use plumbline_detector_kit::git::{merge_of, pushes, ticket_in};
-use plumbline_detector_kit::{quoted, title};
+use plumbline_sdk::kit::git::{merge_of, pushes, ticket_in};
 use plumbline_sdk::*;
 
 const SIGNAL: &str = "branch.ci_change_with_deploy";
@@ -24,6 +23,7 @@ impl Detector for CiChangeDeploy {
             "CI configuration changed and deployed to production without a reviewed merge",
         )
         .actions(&["git.push.high_risk_path", "deploy.created", "deploy.status"])
+        .views(&[TrajectoryKind::System])
         .signals(&[SIGNAL])
         .config(
             "window_minutes",
@@ -43,14 +43,11 @@ impl Detector for CiChangeDeploy {
     }
 
     fn analyze(&self, t: &Trajectory, cx: &Context) -> Result<Vec<Finding>, AnalyzeError> {
-        if t.kind != TrajectoryKind::System {
-            return Ok(Vec::new());
-        }
         let window = cx.config_parsed::<i64>("window_minutes")? * 60_000_000_000;
         let prod: Vec<Environment> = cx
             .config_list("production_environments")
             .iter()
-            .filter_map(|n| plumbline_detector_kit::policy::environment(n))
+            .filter_map(|n| plumbline_sdk::kit::policy::environment(n))
             .collect();
         let prefixes = cx.config_list("break_glass_prefixes");
 
@@ -129,7 +126,7 @@ mod tests {
 
     #[test]
     fn show() {
-        plumbline_detector_kit::show_findings::<super::CiChangeDeploy>(FIXTURES);
+        plumbline_sdk::testing::show_findings::<super::CiChangeDeploy>(FIXTURES);
     }
 
     #[test]

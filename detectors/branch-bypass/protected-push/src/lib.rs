@@ -11,8 +11,7 @@
 //!
 //! Read on system trajectories (the repository's story, whoever pushed).
 
-use plumbline_detector_kit::git::{claimed_merge, merge_of, pushes, ticket_in, Push};
-use plumbline_detector_kit::{glob, quoted, title};
+use plumbline_sdk::kit::git::{claimed_merge, merge_of, pushes, ticket_in, Push};
 use plumbline_sdk::*;
 
 const FORCE: &str = "branch.force_push";
@@ -29,6 +28,7 @@ impl Detector for ProtectedPush {
             "Force pushes to default/protected branches and direct (non-merge) pushes to protected branches",
         )
         .actions(&["git.push.*"])
+        .views(&[TrajectoryKind::System])
         .signals(&[FORCE, DIRECT])
         .config(
             "urgent_paths",
@@ -53,9 +53,6 @@ impl Detector for ProtectedPush {
     }
 
     fn analyze(&self, t: &Trajectory, cx: &Context) -> Result<Vec<Finding>, AnalyzeError> {
-        if t.kind != TrajectoryKind::System {
-            return Ok(Vec::new());
-        }
         let urgent_paths = cx.config_list("urgent_paths");
         let urgent_paths: Vec<&str> = urgent_paths.iter().map(String::as_str).collect();
         let bots = cx.config_list("release_bots");
@@ -72,7 +69,7 @@ impl Detector for ProtectedPush {
                 if merge_of(t, &push).is_some() {
                     continue;
                 }
-                if bots.iter().any(|b| glob(b, &head.actor.id)) {
+                if bots.iter().any(|b| glob::matches(b, &head.actor.id)) {
                     continue;
                 }
                 // Its merge event may still be on its way.
@@ -176,11 +173,21 @@ mod tests {
 
     #[test]
     fn show() {
-        plumbline_detector_kit::show_findings::<super::ProtectedPush>(FIXTURES);
+        plumbline_sdk::testing::show_findings::<super::ProtectedPush>(FIXTURES);
     }
 
     #[test]
     fn fixtures() {
         plumbline_sdk::testing::run_fixtures::<super::ProtectedPush>(FIXTURES);
+    }
+
+    /// Replaces the fixture `negative-actor-trajectory.json` (the same events seen through
+    /// the pusher's actor trajectory): the host never offers this detector that view.
+    #[test]
+    fn reads_only_its_views() {
+        use plumbline_sdk::{Detector, TrajectoryKind};
+        let info = super::ProtectedPush::info();
+        assert!(info.reads_view(TrajectoryKind::System));
+        assert!(!info.reads_view(TrajectoryKind::Actor));
     }
 }

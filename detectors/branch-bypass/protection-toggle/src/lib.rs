@@ -11,8 +11,8 @@
 //! Planned work (a declared service account, e.g. the Terraform bot, inside a change
 //! window) is informational. Read on system trajectories.
 
-use plumbline_detector_kit::git::pushes;
-use plumbline_detector_kit::{glob, keys, title, Policy};
+use plumbline_sdk::kit::git::pushes;
+use plumbline_sdk::kit::{keys, Policy};
 use plumbline_sdk::*;
 
 const BYPASS: &str = "branch.protection_bypass";
@@ -36,6 +36,7 @@ impl Detector for ProtectionToggle {
             "Branch protection or required checks disabled, especially disabled → push → re-enabled",
         )
         .actions(&["branch.protection.*", "repo.ruleset.changed", "git.push.*", "pr.merged"])
+        .views(&[TrajectoryKind::System])
         .signals(&[BYPASS, WEAKENED])
         .config(
             "settle_minutes",
@@ -46,11 +47,8 @@ impl Detector for ProtectionToggle {
     }
 
     fn analyze(&self, t: &Trajectory, cx: &Context) -> Result<Vec<Finding>, AnalyzeError> {
-        if t.kind != TrajectoryKind::System {
-            return Ok(Vec::new());
-        }
         let settle = cx.config_parsed::<i64>("settle_minutes")? * 60_000_000_000;
-        let policy = Policy::from_config(cx)?;
+        let policy = cx.settings::<Policy>()?;
         let now = cx.now();
         let all_pushes = pushes(t);
 
@@ -214,7 +212,7 @@ fn same_scope(a: &Scope, b: &Scope) -> bool {
 fn covers(scope: &Scope, branch: &str, protected_or_default: bool) -> bool {
     match scope {
         Scope::All | Scope::Ruleset(_) => protected_or_default,
-        Scope::Pattern(p) => glob(p, branch),
+        Scope::Pattern(p) => glob::matches_ignore_ascii_case(p, branch),
     }
 }
 
@@ -250,7 +248,7 @@ mod tests {
 
     #[test]
     fn show() {
-        plumbline_detector_kit::show_findings::<super::ProtectionToggle>(FIXTURES);
+        plumbline_sdk::testing::show_findings::<super::ProtectionToggle>(FIXTURES);
     }
 
     #[test]

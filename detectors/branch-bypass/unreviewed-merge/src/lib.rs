@@ -6,7 +6,6 @@
 //! An AI agent merging unreviewed work into the default branch is urgent. Dependency bots
 //! on `auto_merge_bots` are routine. Read on system trajectories.
 
-use plumbline_detector_kit::{attr_text, glob, quoted, title};
 use plumbline_sdk::*;
 
 const UNREVIEWED: &str = "branch.merge_without_review";
@@ -29,6 +28,7 @@ impl Detector for UnreviewedMerge {
             "pr.merged.admin_override",
             "branch.protection.overridden",
         ])
+        .views(&[TrajectoryKind::System])
         .signals(&[UNREVIEWED, OVERRIDE])
         .config(
             "protected_branches",
@@ -43,9 +43,6 @@ impl Detector for UnreviewedMerge {
     }
 
     fn analyze(&self, t: &Trajectory, cx: &Context) -> Result<Vec<Finding>, AnalyzeError> {
-        if t.kind != TrajectoryKind::System {
-            return Ok(Vec::new());
-        }
         let protected = cx.config_list("protected_branches");
         let bots = cx.config_list("auto_merge_bots");
 
@@ -53,11 +50,15 @@ impl Detector for UnreviewedMerge {
         for e in t.with_action("pr.merged.without_review") {
             let base = e.attr_str("pr.base").unwrap_or("");
             let default = e.attr_bool("pr.base_is_default") == Some(true);
-            if !default && !protected.iter().any(|p| glob(p, base)) {
+            if !default
+                && !protected
+                    .iter()
+                    .any(|p| glob::matches_ignore_ascii_case(p, base))
+            {
                 continue;
             }
             let author = attr_text(e, &["pr.author", "pr.author_id"]).unwrap_or("");
-            if bots.iter().any(|b| glob(b, author)) {
+            if bots.iter().any(|b| glob::matches(b, author)) {
                 continue;
             }
             let merged = t
@@ -133,7 +134,7 @@ mod tests {
 
     #[test]
     fn show() {
-        plumbline_detector_kit::show_findings::<super::UnreviewedMerge>(FIXTURES);
+        plumbline_sdk::testing::show_findings::<super::UnreviewedMerge>(FIXTURES);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! approved access requests and are informational, as is planned work in a change window.
 //! Read on actor trajectories (who granted).
 
-use plumbline_detector_kit::{attr_text, glob, keys, title, who, Policy};
+use plumbline_sdk::kit::{keys, Policy};
 use plumbline_sdk::*;
 
 const GRANTED: &str = "cred.admin_granted";
@@ -32,6 +32,7 @@ impl Detector for AdminGrant {
             "New admin grants (roles, repository/org admin, IAM AdministratorAccess), especially self-granted",
         )
         .actions(&GRANTS)
+        .views(&[TrajectoryKind::Actor])
         .signals(&[GRANTED, SELF])
         .config(
             "admin_roles",
@@ -47,13 +48,15 @@ impl Detector for AdminGrant {
     }
 
     fn analyze(&self, t: &Trajectory, cx: &Context) -> Result<Vec<Finding>, AnalyzeError> {
-        if t.kind != TrajectoryKind::Actor {
-            return Ok(Vec::new());
-        }
         let admin_roles = cx.config_list("admin_roles");
         let provisioning = cx.config_list("provisioning_accounts");
-        let policy = Policy::from_config(cx)?;
-        let is_admin = |r: &str| !r.is_empty() && admin_roles.iter().any(|p| glob(p, r));
+        let policy = cx.settings::<Policy>()?;
+        let is_admin = |r: &str| {
+            !r.is_empty()
+                && admin_roles
+                    .iter()
+                    .any(|p| glob::matches_ignore_ascii_case(p, r))
+        };
 
         let mut findings = Vec::new();
         for e in t.with_any_action(&GRANTS) {
@@ -70,7 +73,8 @@ impl Detector for AdminGrant {
             }
             let grantee = grantee(e);
             let self_granted = grantee.is_some_and(|g| is_actor(e, g));
-            let routine = provisioning.iter().any(|p| glob(p, &e.actor.id)) || policy.is_planned(e);
+            let routine =
+                provisioning.iter().any(|p| glob::matches(p, &e.actor.id)) || policy.is_planned(e);
             let (signal, severity) = match (self_granted, routine) {
                 (_, true) => (
                     if self_granted { SELF } else { GRANTED },
@@ -154,7 +158,7 @@ mod tests {
 
     #[test]
     fn show() {
-        plumbline_detector_kit::show_findings::<super::AdminGrant>(FIXTURES);
+        plumbline_sdk::testing::show_findings::<super::AdminGrant>(FIXTURES);
     }
 
     #[test]

@@ -11,8 +11,7 @@
 
 use std::collections::BTreeSet;
 
-use plumbline_detector_kit::policy::environment_in;
-use plumbline_detector_kit::{attr_list, attr_text, glob, title, who};
+use plumbline_sdk::kit::policy::environment_in;
 use plumbline_sdk::*;
 
 const SIGNAL: &str = "cred.environment_crossing";
@@ -51,6 +50,7 @@ impl Detector for EnvCrossing {
             "Test or staging credentials used against production",
         )
         .actions(&USES)
+        .views(&[TrajectoryKind::Actor])
         .signals(&[SIGNAL])
         .config(
             "cross_environment_accounts",
@@ -70,16 +70,15 @@ impl Detector for EnvCrossing {
     }
 
     fn analyze(&self, t: &Trajectory, cx: &Context) -> Result<Vec<Finding>, AnalyzeError> {
-        if t.kind != TrajectoryKind::Actor {
-            return Ok(Vec::new());
-        }
         let allowed = cx.config_list("cross_environment_accounts");
         let urgent_resources: usize = cx.config_parsed("urgent_resources")?;
         let max_evidence: usize = cx.config_parsed("max_evidence")?;
 
         let mut crossings: Vec<(&Event, Environment)> = Vec::new();
         for e in t.with_any_action(&USES) {
-            if e.environment != Environment::Prod || allowed.iter().any(|p| glob(p, &e.actor.id)) {
+            if e.environment != Environment::Prod
+                || allowed.iter().any(|p| glob::matches(p, &e.actor.id))
+            {
                 continue;
             }
             let Some(home) = credential_environment(e) else {
@@ -133,7 +132,7 @@ register_detector!(EnvCrossing);
 /// The environment the credential belongs to, when its names agree on one.
 fn credential_environment(e: &Event) -> Option<Environment> {
     if let Some(stated) = attr_text(e, &["credential.environment", "token.environment"]) {
-        return plumbline_detector_kit::policy::environment(stated);
+        return plumbline_sdk::kit::policy::environment(stated);
     }
     let mut found: BTreeSet<u8> = BTreeSet::new();
     let mut env = None;
@@ -186,7 +185,7 @@ mod tests {
 
     #[test]
     fn show() {
-        plumbline_detector_kit::show_findings::<super::EnvCrossing>(FIXTURES);
+        plumbline_sdk::testing::show_findings::<super::EnvCrossing>(FIXTURES);
     }
 
     #[test]

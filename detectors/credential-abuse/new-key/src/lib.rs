@@ -6,7 +6,7 @@
 //! A key created shortly after the same-named key was deleted, revoked or rotated is a
 //! routine rotation and informational. Read on actor trajectories.
 
-use plumbline_detector_kit::{attr_text, glob, keys, title, who, Policy};
+use plumbline_sdk::kit::{keys, Policy};
 use plumbline_sdk::*;
 
 const SIGNAL: &str = "cred.write_key_created";
@@ -38,6 +38,7 @@ impl Detector for NewKey {
             "api_key.revoked",
             "api_key.rotated",
         ])
+        .views(&[TrajectoryKind::Actor])
         .signals(&[SIGNAL])
         .config(
             "write_scopes",
@@ -53,12 +54,9 @@ impl Detector for NewKey {
     }
 
     fn analyze(&self, t: &Trajectory, cx: &Context) -> Result<Vec<Finding>, AnalyzeError> {
-        if t.kind != TrajectoryKind::Actor {
-            return Ok(Vec::new());
-        }
         let write_scopes = cx.config_list("write_scopes");
         let rotation = cx.config_parsed::<i64>("rotation_minutes")? * 60_000_000_000;
-        let policy = Policy::from_config(cx)?;
+        let policy = cx.settings::<Policy>()?;
 
         let mut findings = Vec::new();
         for e in t.with_any_action(&CREATED) {
@@ -134,7 +132,12 @@ fn write_access(e: &Event, write_scopes: &[String]) -> Option<String> {
     let wide: Vec<&str> = scope
         .split([' ', ','])
         .filter(|s| !s.is_empty())
-        .filter(|s| *s == "*" || write_scopes.iter().any(|p| glob(p, s)))
+        .filter(|s| {
+            *s == "*"
+                || write_scopes
+                    .iter()
+                    .any(|p| glob::matches_ignore_ascii_case(p, s))
+        })
         .collect();
     (!wide.is_empty()).then(|| format!("scopes {}", wide.join(" ")))
 }
@@ -149,7 +152,7 @@ mod tests {
 
     #[test]
     fn show() {
-        plumbline_detector_kit::show_findings::<super::NewKey>(FIXTURES);
+        plumbline_sdk::testing::show_findings::<super::NewKey>(FIXTURES);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! declared service account in a change window is informational; ignored environments
 //! are skipped. Read on actor trajectories.
 
-use plumbline_detector_kit::{attr_text, glob, keys, title, who, Policy};
+use plumbline_sdk::kit::{keys, Policy};
 use plumbline_sdk::*;
 
 const SIGNAL: &str = "cred.scope_increased";
@@ -23,6 +23,7 @@ impl Detector for ScopeIncrease {
             "Credentials, API keys, connections and app installations whose scope grew",
         )
         .actions(&["credential.scope.increased"])
+        .views(&[TrajectoryKind::Actor])
         .signals(&[SIGNAL])
         .config(
             "wide_scopes",
@@ -34,11 +35,8 @@ impl Detector for ScopeIncrease {
     }
 
     fn analyze(&self, t: &Trajectory, cx: &Context) -> Result<Vec<Finding>, AnalyzeError> {
-        if t.kind != TrajectoryKind::Actor {
-            return Ok(Vec::new());
-        }
         let wide = cx.config_list("wide_scopes");
-        let policy = Policy::from_config(cx)?;
+        let policy = cx.settings::<Policy>()?;
         let mut findings = Vec::new();
         for e in t.with_action("credential.scope.increased") {
             if policy.is_ignored_environment(e) {
@@ -49,7 +47,7 @@ impl Detector for ScopeIncrease {
             let wide_added: Vec<&str> = added_list
                 .iter()
                 .copied()
-                .filter(|s| *s == "*" || wide.iter().any(|p| glob(p, s)))
+                .filter(|s| *s == "*" || wide.iter().any(|p| glob::matches_ignore_ascii_case(p, s)))
                 .collect();
             let credential =
                 attr_text(e, &["credential.name", "app", "credential.id"]).unwrap_or(&e.resource);
@@ -104,7 +102,7 @@ mod tests {
 
     #[test]
     fn show() {
-        plumbline_detector_kit::show_findings::<super::ScopeIncrease>(FIXTURES);
+        plumbline_sdk::testing::show_findings::<super::ScopeIncrease>(FIXTURES);
     }
 
     #[test]

@@ -7,7 +7,6 @@
 
 use std::collections::BTreeSet;
 
-use plumbline_detector_kit::{title, who};
 use plumbline_sdk::*;
 
 const PROBE: &str = "cred.secret_probe";
@@ -30,6 +29,7 @@ impl Detector for SecretProbe {
             "secret.list",
             "credential.issued",
         ])
+        .views(&[TrajectoryKind::Actor])
         .signals(&[PROBE, PROBE_SUCCESS])
         .config(
             "min_denials",
@@ -51,9 +51,6 @@ impl Detector for SecretProbe {
     }
 
     fn analyze(&self, t: &Trajectory, cx: &Context) -> Result<Vec<Finding>, AnalyzeError> {
-        if t.kind != TrajectoryKind::Actor {
-            return Ok(Vec::new());
-        }
         let min_denials: usize = cx.config_parsed("min_denials")?;
         let min_paths: usize = cx.config_parsed("min_paths")?;
         let burst = cx.config_parsed::<i64>("burst_minutes")? * 60_000_000_000;
@@ -154,7 +151,7 @@ mod tests {
 
     #[test]
     fn show() {
-        plumbline_detector_kit::show_findings::<super::SecretProbe>(FIXTURES);
+        plumbline_sdk::testing::show_findings::<super::SecretProbe>(FIXTURES);
     }
 
     #[test]

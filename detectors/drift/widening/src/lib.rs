@@ -15,9 +15,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use plumbline_detector_kit::{
-    attr_list, attr_text, keys, title, DestinationClass, Destinations, Policy,
-};
+use plumbline_sdk::kit::{keys, Policy};
 use plumbline_sdk::*;
 
 const PERMISSION: &str = "drift.permission_widening";
@@ -107,7 +105,7 @@ impl Detector for Widening {
             "Export destinations first seen in the view's first days are the baseline, not widenings",
         )
         .config("max_evidence", "50", "Most events cited per finding");
-        let info = keys::destinations(info);
+        let info = destination::declare(info);
         let info = keys::planned_work(info);
         keys::environments(info, "test")
     }
@@ -119,8 +117,8 @@ impl Detector for Widening {
         let max_evidence: usize = cx.config_parsed("max_evidence")?;
         let baseline = cx.config_parsed::<i64>("baseline_days")? * NANOS_PER_DAY;
         let view_start = t.events.first().map_or(0, |e| e.time);
-        let lists = Destinations::from_config(cx);
-        let policy = Policy::from_config(cx)?;
+        let lists = cx.settings::<Destinations>()?;
+        let policy = cx.settings::<Policy>()?;
         // Cheap exit for ordinary trajectories.
         if t.events.len() < min_widenings
             || t.events.last().map_or(0, |l| l.time) - t.events.first().map_or(0, |f| f.time)
@@ -436,11 +434,23 @@ mod tests {
 
     #[test]
     fn show() {
-        plumbline_detector_kit::show_findings::<super::Widening>(FIXTURES);
+        plumbline_sdk::testing::show_findings::<super::Widening>(FIXTURES);
     }
 
     #[test]
     fn fixtures() {
         plumbline_sdk::testing::run_fixtures::<super::Widening>(FIXTURES);
+    }
+
+    /// Replaces the fixture `negative-ordinary-trajectory.json` (the same events seen through
+    /// an ordinary hour-long actor trajectory): the host never offers this detector that view.
+    #[test]
+    fn reads_only_its_views() {
+        use plumbline_sdk::{Detector, TrajectoryKind};
+        let info = super::Widening::info();
+        assert!(info.reads_view(TrajectoryKind::ActorDrift));
+        assert!(!info.reads_view(TrajectoryKind::Actor));
+        assert!(info.reads_view(TrajectoryKind::SystemDrift));
+        assert!(!info.reads_view(TrajectoryKind::System));
     }
 }

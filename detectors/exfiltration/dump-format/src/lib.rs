@@ -6,11 +6,8 @@
 //! `routine_dump_actors` and only count when their output then leaves for an unlisted
 //! destination. Read on actor trajectories.
 
-use plumbline_detector_kit::destination::Place;
-use plumbline_detector_kit::text::has_word;
-use plumbline_detector_kit::{
-    attr_text, glob, keys, quoted, title, DestinationClass, Destinations, Policy,
-};
+use plumbline_sdk::kit::text::has_word;
+use plumbline_sdk::kit::{keys, Policy};
 use plumbline_sdk::*;
 
 const SIGNAL: &str = "exfil.database_dump";
@@ -55,6 +52,7 @@ impl Detector for DumpFormat {
             "s3.object.put",
             "file.uploaded",
         ])
+        .views(&[TrajectoryKind::Actor])
         .signals(&[SIGNAL, STAGED])
         .config("min_rows", "5000", "Rows that make a dump worth a look")
         .config("min_bytes", "52428800", "Bytes that make a dump worth a look")
@@ -73,22 +71,19 @@ impl Detector for DumpFormat {
             "pii,customer*,client*,contact*,user*,account*,payment*,card*,billing,invoice*,salar*,payroll,ssn,passport*,patient*,medical,health*,contract*,password*,secret*,token*,credential*,employee*",
             "Words in table or resource names that mark sensitive data",
         );
-        let info = keys::destinations(info);
+        let info = destination::declare(info);
         let info = keys::planned_work(info);
         keys::environments(info, "test")
     }
 
     fn analyze(&self, t: &Trajectory, cx: &Context) -> Result<Vec<Finding>, AnalyzeError> {
-        if t.kind != TrajectoryKind::Actor {
-            return Ok(Vec::new());
-        }
         let min_rows: u64 = cx.config_parsed("min_rows")?;
         let min_bytes: u64 = cx.config_parsed("min_bytes")?;
         let chain = cx.config_parsed::<i64>("chain_minutes")? * 60_000_000_000;
         let routine = cx.config_list("routine_dump_actors");
         let markers = cx.config_list("sensitive_markers");
-        let lists = Destinations::from_config(cx);
-        let policy = Policy::from_config(cx)?;
+        let lists = cx.settings::<Destinations>()?;
+        let policy = cx.settings::<Policy>()?;
 
         let mut findings = Vec::new();
         let mut cited: Vec<&str> = Vec::new();
@@ -125,7 +120,7 @@ impl Detector for DumpFormat {
                     (class != DestinationClass::Known).then_some((e, raw, class))
                 })
                 .collect();
-            let is_routine = routine.iter().any(|p| glob(p, &dump.actor.id));
+            let is_routine = routine.iter().any(|p| glob::matches(p, &dump.actor.id));
             // A dump written straight to an unlisted place moves it in one step.
             let self_moved = dump.is("data.export")
                 && dump
@@ -254,7 +249,7 @@ mod tests {
 
     #[test]
     fn show() {
-        plumbline_detector_kit::show_findings::<super::DumpFormat>(FIXTURES);
+        plumbline_sdk::testing::show_findings::<super::DumpFormat>(FIXTURES);
     }
 
     #[test]

@@ -12,9 +12,8 @@
 
 use std::collections::BTreeMap;
 
-use plumbline_detector_kit::destination::Place;
-use plumbline_detector_kit::text::has_word;
-use plumbline_detector_kit::{attr_text, keys, title, DestinationClass, Destinations, Policy};
+use plumbline_sdk::kit::text::has_word;
+use plumbline_sdk::kit::{keys, Policy};
 use plumbline_sdk::*;
 
 const LARGE: &str = "exfil.large_export_new_destination";
@@ -34,6 +33,7 @@ impl Detector for LargeExport {
             "Large exports to a new destination; any export to personal mail, consumer drives, catchers, bare IPs or unknown buckets",
         )
         .actions(&MOVES)
+        .views(&[TrajectoryKind::Actor])
         .signals(&[LARGE, UNTRUSTED])
         .config("min_rows", "10000", "Rows (summed per destination) that make an export large")
         .config(
@@ -57,16 +57,13 @@ impl Detector for LargeExport {
             "pii,customer*,client*,contact*,lead*,user*,account*,payment*,card*,billing,invoice*,salar*,payroll,ssn,passport*,patient*,medical,health*,contract*,password*,secret*,token*,credential*,employee*",
             "Words in the exported resource or table names that mark sensitive data",
         );
-        let info = keys::destinations(info);
+        let info = destination::declare(info);
         let info = keys::planned_work(info);
         let info = keys::working_hours(info);
         keys::environments(info, "test")
     }
 
     fn analyze(&self, t: &Trajectory, cx: &Context) -> Result<Vec<Finding>, AnalyzeError> {
-        if t.kind != TrajectoryKind::Actor {
-            return Ok(Vec::new());
-        }
         let min = Totals {
             rows: cx.config_parsed("min_rows")?,
             bytes: cx.config_parsed("min_bytes")?,
@@ -74,8 +71,8 @@ impl Detector for LargeExport {
         };
         let classifications = cx.config_list("sensitive_classifications");
         let markers = cx.config_list("sensitive_markers");
-        let lists = Destinations::from_config(cx);
-        let policy = Policy::from_config(cx)?;
+        let lists = cx.settings::<Destinations>()?;
+        let policy = cx.settings::<Policy>()?;
         let org_accounts = cx.config_list("org_accounts");
 
         // Exports grouped by where they went, in trajectory order.
@@ -167,7 +164,7 @@ impl Detector for LargeExport {
                 Severity::NeedsReview => 0.6,
                 Severity::Informational => 0.2,
             };
-            let actor = plumbline_detector_kit::who(counted[0]);
+            let actor = who(counted[0]);
             // The raw destination says more than the place (the whole mail address).
             let shown: String = counted[0]
                 .destination
@@ -261,7 +258,7 @@ fn is_sensitive(e: &Event, classifications: &[String], markers: &[String]) -> bo
 
 fn resource_name(e: &Event) -> String {
     let name = attr_text(e, &["tables", "table", "data.tables"]).unwrap_or(&e.resource);
-    plumbline_detector_kit::quoted(name, 40)
+    quoted(name, 40)
 }
 
 fn describe(t: &Totals) -> String {
@@ -305,12 +302,22 @@ mod tests {
 
     #[test]
     fn show() {
-        plumbline_detector_kit::show_findings::<super::LargeExport>(FIXTURES);
+        plumbline_sdk::testing::show_findings::<super::LargeExport>(FIXTURES);
     }
 
     #[test]
     fn fixtures() {
         plumbline_sdk::testing::run_fixtures::<super::LargeExport>(FIXTURES);
+    }
+
+    /// Replaces the fixture `negative-system-trajectory.json` (the same events seen through
+    /// the warehouse's system trajectory): the host never offers this detector that view.
+    #[test]
+    fn reads_only_its_views() {
+        use plumbline_sdk::{Detector, TrajectoryKind};
+        let info = super::LargeExport::info();
+        assert!(info.reads_view(TrajectoryKind::Actor));
+        assert!(!info.reads_view(TrajectoryKind::System));
     }
 
     #[test]

@@ -10,9 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use plumbline_detector_kit::{
-    attr_list, attr_text, keys, quoted, title, DestinationClass, Destinations, Policy,
-};
+use plumbline_sdk::kit::{keys, Policy};
 use plumbline_sdk::*;
 
 const SIGNAL: &str = "exfil.workflow_new_destination";
@@ -29,18 +27,16 @@ impl Detector for NewDestination {
             "An automation workflow gains an outbound destination that is on no allow-list",
         )
         .actions(&["workflow.created", "workflow.updated", "workflow.activated"])
+        .views(&[TrajectoryKind::Actor])
         .signals(&[SIGNAL]);
-        let info = keys::destinations(info);
+        let info = destination::declare(info);
         let info = keys::planned_work(info);
         keys::environments(info, "test")
     }
 
     fn analyze(&self, t: &Trajectory, cx: &Context) -> Result<Vec<Finding>, AnalyzeError> {
-        if t.kind != TrajectoryKind::Actor {
-            return Ok(Vec::new());
-        }
-        let lists = Destinations::from_config(cx);
-        let policy = Policy::from_config(cx)?;
+        let lists = cx.settings::<Destinations>()?;
+        let policy = cx.settings::<Policy>()?;
         // Export nodes the adapter saw added or changed, by the id of the version event.
         let mut export_changes: BTreeMap<&str, Vec<&Event>> = BTreeMap::new();
         for e in t.with_any_action(&["workflow.node.added", "workflow.node.changed"]) {
@@ -130,11 +126,21 @@ mod tests {
 
     #[test]
     fn show() {
-        plumbline_detector_kit::show_findings::<super::NewDestination>(FIXTURES);
+        plumbline_sdk::testing::show_findings::<super::NewDestination>(FIXTURES);
     }
 
     #[test]
     fn fixtures() {
         plumbline_sdk::testing::run_fixtures::<super::NewDestination>(FIXTURES);
+    }
+
+    /// Replaces the fixture `negative-system-trajectory.json` (the same events seen through
+    /// the workflow's system trajectory): the host never offers this detector that view.
+    #[test]
+    fn reads_only_its_views() {
+        use plumbline_sdk::{Detector, TrajectoryKind};
+        let info = super::NewDestination::info();
+        assert!(info.reads_view(TrajectoryKind::Actor));
+        assert!(!info.reads_view(TrajectoryKind::System));
     }
 }

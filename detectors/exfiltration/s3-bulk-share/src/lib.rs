@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use plumbline_detector_kit::{attr_list, keys, title, Policy};
+use plumbline_sdk::kit::{keys, Policy};
 use plumbline_sdk::*;
 
 const BULK_SHARE: &str = "exfil.s3_bulk_read_then_external_share";
@@ -39,6 +39,7 @@ impl Detector for S3BulkShare {
             "snapshot.shared",
             "image.shared",
         ])
+        .views(&[TrajectoryKind::Actor])
         .signals(&[BULK_SHARE, SHARE])
         .config("min_objects", "200", "Objects read that make a read bulk")
         .config("min_bytes", "1073741824", "Bytes read that make a read bulk")
@@ -57,14 +58,11 @@ impl Detector for S3BulkShare {
     }
 
     fn analyze(&self, t: &Trajectory, cx: &Context) -> Result<Vec<Finding>, AnalyzeError> {
-        if t.kind != TrajectoryKind::Actor {
-            return Ok(Vec::new());
-        }
         let min_objects: usize = cx.config_parsed("min_objects")?;
         let min_bytes: u64 = cx.config_parsed("min_bytes")?;
         let partners = cx.config_list("partner_accounts");
         let max_reads: usize = cx.config_parsed("max_evidence_reads")?;
-        let policy = Policy::from_config(cx)?;
+        let policy = cx.settings::<Policy>()?;
 
         let mut findings = Vec::new();
         for share in t.with_any_action(&SHARES) {
@@ -189,7 +187,7 @@ mod tests {
 
     #[test]
     fn show() {
-        plumbline_detector_kit::show_findings::<super::S3BulkShare>(FIXTURES);
+        plumbline_sdk::testing::show_findings::<super::S3BulkShare>(FIXTURES);
     }
 
     #[test]

@@ -9,9 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use plumbline_detector_kit::{
-    attr_list, attr_text, glob, keys, quoted, title, DestinationClass, Destinations, Policy,
-};
+use plumbline_sdk::kit::{keys, Policy};
 use plumbline_sdk::*;
 
 const SIGNAL: &str = "exfil.workflow_story";
@@ -30,6 +28,7 @@ impl Detector for WorkflowStory {
             "New automation workflow that gains a webhook trigger, a wide credential and an export step, is activated off-hours and renamed",
         )
         .actions(&["workflow.*", "credential.*"])
+        .views(&[TrajectoryKind::Actor])
         .signals(&[SIGNAL])
         .config(
             "story_window_hours",
@@ -46,17 +45,14 @@ impl Detector for WorkflowStory {
             "5",
             "A credential with at least this many scopes is wide",
         );
-        let info = keys::destinations(info);
+        let info = destination::declare(info);
         let info = keys::planned_work(info);
         let info = keys::working_hours(info);
         keys::environments(info, "test")
     }
 
     fn analyze(&self, t: &Trajectory, cx: &Context) -> Result<Vec<Finding>, AnalyzeError> {
-        if t.kind != TrajectoryKind::Actor {
-            return Ok(Vec::new());
-        }
-        let settings = Settings::from_config(cx)?;
+        let settings = cx.settings::<Settings>()?;
         let mut workflows: BTreeMap<&str, Vec<&Event>> = BTreeMap::new();
         for e in &t.events {
             if is_workflow_change(e) {
@@ -89,6 +85,7 @@ fn is_workflow_change(e: &Event) -> bool {
     e.is("workflow.*") && !e.is("workflow.node.*") && !e.action.starts_with("workflow.execut")
 }
 
+/// The configuration, parsed once per detector instance (`cx.settings::<Settings>()`).
 struct Settings {
     window: i64,
     wide_scopes: Vec<String>,
@@ -97,15 +94,15 @@ struct Settings {
     policy: Policy,
 }
 
-impl Settings {
-    fn from_config(cx: &Context) -> Result<Settings, AnalyzeError> {
-        let hours: i64 = cx.config_parsed("story_window_hours")?;
+impl FromConfig for Settings {
+    fn from_config(cfg: &dyn ConfigSource) -> Result<Settings, AnalyzeError> {
+        let hours: i64 = cfg.parsed("story_window_hours")?;
         Ok(Settings {
             window: hours.max(1) * 3_600_000_000_000,
-            wide_scopes: cx.config_list("wide_scopes"),
-            wide_count: cx.config_parsed("wide_scope_count")?,
-            destinations: Destinations::from_config(cx),
-            policy: Policy::from_config(cx)?,
+            wide_scopes: cfg.list("wide_scopes"),
+            wide_count: cfg.parsed("wide_scope_count")?,
+            destinations: Destinations::from_config(cfg),
+            policy: Policy::from_config(cfg)?,
         })
     }
 }
@@ -373,7 +370,9 @@ fn width_of<'a>(
                 *sc == "*"
                     || sc.ends_with(":*")
                     || sc.ends_with(".*")
-                    || s.wide_scopes.iter().any(|p| glob(p, sc))
+                    || s.wide_scopes
+                        .iter()
+                        .any(|p| glob::matches_ignore_ascii_case(p, sc))
             });
         if wide {
             width = Width::Wide;
@@ -391,11 +390,21 @@ mod tests {
 
     #[test]
     fn show() {
-        plumbline_detector_kit::show_findings::<super::WorkflowStory>(FIXTURES);
+        plumbline_sdk::testing::show_findings::<super::WorkflowStory>(FIXTURES);
     }
 
     #[test]
     fn fixtures() {
         plumbline_sdk::testing::run_fixtures::<super::WorkflowStory>(FIXTURES);
+    }
+
+    /// Replaces the fixture `negative-canonical-story-system-trajectory.json` (the same events seen through
+    /// the workflow's system trajectory): the host never offers this detector that view.
+    #[test]
+    fn reads_only_its_views() {
+        use plumbline_sdk::{Detector, TrajectoryKind};
+        let info = super::WorkflowStory::info();
+        assert!(info.reads_view(TrajectoryKind::Actor));
+        assert!(!info.reads_view(TrajectoryKind::System));
     }
 }

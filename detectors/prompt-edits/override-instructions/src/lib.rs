@@ -12,13 +12,13 @@
 
 use std::collections::BTreeSet;
 
-use plumbline_detector_kit::text::{phrases, sentences, words, Phrase};
-use plumbline_detector_kit::{attr_text, keys, quoted, title, Policy};
+use plumbline_sdk::kit::text::{phrases, sentences, words, Phrase};
+use plumbline_sdk::kit::{keys, Policy};
 use plumbline_sdk::*;
 
 const SIGNAL: &str = "prompt.override_instructions";
 
-/// Default patterns by category (`;`-separated; syntax in plumbline-detector-kit `text`).
+/// Default patterns by category (`;`-separated; syntax in `plumbline_sdk::kit::text`).
 const OVERRIDE: &str = "ignore (all|any)? (of)? (the|your|my)? (previous|prior|above|earlier|preceding|initial|original|system|safety|security) instruct*|rules|guidelines|polic*|prompt*|directions|constraints; \
 ignore (the|all|any|your|company)? (safety|security|content|usage|company|data)? polic*|guardrails|restrictions|safeguards; \
 disregard ~ instruct*|polic*|rules|guidelines|guardrails|restrictions; \
@@ -64,6 +64,7 @@ impl Detector for OverrideInstructions {
             "System prompt edits that override policy, ask to reveal secrets or to act as admin",
         )
         .actions(&["assistant.*"])
+        .views(&[TrajectoryKind::System])
         .signals(&[SIGNAL])
         .config(
             "override_patterns",
@@ -99,9 +100,6 @@ impl Detector for OverrideInstructions {
     }
 
     fn analyze(&self, t: &Trajectory, cx: &Context) -> Result<Vec<Finding>, AnalyzeError> {
-        if t.kind != TrajectoryKind::System {
-            return Ok(Vec::new());
-        }
         let categories: Vec<(&str, Vec<Phrase>)> = vec![
             (
                 "override",
@@ -124,9 +122,9 @@ impl Detector for OverrideInstructions {
         let urgent_envs: Vec<Environment> = cx
             .config_list("urgent_environments")
             .iter()
-            .filter_map(|n| plumbline_detector_kit::policy::environment(n))
+            .filter_map(|n| plumbline_sdk::kit::policy::environment(n))
             .collect();
-        let policy = Policy::from_config(cx)?;
+        let policy = cx.settings::<Policy>()?;
 
         let mut findings = Vec::new();
         let mut before: BTreeSet<&str> = BTreeSet::new();
@@ -328,11 +326,21 @@ mod tests {
 
     #[test]
     fn show() {
-        plumbline_detector_kit::show_findings::<OverrideInstructions>(FIXTURES);
+        plumbline_sdk::testing::show_findings::<OverrideInstructions>(FIXTURES);
     }
 
     #[test]
     fn fixtures() {
         plumbline_sdk::testing::run_fixtures::<OverrideInstructions>(FIXTURES);
+    }
+
+    /// Replaces the fixture `negative-actor-trajectory.json` (the same events seen through
+    /// the editor's actor trajectory): the host never offers this detector that view.
+    #[test]
+    fn reads_only_its_views() {
+        use plumbline_sdk::{Detector, TrajectoryKind};
+        let info = super::OverrideInstructions::info();
+        assert!(info.reads_view(TrajectoryKind::System));
+        assert!(!info.reads_view(TrajectoryKind::Actor));
     }
 }

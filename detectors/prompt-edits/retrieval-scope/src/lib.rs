@@ -5,8 +5,8 @@
 //!
 //! Sources on `approved_sources` do not count. Read on system trajectories.
 
-use plumbline_detector_kit::text::has_word;
-use plumbline_detector_kit::{attr_list, attr_text, glob, keys, quoted, title, Policy};
+use plumbline_sdk::kit::text::has_word;
+use plumbline_sdk::kit::{keys, Policy};
 use plumbline_sdk::*;
 
 const SIGNAL: &str = "prompt.sensitive_retrieval_added";
@@ -22,6 +22,7 @@ impl Detector for RetrievalScope {
             "AI assistants gaining retrieval sources that hold personal data or contracts",
         )
         .actions(&["assistant.retrieval.added", "assistant.tool.granted"])
+        .views(&[TrajectoryKind::System])
         .signals(&[SIGNAL])
         .config(
             "sensitive_markers",
@@ -48,18 +49,15 @@ impl Detector for RetrievalScope {
     }
 
     fn analyze(&self, t: &Trajectory, cx: &Context) -> Result<Vec<Finding>, AnalyzeError> {
-        if t.kind != TrajectoryKind::System {
-            return Ok(Vec::new());
-        }
         let markers = cx.config_list("sensitive_markers");
         let approved = cx.config_list("approved_sources");
         let outbound = cx.config_list("outbound_tools");
         let urgent_envs: Vec<Environment> = cx
             .config_list("urgent_environments")
             .iter()
-            .filter_map(|n| plumbline_detector_kit::policy::environment(n))
+            .filter_map(|n| plumbline_sdk::kit::policy::environment(n))
             .collect();
-        let policy = Policy::from_config(cx)?;
+        let policy = cx.settings::<Policy>()?;
         let senders: Vec<&Event> = t
             .with_action("assistant.tool.granted")
             .filter(|e| {
@@ -67,7 +65,11 @@ impl Detector for RetrievalScope {
                     .unwrap_or(&e.resource)
                     .to_string()];
                 names.extend(attr_list(e, "tool.permissions"));
-                names.iter().any(|n| outbound.iter().any(|p| glob(p, n)))
+                names.iter().any(|n| {
+                    outbound
+                        .iter()
+                        .any(|p| glob::matches_ignore_ascii_case(p, n))
+                })
             })
             .collect();
 
@@ -77,7 +79,7 @@ impl Detector for RetrievalScope {
                 continue;
             }
             let source = attr_text(e, &["retrieval.source"]).unwrap_or(&e.resource);
-            if approved.iter().any(|p| glob(p, source)) {
+            if approved.iter().any(|p| glob::matches(p, source)) {
                 continue;
             }
             let labels = [
@@ -143,7 +145,7 @@ mod tests {
 
     #[test]
     fn show() {
-        plumbline_detector_kit::show_findings::<super::RetrievalScope>(FIXTURES);
+        plumbline_sdk::testing::show_findings::<super::RetrievalScope>(FIXTURES);
     }
 
     #[test]

@@ -6,9 +6,7 @@
 //! Tools on `approved_tools`, and outbound tools whose host is allow-listed, do not count.
 //! Read on system trajectories (one assistant's configuration history).
 
-use plumbline_detector_kit::{
-    attr_list, attr_text, glob, keys, quoted, title, DestinationClass, Destinations, Policy,
-};
+use plumbline_sdk::kit::{keys, Policy};
 use plumbline_sdk::*;
 
 const RISKY: &str = "prompt.risky_tool_granted";
@@ -43,6 +41,7 @@ impl Detector for ToolGrant {
             "AI assistants gaining code execution, CRM/ticket/database access or outbound HTTP tools",
         )
         .actions(&[GRANT])
+        .views(&[TrajectoryKind::System])
         .signals(&[RISKY, EXFIL_PATH])
         .config(
             "code_tools",
@@ -69,15 +68,12 @@ impl Detector for ToolGrant {
             "prod",
             "Environments where a read-and-send combination is urgent",
         );
-        let info = keys::destinations(info);
+        let info = destination::declare(info);
         let info = keys::planned_work(info);
         keys::environments(info, "test")
     }
 
     fn analyze(&self, t: &Trajectory, cx: &Context) -> Result<Vec<Finding>, AnalyzeError> {
-        if t.kind != TrajectoryKind::System {
-            return Ok(Vec::new());
-        }
         let code = cx.config_list("code_tools");
         let data = cx.config_list("data_tools");
         let outbound = cx.config_list("outbound_tools");
@@ -85,10 +81,10 @@ impl Detector for ToolGrant {
         let urgent_envs: Vec<Environment> = cx
             .config_list("urgent_environments")
             .iter()
-            .filter_map(|n| plumbline_detector_kit::policy::environment(n))
+            .filter_map(|n| plumbline_sdk::kit::policy::environment(n))
             .collect();
-        let lists = Destinations::from_config(cx);
-        let policy = Policy::from_config(cx)?;
+        let lists = cx.settings::<Destinations>()?;
+        let policy = cx.settings::<Policy>()?;
 
         let mut grants: Vec<(&Event, Vec<Kind>)> = Vec::new();
         for e in t.with_action(GRANT) {
@@ -96,13 +92,17 @@ impl Detector for ToolGrant {
                 continue;
             }
             let name = attr_text(e, &["tool", "tool.name"]).unwrap_or(&e.resource);
-            if approved.iter().any(|p| glob(p, name)) {
+            if approved.iter().any(|p| glob::matches(p, name)) {
                 continue;
             }
             let mut words: Vec<String> = vec![name.to_string()];
             words.extend(attr_list(e, "tool.permissions"));
             words.extend(attr_text(e, &["tool.scope"]).map(String::from));
-            let any = |list: &[String]| words.iter().any(|w| list.iter().any(|p| glob(p, w)));
+            let any = |list: &[String]| {
+                words
+                    .iter()
+                    .any(|w| list.iter().any(|p| glob::matches_ignore_ascii_case(p, w)))
+            };
             let mut kinds = Vec::new();
             if any(&code) {
                 kinds.push(Kind::CodeExecution);
@@ -238,7 +238,7 @@ mod tests {
 
     #[test]
     fn show() {
-        plumbline_detector_kit::show_findings::<super::ToolGrant>(FIXTURES);
+        plumbline_sdk::testing::show_findings::<super::ToolGrant>(FIXTURES);
     }
 
     #[test]

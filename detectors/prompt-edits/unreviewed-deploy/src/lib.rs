@@ -7,7 +7,7 @@
 //! a ticket. Changes by `reviewed_pipelines` (deploy accounts that only ship reviewed
 //! changes) are not raised. Read on system trajectories.
 
-use plumbline_detector_kit::{attr_text, glob, keys, quoted, title, Policy};
+use plumbline_sdk::kit::{keys, Policy};
 use plumbline_sdk::*;
 
 const SIGNAL: &str = "prompt.unreviewed_prod_change";
@@ -31,6 +31,7 @@ impl Detector for UnreviewedDeploy {
             "Assistant prompt changes that reach production without a review",
         )
         .actions(&["assistant.*"])
+        .views(&[TrajectoryKind::System])
         .signals(&[SIGNAL])
         .config(
             "reviewed_pipelines",
@@ -46,16 +47,13 @@ impl Detector for UnreviewedDeploy {
     }
 
     fn analyze(&self, t: &Trajectory, cx: &Context) -> Result<Vec<Finding>, AnalyzeError> {
-        if t.kind != TrajectoryKind::System {
-            return Ok(Vec::new());
-        }
         let pipelines = cx.config_list("reviewed_pipelines");
         let prod: Vec<Environment> = cx
             .config_list("production_environments")
             .iter()
-            .filter_map(|n| plumbline_detector_kit::policy::environment(n))
+            .filter_map(|n| plumbline_sdk::kit::policy::environment(n))
             .collect();
-        let policy = Policy::from_config(cx)?;
+        let policy = cx.settings::<Policy>()?;
 
         let mut findings = Vec::new();
         // The last prompt change not yet covered by a review, per assistant.
@@ -87,7 +85,7 @@ impl Detector for UnreviewedDeploy {
                 (false, None) => continue,
             };
             pending = None;
-            if pipelines.iter().any(|p| glob(p, &e.actor.id)) || policy.is_planned(e) {
+            if pipelines.iter().any(|p| glob::matches(p, &e.actor.id)) || policy.is_planned(e) {
                 continue;
             }
             let ticket = shipped.iter().find_map(|x| attr_text(x, &["ticket"]));
@@ -146,7 +144,7 @@ mod tests {
 
     #[test]
     fn show() {
-        plumbline_detector_kit::show_findings::<super::UnreviewedDeploy>(FIXTURES);
+        plumbline_sdk::testing::show_findings::<super::UnreviewedDeploy>(FIXTURES);
     }
 
     #[test]

@@ -4,7 +4,6 @@
 //! urgent. Apps on `known_apps` and narrow (read-only, few areas) installs are not raised.
 //! Read on system trajectories (the organisation / repository).
 
-use plumbline_detector_kit::{attr_list, attr_text, glob, title, who};
 use plumbline_sdk::*;
 
 const SIGNAL: &str = "supply.wide_app_install";
@@ -20,6 +19,7 @@ impl Detector for AppInstall {
             "GitHub App installations and OAuth app consents with wide permissions",
         )
         .actions(&["app.installed", "app.authorized"])
+        .views(&[TrajectoryKind::System])
         .signals(&[SIGNAL])
         .config(
             "known_apps",
@@ -44,9 +44,6 @@ impl Detector for AppInstall {
     }
 
     fn analyze(&self, t: &Trajectory, cx: &Context) -> Result<Vec<Finding>, AnalyzeError> {
-        if t.kind != TrajectoryKind::System {
-            return Ok(Vec::new());
-        }
         let known = cx.config_list("known_apps");
         let wide_count: usize = cx.config_parsed("wide_write_count")?;
         let admin_perms = cx.config_list("admin_permissions");
@@ -55,7 +52,7 @@ impl Detector for AppInstall {
         let mut findings = Vec::new();
         for e in t.with_action("app.installed") {
             let app = attr_text(e, &["app"]).unwrap_or(&e.resource);
-            if known.iter().any(|k| glob(k, app)) {
+            if known.iter().any(|k| glob::matches(k, app)) {
                 continue;
             }
             let writes: Vec<(&str, &str)> = e
@@ -103,7 +100,7 @@ impl Detector for AppInstall {
         }
         for e in t.with_action("app.authorized") {
             let app = attr_text(e, &["app"]).unwrap_or(&e.resource);
-            if known.iter().any(|k| glob(k, app)) {
+            if known.iter().any(|k| glob::matches(k, app)) {
                 continue;
             }
             let scopes: Vec<String> = attr_list(e, "debug.grantedScopes")
@@ -113,7 +110,11 @@ impl Detector for AppInstall {
                 .collect();
             let admin: Vec<&String> = scopes
                 .iter()
-                .filter(|s| admin_scopes.iter().any(|p| glob(p, s)))
+                .filter(|s| {
+                    admin_scopes
+                        .iter()
+                        .any(|p| glob::matches_ignore_ascii_case(p, s))
+                })
                 .collect();
             if admin.is_empty() {
                 continue;
@@ -156,7 +157,7 @@ mod tests {
 
     #[test]
     fn show() {
-        plumbline_detector_kit::show_findings::<super::AppInstall>(FIXTURES);
+        plumbline_sdk::testing::show_findings::<super::AppInstall>(FIXTURES);
     }
 
     #[test]

@@ -8,9 +8,7 @@
 //! Repository hooks read on system trajectories (the repository), workflow triggers on
 //! actor trajectories (as the other workflow detectors), so each raises one alert.
 
-use plumbline_detector_kit::{
-    attr_list, attr_text, keys, quoted, title, who, DestinationClass, Destinations, Policy,
-};
+use plumbline_sdk::kit::{keys, Policy};
 use plumbline_sdk::*;
 
 const REPO_HOOK: &str = "supply.external_repo_webhook";
@@ -36,15 +34,17 @@ impl Detector for ExternalWebhook {
             "workflow.updated",
             "workflow.activated",
         ])
+        // Repository hooks on system trajectories, open workflow triggers on actor ones.
+        .views(&[TrajectoryKind::System, TrajectoryKind::Actor])
         .signals(&[REPO_HOOK, OPEN_TRIGGER]);
-        let info = keys::destinations(info);
+        let info = destination::declare(info);
         let info = keys::planned_work(info);
         keys::environments(info, "test")
     }
 
     fn analyze(&self, t: &Trajectory, cx: &Context) -> Result<Vec<Finding>, AnalyzeError> {
-        let lists = Destinations::from_config(cx);
-        let policy = Policy::from_config(cx)?;
+        let lists = cx.settings::<Destinations>()?;
+        let policy = cx.settings::<Policy>()?;
         let mut findings = Vec::new();
         if t.kind == TrajectoryKind::System {
             for e in t.with_any_action(&HOOKS) {
@@ -139,7 +139,7 @@ mod tests {
 
     #[test]
     fn show() {
-        plumbline_detector_kit::show_findings::<super::ExternalWebhook>(FIXTURES);
+        plumbline_sdk::testing::show_findings::<super::ExternalWebhook>(FIXTURES);
     }
 
     #[test]

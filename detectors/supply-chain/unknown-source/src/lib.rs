@@ -10,7 +10,6 @@
 
 use std::collections::BTreeSet;
 
-use plumbline_detector_kit::{attr_text, glob, keys, title, who, DestinationClass, Destinations};
 use plumbline_sdk::*;
 
 const REGISTRY: &str = "supply.unknown_registry";
@@ -30,6 +29,7 @@ impl Detector for UnknownSource {
             "Dependencies from unknown registries or hosts; community connectors in automation platforms",
         )
         .actions(&["dependency.added", "package.installed", "workflow.node.added"])
+        .views(&[TrajectoryKind::Actor])
         .signals(&[REGISTRY, CONNECTOR])
         .config(
             "known_registries",
@@ -41,18 +41,14 @@ impl Detector for UnknownSource {
             "",
             "Community packages (comma-separated globs, e.g. `n8n-nodes-acme-*`) that were vetted",
         );
-        keys::destinations(info)
+        destination::declare(info)
     }
 
     fn analyze(&self, t: &Trajectory, cx: &Context) -> Result<Vec<Finding>, AnalyzeError> {
-        if t.kind != TrajectoryKind::Actor {
-            return Ok(Vec::new());
-        }
-        let registries = cx.config_list("known_registries");
-        let packages = cx.config_list("known_packages");
-        let mut lists = Destinations::from_config(cx);
-        lists.known_domains.extend(registries);
-        let vetted = |name: &str| packages.iter().any(|p| glob(p, name));
+        let settings = cx.settings::<Settings>()?;
+        let lists = &settings.lists;
+        // An allow-list: exact case.
+        let vetted = |name: &str| settings.packages.iter().any(|p| glob::matches(p, name));
 
         let mut findings = Vec::new();
         for e in t.with_action("dependency.added") {
@@ -161,6 +157,24 @@ impl Detector for UnknownSource {
     }
 }
 
+/// The configuration, parsed once per detector instance.
+struct Settings {
+    /// The destination lists, with the known registries allow-listed.
+    lists: Destinations,
+    packages: Vec<String>,
+}
+
+impl FromConfig for Settings {
+    fn from_config(cfg: &dyn ConfigSource) -> Result<Self, AnalyzeError> {
+        let mut lists = Destinations::from_config(cfg);
+        lists.known_domains.extend(cfg.list("known_registries"));
+        Ok(Settings {
+            lists,
+            packages: cfg.list("known_packages"),
+        })
+    }
+}
+
 register_detector!(UnknownSource);
 
 #[cfg(test)]
@@ -169,7 +183,7 @@ mod tests {
 
     #[test]
     fn show() {
-        plumbline_detector_kit::show_findings::<super::UnknownSource>(FIXTURES);
+        plumbline_sdk::testing::show_findings::<super::UnknownSource>(FIXTURES);
     }
 
     #[test]

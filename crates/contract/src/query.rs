@@ -1,29 +1,15 @@
 //! Questions detectors ask of a trajectory, so detector code reads like the rule it encodes:
-//! "an export to a new destination within an hour of a grant, off-hours".
+//! "an export to a new destination within an hour of a grant, off-hours". Inherent methods
+//! of [`Event`] and [`Trajectory`], so they need no import.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use crate::interest::action_matches;
 use crate::types::{AttributeValue, Environment, Event, Trajectory};
 
 const NANOS_PER_HOUR: i64 = 3_600_000_000_000;
 const NANOS_PER_DAY: i64 = 24 * NANOS_PER_HOUR;
-
-/// True if `action` matches `pattern`: an exact action, `prefix.*` (the prefix itself or
-/// anything below it), or `*`.
-pub fn action_matches(pattern: &str, action: &str) -> bool {
-    if pattern == "*" {
-        return true;
-    }
-    match pattern.strip_suffix(".*") {
-        Some(prefix) => {
-            action == prefix
-                || (action.starts_with(prefix)
-                    && action.as_bytes().get(prefix.len()) == Some(&b'.'))
-        }
-        None => pattern == action,
-    }
-}
 
 fn nanos(d: Duration) -> i64 {
     i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
@@ -270,15 +256,6 @@ mod tests {
             hash: String::new(),
             events,
         }
-    }
-
-    #[test]
-    fn action_patterns() {
-        assert!(action_matches("git.push.*", "git.push.force"));
-        assert!(action_matches("git.push.*", "git.push"));
-        assert!(!action_matches("git.push.*", "git.pushy"));
-        assert!(!action_matches("git.push", "git.push.force"));
-        assert!(action_matches("*", "anything"));
     }
 
     #[test]

@@ -2,10 +2,51 @@
 //! `mailto:a@b.com`, `s3://bucket/key`, `bucket.s3.amazonaws.com`, a bare host); this
 //! reduces them to what an allow-list compares (a host, a mail domain, a bucket) and to a
 //! class a reviewer understands at a glance.
+//!
+//! The team's lists are config keys ([`declare`] adds them to `info()` with their
+//! defaults); [`Destinations`] is their typed form, parsed once per detector instance with
+//! `cx.settings::<Destinations>()`.
 
-use plumbline_sdk::Context;
+use plumbline_contract::config::{ConfigSource, FromConfig};
+use plumbline_contract::{glob, AnalyzeError, Info};
 
-use crate::glob;
+/// Personal mailbox providers: an export there leaves the company's control.
+pub const PERSONAL_MAIL: &str = "gmail.com,googlemail.com,outlook.com,hotmail.com,live.com,msn.com,yahoo.com,ymail.com,icloud.com,me.com,mac.com,aol.com,proton.me,protonmail.com,pm.me,gmx.com,gmx.de,gmx.net,web.de,mail.com,mail.ru,yandex.ru,yandex.com,tutanota.com,tuta.io,fastmail.com,hey.com";
+
+/// Consumer file-sharing and storage hosts.
+pub const CONSUMER_DRIVES: &str = "drive.google.com,docs.google.com,drive.usercontent.google.com,dropbox.com,dropboxusercontent.com,db.tt,onedrive.live.com,1drv.ms,sharepoint-df.com,mega.nz,mega.io,wetransfer.com,we.tl,mediafire.com,pcloud.com,sendspace.com,file.io,transfer.sh,gofile.io,filebin.net,icloud.com,box.net,anonfiles.com,catbox.moe";
+
+/// Request catchers, tunnels and paste sites: built to receive data from anywhere.
+pub const CATCHERS: &str = "webhook.site,requestbin.com,requestbin.net,pipedream.net,pipedream.com,beeceptor.com,hookbin.com,requestcatcher.com,postb.in,ptsv2.com,ptsv3.com,mockbin.org,ngrok.io,ngrok.app,ngrok-free.app,ngrok-free.dev,trycloudflare.com,loca.lt,localtunnel.me,serveo.net,localhost.run,interact.sh,oast.fun,oast.me,oast.pro,oast.site,burpcollaborator.net,pastebin.com,paste.ee,hastebin.com,ghostbin.com,dpaste.org,0x0.st,termbin.com";
+
+/// Declares `known_domains`, `known_buckets` and the three destination class lists.
+pub fn declare(info: Info) -> Info {
+    info.config(
+        "known_domains",
+        "",
+        "Allow-listed destination domains (comma-separated; a domain covers its subdomains): your own and your vendors'",
+    )
+    .config(
+        "known_buckets",
+        "",
+        "Allow-listed storage buckets (comma-separated names, `*` wildcards)",
+    )
+    .config(
+        "personal_mail_domains",
+        PERSONAL_MAIL,
+        "Personal mailbox providers",
+    )
+    .config(
+        "consumer_drive_domains",
+        CONSUMER_DRIVES,
+        "Consumer file-sharing and storage hosts",
+    )
+    .config(
+        "catcher_domains",
+        CATCHERS,
+        "Request catchers, tunnels and paste sites",
+    )
+}
 
 /// What kind of place a destination is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -151,7 +192,7 @@ fn is_ip(host: &str) -> bool {
     host.parse::<std::net::IpAddr>().is_ok()
 }
 
-/// The team's destination lists (see [`crate::keys::destinations`]).
+/// The team's destination lists (see [`destinations`]).
 #[derive(Debug, Clone, Default)]
 pub struct Destinations {
     pub known_domains: Vec<String>,
@@ -162,13 +203,19 @@ pub struct Destinations {
 }
 
 impl Destinations {
-    pub fn from_config(cx: &Context) -> Destinations {
+    /// The lists from the config keys [`declare`] adds (an undeclared key is an empty list).
+    pub fn from_config(cfg: &dyn ConfigSource) -> Destinations {
         Destinations {
-            known_domains: cx.config_list("known_domains"),
-            known_buckets: cx.config_list("known_buckets"),
-            personal_mail: cx.config_list("personal_mail_domains"),
-            consumer_drives: cx.config_list("consumer_drive_domains"),
-            catchers: cx.config_list("catcher_domains"),
+            known_domains: cfg.list("known_domains"),
+            // Bucket names are lower case by nature and `Place::parse` lower-cases them.
+            known_buckets: cfg
+                .list("known_buckets")
+                .into_iter()
+                .map(|b| b.to_ascii_lowercase())
+                .collect(),
+            personal_mail: cfg.list("personal_mail_domains"),
+            consumer_drives: cfg.list("consumer_drive_domains"),
+            catchers: cfg.list("catcher_domains"),
         }
     }
 
@@ -179,7 +226,8 @@ impl Destinations {
     pub fn classify_place(&self, place: &Place) -> DestinationClass {
         match place {
             Place::Bucket(b) => {
-                if self.known_buckets.iter().any(|p| glob(p, b)) {
+                // An allow-list: exact case (bucket names are lower-cased by `Place::parse`).
+                if self.known_buckets.iter().any(|p| glob::matches(p, b)) {
                     DestinationClass::Known
                 } else {
                     DestinationClass::UnknownBucket
@@ -221,6 +269,12 @@ impl Destinations {
     }
 }
 
+impl FromConfig for Destinations {
+    fn from_config(cfg: &dyn ConfigSource) -> Result<Self, AnalyzeError> {
+        Ok(Destinations::from_config(cfg))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,9 +284,9 @@ mod tests {
         Destinations {
             known_domains: split("acme.com,vendor-crm.io"),
             known_buckets: split("acme-backups-*"),
-            personal_mail: split(crate::keys::PERSONAL_MAIL),
-            consumer_drives: split(crate::keys::CONSUMER_DRIVES),
-            catchers: split(crate::keys::CATCHERS),
+            personal_mail: split(PERSONAL_MAIL),
+            consumer_drives: split(CONSUMER_DRIVES),
+            catchers: split(CATCHERS),
         }
     }
 

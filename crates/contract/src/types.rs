@@ -1,6 +1,7 @@
-//! Plain Rust types a detector works with. They mirror the WIT records of
-//! `plumbline:detector@0.1.0`, and their JSON form is the host's (RFC 3339 times, `type` for
-//! the actor kind), so one detector runs unchanged on fixtures natively and in WASM.
+//! The contract's data in plain Rust. The types mirror the WIT records of
+//! `plumbline:detector@0.1.0` field for field, and their JSON form is the host's (RFC 3339
+//! times, `type` for the actor kind), so one detector runs unchanged on fixtures natively
+//! and in WASM, and the host can convert its bindings' values into them one to one.
 
 use std::collections::BTreeMap;
 
@@ -60,7 +61,7 @@ pub enum AttributeValue {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     pub id: String,
-    #[serde(with = "rfc3339_nanos")]
+    #[serde(with = "crate::time::rfc3339")]
     pub time: i64,
     pub source: String,
     pub actor: Actor,
@@ -253,29 +254,3 @@ impl std::fmt::Display for AnalyzeError {
 }
 
 impl std::error::Error for AnalyzeError {}
-
-mod rfc3339_nanos {
-    use serde::{de::Error, Deserialize, Deserializer, Serializer};
-    use time::format_description::well_known::Rfc3339;
-    use time::OffsetDateTime;
-
-    pub fn serialize<S: Serializer>(t: &i64, s: S) -> Result<S::Ok, S::Error> {
-        let dt = OffsetDateTime::from_unix_timestamp_nanos(*t as i128)
-            .map_err(serde::ser::Error::custom)?;
-        s.serialize_str(&dt.format(&Rfc3339).map_err(serde::ser::Error::custom)?)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
-        let s = String::deserialize(d)?;
-        let dt = OffsetDateTime::parse(&s, &Rfc3339)
-            .map_err(|e| D::Error::custom(format!("`{s}` is not an RFC 3339 time: {e}")))?;
-        i64::try_from(dt.unix_timestamp_nanos()).map_err(D::Error::custom)
-    }
-}
-
-/// Parses an RFC 3339 time to unix nanoseconds (fixtures and tests).
-pub fn parse_time(s: &str) -> Option<i64> {
-    use time::format_description::well_known::Rfc3339;
-    let dt = time::OffsetDateTime::parse(s, &Rfc3339).ok()?;
-    i64::try_from(dt.unix_timestamp_nanos()).ok()
-}
