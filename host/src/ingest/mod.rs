@@ -16,6 +16,9 @@ pub mod okta;
 pub mod openai;
 pub mod vault;
 
+#[cfg(test)]
+mod tables;
+
 pub use adapter::{Adapter, Delivery, IngestError, Mapped, Memory, MemoryError, SourceAuth};
 
 use std::sync::Arc;
