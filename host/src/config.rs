@@ -5,6 +5,16 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+// Each source's section is owned by its adapter.
+use crate::ingest::cloudtrail::CloudtrailConfig;
+use crate::ingest::github::GithubConfig;
+use crate::ingest::gitlab::GitlabConfig;
+use crate::ingest::make::MakeConfig;
+use crate::ingest::n8n::N8nConfig;
+use crate::ingest::okta::OktaConfig;
+use crate::ingest::openai::OpenaiConfig;
+use crate::ingest::vault::VaultConfig;
+
 /// The host's own sections; each stage crate carries the defaults of its own section.
 const HOST_TOML: &str = include_str!("../config/default.toml");
 
@@ -96,65 +106,6 @@ pub enum Scope {
     /// Approve or deny response actions (a review page's token; admin also may).
     Review,
     Admin,
-}
-
-/// `[github]`: webhook secret for `POST /v1/ingest/github` (empty: API-token rules).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GithubConfig {
-    pub secret: String,
-}
-
-/// `[gitlab]`: the webhook / audit-stream secret token.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GitlabConfig {
-    pub token: String,
-}
-
-/// `[n8n]`: the shared token n8n's log-streaming webhook sends (header auth).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct N8nConfig {
-    pub token: String,
-}
-
-/// `[make]`: the shared token of whatever posts make.com audit-log entries.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MakeConfig {
-    pub token: String,
-}
-
-/// `[vault]`: the TCP address Vault's `socket` audit device streams to ("" = off).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct VaultConfig {
-    pub socket_listen: String,
-}
-
-/// `[cloudtrail]`: which AWS accounts are the company's own, and their environments.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CloudtrailConfig {
-    pub org_accounts: Vec<String>,
-    pub account_environments: std::collections::BTreeMap<String, String>,
-}
-
-/// `[okta]`: the event hook's authorization header value, and whether the one-time
-/// verification GET is answered.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OktaConfig {
-    pub authorization: String,
-    pub verification: bool,
-}
-
-/// `[openai]`: the shared token for audit-log shippers and `assistant.config` posters.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OpenaiConfig {
-    pub token: String,
 }
 
 impl Config {

@@ -101,7 +101,7 @@ pub fn start(config: Config, evaluator: Arc<dyn Evaluator>) -> anyhow::Result<Se
         alerts,
         routing,
     };
-    crate::ingest::vault::listen_socket(&state)?;
+    crate::api::vault_socket::listen(&state)?;
     Ok(Service {
         state,
         summaries,

@@ -6,6 +6,7 @@ use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
 use crate::config::{ApiToken, Scope};
+pub use crate::ingest::adapter::constant_time_eq;
 
 #[derive(Debug, Clone)]
 pub struct Principal {
@@ -90,13 +91,6 @@ impl Auth {
             ))),
         }
     }
-}
-
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

@@ -5,11 +5,13 @@ pub mod auth;
 pub mod detectors;
 pub mod error;
 pub mod events;
+pub mod ingest;
 pub mod packs;
 pub mod params;
 pub mod routing;
 pub mod summary_audit;
 pub mod trajectories;
+pub mod vault_socket;
 
 use std::sync::Arc;
 
@@ -46,7 +48,7 @@ pub fn router(state: AppState) -> Router {
         .merge(alerts::routes())
         .merge(routing::routes())
         .merge(summary_audit::routes())
-        .merge(crate::ingest::routes())
+        .merge(ingest::routes(&state.config))
         .fallback(|| async { error::ApiError::not_found("no such endpoint") })
         .with_state(state)
 }

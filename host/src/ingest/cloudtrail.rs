@@ -10,57 +10,76 @@
 //! with everyone, is `snapshot.shared` / `s3.bucket.policy.shared` with the external
 //! accounts as `destination`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
-use axum::body::Body;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use http::HeaderMap;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::adapter::{
-    self, actor, at, authorize, event, items, json_body, keep_payload, malformed, parse_time, s,
-    segment, set, strings, u, Mapped, SourceAuth,
+use super::adapter::{Adapter, Delivery, IngestError, Mapped, Memory, SourceAuth};
+use super::map::{
+    actor, at, event, items, json_body, keep_payload, parse_time, s, segment, set, strings, u,
 };
-use crate::api::error::ApiResult;
-use crate::api::AppState;
-use crate::config::CloudtrailConfig;
 use crate::event::{Actor, ActorType, Environment, Event, Source, Volume};
 
 const SRC: Source = Source::Cloudtrail;
 
-pub async fn post(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Body,
-) -> ApiResult<Response> {
-    authorize(&state, &headers, SourceAuth::NotConfigured)?;
-    let bytes = adapter::body(&state, &headers, body).await?;
-    let payload = json_body(&bytes)?;
-    if payload.is_object()
-        && at(&payload, "Records").is_none()
-        && at(&payload, "eventID").is_none()
-        && at(&payload, "detail.eventID").is_none()
-    {
-        return Err(malformed(
-            "Records",
-            "expected a CloudTrail log file ({\"Records\": [...]}), an array of records, or one record",
-        ));
+/// `[cloudtrail]`: which AWS accounts are the company's own, and their environments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloudtrailConfig {
+    pub org_accounts: Vec<String>,
+    pub account_environments: BTreeMap<String, String>,
+}
+
+/// CloudTrail log files, records and EventBridge envelopes.
+pub struct CloudtrailAdapter {
+    config: CloudtrailConfig,
+}
+
+impl CloudtrailAdapter {
+    pub fn new(config: CloudtrailConfig) -> Self {
+        CloudtrailAdapter { config }
     }
-    if !payload.is_object() && !payload.is_array() {
-        return Err(malformed(
-            "(body)",
-            "a CloudTrail log file is a JSON object",
-        ));
+}
+
+impl Adapter for CloudtrailAdapter {
+    fn source(&self) -> Source {
+        SRC
     }
-    let mut out = Mapped::default();
-    for (i, record) in items(&payload, &["Records"]).into_iter().enumerate() {
-        let record = at(record, "detail")
-            .filter(|d| d.get("eventID").is_some())
-            .unwrap_or(record);
-        map_record(record, i, &state.config.cloudtrail, &mut out);
+
+    /// CloudTrail forwarders have no secret of their own: the API-token rules apply.
+    fn verify(&self, _headers: &HeaderMap, _body: &[u8]) -> SourceAuth {
+        SourceAuth::NotConfigured
     }
-    adapter::submit(&state, out, StatusCode::ACCEPTED).await
+
+    fn map(&self, d: &Delivery<'_>, _memory: &dyn Memory) -> Result<Mapped, IngestError> {
+        let payload = json_body(d.body)?;
+        if payload.is_object()
+            && at(&payload, "Records").is_none()
+            && at(&payload, "eventID").is_none()
+            && at(&payload, "detail.eventID").is_none()
+        {
+            return Err(IngestError::malformed(
+                "Records",
+                "expected a CloudTrail log file ({\"Records\": [...]}), an array of records, or one record",
+            ));
+        }
+        if !payload.is_object() && !payload.is_array() {
+            return Err(IngestError::malformed(
+                "(body)",
+                "a CloudTrail log file is a JSON object",
+            ));
+        }
+        let mut out = Mapped::default();
+        for (i, record) in items(&payload, &["Records"]).into_iter().enumerate() {
+            let record = at(record, "detail")
+                .filter(|d| d.get("eventID").is_some())
+                .unwrap_or(record);
+            map_record(record, i, &self.config, &mut out);
+        }
+        Ok(out)
+    }
 }
 
 /// Who made the call. IAM Identity Center (SSO) roles, IAM users, root and federated
@@ -88,7 +107,9 @@ fn identity(r: &Value) -> Actor {
             let human = issuer.starts_with("AWSReservedSSO_") || session.contains('@');
             let ty = if human {
                 ActorType::Human
-            } else if adapter::is_ai_agent_login(&issuer) || adapter::is_ai_agent_login(&session) {
+            } else if super::map::is_ai_agent_login(&issuer)
+                || super::map::is_ai_agent_login(&session)
+            {
                 ActorType::AiAgent
             } else {
                 ActorType::Service
@@ -208,7 +229,7 @@ fn map_record(r: &Value, index: usize, config: &CloudtrailConfig, out: &mut Mapp
     e.environment = config
         .account_environments
         .get(&account)
-        .map(|env| adapter::environment_named(env))
+        .map(|env| super::map::environment_named(env))
         .unwrap_or(Environment::Unknown);
     set(&mut e, "source_event", name.clone());
     set(&mut e, "event_source", source.clone());

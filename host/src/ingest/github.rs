@@ -6,22 +6,23 @@
 //! (`:force`, `:default`, `:protected`, `:risk.<category>`, `:without_review`).
 //! The mapping is documented in docs/sources.md; the actions in docs/actions.md.
 
-use std::collections::{BTreeMap, BTreeSet};
+mod governance;
 
-use axum::body::Body;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use std::collections::BTreeSet;
+
+use http::HeaderMap;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use super::adapter::{
-    self, actor, at, authorize, b, check_hmac_sha256, content_id, copy, event, glob_match, header,
-    is_ai_agent_login, json_body, keep_payload, malformed, parse_time, risk_categories, s, set,
-    strings, u, unknown_action, Mapped, Memory, PAYLOAD_BUDGET,
+    check_hmac_sha256, header, Adapter, Delivery, IngestError, Mapped, Memory, SourceAuth,
 };
-use crate::api::error::ApiResult;
-use crate::api::AppState;
+use super::git::{self, glob_match, Push};
+use super::map::{
+    actor, at, b, content_id, copy, event, is_ai_agent_login, json_body, keep_payload, parse_time,
+    parse_time_str, s, segment, set, strings, u, unknown_action, PAYLOAD_BUDGET,
+};
 use crate::event::{Actor, ActorType, Event, Source, Volume};
 
 const SRC: Source = Source::Github;
@@ -30,44 +31,74 @@ const SRC: Source = Source::Github;
 /// event time when the payload carries none of its own.
 pub const DELIVERED_AT: &str = "x-plumbline-delivered-at";
 
-pub async fn post(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Body,
-) -> ApiResult<Response> {
-    let bytes = adapter::body(&state, &headers, body).await?;
-    let auth = check_hmac_sha256(
-        &state.config.github.secret,
-        &bytes,
-        header(&headers, "x-hub-signature-256"),
-    );
-    authorize(&state, &headers, auth)?;
-    let kind = header(&headers, "x-github-event")
-        .filter(|k| !k.is_empty())
-        .ok_or_else(|| {
-            malformed(
-                "X-GitHub-Event",
-                "header is missing: it names the event type",
-            )
-        })?;
-    let delivery = match header(&headers, "x-github-delivery") {
-        Some(d) if valid_id(d) => d.to_string(),
-        Some(_) => return Err(malformed("X-GitHub-Delivery", "not a delivery id")),
-        None => content_id(&bytes),
-    };
-    let payload = json_body(&bytes)?;
-    if !payload.is_object() {
-        return Err(malformed(
-            "(body)",
-            "a GitHub webhook payload is a JSON object",
-        ));
+/// `[github]`: webhook secret for `POST /v1/ingest/github` (empty: API-token rules).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GithubConfig {
+    pub secret: String,
+}
+
+/// GitHub webhooks, signed with the configured secret.
+pub struct GithubAdapter {
+    config: GithubConfig,
+}
+
+impl GithubAdapter {
+    pub fn new(config: GithubConfig) -> Self {
+        GithubAdapter { config }
     }
-    let received = header(&headers, DELIVERED_AT)
-        .and_then(adapter::parse_time_str)
-        .unwrap_or_else(OffsetDateTime::now_utc);
-    let memory = Memory::open(&state)?;
-    let mapped = map(kind, &delivery, &payload, received, &memory)?;
-    adapter::submit(&state, mapped, StatusCode::ACCEPTED).await
+}
+
+impl Adapter for GithubAdapter {
+    fn source(&self) -> Source {
+        SRC
+    }
+
+    fn verifies_body(&self) -> bool {
+        true
+    }
+
+    fn verify(&self, headers: &HeaderMap, body: &[u8]) -> SourceAuth {
+        check_hmac_sha256(
+            &self.config.secret,
+            body,
+            header(headers, "x-hub-signature-256"),
+        )
+    }
+
+    fn map(&self, d: &Delivery<'_>, memory: &dyn Memory) -> Result<Mapped, IngestError> {
+        let kind = d
+            .header("x-github-event")
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| {
+                IngestError::malformed(
+                    "X-GitHub-Event",
+                    "header is missing: it names the event type",
+                )
+            })?;
+        let delivery = match d.header("x-github-delivery") {
+            Some(id) if valid_id(id) => id.to_string(),
+            Some(_) => {
+                return Err(IngestError::malformed(
+                    "X-GitHub-Delivery",
+                    "not a delivery id",
+                ))
+            }
+            None => content_id(d.body),
+        };
+        let payload = json_body(d.body)?;
+        if !payload.is_object() {
+            return Err(IngestError::malformed(
+                "(body)",
+                "a GitHub webhook payload is a JSON object",
+            ));
+        }
+        let received = d
+            .header(DELIVERED_AT)
+            .and_then(parse_time_str)
+            .unwrap_or(d.received);
+        map(kind, &delivery, &payload, received, memory)
+    }
 }
 
 pub fn valid_id(id: &str) -> bool {
@@ -84,8 +115,8 @@ pub fn map(
     delivery: &str,
     p: &Value,
     received: OffsetDateTime,
-    memory: &Memory,
-) -> ApiResult<Mapped> {
+    memory: &dyn Memory,
+) -> Result<Mapped, IngestError> {
     let ctx = Ctx {
         kind,
         delivery,
@@ -98,7 +129,7 @@ pub fn map(
         "push" => push(&ctx, memory, &mut out)?,
         "pull_request" => pull_request(&ctx, memory, &mut out)?,
         "pull_request_review" => review(&ctx, memory, &mut out)?,
-        "branch_protection_rule" => protection_rule(&ctx, memory, &mut out),
+        "branch_protection_rule" => governance::protection_rule(&ctx, memory, &mut out),
         "branch_protection_configuration" => {
             let action = match s(p, "action").as_str() {
                 "disabled" => "branch.protection.disabled",
@@ -111,11 +142,11 @@ pub fn map(
             set(&mut e, "weakened", s(p, "action") == "disabled");
             out.push(0, e);
         }
-        "repository_ruleset" => ruleset(&ctx, &mut out),
-        "repository" => repository(&ctx, &mut out),
-        "member" => member(&ctx, &mut out),
-        "organization" => organization(&ctx, &mut out),
-        "team" => team(&ctx, &mut out),
+        "repository_ruleset" => governance::ruleset(&ctx, &mut out),
+        "repository" => governance::repository(&ctx, &mut out),
+        "member" => governance::member(&ctx, &mut out),
+        "organization" => governance::organization(&ctx, &mut out),
+        "team" => governance::team(&ctx, &mut out),
         "membership" => {
             let action = match s(p, "action").as_str() {
                 "added" => "team.member.added",
@@ -129,7 +160,7 @@ pub fn map(
             set(&mut e, "role", s(p, "team.permission"));
             out.push(0, e);
         }
-        "deploy_key" => deploy_key(&ctx, &mut out),
+        "deploy_key" => governance::deploy_key(&ctx, &mut out),
         "workflow_run" => workflow_run(&ctx, &mut out),
         "deployment" | "deployment_status" => deployment(&ctx, &mut out),
         "secret_scanning_alert" => secret_scanning(&ctx, &mut out),
@@ -260,45 +291,53 @@ fn sender(p: &Value) -> Actor {
     }
 }
 
-fn push(ctx: &Ctx, memory: &Memory, out: &mut Mapped) -> ApiResult<()> {
+fn push(ctx: &Ctx, memory: &dyn Memory, out: &mut Mapped) -> Result<(), IngestError> {
     let p = ctx.p;
     let r#ref = s(p, "ref");
     if r#ref.is_empty() {
-        return Err(malformed("ref", "a push payload names the ref it updated"));
+        return Err(IngestError::malformed(
+            "ref",
+            "a push payload names the ref it updated",
+        ));
     }
     let branch = r#ref.strip_prefix("refs/heads/").map(str::to_string);
-    let tag = r#ref.strip_prefix("refs/tags/").map(str::to_string);
-    let deleted = b(p, "deleted").unwrap_or(false);
-    let forced = b(p, "forced").unwrap_or(false);
-    let action = match (deleted, &tag) {
-        (true, Some(_)) => "git.tag.deleted",
-        (true, None) => "git.branch.deleted",
-        (false, Some(_)) => "git.tag.pushed",
-        (false, None) => "git.push",
-    };
-    let mut e = ctx.base(action, "");
-    e.time = ctx.time_at(&["repository.pushed_at", "head_commit.timestamp"]);
-    e.resource = r#ref.clone();
-    let default_branch = s(p, "repository.default_branch");
     let commits = at(p, "commits")
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    let mut paths: BTreeSet<String> = BTreeSet::new();
-    for c in commits.iter().chain(at(p, "head_commit")) {
-        for k in ["added", "modified", "removed"] {
-            paths.extend(strings(c, k));
-        }
-    }
-    set(&mut e, "ref", r#ref.clone());
-    set(&mut e, "branch", branch.clone().unwrap_or_default());
-    set(&mut e, "tag", tag.clone().unwrap_or_default());
-    set(&mut e, "before", s(p, "before"));
-    set(&mut e, "after", s(p, "after"));
-    set(&mut e, "forced", forced);
-    set(&mut e, "created", b(p, "created").unwrap_or(false));
-    set(&mut e, "deleted", deleted);
-    set(&mut e, "commits", commits.len() as u64);
+    let default_branch = s(p, "repository.default_branch");
+    let rule = branch
+        .as_deref()
+        .and_then(|br| protected_by(memory, &ctx.repo, br));
+    let head = at(p, "head_commit");
+    let push = Push {
+        r#ref: r#ref.clone(),
+        branch: branch.clone().unwrap_or_default(),
+        tag: r#ref.strip_prefix("refs/tags/").map(str::to_string),
+        before: s(p, "before"),
+        after: s(p, "after"),
+        created: b(p, "created").unwrap_or(false),
+        deleted: b(p, "deleted").unwrap_or(false),
+        forced: Some(b(p, "forced").unwrap_or(false)),
+        commits: commits.len() as u64,
+        to_default_branch: branch.is_some() && branch.as_deref() == Some(default_branch.as_str()),
+        default_branch,
+        paths: git::commit_paths(commits.iter().chain(head)),
+        authors: commits
+            .iter()
+            .map(|c| match s(c, "author.username") {
+                u if u.is_empty() => s(c, "author.name"),
+                u => u,
+            })
+            .filter(|a| !a.is_empty())
+            .collect::<BTreeSet<String>>(),
+        head_commit_id: s(p, "head_commit.id"),
+        head_commit_message: s(p, "head_commit.message"),
+        protected: rule.is_some().then_some(true),
+    };
+    let mut e = ctx.base(push.action(), "");
+    e.time = ctx.time_at(&["repository.pushed_at", "head_commit.timestamp"]);
+    push.describe(&mut e);
     set(
         &mut e,
         "commits.distinct",
@@ -307,78 +346,19 @@ fn push(ctx: &Ctx, memory: &Memory, out: &mut Mapped) -> ApiResult<()> {
             .filter(|c| b(c, "distinct").unwrap_or(true))
             .count() as u64,
     );
-    set(&mut e, "default_branch", default_branch.clone());
     set(&mut e, "pusher", s(p, "pusher.name"));
-    set(&mut e, "head_commit.id", s(p, "head_commit.id"));
-    set(&mut e, "head_commit.message", s(p, "head_commit.message"));
-    let authors: BTreeSet<String> = commits
-        .iter()
-        .map(|c| match s(c, "author.username") {
-            u if u.is_empty() => s(c, "author.name"),
-            u => u,
-        })
-        .filter(|a| !a.is_empty())
-        .collect();
-    set(
-        &mut e,
-        "commit_authors",
-        authors.into_iter().collect::<Vec<_>>().join(","),
-    );
-    if !paths.is_empty() {
-        e.volume = Some(Volume {
-            files: Some(paths.len() as u64),
-            ..Volume::default()
-        });
+    if let Some(rule) = rule {
+        set(&mut e, "protection.rule", rule);
     }
-    let protected = branch
-        .as_deref()
-        .and_then(|br| protected_by(memory, &ctx.repo, br));
-    if let Some(rule) = &protected {
-        set(&mut e, "protected", true);
-        set(&mut e, "protection.rule", rule.clone());
-    }
-    let is_default = branch.is_some() && branch.as_deref() == Some(default_branch.as_str());
-    set(&mut e, "to_default_branch", is_default);
     out.push(0, e.clone());
-    if deleted {
-        return Ok(());
-    }
-    let derived = |action: &str, suffix: &str| {
-        let mut d = e.clone();
-        d.id = ctx.id(suffix);
-        d.action = action.to_string();
-        d
-    };
-    if forced {
-        out.push(0, derived("git.push.force", "force"));
-    }
-    if is_default {
-        out.push(0, derived("git.push.default_branch", "default"));
-    }
-    if protected.is_some() {
-        out.push(0, derived("git.push.protected_branch", "protected"));
-    }
-    let mut by_category: BTreeMap<&str, Vec<&String>> = BTreeMap::new();
-    for path in &paths {
-        for cat in risk_categories(path) {
-            by_category.entry(cat).or_default().push(path);
-        }
-    }
-    for (cat, hits) in by_category {
-        let mut d = derived("git.push.high_risk_path", &format!("risk.{cat}"));
-        d.attributes.insert("risk.category".into(), json!(cat));
-        d.attributes
-            .insert("risk.paths.count".into(), json!(hits.len()));
-        for (i, path) in hits.iter().take(20).enumerate() {
-            d.attributes.insert(format!("risk.paths.{i}"), json!(path));
-        }
+    for d in push.derived(&e, |suffix| ctx.id(suffix)) {
         out.push(0, d);
     }
     Ok(())
 }
 
 /// The protection rule (pattern) covering `branch`, from branch_protection_rule deliveries.
-fn protected_by(memory: &Memory, repo: &str, branch: &str) -> Option<String> {
+fn protected_by(memory: &dyn Memory, repo: &str, branch: &str) -> Option<String> {
     let rules = memory.get(SRC, "protected", repo)?;
     rules
         .as_object()?
@@ -388,10 +368,10 @@ fn protected_by(memory: &Memory, repo: &str, branch: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-fn pull_request(ctx: &Ctx, memory: &Memory, out: &mut Mapped) -> ApiResult<()> {
+fn pull_request(ctx: &Ctx, memory: &dyn Memory, out: &mut Mapped) -> Result<(), IngestError> {
     let p = ctx.p;
     let Some(pr) = at(p, "pull_request") else {
-        return Err(malformed(
+        return Err(IngestError::malformed(
             "pull_request",
             "a pull_request payload carries the pull request",
         ));
@@ -403,7 +383,7 @@ fn pull_request(ctx: &Ctx, memory: &Memory, out: &mut Mapped) -> ApiResult<()> {
         "closed" if merged => "pr.merged".to_string(),
         "closed" => "pr.closed".to_string(),
         "opened" => "pr.opened".to_string(),
-        other => format!("pr.{}", adapter::segment(other)),
+        other => format!("pr.{}", segment(other)),
     };
     let mut e = ctx.base(&name, "");
     e.time = if merged {
@@ -472,23 +452,12 @@ fn pull_request(ctx: &Ctx, memory: &Memory, out: &mut Mapped) -> ApiResult<()> {
             .unwrap_or_default();
         // Knowable only when review deliveries reach us for this repository.
         let known = reviews.is_some() || memory.get(SRC, "reviews_seen", &ctx.repo).is_some();
-        set(
+        without_review = git::merge_review(
             &mut e,
-            "self_merged",
             !merged_by.is_empty() && merged_by == author,
+            known.then_some(approvers),
+            ctx.id("without_review"),
         );
-        set(&mut e, "review.known", known);
-        if known {
-            set(&mut e, "review.approvals", approvers.len() as u64);
-            set(&mut e, "review.approvers", approvers.join(","));
-            set(&mut e, "reviewed", !approvers.is_empty());
-        }
-        if known && approvers.is_empty() {
-            let mut d = e.clone();
-            d.id = ctx.id("without_review");
-            d.action = "pr.merged.without_review".into();
-            without_review = Some(d);
-        }
     }
     out.push(0, e);
     if let Some(d) = without_review {
@@ -497,10 +466,10 @@ fn pull_request(ctx: &Ctx, memory: &Memory, out: &mut Mapped) -> ApiResult<()> {
     Ok(())
 }
 
-fn review(ctx: &Ctx, memory: &Memory, out: &mut Mapped) -> ApiResult<()> {
+fn review(ctx: &Ctx, memory: &dyn Memory, out: &mut Mapped) -> Result<(), IngestError> {
     let p = ctx.p;
     let Some(r) = at(p, "review") else {
-        return Err(malformed(
+        return Err(IngestError::malformed(
             "review",
             "a pull_request_review payload carries the review",
         ));
@@ -513,7 +482,7 @@ fn review(ctx: &Ctx, memory: &Memory, out: &mut Mapped) -> ApiResult<()> {
         ("submitted", "changes_requested") => "pr.review.changes_requested".to_string(),
         ("submitted", _) => "pr.review.commented".to_string(),
         ("dismissed", _) => "pr.review.dismissed".to_string(),
-        (other, _) => format!("pr.review.{}", adapter::segment(other)),
+        (other, _) => format!("pr.review.{}", segment(other)),
     };
     let mut e = ctx.base(&name, "");
     if let Some(user) = at(r, "user") {
@@ -550,307 +519,6 @@ fn review(ctx: &Ctx, memory: &Memory, out: &mut Mapped) -> ApiResult<()> {
     out.remember(SRC, "reviews", &key, Some(Value::Object(verdicts)));
     out.remember(SRC, "reviews_seen", &ctx.repo, Some(json!(true)));
     Ok(())
-}
-
-/// Changes that make a branch protection rule weaker (from → now).
-fn weakened(changes: &Value, rule: &Value) -> Vec<String> {
-    let Some(changes) = changes.as_object() else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for (field, change) in changes {
-        let from = at(change, "from").cloned().unwrap_or(Value::Null);
-        let now = at(rule, field).cloned().unwrap_or(Value::Null);
-        let weaker = match field.as_str() {
-            "required_approving_review_count" => {
-                now.as_u64().unwrap_or(0) < from.as_u64().unwrap_or(0)
-            }
-            // Allowances: "off" means not allowed; anything else loosens the rule.
-            "allow_force_pushes_enforcement_level" | "allow_deletions_enforcement_level" => {
-                from.as_str() == Some("off") && now.as_str() != Some("off")
-            }
-            f if f.ends_with("_enforcement_level") || f.ends_with("_level") => {
-                from.as_str().is_some_and(|x| x != "off") && now.as_str() == Some("off")
-            }
-            "admin_enforced"
-            | "dismiss_stale_reviews_on_push"
-            | "require_code_owner_review"
-            | "require_last_push_approval"
-            | "strict_required_status_checks_policy"
-            | "lock_branch_enforcement_level" => {
-                from.as_bool() == Some(true) && now.as_bool() != Some(true)
-            }
-            "required_status_checks" => {
-                let n = |v: &Value| v.as_array().map(Vec::len).unwrap_or(0);
-                n(&now) < n(&from)
-            }
-            _ => false,
-        };
-        if weaker {
-            out.push(field.clone());
-        }
-    }
-    out
-}
-
-fn protection_rule(ctx: &Ctx, memory: &Memory, out: &mut Mapped) {
-    let p = ctx.p;
-    let rule = at(p, "rule").cloned().unwrap_or(Value::Null);
-    let pattern = s(&rule, "name");
-    let action = s(p, "action");
-    let changes = at(p, "changes").cloned().unwrap_or(Value::Null);
-    let weaker = weakened(&changes, &rule);
-    let name = match action.as_str() {
-        "created" => "branch.protection.enabled",
-        "deleted" => "branch.protection.disabled",
-        _ => "branch.protection.changed",
-    };
-    let mut e = ctx.base(name, "");
-    e.time = ctx.time_at(&["rule.updated_at", "rule.created_at"]);
-    e.resource = pattern.clone();
-    set(&mut e, "rule.id", s(&rule, "id"));
-    set(&mut e, "rule.pattern", pattern.clone());
-    for k in [
-        "required_approving_review_count",
-        "pull_request_reviews_enforcement_level",
-        "required_status_checks_enforcement_level",
-        "allow_force_pushes_enforcement_level",
-        "allow_deletions_enforcement_level",
-        "admin_enforced",
-        "require_code_owner_review",
-        "dismiss_stale_reviews_on_push",
-        "signature_requirement_enforcement_level",
-        "linear_history_requirement_enforcement_level",
-    ] {
-        copy(&mut e, &format!("rule.{k}"), &rule, k);
-    }
-    if let Some(m) = changes.as_object() {
-        for (field, change) in m {
-            if let Some(from) = at(change, "from") {
-                let v = if from.is_object() || from.is_array() {
-                    Value::String(from.to_string())
-                } else {
-                    from.clone()
-                };
-                set(&mut e, &format!("changes.{field}.from"), v);
-            }
-        }
-    }
-    set(
-        &mut e,
-        "weakened",
-        !weaker.is_empty() || action == "deleted",
-    );
-    set(&mut e, "weakened.fields", weaker.join(","));
-    out.push(0, e);
-
-    let rule_id = s(&rule, "id");
-    let mut rules = out
-        .recall(memory, SRC, "protected", &ctx.repo)
-        .and_then(|v| v.as_object().cloned())
-        .unwrap_or_default();
-    if action == "deleted" {
-        rules.remove(&rule_id);
-    } else if !pattern.is_empty() {
-        rules.insert(rule_id, json!(pattern));
-    }
-    out.remember(SRC, "protected", &ctx.repo, Some(Value::Object(rules)));
-}
-
-fn ruleset(ctx: &Ctx, out: &mut Mapped) {
-    let p = ctx.p;
-    let rs = at(p, "repository_ruleset").cloned().unwrap_or(Value::Null);
-    let action = s(p, "action");
-    let mut e = ctx.base("repo.ruleset.changed", "");
-    e.time = ctx.time_at(&[
-        "repository_ruleset.updated_at",
-        "repository_ruleset.created_at",
-    ]);
-    e.resource = s(&rs, "name");
-    set(&mut e, "ruleset.action", action.clone());
-    set(&mut e, "ruleset.id", s(&rs, "id"));
-    set(&mut e, "ruleset.name", s(&rs, "name"));
-    set(&mut e, "ruleset.target", s(&rs, "target"));
-    set(&mut e, "ruleset.source_type", s(&rs, "source_type"));
-    set(&mut e, "ruleset.enforcement", s(&rs, "enforcement"));
-    let rules: Vec<String> = at(&rs, "rules")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .map(|r| s(r, "type"))
-                .filter(|t| !t.is_empty())
-                .collect()
-        })
-        .unwrap_or_default();
-    set(&mut e, "ruleset.rules", rules.join(","));
-    let from = s(p, "changes.enforcement.from");
-    set(&mut e, "changes.enforcement.from", from.clone());
-    let now = s(&rs, "enforcement");
-    let weakened = action == "deleted" || (from == "active" && now != "active");
-    set(&mut e, "weakened", weakened);
-    out.push(0, e);
-}
-
-fn repository(ctx: &Ctx, out: &mut Mapped) {
-    let p = ctx.p;
-    let action = s(p, "action");
-    let name = match action.as_str() {
-        "publicized" | "privatized" => "repo.visibility.changed".to_string(),
-        other => format!("repo.{}", adapter::segment(other)),
-    };
-    let mut e = ctx.base(&name, "");
-    e.time = ctx.time_at(&["repository.updated_at"]);
-    e.resource = ctx.repo.clone();
-    match action.as_str() {
-        "publicized" => {
-            set(&mut e, "visibility", "public");
-            set(&mut e, "visibility.from", "private");
-        }
-        "privatized" => {
-            set(&mut e, "visibility", "private");
-            set(&mut e, "visibility.from", "public");
-        }
-        _ => {}
-    }
-    if let Some(m) = at(p, "changes").and_then(Value::as_object) {
-        for (field, change) in m {
-            let from = at(change, "from.name").or_else(|| at(change, "from"));
-            if let Some(v) = from.filter(|v| !v.is_object()) {
-                set(&mut e, &format!("changes.{field}.from"), v.clone());
-            }
-        }
-    }
-    out.push(0, e);
-}
-
-const PERMISSION_ORDER: &[&str] = &[
-    "none", "read", "pull", "triage", "write", "push", "maintain", "admin",
-];
-
-fn rank(p: &str) -> usize {
-    match p {
-        "pull" => 1,
-        "push" => 4,
-        other => PERMISSION_ORDER
-            .iter()
-            .position(|x| *x == other)
-            .unwrap_or(0),
-    }
-}
-
-fn member(ctx: &Ctx, out: &mut Mapped) {
-    let p = ctx.p;
-    let action = s(p, "action");
-    let name = match action.as_str() {
-        "added" => "member.added",
-        "removed" => "member.removed",
-        _ => "member.permission.changed",
-    };
-    let mut e = ctx.base(name, "");
-    e.resource = s(p, "member.login");
-    set(&mut e, "member", s(p, "member.login"));
-    let to = match s(p, "changes.permission.to") {
-        t if t.is_empty() => s(p, "changes.role_name.to"),
-        t => t,
-    };
-    let from = match s(p, "changes.permission.from") {
-        f if f.is_empty() => s(p, "changes.old_permission.from"),
-        f => f,
-    };
-    set(&mut e, "permission", to.clone());
-    set(&mut e, "permission.from", from.clone());
-    if !to.is_empty() {
-        set(&mut e, "escalated", rank(&to) > rank(&from));
-    }
-    out.push(0, e);
-}
-
-fn organization(ctx: &Ctx, out: &mut Mapped) {
-    let p = ctx.p;
-    let action = s(p, "action");
-    let name = match action.as_str() {
-        "member_added" => "member.added".to_string(),
-        "member_removed" => "member.removed".to_string(),
-        "member_invited" => "member.invited".to_string(),
-        other => format!("org.{}", adapter::segment(other)),
-    };
-    let mut e = ctx.base(&name, "");
-    let login = match s(p, "membership.user.login") {
-        l if l.is_empty() => s(p, "user.login"),
-        l => l,
-    };
-    e.resource = login.clone();
-    set(&mut e, "member", login);
-    set(&mut e, "role", s(p, "membership.role"));
-    set(&mut e, "invitation.role", s(p, "invitation.role"));
-    out.push(0, e);
-}
-
-/// The highest permission in a GitHub `permissions` object (`{admin, maintain, push, ...}`).
-fn highest(perms: &Value) -> String {
-    let Some(m) = perms.as_object() else {
-        return String::new();
-    };
-    m.iter()
-        .filter(|(_, v)| v.as_bool() == Some(true))
-        .map(|(k, _)| k.as_str())
-        .max_by_key(|k| rank(k))
-        .unwrap_or("")
-        .to_string()
-}
-
-fn team(ctx: &Ctx, out: &mut Mapped) {
-    let p = ctx.p;
-    let action = s(p, "action");
-    let perm_change = at(p, "changes.repository.permissions.from");
-    let name = match action.as_str() {
-        "edited" if perm_change.is_some() => "team.permission.changed".to_string(),
-        "added_to_repository" => "team.repository.added".to_string(),
-        "removed_from_repository" => "team.repository.removed".to_string(),
-        "created" => "team.created".to_string(),
-        "deleted" => "team.deleted".to_string(),
-        other => format!("team.{}", adapter::segment(other)),
-    };
-    let mut e = ctx.base(&name, "");
-    e.resource = s(p, "team.slug");
-    set(&mut e, "team", s(p, "team.slug"));
-    set(&mut e, "team.privacy", s(p, "team.privacy"));
-    set(&mut e, "repository", ctx.repo.clone());
-    let to = highest(at(p, "repository.permissions").unwrap_or(&Value::Null));
-    set(&mut e, "permission", to.clone());
-    if let Some(from) = perm_change {
-        let from = highest(from);
-        set(&mut e, "permission.from", from.clone());
-        set(&mut e, "escalated", rank(&to) > rank(&from));
-    }
-    out.push(0, e);
-}
-
-fn deploy_key(ctx: &Ctx, out: &mut Mapped) {
-    let p = ctx.p;
-    let action = s(p, "action");
-    let name = match action.as_str() {
-        "created" => "deploy_key.created".to_string(),
-        "deleted" => "deploy_key.deleted".to_string(),
-        other => format!("deploy_key.{}", adapter::segment(other)),
-    };
-    let mut e = ctx.base(&name, "");
-    e.time = ctx.time_at(&["key.created_at"]);
-    e.resource = s(p, "key.title");
-    set(&mut e, "key.id", s(p, "key.id"));
-    set(&mut e, "key.title", s(p, "key.title"));
-    set(&mut e, "read_only", b(p, "key.read_only").unwrap_or(false));
-    set(
-        &mut e,
-        "key.verified",
-        at(p, "key.verified").cloned().unwrap_or(Value::Null),
-    );
-    // The public key itself is not kept, only a fingerprint to compare keys by.
-    let key = s(p, "key.key");
-    if !key.is_empty() {
-        set(&mut e, "key.sha256", content_id(key.as_bytes()));
-    }
-    out.push(0, e);
 }
 
 fn workflow_run(ctx: &Ctx, out: &mut Mapped) {
@@ -908,7 +576,7 @@ fn deployment(ctx: &Ctx, out: &mut Mapped) {
     );
     e.time = ctx.time_at(&["deployment_status.created_at", "deployment.created_at"]);
     let env = s(p, "deployment.environment");
-    e.environment = adapter::environment_named(&env);
+    e.environment = super::map::environment_named(&env);
     e.resource = env.clone();
     set(&mut e, "deploy.environment", env);
     set(&mut e, "deploy.ref", s(p, "deployment.ref"));
@@ -1035,27 +703,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn weakened_protection_is_named_by_field() {
-        let rule = json!({"required_approving_review_count": 0, "allow_force_pushes_enforcement_level": "everyone", "admin_enforced": false, "pull_request_reviews_enforcement_level": "off"});
-        let changes = json!({
-            "required_approving_review_count": {"from": 2},
-            "allow_force_pushes_enforcement_level": {"from": "off"},
-            "admin_enforced": {"from": true},
-            "pull_request_reviews_enforcement_level": {"from": "everyone"}
+    fn the_signature_covers_the_raw_body() {
+        let adapter = GithubAdapter::new(GithubConfig {
+            secret: "s3cret".into(),
         });
-        let mut w = weakened(&changes, &rule);
-        w.sort();
-        assert_eq!(
-            w,
-            vec![
-                "admin_enforced",
-                "allow_force_pushes_enforcement_level",
-                "pull_request_reviews_enforcement_level",
-                "required_approving_review_count"
-            ]
-        );
-        let stronger = json!({"required_approving_review_count": {"from": 1}});
-        assert!(weakened(&stronger, &json!({"required_approving_review_count": 2})).is_empty());
+        let body = br#"{"zen": "Design for failure."}"#;
+        let mut headers = HeaderMap::new();
+        let sig = super::super::adapter::sign_sha256("s3cret", body);
+        headers.insert("x-hub-signature-256", sig.parse().unwrap());
+        assert!(adapter.verifies_body());
+        assert_eq!(adapter.verify(&headers, body), SourceAuth::Valid);
+        assert!(matches!(
+            adapter.verify(&headers, br#"{"zen": "Design for failure." }"#),
+            SourceAuth::Invalid(_)
+        ));
+        assert!(matches!(
+            adapter.verify(&HeaderMap::new(), body),
+            SourceAuth::Invalid(_)
+        ));
+        let open = GithubAdapter::new(GithubConfig {
+            secret: String::new(),
+        });
+        assert_eq!(open.verify(&headers, body), SourceAuth::NotConfigured);
     }
 
     #[test]
@@ -1086,7 +755,7 @@ mod tests {
             "d1",
             &p,
             OffsetDateTime::UNIX_EPOCH,
-            &Memory::none(),
+            &super::super::adapter::InMemory::default(),
         )
         .unwrap();
         assert_eq!(m.events[0].action, "github.star.created");

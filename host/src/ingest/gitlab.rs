@@ -8,82 +8,102 @@
 //! `X-Gitlab-Event-UUID`, then a content hash; audit events use their own `id`, so the
 //! same audit event streamed and exported is stored once.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
-use axum::body::Body;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use http::HeaderMap;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use super::adapter::{
-    self, actor, at, authorize, check_token, content_id, event, header, is_ai_agent_login, items,
-    json_body, keep_payload, malformed, parse_time, risk_categories, s, segment, set, strings, u,
-    unknown_action, Mapped, Memory, PAYLOAD_BUDGET,
+    check_token, header, Adapter, Delivery, IngestError, Mapped, Memory, SourceAuth,
 };
+use super::git::{self, Push};
 use super::github::{valid_id, DELIVERED_AT};
-use crate::api::error::ApiResult;
-use crate::api::AppState;
-use crate::event::{Actor, ActorType, Event, Source, Volume};
+use super::map::{
+    actor, at, content_id, event, is_ai_agent_login, items, json_body, keep_payload, parse_time,
+    parse_time_str, s, segment, set, strings, u, unknown_action, PAYLOAD_BUDGET,
+};
+use crate::event::{Actor, ActorType, Event, Source};
 
 const SRC: Source = Source::Gitlab;
 const ZERO_SHA: &str = "0000000000000000000000000000000000000000";
 
-pub async fn post(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Body,
-) -> ApiResult<Response> {
-    let auth = check_token(
-        &state.config.gitlab.token,
-        [
-            header(&headers, "x-gitlab-token"),
-            header(&headers, "x-gitlab-event-streaming-token"),
-        ],
-        "X-Gitlab-Token",
-    );
-    authorize(&state, &headers, auth)?;
-    let bytes = adapter::body(&state, &headers, body).await?;
-    let payload = json_body(&bytes)?;
-    let delivery = ["idempotency-key", "x-gitlab-event-uuid"]
-        .iter()
-        .find_map(|h| header(&headers, h).filter(|v| valid_id(v)))
-        .map(str::to_string)
-        .unwrap_or_else(|| content_id(&bytes));
-    let received = header(&headers, DELIVERED_AT)
-        .and_then(adapter::parse_time_str)
-        .unwrap_or_else(OffsetDateTime::now_utc);
-    let hook = header(&headers, "x-gitlab-event").unwrap_or("");
-    let audit_type = header(&headers, "x-gitlab-audit-event-type").unwrap_or("");
-    let memory = Memory::open(&state)?;
-    let mut out = Mapped::default();
-    if payload.is_array() {
-        // An export of audit events (`GET /audit_events`).
-        for (i, item) in items(&payload, &[]).into_iter().enumerate() {
-            if !item.is_object() {
-                out.reject(i, "(item)", "an audit event is a JSON object");
-                continue;
-            }
-            audit(item, i, "", received, &mut out);
-        }
-    } else if !payload.is_object() {
-        return Err(malformed(
-            "(body)",
-            "a GitLab hook payload is a JSON object",
-        ));
-    } else if !audit_type.is_empty() || is_audit_event(&payload) {
-        audit(&payload, 0, audit_type, received, &mut out);
-    } else {
-        let ctx = Ctx {
-            hook,
-            delivery: &delivery,
-            p: &payload,
-            received,
-        };
-        map_hook(&ctx, &memory, &mut out)?;
+/// `[gitlab]`: the webhook / audit-stream secret token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GitlabConfig {
+    pub token: String,
+}
+
+/// GitLab webhooks, system hooks and audit-event streams.
+pub struct GitlabAdapter {
+    config: GitlabConfig,
+}
+
+impl GitlabAdapter {
+    pub fn new(config: GitlabConfig) -> Self {
+        GitlabAdapter { config }
     }
-    adapter::submit(&state, out, StatusCode::ACCEPTED).await
+}
+
+impl Adapter for GitlabAdapter {
+    fn source(&self) -> Source {
+        SRC
+    }
+
+    fn verify(&self, headers: &HeaderMap, _body: &[u8]) -> SourceAuth {
+        check_token(
+            &self.config.token,
+            [
+                header(headers, "x-gitlab-token"),
+                header(headers, "x-gitlab-event-streaming-token"),
+            ],
+            "X-Gitlab-Token",
+        )
+    }
+
+    fn map(&self, d: &Delivery<'_>, memory: &dyn Memory) -> Result<Mapped, IngestError> {
+        let payload = json_body(d.body)?;
+        let delivery = ["idempotency-key", "x-gitlab-event-uuid"]
+            .iter()
+            .find_map(|h| d.header(h).filter(|v| valid_id(v)))
+            .map(str::to_string)
+            .unwrap_or_else(|| content_id(d.body));
+        let received = d
+            .header(DELIVERED_AT)
+            .and_then(parse_time_str)
+            .unwrap_or(d.received);
+        let hook = d.header("x-gitlab-event").unwrap_or("");
+        let audit_type = d.header("x-gitlab-audit-event-type").unwrap_or("");
+        let mut out = Mapped::default();
+        if payload.is_array() {
+            // An export of audit events (`GET /audit_events`).
+            for (i, item) in items(&payload, &[]).into_iter().enumerate() {
+                if !item.is_object() {
+                    out.reject(i, "(item)", "an audit event is a JSON object");
+                    continue;
+                }
+                audit(item, i, "", received, &mut out);
+            }
+        } else if !payload.is_object() {
+            return Err(IngestError::malformed(
+                "(body)",
+                "a GitLab hook payload is a JSON object",
+            ));
+        } else if !audit_type.is_empty() || is_audit_event(&payload) {
+            audit(&payload, 0, audit_type, received, &mut out);
+        } else {
+            let ctx = Ctx {
+                hook,
+                delivery: &delivery,
+                p: &payload,
+                received,
+            };
+            map_hook(&ctx, memory, &mut out)?;
+        }
+        Ok(out)
+    }
 }
 
 fn is_audit_event(p: &Value) -> bool {
@@ -185,7 +205,7 @@ fn user(p: &Value) -> Actor {
     account(&username, &name)
 }
 
-fn map_hook(ctx: &Ctx, memory: &Memory, out: &mut Mapped) -> ApiResult<()> {
+fn map_hook(ctx: &Ctx, memory: &dyn Memory, out: &mut Mapped) -> Result<(), IngestError> {
     let kind = ctx.kind();
     match kind.as_str() {
         "push" | "tag_push" => push(ctx, &kind, out),
@@ -215,7 +235,7 @@ fn map_hook(ctx: &Ctx, memory: &Memory, out: &mut Mapped) -> ApiResult<()> {
             let p = ctx.p;
             let mut e = ctx.base("deploy.status", "");
             let env = s(p, "environment");
-            e.environment = adapter::environment_named(&env);
+            e.environment = super::map::environment_named(&env);
             e.resource = env.clone();
             set(&mut e, "deploy.environment", env);
             set(&mut e, "deploy.state", s(p, "status"));
@@ -275,112 +295,61 @@ fn map_hook(ctx: &Ctx, memory: &Memory, out: &mut Mapped) -> ApiResult<()> {
     }
 }
 
-fn push(ctx: &Ctx, kind: &str, out: &mut Mapped) -> ApiResult<()> {
+fn push(ctx: &Ctx, kind: &str, out: &mut Mapped) -> Result<(), IngestError> {
     let p = ctx.p;
     let r#ref = s(p, "ref");
     if r#ref.is_empty() {
-        return Err(malformed("ref", "a push payload names the ref it updated"));
+        return Err(IngestError::malformed(
+            "ref",
+            "a push payload names the ref it updated",
+        ));
     }
-    let deleted = s(p, "after") == ZERO_SHA;
-    let created = s(p, "before") == ZERO_SHA;
     let tag = kind == "tag_push" || r#ref.starts_with("refs/tags/");
-    let action = match (deleted, tag) {
-        (true, true) => "git.tag.deleted",
-        (true, false) => "git.branch.deleted",
-        (false, true) => "git.tag.pushed",
-        (false, false) => "git.push",
-    };
-    let mut e = ctx.base(action, "");
-    e.resource = r#ref.clone();
     let branch = r#ref.strip_prefix("refs/heads/").unwrap_or("").to_string();
     let default_branch = s(p, "project.default_branch");
     let commits = at(p, "commits")
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    let mut paths: BTreeSet<String> = BTreeSet::new();
-    for c in &commits {
-        for k in ["added", "modified", "removed"] {
-            paths.extend(strings(c, k));
-        }
-    }
-    set(&mut e, "ref", r#ref.clone());
-    set(&mut e, "branch", branch.clone());
-    set(&mut e, "before", s(p, "before"));
-    set(&mut e, "after", s(p, "after"));
-    set(&mut e, "created", created);
-    set(&mut e, "deleted", deleted);
-    set(
-        &mut e,
-        "commits",
-        u(p, "total_commits_count").unwrap_or(commits.len() as u64),
-    );
-    set(&mut e, "default_branch", default_branch.clone());
-    let protected = at(p, "ref_protected").and_then(Value::as_bool);
-    if let Some(pr) = protected {
-        set(&mut e, "protected", pr);
-    }
-    if let Some(last) = commits.last() {
-        set(&mut e, "head_commit.id", s(last, "id"));
-        set(&mut e, "head_commit.message", s(last, "message"));
-    }
-    let authors: BTreeSet<String> = commits
-        .iter()
-        .map(|c| s(c, "author.name"))
-        .filter(|a| !a.is_empty())
-        .collect();
-    set(
-        &mut e,
-        "commit_authors",
-        authors.into_iter().collect::<Vec<_>>().join(","),
-    );
-    if !paths.is_empty() {
-        e.volume = Some(Volume {
-            files: Some(paths.len() as u64),
-            ..Volume::default()
-        });
-    }
-    let is_default = !branch.is_empty() && branch == default_branch;
-    set(&mut e, "to_default_branch", is_default);
-    out.push(0, e.clone());
-    if deleted || tag {
-        return Ok(());
-    }
-    let derived = |action: &str, suffix: &str| {
-        let mut d = e.clone();
-        d.id = ctx.id(suffix);
-        d.action = action.to_string();
-        d
+    let last = commits.last();
+    let push = Push {
+        r#ref: r#ref.clone(),
+        to_default_branch: !branch.is_empty() && branch == default_branch,
+        branch,
+        // GitLab's tag pushes carry no separate tag name attribute.
+        tag: tag.then(String::new),
+        before: s(p, "before"),
+        after: s(p, "after"),
+        created: s(p, "before") == ZERO_SHA,
+        deleted: s(p, "after") == ZERO_SHA,
+        forced: None,
+        commits: u(p, "total_commits_count").unwrap_or(commits.len() as u64),
+        default_branch,
+        paths: git::commit_paths(&commits),
+        authors: commits
+            .iter()
+            .map(|c| s(c, "author.name"))
+            .filter(|a| !a.is_empty())
+            .collect::<BTreeSet<String>>(),
+        head_commit_id: last.map(|c| s(c, "id")).unwrap_or_default(),
+        head_commit_message: last.map(|c| s(c, "message")).unwrap_or_default(),
+        protected: at(p, "ref_protected").and_then(Value::as_bool),
     };
-    if is_default {
-        out.push(0, derived("git.push.default_branch", "default"));
-    }
-    if protected == Some(true) {
-        out.push(0, derived("git.push.protected_branch", "protected"));
-    }
-    let mut by_category: BTreeMap<&str, Vec<&String>> = BTreeMap::new();
-    for path in &paths {
-        for cat in risk_categories(path) {
-            by_category.entry(cat).or_default().push(path);
+    let mut e = ctx.base(push.action(), "");
+    push.describe(&mut e);
+    out.push(0, e.clone());
+    if !tag {
+        for d in push.derived(&e, |suffix| ctx.id(suffix)) {
+            out.push(0, d);
         }
-    }
-    for (cat, hits) in by_category {
-        let mut d = derived("git.push.high_risk_path", &format!("risk.{cat}"));
-        d.attributes.insert("risk.category".into(), json!(cat));
-        d.attributes
-            .insert("risk.paths.count".into(), json!(hits.len()));
-        for (i, path) in hits.iter().take(20).enumerate() {
-            d.attributes.insert(format!("risk.paths.{i}"), json!(path));
-        }
-        out.push(0, d);
     }
     Ok(())
 }
 
-fn merge_request(ctx: &Ctx, memory: &Memory, out: &mut Mapped) -> ApiResult<()> {
+fn merge_request(ctx: &Ctx, memory: &dyn Memory, out: &mut Mapped) -> Result<(), IngestError> {
     let p = ctx.p;
     let Some(mr) = at(p, "object_attributes") else {
-        return Err(malformed(
+        return Err(IngestError::malformed(
             "object_attributes",
             "a merge request payload carries object_attributes",
         ));
@@ -460,19 +429,12 @@ fn merge_request(ctx: &Ctx, memory: &Memory, out: &mut Mapped) -> ApiResult<()> 
             let known = verdicts.is_some() || memory.get(SRC, "reviews_seen", &project).is_some();
             let self_merged =
                 !s(mr, "author_id").is_empty() && s(mr, "author_id") == s(p, "user.id");
-            set(&mut e, "self_merged", self_merged);
-            set(&mut e, "review.known", known);
-            if known {
-                set(&mut e, "review.approvals", approvers.len() as u64);
-                set(&mut e, "review.approvers", approvers.join(","));
-                set(&mut e, "reviewed", !approvers.is_empty());
-                if approvers.is_empty() {
-                    let mut d = e.clone();
-                    d.id = ctx.id("without_review");
-                    d.action = "pr.merged.without_review".into();
-                    without_review = Some(d);
-                }
-            }
+            without_review = git::merge_review(
+                &mut e,
+                self_merged,
+                known.then_some(approvers),
+                ctx.id("without_review"),
+            );
         }
         _ => {}
     }

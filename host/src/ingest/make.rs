@@ -7,61 +7,80 @@
 //! `plumbline ingest --source make`) posts them with `[make] token`.
 //! Ids are `make:<uuid>`, so overlapping polls store each entry once.
 
-use axum::body::Body;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
-use serde_json::Value;
 use std::collections::BTreeSet;
 
+use http::HeaderMap;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
 use super::adapter::{
-    self, actor, at, authorize, check_token, event, guess_environment, header, items, json_body,
-    keep_payload, malformed, parse_time, s, segment, set, track_scope, unknown_action, url_host,
-    Mapped, Memory,
+    check_token, header, Adapter, Delivery, IngestError, Mapped, Memory, SourceAuth,
 };
-use crate::api::error::ApiResult;
-use crate::api::AppState;
+use super::map::{
+    actor, at, event, guess_environment, items, json_body, keep_payload, parse_time, s, segment,
+    set, track_scope, unknown_action, url_host,
+};
 use crate::event::{ActorType, Event, Source};
 
 const SRC: Source = Source::Make;
 
-pub async fn post(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Body,
-) -> ApiResult<Response> {
-    let auth = check_token(
-        &state.config.make.token,
-        [
-            header(&headers, "authorization"),
-            header(&headers, "x-plumbline-token"),
-        ],
-        "make token (Authorization or X-Plumbline-Token)",
-    );
-    authorize(&state, &headers, auth)?;
-    let bytes = adapter::body(&state, &headers, body).await?;
-    let payload = json_body(&bytes)?;
-    if payload.is_object()
-        && at(&payload, "auditLogs").is_none()
-        && s(&payload, "eventName").is_empty()
-    {
-        return Err(malformed(
-            "auditLogs",
-            "expected {\"auditLogs\": [...]}, an array of entries, or one entry with eventName",
-        ));
+/// `[make]`: the shared token of whatever posts make.com audit-log entries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MakeConfig {
+    pub token: String,
+}
+
+/// make.com audit-log pages, posted by a shipper.
+pub struct MakeAdapter {
+    config: MakeConfig,
+}
+
+impl MakeAdapter {
+    pub fn new(config: MakeConfig) -> Self {
+        MakeAdapter { config }
     }
-    if !payload.is_object() && !payload.is_array() {
-        return Err(malformed(
-            "(body)",
-            "a make.com audit log is a JSON object or array",
-        ));
+}
+
+impl Adapter for MakeAdapter {
+    fn source(&self) -> Source {
+        SRC
     }
-    let memory = Memory::open(&state)?;
-    let mut out = Mapped::default();
-    for (i, entry) in items(&payload, &["auditLogs"]).into_iter().enumerate() {
-        map_entry(entry, i, &memory, &mut out);
+
+    fn verify(&self, headers: &HeaderMap, _body: &[u8]) -> SourceAuth {
+        check_token(
+            &self.config.token,
+            [
+                header(headers, "authorization"),
+                header(headers, "x-plumbline-token"),
+            ],
+            "make token (Authorization or X-Plumbline-Token)",
+        )
     }
-    adapter::submit(&state, out, StatusCode::ACCEPTED).await
+
+    fn map(&self, d: &Delivery<'_>, memory: &dyn Memory) -> Result<Mapped, IngestError> {
+        let payload = json_body(d.body)?;
+        if payload.is_object()
+            && at(&payload, "auditLogs").is_none()
+            && s(&payload, "eventName").is_empty()
+        {
+            return Err(IngestError::malformed(
+                "auditLogs",
+                "expected {\"auditLogs\": [...]}, an array of entries, or one entry with eventName",
+            ));
+        }
+        if !payload.is_object() && !payload.is_array() {
+            return Err(IngestError::malformed(
+                "(body)",
+                "a make.com audit log is a JSON object or array",
+            ));
+        }
+        let mut out = Mapped::default();
+        for (i, entry) in items(&payload, &["auditLogs"]).into_iter().enumerate() {
+            map_entry(entry, i, memory, &mut out);
+        }
+        Ok(out)
+    }
 }
 
 fn action_for(name: &str) -> String {
@@ -108,7 +127,7 @@ const EXPORT_APPS: &[&str] = &[
     "webhook-respond",
 ];
 
-fn map_entry(m: &Value, index: usize, memory: &Memory, out: &mut Mapped) {
+fn map_entry(m: &Value, index: usize, memory: &dyn Memory, out: &mut Mapped) {
     let name = s(m, "eventName");
     if name.is_empty() {
         out.reject(index, "eventName", "an audit log entry names its event");

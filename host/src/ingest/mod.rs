@@ -1,18 +1,25 @@
 //! Ingest: bodies in, validated events out, durably stored before the answer.
-//! The native format lives here; each source's own wire format gets a module beside it.
+//! The native format lives here (`body.rs`); each source's own wire format is an
+//! [`Adapter`] in a module beside it, owning its configuration. Nothing here knows HTTP
+//! servers: the API serves every adapter through one generic handler.
 
 pub mod adapter;
 pub mod body;
 pub mod cloudtrail;
+pub mod git;
 pub mod github;
 pub mod gitlab;
 pub mod make;
+pub mod map;
 pub mod n8n;
 pub mod okta;
 pub mod openai;
 pub mod vault;
 
-pub use adapter::routes;
+#[cfg(test)]
+mod tables;
+
+pub use adapter::{Adapter, Delivery, IngestError, Mapped, Memory, MemoryError, SourceAuth};
 
 use std::sync::Arc;
 
@@ -93,6 +100,16 @@ impl IngestCounters {
     }
 }
 
+/// Why mapped events could not be stored.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The events are stored; the memory updates that follow them are not.
+    #[error(transparent)]
+    Memory(#[from] MemoryError),
+}
+
 impl Ingest {
     pub fn new(writer: Writer, retention_days: u64) -> Self {
         let retention_nanos =
@@ -150,5 +167,23 @@ impl Ingest {
             duplicates: outcome.duplicates,
             rejected,
         })
+    }
+
+    /// Stores an adapter's mapped events durably, then applies its memory updates (a
+    /// retried delivery must see the same memory as the failed one).
+    pub async fn submit_mapped(
+        &self,
+        mapped: Mapped,
+        memory: &dyn Memory,
+    ) -> Result<IngestReport, SubmitError> {
+        let Mapped {
+            events,
+            indexes,
+            rejected,
+            remember,
+        } = mapped;
+        let report = self.submit(events, indexes, rejected).await?;
+        adapter::apply(memory, &remember)?;
+        Ok(report)
     }
 }

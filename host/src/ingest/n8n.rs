@@ -13,52 +13,70 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use axum::body::Body;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use http::HeaderMap;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::adapter::{
-    self, actor, at, authorize, check_token, content_id, event, guess_environment, header, items,
-    json_body, keep_payload, malformed, parse_time, s, set, strings, track_scope, unknown_action,
-    url_host, Mapped, Memory, PAYLOAD_BUDGET,
+    check_token, header, Adapter, Delivery, IngestError, Mapped, Memory, SourceAuth,
 };
-use crate::api::error::ApiResult;
-use crate::api::AppState;
+use super::map::{
+    actor, at, content_id, event, guess_environment, items, json_body, keep_payload, parse_time, s,
+    set, strings, track_scope, unknown_action, url_host, PAYLOAD_BUDGET,
+};
 use crate::event::{ActorType, Event, Source};
 
 const SRC: Source = Source::N8n;
 
-pub async fn post(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Body,
-) -> ApiResult<Response> {
-    let auth = check_token(
-        &state.config.n8n.token,
-        [
-            header(&headers, "authorization"),
-            header(&headers, "x-plumbline-token"),
-        ],
-        "n8n token (Authorization or X-Plumbline-Token)",
-    );
-    authorize(&state, &headers, auth)?;
-    let bytes = adapter::body(&state, &headers, body).await?;
-    let payload = json_body(&bytes)?;
-    let memory = Memory::open(&state)?;
-    let mut out = Mapped::default();
-    let list = items(&payload, &[]);
-    if !payload.is_array() && s(&payload, "eventName").is_empty() {
-        return Err(malformed(
-            "eventName",
-            "an n8n log-streaming message names its event (eventName)",
-        ));
+/// `[n8n]`: the shared token n8n's log-streaming webhook sends (header auth).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct N8nConfig {
+    pub token: String,
+}
+
+/// n8n log streaming (and n8n's own event log, back-filled).
+pub struct N8nAdapter {
+    config: N8nConfig,
+}
+
+impl N8nAdapter {
+    pub fn new(config: N8nConfig) -> Self {
+        N8nAdapter { config }
     }
-    for (i, msg) in list.into_iter().enumerate() {
-        map_message(msg, i, &memory, &mut out);
+}
+
+impl Adapter for N8nAdapter {
+    fn source(&self) -> Source {
+        SRC
     }
-    adapter::submit(&state, out, StatusCode::ACCEPTED).await
+
+    fn verify(&self, headers: &HeaderMap, _body: &[u8]) -> SourceAuth {
+        check_token(
+            &self.config.token,
+            [
+                header(headers, "authorization"),
+                header(headers, "x-plumbline-token"),
+            ],
+            "n8n token (Authorization or X-Plumbline-Token)",
+        )
+    }
+
+    fn map(&self, d: &Delivery<'_>, memory: &dyn Memory) -> Result<Mapped, IngestError> {
+        let payload = json_body(d.body)?;
+        let mut out = Mapped::default();
+        let list = items(&payload, &[]);
+        if !payload.is_array() && s(&payload, "eventName").is_empty() {
+            return Err(IngestError::malformed(
+                "eventName",
+                "an n8n log-streaming message names its event (eventName)",
+            ));
+        }
+        for (i, msg) in list.into_iter().enumerate() {
+            map_message(msg, i, memory, &mut out);
+        }
+        Ok(out)
+    }
 }
 
 /// Node types that send data out of n8n (matched on the part after the package prefix).
@@ -320,7 +338,7 @@ fn action_for(name: &str) -> String {
     mapped.to_string()
 }
 
-fn map_message(m: &Value, index: usize, memory: &Memory, out: &mut Mapped) {
+fn map_message(m: &Value, index: usize, memory: &dyn Memory, out: &mut Mapped) {
     let name = s(m, "eventName");
     if name.is_empty() {
         out.reject(index, "eventName", "an n8n message names its event");
@@ -493,7 +511,7 @@ fn node_changes(
     base: &Event,
     w: &WorkflowShape,
     workflow_id: &str,
-    memory: &Memory,
+    memory: &dyn Memory,
     out: &mut Mapped,
 ) -> Vec<Event> {
     let previous: BTreeMap<String, NodeInfo> = out
@@ -572,7 +590,7 @@ fn node_changes(
 
 /// Whether a node of a running workflow can carry data out, and where to: from the
 /// workflow body when it was seen (method-aware), else from the node type alone.
-fn node_reach(p: &Value, memory: &Memory, out: &Mapped) -> (bool, Option<String>) {
+fn node_reach(p: &Value, memory: &dyn Memory, out: &Mapped) -> (bool, Option<String>) {
     let known: Option<NodeInfo> = out
         .recall(memory, SRC, "workflow_nodes", &s(p, "workflowId"))
         .and_then(|v| serde_json::from_value::<BTreeMap<String, NodeInfo>>(v).ok())

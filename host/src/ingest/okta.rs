@@ -7,79 +7,98 @@
 //! hook and again by a System Log back-fill is stored once. Okta counts only 200/204 as
 //! delivered, so this endpoint answers 200 (with the usual report body).
 
-use axum::body::Body;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::Json;
+use http::{HeaderMap, StatusCode};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::adapter::{
-    self, actor, at, authorize, check_token, event, header, json_body, keep_payload, malformed,
-    parse_time, s, set, unknown_action, Mapped, SourceAuth,
+    check_token, header, Adapter, Delivery, IngestError, Mapped, Memory, SourceAuth,
 };
-use crate::api::error::{ApiError, ApiResult};
-use crate::api::AppState;
+use super::map::{actor, at, event, json_body, keep_payload, parse_time, s, set, unknown_action};
 use crate::event::{ActorType, Source};
 
 const SRC: Source = Source::Okta;
 
-fn check(state: &AppState, headers: &HeaderMap) -> ApiResult<()> {
-    let secret = &state.config.okta.authorization;
-    let auth = if secret.is_empty() {
-        SourceAuth::NotConfigured
-    } else {
+/// `[okta]`: the event hook's authorization header value, and whether the one-time
+/// verification GET is answered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OktaConfig {
+    pub authorization: String,
+    pub verification: bool,
+}
+
+/// Okta event hooks (with their verification handshake) and System Log back-fills.
+pub struct OktaAdapter {
+    config: OktaConfig,
+}
+
+impl OktaAdapter {
+    pub fn new(config: OktaConfig) -> Self {
+        OktaAdapter { config }
+    }
+}
+
+impl Adapter for OktaAdapter {
+    fn source(&self) -> Source {
+        SRC
+    }
+
+    fn verify(&self, headers: &HeaderMap, _body: &[u8]) -> SourceAuth {
         check_token(
-            secret,
+            &self.config.authorization,
             [header(headers, "authorization")],
             "Authorization header",
         )
-    };
-    authorize(state, headers, auth)
-}
-
-/// The one-time verification request Okta sends when an event hook is created.
-pub async fn verify(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
-    check(&state, &headers)?;
-    if !state.config.okta.verification {
-        return Err(ApiError::not_found(
-            "event hook verification is turned off ([okta] verification = false)",
-        ));
     }
-    let challenge = header(&headers, "x-okta-verification-challenge")
-        .ok_or_else(|| malformed("X-Okta-Verification-Challenge", "header is missing"))?;
-    Ok(Json(json!({ "verification": challenge })).into_response())
-}
 
-pub async fn post(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Body,
-) -> ApiResult<Response> {
-    check(&state, &headers)?;
-    let bytes = adapter::body(&state, &headers, body).await?;
-    let payload = json_body(&bytes)?;
-    let events: Vec<&Value> = match &payload {
-        Value::Array(a) => a.iter().collect(),
-        Value::Object(_) if at(&payload, "data.events").is_some() => at(&payload, "data.events")
-            .and_then(Value::as_array)
-            .map(|a| a.iter().collect())
-            .ok_or_else(|| malformed("data.events", "an event hook delivery carries a list of events"))?,
-        Value::Object(_) if at(&payload, "eventType").is_some() && at(&payload, "uuid").is_some() => {
-            vec![&payload]
+    fn map(&self, d: &Delivery<'_>, _memory: &dyn Memory) -> Result<Mapped, IngestError> {
+        let payload = json_body(d.body)?;
+        let events: Vec<&Value> = match &payload {
+            Value::Array(a) => a.iter().collect(),
+            Value::Object(_) if at(&payload, "data.events").is_some() => at(&payload, "data.events")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().collect())
+                .ok_or_else(|| IngestError::malformed("data.events", "an event hook delivery carries a list of events"))?,
+            Value::Object(_) if at(&payload, "eventType").is_some() && at(&payload, "uuid").is_some() => {
+                vec![&payload]
+            }
+            _ => {
+                return Err(IngestError::malformed(
+                    "data.events",
+                    "expected an Okta event hook delivery ({\"data\": {\"events\": [...]}}), a System Log array, or one System Log event",
+                ))
+            }
+        };
+        let mut out = Mapped::default();
+        for (i, e) in events.into_iter().enumerate() {
+            map_event(e, i, &mut out);
         }
-        _ => {
-            return Err(malformed(
-                "data.events",
-                "expected an Okta event hook delivery ({\"data\": {\"events\": [...]}}), a System Log array, or one System Log event",
-            ))
-        }
-    };
-    let mut out = Mapped::default();
-    for (i, e) in events.into_iter().enumerate() {
-        map_event(e, i, &mut out);
+        Ok(out)
     }
-    adapter::submit(&state, out, StatusCode::OK).await
+
+    /// Okta counts only 200/204 as delivered.
+    fn success(&self) -> StatusCode {
+        StatusCode::OK
+    }
+
+    fn has_handshake(&self) -> bool {
+        true
+    }
+
+    /// The one-time verification request Okta sends when an event hook is created:
+    /// `X-Okta-Verification-Challenge` echoed as `{"verification": …}`.
+    fn handshake(&self, headers: &HeaderMap) -> Result<Value, IngestError> {
+        if !self.config.verification {
+            return Err(IngestError::NotFound(
+                "event hook verification is turned off ([okta] verification = false)".into(),
+            ));
+        }
+        let challenge = header(headers, "x-okta-verification-challenge").ok_or_else(|| {
+            IngestError::malformed("X-Okta-Verification-Challenge", "header is missing")
+        })?;
+        Ok(json!({ "verification": challenge }))
+    }
 }
 
 fn action_for(event_type: &str, failed: bool) -> String {

@@ -7,19 +7,18 @@
 //! custom GPT, an internal agent platform) can post an `assistant.config` object in the
 //! same body; see docs/sources.md for its fields. `[openai] token` authenticates both.
 
-use axum::body::Body;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use http::HeaderMap;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use time::OffsetDateTime;
 
 use super::adapter::{
-    self, actor, at, authorize, check_token, content_id, event, header, items, json_body,
-    keep_payload, malformed, parse_time, s, segment, set, strings, track_scope, unknown_action,
-    url_host, Mapped, Memory,
+    check_token, header, Adapter, Delivery, IngestError, Mapped, Memory, SourceAuth,
 };
-use crate::api::error::ApiResult;
-use crate::api::AppState;
+use super::map::{
+    actor, at, content_id, event, items, json_body, keep_payload, parse_time, s, segment, set,
+    strings, track_scope, unknown_action, url_host,
+};
 use crate::event::{Actor, ActorType, Environment, Event, Source};
 
 const SRC: Source = Source::Openai;
@@ -27,41 +26,64 @@ const SRC: Source = Source::Openai;
 /// Longest prompt text kept (after redaction); the hash covers the whole prompt.
 const PROMPT_KEEP: usize = 4000;
 
-pub async fn post(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Body,
-) -> ApiResult<Response> {
-    let auth = check_token(
-        &state.config.openai.token,
-        [
-            header(&headers, "authorization"),
-            header(&headers, "x-plumbline-token"),
-        ],
-        "openai token (Authorization or X-Plumbline-Token)",
-    );
-    authorize(&state, &headers, auth)?;
-    let bytes = adapter::body(&state, &headers, body).await?;
-    let payload = json_body(&bytes)?;
-    if payload.is_object() && at(&payload, "data").is_none() && s(&payload, "type").is_empty() {
-        return Err(malformed(
-            "type",
-            "expected an audit log list ({\"object\": \"list\", \"data\": [...]}), an array, or one entry with `type`",
-        ));
+/// `[openai]`: the shared token for audit-log shippers and `assistant.config` posters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenaiConfig {
+    pub token: String,
+}
+
+/// OpenAI audit-log pages and `assistant.config` objects.
+pub struct OpenaiAdapter {
+    config: OpenaiConfig,
+}
+
+impl OpenaiAdapter {
+    pub fn new(config: OpenaiConfig) -> Self {
+        OpenaiAdapter { config }
     }
-    if !payload.is_object() && !payload.is_array() {
-        return Err(malformed("(body)", "expected a JSON object or array"));
+}
+
+impl Adapter for OpenaiAdapter {
+    fn source(&self) -> Source {
+        SRC
     }
-    let memory = Memory::open(&state)?;
-    let mut out = Mapped::default();
-    for (i, item) in items(&payload, &["data"]).into_iter().enumerate() {
-        if s(item, "type") == "assistant.config" {
-            assistant_config(item, i, &mut out);
-        } else {
-            audit_log(item, i, &memory, &mut out);
+
+    fn verify(&self, headers: &HeaderMap, _body: &[u8]) -> SourceAuth {
+        check_token(
+            &self.config.token,
+            [
+                header(headers, "authorization"),
+                header(headers, "x-plumbline-token"),
+            ],
+            "openai token (Authorization or X-Plumbline-Token)",
+        )
+    }
+
+    fn map(&self, d: &Delivery<'_>, memory: &dyn Memory) -> Result<Mapped, IngestError> {
+        let payload = json_body(d.body)?;
+        if payload.is_object() && at(&payload, "data").is_none() && s(&payload, "type").is_empty() {
+            return Err(IngestError::malformed(
+                "type",
+                "expected an audit log list ({\"object\": \"list\", \"data\": [...]}), an array, or one entry with `type`",
+            ));
         }
+        if !payload.is_object() && !payload.is_array() {
+            return Err(IngestError::malformed(
+                "(body)",
+                "expected a JSON object or array",
+            ));
+        }
+        let mut out = Mapped::default();
+        for (i, item) in items(&payload, &["data"]).into_iter().enumerate() {
+            if s(item, "type") == "assistant.config" {
+                assistant_config(item, i, d.received, &mut out);
+            } else {
+                audit_log(item, i, memory, &mut out);
+            }
+        }
+        Ok(out)
     }
-    adapter::submit(&state, out, StatusCode::ACCEPTED).await
 }
 
 fn audit_actor(v: &Value) -> Actor {
@@ -128,7 +150,7 @@ fn audit_action(kind: &str, detail: &Value) -> String {
     a.to_string()
 }
 
-fn audit_log(v: &Value, index: usize, memory: &Memory, out: &mut Mapped) {
+fn audit_log(v: &Value, index: usize, memory: &dyn Memory, out: &mut Mapped) {
     let id = s(v, "id");
     if id.is_empty() {
         out.reject(index, "id", "an audit log entry carries its id");
@@ -224,7 +246,7 @@ fn actor_type(name: &str) -> Option<ActorType> {
 }
 
 /// The generic `assistant.config` event: who changed which assistant, and how.
-fn assistant_config(v: &Value, index: usize, out: &mut Mapped) {
+fn assistant_config(v: &Value, index: usize, received: OffsetDateTime, out: &mut Mapped) {
     let change = s(v, "change");
     if change.is_empty() {
         out.reject(
@@ -262,7 +284,7 @@ fn assistant_config(v: &Value, index: usize, out: &mut Mapped) {
         },
     };
     let time = match at(v, "time") {
-        None => time::OffsetDateTime::now_utc(),
+        None => received,
         Some(t) => match parse_time(t) {
             Some(t) => t,
             None => {
@@ -294,7 +316,7 @@ fn assistant_config(v: &Value, index: usize, out: &mut Mapped) {
     );
     e.environment = match s(v, "environment") {
         env if env.is_empty() => Environment::Unknown,
-        env => adapter::environment_named(&env),
+        env => super::map::environment_named(&env),
     };
     set(&mut e, "source_event", "assistant.config");
     set(&mut e, "assistant.id", assistant_id.clone());

@@ -1,7 +1,7 @@
 //! HashiCorp Vault audit logs: `POST /v1/ingest/vault` (JSON lines, a JSON array, or one
-//! entry) and, when `[vault] socket_listen` is set, a TCP listener that Vault's `socket`
-//! audit device streams to directly (`vault audit enable socket address=HOST:PORT
-//! socket_type=tcp`).
+//! entry) and, when `[vault] socket_listen` is set, the lines Vault's `socket` audit
+//! device streams (`vault audit enable socket address=HOST:PORT socket_type=tcp`; the
+//! listener itself is `api::vault_socket`).
 //!
 //! Each audit entry is one event with id `vault:<request.id>:<type>`, so the request and
 //! the response of one call are two events and a replayed line is stored once. Actions
@@ -10,70 +10,80 @@
 //! as they come — they compare equal without being readable — and anything raw that
 //! looks like a credential is redacted at ingest.
 
-use std::net::SocketAddr;
-use std::time::Duration;
-
-use axum::body::Body;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use http::HeaderMap;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
-use super::adapter::{
-    self, actor, at, authorize, content_id, event, guess_environment, malformed, ndjson,
-    parse_time, s, set, strings, u, unknown_action, Mapped, SourceAuth,
+use super::adapter::{Adapter, Delivery, IngestError, Mapped, Memory, SourceAuth};
+use super::map::{
+    actor, at, content_id, event, guess_environment, json_body, ndjson, parse_time, s, segment,
+    set, strings, u, unknown_action,
 };
-use crate::api::error::ApiResult;
-use crate::api::AppState;
 use crate::event::{ActorType, Source, Volume};
 
 const SRC: Source = Source::Vault;
 
-pub async fn post(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Body,
-) -> ApiResult<Response> {
-    // Vault has no way to sign what it sends: the API-token rules apply.
-    authorize(&state, &headers, SourceAuth::NotConfigured)?;
-    let bytes = adapter::body(&state, &headers, body).await?;
-    let first = bytes.iter().find(|b| !b.is_ascii_whitespace()).copied();
-    let mut out = Mapped::default();
-    match first {
-        Some(b'[') => {
-            let v = adapter::json_body(&bytes)?;
-            for (i, entry) in v.as_array().into_iter().flatten().enumerate() {
-                map_entry(entry, i, &mut out);
-            }
-        }
-        Some(b'{') => {
-            let lines = ndjson(&bytes);
-            if lines.iter().all(Result::is_err) {
-                // One pretty-printed entry, or garbage: let the JSON parser say which.
-                let v = adapter::json_body(&bytes)?;
-                map_entry(&v, 0, &mut out);
-            } else {
-                map_lines(lines, &mut out);
-            }
-        }
-        None => {
-            return Err(malformed(
-                "(body)",
-                "empty body: expected Vault audit log lines",
-            ))
-        }
-        Some(_) => {
-            return Err(malformed(
-                "(body)",
-                "expected Vault audit log lines (one JSON object per line)",
-            ))
-        }
-    }
-    adapter::submit(&state, out, StatusCode::ACCEPTED).await
+/// `[vault]`: the TCP address Vault's `socket` audit device streams to ("" = off).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VaultConfig {
+    pub socket_listen: String,
 }
 
-fn map_lines(lines: Vec<Result<Value, String>>, out: &mut Mapped) {
+/// Vault audit-log lines, posted (the file device's log) or streamed to the socket
+/// listener, which frames lines and calls [`map_lines`] itself.
+pub struct VaultAdapter;
+
+impl Adapter for VaultAdapter {
+    fn source(&self) -> Source {
+        SRC
+    }
+
+    /// Vault has no way to sign what it sends: the API-token rules apply.
+    fn verify(&self, _headers: &HeaderMap, _body: &[u8]) -> SourceAuth {
+        SourceAuth::NotConfigured
+    }
+
+    fn map(&self, d: &Delivery<'_>, _memory: &dyn Memory) -> Result<Mapped, IngestError> {
+        let bytes = d.body;
+        let first = bytes.iter().find(|b| !b.is_ascii_whitespace()).copied();
+        let mut out = Mapped::default();
+        match first {
+            Some(b'[') => {
+                let v = json_body(bytes)?;
+                for (i, entry) in v.as_array().into_iter().flatten().enumerate() {
+                    map_entry(entry, i, &mut out);
+                }
+            }
+            Some(b'{') => {
+                let lines = ndjson(bytes);
+                if lines.iter().all(Result::is_err) {
+                    // One pretty-printed entry, or garbage: let the JSON parser say which.
+                    let v = json_body(bytes)?;
+                    map_entry(&v, 0, &mut out);
+                } else {
+                    map_lines(lines, &mut out);
+                }
+            }
+            None => {
+                return Err(IngestError::malformed(
+                    "(body)",
+                    "empty body: expected Vault audit log lines",
+                ))
+            }
+            Some(_) => {
+                return Err(IngestError::malformed(
+                    "(body)",
+                    "expected Vault audit log lines (one JSON object per line)",
+                ))
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Maps parsed lines (a line that was not JSON is refused at its position).
+pub fn map_lines(lines: Vec<Result<Value, String>>, out: &mut Mapped) {
     for (i, line) in lines.into_iter().enumerate() {
         match line {
             Ok(v) => map_entry(&v, i, out),
@@ -131,7 +141,7 @@ fn action_for(kind: &str, op: &str, path: &str, mount_type: &str, error: &str) -
         ("kv" | "generic" | "cubbyhole", "list") => "secret.list",
         ("kv" | "generic" | "cubbyhole", "create" | "update" | "patch") => "secret.written",
         ("kv" | "generic" | "cubbyhole", "delete") => "secret.deleted",
-        (_, op) if !op.is_empty() => return format!("vault.{}", adapter::segment(op)),
+        (_, op) if !op.is_empty() => return format!("vault.{}", segment(op)),
         _ => "vault.unknown",
     }
     .into()
@@ -276,165 +286,6 @@ pub fn map_entry(v: &Value, index: usize, out: &mut Mapped) {
         });
     }
     out.push(index, e);
-}
-
-/// Starts the socket listener when `[vault] socket_listen` is set; returns its address.
-/// Binds synchronously so a bad address fails start-up instead of a background task.
-pub fn listen_socket(state: &AppState) -> anyhow::Result<Option<SocketAddr>> {
-    let addr = state.config.vault.socket_listen.trim();
-    if addr.is_empty() {
-        return Ok(None);
-    }
-    let std_listener = std::net::TcpListener::bind(addr)
-        .map_err(|e| anyhow::anyhow!("vault.socket_listen `{addr}`: cannot listen: {e}"))?;
-    std_listener.set_nonblocking(true)?;
-    let local = std_listener.local_addr()?;
-    if !local.ip().is_loopback() {
-        tracing::warn!(%local, "the Vault audit socket takes unauthenticated connections: keep it on a private network");
-    }
-    let listener = tokio::net::TcpListener::from_std(std_listener)?;
-    let state = state.clone();
-    // Vault keeps one connection per audit device and node; a bound keeps a stray client
-    // from holding unbounded buffers.
-    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(SOCKET_CONNECTIONS));
-    tokio::spawn(async move {
-        loop {
-            let Ok(permit) = slots.clone().acquire_owned().await else {
-                return;
-            };
-            match listener.accept().await {
-                Ok((conn, peer)) => {
-                    tracing::info!(%peer, "vault audit socket connected");
-                    let state = state.clone();
-                    tokio::spawn(async move {
-                        read_stream(state, conn, peer).await;
-                        drop(permit);
-                    });
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "vault audit socket accept failed");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-            }
-        }
-    });
-    tracing::info!(%local, "vault audit socket listening");
-    Ok(Some(local))
-}
-
-/// Connections read at once (further ones wait in the accept queue).
-const SOCKET_CONNECTIONS: usize = 64;
-
-/// Most entries stored per batch from a socket.
-const SOCKET_BATCH: usize = 512;
-
-/// Reads JSON lines from one Vault connection, storing them in batches. When the store is
-/// unavailable the reader waits and retries instead of dropping lines: Vault then sees
-/// back-pressure on its socket, which is how its audit devices expect a sink to behave.
-async fn read_stream(state: AppState, conn: tokio::net::TcpStream, peer: SocketAddr) {
-    let limit = state.config.server.body_limit_bytes;
-    let mut reader = BufReader::new(conn);
-    let mut line = Vec::new();
-    let mut batch: Vec<Result<Value, String>> = Vec::new();
-    loop {
-        let read = if batch.is_empty() {
-            read_line(&mut reader, &mut line, limit).await
-        } else {
-            // Flush what we have when Vault pauses. A line half-read when the timer fires
-            // stays in `line` and is completed by the next read.
-            match tokio::time::timeout(
-                Duration::from_millis(50),
-                read_line(&mut reader, &mut line, limit),
-            )
-            .await
-            {
-                Ok(r) => r,
-                Err(_) => {
-                    flush(&state, &mut batch, peer).await;
-                    continue;
-                }
-            }
-        };
-        match read {
-            Ok(complete) => {
-                let text = line.trim_ascii();
-                if !text.is_empty() {
-                    batch.push(serde_json::from_slice(text).map_err(|e| format!("not JSON: {e}")));
-                }
-                line.clear();
-                if batch.len() >= SOCKET_BATCH {
-                    flush(&state, &mut batch, peer).await;
-                }
-                if !complete {
-                    break;
-                }
-            }
-            Err(e) => {
-                tracing::warn!(%peer, error = %e, "vault audit socket read failed");
-                break;
-            }
-        }
-    }
-    flush(&state, &mut batch, peer).await;
-    tracing::info!(%peer, "vault audit socket closed");
-}
-
-/// Appends to `buf` up to and including the next newline. `Ok(true)`: a line ended;
-/// `Ok(false)`: the connection ended (what is in `buf` is the last, unterminated line).
-/// A line longer than `limit` is an error and ends the connection, since the rest of it
-/// cannot be framed.
-async fn read_line(
-    reader: &mut BufReader<tokio::net::TcpStream>,
-    buf: &mut Vec<u8>,
-    limit: usize,
-) -> std::io::Result<bool> {
-    loop {
-        let available = reader.fill_buf().await?;
-        if available.is_empty() {
-            return Ok(false);
-        }
-        let (chunk, done) = match available.iter().position(|b| *b == b'\n') {
-            Some(i) => (&available[..=i], true),
-            None => (available, false),
-        };
-        let n = chunk.len();
-        if buf.len() + n > limit {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("audit line longer than {limit} bytes"),
-            ));
-        }
-        buf.extend_from_slice(chunk);
-        reader.consume(n);
-        if done {
-            return Ok(true);
-        }
-    }
-}
-
-async fn flush(state: &AppState, batch: &mut Vec<Result<Value, String>>, peer: SocketAddr) {
-    if batch.is_empty() {
-        return;
-    }
-    let lines = std::mem::take(batch);
-    let mut delay = Duration::from_millis(100);
-    loop {
-        let mut mapped = Mapped::default();
-        map_lines(lines.clone(), &mut mapped);
-        match adapter::store(state, mapped).await {
-            Ok(report) => {
-                for r in &report.rejected {
-                    tracing::warn!(%peer, field = %r.field, reason = %r.reason, "vault audit line refused");
-                }
-                return;
-            }
-            Err(e) => {
-                tracing::error!(%peer, error = ?e.body, "storing vault audit lines failed; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
-            }
-        }
-    }
 }
 
 #[cfg(test)]
