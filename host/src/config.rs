@@ -22,6 +22,7 @@ const HOST_TOML: &str = include_str!("../config/default.toml");
 pub fn default_toml() -> String {
     [
         HOST_TOML,
+        crate::ingest::DEFAULT_CONFIG,
         crate::trajectory::DEFAULT_CONFIG,
         crate::runtime::DEFAULT_CONFIG,
         crate::summary::DEFAULT_CONFIG,

@@ -6,7 +6,6 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod demo;
-pub mod ingest;
 pub mod review;
 pub mod serve;
 
@@ -14,6 +13,7 @@ pub use plumbline_alert as alert;
 pub use plumbline_delivery::{respond, route};
 pub use plumbline_event as event;
 pub use plumbline_event::redact;
+pub use plumbline_ingest as ingest;
 pub use plumbline_metrics as metrics;
 pub use plumbline_policy as policy;
 pub use plumbline_runtime as runtime;

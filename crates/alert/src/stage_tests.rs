@@ -173,8 +173,10 @@ async fn a_quiet_trajectory_is_judged_again_after_its_settle_delay() {
     let store = Store::open(dir.path()).unwrap();
     let alerts = AlertBook::open(&store).unwrap();
     let recorder = Arc::new(Recorder::default());
-    let mut config = TrajectoryConfig::default();
-    config.settle_secs = vec![1];
+    let config = TrajectoryConfig {
+        settle_secs: vec![1],
+        ..TrajectoryConfig::default()
+    };
     let stage =
         TrajectoryStage::start(store.clone(), &config, recorder.clone(), Arc::new(alerts)).unwrap();
     let writer = Writer::start(store, false, stage.listener()).unwrap();

@@ -179,7 +179,7 @@ pub fn output_bytes<F: FindingFields>(f: &F) -> usize {
 mod tests {
     use super::*;
 
-    // Ported from host/src/runtime/contract.rs, over the contract's own types.
+    // Ported from the runtime's contract module, over the contract's own types.
     fn info() -> Info {
         Info::new("t.x", "1", "").signals(&["s"])
     }

@@ -132,7 +132,7 @@ fn star_match(p: &[u8], t: &[u8], eq: impl Fn(u8, u8) -> bool) -> bool {
 mod tests {
     use super::*;
 
-    // From host/src/policy/matcher.rs `globs_match_like_shell_stars`.
+    // From the policy crate's matcher `globs_match_like_shell_stars`.
     #[test]
     fn names_match_like_shell_stars() {
         assert!(matches("exfil.*", "exfil.large_export"));
@@ -144,7 +144,7 @@ mod tests {
         assert!(matches("exact", "exact"));
     }
 
-    // The host's trajectory window globs (grant and drift actions, host/config/default.toml).
+    // The host's trajectory window globs (grant and drift actions, each crate's config.toml).
     #[test]
     fn grant_and_drift_action_patterns() {
         for (p, t) in [
@@ -203,7 +203,7 @@ mod tests {
         assert!(!valid("   "));
     }
 
-    // From host/src/ingest/adapter.rs `globs_follow_fnmatch_pathname_rules`.
+    // From the ingest crate `globs_follow_fnmatch_pathname_rules`.
     #[test]
     fn paths_follow_fnmatch_pathname_rules() {
         assert!(path_matches("main", "main"));

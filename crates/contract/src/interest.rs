@@ -57,7 +57,7 @@ mod tests {
     use super::*;
     use TrajectoryKind as K;
 
-    // From sdk/src/query.rs `action_patterns` and host/src/runtime/interest.rs `prefix_patterns`.
+    // From sdk/src/query.rs `action_patterns` and the runtime's interest filter `prefix_patterns`.
     #[test]
     fn action_patterns() {
         assert!(action_matches("git.push.*", "git.push.force"));
@@ -70,7 +70,7 @@ mod tests {
         assert!(action_matches("*", "x"));
     }
 
-    // From host/src/runtime/interest.rs.
+    // From the runtime's interest filter.
     #[test]
     fn drift_views_go_only_to_detectors_that_ask_for_them() {
         assert!(reads_view(&[], K::Actor) && reads_view(&[], K::System));
@@ -82,7 +82,7 @@ mod tests {
         assert!(system.reads_view(K::System) && !system.reads_view(K::Actor));
     }
 
-    // From host/src/runtime/interest.rs `source_and_action_must_meet_in_one_event`.
+    // From the runtime's interest filter `source_and_action_must_meet_in_one_event`.
     #[test]
     fn source_and_action_must_meet_in_one_event() {
         let events = [("github", "git.push"), ("vault", "secret.read")];

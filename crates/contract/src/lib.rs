@@ -29,7 +29,7 @@
 //!   `wit::Finding` (six accessors), then
 //!   `check_findings(&info, wit_trajectory.events.iter().map(|e| e.id.as_str()), &limits, &found)`
 //!   with `Limits { max_findings, max_output_bytes }` from `[runtime]`
-//!   ([`Limits::default`] equals the defaults in `host/config/default.toml`). On `Ok`,
+//!   ([`Limits::default`] equals the defaults in `crates/runtime/config.toml`). On `Ok`,
 //!   attribute the findings (detector name and version) and drop repeated evidence ids as
 //!   today; the error texts are the host's.
 //! - **Interest** (`runtime/interest.rs`): [`reads_view`]`(&info.views, kind)` replaces

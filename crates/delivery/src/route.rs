@@ -2,6 +2,7 @@
 //! durable outbox that carries messages to them with retries.
 
 pub mod digest;
+pub mod dispatch;
 pub mod jira;
 pub mod linear;
 pub mod outbox;

@@ -302,9 +302,10 @@ mod tests {
     use super::*;
 
     fn config() -> ReviewConfig {
-        let mut c = ReviewConfig::default();
-        c.n8n_url = "https://n8n.acme.example/".into();
-        c
+        ReviewConfig {
+            n8n_url: "https://n8n.acme.example/".into(),
+            ..ReviewConfig::default()
+        }
     }
 
     fn ev(source: &str, system: &str, action: &str, attrs: serde_json::Value) -> Event {

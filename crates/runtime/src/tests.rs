@@ -41,8 +41,10 @@ fn cache_dir() -> PathBuf {
 /// Functional tests get a generous deadline: they run beside other tests and builds on a
 /// small machine, and only the hostile tests are about deadlines.
 fn runtime_with(f: impl FnOnce(&mut RuntimeConfig)) -> Runtime {
-    let mut c = RuntimeConfig::default();
-    c.deadline_ms = 10_000;
+    let mut c = RuntimeConfig {
+        deadline_ms: 10_000,
+        ..RuntimeConfig::default()
+    };
     f(&mut c);
     Runtime::new(c, Some(cache_dir())).expect("runtime")
 }

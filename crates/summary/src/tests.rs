@@ -23,13 +23,14 @@ use plumbline_trajectory::{Trajectory, TrajectoryKind};
 // Trajectories, alerts and the stage.
 
 fn llm_config(base_url: &str) -> LlmConfig {
-    let mut c = LlmConfig::default();
-    c.base_url = base_url.into();
-    c.model = "test-model".into();
-    c.api_key_env = "PLUMBLINE_TEST_UNSET_KEY".into();
-    c.timeout_ms = 5_000;
-    c.budget_ms = 20_000;
-    c
+    LlmConfig {
+        base_url: base_url.into(),
+        model: "test-model".into(),
+        api_key_env: "PLUMBLINE_TEST_UNSET_KEY".into(),
+        timeout_ms: 5_000,
+        budget_ms: 20_000,
+        ..LlmConfig::default()
+    }
 }
 
 /// Collects what the summary stage hands on.

@@ -8,9 +8,10 @@ use crate::testing::{ev, six_step_story, MIN};
 use plumbline_event::Event;
 
 fn rules(max: usize) -> WindowRules {
-    let mut c = TrajectoryConfig::default();
-    c.max_events = max;
-    WindowRules::from_config(&c)
+    WindowRules::from_config(&TrajectoryConfig {
+        max_events: max,
+        ..TrajectoryConfig::default()
+    })
 }
 
 fn book_of(events: &[Event], max: usize) -> Book {

@@ -1,4 +1,4 @@
-//! The built-in packs, embedded by `host/build.rs` from detectors/<pack>/<detector>/: each
+//! The built-in packs, embedded by `crates/runtime/build.rs` from detectors/<pack>/<detector>/: each
 //! component with the sha256 pinned at build time, and its fixtures. They are trusted
 //! because they are part of the release (no signing key in the repository); the pinned
 //! hashes are still checked before loading, and the fixtures still run.

@@ -19,8 +19,10 @@ fn repo(rel: &str) -> PathBuf {
 }
 
 fn runtime() -> Arc<Runtime> {
-    let mut c: RuntimeConfig = RuntimeConfig::default();
-    c.deadline_ms = 10_000;
+    let c = RuntimeConfig {
+        deadline_ms: 10_000,
+        ..RuntimeConfig::default()
+    };
     let cache = components_dir().join("../../plumbline-test-cache");
     Arc::new(Runtime::new(c, Some(cache)).expect("runtime"))
 }
@@ -70,8 +72,10 @@ fn signed(files: PackFiles, key: &PackKey) -> Vec<u8> {
 }
 
 fn config(keys: &[&PackKey]) -> PacksConfig {
-    let mut c = PacksConfig::default();
-    c.builtin = false;
+    let mut c = PacksConfig {
+        builtin: false,
+        ..PacksConfig::default()
+    };
     c.trusted_keys = keys
         .iter()
         .enumerate()

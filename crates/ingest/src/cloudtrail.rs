@@ -20,7 +20,7 @@ use super::adapter::{Adapter, Delivery, IngestError, Mapped, Memory, SourceAuth}
 use super::map::{
     actor, at, event, items, json_body, keep_payload, parse_time, s, segment, set, strings, u,
 };
-use crate::event::{Actor, ActorType, Environment, Event, Source, Volume};
+use plumbline_event::{Actor, ActorType, Environment, Event, Source, Volume};
 
 const SRC: Source = Source::Cloudtrail;
 

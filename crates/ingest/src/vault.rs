@@ -19,7 +19,7 @@ use super::map::{
     actor, at, content_id, event, guess_environment, json_body, ndjson, parse_time, s, segment,
     set, strings, u, unknown_action,
 };
-use crate::event::{ActorType, Source, Volume};
+use plumbline_event::{ActorType, Source, Volume};
 
 const SRC: Source = Source::Vault;
 

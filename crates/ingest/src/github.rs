@@ -23,7 +23,7 @@ use super::map::{
     actor, at, b, content_id, copy, event, is_ai_agent_login, json_body, keep_payload, parse_time,
     parse_time_str, s, segment, set, strings, u, unknown_action, PAYLOAD_BUDGET,
 };
-use crate::event::{Actor, ActorType, Event, Source, Volume};
+use plumbline_event::{Actor, ActorType, Event, Source, Volume};
 
 const SRC: Source = Source::Github;
 

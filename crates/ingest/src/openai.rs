@@ -19,7 +19,7 @@ use super::map::{
     actor, at, content_id, event, items, json_body, keep_payload, parse_time, s, segment, set,
     strings, track_scope, unknown_action, url_host,
 };
-use crate::event::{Actor, ActorType, Environment, Event, Source};
+use plumbline_event::{Actor, ActorType, Environment, Event, Source};
 
 const SRC: Source = Source::Openai;
 

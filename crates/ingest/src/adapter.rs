@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use super::Rejection;
-use crate::event::{parse_event, Event, EventError, Source};
+use plumbline_event::{parse_event, Event, EventError, Source};
 
 /// One source's wire format: how its requests are authenticated and how their bodies
 /// map to events. An HTTP front end serves every adapter the same way:

@@ -24,7 +24,7 @@ use super::map::{
     actor, at, content_id, event, is_ai_agent_login, items, json_body, keep_payload, parse_time,
     parse_time_str, s, segment, set, strings, u, unknown_action, PAYLOAD_BUDGET,
 };
-use crate::event::{Actor, ActorType, Event, Source};
+use plumbline_event::{Actor, ActorType, Event, Source};
 
 const SRC: Source = Source::Gitlab;
 const ZERO_SHA: &str = "0000000000000000000000000000000000000000";

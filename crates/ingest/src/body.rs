@@ -3,7 +3,7 @@
 use serde_json::value::RawValue;
 
 use super::Rejection;
-use crate::event::{parse_event_bytes, Event};
+use plumbline_event::{parse_event_bytes, Event};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyForm {

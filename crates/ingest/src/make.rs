@@ -20,7 +20,7 @@ use super::map::{
     actor, at, event, guess_environment, items, json_body, keep_payload, parse_time, s, segment,
     set, track_scope, unknown_action, url_host,
 };
-use crate::event::{ActorType, Event, Source};
+use plumbline_event::{ActorType, Event, Source};
 
 const SRC: Source = Source::Make;
 

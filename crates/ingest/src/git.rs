@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{json, Value};
 
 use super::map::set;
-use crate::event::{Event, Volume};
+use plumbline_event::{Event, Volume};
 
 /// One push as a source reports it, in the terms both GitHub and GitLab use.
 #[derive(Debug, Clone, Default)]
@@ -163,33 +163,9 @@ pub fn merge_review(
     Some(d)
 }
 
-/// Whether a filename matches a glob (`*` within a segment, `**` across segments, `?`).
-pub fn glob_match(pattern: &str, text: &str) -> bool {
-    fn go(p: &[u8], t: &[u8]) -> bool {
-        match p.first() {
-            None => t.is_empty(),
-            Some(b'*') if p.get(1) == Some(&b'*') => {
-                let rest = &p[2..];
-                (0..=t.len()).any(|i| go(rest, &t[i..]))
-            }
-            Some(b'*') => {
-                let rest = &p[1..];
-                for i in 0..=t.len() {
-                    if go(rest, &t[i..]) {
-                        return true;
-                    }
-                    if i < t.len() && t[i] == b'/' {
-                        break;
-                    }
-                }
-                false
-            }
-            Some(b'?') => !t.is_empty() && t[0] != b'/' && go(&p[1..], &t[1..]),
-            Some(c) => !t.is_empty() && t[0] == *c && go(&p[1..], &t[1..]),
-        }
-    }
-    go(pattern.as_bytes(), text.as_bytes())
-}
+/// Branch-protection patterns are the contract's path globs (`*` within a segment, `**`
+/// across segments, `?` one character), as GitHub's fnmatch rules have them.
+pub use plumbline_contract::glob::path_matches as glob_match;
 
 /// Categories of high-risk paths: a change there deserves a second look whoever makes it.
 /// Matched case-insensitively against each path segment (and the whole path for the CI

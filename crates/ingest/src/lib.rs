@@ -19,14 +19,18 @@ pub mod vault;
 #[cfg(test)]
 mod tables;
 
+/// This crate's part of the embedded default configuration (`crates/ingest/config.toml`):
+/// one section per source.
+pub const DEFAULT_CONFIG: &str = include_str!("../config.toml");
+
 pub use adapter::{Adapter, Delivery, IngestError, Mapped, Memory, MemoryError, SourceAuth};
 
 use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::event::{Event, EventError};
-use crate::store::{IngestOutcome, StoreError, Writer};
+use plumbline_event::{Event, EventError};
+use plumbline_store::{IngestOutcome, StoreError, Writer};
 
 /// One refused event in an ingest answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -74,7 +78,7 @@ pub struct IngestCounters {
 impl IngestCounters {
     pub fn record(&self, e: &Event) {
         use std::sync::atomic::Ordering::Relaxed;
-        let i = crate::event::Source::ALL
+        let i = plumbline_event::Source::ALL
             .iter()
             .position(|s| *s == e.source)
             .unwrap_or(9);
@@ -84,9 +88,9 @@ impl IngestCounters {
     }
 
     /// (source, events accepted since start, unix seconds of the last one or 0).
-    pub fn snapshot(&self) -> Vec<(crate::event::Source, u64, i64)> {
+    pub fn snapshot(&self) -> Vec<(plumbline_event::Source, u64, i64)> {
         use std::sync::atomic::Ordering::Relaxed;
-        crate::event::Source::ALL
+        plumbline_event::Source::ALL
             .iter()
             .enumerate()
             .map(|(i, s)| {

@@ -15,7 +15,7 @@ use super::adapter::{
     check_token, header, Adapter, Delivery, IngestError, Mapped, Memory, SourceAuth,
 };
 use super::map::{actor, at, event, json_body, keep_payload, parse_time, s, set, unknown_action};
-use crate::event::{ActorType, Source};
+use plumbline_event::{ActorType, Source};
 
 const SRC: Source = Source::Okta;
 

@@ -24,7 +24,7 @@ use super::map::{
     actor, at, content_id, event, guess_environment, items, json_body, keep_payload, parse_time, s,
     set, strings, track_scope, unknown_action, url_host, PAYLOAD_BUDGET,
 };
-use crate::event::{ActorType, Event, Source};
+use plumbline_event::{ActorType, Event, Source};
 
 const SRC: Source = Source::N8n;
 

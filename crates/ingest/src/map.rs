@@ -8,7 +8,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::adapter::{IngestError, Mapped, Memory};
-use crate::event::{Actor, ActorType, Attributes, Environment, Event, Source};
+use plumbline_event::{Actor, ActorType, Attributes, Environment, Event, Source};
 
 /// Parses a JSON body, or a 400 that says where it broke.
 pub fn json_body(bytes: &[u8]) -> Result<Value, IngestError> {
@@ -447,7 +447,7 @@ mod tests {
     #[test]
     fn times_in_source_formats() {
         let t = |v: Value| {
-            parse_time(&v).map(|t| crate::event::format_time(t.to_offset(time::UtcOffset::UTC)))
+            parse_time(&v).map(|t| plumbline_event::format_time(t.to_offset(time::UtcOffset::UTC)))
         };
         assert_eq!(
             t(json!("2024-05-01T10:00:00.5+02:00")).unwrap(),
@@ -478,7 +478,7 @@ mod tests {
             "okta.app.oauth2.as.consent.grant"
         );
         assert!(
-            crate::event::check_action(&unknown_action(Source::Github, "Weird Event!")).is_ok()
+            plumbline_event::check_action(&unknown_action(Source::Github, "Weird Event!")).is_ok()
         );
     }
     #[test]

@@ -37,7 +37,7 @@ use super::{cloudtrail, github, gitlab, make, n8n, okta, openai, vault};
 
 fn dir(source: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("src/ingest/fixtures")
+        .join("src/fixtures")
         .join(source)
 }
 
