@@ -1,6 +1,6 @@
 //! Source endpoints over HTTP, once for every adapter: the real router on a real TCP port
 //! over a real sled store. What each source's payloads map to is tested beside the
-//! adapters, as tables of fixtures (`host/src/ingest/fixtures/<source>/cases.json`);
+//! adapters, as tables of fixtures (`crates/ingest/src/fixtures/<source>/cases.json`);
 //! here is what every endpoint shares: credentials and the API-token fallback, replays
 //! stored once, JSON errors naming line and column, the body limit, Okta's handshake,
 //! the Vault socket, and CLI back-fills.
