@@ -229,6 +229,19 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// The shared token of a source with no signing of its own (n8n, make.com, OpenAI
+/// shippers): sent as `Authorization` or `X-Plumbline-Token`.
+pub fn check_shared_token(secret: &str, headers: &HeaderMap, source: &str) -> SourceAuth {
+    check_token(
+        secret,
+        [
+            header(headers, "authorization"),
+            header(headers, "x-plumbline-token"),
+        ],
+        &format!("{source} token (Authorization or X-Plumbline-Token)"),
+    )
+}
+
 pub fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }

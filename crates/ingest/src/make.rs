@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::adapter::{
-    check_token, header, Adapter, Delivery, IngestError, Mapped, Memory, SourceAuth,
+    check_shared_token, Adapter, Delivery, IngestError, Mapped, Memory, SourceAuth,
 };
 use super::map::{
     actor, at, event, guess_environment, items, json_body, keep_payload, parse_time, s, segment,
@@ -48,14 +48,7 @@ impl Adapter for MakeAdapter {
     }
 
     fn verify(&self, headers: &HeaderMap, _body: &[u8]) -> SourceAuth {
-        check_token(
-            &self.config.token,
-            [
-                header(headers, "authorization"),
-                header(headers, "x-plumbline-token"),
-            ],
-            "make token (Authorization or X-Plumbline-Token)",
-        )
+        check_shared_token(&self.config.token, headers, "make")
     }
 
     fn map(&self, d: &Delivery<'_>, memory: &dyn Memory) -> Result<Mapped, IngestError> {

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::adapter::{
-    check_token, header, Adapter, Delivery, IngestError, Mapped, Memory, SourceAuth,
+    check_shared_token, Adapter, Delivery, IngestError, Mapped, Memory, SourceAuth,
 };
 use super::map::{
     actor, at, content_id, event, guess_environment, items, json_body, keep_payload, parse_time, s,
@@ -52,14 +52,7 @@ impl Adapter for N8nAdapter {
     }
 
     fn verify(&self, headers: &HeaderMap, _body: &[u8]) -> SourceAuth {
-        check_token(
-            &self.config.token,
-            [
-                header(headers, "authorization"),
-                header(headers, "x-plumbline-token"),
-            ],
-            "n8n token (Authorization or X-Plumbline-Token)",
-        )
+        check_shared_token(&self.config.token, headers, "n8n")
     }
 
     fn map(&self, d: &Delivery<'_>, memory: &dyn Memory) -> Result<Mapped, IngestError> {

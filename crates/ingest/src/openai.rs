@@ -13,7 +13,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::adapter::{
-    check_token, header, Adapter, Delivery, IngestError, Mapped, Memory, SourceAuth,
+    check_shared_token, Adapter, Delivery, IngestError, Mapped, Memory, SourceAuth,
 };
 use super::map::{
     actor, at, content_id, event, items, json_body, keep_payload, parse_time, s, segment, set,
@@ -50,14 +50,7 @@ impl Adapter for OpenaiAdapter {
     }
 
     fn verify(&self, headers: &HeaderMap, _body: &[u8]) -> SourceAuth {
-        check_token(
-            &self.config.token,
-            [
-                header(headers, "authorization"),
-                header(headers, "x-plumbline-token"),
-            ],
-            "openai token (Authorization or X-Plumbline-Token)",
-        )
+        check_shared_token(&self.config.token, headers, "openai")
     }
 
     fn map(&self, d: &Delivery<'_>, memory: &dyn Memory) -> Result<Mapped, IngestError> {
