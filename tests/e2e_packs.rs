@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use plumbline::pack::archive::PackFiles;
-use plumbline::pack::{author, PackKey};
+use plumbline_runtime::pack::archive::PackFiles;
+use plumbline_runtime::pack::{author, PackKey};
 use serde_json::{json, Value};
 use support::{client, eventually, post_events, Server};
 

@@ -14,9 +14,9 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use plumbline::alert::alert_id_for;
-use plumbline::trajectory::window::trajectory_id;
-use plumbline::trajectory::TrajectoryKind;
+use plumbline_alert::alert_id_for;
+use plumbline_trajectory::window::trajectory_id;
+use plumbline_trajectory::TrajectoryKind;
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 
@@ -29,7 +29,7 @@ fn now_rfc3339() -> (String, i64) {
         .replace_nanosecond(t.millisecond() as u32 * 1_000_000)
         .unwrap();
     (
-        plumbline::event::format_time(t),
+        plumbline_event::format_time(t),
         (t.unix_timestamp_nanos()) as i64,
     )
 }

@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use plumbline::event::Event;
-use plumbline::runtime::{DetectorSet, Runtime};
-use plumbline::trajectory::{Evaluator, Trajectory, TrajectoryKind};
+use plumbline_event::Event;
+use plumbline_runtime::{DetectorSet, Runtime};
 use plumbline_sdk::Detector as _;
+use plumbline_trajectory::{Evaluator, Trajectory, TrajectoryKind};
 
 fn component(name: &str) -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")

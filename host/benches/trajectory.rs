@@ -6,14 +6,14 @@ use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion};
 use plumbline::config::Config;
-use plumbline::event::{parse_event, Event};
-use plumbline::trajectory::window::{Book, Changes, WindowRules};
+use plumbline_event::{parse_event, Event};
+use plumbline_trajectory::window::{Book, Changes, WindowRules};
 
 fn event(i: u64) -> Event {
     // 400 actors, 120 systems, one event every 50 ms of event time.
     let t = time::OffsetDateTime::from_unix_timestamp(1_764_000_000 + (i / 20) as i64).unwrap();
     parse_event(serde_json::json!({
-        "id": format!("e{i}"), "time": plumbline::event::format_time(t), "source": "github",
+        "id": format!("e{i}"), "time": plumbline_event::format_time(t), "source": "github",
         "actor": {"id": format!("actor-{}", i % 400), "type": "human"},
         "system": format!("repo-{}", i % 120), "action": "git.push",
         "attributes": {"branch": "main", "commits": 3},

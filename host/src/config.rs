@@ -5,15 +5,17 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use plumbline_api::auth::{ApiToken, AuthConfig, Scope};
+
 // Each source's section is owned by its adapter.
-use crate::ingest::cloudtrail::CloudtrailConfig;
-use crate::ingest::github::GithubConfig;
-use crate::ingest::gitlab::GitlabConfig;
-use crate::ingest::make::MakeConfig;
-use crate::ingest::n8n::N8nConfig;
-use crate::ingest::okta::OktaConfig;
-use crate::ingest::openai::OpenaiConfig;
-use crate::ingest::vault::VaultConfig;
+use plumbline_ingest::cloudtrail::CloudtrailConfig;
+use plumbline_ingest::github::GithubConfig;
+use plumbline_ingest::gitlab::GitlabConfig;
+use plumbline_ingest::make::MakeConfig;
+use plumbline_ingest::n8n::N8nConfig;
+use plumbline_ingest::okta::OktaConfig;
+use plumbline_ingest::openai::OpenaiConfig;
+use plumbline_ingest::vault::VaultConfig;
 
 /// The host's own sections; each stage crate carries the defaults of its own section.
 const HOST_TOML: &str = include_str!("../config/default.toml");
@@ -22,11 +24,12 @@ const HOST_TOML: &str = include_str!("../config/default.toml");
 pub fn default_toml() -> String {
     [
         HOST_TOML,
-        crate::ingest::DEFAULT_CONFIG,
-        crate::trajectory::DEFAULT_CONFIG,
-        crate::runtime::DEFAULT_CONFIG,
-        crate::summary::DEFAULT_CONFIG,
-        crate::policy::DEFAULT_CONFIG,
+        plumbline_api::auth::DEFAULT_CONFIG,
+        plumbline_ingest::DEFAULT_CONFIG,
+        plumbline_trajectory::DEFAULT_CONFIG,
+        plumbline_runtime::DEFAULT_CONFIG,
+        plumbline_summary::DEFAULT_CONFIG,
+        plumbline_policy::DEFAULT_CONFIG,
         plumbline_delivery::DEFAULT_CONFIG,
         plumbline_review::DEFAULT_CONFIG,
     ]
@@ -51,7 +54,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub store: StoreConfig,
     pub auth: AuthConfig,
-    pub trajectory: crate::trajectory::TrajectoryConfig,
+    pub trajectory: plumbline_trajectory::TrajectoryConfig,
     pub github: GithubConfig,
     pub gitlab: GitlabConfig,
     pub n8n: N8nConfig,
@@ -60,12 +63,12 @@ pub struct Config {
     pub cloudtrail: CloudtrailConfig,
     pub okta: OktaConfig,
     pub openai: OpenaiConfig,
-    pub llm: crate::summary::LlmConfig,
-    pub runtime: crate::runtime::RuntimeConfig,
-    pub packs: crate::pack::PacksConfig,
-    pub policy: crate::policy::PolicyConfig,
+    pub llm: plumbline_summary::LlmConfig,
+    pub runtime: plumbline_runtime::RuntimeConfig,
+    pub packs: plumbline_runtime::pack::PacksConfig,
+    pub policy: plumbline_policy::PolicyConfig,
     pub delivery: plumbline_delivery::DeliveryConfig,
-    pub review: crate::review::ReviewConfig,
+    pub review: plumbline_review::ReviewConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -83,30 +86,6 @@ pub struct StoreConfig {
     pub retention_days: u64,
     pub sweep_interval_secs: u64,
     pub fsync: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuthConfig {
-    pub tokens: Vec<ApiToken>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ApiToken {
-    pub name: String,
-    pub token: String,
-    pub scopes: Vec<Scope>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Scope {
-    Ingest,
-    Read,
-    /// Approve or deny response actions (a review page's token; admin also may).
-    Review,
-    Admin,
 }
 
 impl Config {
@@ -136,6 +115,20 @@ impl Config {
         Ok(config)
     }
 
+    /// Every source's section, for the adapters.
+    pub fn sources(&self) -> plumbline_ingest::SourcesConfig {
+        plumbline_ingest::SourcesConfig {
+            github: self.github.clone(),
+            gitlab: self.gitlab.clone(),
+            n8n: self.n8n.clone(),
+            make: self.make.clone(),
+            vault: self.vault.clone(),
+            cloudtrail: self.cloudtrail.clone(),
+            okta: self.okta.clone(),
+            openai: self.openai.clone(),
+        }
+    }
+
     pub fn defaults() -> Config {
         Self::load_with_env(None, std::iter::empty()).expect("embedded defaults are valid")
     }
@@ -146,14 +139,7 @@ impl Config {
         self.packs.validate().map_err(ConfigError::Invalid)?;
         self.review.validate().map_err(ConfigError::Invalid)?;
         self.trajectory.validate().map_err(ConfigError::Invalid)?;
-        for t in &self.auth.tokens {
-            if t.token.len() < 16 {
-                return Err(ConfigError::Invalid(format!(
-                    "auth token `{}` is shorter than 16 characters",
-                    t.name
-                )));
-            }
-        }
+        self.auth.validate().map_err(ConfigError::Invalid)?;
         Ok(())
     }
 }
@@ -333,5 +319,37 @@ mod tests {
         assert!(err.to_string().contains("llm.base_url"), "{err}");
         let err = env(&[("PLUMBLINE_LLM_MAX_RAISED_SEVERITY", "0")]).unwrap_err();
         assert!(err.to_string().contains("max_raised_severity"), "{err}");
+    }
+
+    #[test]
+    fn source_secrets_come_from_the_documented_environment_variables() {
+        let env: Vec<(String, String)> = [
+            ("PLUMBLINE_GITHUB_SECRET", "gh"),
+            ("PLUMBLINE_GITLAB_TOKEN", "gl"),
+            ("PLUMBLINE_N8N_TOKEN", "n8"),
+            ("PLUMBLINE_MAKE_TOKEN", "mk"),
+            ("PLUMBLINE_OKTA_AUTHORIZATION", "ok"),
+            ("PLUMBLINE_OPENAI_TOKEN", "oa"),
+            ("PLUMBLINE_VAULT_SOCKET_LISTEN", "127.0.0.1:9090"),
+            (
+                "PLUMBLINE_CLOUDTRAIL_ACCOUNT_ENVIRONMENTS",
+                r#"{ "111122223333" = "prod" }"#,
+            ),
+        ]
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+        let c = Config::load_with_env(None, env).unwrap();
+        assert_eq!(c.github.secret, "gh");
+        assert_eq!(c.gitlab.token, "gl");
+        assert_eq!(c.n8n.token, "n8");
+        assert_eq!(c.make.token, "mk");
+        assert_eq!(c.okta.authorization, "ok");
+        assert!(c.okta.verification);
+        assert_eq!(c.openai.token, "oa");
+        assert_eq!(c.vault.socket_listen, "127.0.0.1:9090");
+        assert_eq!(c.cloudtrail.account_environments["111122223333"], "prod");
+        let d = Config::defaults();
+        assert!(d.github.secret.is_empty() && d.vault.socket_listen.is_empty());
     }
 }

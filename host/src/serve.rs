@@ -6,13 +6,13 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
-use crate::alert::AlertBook;
-use crate::api::{self, auth::Auth, AppState};
 use crate::config::Config;
-use crate::ingest::Ingest;
-use crate::store::{Store, Writer};
-use crate::summary::SummaryStage;
-use crate::trajectory::{Evaluator, TrajectoryStage};
+use plumbline_alert::AlertBook;
+use plumbline_api::{self as api, auth::Auth, AppState};
+use plumbline_ingest::Ingest;
+use plumbline_store::{Store, Writer};
+use plumbline_summary::SummaryStage;
+use plumbline_trajectory::{Evaluator, TrajectoryStage};
 
 /// Refuses an open API anywhere but loopback.
 pub fn check_exposure(config: &Config, addr: &SocketAddr) -> anyhow::Result<()> {
@@ -29,7 +29,9 @@ pub fn check_exposure(config: &Config, addr: &SocketAddr) -> anyhow::Result<()> 
 pub struct Service {
     pub state: AppState,
     pub summaries: Arc<SummaryStage>,
-    pub review: crate::review::Review,
+    pub review: plumbline_review::Review,
+    /// What the service was started with (the routers below the core take their parts).
+    pub config: Arc<Config>,
 }
 
 /// Opens the store and starts every stage: trajectories (catching up from their checkpoint)
@@ -43,9 +45,9 @@ pub fn start(config: Config, evaluator: Arc<dyn Evaluator>) -> anyhow::Result<Se
     })?;
     let store = Store::open(&config.server.data_dir)?;
     let alerts = AlertBook::open(&store)?;
-    let review = crate::review::Review::open(&store, &config.review, alerts.clone())?;
+    let review = plumbline_review::Review::open(&store, &config.review, alerts.clone())?;
     // Policy and routing: summarised alerts are decided and recorded in the outbox.
-    let policy = crate::policy::model::Policy::load(&config.policy.file)?;
+    let policy = plumbline_policy::model::Policy::load(&config.policy.file)?;
     let routing = Arc::new(plumbline_delivery::Routing::open(
         &store,
         alerts.clone(),
@@ -55,7 +57,7 @@ pub fn start(config: Config, evaluator: Arc<dyn Evaluator>) -> anyhow::Result<Se
             delivery: config.delivery.settings(),
             http_timeout: std::time::Duration::from_millis(config.delivery.http_timeout_ms.max(1)),
         },
-        Arc::new(crate::policy::schedule::SystemClock),
+        Arc::new(plumbline_policy::schedule::SystemClock),
         &|k| std::env::var(k).ok(),
     )?);
     // Subscribed before trajectories start, so alerts raised while catching up are summarised.
@@ -91,21 +93,22 @@ pub fn start(config: Config, evaluator: Arc<dyn Evaluator>) -> anyhow::Result<Se
     routing.start(Arc::new(writer.clone()));
     let ingest = Ingest::new(writer, config.store.retention_days);
     spawn_retention(&config, store.clone());
-    let auth = Auth::new(&config.auth.tokens);
     let state = AppState {
-        config: Arc::new(config),
+        body_limit: config.server.body_limit_bytes,
         store,
         ingest,
-        auth,
+        auth: Auth::new(&config.auth.tokens),
+        adapters: plumbline_ingest::adapters(&config.sources()).into(),
         trajectories,
         alerts,
         routing,
     };
-    crate::api::vault_socket::listen(&state)?;
+    plumbline_api::vault_socket::listen(&state, &config.vault.socket_listen)?;
     Ok(Service {
         state,
         summaries,
         review,
+        config: Arc::new(config),
     })
 }
 
@@ -124,7 +127,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // Compiling detectors blocks (and their WASI glue must not run on an async worker).
     let (runtime_config, data_dir) = (config.runtime.clone(), config.server.data_dir.clone());
     let runtime = tokio::task::spawn_blocking(move || {
-        crate::runtime::Runtime::load(&runtime_config, &data_dir)
+        plumbline_runtime::Runtime::load(&runtime_config, &data_dir)
     })
     .await??;
     // Packs: built-in (embedded in this binary), installed, then the watched directory;
@@ -132,20 +135,21 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let packs_config = config.packs.clone();
     let data_dir = config.server.data_dir.clone();
     let rt = runtime.clone();
-    let packs =
-        tokio::task::spawn_blocking(move || crate::pack::Packs::start(rt, packs_config, &data_dir))
-            .await??;
+    let packs = tokio::task::spawn_blocking(move || {
+        plumbline_runtime::pack::Packs::start(rt, packs_config, &data_dir)
+    })
+    .await??;
     let watch_dir = config.packs.watch_dir_in(&config.server.data_dir);
     let watching = config.packs.watch;
     let p = packs.clone();
     // Kept alive until the server stops.
     let _pack_watch = tokio::task::spawn_blocking(move || {
         if watching {
-            crate::pack::watch::start(p, watch_dir).map(Some)
+            plumbline_runtime::pack::watch::start(p, watch_dir).map(Some)
         } else {
             // Read once, not watched.
             std::fs::create_dir_all(&watch_dir).ok();
-            crate::pack::watch::scan(&p, &watch_dir, &mut Default::default());
+            plumbline_runtime::pack::watch::scan(&p, &watch_dir, &mut Default::default());
             Ok(None)
         }
     })
@@ -169,14 +173,19 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     println!("plumbline listening on http://{local}");
     let trajectories = service.state.trajectories.clone();
     let summaries = service.summaries.clone();
-    let review = crate::review::api::routes(crate::review::api::ReviewState {
+    let review = plumbline_api::review::routes(plumbline_api::review::ReviewState {
         app: service.state.clone(),
         review: service.review.clone(),
         runtime: Some(runtime.clone()),
         summaries: Some(service.summaries.clone()),
+        secure_cookie: service.config.server.public_url.starts_with("https://"),
     });
     let detectors = api::detectors::routes(runtime, service.state.auth.clone());
-    let detectors = detectors.merge(api::packs::routes(packs, service.state.clone()));
+    let detectors = detectors.merge(api::packs::routes(
+        packs,
+        service.state.clone(),
+        service.config.trajectory.clone(),
+    ));
     axum::serve(
         listener,
         api::router(service.state).merge(detectors).merge(review),

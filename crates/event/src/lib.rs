@@ -2,6 +2,7 @@
 //! (README.md, "The event"). Field names are part of the public API.
 
 pub mod redact;
+pub mod risk;
 pub mod schema;
 mod validate;
 

@@ -167,114 +167,9 @@ pub fn merge_review(
 /// across segments, `?` one character), as GitHub's fnmatch rules have them.
 pub use plumbline_contract::glob::path_matches as glob_match;
 
-/// Categories of high-risk paths: a change there deserves a second look whoever makes it.
-/// Matched case-insensitively against each path segment (and the whole path for the CI
-/// files), so `src/auth/session.rs` is `auth` and `.github/workflows/ci.yml` is `ci`.
-pub const HIGH_RISK_PATHS: &[(&str, &[&str])] = &[
-    (
-        "ci",
-        &[
-            ".github/workflows/",
-            ".github/actions/",
-            ".gitlab-ci.yml",
-            ".gitlab/ci/",
-            "jenkinsfile",
-            ".circleci/",
-            "azure-pipelines.yml",
-            ".buildkite/",
-            ".drone.yml",
-            "bitbucket-pipelines.yml",
-        ],
-    ),
-    ("codeowners", &["codeowners"]),
-    (
-        "auth",
-        &[
-            "auth",
-            "authn",
-            "authentication",
-            "login",
-            "oauth",
-            "oidc",
-            "saml",
-            "sso",
-            "session",
-            "sessions",
-            "jwt",
-            "mfa",
-            "2fa",
-            "password",
-            "passwords",
-        ],
-    ),
-    (
-        "permissions",
-        &[
-            "authz",
-            "authorization",
-            "permission",
-            "permissions",
-            "rbac",
-            "acl",
-            "acls",
-            "iam",
-            "roles",
-            "policy",
-            "policies",
-            "access",
-        ],
-    ),
-    (
-        "secrets",
-        &[
-            "secret",
-            "secrets",
-            "credential",
-            "credentials",
-            "vault",
-            "keys",
-            ".env",
-            "kms",
-            "certs",
-            "tls",
-        ],
-    ),
-    (
-        "payments",
-        &[
-            "payment", "payments", "billing", "invoice", "invoices", "checkout", "stripe",
-            "ledger", "payout", "payouts",
-        ],
-    ),
-];
-
-/// The high-risk categories a path falls in. Needles with a `/` or a file extension
-/// match anywhere in the path; dot-file needles (`.env`) match a segment's start; plain
-/// words match whole words of the path (split on `/ _ - .`).
-pub fn risk_categories(path: &str) -> Vec<&'static str> {
-    let lower = path.to_ascii_lowercase();
-    let segments: Vec<&str> = lower.split('/').collect();
-    let words: Vec<&str> = segments
-        .iter()
-        .flat_map(|seg| seg.split(['_', '-', '.']))
-        .collect();
-    let mut out = Vec::new();
-    for (cat, needles) in HIGH_RISK_PATHS {
-        let hit = needles.iter().any(|n| {
-            if n.contains('/') || n.ends_with(".yml") {
-                lower.contains(n)
-            } else if n.starts_with('.') {
-                segments.iter().any(|seg| seg.starts_with(n))
-            } else {
-                words.iter().any(|w| w == n)
-            }
-        });
-        if hit {
-            out.push(*cat);
-        }
-    }
-    out
-}
+/// High-risk paths are the event vocabulary's (one list, shared with the review page's
+/// data-classification hints).
+pub use plumbline_event::risk::risk_categories;
 
 #[cfg(test)]
 mod tests {
@@ -287,20 +182,5 @@ mod tests {
         assert!(!glob_match("release/*", "release/1/2"));
         assert!(glob_match("release/**", "release/1/2"));
         assert!(glob_match("v?", "v1"));
-    }
-
-    #[test]
-    fn risk_categories_by_segment() {
-        assert_eq!(risk_categories(".github/workflows/release.yml"), vec!["ci"]);
-        assert_eq!(risk_categories("src/auth/session.rs"), vec!["auth"]);
-        assert_eq!(
-            risk_categories("services/billing/invoice.go"),
-            vec!["payments"]
-        );
-        assert_eq!(risk_categories("config/.env.production"), vec!["secrets"]);
-        assert_eq!(risk_categories("docs/CODEOWNERS"), vec!["codeowners"]);
-        assert!(risk_categories("README.md").is_empty());
-        // "author" is not "auth", "accessibility" is not "access".
-        assert!(risk_categories("src/author/accessibility.md").is_empty());
     }
 }

@@ -11,6 +11,7 @@ pub mod github;
 pub mod gitlab;
 pub mod make;
 pub mod map;
+pub mod memory;
 pub mod n8n;
 pub mod okta;
 pub mod openai;
@@ -24,6 +25,41 @@ mod tables;
 pub const DEFAULT_CONFIG: &str = include_str!("../config.toml");
 
 pub use adapter::{Adapter, Delivery, IngestError, Mapped, Memory, MemoryError, SourceAuth};
+
+/// Every source's section of the configuration (the sections of `config.toml`).
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct SourcesConfig {
+    pub github: github::GithubConfig,
+    pub gitlab: gitlab::GitlabConfig,
+    pub n8n: n8n::N8nConfig,
+    pub make: make::MakeConfig,
+    pub vault: vault::VaultConfig,
+    pub cloudtrail: cloudtrail::CloudtrailConfig,
+    pub okta: okta::OktaConfig,
+    pub openai: openai::OpenaiConfig,
+}
+
+impl Default for SourcesConfig {
+    fn default() -> Self {
+        toml::from_str(DEFAULT_CONFIG).expect("crates/ingest/config.toml is valid")
+    }
+}
+
+/// Every source adapter, configured. Adding a source is a module and a line here.
+pub fn adapters(config: &SourcesConfig) -> Vec<Arc<dyn Adapter>> {
+    vec![
+        Arc::new(github::GithubAdapter::new(config.github.clone())),
+        Arc::new(gitlab::GitlabAdapter::new(config.gitlab.clone())),
+        Arc::new(n8n::N8nAdapter::new(config.n8n.clone())),
+        Arc::new(make::MakeAdapter::new(config.make.clone())),
+        Arc::new(vault::VaultAdapter),
+        Arc::new(cloudtrail::CloudtrailAdapter::new(
+            config.cloudtrail.clone(),
+        )),
+        Arc::new(okta::OktaAdapter::new(config.okta.clone())),
+        Arc::new(openai::OpenaiAdapter::new(config.openai.clone())),
+    ]
+}
 
 use std::sync::Arc;
 

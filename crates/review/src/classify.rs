@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use plumbline_event::{Environment, Event};
+use plumbline_event::{risk, Environment, Event};
 
 /// A class of data and why the story is thought to touch it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -36,12 +36,24 @@ pub struct Reason {
 struct Class {
     class: &'static str,
     label: &'static str,
-    /// Whole words (of the lower-cased text split on anything not a letter or digit).
+    /// Whole words (of the lower-cased text split on anything not a letter or digit),
+    /// beyond the plain words of its high-risk path categories, which count too.
     words: &'static [&'static str],
     /// Action prefixes (`secret.` matches `secret.read`).
     actions: &'static [&'static str],
-    /// Values of `risk.category` (the adapters' high-risk path categories).
+    /// High-risk path categories (`plumbline_event::risk`): a `risk.category` the
+    /// adapters tagged, or one of the category's words in a name.
     categories: &'static [&'static str],
+}
+
+impl Class {
+    fn matches_word(&self, w: &str) -> bool {
+        self.words.contains(&w)
+            || self
+                .categories
+                .iter()
+                .any(|c| risk::category_words(c).any(|cw| cw == w))
+    }
 }
 
 const CLASSES: &[Class] = &[
@@ -94,16 +106,6 @@ const CLASSES: &[Class] = &[
         words: &[
             "finance",
             "financial",
-            "billing",
-            "invoice",
-            "invoices",
-            "payment",
-            "payments",
-            "payout",
-            "payouts",
-            "ledger",
-            "stripe",
-            "checkout",
             "accounting",
             "payroll",
             "bank",
@@ -125,33 +127,7 @@ const CLASSES: &[Class] = &[
     Class {
         class: "auth",
         label: "Authentication and permissions",
-        words: &[
-            "auth",
-            "authn",
-            "authz",
-            "login",
-            "oauth",
-            "oauth2",
-            "oidc",
-            "saml",
-            "sso",
-            "session",
-            "sessions",
-            "jwt",
-            "mfa",
-            "2fa",
-            "password",
-            "passwords",
-            "iam",
-            "rbac",
-            "acl",
-            "acls",
-            "roles",
-            "permission",
-            "permissions",
-            "admin",
-            "okta",
-        ],
+        words: &["oauth2", "admin", "okta"],
         actions: &[
             "auth.",
             "admin.role.",
@@ -169,23 +145,7 @@ const CLASSES: &[Class] = &[
         class: "secrets",
         label: "Secrets and credentials",
         words: &[
-            "secret",
-            "secrets",
-            "credential",
-            "credentials",
-            "vault",
-            "token",
-            "tokens",
-            "apikey",
-            "api_key",
-            "kms",
-            "certs",
-            "cert",
-            "tls",
-            "env",
-            "private",
-            "keys",
-            "ssh",
+            "token", "tokens", "apikey", "api_key", "cert", "env", "private", "ssh",
         ],
         actions: &[
             "secret.",
@@ -294,7 +254,7 @@ pub fn hints<'a>(events: impl IntoIterator<Item = &'a Event>) -> Vec<Hint> {
             } else {
                 parts.iter().find_map(|(field, text)| {
                     words(text)
-                        .find(|w| c.words.contains(&w.as_str()))
+                        .find(|w| c.matches_word(w))
                         .map(|w| format!("{field} mentions `{w}`"))
                 })
             };
@@ -505,6 +465,24 @@ mod tests {
 
         let login = ev("e4", "auth.login.failed", serde_json::json!({}));
         assert_eq!(classes(&hints([&login])), vec!["auth"]);
+    }
+
+    /// The page and the adapters read one list: every plain word of a high-risk path
+    /// category names its class here too, tagged by an adapter or not.
+    #[test]
+    fn high_risk_path_words_are_the_adapters_words() {
+        for c in CLASSES {
+            for cat in c.categories {
+                for w in risk::category_words(cat) {
+                    let e = ev("e", "object.read", serde_json::json!({"table": w}));
+                    assert!(
+                        classes(&hints([&e])).contains(&c.class),
+                        "`{w}` ({cat}) gives no {} hint",
+                        c.class
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -26,9 +26,9 @@ use super::classify::{surface, Surface};
 use super::ReviewConfig;
 use plumbline_alert::finding::{Finding, INFORMATIONAL};
 use plumbline_alert::{alert_id_for, AlertBook, AlertStatus};
+use plumbline_contract::interest::action_matches;
 use plumbline_event::{format_time, Event, Source};
 use plumbline_metrics::{Histogram, LATENCY_BOUNDS};
-use plumbline_runtime::DetectorStatus;
 use plumbline_store::{Store, StoreError};
 use plumbline_trajectory::model::{event_digest, trajectory_hash};
 use plumbline_trajectory::{Trajectory, TrajectoryKind};
@@ -430,7 +430,7 @@ impl Coverage {
     pub fn report(
         &self,
         now: i64,
-        detectors: Option<&[DetectorStatus]>,
+        detectors: Option<&[Watch]>,
         evaluations: &Histogram,
     ) -> CoverageReport {
         let c = &self.config;
@@ -569,29 +569,26 @@ impl Coverage {
     }
 }
 
-/// Whether an active detector reads this source and action. The same rule the runtime's
-/// interest filter applies (wit/README.md): no sources or no actions declared means all;
-/// a pattern is exact, `prefix.*` or `*`.
-pub fn watched_by(detectors: &[DetectorStatus], source: &str, action: &str) -> bool {
-    detectors.iter().any(|d| {
-        d.state == "active"
-            && (d.sources.is_empty() || d.sources.iter().any(|s| s == source))
-            && (d.actions.is_empty() || d.actions.iter().any(|p| pattern_matches(p, action)))
-    })
+/// What one loaded detector watches, as coverage needs it (the runtime's status,
+/// narrowed: this crate does not depend on the runtime).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Watch {
+    /// Active (not shadow, not quarantined): only active detectors cover anything.
+    pub active: bool,
+    /// Declared sources; empty means all.
+    pub sources: Vec<String>,
+    /// Declared action patterns; empty means all.
+    pub actions: Vec<String>,
 }
 
-fn pattern_matches(pattern: &str, action: &str) -> bool {
-    if pattern == "*" {
-        return true;
-    }
-    match pattern.strip_suffix(".*") {
-        Some(prefix) => {
-            action == prefix
-                || (action.starts_with(prefix)
-                    && action.as_bytes().get(prefix.len()) == Some(&b'.'))
-        }
-        None => pattern == action,
-    }
+/// Whether an active detector reads this source and action: the runtime's interest rule
+/// (`plumbline_contract::interest`).
+pub fn watched_by(detectors: &[Watch], source: &str, action: &str) -> bool {
+    detectors.iter().any(|d| {
+        d.active
+            && (d.sources.is_empty() || d.sources.iter().any(|s| s == source))
+            && (d.actions.is_empty() || d.actions.iter().any(|p| action_matches(p, action)))
+    })
 }
 
 #[derive(Debug, Clone, Serialize)]

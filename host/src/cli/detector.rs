@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand};
 
 use crate::config::Config;
-use crate::runtime::{fixture::fixture_files, Runtime};
+use plumbline_runtime::{fixture::fixture_files, Runtime};
 
 #[derive(Debug, Args)]
 pub struct DetectorArgs {

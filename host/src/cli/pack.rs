@@ -9,10 +9,10 @@ use serde_json::Value;
 
 use super::Remote;
 use crate::config::Config;
-use crate::pack::archive::PackFiles;
-use crate::pack::load::{self, Provenance};
-use crate::pack::{author, PackKey, TrustedKey};
-use crate::runtime::Runtime;
+use plumbline_runtime::pack::archive::PackFiles;
+use plumbline_runtime::pack::load::{self, Provenance};
+use plumbline_runtime::pack::{author, PackKey, TrustedKey};
+use plumbline_runtime::Runtime;
 
 #[derive(Debug, Args)]
 pub struct PackArgs {

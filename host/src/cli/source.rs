@@ -25,7 +25,7 @@ use anyhow::{bail, Context};
 use serde_json::Value;
 
 use super::IngestArgs;
-use crate::ingest::adapter::sign_sha256;
+use plumbline_ingest::adapter::sign_sha256;
 
 pub const SOURCES: &[&str] = &[
     "github",
@@ -266,7 +266,7 @@ fn github_delivery(d: Value) -> anyhow::Result<Request> {
         ("x-github-delivery".to_string(), guid),
     ];
     if let Some(at) = str_at("/delivered_at") {
-        headers.push((crate::ingest::github::DELIVERED_AT.to_string(), at));
+        headers.push((plumbline_ingest::github::DELIVERED_AT.to_string(), at));
     }
     if let Ok(secret) = std::env::var("PLUMBLINE_GITHUB_SECRET") {
         if !secret.is_empty() {

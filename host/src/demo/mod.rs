@@ -121,7 +121,7 @@ async fn feed_and_report(url: &str) -> anyhow::Result<()> {
     let accepted = post_all(&http, url, &deliveries).await?;
     println!(
         "Posted a synthetic day ({}) through the source endpoints: {accepted} events accepted.",
-        &crate::event::format_time(day)[..10]
+        &plumbline_event::format_time(day)[..10]
     );
     let mut stories: Vec<&str> = deliveries.iter().map(|d| d.story).collect();
     stories.dedup();

@@ -15,7 +15,7 @@ pub struct Delivery {
 }
 
 fn rfc3339(t: OffsetDateTime) -> String {
-    crate::event::format_time(t)
+    plumbline_event::format_time(t)
 }
 
 fn n8n(

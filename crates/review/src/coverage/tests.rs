@@ -143,29 +143,11 @@ fn records_survive_a_restart() {
     drop(dir);
 }
 
-fn detector(state: &'static str, sources: &[&str], actions: &[&str]) -> DetectorStatus {
-    DetectorStatus {
-        name: "d".into(),
-        version: "1".into(),
-        description: String::new(),
-        origin: String::new(),
-        sha256: String::new(),
-        state,
+fn detector(state: &'static str, sources: &[&str], actions: &[&str]) -> Watch {
+    Watch {
+        active: state == "active",
         sources: sources.iter().map(|s| s.to_string()).collect(),
         actions: actions.iter().map(|s| s.to_string()).collect(),
-        signals: vec![],
-        deadline_ms: 50,
-        memory_mib: 64,
-        config: Default::default(),
-        health: plumbline_runtime::HealthReport {
-            calls: 0,
-            failures: 0,
-            consecutive_failures: 0,
-            findings: 0,
-            skipped: 0,
-            last_failure: None,
-            quarantine: None,
-        },
     }
 }
 
@@ -207,7 +189,7 @@ fn high_risk_coverage_is_watched_share_times_on_time_share() {
         .unwrap();
     assert_eq!(wf.unwatched, vec!["n8n workflow.updated"]);
     let mut all = detectors;
-    all[1].state = "active";
+    all[1].active = true;
     let h = Histogram::new(LATENCY_BOUNDS);
     h.observe(0.004);
     let r = cov.report(T0 + 60, Some(&all), &h);

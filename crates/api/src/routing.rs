@@ -13,7 +13,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -22,10 +22,10 @@ use serde_json::{json, Value};
 
 use super::error::{ApiError, ApiResult};
 use super::AppState;
-use crate::config::Scope;
-use crate::policy::model::{ActionDef, DestinationConfig};
-use crate::respond::{ActionError, ActionState};
-use crate::route::outbox::DeliveryState;
+use crate::auth::{scope, Require};
+use plumbline_delivery::respond::{ActionError, ActionState};
+use plumbline_delivery::route::outbox::DeliveryState;
+use plumbline_policy::model::{ActionDef, DestinationConfig};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -42,8 +42,10 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/outbox/deliveries/{id}/retry", post(retry))
 }
 
-async fn policy(State(s): State<AppState>, headers: HeaderMap) -> ApiResult<impl IntoResponse> {
-    s.auth.check(&headers, Scope::Read)?;
+async fn policy(
+    _: Require<scope::Read>,
+    State(s): State<AppState>,
+) -> ApiResult<impl IntoResponse> {
     let p = s.routing.stage.policy();
     let status = s.routing.dispatcher().status();
     let destinations: serde_json::Map<String, Value> = p
@@ -84,11 +86,10 @@ async fn policy(State(s): State<AppState>, headers: HeaderMap) -> ApiResult<impl
 }
 
 async fn decisions(
+    _: Require<scope::Read>,
     State(s): State<AppState>,
-    headers: HeaderMap,
     Path(alert_id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    s.auth.check(&headers, Scope::Read)?;
     if s.alerts.get(&alert_id)?.is_none() {
         return Err(ApiError::not_found(format!("no alert `{alert_id}`")));
     }
@@ -96,8 +97,10 @@ async fn decisions(
     Ok(Json(json!({ "alert_id": alert_id, "decisions": d })))
 }
 
-async fn incidents(State(s): State<AppState>, headers: HeaderMap) -> ApiResult<impl IntoResponse> {
-    s.auth.check(&headers, Scope::Read)?;
+async fn incidents(
+    _: Require<scope::Read>,
+    State(s): State<AppState>,
+) -> ApiResult<impl IntoResponse> {
     Ok(Json(json!({ "incidents": s.routing.stage.incidents() })))
 }
 
@@ -117,11 +120,10 @@ fn parse_action_state(s: &str) -> ApiResult<ActionState> {
 }
 
 async fn actions(
+    _: Require<scope::Read>,
     State(s): State<AppState>,
-    headers: HeaderMap,
     Query(q): Query<ActionQuery>,
 ) -> ApiResult<impl IntoResponse> {
-    s.auth.check(&headers, Scope::Read)?;
     let state = q
         .state
         .as_deref()
@@ -144,11 +146,10 @@ async fn actions(
 }
 
 async fn action(
+    _: Require<scope::Read>,
     State(s): State<AppState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    s.auth.check(&headers, Scope::Read)?;
     // Listing first expires stale proposals, so the state shown is current.
     s.routing.responder.list()?;
     match s.routing.responder.get(&id)? {
@@ -200,12 +201,11 @@ fn action_error(e: ActionError) -> ApiError {
 }
 
 async fn approve(
+    Require { who, .. }: Require<scope::Review>,
     State(s): State<AppState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult<impl IntoResponse> {
-    let who = s.auth.check(&headers, Scope::Review)?;
     let (by, comment) = decision_body(&s, &who.name, &body)?;
     let a = s
         .routing
@@ -216,12 +216,11 @@ async fn approve(
 }
 
 async fn deny(
+    Require { who, .. }: Require<scope::Review>,
     State(s): State<AppState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult<impl IntoResponse> {
-    let who = s.auth.check(&headers, Scope::Review)?;
     let (by, comment) = decision_body(&s, &who.name, &body)?;
     let a = s
         .routing
@@ -231,8 +230,10 @@ async fn deny(
     Ok(Json(json!(a)))
 }
 
-async fn outbox(State(s): State<AppState>, headers: HeaderMap) -> ApiResult<impl IntoResponse> {
-    s.auth.check(&headers, Scope::Read)?;
+async fn outbox(
+    _: Require<scope::Read>,
+    State(s): State<AppState>,
+) -> ApiResult<impl IntoResponse> {
     Ok(Json(json!(s.routing.dispatcher().status())))
 }
 
@@ -251,11 +252,10 @@ fn parse_id(id: &str) -> ApiResult<u64> {
 }
 
 async fn deliveries(
+    _: Require<scope::Read>,
     State(s): State<AppState>,
-    headers: HeaderMap,
     Query(q): Query<DeliveryQuery>,
 ) -> ApiResult<impl IntoResponse> {
-    s.auth.check(&headers, Scope::Read)?;
     let state = match q.state.as_deref() {
         None | Some("") => None,
         Some(x) => Some(
@@ -271,7 +271,7 @@ async fn deliveries(
     };
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let ob = &s.routing.outbox;
-    let wanted = |d: &crate::route::outbox::Delivery| {
+    let wanted = |d: &plumbline_delivery::route::outbox::Delivery| {
         state.is_none_or(|st| d.state == st)
             && q.destination.as_deref().is_none_or(|x| d.destination == x)
     };
@@ -287,11 +287,10 @@ async fn deliveries(
 }
 
 async fn delivery(
+    _: Require<scope::Read>,
     State(s): State<AppState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    s.auth.check(&headers, Scope::Read)?;
     let id = parse_id(&id)?;
     match s.routing.outbox.get(id)? {
         Some(d) => Ok(Json(json!(d))),
@@ -300,11 +299,10 @@ async fn delivery(
 }
 
 async fn retry(
+    _: Require<scope::Admin>,
     State(s): State<AppState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    s.auth.check(&headers, Scope::Admin)?;
     let id = parse_id(&id)?;
     match s.routing.outbox.get(id)? {
         None => Err(ApiError::not_found(format!("no delivery {id}"))),

@@ -14,8 +14,8 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::{FromRef, Path, Query, State};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
@@ -25,19 +25,32 @@ use serde_json::{json, Value};
 use super::error::{ApiError, ApiResult};
 use super::params::parse_time;
 use super::AppState;
-use crate::config::Scope;
-use crate::pack::archive::{PackFiles, MAX_PACK_BYTES};
-use crate::pack::load::{self, Provenance};
-use crate::pack::registry::Origin;
-use crate::pack::{replay, PackError, Packs};
+use crate::auth::{scope, Auth, Require};
+use plumbline_runtime::pack::archive::{PackFiles, MAX_PACK_BYTES};
+use plumbline_runtime::pack::load::{self, Provenance};
+use plumbline_runtime::pack::registry::Origin;
+use plumbline_runtime::pack::{replay, PackError, Packs};
+use plumbline_trajectory::TrajectoryConfig;
 
 #[derive(Clone)]
 struct PacksState {
     packs: Arc<Packs>,
     app: AppState,
+    /// Replays cut history into windows as the live stage does.
+    windows: Arc<TrajectoryConfig>,
 }
 
-pub fn routes<S: Clone + Send + Sync + 'static>(packs: Arc<Packs>, app: AppState) -> Router<S> {
+impl FromRef<PacksState> for Auth {
+    fn from_ref(s: &PacksState) -> Auth {
+        s.app.auth.clone()
+    }
+}
+
+pub fn routes<S: Clone + Send + Sync + 'static>(
+    packs: Arc<Packs>,
+    app: AppState,
+    windows: TrajectoryConfig,
+) -> Router<S> {
     Router::new()
         .route("/v1/packs", get(list).post(upload))
         .route("/v1/packs/{name}", delete(remove))
@@ -46,7 +59,11 @@ pub fn routes<S: Clone + Send + Sync + 'static>(packs: Arc<Packs>, app: AppState
         .route("/v1/packs/{name}/shadow", post(demote))
         .route("/v1/replay", post(replay_pack))
         .route("/v1/shadow-findings", get(shadow_findings))
-        .with_state(PacksState { packs, app })
+        .with_state(PacksState {
+            packs,
+            app,
+            windows: Arc::new(windows),
+        })
 }
 
 fn refused(e: PackError) -> ApiError {
@@ -58,8 +75,7 @@ fn refused(e: PackError) -> ApiError {
     ApiError::new(status, e.to_string())
 }
 
-async fn list(State(s): State<PacksState>, headers: HeaderMap) -> ApiResult<Json<Value>> {
-    s.app.auth.check(&headers, Scope::Read)?;
+async fn list(_: Require<scope::Read>, State(s): State<PacksState>) -> ApiResult<Json<Value>> {
     Ok(Json(json!({ "packs": s.packs.list() })))
 }
 
@@ -84,12 +100,11 @@ struct UploadParams {
 }
 
 async fn upload(
+    Require { who, .. }: Require<scope::Admin>,
     State(s): State<PacksState>,
-    headers: HeaderMap,
     Query(q): Query<UploadParams>,
     body: Body,
 ) -> ApiResult<Response> {
-    let who = s.app.auth.check(&headers, Scope::Admin)?;
     let bytes = body_bytes(body).await?;
     let packs = s.packs.clone();
     let status = tokio::task::spawn_blocking(move || {
@@ -108,11 +123,10 @@ async fn upload(
 }
 
 async fn download(
+    _: Require<scope::Read>,
     State(s): State<PacksState>,
-    headers: HeaderMap,
     Path((name, version)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    s.app.auth.check(&headers, Scope::Read)?;
     let Some(bytes) = s.packs.archive(&name, &version) else {
         return Err(ApiError::not_found(format!(
             "no archive of pack `{name}` version `{version}` on this host"
@@ -132,11 +146,10 @@ async fn download(
 }
 
 async fn remove(
+    _: Require<scope::Admin>,
     State(s): State<PacksState>,
-    headers: HeaderMap,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    s.app.auth.check(&headers, Scope::Admin)?;
     let packs = s.packs.clone();
     let st = tokio::task::spawn_blocking(move || packs.remove(&name))
         .await
@@ -145,13 +158,7 @@ async fn remove(
     Ok(Json(json!(st)))
 }
 
-async fn set_shadow(
-    s: PacksState,
-    headers: HeaderMap,
-    name: String,
-    shadow: bool,
-) -> ApiResult<Json<Value>> {
-    s.app.auth.check(&headers, Scope::Admin)?;
+async fn set_shadow(s: PacksState, name: String, shadow: bool) -> ApiResult<Json<Value>> {
     let packs = s.packs.clone();
     let st = tokio::task::spawn_blocking(move || packs.set_shadow(&name, shadow))
         .await
@@ -161,19 +168,19 @@ async fn set_shadow(
 }
 
 async fn promote(
+    _: Require<scope::Admin>,
     State(s): State<PacksState>,
-    headers: HeaderMap,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    set_shadow(s, headers, name, false).await
+    set_shadow(s, name, false).await
 }
 
 async fn demote(
+    _: Require<scope::Admin>,
     State(s): State<PacksState>,
-    headers: HeaderMap,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    set_shadow(s, headers, name, true).await
+    set_shadow(s, name, true).await
 }
 
 #[derive(Deserialize)]
@@ -184,12 +191,11 @@ struct ReplayParams {
 }
 
 async fn replay_pack(
+    _: Require<scope::Admin>,
     State(s): State<PacksState>,
-    headers: HeaderMap,
     Query(q): Query<ReplayParams>,
     body: Body,
 ) -> ApiResult<Json<Value>> {
-    s.app.auth.check(&headers, Scope::Admin)?;
     let since = parse_time("since", &q.since)?;
     let until = q
         .until
@@ -205,6 +211,7 @@ async fn replay_pack(
     }
     let packs = s.packs.clone();
     let app = s.app.clone();
+    let windows = s.windows.clone();
     let report = tokio::task::spawn_blocking(move || {
         let loaded = if bytes.is_empty() {
             packs.fresh_detectors(q.pack.as_deref().expect("checked"))?
@@ -221,7 +228,7 @@ async fn replay_pack(
         replay::replay(
             packs.runtime(),
             &app.store,
-            &app.config.trajectory,
+            &windows,
             (&loaded.manifest.name, &loaded.manifest.version),
             loaded.detectors,
             since,
@@ -235,10 +242,9 @@ async fn replay_pack(
 }
 
 async fn shadow_findings(
+    _: Require<scope::Read>,
     State(s): State<PacksState>,
-    headers: HeaderMap,
 ) -> ApiResult<Json<Value>> {
-    s.app.auth.check(&headers, Scope::Read)?;
     let records: Vec<Value> = s.app.alerts.shadow_findings().collect();
     Ok(Json(json!({ "shadow": records })))
 }

@@ -7,23 +7,22 @@
 use std::sync::atomic::Ordering;
 
 use axum::extract::State;
-use axum::http::{header, HeaderMap};
+use axum::http::header;
 use axum::response::IntoResponse;
 
-use super::api::ReviewState;
-use super::labels::Outcome;
-use crate::api::error::ApiResult;
-use crate::config::Scope;
-use crate::metrics::Exposition;
+use super::ReviewState;
+use crate::auth::{scope, Require};
+use crate::error::ApiResult;
+use plumbline_metrics::Exposition;
+use plumbline_review::labels::Outcome;
 
 pub async fn metrics(
+    _: Require<scope::Read>,
     State(s): State<ReviewState>,
-    headers: HeaderMap,
 ) -> ApiResult<impl IntoResponse> {
-    s.app.auth.check(&headers, Scope::Read)?;
     let body = tokio::task::spawn_blocking(move || render(&s))
         .await
-        .map_err(crate::api::error::ApiError::internal)??;
+        .map_err(crate::error::ApiError::internal)??;
     Ok((
         [(
             header::CONTENT_TYPE,
@@ -34,7 +33,7 @@ pub async fn metrics(
 }
 
 /// Builds the exposition (blocking: it reads sled trees).
-pub fn render(s: &ReviewState) -> Result<String, crate::store::StoreError> {
+pub fn render(s: &ReviewState) -> Result<String, plumbline_store::StoreError> {
     let mut x = Exposition::new();
     let ingest = s.app.ingest.counters.snapshot();
     x.family(
@@ -282,7 +281,7 @@ pub fn render(s: &ReviewState) -> Result<String, crate::store::StoreError> {
             n as f64,
         );
     }
-    let detectors = s.runtime.as_ref().map(|r| r.status());
+    let detectors = super::watches(s);
     let cov = s.review.coverage.report(
         time::OffsetDateTime::now_utc().unix_timestamp(),
         detectors.as_deref(),

@@ -5,124 +5,27 @@
 
 mod receivers;
 
+use receivers::policy_toml;
+
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use time::macros::datetime;
-use time::OffsetDateTime;
 
-use plumbline::alert::finding::Finding;
-use plumbline::alert::{AlertBook, AlertStatus};
-use plumbline::event::{format_time, parse_event, Event};
-use plumbline::policy::model::Policy;
-use plumbline::policy::schedule::ManualClock;
-use plumbline::route::outbox::{DeliverySettings, DeliveryState};
-use plumbline::store::{CommittedBatch, Store, Writer};
-use plumbline::trajectory::{Trajectory, TrajectoryKind};
+use plumbline_alert::finding::Finding;
+use plumbline_alert::{AlertBook, AlertStatus};
+use plumbline_delivery::route::outbox::{DeliverySettings, DeliveryState};
 use plumbline_delivery::{Routing, RoutingSettings};
+use plumbline_event::{parse_event, Event};
+use plumbline_policy::model::Policy;
+use plumbline_policy::schedule::ManualClock;
+use plumbline_store::{CommittedBatch, Store, Writer};
+use plumbline_trajectory::{Trajectory, TrajectoryKind};
 
 const PUBLIC: &str = "http://plumbline.test";
-
-/// A policy whose destinations all point at the local receivers.
-fn policy_toml(rx: SocketAddr, smtp: SocketAddr, extra: &str) -> String {
-    format!(
-        r#"
-[settings]
-timezone = "UTC"
-dedup_window_minutes = 240
-
-[quiet_hours]
-enabled = true
-start = "22:00"
-end = "08:00"
-severities = [2]
-
-[break_glass]
-enabled = true
-signals = ["*direct_to_prod*"]
-environments = ["prod"]
-ticket_attributes = ["incident_id"]
-severity = 2
-review_within_hours = 24
-follow_up = "Rotate the credentials used for emergency access."
-
-[[routes]]
-name = "urgent"
-match = {{ severity = [3] }}
-destinations = ["pagerduty", "slack", "teams", "jira", "linear", "webhook"]
-incident = true
-actions = ["pause_workflow"]
-
-[[routes]]
-name = "needs-review"
-match = {{ severity = [2] }}
-destinations = ["slack", "teams", "jira", "linear", "webhook"]
-justification = true
-
-[[routes]]
-name = "informational"
-match = {{ severity = [1] }}
-destinations = ["digest", "webhook"]
-
-[destinations.slack]
-kind = "slack"
-url = "http://{rx}/slack"
-
-[destinations.teams]
-kind = "teams"
-url = "http://{rx}/teams"
-
-[destinations.webhook]
-kind = "webhook"
-url = "${{TEST_WEBHOOK_URL}}"
-secret = "{secret}"
-
-[destinations.jira]
-kind = "jira"
-base_url = "http://{rx}/jira"
-project = "SEC"
-email = "bot@example.com"
-token = "${{TEST_JIRA_TOKEN}}"
-incident_issue_type = "Incident"
-
-[destinations.linear]
-kind = "linear"
-url = "http://{rx}/linear"
-api_key = "{linear}"
-team_id = "team-1"
-
-[destinations.pagerduty]
-kind = "pagerduty"
-url = "http://{rx}/pagerduty/v2/enqueue"
-routing_key = "{pd}"
-
-[destinations.digest]
-kind = "email_digest"
-smtp_url = "smtp://{smtp}"
-from = "Plumbline <plumbline@example.com>"
-to = ["security@example.com"]
-send_at = "08:00"
-
-[actions]
-enabled = false
-
-[actions.pause_workflow]
-kind = "n8n_pause_workflow"
-base_url = "http://{rx}/n8n"
-api_key = "{n8n}"
-
-{extra}
-"#,
-        secret = receivers::WEBHOOK_SECRET,
-        linear = receivers::LINEAR_KEY,
-        pd = receivers::PD_KEY,
-        n8n = receivers::N8N_KEY,
-    )
-}
 
 struct Instance {
     alerts: AlertBook,
@@ -190,7 +93,7 @@ async fn open(
 }
 
 impl Instance {
-    async fn pass(&self) -> plumbline::route::outbox::PassReport {
+    async fn pass(&self) -> plumbline_delivery::route::outbox::PassReport {
         self.routing.dispatcher().pass().await.unwrap()
     }
 }
@@ -237,17 +140,6 @@ fn raise(
         next_step: "ask for business justification".into(),
     };
     alerts.apply(&t, &[f]).unwrap().unwrap().alert.id
-}
-
-/// Bounded wait for the asynchronous end-to-end path (not a timing assertion).
-async fn wait_until(what: &str, f: impl Fn() -> bool) {
-    for _ in 0..400 {
-        if f() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("waited 20 s for {what}");
 }
 
 fn text_of(r: &receivers::Req) -> String {
@@ -843,254 +735,6 @@ async fn the_same_story_notifies_once_within_the_dedup_window() {
     assert_eq!(rx.of("slack").len(), 2);
 }
 
-/// End to end through the real service: ingest over HTTP, a detector finding, the summary
-/// stage, policy, the outbox, and a response action that waits for a reviewer's approval.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_response_action_waits_for_approval_through_the_api() {
-    use plumbline::trajectory::{Evaluation, Evaluator};
-
-    struct ExportAfterWorkflow;
-    impl Evaluator for ExportAfterWorkflow {
-        fn evaluate(&self, t: &Trajectory) -> Evaluation {
-            // Like a detector that declares no views: the rolling windows only.
-            if t.kind.is_drift() {
-                return Evaluation::default();
-            }
-            let exports: Vec<&Arc<Event>> = t
-                .events
-                .iter()
-                .filter(|e| e.action == "data.export")
-                .collect();
-            if exports.is_empty() || !t.events.iter().any(|e| e.action == "workflow.activated") {
-                return Evaluation::default();
-            }
-            Evaluation {
-                findings: vec![Finding {
-                    detector: "test.workflow-export".into(),
-                    detector_version: "1.0.0".into(),
-                    signal: "exfil.workflow_export".into(),
-                    severity: 3,
-                    score: 0.95,
-                    title: "Workflow activated and exported records".into(),
-                    evidence: t.events.iter().map(|e| e.id.clone()).collect(),
-                    next_step: "pause workflow".into(),
-                }],
-                shadow: vec![],
-            }
-        }
-    }
-
-    let (rx_addr, rx) = receivers::start().await;
-    let (smtp_addr, _) = receivers::start_smtp().await;
-    let dir = tempfile::tempdir().unwrap();
-    let policy_path = dir.path().join("policy.toml");
-    let policy = policy_toml(rx_addr, smtp_addr, "")
-        .replace("[actions]\nenabled = false", "[actions]\nenabled = true")
-        .replace(
-            "[quiet_hours]\nenabled = true",
-            "[quiet_hours]\nenabled = false",
-        );
-    std::fs::write(&policy_path, policy).unwrap();
-    let mut config = plumbline::config::Config::defaults();
-    config.server.data_dir = dir.path().join("data");
-    config.server.public_url = PUBLIC.into();
-    config.policy.file = policy_path;
-    config.delivery.retry_base_ms = 50;
-    config.delivery.poll_ms = 50;
-    config.trajectory.eval_delay_ms = 5;
-    config.auth.tokens = vec![
-        plumbline::config::ApiToken {
-            name: "shipper".into(),
-            token: "shipper-token-0123456789".into(),
-            scopes: vec![
-                plumbline::config::Scope::Ingest,
-                plumbline::config::Scope::Read,
-            ],
-        },
-        plumbline::config::ApiToken {
-            name: "review-page".into(),
-            token: "review-token-0123456789".into(),
-            scopes: vec![
-                plumbline::config::Scope::Review,
-                plumbline::config::Scope::Read,
-            ],
-        },
-    ];
-    // The destinations that read the environment are simply not configured here.
-    std::env::set_var("TEST_WEBHOOK_URL", format!("http://{rx_addr}/webhook"));
-    std::env::set_var("TEST_JIRA_TOKEN", "jira-token");
-    let service = plumbline::serve::start(config, Arc::new(ExportAfterWorkflow)).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let api = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(listener, plumbline::api::router(service.state))
-            .await
-            .unwrap()
-    });
-    let http = reqwest::Client::new();
-    let base = format!("http://{api}");
-    let at = |m: i64| format_time(OffsetDateTime::now_utc() - time::Duration::minutes(m));
-    let events = json!([
-        {"id": "n1", "time": at(3), "source": "n8n", "actor": {"id": "mallory@example.com", "type": "human"},
-         "system": "n8n/workflow/wf-42", "action": "workflow.activated", "environment": "prod",
-         "attributes": {"workflow.id": "wf-42"}},
-        {"id": "n2", "time": at(2), "source": "n8n", "actor": {"id": "mallory@example.com", "type": "human"},
-         "system": "n8n/workflow/wf-42", "action": "data.export", "environment": "prod",
-         "destination": "https://paste.example.net/in", "volume": {"rows": 50000},
-         "attributes": {"workflow.id": "wf-42"}},
-    ]);
-    let r = http
-        .post(format!("{base}/v1/events"))
-        .bearer_auth("shipper-token-0123456789")
-        .json(&events)
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
-
-    wait_until("the page", || !rx.of("pagerduty").is_empty()).await;
-    wait_until("the chat message", || !rx.of("slack").is_empty()).await;
-
-    let get = |path: String, token: &'static str| {
-        let http = http.clone();
-        async move {
-            let r = http.get(path).bearer_auth(token).send().await.unwrap();
-            let status = r.status().as_u16();
-            (status, r.json::<Value>().await.unwrap_or(Value::Null))
-        }
-    };
-    let (s, list) = get(
-        format!("{base}/v1/actions?state=pending"),
-        "review-token-0123456789",
-    )
-    .await;
-    assert_eq!(s, 200);
-    assert_eq!(list["count"], 1, "{list}");
-    let action = &list["actions"][0];
-    let id = action["id"].as_str().unwrap().to_string();
-    assert_eq!(action["target"]["workflow_id"], "wf-42");
-    assert_eq!(action["automatic"], false);
-    // The page offered it; nothing ran.
-    assert!(text_of(&rx.of("slack")[0]).contains("waiting for approval"));
-    assert!(rx.of("n8n").is_empty());
-    let (s, _) = get(format!("{base}/v1/outbox"), "review-token-0123456789").await;
-    assert_eq!(s, 200);
-    // Still nothing after the dispatcher has had passes to spare.
-    let (_, ob) = get(format!("{base}/v1/outbox"), "review-token-0123456789").await;
-    assert!(
-        ob["destinations"].get("action:pause_workflow").is_none(),
-        "{ob}"
-    );
-    assert!(rx.of("n8n").is_empty());
-
-    // Tokens without the review scope cannot approve; bad ids are named.
-    let post = |path: String, token: &'static str, body: Value| {
-        let http = http.clone();
-        async move {
-            let r = http
-                .post(path)
-                .bearer_auth(token)
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            let status = r.status().as_u16();
-            (status, r.json::<Value>().await.unwrap_or(Value::Null))
-        }
-    };
-    let (s, e) = post(
-        format!("{base}/v1/actions/{id}/approve"),
-        "shipper-token-0123456789",
-        json!({"by": "mallory"}),
-    )
-    .await;
-    assert_eq!(s, 401);
-    assert!(e["error"].as_str().unwrap().contains("review"));
-    let (s, _) = post(
-        format!("{base}/v1/actions/act-nope/approve"),
-        "review-token-0123456789",
-        json!({}),
-    )
-    .await;
-    assert_eq!(s, 404);
-    let (s, e) = post(
-        format!("{base}/v1/actions/{id}/approve"),
-        "review-token-0123456789",
-        json!({"by": "alice", "comment": "confirmed with the data owner", "extra": 1}),
-    )
-    .await;
-    assert_eq!(s, 400, "{e}");
-
-    // A reviewer approves: it runs, once, and who approved is recorded.
-    let (s, a) = post(
-        format!("{base}/v1/actions/{id}/approve"),
-        "review-token-0123456789",
-        json!({"by": "alice", "comment": "confirmed with the data owner"}),
-    )
-    .await;
-    assert_eq!(s, 202, "{a}");
-    wait_until("the workflow to be paused", || !rx.of("n8n").is_empty()).await;
-    let paused = rx.of("n8n");
-    assert_eq!(paused.len(), 1);
-    assert_eq!(paused[0].body["workflow_id"], "wf-42");
-    let mut done = Value::Null;
-    for _ in 0..200 {
-        let (_, a) = get(format!("{base}/v1/actions/{id}"), "review-token-0123456789").await;
-        if a["state"] == "done" {
-            done = a;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(done["state"], "done", "{done}");
-    assert_eq!(done["decision"]["by"], "alice");
-    assert_eq!(done["decision"]["token"], "review-page");
-    let (s, _) = post(
-        format!("{base}/v1/actions/{id}/approve"),
-        "review-token-0123456789",
-        json!({"by": "alice"}),
-    )
-    .await;
-    assert_eq!(s, 409, "an action runs once");
-    let alert_id = done["alert_id"].as_str().unwrap().to_string();
-    let (s, d) = get(
-        format!("{base}/v1/policy/decisions/{alert_id}"),
-        "review-token-0123456789",
-    )
-    .await;
-    assert_eq!(s, 200);
-    assert_eq!(d["decisions"][0]["routes"][0], "urgent");
-    let (_, alert) = get(
-        format!("{base}/v1/alerts/{alert_id}"),
-        "review-token-0123456789",
-    )
-    .await;
-    assert!(
-        alert.to_string().contains("approved by alice"),
-        "the approval is on the alert: {alert}"
-    );
-    // The policy endpoint shows destinations, never their secrets.
-    let (s, pol) = get(format!("{base}/v1/policy"), "review-token-0123456789").await;
-    assert_eq!(s, 200);
-    assert_eq!(pol["destinations"]["pagerduty"]["enabled"], true);
-    let shown = pol.to_string();
-    for secret in [
-        receivers::PD_KEY,
-        receivers::WEBHOOK_SECRET,
-        receivers::LINEAR_KEY,
-        "jira-token",
-    ] {
-        assert!(!shown.contains(secret), "{secret} leaked");
-    }
-    let (s, _) = get(
-        format!("{base}/v1/outbox/deliveries/abc"),
-        "review-token-0123456789",
-    )
-    .await;
-    assert_eq!(s, 400);
-    assert_eq!(rx.of("n8n").len(), 1);
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn automatic_actions_run_denied_and_expired_ones_never_do() {
     let (rx_addr, rx) = receivers::start().await;
@@ -1140,18 +784,18 @@ async fn automatic_actions_run_denied_and_expired_ones_never_do() {
     assert_eq!(n8n[0].body["workflow_id"], "wf-7");
     let actions = i.routing.responder.list().unwrap();
     let a = actions.iter().find(|a| a.alert_id == auto).unwrap();
-    assert_eq!(a.state, plumbline::respond::ActionState::Done);
+    assert_eq!(a.state, plumbline_delivery::respond::ActionState::Done);
     assert_eq!(a.decision.as_ref().unwrap().by, "policy");
 
     // Denied: never runs, and cannot be approved afterwards.
     let d = actions.iter().find(|a| a.alert_id == denied).unwrap();
-    assert_eq!(d.state, plumbline::respond::ActionState::Pending);
+    assert_eq!(d.state, plumbline_delivery::respond::ActionState::Pending);
     let r = i
         .routing
         .responder
         .deny(&d.id, "alice", "review-page", "planned change")
         .unwrap();
-    assert_eq!(r.state, plumbline::respond::ActionState::Denied);
+    assert_eq!(r.state, plumbline_delivery::respond::ActionState::Denied);
     assert!(i
         .routing
         .responder
@@ -1167,7 +811,7 @@ async fn automatic_actions_run_denied_and_expired_ones_never_do() {
         .into_iter()
         .find(|a| a.alert_id == stale)
         .unwrap();
-    assert_eq!(s.state, plumbline::respond::ActionState::Expired);
+    assert_eq!(s.state, plumbline_delivery::respond::ActionState::Expired);
     assert!(i
         .routing
         .responder
@@ -1326,9 +970,7 @@ vault_token = "{vault}"
     assert_eq!(vault.len(), 1);
     assert_eq!(vault[0].body["accessor"], "acc-123");
     let done = i.routing.responder.list().unwrap();
-    assert!(done
-        .iter()
-        .filter(|a| a.alert_id == alert)
-        .all(|a| a.state == plumbline::respond::ActionState::Done
-            && a.decision.as_ref().unwrap().by == "alice"));
+    assert!(done.iter().filter(|a| a.alert_id == alert).all(|a| a.state
+        == plumbline_delivery::respond::ActionState::Done
+        && a.decision.as_ref().unwrap().by == "alice"));
 }

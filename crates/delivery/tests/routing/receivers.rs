@@ -2,6 +2,7 @@
 //! generic webhook that checks the HMAC signature, Jira REST (create + search), Linear
 //! GraphQL (issueCreate + issues filter), PagerDuty Events v2, n8n's public API, and a
 //! minimal SMTP server for the digest.
+#![allow(dead_code)] // shared with host/tests/service.rs, which uses only some of it
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -118,7 +119,7 @@ async fn webhook(State(rx): S, h: HeaderMap, b: Bytes) -> Response {
             .to_string()
     };
     let ts: i64 = header("x-plumbline-timestamp").parse().unwrap_or(0);
-    let want = plumbline::route::webhook::sign(WEBHOOK_SECRET, ts, &b);
+    let want = plumbline_delivery::route::webhook::sign(WEBHOOK_SECRET, ts, &b);
     if header("x-plumbline-signature") != want || header("x-plumbline-delivery").is_empty() {
         return (StatusCode::UNAUTHORIZED, "bad signature").into_response();
     }
@@ -426,4 +427,101 @@ pub async fn start_smtp() -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
         }
     });
     (addr, mails)
+}
+
+/// A policy whose destinations all point at the local receivers.
+pub fn policy_toml(rx: SocketAddr, smtp: SocketAddr, extra: &str) -> String {
+    format!(
+        r#"
+[settings]
+timezone = "UTC"
+dedup_window_minutes = 240
+
+[quiet_hours]
+enabled = true
+start = "22:00"
+end = "08:00"
+severities = [2]
+
+[break_glass]
+enabled = true
+signals = ["*direct_to_prod*"]
+environments = ["prod"]
+ticket_attributes = ["incident_id"]
+severity = 2
+review_within_hours = 24
+follow_up = "Rotate the credentials used for emergency access."
+
+[[routes]]
+name = "urgent"
+match = {{ severity = [3] }}
+destinations = ["pagerduty", "slack", "teams", "jira", "linear", "webhook"]
+incident = true
+actions = ["pause_workflow"]
+
+[[routes]]
+name = "needs-review"
+match = {{ severity = [2] }}
+destinations = ["slack", "teams", "jira", "linear", "webhook"]
+justification = true
+
+[[routes]]
+name = "informational"
+match = {{ severity = [1] }}
+destinations = ["digest", "webhook"]
+
+[destinations.slack]
+kind = "slack"
+url = "http://{rx}/slack"
+
+[destinations.teams]
+kind = "teams"
+url = "http://{rx}/teams"
+
+[destinations.webhook]
+kind = "webhook"
+url = "${{TEST_WEBHOOK_URL}}"
+secret = "{secret}"
+
+[destinations.jira]
+kind = "jira"
+base_url = "http://{rx}/jira"
+project = "SEC"
+email = "bot@example.com"
+token = "${{TEST_JIRA_TOKEN}}"
+incident_issue_type = "Incident"
+
+[destinations.linear]
+kind = "linear"
+url = "http://{rx}/linear"
+api_key = "{linear}"
+team_id = "team-1"
+
+[destinations.pagerduty]
+kind = "pagerduty"
+url = "http://{rx}/pagerduty/v2/enqueue"
+routing_key = "{pd}"
+
+[destinations.digest]
+kind = "email_digest"
+smtp_url = "smtp://{smtp}"
+from = "Plumbline <plumbline@example.com>"
+to = ["security@example.com"]
+send_at = "08:00"
+
+[actions]
+enabled = false
+
+[actions.pause_workflow]
+kind = "n8n_pause_workflow"
+base_url = "http://{rx}/n8n"
+api_key = "{n8n}"
+
+{extra}
+"#,
+        secret = WEBHOOK_SECRET,
+        linear = LINEAR_KEY,
+        pd = PD_KEY,
+        n8n = N8N_KEY,
+    )
 }

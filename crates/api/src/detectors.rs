@@ -4,21 +4,26 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::extract::{FromRef, Path, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
 use super::auth::Auth;
 use super::error::{ApiError, ApiResult};
-use crate::config::Scope;
-use crate::runtime::Runtime;
+use crate::auth::{scope, Require};
+use plumbline_runtime::Runtime;
 
 #[derive(Clone)]
 struct DetectorsState {
     runtime: Arc<Runtime>,
     auth: Auth,
+}
+
+impl FromRef<DetectorsState> for Auth {
+    fn from_ref(s: &DetectorsState) -> Auth {
+        s.auth.clone()
+    }
 }
 
 /// A router with its own state, merged into the service's router by `serve`.
@@ -29,17 +34,15 @@ pub fn routes<S: Clone + Send + Sync + 'static>(runtime: Arc<Runtime>, auth: Aut
         .with_state(DetectorsState { runtime, auth })
 }
 
-async fn list(State(s): State<DetectorsState>, headers: HeaderMap) -> ApiResult<Json<Value>> {
-    s.auth.check(&headers, Scope::Read)?;
+async fn list(_: Require<scope::Read>, State(s): State<DetectorsState>) -> ApiResult<Json<Value>> {
     Ok(Json(json!({ "detectors": s.runtime.status() })))
 }
 
 async fn release(
+    _: Require<scope::Admin>,
     State(s): State<DetectorsState>,
-    headers: HeaderMap,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    s.auth.check(&headers, Scope::Admin)?;
     if s.runtime.detectors().get(&name).is_none() {
         return Err(ApiError::not_found(format!("no detector named `{name}`")));
     }

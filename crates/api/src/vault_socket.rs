@@ -1,6 +1,6 @@
 //! The TCP listener Vault's `socket` audit device streams to (`[vault] socket_listen`):
 //! an entry point like HTTP. It frames JSON lines, batches them and hands them to the
-//! Vault adapter's mapping; `crate::ingest::vault` only maps.
+//! Vault adapter's mapping; `plumbline_ingest::vault` only maps.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -8,15 +8,16 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use super::ingest::{submit, SledMemory};
+use super::ingest::submit;
 use super::AppState;
-use crate::ingest::vault::map_lines;
-use crate::ingest::Mapped;
+use plumbline_ingest::memory::SledMemory;
+use plumbline_ingest::vault::map_lines;
+use plumbline_ingest::Mapped;
 
 /// Starts the socket listener when `[vault] socket_listen` is set; returns its address.
 /// Binds synchronously so a bad address fails start-up instead of a background task.
-pub fn listen(state: &AppState) -> anyhow::Result<Option<SocketAddr>> {
-    let addr = state.config.vault.socket_listen.trim();
+pub fn listen(state: &AppState, addr: &str) -> anyhow::Result<Option<SocketAddr>> {
+    let addr = addr.trim();
     if addr.is_empty() {
         return Ok(None);
     }
@@ -67,7 +68,7 @@ const SOCKET_BATCH: usize = 512;
 /// unavailable the reader waits and retries instead of dropping lines: Vault then sees
 /// back-pressure on its socket, which is how its audit devices expect a sink to behave.
 async fn read_stream(state: AppState, conn: tokio::net::TcpStream, peer: SocketAddr) {
-    let limit = state.config.server.body_limit_bytes;
+    let limit = state.body_limit;
     let mut reader = BufReader::new(conn);
     let mut line = Vec::new();
     let mut batch: Vec<Result<Value, String>> = Vec::new();
@@ -158,7 +159,7 @@ async fn flush(state: &AppState, batch: &mut Vec<Result<Value, String>>, peer: S
         map_lines(lines.clone(), &mut mapped);
         let stored = match SledMemory::open(&state.store) {
             Ok(memory) => submit(state, mapped, &memory).await,
-            Err(e) => Err(e),
+            Err(e) => Err(e.into()),
         };
         match stored {
             Ok(report) => {

@@ -12,10 +12,10 @@ use serde_json::json;
 use super::error::{ApiError, ApiResult};
 use super::params::{decode_cursor, encode_cursor, parse_time};
 use super::AppState;
-use crate::config::Scope;
-use crate::event::{schema::event_schema, Source};
-use crate::ingest::body::{self, BodyForm};
-use crate::store::EventQuery;
+use crate::auth::{scope, Require};
+use plumbline_event::{schema::event_schema, Source};
+use plumbline_ingest::body::{self, BodyForm};
+use plumbline_store::EventQuery;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -29,8 +29,8 @@ pub async fn read_body(
     state: &AppState,
     headers: &HeaderMap,
     body: Body,
-) -> ApiResult<bytes::Bytes> {
-    let limit = state.config.server.body_limit_bytes;
+) -> ApiResult<axum::body::Bytes> {
+    let limit = state.body_limit;
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -51,11 +51,11 @@ pub async fn read_body(
 }
 
 async fn post(
+    _: Require<scope::Ingest>,
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<impl IntoResponse> {
-    state.auth.check(&headers, Scope::Ingest)?;
     let ct = headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
@@ -93,11 +93,10 @@ struct ListParams {
 }
 
 async fn list(
+    _: Require<scope::Read>,
     State(state): State<AppState>,
-    headers: HeaderMap,
     Query(p): Query<ListParams>,
 ) -> ApiResult<impl IntoResponse> {
-    state.auth.check(&headers, Scope::Read)?;
     let source = match p.source.as_deref() {
         None | Some("") => None,
         Some(s) => Some(Source::parse(s).ok_or_else(|| {
@@ -132,11 +131,10 @@ async fn list(
 }
 
 async fn one(
+    _: Require<scope::Read>,
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    state.auth.check(&headers, Scope::Read)?;
     match state.store.get(&id)? {
         Some(e) => Ok(Json(e)),
         None => Err(ApiError::not_found(format!("no event with id `{id}`"))),

@@ -59,8 +59,8 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<crate::store::StoreError> for ApiError {
-    fn from(e: crate::store::StoreError) -> Self {
+impl From<plumbline_store::StoreError> for ApiError {
+    fn from(e: plumbline_store::StoreError) -> Self {
         ApiError::unavailable(e)
     }
 }

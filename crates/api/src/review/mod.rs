@@ -7,7 +7,7 @@
 //! - `GET /v1/review/queue?status=open|reviewed|resolved|suppressed|all&severity=&limit=` —
 //!   alerts by severity (most urgent first), then age (oldest first), with their latest
 //!   label and pending response actions.
-//! - `GET /v1/alerts/{id}/packet` — the review packet ([`super::packet`]).
+//! - `GET /v1/alerts/{id}/packet` — the review packet ([`plumbline_review::packet`]).
 //! - `GET /v1/alerts/{id}/labels`, `POST /v1/alerts/{id}/labels` (`review` scope) with
 //!   `{"outcome": "helpful" | "false_positive" | "missed_severity", "severity": 3,
 //!   "comment": "…", "by": "alice"}`.
@@ -16,12 +16,15 @@
 //!   alert counts, and coverage.
 //! - `GET /v1/coverage` — per-source arrivals and silence, evaluations within the deadline,
 //!   high-risk coverage.
-//! - `GET /metrics` — Prometheus text ([`super::metrics`]).
+//! - `GET /metrics` — Prometheus text ([`metrics`]).
+
+mod metrics;
+mod page;
 
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRef, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -29,17 +32,19 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::labels::{LabelError, LabelRequest};
-use super::{packet, precision, Review};
-use crate::alert::{Alert, AlertStatus};
-use crate::api::auth::Auth;
-use crate::api::error::{ApiError, ApiResult};
-use crate::api::AppState;
-use crate::config::Scope;
-use crate::respond::ActionState;
-use crate::runtime::Runtime;
-use crate::summary::audit::SummaryAudit;
-use crate::summary::SummaryStage;
+use crate::auth::Auth;
+use crate::auth::Scope;
+use crate::auth::{scope, Require};
+use crate::error::{ApiError, ApiResult};
+use crate::AppState;
+use plumbline_alert::{Alert, AlertStatus};
+use plumbline_delivery::respond::ActionState;
+use plumbline_review::coverage::Watch;
+use plumbline_review::labels::{LabelError, LabelRequest};
+use plumbline_review::{packet, precision, Review};
+use plumbline_runtime::Runtime;
+use plumbline_summary::audit::SummaryAudit;
+use plumbline_summary::SummaryStage;
 
 /// What the review endpoints reach: the service's state, the review stage, and the
 /// detector runtime and summary stage when this process runs them.
@@ -49,6 +54,15 @@ pub struct ReviewState {
     pub review: Review,
     pub runtime: Option<Arc<Runtime>>,
     pub summaries: Option<Arc<SummaryStage>>,
+    /// The session cookie is `Secure` when the service is reached over https
+    /// (`server.public_url`).
+    pub secure_cookie: bool,
+}
+
+impl FromRef<ReviewState> for Auth {
+    fn from_ref(s: &ReviewState) -> Auth {
+        s.app.auth.clone()
+    }
 }
 
 /// A router with its own state, merged into the service's router by `serve`.
@@ -61,8 +75,8 @@ pub fn routes<S: Clone + Send + Sync + 'static>(state: ReviewState) -> Router<S>
         .route("/v1/labels", get(all_labels))
         .route("/v1/stats", get(stats))
         .route("/v1/coverage", get(coverage))
-        .route("/metrics", get(super::metrics::metrics))
-        .merge(super::page::routes())
+        .route("/metrics", get(metrics::metrics))
+        .merge(page::routes())
         .with_state(state)
 }
 
@@ -82,8 +96,11 @@ fn scopes(auth: &Auth, headers: &HeaderMap) -> Vec<&'static str> {
         .collect()
 }
 
-async fn session(State(s): State<ReviewState>, headers: HeaderMap) -> ApiResult<Json<Value>> {
-    let who = s.app.auth.check(&headers, Scope::Read)?;
+async fn session(
+    Require { who, .. }: Require<scope::Read>,
+    State(s): State<ReviewState>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Value>> {
     Ok(Json(json!({
         "name": who.name,
         "open": s.app.auth.is_open(),
@@ -130,11 +147,7 @@ async fn sign_in(State(s): State<ReviewState>, body: Bytes) -> ApiResult<Respons
         )
         .with("field", "token"));
     }
-    let secure = if s.app.config.server.public_url.starts_with("https://") {
-        "; Secure"
-    } else {
-        ""
-    };
+    let secure = if s.secure_cookie { "; Secure" } else { "" };
     let cookie = format!(
         "plumbline_token={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age=43200{secure}"
     );
@@ -177,11 +190,10 @@ fn age_secs(a: &Alert, now: time::OffsetDateTime) -> i64 {
 }
 
 async fn queue(
+    _: Require<scope::Read>,
     State(s): State<ReviewState>,
-    headers: HeaderMap,
     Query(p): Query<QueueParams>,
 ) -> ApiResult<Json<Value>> {
-    s.app.auth.check(&headers, Scope::Read)?;
     let status = match p.status.as_deref().unwrap_or("open") {
         "all" => None,
         x => Some(AlertStatus::parse(x).ok_or_else(|| {
@@ -242,11 +254,10 @@ async fn queue(
 }
 
 async fn alert_packet(
+    _: Require<scope::Read>,
     State(s): State<ReviewState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult<Json<packet::Packet>> {
-    s.app.auth.check(&headers, Scope::Read)?;
     let Some(alert) = s.app.alerts.get(&id)? else {
         return Err(ApiError::not_found(format!("no alert with id `{id}`")));
     };
@@ -287,11 +298,10 @@ async fn alert_packet(
 }
 
 async fn alert_labels(
+    _: Require<scope::Read>,
     State(s): State<ReviewState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    s.app.auth.check(&headers, Scope::Read)?;
     if s.app.alerts.get(&id)?.is_none() {
         return Err(ApiError::not_found(format!("no alert with id `{id}`")));
     }
@@ -301,12 +311,12 @@ async fn alert_labels(
 }
 
 async fn add_label(
+    Require { who, .. }: Require<scope::Review>,
     State(s): State<ReviewState>,
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult<impl IntoResponse> {
-    let who = s.app.auth.check(&headers, Scope::Review)?;
     // A JSON body only: a cross-site form cannot send one without a preflight.
     let json_body = headers
         .get(header::CONTENT_TYPE)
@@ -344,8 +354,10 @@ async fn add_label(
     }
 }
 
-async fn all_labels(State(s): State<ReviewState>, headers: HeaderMap) -> ApiResult<Json<Value>> {
-    s.app.auth.check(&headers, Scope::Read)?;
+async fn all_labels(
+    _: Require<scope::Read>,
+    State(s): State<ReviewState>,
+) -> ApiResult<Json<Value>> {
     let labels = s.review.labels.latest()?;
     Ok(Json(json!({ "count": labels.len(), "labels": labels })))
 }
@@ -355,8 +367,24 @@ struct StatsParams {
     days: Option<u32>,
 }
 
-fn coverage_report(s: &ReviewState) -> super::coverage::CoverageReport {
-    let detectors = s.runtime.as_ref().map(|r| r.status());
+/// What the loaded detectors watch, for coverage (None: no runtime in this process).
+pub(crate) fn watches(s: &ReviewState) -> Option<Vec<Watch>> {
+    let runtime = s.runtime.as_ref()?;
+    Some(
+        runtime
+            .status()
+            .into_iter()
+            .map(|d| Watch {
+                active: d.state == "active",
+                sources: d.sources,
+                actions: d.actions,
+            })
+            .collect(),
+    )
+}
+
+fn coverage_report(s: &ReviewState) -> plumbline_review::coverage::CoverageReport {
+    let detectors = watches(s);
     s.review.coverage.report(
         time::OffsetDateTime::now_utc().unix_timestamp(),
         detectors.as_deref(),
@@ -365,11 +393,10 @@ fn coverage_report(s: &ReviewState) -> super::coverage::CoverageReport {
 }
 
 async fn stats(
+    _: Require<scope::Read>,
     State(s): State<ReviewState>,
-    headers: HeaderMap,
     Query(p): Query<StatsParams>,
 ) -> ApiResult<Json<Value>> {
-    s.app.auth.check(&headers, Scope::Read)?;
     let days = p.days.unwrap_or(30);
     if !(1..=366).contains(&days) {
         return Err(ApiError::bad_request("`days`: must be 1 to 366").with("field", "days"));
@@ -402,7 +429,6 @@ async fn stats(
     })))
 }
 
-async fn coverage(State(s): State<ReviewState>, headers: HeaderMap) -> ApiResult<Json<Value>> {
-    s.app.auth.check(&headers, Scope::Read)?;
+async fn coverage(_: Require<scope::Read>, State(s): State<ReviewState>) -> ApiResult<Json<Value>> {
     Ok(Json(json!(coverage_report(&s))))
 }

@@ -1,7 +1,6 @@
 //! `GET /v1/alerts?since=&severity=&status=` and `GET /v1/alerts/{id}`.
 
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -11,8 +10,8 @@ use serde_json::json;
 use super::error::{ApiError, ApiResult};
 use super::params::parse_time;
 use super::AppState;
-use crate::alert::{Alert, AlertStatus};
-use crate::config::Scope;
+use crate::auth::{scope, Require};
+use plumbline_alert::{Alert, AlertStatus};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -29,11 +28,10 @@ struct ListParams {
 }
 
 async fn list(
+    _: Require<scope::Read>,
     State(state): State<AppState>,
-    headers: HeaderMap,
     Query(p): Query<ListParams>,
 ) -> ApiResult<impl IntoResponse> {
-    state.auth.check(&headers, Scope::Read)?;
     let since = p
         .since
         .as_deref()
@@ -83,11 +81,10 @@ async fn list(
 }
 
 async fn one(
+    _: Require<scope::Read>,
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    state.auth.check(&headers, Scope::Read)?;
     match state.alerts.get(&id)? {
         Some(a) => Ok(Json(a)),
         None => Err(ApiError::not_found(format!("no alert with id `{id}`"))),

@@ -3,7 +3,6 @@
 //! or why the deterministic summary was used.
 
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -11,20 +10,19 @@ use serde_json::json;
 
 use super::error::{ApiError, ApiResult};
 use super::AppState;
-use crate::config::Scope;
-use crate::summary::audit::SummaryAudit;
-use crate::summary::findings_fingerprint;
+use crate::auth::{scope, Require};
+use plumbline_summary::audit::SummaryAudit;
+use plumbline_summary::findings_fingerprint;
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/v1/alerts/{id}/summary-audit", get(audit))
 }
 
 async fn audit(
+    _: Require<scope::Read>,
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    state.auth.check(&headers, Scope::Read)?;
     let Some(alert) = state.alerts.get(&id)? else {
         return Err(ApiError::not_found(format!("no alert with id `{id}`")));
     };

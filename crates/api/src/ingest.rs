@@ -1,7 +1,7 @@
 //! `POST /v1/ingest/<source>` for every source adapter, and `GET` where the adapter has a
 //! handshake (Okta's event-hook verification): one generic handler doing
-//! credential → body limit → mapping → durable submit → answer, the sled-backed adapter
-//! memory, and the translation of ingest errors into API errors.
+//! credential → body limit → mapping → durable submit → answer, and the translation of
+//! ingest errors into API errors.
 
 use std::sync::Arc;
 
@@ -17,34 +17,15 @@ use time::OffsetDateTime;
 use super::error::{ApiError, ApiResult};
 use super::events::read_body;
 use super::AppState;
-use crate::config::{Config, Scope};
-use crate::event::Source;
-use crate::ingest::adapter::{Adapter, Delivery, IngestError, Memory, MemoryError, SourceAuth};
-use crate::ingest::{
-    cloudtrail, github, gitlab, make, n8n, okta, openai, vault, IngestReport, Mapped, SubmitError,
-};
-use crate::store::{Store, StoreError};
-
-/// Every source adapter, configured.
-pub fn adapters(config: &Config) -> Vec<Arc<dyn Adapter>> {
-    vec![
-        Arc::new(github::GithubAdapter::new(config.github.clone())),
-        Arc::new(gitlab::GitlabAdapter::new(config.gitlab.clone())),
-        Arc::new(n8n::N8nAdapter::new(config.n8n.clone())),
-        Arc::new(make::MakeAdapter::new(config.make.clone())),
-        Arc::new(vault::VaultAdapter),
-        Arc::new(cloudtrail::CloudtrailAdapter::new(
-            config.cloudtrail.clone(),
-        )),
-        Arc::new(okta::OktaAdapter::new(config.okta.clone())),
-        Arc::new(openai::OpenaiAdapter::new(config.openai.clone())),
-    ]
-}
+use crate::auth::Scope;
+use plumbline_ingest::adapter::{Adapter, Delivery, IngestError, Memory, SourceAuth};
+use plumbline_ingest::memory::SledMemory;
+use plumbline_ingest::{IngestReport, Mapped, SubmitError};
 
 /// `/v1/ingest/<source>` for each adapter.
-pub fn routes(config: &Config) -> Router<AppState> {
+pub fn routes(adapters: &[Arc<dyn Adapter>]) -> Router<AppState> {
     let mut router = Router::new();
-    for adapter in adapters(config) {
+    for adapter in adapters {
         let path = format!("/v1/ingest/{}", adapter.source());
         let a = adapter.clone();
         let mut route: MethodRouter<AppState> = post(
@@ -147,52 +128,5 @@ impl From<IngestError> for ApiError {
                 .with("reason", reason),
             IngestError::NotFound(_) => ApiError::new(status, message),
         }
-    }
-}
-
-/// Adapter memory in the store's `ingest.adapter_memory` tree, keyed
-/// `<source>\0<kind>\0<key>`, values JSON.
-pub struct SledMemory {
-    tree: sled::Tree,
-}
-
-const MEMORY_TREE: &str = "ingest.adapter_memory";
-
-impl SledMemory {
-    pub fn open(store: &Store) -> ApiResult<SledMemory> {
-        let tree = store
-            .db()
-            .open_tree(MEMORY_TREE)
-            .map_err(|e| ApiError::from(StoreError::from(e)))?;
-        Ok(SledMemory { tree })
-    }
-
-    fn key(source: Source, kind: &str, key: &str) -> Vec<u8> {
-        format!("{source}\u{0}{kind}\u{0}{key}").into_bytes()
-    }
-}
-
-impl Memory for SledMemory {
-    fn get(&self, source: Source, kind: &str, key: &str) -> Option<Value> {
-        let bytes = self.tree.get(Self::key(source, kind, key)).ok()??;
-        serde_json::from_slice(&bytes).ok()
-    }
-
-    fn remember(
-        &self,
-        source: Source,
-        kind: &str,
-        key: &str,
-        value: Option<&Value>,
-    ) -> Result<(), MemoryError> {
-        let k = Self::key(source, kind, key);
-        let res = match value {
-            Some(v) => self
-                .tree
-                .insert(k, serde_json::to_vec(v).unwrap_or_default()),
-            None => self.tree.remove(k),
-        };
-        res.map(|_| ())
-            .map_err(|e| MemoryError(StoreError::from(e).to_string()))
     }
 }

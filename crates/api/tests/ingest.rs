@@ -2,16 +2,20 @@
 //! over a real sled store. What each source's payloads map to is tested beside the
 //! adapters, as tables of fixtures (`crates/ingest/src/fixtures/<source>/cases.json`);
 //! here is what every endpoint shares: credentials and the API-token fallback, replays
-//! stored once, JSON errors naming line and column, the body limit, Okta's handshake,
-//! the Vault socket, and CLI back-fills.
+//! stored once, JSON errors naming line and column, the body limit, Okta's handshake and
+//! the Vault socket.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use plumbline::api::AppState;
-use plumbline::config::{ApiToken, Config, Scope};
-use plumbline::ingest::adapter::sign_sha256;
+use plumbline_alert::AlertBook;
+use plumbline_api::auth::{ApiToken, Auth, AuthConfig, Scope};
+use plumbline_api::AppState;
+use plumbline_ingest::adapter::sign_sha256;
+use plumbline_ingest::{Ingest, SourcesConfig};
+use plumbline_store::{Store, Writer};
+use plumbline_trajectory::{TrajectoryConfig, TrajectoryStage};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -154,7 +158,7 @@ fn headers(src: &Src, body: &[u8], cred: Cred) -> Vec<(String, String)> {
     h
 }
 
-fn api_tokens(c: &mut Config) {
+fn api_tokens(c: &mut Setup) {
     c.auth.tokens = vec![ApiToken {
         name: "ci".into(),
         token: API_TOKEN.into(),
@@ -162,38 +166,88 @@ fn api_tokens(c: &mut Config) {
     }];
 }
 
-fn source_secrets(c: &mut Config) {
-    c.github.secret = GH_SECRET.into();
-    c.gitlab.token = GL_TOKEN.into();
-    c.n8n.token = N8N_TOKEN.into();
-    c.make.token = MAKE_TOKEN.into();
-    c.okta.authorization = OKTA_AUTH.into();
-    c.openai.token = OPENAI_TOKEN.into();
+fn source_secrets(c: &mut Setup) {
+    c.sources.github.secret = GH_SECRET.into();
+    c.sources.gitlab.token = GL_TOKEN.into();
+    c.sources.n8n.token = N8N_TOKEN.into();
+    c.sources.make.token = MAKE_TOKEN.into();
+    c.sources.okta.authorization = OKTA_AUTH.into();
+    c.sources.openai.token = OPENAI_TOKEN.into();
+}
+
+/// What these tests configure: the sources' sections, the API tokens, the body limit and
+/// the Vault socket.
+struct Setup {
+    sources: SourcesConfig,
+    auth: AuthConfig,
+    body_limit: usize,
+    vault_socket: String,
+}
+
+/// The stages an ingest endpoint reaches, on a fresh store: the durable writer feeding the
+/// trajectory stage (no detectors), the alert book and routing with the default policy.
+/// No retention: fixtures carry fixed dates.
+fn app_state(data: &std::path::Path, setup: &Setup) -> AppState {
+    let store = Store::open(data).unwrap();
+    let alerts = AlertBook::open(&store).unwrap();
+    let routing = Arc::new(
+        plumbline_delivery::Routing::open(
+            &store,
+            alerts.clone(),
+            plumbline_policy::model::Policy::default_policy(),
+            plumbline_delivery::RoutingSettings {
+                public_url: "http://127.0.0.1".into(),
+                delivery: plumbline_delivery::DeliveryConfig::default().settings(),
+                http_timeout: Duration::from_secs(5),
+            },
+            Arc::new(plumbline_policy::schedule::SystemClock),
+            &|_| None,
+        )
+        .unwrap(),
+    );
+    let trajectories = TrajectoryStage::start(
+        store.clone(),
+        &TrajectoryConfig::default(),
+        Arc::new(plumbline_trajectory::evaluate::NoDetectors),
+        Arc::new(alerts.clone()),
+    )
+    .unwrap();
+    let writer = Writer::start(store.clone(), false, trajectories.listener()).unwrap();
+    routing.start(Arc::new(writer.clone()));
+    AppState {
+        body_limit: setup.body_limit,
+        store,
+        ingest: Ingest::new(writer, 0),
+        auth: Auth::new(&setup.auth.tokens),
+        adapters: plumbline_ingest::adapters(&setup.sources).into(),
+        trajectories,
+        alerts,
+        routing,
+    }
 }
 
 struct Harness {
     url: String,
     http: reqwest::Client,
     _state: AppState,
-    dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
 }
 
 impl Harness {
-    async fn start(configure: impl FnOnce(&mut Config)) -> Harness {
+    async fn start(configure: impl FnOnce(&mut Setup)) -> Harness {
         let dir = tempfile::tempdir().unwrap();
-        let mut config = Config::defaults();
-        // Fixtures carry fixed dates; retention must not refuse them as the calendar moves.
-        config.store.retention_days = 0;
-        config.server.data_dir = dir.path().join("data");
-        configure(&mut config);
-        let service = plumbline::serve::start(
-            config,
-            Arc::new(plumbline::trajectory::evaluate::NoDetectors),
-        )
-        .unwrap();
+        let mut setup = Setup {
+            sources: SourcesConfig::default(),
+            auth: AuthConfig::default(),
+            body_limit: 10 << 20,
+            vault_socket: String::new(),
+        };
+        configure(&mut setup);
+        let state = app_state(&dir.path().join("data"), &setup);
+        plumbline_api::vault_socket::listen(&state, &setup.vault_socket).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let router = plumbline::api::router(service.state.clone());
+        let router = plumbline_api::router(state.clone());
         tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
         Harness {
             url,
@@ -203,8 +257,8 @@ impl Harness {
                 .pool_max_idle_per_host(0)
                 .build()
                 .unwrap(),
-            _state: service.state,
-            dir,
+            _state: state,
+            _dir: dir,
         }
     }
 
@@ -259,7 +313,7 @@ impl Harness {
 }
 
 fn fixtures_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../crates/ingest/src/fixtures")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../ingest/src/fixtures")
 }
 
 fn fixture(path: &str) -> Vec<u8> {
@@ -332,7 +386,7 @@ async fn every_source_refuses_wrong_credentials_and_stores_a_replay_once() {
 async fn every_source_answers_malformed_json_with_its_line_and_column_and_oversized_bodies_413() {
     let h = Harness::start(|c| {
         source_secrets(c);
-        c.server.body_limit_bytes = 32 * 1024;
+        c.body_limit = 32 * 1024;
     })
     .await;
     for src in &SOURCES {
@@ -393,7 +447,7 @@ async fn without_a_source_secret_the_api_token_rules_apply() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn okta_verification_handshake() {
-    let h = Harness::start(|c| c.okta.authorization = OKTA_AUTH.into()).await;
+    let h = Harness::start(|c| c.sources.okta.authorization = OKTA_AUTH.into()).await;
     let get = |url: &str, auth: &str| {
         h.http
             .get(format!("{url}/v1/ingest/okta"))
@@ -433,44 +487,12 @@ async fn okta_verification_handshake() {
     assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
 
     let h2 = Harness::start(|c| {
-        c.okta.authorization = OKTA_AUTH.into();
-        c.okta.verification = false;
+        c.sources.okta.authorization = OKTA_AUTH.into();
+        c.sources.okta.verification = false;
     })
     .await;
     let resp = get(&h2.url, OKTA_AUTH).await.unwrap();
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
-}
-
-#[test]
-fn source_secrets_come_from_the_documented_environment_variables() {
-    let env: Vec<(String, String)> = [
-        ("PLUMBLINE_GITHUB_SECRET", "gh"),
-        ("PLUMBLINE_GITLAB_TOKEN", "gl"),
-        ("PLUMBLINE_N8N_TOKEN", "n8"),
-        ("PLUMBLINE_MAKE_TOKEN", "mk"),
-        ("PLUMBLINE_OKTA_AUTHORIZATION", "ok"),
-        ("PLUMBLINE_OPENAI_TOKEN", "oa"),
-        ("PLUMBLINE_VAULT_SOCKET_LISTEN", "127.0.0.1:9090"),
-        (
-            "PLUMBLINE_CLOUDTRAIL_ACCOUNT_ENVIRONMENTS",
-            r#"{ "111122223333" = "prod" }"#,
-        ),
-    ]
-    .iter()
-    .map(|(a, b)| (a.to_string(), b.to_string()))
-    .collect();
-    let c = Config::load_with_env(None, env).unwrap();
-    assert_eq!(c.github.secret, "gh");
-    assert_eq!(c.gitlab.token, "gl");
-    assert_eq!(c.n8n.token, "n8");
-    assert_eq!(c.make.token, "mk");
-    assert_eq!(c.okta.authorization, "ok");
-    assert!(c.okta.verification);
-    assert_eq!(c.openai.token, "oa");
-    assert_eq!(c.vault.socket_listen, "127.0.0.1:9090");
-    assert_eq!(c.cloudtrail.account_environments["111122223333"], "prod");
-    let d = Config::defaults();
-    assert!(d.github.secret.is_empty() && d.vault.socket_listen.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -484,7 +506,7 @@ async fn vault_socket_device_streams_json_lines() {
         .port();
     let addr = format!("127.0.0.1:{port}");
     let a = addr.clone();
-    let h = Harness::start(move |c| c.vault.socket_listen = a).await;
+    let h = Harness::start(move |c| c.vault_socket = a).await;
     let log = fixture("vault/audit.log");
     let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
     // Vault writes whenever it has an entry; split the stream mid-line to prove framing.
@@ -516,115 +538,4 @@ async fn vault_socket_device_streams_json_lines() {
     drop(conn);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(h.events("vault").await.len(), 7);
-}
-
-async fn cli(h: &Harness, args: &[&str], envs: &[(&str, &str)]) -> std::process::Output {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_plumbline"));
-    cmd.arg("ingest").arg("--url").arg(&h.url).args(args);
-    cmd.env_remove("PLUMBLINE_TOKEN")
-        .env_remove("PLUMBLINE_GITHUB_SECRET");
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    tokio::task::spawn_blocking(move || cmd.output().unwrap())
-        .await
-        .unwrap()
-}
-
-fn succeeded(out: &std::process::Output) -> String {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cli_backfills_each_source_format_through_its_endpoint() {
-    let h = Harness::start(|c| {
-        c.github.secret = GH_SECRET.into();
-        c.n8n.token = N8N_TOKEN.into();
-    })
-    .await;
-    let path = |p: &str| fixtures_dir().join(p).display().to_string();
-
-    let out = cli(
-        &h,
-        &[
-            "--source",
-            "vault",
-            "--batch",
-            "3",
-            &path("vault/audit.log"),
-        ],
-        &[],
-    )
-    .await;
-    assert_eq!(succeeded(&out), "accepted 7, duplicates 0, rejected 0");
-
-    let out = cli(
-        &h,
-        &[
-            "--source",
-            "cloudtrail",
-            "--batch",
-            "4",
-            &path("cloudtrail/log_file.json"),
-        ],
-        &[],
-    )
-    .await;
-    assert_eq!(succeeded(&out), "accepted 11, duplicates 0, rejected 0");
-
-    // n8n's own event log: confirmation lines are skipped; the token comes from the env.
-    let out = cli(
-        &h,
-        &["--source", "n8n", &path("n8n/n8nEventLog.log")],
-        &[("PLUMBLINE_N8N_TOKEN", N8N_TOKEN)],
-    )
-    .await;
-    assert_eq!(succeeded(&out), "accepted 3, duplicates 0, rejected 0");
-    assert_eq!(
-        h.event("n8n:c2928314-9fa0-41e8-9d8e-9fa0b1c2d3e2").await["action"],
-        "workflow.deleted"
-    );
-
-    // GitHub deliveries as the REST API lists them, signed with the webhook secret.
-    let ping: Value = serde_json::from_slice(&fixture("github/ping.json")).unwrap();
-    let member: Value = serde_json::from_slice(&fixture("github/member_added.json")).unwrap();
-    let deliveries = json!([
-        {"id": 1, "guid": "0b989ba4-242f-11e5-81e1-c7b6966d2516", "delivered_at": "2026-11-25T07:00:01Z", "redelivery": false,
-         "duration": 0.27, "status": "OK", "status_code": 202, "event": "ping", "action": null, "installation_id": null,
-         "repository_id": null, "url": "https://plumbline.acme.example/v1/ingest/github",
-         "request": {"headers": {"X-GitHub-Delivery": "0b989ba4-242f-11e5-81e1-c7b6966d2516", "X-GitHub-Event": "ping",
-                                 "Content-Type": "application/json"}, "payload": ping},
-         "response": {"headers": {}, "payload": "{}"}},
-        {"id": 2, "guid": "1c0a9cb5-242f-11e5-81e1-c7b6966d2516", "delivered_at": "2026-11-25T09:15:00Z", "redelivery": false,
-         "duration": 0.31, "status": "OK", "status_code": 202, "event": "member", "action": "added",
-         "request": {"headers": {"X-GitHub-Event": "member"}, "payload": member}, "response": {"headers": {}, "payload": "{}"}}
-    ]);
-    let file = h.dir.path().join("deliveries.json");
-    std::fs::write(&file, serde_json::to_vec(&deliveries).unwrap()).unwrap();
-    let out = cli(&h, &["--source", "github", file.to_str().unwrap()], &[]).await;
-    assert!(
-        !out.status.success(),
-        "unsigned back-fill must be refused by a server with a secret"
-    );
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("401"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = cli(
-        &h,
-        &["--source", "github", file.to_str().unwrap()],
-        &[("PLUMBLINE_GITHUB_SECRET", GH_SECRET)],
-    )
-    .await;
-    assert_eq!(succeeded(&out), "accepted 2, duplicates 0, rejected 0");
-    let m = h.event("github:1c0a9cb5-242f-11e5-81e1-c7b6966d2516").await;
-    assert_eq!(m["action"], "member.added");
-    // The payload has no time of its own: the delivery time is used.
-    assert_eq!(m["time"], "2026-11-25T09:15:00Z");
 }

@@ -1,7 +1,6 @@
 //! `GET /v1/trajectories` and `GET /v1/trajectories/{id}`.
 
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -11,10 +10,10 @@ use serde_json::{json, Value};
 use super::error::{ApiError, ApiResult};
 use super::params::parse_time;
 use super::AppState;
-use crate::config::Scope;
-use crate::event::{format_time, time_from_nanos};
-use crate::trajectory::persist::TrajectoryRecord;
-use crate::trajectory::{Trajectory, TrajectoryKind};
+use crate::auth::{scope, Require};
+use plumbline_event::{format_time, time_from_nanos};
+use plumbline_trajectory::persist::TrajectoryRecord;
+use plumbline_trajectory::{Trajectory, TrajectoryKind};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -55,11 +54,10 @@ pub fn full(t: &Trajectory) -> Value {
 }
 
 async fn list(
+    _: Require<scope::Read>,
     State(state): State<AppState>,
-    headers: HeaderMap,
     Query(p): Query<ListParams>,
 ) -> ApiResult<impl IntoResponse> {
-    state.auth.check(&headers, Scope::Read)?;
     let since = p
         .since
         .as_deref()
@@ -96,11 +94,10 @@ async fn list(
 }
 
 async fn one(
+    _: Require<scope::Read>,
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    state.auth.check(&headers, Scope::Read)?;
     match state.trajectories.get(&id)? {
         Some(t) => Ok(Json(full(&t))),
         None => Err(ApiError::not_found(format!("no trajectory with id `{id}`"))),

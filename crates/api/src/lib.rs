@@ -1,0 +1,70 @@
+//! The HTTP API: every endpoint of the service, ingest included, assembled into one router.
+//! Handlers are thin: they state their scope (`Require<scope::Read>`, …), parse parameters, call a
+//! stage and shape its answer. Stages know nothing of HTTP.
+
+pub mod alerts;
+pub mod auth;
+pub mod detectors;
+pub mod error;
+pub mod events;
+pub mod ingest;
+pub mod packs;
+pub mod params;
+pub mod review;
+pub mod routing;
+pub mod summary_audit;
+pub mod trajectories;
+pub mod vault_socket;
+
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+
+use plumbline_alert::AlertBook;
+use plumbline_ingest::{Adapter, Ingest};
+use plumbline_store::Store;
+use plumbline_trajectory::TrajectoryStage;
+
+pub use auth::{Auth, AuthConfig, Require, Scope};
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// Largest accepted request body (`server.body_limit_bytes`).
+    pub body_limit: usize,
+    pub store: Store,
+    pub ingest: Ingest,
+    pub auth: Auth,
+    /// Every source adapter, configured; each is served at `/v1/ingest/<source>`.
+    pub adapters: Arc<[Arc<dyn Adapter>]>,
+    pub trajectories: Arc<TrajectoryStage>,
+    pub alerts: AlertBook,
+    pub routing: Arc<plumbline_delivery::Routing>,
+}
+
+impl FromRef<AppState> for Auth {
+    fn from_ref(state: &AppState) -> Auth {
+        state.auth.clone()
+    }
+}
+
+/// The service's own endpoints. The detector, pack and review routers carry their own
+/// state (the runtime, the packs, the review read model) and are merged beside this one.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route(
+            "/healthz",
+            get(|| async { Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") })) }),
+        )
+        .merge(events::routes())
+        .merge(trajectories::routes())
+        .merge(alerts::routes())
+        .merge(routing::routes())
+        .merge(summary_audit::routes())
+        .merge(ingest::routes(&state.adapters))
+        .fallback(|| async { error::ApiError::not_found("no such endpoint") })
+        .with_state(state)
+}
