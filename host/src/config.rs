@@ -54,6 +54,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub store: StoreConfig,
     pub auth: AuthConfig,
+    pub ingest: plumbline_ingest::IngestConfig,
     pub trajectory: plumbline_trajectory::TrajectoryConfig,
     pub github: GithubConfig,
     pub gitlab: GitlabConfig,

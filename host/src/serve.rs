@@ -91,7 +91,7 @@ pub fn start(config: Config, evaluator: Arc<dyn Evaluator>) -> anyhow::Result<Se
     review.start();
     // Deliveries wait on the writer's barrier, so each is durable before its first attempt.
     routing.start(Arc::new(writer.clone()));
-    let ingest = Ingest::new(writer, config.store.retention_days);
+    let ingest = Ingest::new(writer, config.store.retention_days).with_config(&config.ingest);
     spawn_retention(&config, store.clone());
     let state = AppState {
         body_limit: config.server.body_limit_bytes,

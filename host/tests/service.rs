@@ -21,6 +21,7 @@ use plumbline_trajectory::Trajectory;
 use receivers::policy_toml;
 
 const PUBLIC: &str = "http://plumbline.test";
+const N8N_TOKEN: &str = "n8n-log-stream-token";
 
 /// Bounded wait for the asynchronous end-to-end path (not a timing assertion).
 async fn wait_until(what: &str, f: impl Fn() -> bool) {
@@ -92,6 +93,7 @@ async fn a_response_action_waits_for_approval_through_the_api() {
     config.delivery.retry_base_ms = 50;
     config.delivery.poll_ms = 50;
     config.trajectory.eval_delay_ms = 5;
+    config.n8n.token = N8N_TOKEN.into();
     config.auth.tokens = vec![
         plumbline::config::ApiToken {
             name: "shipper".into(),
@@ -124,19 +126,33 @@ async fn a_response_action_waits_for_approval_through_the_api() {
     let http = reqwest::Client::new();
     let base = format!("http://{api}");
     let at = |m: i64| format_time(OffsetDateTime::now_utc() - time::Duration::minutes(m));
-    let events = json!([
-        {"id": "n1", "time": at(3), "source": "n8n", "actor": {"id": "mallory@example.com", "type": "human"},
-         "system": "n8n/workflow/wf-42", "action": "workflow.activated", "environment": "prod",
-         "attributes": {"workflow.id": "wf-42"}},
+    // The activation comes through n8n's own log stream (its token verified): that is
+    // what may name the workflow to pause. The export comes through the generic API, as
+    // evidence only.
+    let activated = json!({
+        "id": "5b2a1c4d-2e3f-4a71-8c1d-000000000001", "ts": at(3),
+        "eventName": "n8n.audit.workflow.activated", "message": "n8n.audit.workflow.activated",
+        "payload": {"userId": "u-1", "_email": "mallory@example.com", "workflowId": "wf-42",
+                    "workflowName": "Invoice sync (temp)"}
+    });
+    let r = http
+        .post(format!("{base}/v1/ingest/n8n"))
+        .bearer_auth(N8N_TOKEN)
+        .json(&activated)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    let export = json!(
         {"id": "n2", "time": at(2), "source": "n8n", "actor": {"id": "mallory@example.com", "type": "human"},
          "system": "n8n/workflow/wf-42", "action": "data.export", "environment": "prod",
          "destination": "https://paste.example.net/in", "volume": {"rows": 50000},
-         "attributes": {"workflow.id": "wf-42"}},
-    ]);
+         "attributes": {"workflow.id": "wf-42"}}
+    );
     let r = http
         .post(format!("{base}/v1/events"))
         .bearer_auth("shipper-token-0123456789")
-        .json(&events)
+        .json(&export)
         .send()
         .await
         .unwrap();

@@ -53,13 +53,13 @@ async fn receive(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    let bytes = if adapter.verifies_body() {
+    let (bytes, verified) = if adapter.verifies_body() {
         let bytes = read_body(&state, &headers, body).await?;
-        authorize(&state, &headers, adapter.verify(&headers, &bytes))?;
-        bytes
+        let verified = authorize(&state, &headers, adapter.verify(&headers, &bytes))?;
+        (bytes, verified)
     } else {
-        authorize(&state, &headers, adapter.verify(&headers, &[]))?;
-        read_body(&state, &headers, body).await?
+        let verified = authorize(&state, &headers, adapter.verify(&headers, &[]))?;
+        (read_body(&state, &headers, body).await?, verified)
     };
     let memory = SledMemory::open(&state.store)?;
     let delivery = Delivery {
@@ -67,7 +67,8 @@ async fn receive(
         body: &bytes,
         received: OffsetDateTime::now_utc(),
     };
-    let mapped = adapter.map(&delivery, &memory).map_err(ApiError::from)?;
+    let mut mapped = adapter.map(&delivery, &memory).map_err(ApiError::from)?;
+    mapped.stamp(verified);
     let report = submit(&state, mapped, &memory).await?;
     Ok((adapter.success(), Json(report)).into_response())
 }
@@ -102,13 +103,15 @@ pub async fn submit(
 /// when the API-token rules allow it. A request signed wrongly may still carry an API
 /// token with the `ingest` scope: such a token can post any event to `/v1/events`
 /// anyway, and it is how `plumbline ingest --source` back-fills without the source secret.
-pub fn authorize(state: &AppState, headers: &HeaderMap, source: SourceAuth) -> ApiResult<()> {
+/// `Ok(true)` when the source's own credential verified: only then do the events count as
+/// the source's word (`Event::verified_by_source`).
+pub fn authorize(state: &AppState, headers: &HeaderMap, source: SourceAuth) -> ApiResult<bool> {
     match source {
-        SourceAuth::Valid => Ok(()),
-        SourceAuth::NotConfigured => state.auth.check(headers, Scope::Ingest).map(|_| ()),
+        SourceAuth::Valid => Ok(true),
+        SourceAuth::NotConfigured => state.auth.check(headers, Scope::Ingest).map(|_| false),
         SourceAuth::Invalid(reason) => {
             if !state.auth.is_open() && state.auth.check(headers, Scope::Ingest).is_ok() {
-                return Ok(());
+                return Ok(false);
             }
             Err(ApiError::unauthorized(reason))
         }

@@ -157,6 +157,9 @@ async fn flush(state: &AppState, batch: &mut Vec<Result<Value, String>>, peer: S
     loop {
         let mut mapped = Mapped::default();
         map_lines(lines.clone(), &mut mapped);
+        // The socket takes no credential: only a Vault on this very host (loopback) counts
+        // as the source verified, so a network peer cannot name a token to revoke.
+        mapped.stamp(peer.ip().is_loopback());
         let stored = match SledMemory::open(&state.store) {
             Ok(memory) => submit(state, mapped, &memory).await,
             Err(e) => Err(e.into()),

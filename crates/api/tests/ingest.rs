@@ -516,6 +516,15 @@ async fn vault_socket_device_streams_json_lines() {
     tokio::time::sleep(Duration::from_millis(120)).await;
     conn.write_all(rest).await.unwrap();
     conn.write_all(b"this line is not JSON\n").await.unwrap();
+    // An entry from the far future (the socket takes no credential) is refused: it would
+    // move the trajectory watermark past every real window.
+    let mut future: Value =
+        serde_json::from_slice(log.split(|b| *b == b'\n').next().unwrap()).unwrap();
+    future["time"] = json!("2262-01-01T00:00:00Z");
+    future["request"]["id"] = json!("f0000000-0000-4000-8000-000000002262");
+    conn.write_all(format!("{future}\n").as_bytes())
+        .await
+        .unwrap();
     conn.flush().await.unwrap();
     let mut stored = Vec::new();
     for _ in 0..100 {
@@ -526,6 +535,12 @@ async fn vault_socket_device_streams_json_lines() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(stored.len(), 7, "{stored:?}");
+    assert!(
+        !stored
+            .iter()
+            .any(|e| e["id"].as_str().unwrap().contains("2262")),
+        "a far-future entry was stored"
+    );
     let r = h
         .event("vault:b1c4a7d2-3e5f-4a6b-8c7d-9e0f1a2b3c4d:response")
         .await;

@@ -46,6 +46,37 @@ pub enum Target {
 }
 
 impl Target {
+    /// Refuses a target that is not exactly what its system's API calls an id, before it
+    /// is proposed and again before it is sent (records written by an older version).
+    pub fn validate(&self) -> Result<(), String> {
+        fn charset(s: &str, max: usize, extra: &[u8]) -> bool {
+            !s.is_empty()
+                && s.len() <= max
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || extra.contains(&b))
+        }
+        let ok = match self {
+            // n8n ids are short alphanumeric strings (nanoid; older versions: integers).
+            Target::N8nWorkflow { workflow_id } => charset(workflow_id, 64, b"-_"),
+            // `owner/repo` as GitHub allows them; deploy key ids are integers.
+            Target::GithubDeployKey { repository, key_id } => {
+                let mut parts = repository.split('/');
+                let (owner, repo) = (parts.next(), parts.next());
+                parts.next().is_none()
+                    && owner.is_some_and(|o| charset(o, 39, b"-") && !o.starts_with('-'))
+                    && repo.is_some_and(|r| charset(r, 100, b"-_.") && r != "." && r != "..")
+                    && charset(key_id, 20, b"")
+                    && key_id.bytes().all(|b| b.is_ascii_digit())
+            }
+            Target::VaultToken { accessor } => charset(accessor, 128, b"-_."),
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("not a valid target: {self:?}"))
+        }
+    }
+
     pub fn describe(&self) -> String {
         match self {
             Target::N8nWorkflow { workflow_id } => format!("n8n workflow {workflow_id}"),
@@ -130,10 +161,12 @@ fn action_id(alert_id: &str, action: &str, target: &Target) -> String {
     format!("act-{}", &hex::encode(h.finalize())[..16])
 }
 
-/// The targets an action could act on, from the evidence events.
+/// The targets an action could act on, from the evidence events. Only events their own
+/// source verified at ingest (a signed webhook, the source's token) may name a target;
+/// anything an API token could have posted is evidence, never a target.
 pub fn targets(def: &ActionDef, events: &[Arc<Event>]) -> Vec<Target> {
     let mut out: Vec<Target> = Vec::new();
-    for e in events {
+    for e in events.iter().filter(|e| e.verified_by_source()) {
         let t = match def {
             ActionDef::N8nPauseWorkflow { .. } if e.source == Source::N8n => e
                 .attr_str("workflow.id")
@@ -165,7 +198,7 @@ pub fn targets(def: &ActionDef, events: &[Arc<Event>]) -> Vec<Target> {
             },
             _ => None,
         };
-        if let Some(t) = t {
+        if let Some(t) = t.filter(|t| t.validate().is_ok()) {
             if !out.contains(&t) {
                 out.push(t);
             }
@@ -455,6 +488,7 @@ impl Responder {
                 DeliveryError::Rejected(format!("action `{}` is no longer in the policy", r.action))
             })?
             .expanded(&|k| std::env::var(k).ok());
+        r.target.validate().map_err(DeliveryError::Rejected)?;
         let client = &self.http;
         match (&def, &r.target) {
             (
@@ -494,10 +528,12 @@ impl Responder {
                         "github_token not configured".into(),
                     ));
                 }
+                let (owner, repo) = repository.split_once('/').expect("validated");
                 let url = format!(
-                    "{}/repos/{}/keys/{}",
+                    "{}/repos/{}/{}/keys/{}",
                     github_api_url.trim_end_matches('/'),
-                    repository,
+                    urlencode(owner),
+                    urlencode(repo),
                     urlencode(key_id)
                 );
                 let resp = client
@@ -623,6 +659,83 @@ impl ActionRunner for Responder {
                 r.action,
                 r.target.describe()
             ),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use plumbline_event::parse_event;
+    use serde_json::json;
+
+    fn revoke() -> ActionDef {
+        ActionDef::RevokeCredential {
+            github_api_url: "https://api.github.com".into(),
+            github_token: "t".into(),
+            vault_addr: String::new(),
+            vault_token: String::new(),
+            automatic_signals: vec![],
+        }
+    }
+
+    fn deploy_key(system: &str, key_id: &str, verified: bool) -> Arc<Event> {
+        let mut attributes = json!({"key.id": key_id, "read_only": false});
+        if verified {
+            attributes["plumbline.verified_by"] = json!("github");
+        }
+        Arc::new(
+            parse_event(json!({
+                "id": "k", "time": "2026-11-25T10:00:00Z", "source": "github",
+                "actor": {"id": "mallory", "type": "human"}, "system": system,
+                "action": "deploy_key.created", "attributes": attributes,
+            }))
+            .unwrap(),
+        )
+    }
+
+    /// The confirmed attack: a `system` that walks out of `/repos/…` to an org hook.
+    #[test]
+    fn a_target_cannot_walk_out_of_its_api_path() {
+        let hostile = deploy_key("acme/api/../../../orgs/acme/hooks/77#", "1", true);
+        assert!(targets(&revoke(), &[hostile]).is_empty());
+        for (repo, key) in [
+            ("acme/api", "1/../../hooks"),
+            ("acme", "1"),
+            ("acme/..", "1"),
+            ("acme/api?x=1", "1"),
+            ("-acme/api", "1"),
+            ("acme/api", "12a"),
+        ] {
+            let t = Target::GithubDeployKey {
+                repository: repo.into(),
+                key_id: key.into(),
+            };
+            assert!(t.validate().is_err(), "{t:?} passed");
+        }
+        let good = Target::GithubDeployKey {
+            repository: "acme/payments.api_v2".into(),
+            key_id: "987".into(),
+        };
+        assert!(good.validate().is_ok());
+        assert!(Target::N8nWorkflow {
+            workflow_id: "../workflows/1".into()
+        }
+        .validate()
+        .is_err());
+    }
+
+    /// Events an API token posted are evidence, never targets: only the source's own
+    /// verified delivery names what gets revoked.
+    #[test]
+    fn only_events_their_source_verified_name_targets() {
+        assert!(targets(&revoke(), &[deploy_key("acme/api", "7", false)]).is_empty());
+        assert_eq!(
+            targets(&revoke(), &[deploy_key("acme/api", "7", true)]),
+            vec![Target::GithubDeployKey {
+                repository: "acme/api".into(),
+                key_id: "7".into()
+            }]
         );
     }
 }

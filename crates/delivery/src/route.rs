@@ -184,7 +184,10 @@ impl DeliveryError {
 }
 
 impl From<reqwest::Error> for DeliveryError {
+    /// Without the URL: for Slack, Teams and webhooks the URL is the secret, and this
+    /// text is stored in the outbox and served to readers.
     fn from(e: reqwest::Error) -> Self {
+        let e = e.without_url();
         if e.is_builder() {
             return DeliveryError::Rejected(format!("cannot build the request: {e}"));
         }

@@ -171,7 +171,21 @@ impl Event {
     pub fn attr_str(&self, key: &str) -> Option<&str> {
         self.attributes.get(key).and_then(|v| v.as_str())
     }
+
+    /// Whether this event came through its own source's endpoint with that source's
+    /// credential verified (a signed webhook, the source's token): only such events may
+    /// name what a response action acts on.
+    pub fn verified_by_source(&self) -> bool {
+        self.attr_str(VERIFIED_BY) == Some(self.source.as_str())
+    }
 }
+
+/// Attributes under this prefix are Plumbline's own: set at ingest, refused from clients.
+pub const RESERVED_PREFIX: &str = "plumbline.";
+
+/// The source whose credential verified the event at ingest (see
+/// [`Event::verified_by_source`]).
+pub const VERIFIED_BY: &str = "plumbline.verified_by";
 
 /// RFC 3339 (UTC) rendering used in API answers and logs.
 pub fn format_time(t: OffsetDateTime) -> String {

@@ -24,7 +24,11 @@ impl EventError {
 
 const MAX_ID_LEN: usize = 512;
 const MAX_ACTION_LEN: usize = 128;
+/// Attribute values per event, counted after nested objects and arrays are flattened.
 const MAX_ATTRIBUTES: usize = 512;
+/// Bytes of attribute keys and values per event: a trajectory hands every attribute of up
+/// to a thousand events to each detector, so one event cannot be allowed to be huge.
+pub const MAX_ATTRIBUTE_BYTES: usize = 256 * 1024;
 
 /// Parses and validates one event from JSON bytes. The typed fast path runs first;
 /// only a refused event pays for the second, path-tracking parse that names the field.
@@ -94,13 +98,20 @@ fn check(event: &mut Event) -> Result<(), EventError> {
     check_text("system", &event.system, MAX_ID_LEN)?;
     check_action(&event.action)?;
     event.time = event.time.to_offset(time::UtcOffset::UTC);
-    if event.attributes.len() > MAX_ATTRIBUTES {
+    let (values, bytes) = attribute_size(&event.attributes);
+    if values > MAX_ATTRIBUTES {
         return Err(EventError::new(
             "attributes",
             format!(
-                "{} attributes; at most {MAX_ATTRIBUTES} are kept per event",
-                event.attributes.len()
+                "{values} values once nested objects and arrays are flattened; at most \
+                 {MAX_ATTRIBUTES} are kept per event"
             ),
+        ));
+    }
+    if bytes > MAX_ATTRIBUTE_BYTES {
+        return Err(EventError::new(
+            "attributes",
+            format!("{bytes} bytes of keys and values; at most {MAX_ATTRIBUTE_BYTES} per event"),
         ));
     }
     if event
@@ -112,6 +123,46 @@ fn check(event: &mut Event) -> Result<(), EventError> {
     }
     redact::event(event);
     Ok(())
+}
+
+/// (values, bytes) the attributes will have once flattened, counted without flattening
+/// (a 150,000-element array is refused before anything is allocated for it). Keys count
+/// with their flattened prefix; numbers and booleans count 8 bytes.
+fn attribute_size(attrs: &Attributes) -> (usize, usize) {
+    fn walk(prefix: usize, v: &Value, acc: &mut (usize, usize)) {
+        match v {
+            Value::Object(map) => {
+                for (k, v) in map {
+                    if acc.0 > MAX_ATTRIBUTES {
+                        return;
+                    }
+                    walk(prefix + 1 + k.len(), v, acc);
+                }
+            }
+            Value::Array(items) => {
+                for (i, v) in items.iter().enumerate() {
+                    if acc.0 > MAX_ATTRIBUTES {
+                        return; // enough to refuse: not the rest of a hostile array
+                    }
+                    let digits = i.checked_ilog10().map_or(1, |d| d as usize + 1);
+                    walk(prefix + 1 + digits, v, acc);
+                }
+            }
+            Value::String(s) => {
+                acc.0 += 1;
+                acc.1 += prefix + s.len();
+            }
+            _ => {
+                acc.0 += 1;
+                acc.1 += prefix + 8;
+            }
+        }
+    }
+    let mut acc = (0, 0);
+    for (k, v) in attrs {
+        walk(k.len(), v, &mut acc);
+    }
+    acc
 }
 
 fn check_text(field: &str, value: &str, max: usize) -> Result<(), EventError> {
@@ -190,6 +241,33 @@ mod tests {
             "system": "n8n/prod", "action": "workflow.activated", "resource": "wf/1",
             "environment": "prod", "attributes": {"workflow": {"name": "Invoice sync"}}
         })
+    }
+
+    /// The confirmed attack: a 150,000-element array passed the 512-attribute check
+    /// (one top-level key) and, flattened, stalled detectors into quarantine.
+    #[test]
+    fn attribute_limits_count_flattened_values_and_bytes() {
+        let base = json!({
+            "id": "big", "time": "2026-11-25T10:00:00Z", "source": "github",
+            "actor": {"id": "u", "type": "human"}, "system": "acme/api", "action": "git.push",
+        });
+        let with = |attributes: Value| {
+            let mut v = base.clone();
+            v["attributes"] = attributes;
+            parse_event(v)
+        };
+        let huge: Vec<u32> = (0..150_000).collect();
+        let err = with(json!({ "list": huge })).unwrap_err();
+        assert_eq!(err.field, "attributes");
+        assert!(err.reason.contains("flattened"), "{}", err.reason);
+        let nested = json!({"a": {"b": (0..600).collect::<Vec<u32>>()}});
+        assert_eq!(with(nested).unwrap_err().field, "attributes");
+        let long = "x".repeat(MAX_ATTRIBUTE_BYTES);
+        let err = with(json!({ "body": long })).unwrap_err();
+        assert!(err.reason.contains("bytes"), "{}", err.reason);
+        // Within both limits: kept, flattened.
+        let ok = with(json!({"files": (0..500).collect::<Vec<u32>>()})).unwrap();
+        assert_eq!(ok.attributes.len(), 500);
     }
 
     #[test]

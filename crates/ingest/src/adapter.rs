@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use super::Rejection;
-use plumbline_event::{parse_event, Event, EventError, Source};
+use plumbline_event::{parse_event, Event, EventError, Source, RESERVED_PREFIX, VERIFIED_BY};
 
 /// One source's wire format: how its requests are authenticated and how their bodies
 /// map to events. An HTTP front end serves every adapter the same way:
@@ -278,6 +278,19 @@ impl Mapped {
                 self.indexes.push(index);
             }
             Err(err) => self.rejected.push(Rejection::new(index, err)),
+        }
+    }
+
+    /// Records where the events came from: Plumbline's own attributes a payload might
+    /// carry are dropped, and events whose source credential verified (`verified`) are
+    /// marked so, which response actions require of the events they act on.
+    pub fn stamp(&mut self, verified: bool) {
+        for e in &mut self.events {
+            e.attributes.retain(|k, _| !k.starts_with(RESERVED_PREFIX));
+            if verified {
+                e.attributes
+                    .insert(VERIFIED_BY.to_string(), Value::from(e.source.as_str()));
+            }
         }
     }
 

@@ -3,7 +3,7 @@
 use serde_json::value::RawValue;
 
 use super::Rejection;
-use plumbline_event::{parse_event_bytes, Event};
+use plumbline_event::{parse_event_bytes, Event, EventError, RESERVED_PREFIX};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyForm {
@@ -53,13 +53,28 @@ pub struct ParsedBody {
 
 impl ParsedBody {
     fn push(&mut self, index: usize, bytes: &[u8]) {
-        match parse_event_bytes(bytes) {
+        match parse_event_bytes(bytes).and_then(refuse_reserved) {
             Ok(e) => {
                 self.events.push(e);
                 self.indexes.push(index);
             }
             Err(err) => self.rejected.push(Rejection::new(index, err)),
         }
+    }
+}
+
+/// Native bodies may not set Plumbline's own attributes: whether a source verified an
+/// event is decided at its endpoint, never claimed by a client.
+fn refuse_reserved(e: Event) -> Result<Event, EventError> {
+    match e.attributes.keys().find(|k| k.starts_with(RESERVED_PREFIX)) {
+        Some(k) => Err(EventError::new(
+            format!("attributes.{k}"),
+            format!(
+                "`{RESERVED_PREFIX}*` attributes are set by Plumbline itself (which source \
+                 verified an event); a client cannot send them"
+            ),
+        )),
+        None => Ok(e),
     }
 }
 
@@ -168,6 +183,17 @@ mod tests {
         assert_eq!(p.events.len(), 1);
         assert_eq!(p.rejected[0].index, 1);
         assert!(p.rejected[0].reason.contains("line 2"), "{:?}", p.rejected);
+    }
+
+    #[test]
+    fn a_client_cannot_claim_a_source_verified_its_event() {
+        let forged = EV.replace(
+            r#""action":"git.push""#,
+            r#""action":"deploy_key.created","attributes":{"plumbline.verified_by":"github","key.id":"1"}"#,
+        );
+        let p = parse(BodyForm::Json, forged.as_bytes()).unwrap();
+        assert!(p.events.is_empty());
+        assert_eq!(p.rejected[0].field, "attributes.plumbline.verified_by");
     }
 
     #[test]

@@ -26,6 +26,25 @@ pub const DEFAULT_CONFIG: &str = include_str!("../config.toml");
 
 pub use adapter::{Adapter, Delivery, IngestError, Mapped, Memory, MemoryError, SourceAuth};
 
+/// `[ingest]`: limits every entry point shares.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestConfig {
+    pub future_skew_secs: u64,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        #[derive(serde::Deserialize)]
+        struct Defaults {
+            ingest: IngestConfig,
+        }
+        toml::from_str::<Defaults>(DEFAULT_CONFIG)
+            .expect("crates/ingest/config.toml is valid")
+            .ingest
+    }
+}
+
 /// Every source's section of the configuration (the sections of `config.toml`).
 #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
 pub struct SourcesConfig {
@@ -101,6 +120,8 @@ pub struct IngestReport {
 pub struct Ingest {
     writer: Writer,
     retention_nanos: Option<i64>,
+    /// Events later than now plus this are refused.
+    future_skew_nanos: i64,
     pub counters: Arc<IngestCounters>,
 }
 
@@ -157,8 +178,16 @@ impl Ingest {
         Ingest {
             writer,
             retention_nanos,
+            future_skew_nanos: IngestConfig::default().future_skew_secs as i64 * 1_000_000_000,
             counters: Arc::default(),
         }
+    }
+
+    /// Applies `[ingest]`.
+    pub fn with_config(mut self, config: &IngestConfig) -> Self {
+        self.future_skew_nanos =
+            config.future_skew_secs.min(i64::MAX as u64 / 1_000_000_000) as i64 * 1_000_000_000;
+        self
     }
 
     pub fn writer(&self) -> &Writer {
@@ -177,8 +206,24 @@ impl Ingest {
         let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64;
         let mut keep = Vec::with_capacity(events.len());
         for (event, index) in events.into_iter().zip(indexes) {
+            let t = event.time_nanos();
+            if t > now.saturating_add(self.future_skew_nanos) {
+                let ahead = (t - now) / 1_000_000_000;
+                rejected.push(Rejection::new(
+                    index,
+                    EventError::new(
+                        "time",
+                        format!(
+                            "{ahead} s after this host's clock: more than the allowed skew of \
+                             {} s (ingest.future_skew_secs)",
+                            self.future_skew_nanos / 1_000_000_000
+                        ),
+                    ),
+                ));
+                continue;
+            }
             match self.retention_nanos {
-                Some(r) if event.time_nanos() < now - r => rejected.push(Rejection::new(
+                Some(r) if t < now - r => rejected.push(Rejection::new(
                     index,
                     EventError::new(
                         "time",
@@ -225,5 +270,53 @@ impl Ingest {
         let report = self.submit(events, indexes, rejected).await?;
         adapter::apply(memory, &remember)?;
         Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use plumbline_store::{CommittedBatch, Store};
+
+    fn event_at(id: &str, t: time::OffsetDateTime) -> Event {
+        plumbline_event::parse_event(serde_json::json!({
+            "id": id, "time": plumbline_event::format_time(t), "source": "vault",
+            "actor": {"id": "eve", "type": "human"}, "system": "vault",
+            "action": "secret.read",
+        }))
+        .unwrap()
+    }
+
+    /// Every entry point submits here, so one far-future event (which would move the
+    /// trajectory watermark past every real window) is refused wherever it comes from.
+    #[tokio::test]
+    async fn events_from_beyond_the_allowed_skew_are_refused_naming_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let writer = Writer::start(store.clone(), false, Arc::new(|_: CommittedBatch| {})).unwrap();
+        let ingest = Ingest::new(writer, 90).with_config(&IngestConfig {
+            future_skew_secs: 120,
+        });
+        let now = time::OffsetDateTime::now_utc();
+        let events = vec![
+            event_at("ok-now", now),
+            event_at("ok-skewed", now + time::Duration::seconds(60)),
+            event_at("too-far", now + time::Duration::seconds(600)),
+            event_at("2262", time::macros::datetime!(2262-01-01 0:00 UTC)),
+        ];
+        let report = ingest
+            .submit(events, vec![0, 1, 2, 3], vec![])
+            .await
+            .unwrap();
+        assert_eq!(report.accepted, 2);
+        let refused: Vec<(usize, &str)> = report
+            .rejected
+            .iter()
+            .map(|r| (r.index, r.field.as_str()))
+            .collect();
+        assert_eq!(refused, vec![(2, "time"), (3, "time")]);
+        assert!(report.rejected[0].reason.contains("future_skew_secs"));
+        assert!(store.get("ok-skewed").unwrap().is_some());
+        assert!(store.get("2262").unwrap().is_none());
     }
 }

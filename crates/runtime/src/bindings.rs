@@ -13,9 +13,23 @@ wasmtime::component::bindgen!({
 // `self::`: under rustdoc the crate `plumbline` is also in scope.
 pub use self::plumbline::detector::types as wit;
 
-/// The trajectory as detectors see it (built once per evaluation, shared by all calls).
-pub fn trajectory(t: &host_t::Trajectory) -> wit::Trajectory {
-    wit::Trajectory {
+/// The trajectory as detectors see it (built once per evaluation, shared by all calls),
+/// with at most `max_bytes` of events: the newest are kept, the older ones counted in
+/// `dropped`. Returns the bytes handed over.
+pub fn trajectory(t: &host_t::Trajectory, max_bytes: usize) -> (wit::Trajectory, usize) {
+    let mut bytes = 0;
+    let keep = t
+        .events
+        .iter()
+        .rev()
+        .take_while(|e| {
+            bytes += event_bytes(e);
+            bytes <= max_bytes
+        })
+        .count();
+    let skip = t.events.len() - keep;
+    let bytes = t.events[skip..].iter().map(|e| event_bytes(e)).sum();
+    let wit = wit::Trajectory {
         id: t.id.clone(),
         kind: match t.kind {
             host_t::TrajectoryKind::Actor => wit::TrajectoryKind::Actor,
@@ -26,10 +40,29 @@ pub fn trajectory(t: &host_t::Trajectory) -> wit::Trajectory {
         key: t.key.clone(),
         start: t.start,
         end: t.end,
-        dropped: t.dropped,
+        dropped: t.dropped + skip as u64,
         hash: t.hash.clone(),
-        events: t.events.iter().map(|e| event(e)).collect(),
-    }
+        events: t.events[skip..].iter().map(|e| event(e)).collect(),
+    };
+    (wit, bytes)
+}
+
+/// About what one event weighs once copied into a sandbox: its text and attributes.
+pub fn event_bytes(e: &host::Event) -> usize {
+    const FIXED: usize = 64;
+    let text = e.id.len()
+        + e.actor.id.len()
+        + e.actor.display.len()
+        + e.system.len()
+        + e.action.len()
+        + e.resource.len()
+        + e.destination.as_ref().map_or(0, String::len);
+    let attributes: usize = e
+        .attributes
+        .iter()
+        .map(|(k, v)| k.len() + v.as_str().map_or(8, str::len))
+        .sum();
+    FIXED + text + attributes
 }
 
 pub fn event(e: &host::Event) -> wit::Event {

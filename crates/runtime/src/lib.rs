@@ -242,7 +242,8 @@ impl Runtime {
             return out;
         }
         // Converted once, only when some detector will read it.
-        let wit_t = bindings::trajectory(t);
+        let (wit_t, input_bytes) = bindings::trajectory(t, self.config.max_input_bytes);
+        let large = input_bytes > self.config.max_input_bytes / 4;
         for d in called {
             match self.run(d, &wit_t, d.config.clone(), None) {
                 Ok(findings) => {
@@ -252,7 +253,7 @@ impl Runtime {
                         out.findings.extend(findings);
                     }
                 }
-                Err(failure) => self.record_failure(d, &t.id, &failure),
+                Err(failure) => self.record_failure(d, &t.id, &failure, large),
             }
         }
         out
@@ -284,14 +285,22 @@ impl Runtime {
         Ok(findings)
     }
 
-    fn record_failure(&self, d: &Detector, trajectory: &str, failure: &Failure) {
+    /// Counts a failed call. A deadline or memory failure on a `large_input` is the input's
+    /// doing, not the detector's: counted and shown, but it does not move the detector
+    /// toward quarantine (a burst of huge events must not switch detection off).
+    fn record_failure(&self, d: &Detector, trajectory: &str, failure: &Failure, large_input: bool) {
         tracing::warn!(
             detector = d.name(),
             trajectory,
             kind = failure.kind(),
+            large_input,
             "detector call failed: {failure}"
         );
-        if let Some(q) = d.health.failed(failure, self.config.quarantine_after) {
+        let by_size = large_input && matches!(failure, Failure::Deadline | Failure::Memory(_));
+        if let Some(q) = d
+            .health
+            .failed(failure, by_size, self.config.quarantine_after)
+        {
             tracing::error!(
                 detector = d.name(),
                 version = %d.info.version,
@@ -337,7 +346,7 @@ impl Runtime {
             Ok(c) => c,
             Err(e) => return fail(fixture.description, e),
         };
-        let wit_t = bindings::trajectory(&t);
+        let (wit_t, _) = bindings::trajectory(&t, usize::MAX);
         let answer = call::analyze(
             &self.engine,
             CallSpec {

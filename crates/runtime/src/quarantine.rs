@@ -100,12 +100,21 @@ impl Health {
         self.consecutive.store(0, Ordering::Relaxed);
     }
 
-    /// Records a failure; returns the quarantine if this failure caused it.
-    pub fn failed(&self, failure: &Failure, quarantine_after: u32) -> Option<Quarantine> {
+    /// Records a failure; returns the quarantine if this failure caused it. A failure
+    /// `by_input_size` is counted but leaves the run of consecutive failures as it was.
+    pub fn failed(
+        &self,
+        failure: &Failure,
+        by_input_size: bool,
+        quarantine_after: u32,
+    ) -> Option<Quarantine> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         self.failures.fetch_add(1, Ordering::Relaxed);
-        let n = self.consecutive.fetch_add(1, Ordering::Relaxed) + 1;
         *self.last_failure.lock().expect("health lock") = Some(failure.to_string());
+        if by_input_size {
+            return None;
+        }
+        let n = self.consecutive.fetch_add(1, Ordering::Relaxed) + 1;
         if n < quarantine_after {
             return None;
         }
@@ -151,14 +160,14 @@ mod tests {
     #[test]
     fn quarantine_after_n_in_a_row_only() {
         let h = Health::default();
-        assert!(h.failed(&Failure::Deadline, 3).is_none());
-        assert!(h.failed(&Failure::Deadline, 3).is_none());
+        assert!(h.failed(&Failure::Deadline, false, 3).is_none());
+        assert!(h.failed(&Failure::Deadline, false, 3).is_none());
         h.succeeded(1);
-        assert!(h.failed(&Failure::Deadline, 3).is_none());
-        assert!(h.failed(&Failure::Deadline, 3).is_none());
+        assert!(h.failed(&Failure::Deadline, false, 3).is_none());
+        assert!(h.failed(&Failure::Deadline, false, 3).is_none());
         assert!(!h.is_quarantined());
         let q = h
-            .failed(&Failure::Trap("boom".into()), 3)
+            .failed(&Failure::Trap("boom".into()), false, 3)
             .expect("quarantined");
         assert!(
             q.reason.contains("3 failures in a row; last: trap: boom"),
@@ -167,10 +176,25 @@ mod tests {
         );
         assert!(h.is_quarantined());
         // Later failures do not re-announce it.
-        assert!(h.failed(&Failure::Deadline, 3).is_none());
+        assert!(h.failed(&Failure::Deadline, false, 3).is_none());
         let r = h.report();
         assert_eq!((r.calls, r.failures, r.findings), (7, 6, 1));
         assert!(h.release());
         assert!(!h.is_quarantined());
+    }
+
+    /// Deadlines on huge inputs are the input's doing: counted, never a quarantine.
+    #[test]
+    fn failures_caused_by_input_size_do_not_quarantine() {
+        let h = Health::default();
+        for _ in 0..10 {
+            assert!(h.failed(&Failure::Deadline, true, 3).is_none());
+        }
+        let r = h.report();
+        assert_eq!((r.failures, r.consecutive_failures), (10, 0));
+        assert!(r.quarantine.is_none() && r.last_failure.is_some());
+        // The detector's own failures still count.
+        assert!(h.failed(&Failure::Deadline, false, 2).is_none());
+        assert!(h.failed(&Failure::Deadline, false, 2).is_some());
     }
 }

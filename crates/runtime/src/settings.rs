@@ -25,6 +25,9 @@ pub struct RuntimeConfig {
     pub max_findings: usize,
     /// Most bytes of text (titles, evidence ids, next steps) one call may return.
     pub max_output_bytes: usize,
+    /// Most bytes of events one call is handed: beyond it the oldest events are left out
+    /// (and counted in the trajectory's `dropped`), newest first kept.
+    pub max_input_bytes: usize,
     /// Detector instances alive at once across all detectors (pooling allocator slots).
     pub pool_instances: u32,
     /// Per-detector overrides, keyed by the name the detector declares in `info()`.

@@ -332,3 +332,22 @@ fn every_supported_wit_version_has_its_frozen_folder() {
         );
     }
 }
+
+/// A trajectory heavier than `max_input_bytes` is handed over newest first, the older
+/// events counted as dropped, so a burst of huge events cannot stall every detector.
+#[test]
+fn a_call_gets_at_most_max_input_bytes_of_events() {
+    let mut t = fixture_trajectory(EXPORT_POSITIVE);
+    let all = t.events.len();
+    assert!(all >= 2, "the fixture has a story");
+    let (whole, bytes) = bindings::trajectory(&t, usize::MAX);
+    assert_eq!((whole.events.len(), whole.dropped), (all, t.dropped));
+    let newest = bindings::event_bytes(t.events.last().unwrap());
+    let (cut, cut_bytes) = bindings::trajectory(&t, newest);
+    assert_eq!(cut.events.len(), 1);
+    assert_eq!(cut.events[0].id, t.events.last().unwrap().id);
+    assert_eq!(cut.dropped, t.dropped + all as u64 - 1);
+    assert!(cut_bytes <= newest && bytes > cut_bytes);
+    t.events.clear();
+    assert!(bindings::trajectory(&t, 0).0.events.is_empty());
+}

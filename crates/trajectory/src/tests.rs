@@ -224,3 +224,35 @@ fn the_drift_view_keeps_weeks_of_widenings_and_nothing_else() {
         2
     );
 }
+
+/// A far-future event (ingest refuses them now; a store written before may hold one) does
+/// not move the watermark past the wall clock, so real trajectories stay open and grow.
+#[test]
+fn a_far_future_event_does_not_close_every_real_trajectory() {
+    let mut b = Book::new(rules(1000));
+    let mut ch = Changes::default();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp() - 1_764_000_000;
+    b.apply(
+        Arc::new(ev("p1", "eve", "vault", "secret.read", now)),
+        &mut ch,
+    );
+    let mut future = ev("x", "mallory", "vault", "secret.read", 0);
+    future.time = time::macros::datetime!(2262-01-01 0:00 UTC);
+    b.apply(Arc::new(future), &mut ch);
+    let ceiling = time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64
+        + b.rules.as_ref().unwrap().window;
+    assert!(
+        b.watermark <= ceiling,
+        "the watermark ran ahead of the clock"
+    );
+    let closed = b.close_expired(b.rules.as_ref().unwrap().window);
+    assert!(
+        closed.iter().all(|s| s.key != "eve"),
+        "eve's probe closed early"
+    );
+    b.apply(
+        Arc::new(ev("p2", "eve", "vault", "secret.read", now + 60)),
+        &mut ch,
+    );
+    assert_eq!(actor_sessions(&b, "eve"), vec![vec!["p1", "p2"]]);
+}

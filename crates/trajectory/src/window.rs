@@ -378,10 +378,19 @@ impl Book {
         self.rules.as_ref().expect("book has rules")
     }
 
+    /// Moves the watermark to `time`, but never further than one window past the wall
+    /// clock: ingest refuses events from the future, and one in a store written before it
+    /// did must not close every real trajectory after its first evaluation.
+    fn advance(&mut self, t: i64) {
+        let ceiling = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64)
+            .saturating_add(self.rules.as_ref().map_or(0, |r| r.window));
+        self.watermark = self.watermark.max(t.min(ceiling));
+    }
+
     /// Puts back a session loaded from disk.
     pub fn restore(&mut self, s: Session) {
         if let Some(last) = s.entries.back() {
-            self.watermark = self.watermark.max(last.time);
+            self.advance(last.time);
         }
         self.index.insert(s.id.clone(), (s.kind, s.key.clone()));
         self.sessions
@@ -417,7 +426,7 @@ impl Book {
     /// As [`Book::apply`], with the event's digest already known.
     pub fn apply_digested(&mut self, event: Arc<Event>, digest: [u8; 32], changes: &mut Changes) {
         let time = event.time_nanos();
-        self.watermark = self.watermark.max(time);
+        self.advance(time);
         let drift = self.rules().is_drift(&event.action);
         let kinds: &[TrajectoryKind] = if drift {
             &[

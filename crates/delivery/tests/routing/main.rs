@@ -107,6 +107,13 @@ fn ev(id: &str, actor: &str, system: &str, action: &str, extra: Value) -> Arc<Ev
     for (k, x) in extra.as_object().cloned().unwrap_or_default() {
         v[k] = x;
     }
+    // As ingest marks events whose source's credential verified (a response action acts
+    // only on those).
+    let source = v["source"].clone();
+    if !v["attributes"].is_object() {
+        v["attributes"] = json!({});
+    }
+    v["attributes"]["plumbline.verified_by"] = source;
     Arc::new(parse_event(v).unwrap())
 }
 
