@@ -115,6 +115,8 @@ async fn browser(driver: &Driver, profile: &Path) -> Client {
         .expect("a Chromium session through chromedriver")
 }
 
+const N8N_TOKEN: &str = "n8n-log-stream-token";
+
 /// Today's date minus one day, at the story's own clock time (the detector reads 02:13 as
 /// off-hours; yesterday keeps the events inside retention).
 fn yesterday(time: &str) -> String {
@@ -291,9 +293,27 @@ n8n_url = "https://n8n.acme.example"
     let s = Server::start_with(
         &dir.path().join("data"),
         &["--config", config.to_str().unwrap()],
-        &[],
+        &[("PLUMBLINE_N8N_TOKEN", N8N_TOKEN)],
     );
-    let mut events = n8n_story();
+    // The activation arrives as n8n's log stream sends it (its token verified): only such
+    // an event may name the workflow a response action pauses. The rest is evidence.
+    let (activation, mut events): (Vec<Value>, Vec<Value>) = n8n_story()
+        .into_iter()
+        .partition(|e| e["action"] == "workflow.activated");
+    let activated = json!({
+        "id": "5b2a1c4d-2e3f-4a71-8c1d-0000000000a6", "ts": activation[0]["time"],
+        "eventName": "n8n.audit.workflow.activated", "message": "n8n.audit.workflow.activated",
+        "payload": {"userId": "u-mallory", "_email": "mallory@acme.com", "workflowId": "wf42",
+                    "workflowName": "My workflow"}
+    });
+    let r = client()
+        .post(s.at("/v1/ingest/n8n"))
+        .bearer_auth(N8N_TOKEN)
+        .json(&activated)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 202, "{}", r.text().await.unwrap());
     events.extend(export_story());
     let r = client()
         .post(s.at("/v1/events"))
