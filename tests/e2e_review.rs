@@ -11,15 +11,17 @@
 
 #[path = "support/mod.rs"]
 mod support;
+#[path = "support/webdriver.rs"]
+mod webdriver;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
 use support::{client, Server};
+use webdriver::Browser;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -94,7 +96,7 @@ impl Drop for Driver {
     }
 }
 
-async fn browser(driver: &Driver, profile: &Path) -> Client {
+async fn browser(driver: &Driver, profile: &Path) -> Browser {
     let mut caps = serde_json::Map::new();
     caps.insert(
         "goog:chromeOptions".into(),
@@ -108,9 +110,7 @@ async fn browser(driver: &Driver, profile: &Path) -> Client {
             ],
         }),
     );
-    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(caps)
-        .connect(&driver.url)
+    Browser::start(&driver.url, Value::Object(caps))
         .await
         .expect("a Chromium session through chromedriver")
 }
@@ -196,21 +196,16 @@ async fn wait_for_alert(s: &Server, detector: &str) -> Value {
 }
 
 /// Clicks the element `css` selects.
-async fn click(c: &Client, css: &str) {
-    c.find(Locator::Css(css))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+async fn click(c: &Browser, css: &str) {
+    c.find(css).await.unwrap().click().await.unwrap();
 }
 
 /// Polls an element's text until `want` accepts it (the page renders asynchronously).
-async fn wait_text(c: &Client, css: &str, want: impl Fn(&str) -> bool) -> String {
+async fn wait_text(c: &Browser, css: &str, want: impl Fn(&str) -> bool) -> String {
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut last = String::new();
     loop {
-        if let Ok(e) = c.find(Locator::Css(css)).await {
+        if let Ok(e) = c.find(css).await {
             if let Ok(t) = e.text().await {
                 if want(&t) {
                     return t;
@@ -356,12 +351,7 @@ n8n_url = "https://n8n.acme.example"
     let c = browser(&driver, profile.path()).await;
     // Signing in: the page asks for a token and keeps it in an HttpOnly cookie.
     c.goto(&s.at("/review/")).await.unwrap();
-    let token = c
-        .wait()
-        .at_most(Duration::from_secs(30))
-        .for_element(Locator::Css("#token"))
-        .await
-        .unwrap();
+    let token = c.wait_for("#token", Duration::from_secs(30)).await.unwrap();
     token.send_keys("not-a-token").await.unwrap();
     click(&c, "#sign-in-button").await;
     wait_text(&c, "#sign-in-error", |t| t.contains("unknown API token")).await;
@@ -377,24 +367,20 @@ n8n_url = "https://n8n.acme.example"
     // The queue lists the urgent alert; open it.
     c.goto(&s.at("/review/#/")).await.unwrap();
     let link = format!("tr[data-alert-id=\"{story_id}\"] a.alert-link");
-    c.wait()
-        .at_most(Duration::from_secs(30))
-        .for_element(Locator::Css(&link))
+    c.wait_for(&link, Duration::from_secs(30))
         .await
         .unwrap()
         .click()
         .await
         .unwrap();
     wait_text(&c, "#alert-title", |t| !t.is_empty()).await;
-    c.wait()
-        .at_most(Duration::from_secs(30))
-        .for_element(Locator::Css("li.event"))
+    c.wait_for("li.event", Duration::from_secs(30))
         .await
         .unwrap();
 
     // Every cited event, and only those, is highlighted on the timeline.
     let mut highlighted = Vec::new();
-    for e in c.find_all(Locator::Css("li.event.cited")).await.unwrap() {
+    for e in c.find_all("li.event.cited").await.unwrap() {
         highlighted.push(e.attr("data-event-id").await.unwrap().unwrap());
     }
     let mut cited: Vec<String> = story["event_ids"]
@@ -406,7 +392,7 @@ n8n_url = "https://n8n.acme.example"
     highlighted.sort();
     cited.sort();
     assert_eq!(highlighted, cited);
-    let all = c.find_all(Locator::Css("li.event")).await.unwrap();
+    let all = c.find_all("li.event").await.unwrap();
     assert!(
         all.len() > highlighted.len(),
         "uncited events are on the timeline too"
@@ -415,12 +401,9 @@ n8n_url = "https://n8n.acme.example"
         let c = c.clone();
         async move {
             let v = c
-                .execute(
-                    &format!(
-                        "return getComputedStyle(document.querySelector('{css}')).backgroundColor"
-                    ),
-                    vec![],
-                )
+                .execute(&format!(
+                    "return getComputedStyle(document.querySelector('{css}')).backgroundColor"
+                ))
                 .await
                 .unwrap();
             v.as_str().unwrap().to_string()
@@ -429,13 +412,7 @@ n8n_url = "https://n8n.acme.example"
     assert_eq!(background("li.event.cited").await, "rgb(255, 248, 220)");
     assert_eq!(background("li.event:not(.cited)").await, "rgba(0, 0, 0, 0)");
     // The packet links back to the workflow and its edit history.
-    let links = c
-        .find(Locator::Css("#source-links"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let links = c.find("#source-links").await.unwrap().text().await.unwrap();
     assert!(links.contains("edit history"), "{links}");
 
     // The screenshot for the README, before anything is decided.
@@ -468,7 +445,7 @@ n8n_url = "https://n8n.acme.example"
     assert_eq!(decided["decision"]["by"], "alice");
 
     // Label it a false positive, with a comment.
-    c.find(Locator::Css("#label-comment"))
+    c.find("#label-comment")
         .await
         .unwrap()
         .send_keys("planned migration of the invoice sync")

@@ -6,7 +6,7 @@
 //! millisecond; it also reads the server's own evaluation-latency histogram at the end.
 //! Percentiles, not a criterion loop: latency under load is a distribution.
 //!
-//! cargo bench -p plumbline --bench event_to_alert   (needs scripts/build-detectors.sh)
+//! cargo bench -p plumbline --features bench --bench event_to_alert   (needs scripts/build-detectors.sh)
 //! E2A_BACKGROUND=<events/s> sets the background load (default 400; 0 for none);
 //! E2A_TRACE=1 prints each force push's latency.
 

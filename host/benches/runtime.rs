@@ -2,7 +2,7 @@
 //! epoch deadline, memory cap, contract checks) versus the same detector logic native.
 //! Needs the components from scripts/build-detectors.sh.
 //!
-//! cargo bench -p plumbline --bench runtime
+//! cargo bench -p plumbline --features bench --bench runtime
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
