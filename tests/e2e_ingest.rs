@@ -4,7 +4,7 @@
 mod support;
 
 use serde_json::{json, Value};
-use support::{client, event, get, Server};
+use support::{client, event, get, post_events, Server};
 
 async fn post(s: &Server, ct: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
     let r = client()
@@ -257,14 +257,11 @@ async fn tokens_and_scopes_guard_the_api() {
             .as_u16(),
         401
     );
-    assert_eq!(
-        post_with(Some("read-token-0123456789"))
-            .await
-            .unwrap()
-            .status()
-            .as_u16(),
-        401
-    );
+    // A known token without the scope: 403, without the token's name.
+    let r = post_with(Some("read-token-0123456789")).await.unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    let e = r.json::<Value>().await.unwrap()["error"].to_string();
+    assert!(e.contains("ingest") && !e.contains("analyst"), "{e}");
     assert_eq!(
         post_with(Some("ingest-token-0123456789"))
             .await
@@ -286,7 +283,7 @@ async fn tokens_and_scopes_guard_the_api() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status().as_u16(), 401);
+    assert_eq!(r.status().as_u16(), 403);
 }
 
 #[test]
@@ -552,4 +549,89 @@ async fn stored(h: &Server, id: &str) -> Value {
     let (status, v) = get(h, &format!("/v1/events/{id}")).await;
     assert_eq!(status, 200, "no stored event {id}: {v}");
     v
+}
+
+/// The confirmed findings against the real binary: with no tokens, a DNS-rebinding `Host`
+/// was served and a cross-site POST changed a pack's state. Both are refused now.
+#[tokio::test]
+async fn an_open_api_answers_only_loopback_names_and_same_site_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    let http = client();
+    let r = http
+        .get(s.at("/healthz"))
+        .header("host", "rebound.evil.example:7420")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    assert!(r.text().await.unwrap().contains("loopback"));
+    let r = http
+        .post(s.at("/v1/packs/exfiltration/shadow"))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    assert!(r.text().await.unwrap().contains("cross-site"));
+    let (status, packs) = get(&s, "/v1/packs").await;
+    assert_eq!(status, 200);
+    let exfiltration: Vec<&Value> = packs["packs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["name"] == "exfiltration")
+        .collect();
+    assert!(!exfiltration.is_empty(), "{packs}");
+    assert!(
+        exfiltration.iter().all(|p| p["state"] == "active"),
+        "the cross-site request changed a pack: {exfiltration:?}"
+    );
+    // The API's own page (same origin) and clients without an Origin still write.
+    let own = s.url.trim_end_matches('/').to_string();
+    let r = http
+        .post(s.at("/v1/events"))
+        .header("origin", own)
+        .json(&event("same-site", "ada", "git.push"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+}
+
+/// Secrets become an HMAC under this installation's key (created at first start, owner
+/// only): equal secrets keep one marker across restarts, and the marker is not the plain
+/// sha256 prefix anyone with read scope could test guesses against.
+#[tokio::test]
+async fn redaction_markers_are_keyed_per_installation_and_survive_restarts() {
+    use sha2::Digest;
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Server::start(dir.path());
+    let with_secret = |id: &str| {
+        let mut e = event(id, "ada", "git.push");
+        e["attributes"] = json!({"dbPassword": "hunter2hunter2"});
+        e
+    };
+    post_events(&s, &with_secret("r1")).await;
+    let (_, first) = get(&s, "/v1/events/r1").await;
+    let marker = first["attributes"]["dbPassword"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(marker.starts_with("[redacted:"), "{first}");
+    let plain = hex::encode(&sha2::Sha256::digest(b"hunter2hunter2")[..4]);
+    assert!(
+        !marker.contains(&plain),
+        "the marker is the plain hash: {marker}"
+    );
+    let key = dir.path().join("redaction.key");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    s.restart();
+    post_events(&s, &with_secret("r2")).await;
+    let (_, second) = get(&s, "/v1/events/r2").await;
+    assert_eq!(second["attributes"]["dbPassword"], marker.as_str());
 }

@@ -37,12 +37,7 @@ pub struct Service {
 /// Opens the store and starts every stage: trajectories (catching up from their checkpoint)
 /// before the writer, so no durable batch is missed.
 pub fn start(config: Config, evaluator: Arc<dyn Evaluator>) -> anyhow::Result<Service> {
-    std::fs::create_dir_all(&config.server.data_dir).with_context(|| {
-        format!(
-            "cannot create data directory {}",
-            config.server.data_dir.display()
-        )
-    })?;
+    prepare_data_dir(&config.server.data_dir)?;
     let store = Store::open(&config.server.data_dir)?;
     let alerts = AlertBook::open(&store)?;
     let review = plumbline_review::Review::open(&store, &config.review, alerts.clone())?;
@@ -103,7 +98,7 @@ pub fn start(config: Config, evaluator: Arc<dyn Evaluator>) -> anyhow::Result<Se
         alerts,
         routing,
     };
-    plumbline_api::vault_socket::listen(&state, &config.vault.socket_listen)?;
+    plumbline_api::vault_socket::listen(&state, &config.vault)?;
     Ok(Service {
         state,
         summaries,
@@ -124,6 +119,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             )
         })?;
     check_exposure(&config, &addr)?;
+    // Before anything parses an event (pack fixtures included): markers must use this
+    // installation's key, not a per-process one.
+    prepare_data_dir(&config.server.data_dir)?;
     // Compiling detectors blocks (and their WASI glue must not run on an async worker).
     let (runtime_config, data_dir) = (config.runtime.clone(), config.server.data_dir.clone());
     let runtime = tokio::task::spawn_blocking(move || {
@@ -179,6 +177,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         runtime: Some(runtime.clone()),
         summaries: Some(service.summaries.clone()),
         secure_cookie: service.config.server.public_url.starts_with("https://"),
+        signins: Default::default(),
     });
     let detectors = api::detectors::routes(runtime, service.state.auth.clone());
     let detectors = detectors.merge(api::packs::routes(
@@ -186,12 +185,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         service.state.clone(),
         service.config.trajectory.clone(),
     ));
-    axum::serve(
-        listener,
-        api::router(service.state).merge(detectors).merge(review),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await?;
+    let auth = service.state.auth.clone();
+    let app = api::router(service.state)
+        .merge(detectors)
+        .merge(review)
+        .layer(axum::middleware::from_fn_with_state(
+            auth,
+            api::guard::guard,
+        ));
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     // Let summaries in flight finish; what does not is resumed at the next start.
     let budget = std::time::Duration::from_millis(summaries_budget_ms);
     if !summaries.drain(budget).await {
@@ -199,6 +203,48 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     // Save open windows so the next start resumes without re-reading history.
     tokio::task::spawn_blocking(move || trajectories.shutdown()).await?;
+    Ok(())
+}
+
+/// Creates the data directory and takes up its redaction key.
+fn prepare_data_dir(data_dir: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+    use_redaction_key(data_dir)
+}
+
+/// The installation's redaction key (`<data_dir>/redaction.key`, created at first start,
+/// readable by the owner only): secrets are replaced by an HMAC under it, so a reader of
+/// the API cannot test guesses offline, and markers stay stable across restarts.
+fn use_redaction_key(data_dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let path = data_dir.join("redaction.key");
+    let key: [u8; 32] = match std::fs::read_to_string(&path) {
+        Ok(text) => hex::decode(text.trim())
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .with_context(|| format!("{} is not 64 hex digits", path.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut key = [0u8; 32];
+            getrandom::getrandom(&mut key)
+                .map_err(|e| anyhow::anyhow!("no randomness for the redaction key: {e}"))?;
+            let mut f = std::fs::OpenOptions::new();
+            f.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut f, 0o600);
+            let mut file = f
+                .open(&path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            writeln!(file, "{}", hex::encode(key))?;
+            file.sync_all()?;
+            key
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    if !plumbline_event::redact::set_key(key) {
+        // Only when one process serves two data directories (tests do).
+        tracing::warn!(path = %path.display(), "a different redaction key is already in use in this process");
+    }
     Ok(())
 }
 

@@ -214,7 +214,7 @@ async fn a_response_action_waits_for_approval_through_the_api() {
         json!({"by": "mallory"}),
     )
     .await;
-    assert_eq!(s, 401);
+    assert_eq!(s, 403);
     assert!(e["error"].as_str().unwrap().contains("review"));
     let (s, _) = post(
         format!("{base}/v1/actions/act-nope/approve"),
@@ -230,6 +230,16 @@ async fn a_response_action_waits_for_approval_through_the_api() {
     )
     .await;
     assert_eq!(s, 400, "{e}");
+    // A decision is JSON: the bodies a cross-site form could send are refused.
+    let r = http
+        .post(format!("{base}/v1/actions/{id}/approve"))
+        .bearer_auth("review-token-0123456789")
+        .header("content-type", "text/plain")
+        .body(r#"{"by": "alice"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 415);
 
     // A reviewer approves: it runs, once, and who approved is recorded.
     let (s, a) = post(

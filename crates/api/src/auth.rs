@@ -185,14 +185,18 @@ impl Auth {
                     name: t.name.clone(),
                 })
             }
-            Some((_, t)) => Err(ApiError::unauthorized(format!(
-                "token `{}` lacks the `{}` scope",
-                t.name,
-                serde_json::to_value(scope)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default()
-            ))),
+            // Known but not allowed: 403, without naming the token (its name would tell a
+            // holder of a leaked token which one it is).
+            Some(_) => Err(ApiError::new(
+                axum::http::StatusCode::FORBIDDEN,
+                format!(
+                    "this token lacks the `{}` scope",
+                    serde_json::to_value(scope)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default()
+                ),
+            )),
         }
     }
 }
@@ -224,8 +228,12 @@ mod tests {
             .await
             .err()
             .unwrap();
-        assert_eq!(refused.status, 401);
-        assert!(refused.body["error"].as_str().unwrap().contains("`admin`"));
+        assert_eq!(refused.status, 403);
+        let message = refused.body["error"].as_str().unwrap();
+        assert!(
+            message.contains("`admin`") && !message.contains("page"),
+            "{message}"
+        );
         // An open API (no tokens, loopback only) lets every scope through.
         let open = Auth::new(&[]);
         assert!(

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod detectors;
 pub mod error;
 pub mod events;
+pub mod guard;
 pub mod ingest;
 pub mod packs;
 pub mod params;

@@ -13,7 +13,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -167,10 +167,31 @@ struct DecisionBody {
     comment: String,
 }
 
-fn decision_body(s: &AppState, principal: &str, body: &Bytes) -> ApiResult<(String, String)> {
+fn decision_body(
+    s: &AppState,
+    principal: &str,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> ApiResult<(String, String)> {
     let b: DecisionBody = if body.iter().all(u8::is_ascii_whitespace) {
         DecisionBody::default()
     } else {
+        // JSON only: a form or text/plain body is what a cross-site page can send without
+        // asking the browser first.
+        let json = headers
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| {
+                ct.trim()
+                    .to_ascii_lowercase()
+                    .starts_with("application/json")
+            });
+        if !json {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "a decision is JSON: send `Content-Type: application/json`",
+            ));
+        }
         serde_json::from_slice(body).map_err(|e| {
             ApiError::bad_request(format!(
                 "body: expected {{\"by\": \"who decides\", \"comment\": \"why\"}}: {e}"
@@ -204,9 +225,10 @@ async fn approve(
     Require { who, .. }: Require<scope::Review>,
     State(s): State<AppState>,
     Path(id): Path<String>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<impl IntoResponse> {
-    let (by, comment) = decision_body(&s, &who.name, &body)?;
+    let (by, comment) = decision_body(&s, &who.name, &headers, &body)?;
     let a = s
         .routing
         .responder
@@ -219,9 +241,10 @@ async fn deny(
     Require { who, .. }: Require<scope::Review>,
     State(s): State<AppState>,
     Path(id): Path<String>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<impl IntoResponse> {
-    let (by, comment) = decision_body(&s, &who.name, &body)?;
+    let (by, comment) = decision_body(&s, &who.name, &headers, &body)?;
     let a = s
         .routing
         .responder

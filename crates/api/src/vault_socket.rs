@@ -11,13 +11,13 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use super::ingest::submit;
 use super::AppState;
 use plumbline_ingest::memory::SledMemory;
-use plumbline_ingest::vault::map_lines;
+use plumbline_ingest::vault::{map_lines, VaultConfig};
 use plumbline_ingest::Mapped;
 
 /// Starts the socket listener when `[vault] socket_listen` is set; returns its address.
 /// Binds synchronously so a bad address fails start-up instead of a background task.
-pub fn listen(state: &AppState, addr: &str) -> anyhow::Result<Option<SocketAddr>> {
-    let addr = addr.trim();
+pub fn listen(state: &AppState, config: &VaultConfig) -> anyhow::Result<Option<SocketAddr>> {
+    let addr = config.socket_listen.trim();
     if addr.is_empty() {
         return Ok(None);
     }
@@ -28,8 +28,13 @@ pub fn listen(state: &AppState, addr: &str) -> anyhow::Result<Option<SocketAddr>
     if !local.ip().is_loopback() {
         tracing::warn!(%local, "the Vault audit socket takes unauthenticated connections: keep it on a private network");
     }
+    // A bad peer entry fails start-up, not the first connection.
+    config
+        .peer_allowed(local.ip())
+        .map_err(|e| anyhow::anyhow!(e))?;
     let listener = tokio::net::TcpListener::from_std(std_listener)?;
     let state = state.clone();
+    let config = config.clone();
     // Vault keeps one connection per audit device and node; a bound keeps a stray client
     // from holding unbounded buffers.
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(SOCKET_CONNECTIONS));
@@ -40,10 +45,16 @@ pub fn listen(state: &AppState, addr: &str) -> anyhow::Result<Option<SocketAddr>
             };
             match listener.accept().await {
                 Ok((conn, peer)) => {
+                    if !config.peer_allowed(peer.ip()).unwrap_or(false) {
+                        tracing::warn!(%peer, "vault audit socket: peer not in vault.socket_peers; disconnected");
+                        drop(conn);
+                        continue;
+                    }
                     tracing::info!(%peer, "vault audit socket connected");
                     let state = state.clone();
+                    let idle = Duration::from_secs(config.socket_idle_secs.max(1));
                     tokio::spawn(async move {
-                        read_stream(state, conn, peer).await;
+                        read_stream(state, conn, peer, idle).await;
                         drop(permit);
                     });
                 }
@@ -67,14 +78,25 @@ const SOCKET_BATCH: usize = 512;
 /// Reads JSON lines from one Vault connection, storing them in batches. When the store is
 /// unavailable the reader waits and retries instead of dropping lines: Vault then sees
 /// back-pressure on its socket, which is how its audit devices expect a sink to behave.
-async fn read_stream(state: AppState, conn: tokio::net::TcpStream, peer: SocketAddr) {
+async fn read_stream(
+    state: AppState,
+    conn: tokio::net::TcpStream,
+    peer: SocketAddr,
+    idle: Duration,
+) {
     let limit = state.body_limit;
     let mut reader = BufReader::new(conn);
     let mut line = Vec::new();
     let mut batch: Vec<Result<Value, String>> = Vec::new();
     loop {
         let read = if batch.is_empty() {
-            read_line(&mut reader, &mut line, limit).await
+            match tokio::time::timeout(idle, read_line(&mut reader, &mut line, limit)).await {
+                Ok(r) => r,
+                Err(_) => {
+                    tracing::info!(%peer, ?idle, "vault audit socket idle; closing it");
+                    break;
+                }
+            }
         } else {
             // Flush what we have when Vault pauses. A line half-read when the timer fires
             // stays in `line` and is completed by the next read.

@@ -175,13 +175,12 @@ fn source_secrets(c: &mut Setup) {
     c.sources.openai.token = OPENAI_TOKEN.into();
 }
 
-/// What these tests configure: the sources' sections, the API tokens, the body limit and
-/// the Vault socket.
+/// What these tests configure: the sources' sections (the Vault socket's among them), the
+/// API tokens and the body limit.
 struct Setup {
     sources: SourcesConfig,
     auth: AuthConfig,
     body_limit: usize,
-    vault_socket: String,
 }
 
 /// The stages an ingest endpoint reaches, on a fresh store: the durable writer feeding the
@@ -240,11 +239,10 @@ impl Harness {
             sources: SourcesConfig::default(),
             auth: AuthConfig::default(),
             body_limit: 10 << 20,
-            vault_socket: String::new(),
         };
         configure(&mut setup);
         let state = app_state(&dir.path().join("data"), &setup);
-        plumbline_api::vault_socket::listen(&state, &setup.vault_socket).unwrap();
+        plumbline_api::vault_socket::listen(&state, &setup.sources.vault).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let router = plumbline_api::router(state.clone());
@@ -506,7 +504,7 @@ async fn vault_socket_device_streams_json_lines() {
         .port();
     let addr = format!("127.0.0.1:{port}");
     let a = addr.clone();
-    let h = Harness::start(move |c| c.vault_socket = a).await;
+    let h = Harness::start(move |c| c.sources.vault.socket_listen = a).await;
     let log = fixture("vault/audit.log");
     let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
     // Vault writes whenever it has an entry; split the stream mid-line to prove framing.
@@ -553,4 +551,56 @@ async fn vault_socket_device_streams_json_lines() {
     drop(conn);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(h.events("vault").await.len(), 7);
+}
+
+/// `vault.socket_peers` disconnects anyone else at once, and a silent connection is closed
+/// after `vault.socket_idle_secs`: 64 idle connections no longer shut the real Vault out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vault_socket_refuses_unlisted_peers_and_closes_idle_connections() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    async fn closed_by_server(conn: &mut tokio::net::TcpStream) -> bool {
+        let mut buf = [0u8; 16];
+        matches!(
+            tokio::time::timeout(Duration::from_secs(20), conn.read(&mut buf)).await,
+            Ok(Ok(0) | Err(_))
+        )
+    }
+    let free = || {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        format!("127.0.0.1:{port}")
+    };
+
+    let addr = free();
+    let a = addr.clone();
+    let h = Harness::start(move |c| {
+        c.sources.vault.socket_listen = a;
+        c.sources.vault.socket_peers = vec!["192.0.2.0/24".into()];
+    })
+    .await;
+    let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    assert!(
+        closed_by_server(&mut conn).await,
+        "an unlisted peer stayed connected"
+    );
+    let _ = conn.write_all(&fixture("vault/audit.log")).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(h.events("vault").await.is_empty());
+
+    let addr = free();
+    let a = addr.clone();
+    let _h = Harness::start(move |c| {
+        c.sources.vault.socket_listen = a;
+        c.sources.vault.socket_peers = vec!["127.0.0.1".into()];
+        c.sources.vault.socket_idle_secs = 1;
+    })
+    .await;
+    let mut idle = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    assert!(
+        closed_by_server(&mut idle).await,
+        "an idle connection was kept"
+    );
 }

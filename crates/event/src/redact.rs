@@ -1,11 +1,14 @@
 //! Secrets never reach storage (or the LLM) in clear: values that look like credentials,
-//! and values under keys that name a credential, are replaced by a short hash so that
-//! equal secrets still compare equal without being readable.
+//! and values under keys that name a credential, are replaced by a short keyed hash, so
+//! equal secrets still compare equal without being readable, and a reader cannot test
+//! guesses offline: the key is this installation's ([`set_key`], kept in the data
+//! directory), not public.
 
-use std::sync::LazyLock;
+use std::sync::{LazyLock, OnceLock};
 
+use hmac::{Hmac, Mac};
 use regex::{Regex, RegexSet};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
 use crate::Event;
 
@@ -40,7 +43,10 @@ static PATTERNS: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
         r"eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}",
         r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)",
         r"(?i)\bbearer\s+[A-Za-z0-9._~+/\-]{12,}=*",
-        r"(?i)\b(?:password|passwd|pwd|secret|token|api[_-]?key)\s*[=:]\s*[^\s&,;]{6,}",
+        // `password=…`, `db_password:12345678`, `"clientSecret": "…"` inside text: the key may
+        // carry a prefix (`db_`, `client`) and quotes; a quoted value may hold spaces.
+        r#"(?i)\b[a-z0-9_\-]*(?:password|passwd|pwd|secret|token|api[_-]?key)["']?\s*[=:]\s*"[^"]{4,}""#,
+        r#"(?i)\b[a-z0-9_\-]*(?:password|passwd|pwd|secret|token|api[_-]?key)["']?\s*[=:]\s*["']?[^\s&,;"']{6,}"#,
         r"://[^/\s:@]+:[^/\s@]{3,}@",
         // Chat webhooks: the path is the credential; the host stays readable.
         r"(?:services|workflows|triggers)/T[A-Z0-9]{6,}/[AB][A-Z0-9]{6,}/[A-Za-z0-9]{16,}",
@@ -70,20 +76,53 @@ static ALL: LazyLock<Vec<Regex>> = LazyLock::new(|| {
         .collect()
 });
 
-/// `[redacted:1a2b3c4d]`: a stable short hash of the secret.
+static KEY: OnceLock<[u8; 32]> = OnceLock::new();
+
+/// Sets this installation's redaction key (the service reads or creates it in its data
+/// directory at start, so markers stay stable across restarts). Without it a process uses
+/// a random key of its own. Returns false when a different key was already in use.
+pub fn set_key(key: [u8; 32]) -> bool {
+    *KEY.get_or_init(|| key) == key
+}
+
+fn key() -> &'static [u8; 32] {
+    KEY.get_or_init(|| {
+        let mut k = [0u8; 32];
+        getrandom::getrandom(&mut k).expect("the OS provides randomness");
+        k
+    })
+}
+
+/// `[redacted:1a2b3c4d]`: a stable short HMAC of the secret under this installation's key.
 pub fn marker(secret: &str) -> String {
-    let digest = Sha256::digest(secret.as_bytes());
+    let mut mac = Hmac::<Sha256>::new_from_slice(key()).expect("any key length");
+    mac.update(secret.as_bytes());
+    let digest = mac.finalize().into_bytes();
     format!("[redacted:{}]", hex::encode(&digest[..4]))
 }
 
-/// Whether a key names a credential (`db_password`, `X-Api-Key`, `client_secret`).
+/// Whether a key names a credential (`db_password`, `X-Api-Key`, `clientSecret`).
 pub fn is_secret_key(key: &str) -> bool {
-    let k = key.to_ascii_lowercase().replace('-', "_");
+    let k = snake_case(key).replace('-', "_");
     let last = k.rsplit('.').next().unwrap_or(&k);
     SECRET_KEYS
         .iter()
         .any(|s| last == *s || last.ends_with(&format!("_{s}")))
         && !last.ends_with("_id")
+}
+
+/// `accessToken` → `access_token`, `X-Api-Key` → `x-api-key`.
+fn snake_case(key: &str) -> String {
+    let mut out = String::with_capacity(key.len() + 4);
+    let mut prev_lower = false;
+    for c in key.chars() {
+        if c.is_ascii_uppercase() && prev_lower {
+            out.push('_');
+        }
+        prev_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
+        out.push(c.to_ascii_lowercase());
+    }
+    out
 }
 
 /// Replaces every credential-looking span in `text`. Returns `None` when nothing matched
@@ -190,6 +229,44 @@ mod tests {
             assert!(!red.contains(secret), "{red}");
         }
         assert_eq!(text("uses basic authentication for the legacy API"), None);
+    }
+
+    /// The confirmed misses: camelCase keys, a prefixed key in text, a quoted JSON pair.
+    #[test]
+    fn camel_case_keys_prefixed_and_quoted_pairs_are_redacted() {
+        for key in [
+            "accessToken",
+            "clientSecret",
+            "dbPassword",
+            "privateKey",
+            "X-Api-Key",
+        ] {
+            assert!(is_secret_key(key), "{key}");
+        }
+        assert!(!is_secret_key("tokenId") && !is_secret_key("passwordPolicy"));
+        for (input, secret) in [
+            ("db_password:12345678 in the env dump", "12345678"),
+            (
+                r#"body {"password": "correct horse battery"} sent"#,
+                "correct horse",
+            ),
+            (r#"{"clientSecret":"s3cr3t-v4lue-99"}"#, "s3cr3t-v4lue-99"),
+            ("AUTH_TOKEN='abcdef123456'", "abcdef123456"),
+        ] {
+            let red = text(input).unwrap_or_else(|| panic!("not redacted: {input}"));
+            assert!(!red.contains(secret), "{red}");
+        }
+        assert_eq!(text("rotate the tokens: see runbook"), None);
+    }
+
+    /// Markers are keyed: the plain sha256 prefix of a guess does not match them.
+    #[test]
+    fn markers_are_keyed_not_plain_hashes() {
+        use sha2::Digest;
+        let m = marker("hunter2hunter2");
+        assert_eq!(m, marker("hunter2hunter2"), "stable within an installation");
+        let plain = hex::encode(&Sha256::digest(b"hunter2hunter2")[..4]);
+        assert!(!m.contains(&plain), "{m}");
     }
 
     #[test]

@@ -23,11 +23,61 @@ use plumbline_event::{ActorType, Source, Volume};
 
 const SRC: Source = Source::Vault;
 
-/// `[vault]`: the TCP address Vault's `socket` audit device streams to ("" = off).
+/// `[vault]`: the TCP address Vault's `socket` audit device streams to ("" = off), who
+/// may connect, and how long a silent connection is kept.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VaultConfig {
     pub socket_listen: String,
+    /// Addresses (`10.0.4.7`) or networks (`10.0.4.0/24`) allowed to connect; empty = any.
+    pub socket_peers: Vec<String>,
+    /// A connection that sends nothing for this long is closed (Vault reconnects when it
+    /// next writes), so idle connections cannot hold every slot.
+    pub socket_idle_secs: u64,
+}
+
+impl VaultConfig {
+    /// Whether `peer` may stream to the socket. Errors name an entry that is not an
+    /// address or network.
+    pub fn peer_allowed(&self, peer: std::net::IpAddr) -> Result<bool, String> {
+        if self.socket_peers.is_empty() {
+            return Ok(true);
+        }
+        for entry in &self.socket_peers {
+            if network_contains(entry, peer)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+}
+
+/// `entry` is an address or `address/prefix`; whether `ip` is in it.
+fn network_contains(entry: &str, ip: std::net::IpAddr) -> Result<bool, String> {
+    use std::net::IpAddr;
+    let bad =
+        || format!("vault.socket_peers: `{entry}` is not an address or a network (10.0.4.0/24)");
+    let (addr, prefix) = match entry.trim().split_once('/') {
+        Some((a, p)) => (a, Some(p.parse::<u32>().map_err(|_| bad())?)),
+        None => (entry.trim(), None),
+    };
+    let net: IpAddr = addr.parse().map_err(|_| bad())?;
+    let ip = match (net, ip) {
+        // An IPv4 peer may arrive as an IPv4-mapped IPv6 address.
+        (IpAddr::V4(_), IpAddr::V6(v6)) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        _ => ip,
+    };
+    let (a, b, bits) = match (net, ip) {
+        (IpAddr::V4(n), IpAddr::V4(i)) => (u32::from(n) as u128, u32::from(i) as u128, 32),
+        (IpAddr::V6(n), IpAddr::V6(i)) => (u128::from(n), u128::from(i), 128),
+        _ => return Ok(false),
+    };
+    let prefix = prefix.unwrap_or(bits);
+    if prefix > bits {
+        return Err(bad());
+    }
+    let shift = bits - prefix;
+    Ok(prefix == 0 || (a >> shift) == (b >> shift))
 }
 
 /// Vault audit-log lines, posted (the file device's log) or streamed to the socket
@@ -290,6 +340,26 @@ pub fn map_entry(v: &Value, index: usize, out: &mut Mapped) {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn socket_peers_are_addresses_or_networks() {
+        let c = |peers: &[&str]| VaultConfig {
+            socket_listen: String::new(),
+            socket_peers: peers.iter().map(|p| p.to_string()).collect(),
+            socket_idle_secs: 600,
+        };
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        assert!(c(&[]).peer_allowed(ip("203.0.113.9")).unwrap());
+        let net = c(&["10.0.4.0/24", "192.0.2.7"]);
+        assert!(net.peer_allowed(ip("10.0.4.200")).unwrap());
+        assert!(net.peer_allowed(ip("192.0.2.7")).unwrap());
+        assert!(net.peer_allowed(ip("::ffff:10.0.4.1")).unwrap());
+        assert!(!net.peer_allowed(ip("10.0.5.1")).unwrap());
+        assert!(!net.peer_allowed(ip("127.0.0.1")).unwrap());
+        assert!(c(&["10.0.0.0/33"]).peer_allowed(ip("10.0.0.1")).is_err());
+        assert!(c(&["vault.internal"]).peer_allowed(ip("10.0.0.1")).is_err());
+    }
+
     use super::*;
 
     #[test]

@@ -20,6 +20,7 @@
 
 mod metrics;
 mod page;
+pub mod throttle;
 
 use std::sync::Arc;
 
@@ -57,6 +58,8 @@ pub struct ReviewState {
     /// The session cookie is `Secure` when the service is reached over https
     /// (`server.public_url`).
     pub secure_cookie: bool,
+    /// Failed sign-ins per minute.
+    pub signins: Arc<throttle::SignInThrottle>,
 }
 
 impl FromRef<ReviewState> for Auth {
@@ -132,12 +135,25 @@ async fn sign_in(State(s): State<ReviewState>, body: Bytes) -> ApiResult<Respons
             .with("field", "token")
     })?;
     let token = b.token.trim().to_string();
+    let now = std::time::Instant::now();
+    if let Some(secs) = s.signins.retry_after(now) {
+        let mut r = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("too many failed sign-ins; try again in {secs} s"),
+        )
+        .with("retry_after_secs", secs)
+        .into_response();
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        return Ok(r);
+    }
     let mut probe = HeaderMap::new();
     let bearer = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
         ApiError::bad_request("`token`: not a valid header value").with("field", "token")
     })?;
     probe.insert(header::AUTHORIZATION, bearer);
     let who = s.app.auth.check(&probe, Scope::Read).map_err(|e| {
+        s.signins.failed(now);
         e.with("field", "token")
             .with("hint", "the review page needs a token with the `read` scope (and `review` to label and decide)")
     })?;
