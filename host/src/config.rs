@@ -141,6 +141,7 @@ impl Config {
         self.review.validate().map_err(ConfigError::Invalid)?;
         self.trajectory.validate().map_err(ConfigError::Invalid)?;
         self.auth.validate().map_err(ConfigError::Invalid)?;
+        self.vault.validate().map_err(ConfigError::Invalid)?;
         Ok(())
     }
 }

@@ -1,9 +1,10 @@
 //! Packs over HTTP (docs/packs.md):
 //! - `GET /v1/packs` (read): every pack version with its state (active, shadow, refused
 //!   with the reason, retired), trust, quarantined detectors and per-detector counters.
-//! - `POST /v1/packs[?shadow=true|false]` (admin): upload a `.plpack` archive; it is
-//!   verified, compiled and self-tested, then swapped in. 201 with its status, or 422 with
-//!   the reason it was refused (the active set unchanged).
+//! - `POST /v1/packs[?shadow=true|false][&force=true]` (admin): upload a `.plpack` archive;
+//!   it is verified, compiled and self-tested, then swapped in. 201 with its status, or 422
+//!   with the reason it was refused (the active set unchanged). A name stays with the key
+//!   that first signed it and versions only go up, unless `force` says otherwise.
 //! - `GET /v1/packs/{name}/{version}` (read): the archive, so another host can install it.
 //! - `DELETE /v1/packs/{name}`, `POST /v1/packs/{name}/promote`, `POST /v1/packs/{name}/shadow`
 //!   (admin).
@@ -97,6 +98,9 @@ async fn body_bytes(body: Body) -> ApiResult<Vec<u8>> {
 #[derive(Deserialize)]
 struct UploadParams {
     shadow: Option<bool>,
+    /// Accept a downgrade, or hand the pack's name to the key that signed this archive.
+    #[serde(default)]
+    force: bool,
 }
 
 async fn upload(
@@ -107,8 +111,9 @@ async fn upload(
 ) -> ApiResult<Response> {
     let bytes = body_bytes(body).await?;
     let packs = s.packs.clone();
-    let status = tokio::task::spawn_blocking(move || {
-        packs.install_archive(bytes, q.shadow, Origin::Installed, true)
+    let status = tokio::task::spawn_blocking(move || match q.force {
+        true => packs.install_archive_forced(bytes, q.shadow),
+        false => packs.install_archive(bytes, q.shadow, Origin::Installed, true),
     })
     .await
     .map_err(ApiError::internal)?

@@ -29,9 +29,7 @@ pub fn listen(state: &AppState, config: &VaultConfig) -> anyhow::Result<Option<S
         tracing::warn!(%local, "the Vault audit socket takes unauthenticated connections: keep it on a private network");
     }
     // A bad peer entry fails start-up, not the first connection.
-    config
-        .peer_allowed(local.ip())
-        .map_err(|e| anyhow::anyhow!(e))?;
+    config.validate().map_err(|e| anyhow::anyhow!(e))?;
     let listener = tokio::net::TcpListener::from_std(std_listener)?;
     let state = state.clone();
     let config = config.clone();

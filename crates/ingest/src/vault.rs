@@ -37,6 +37,19 @@ pub struct VaultConfig {
 }
 
 impl VaultConfig {
+    /// Every `socket_peers` entry is an address or a network, so a typo fails start-up
+    /// instead of refusing the real Vault.
+    pub fn validate(&self) -> Result<(), String> {
+        // One probe per family: the prefix is checked against the entry's own family.
+        let v4 = std::net::IpAddr::from([127, 0, 0, 1]);
+        let v6 = std::net::IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1]);
+        for entry in &self.socket_peers {
+            network_contains(entry, v4)?;
+            network_contains(entry, v6)?;
+        }
+        Ok(())
+    }
+
     /// Whether `peer` may stream to the socket. Errors name an entry that is not an
     /// address or network.
     pub fn peer_allowed(&self, peer: std::net::IpAddr) -> Result<bool, String> {
@@ -357,6 +370,10 @@ mod tests {
         assert!(!net.peer_allowed(ip("10.0.5.1")).unwrap());
         assert!(!net.peer_allowed(ip("127.0.0.1")).unwrap());
         assert!(c(&["10.0.0.0/33"]).peer_allowed(ip("10.0.0.1")).is_err());
+        assert!(c(&["10.0.0.0/8", "fd00::/8"]).validate().is_ok());
+        assert!(c(&["fd00::/129"]).validate().is_err());
+        assert!(c(&["10.0.0.0/33"]).validate().is_err());
+        assert!(c(&["vault.internal"]).validate().is_err());
         assert!(c(&["vault.internal"]).peer_allowed(ip("10.0.0.1")).is_err());
     }
 

@@ -17,18 +17,15 @@ pub use self::plumbline::detector::types as wit;
 /// with at most `max_bytes` of events: the newest are kept, the older ones counted in
 /// `dropped`. Returns the bytes handed over.
 pub fn trajectory(t: &host_t::Trajectory, max_bytes: usize) -> (wit::Trajectory, usize) {
-    let mut bytes = 0;
-    let keep = t
-        .events
-        .iter()
-        .rev()
-        .take_while(|e| {
-            bytes += event_bytes(e);
-            bytes <= max_bytes
-        })
-        .count();
+    let (mut bytes, mut keep) = (0usize, 0);
+    for e in t.events.iter().rev() {
+        let next = bytes.saturating_add(event_bytes(e));
+        if next > max_bytes {
+            break;
+        }
+        (bytes, keep) = (next, keep + 1);
+    }
     let skip = t.events.len() - keep;
-    let bytes = t.events[skip..].iter().map(|e| event_bytes(e)).sum();
     let wit = wit::Trajectory {
         id: t.id.clone(),
         kind: match t.kind {

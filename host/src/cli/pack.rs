@@ -71,6 +71,9 @@ pub enum PackCommand {
         /// Run it as shadow: findings recorded, no alerts (default: the manifest's flag).
         #[arg(long)]
         shadow: bool,
+        /// Accept an older version, or a pack name another key signed before.
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         remote: Remote,
     },
@@ -245,14 +248,18 @@ pub async fn run(args: PackArgs) -> anyhow::Result<()> {
         PackCommand::Install {
             archive,
             shadow,
+            force,
             remote,
         } => {
             let bytes = std::fs::read(&archive)?;
-            let mut url = format!("{}/v1/packs", remote.url);
-            if shadow {
-                url.push_str("?shadow=true");
-            }
-            let body = answer(auth(http().post(url).body(bytes), &remote).send().await?).await?;
+            let url = format!("{}/v1/packs", remote.url);
+            let query: Vec<(&str, &str)> = [("shadow", shadow), ("force", force)]
+                .into_iter()
+                .filter(|(_, on)| *on)
+                .map(|(k, _)| (k, "true"))
+                .collect();
+            let request = http().post(url).query(&query).body(bytes);
+            let body = answer(auth(request, &remote).send().await?).await?;
             println!(
                 "{} {} {}",
                 body["name"].as_str().unwrap_or("?"),

@@ -78,6 +78,49 @@ impl Manifest {
         format!("{}@{}", self.name, self.version)
     }
 
+    /// Orders two versions of a pack by semver precedence: dot-separated parts compared
+    /// numerically when both are numbers (so `10.0.0` > `9.9.9`), a pre-release (`-rc.1`)
+    /// before its release, build metadata (`+…`) ignored.
+    pub fn version_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+        use std::cmp::Ordering;
+        fn parts(v: &str) -> (&str, Option<&str>) {
+            let v = v.split('+').next().unwrap_or(v);
+            match v.split_once('-') {
+                Some((core, pre)) => (core, Some(pre)),
+                None => (v, None),
+            }
+        }
+        fn dotted(a: &str, b: &str) -> Ordering {
+            let (mut x, mut y) = (a.split('.'), b.split('.'));
+            loop {
+                match (x.next(), y.next()) {
+                    (None, None) => return Ordering::Equal,
+                    (None, Some(_)) => return Ordering::Less,
+                    (Some(_), None) => return Ordering::Greater,
+                    (Some(p), Some(q)) => {
+                        let o = match (p.parse::<u64>(), q.parse::<u64>()) {
+                            (Ok(m), Ok(n)) => m.cmp(&n),
+                            // Numeric parts sort before alphanumeric ones (semver 11.4.3).
+                            (Ok(_), Err(_)) => Ordering::Less,
+                            (Err(_), Ok(_)) => Ordering::Greater,
+                            (Err(_), Err(_)) => p.cmp(q),
+                        };
+                        if o != Ordering::Equal {
+                            return o;
+                        }
+                    }
+                }
+            }
+        }
+        let ((core_a, pre_a), (core_b, pre_b)) = (parts(a), parts(b));
+        dotted(core_a, core_b).then_with(|| match (pre_a, pre_b) {
+            (None, None) => Ordering::Equal,
+            (None, Some(_)) => Ordering::Greater,
+            (Some(_), None) => Ordering::Less,
+            (Some(p), Some(q)) => dotted(p, q),
+        })
+    }
+
     fn check(&self) -> Result<(), PackError> {
         let bad = |m: String| Err(PackError::Manifest(m));
         if !valid_name(&self.name) {
@@ -159,6 +202,19 @@ pub fn check_path(p: &str) -> Result<(), PackError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn versions_order_by_semver_precedence() {
+        use std::cmp::Ordering::*;
+        let cmp = super::Manifest::version_cmp;
+        assert_eq!(cmp("0.0.1", "9.9.9"), Less);
+        assert_eq!(cmp("10.0.0", "9.9.9"), Greater);
+        assert_eq!(cmp("1.2.0", "1.2.0+build.7"), Equal);
+        assert_eq!(cmp("1.2.0-rc.1", "1.2.0"), Less);
+        assert_eq!(cmp("1.2.0-rc.2", "1.2.0-rc.10"), Less);
+        assert_eq!(cmp("1.2.0-alpha", "1.2.0-1"), Greater);
+        assert_eq!(cmp("1.2", "1.2.0"), Less);
+    }
+
     use super::*;
 
     const GOOD: &str = r#"

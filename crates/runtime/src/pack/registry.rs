@@ -81,6 +81,21 @@ struct InstalledPack {
     shadow: bool,
 }
 
+/// `<data_dir>/packs/claims.json`: for each name an external pack has used, who signed it
+/// and the newest version accepted. Another trusted team cannot take the name over, and an
+/// old version cannot be slipped back in, unless an admin forces it.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Claims {
+    packs: BTreeMap<String, Claim>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Claim {
+    /// The signing key (hex), or `unsigned` for a pack admitted by `allow_unsigned`.
+    signer: String,
+    version: String,
+}
+
 #[derive(Default)]
 struct Inner {
     packs: BTreeMap<String, Entry>,
@@ -134,7 +149,7 @@ impl Packs {
                     continue;
                 }
                 let shadow = mode == BuiltinMode::Shadow;
-                match packs.add(b.files(), None, Some(shadow), Origin::Builtin, false) {
+                match packs.add(b.files(), None, Some(shadow), Origin::Builtin, false, false) {
                     Ok(s) => tracing::info!(
                         pack = b.name,
                         state = s.state,
@@ -187,7 +202,24 @@ impl Packs {
                 return Err(e);
             }
         };
-        self.add(files, Some(bytes), shadow, origin, persist)
+        self.add(files, Some(bytes), shadow, origin, persist, false)
+    }
+
+    /// [`Self::install_archive`] from an admin who accepts a downgrade, or a pack name
+    /// passing to another signing key. Built-in names stay reserved.
+    pub fn install_archive_forced(
+        &self,
+        bytes: Vec<u8>,
+        shadow: Option<bool>,
+    ) -> Result<PackStatus, PackError> {
+        let files = match PackFiles::from_archive(&bytes) {
+            Ok(f) => f,
+            Err(e) => {
+                self.refuse(None, &Origin::Installed, &e);
+                return Err(e);
+            }
+        };
+        self.add(files, Some(bytes), shadow, Origin::Installed, true, true)
     }
 
     fn add(
@@ -197,6 +229,7 @@ impl Packs {
         shadow: Option<bool>,
         origin: Origin,
         persist: bool,
+        force: bool,
     ) -> Result<PackStatus, PackError> {
         let provenance = if origin == Origin::Builtin {
             Provenance::Builtin
@@ -217,6 +250,14 @@ impl Packs {
         };
         let entry = self.entry(loaded, origin, files, archive);
         let mut inner = self.inner.lock().expect("packs lock");
+        let claim = match self.claim(&inner, &entry, force) {
+            Ok(c) => c,
+            Err(e) => {
+                drop(inner);
+                self.refuse(Some(&entry.manifest), &entry.origin, &e);
+                return Err(e);
+            }
+        };
         let mut next = inner.packs.clone();
         let old = next.insert(entry.manifest.name.clone(), entry.clone());
         let set = match self.compose(&next) {
@@ -227,12 +268,18 @@ impl Packs {
                 return Err(e);
             }
         };
-        if persist {
-            if let Err(e) = self.persist(&entry) {
-                drop(inner);
-                self.refuse(Some(&entry.manifest), &entry.origin, &e);
-                return Err(e);
-            }
+        let recorded = match claim {
+            Some(c) => self.record_claim(&entry.manifest.name, c),
+            None => Ok(()),
+        };
+        let kept = recorded.and_then(|()| match persist {
+            true => self.persist(&entry),
+            false => Ok(()),
+        });
+        if let Err(e) = kept {
+            drop(inner);
+            self.refuse(Some(&entry.manifest), &entry.origin, &e);
+            return Err(e);
         }
         self.runtime.swap(set);
         tracing::info!(
@@ -243,7 +290,8 @@ impl Packs {
         );
         inner.packs = next;
         inner.refused.remove(&entry.manifest.id());
-        if let Some(old) = old {
+        // Promote and demote reload the same version: that replaces it, it retires nothing.
+        if let Some(old) = old.filter(|o| o.manifest.version != entry.manifest.version) {
             retire(&mut inner, old);
         }
         Ok(status(&entry, None))
@@ -289,6 +337,7 @@ impl Packs {
             Some(shadow),
             current.origin,
             persist,
+            false,
         )
     }
 
@@ -431,6 +480,90 @@ impl Packs {
             let first = inner.refused.keys().next().cloned().expect("non-empty");
             inner.refused.remove(&first);
         }
+    }
+
+    /// Checks an external pack against its name's claim; returns the claim to record once
+    /// the pack is in (None for built-ins, which the release itself vouches for).
+    fn claim(&self, inner: &Inner, e: &Entry, force: bool) -> Result<Option<Claim>, PackError> {
+        if e.origin == Origin::Builtin {
+            return Ok(None);
+        }
+        let (name, version) = (&e.manifest.name, &e.manifest.version);
+        if builtin::get(name).is_some() {
+            return Err(PackError::Refused(format!(
+                "the name `{name}` belongs to a built-in pack: give this pack a name of its own"
+            )));
+        }
+        let signer = match &e.trust {
+            Trust::Signed { key, .. } => key.clone(),
+            Trust::Unverified { .. } | Trust::Builtin => "unsigned".to_string(),
+        };
+        let claims = self.read_claims()?;
+        let old = claims.packs.get(name);
+        let newest = old
+            .map(|c| c.version.as_str())
+            .into_iter()
+            .chain(inner.packs.get(name).map(|p| p.manifest.version.as_str()))
+            .max_by(|a, b| Manifest::version_cmp(a, b));
+        if !force {
+            if let Some(c) = old.filter(|c| c.signer != signer) {
+                return Err(PackError::Refused(format!(
+                    "pack `{name}` belongs to {}, which first installed it; this archive is \
+                     signed by {} (an admin may hand the name over with force)",
+                    self.signer_name(&c.signer),
+                    self.signer_name(&signer)
+                )));
+            }
+            if let Some(v) = newest.filter(|v| Manifest::version_cmp(version, v).is_lt()) {
+                return Err(PackError::Refused(format!(
+                    "`{name}` {version} is older than {v}, already accepted: a downgrade needs \
+                     an admin's force"
+                )));
+            }
+        }
+        let version = match newest {
+            Some(v) if !force && Manifest::version_cmp(v, version).is_gt() => v.to_string(),
+            _ => version.clone(),
+        };
+        Ok(Some(Claim { signer, version }))
+    }
+
+    /// `key `team-b` (3f2a…)` for a trusted key, the hex prefix for another.
+    fn signer_name(&self, signer: &str) -> String {
+        if signer == "unsigned" {
+            return "no signature".into();
+        }
+        let short = &signer[..signer.len().min(12)];
+        match self.config.trusted_keys.iter().find(|k| k.key == signer) {
+            Some(k) => format!("key `{}` ({short}…)", k.name),
+            None => format!("key {short}…"),
+        }
+    }
+
+    fn read_claims(&self) -> Result<Claims, PackError> {
+        let path = self.dir.join("claims.json");
+        match std::fs::read(&path) {
+            Ok(b) => serde_json::from_slice(&b).map_err(|e| {
+                PackError::Refused(format!(
+                    "{}: unreadable ({e}); pack names cannot be checked",
+                    path.display()
+                ))
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Claims::default()),
+            Err(e) => Err(PackError::Io(path, e)),
+        }
+    }
+
+    fn record_claim(&self, name: &str, claim: Claim) -> Result<(), PackError> {
+        let mut claims = self.read_claims()?;
+        if claims.packs.get(name) == Some(&claim) {
+            return Ok(());
+        }
+        claims.packs.insert(name.to_string(), claim);
+        write_atomic(
+            &self.dir.join("claims.json"),
+            &serde_json::to_vec_pretty(&claims).expect("json"),
+        )
     }
 
     fn archive_path(&self, name: &str, version: &str) -> PathBuf {

@@ -143,6 +143,80 @@ fn a_signed_pack_activates_and_a_new_version_replaces_it() {
     );
 }
 
+/// A name stays with the key that first installed it, versions only go up, and built-in
+/// names are reserved; an admin's force hands a name over or rolls back.
+#[test]
+fn a_pack_name_stays_with_its_key_and_versions_only_go_up() {
+    let (team, other) = (PackKey::generate().unwrap(), PackKey::generate().unwrap());
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let keys = config(&[&team, &other]);
+    let packs = Packs::start(rt.clone(), keys.clone(), dir.path()).unwrap();
+    let install = |bytes| packs.install_archive(bytes, None, Origin::Installed, true);
+    install(signed(probe_files(2, 2), &team)).unwrap();
+
+    let e = install(signed(probe_files(2, 2), &other)).unwrap_err();
+    assert!(e.to_string().contains("belongs to key `team0`"), "{e}");
+    assert!(e.to_string().contains("signed by key `team1`"), "{e}");
+    let e = install(signed(probe_files(1, 1), &team)).unwrap_err();
+    assert!(e.to_string().contains("1.0.0 is older than 2.0.0"), "{e}");
+    assert_eq!(signals(&rt), ["probe.v2"]);
+    // Removing the pack does not free the name nor reset its version.
+    packs.remove("probe").unwrap();
+    assert!(install(signed(probe_files(1, 1), &team)).is_err());
+    assert!(install(signed(probe_files(2, 2), &other)).is_err());
+
+    let mut named = probe_files(2, 2);
+    let m = String::from_utf8(named.files["pack.toml"].clone()).unwrap();
+    named.files.insert(
+        "pack.toml".into(),
+        m.replace("name = \"probe\"", "name = \"exfiltration\"")
+            .into_bytes(),
+    );
+    let e = packs
+        .install_archive_forced(signed(named, &team), None)
+        .unwrap_err();
+    assert!(e.to_string().contains("belongs to a built-in pack"), "{e}");
+
+    packs
+        .install_archive_forced(signed(probe_files(1, 1), &other), None)
+        .unwrap();
+    assert_eq!(signals(&rt), ["probe.v1"]);
+    // The forced rollback and the new owner survive a restart.
+    drop(packs);
+    let rt2 = runtime();
+    let again = Packs::start(rt2.clone(), keys, dir.path()).unwrap();
+    assert_eq!(signals(&rt2), ["probe.v1"]);
+    let e = again
+        .install_archive(
+            signed(probe_files(2, 2), &team),
+            None,
+            Origin::Installed,
+            true,
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains("belongs to key `team1`"), "{e}");
+    again
+        .install_archive(
+            signed(probe_files(2, 2), &other),
+            None,
+            Origin::Installed,
+            true,
+        )
+        .unwrap();
+    again.set_shadow("probe", true).unwrap();
+    let listed: Vec<_> = again
+        .list()
+        .into_iter()
+        .map(|p| (p.version, p.state))
+        .collect();
+    assert_eq!(
+        listed,
+        [("2.0.0".into(), "shadow"), ("1.0.0".into(), "retired")],
+        "a promotion or demotion retires nothing"
+    );
+}
+
 /// Each bad pack is refused with its reason; v1 keeps running.
 #[test]
 fn refusals_name_the_reason_and_keep_the_active_set() {
