@@ -261,7 +261,17 @@ fn spawn_retention(config: &Config, store: Store) {
             let cutoff = time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64
                 - days as i64 * 86_400_000_000_000;
             let s = store.clone();
-            match tokio::task::spawn_blocking(move || s.sweep_before(cutoff)).await {
+            let sweep = move || -> Result<usize, plumbline_store::StoreError> {
+                // Replay memory lasts exactly as long as the events it protects.
+                use plumbline_ingest::{github::BODY_SEEN, memory::SledMemory};
+                let seen = SledMemory::open(&s)?.forget_before(
+                    plumbline_event::Source::Github,
+                    BODY_SEEN,
+                    cutoff / 1_000_000_000,
+                )?;
+                Ok(s.sweep_before(cutoff)? + seen)
+            };
+            match tokio::task::spawn_blocking(sweep).await {
                 Ok(Ok(0)) => {}
                 Ok(Ok(n)) => tracing::info!(removed = n, "retention sweep"),
                 Ok(Err(e)) => tracing::error!(error = %e, "retention sweep failed"),

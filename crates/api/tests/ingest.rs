@@ -364,9 +364,20 @@ async fn every_source_refuses_wrong_credentials_and_stores_a_replay_once() {
             src.name
         );
     }
-    // A GitHub body altered after signing fails too.
     let src = &SOURCES[0];
     let body = fixture(src.fixture);
+    // X-GitHub-Delivery is not signed: the captured body under a fresh id is the same
+    // delivery, not a new one.
+    let mut fresh = headers(src, &body, Cred::Source);
+    fresh
+        .iter_mut()
+        .find(|(k, _)| k == "x-github-delivery")
+        .unwrap()
+        .1 = "d-replayed".into();
+    let (st, v) = h.post("/v1/ingest/github", &fresh, body.clone()).await;
+    assert_eq!((st, report(&v)), (src.success, (0, src.events, 0)), "{v}");
+    assert_eq!(h.events("github").await.len() as u64, src.events);
+    // A GitHub body altered after signing fails too.
     let mut tampered = body.clone();
     tampered.extend_from_slice(b" ");
     let (st, v) = h

@@ -4,6 +4,9 @@
 //! typed by `X-GitHub-Event`, made idempotent by `X-GitHub-Delivery`: every event of a
 //! delivery has the id `github:<delivery>` plus a fixed suffix for derived events
 //! (`:force`, `:default`, `:protected`, `:risk.<category>`, `:without_review`).
+//! The delivery id is not covered by the signature, so a body seen before under another
+//! id maps to the ids it had the first time: a captured delivery replayed with a fresh id
+//! is a duplicate. That memory (`BODY_SEEN`) lasts as long as events are kept.
 //! The mapping is documented in docs/sources.md; the actions in docs/actions.md.
 
 mod governance;
@@ -26,6 +29,10 @@ use super::map::{
 use plumbline_event::{Actor, ActorType, Event, Source, Volume};
 
 const SRC: Source = Source::Github;
+
+/// Adapter memory kind: sha256 of a delivered body → `{"delivery", "at"}` (unix seconds),
+/// swept with the events by retention.
+pub const BODY_SEEN: &str = "body";
 
 /// Header the CLI sets on back-filled deliveries (GitHub's `delivered_at`), used as the
 /// event time when the payload carries none of its own.
@@ -97,7 +104,18 @@ impl Adapter for GithubAdapter {
             .header(DELIVERED_AT)
             .and_then(parse_time_str)
             .unwrap_or(d.received);
-        map(kind, &delivery, &payload, received, memory)
+        let body = content_id(d.body);
+        let first = memory
+            .get(SRC, BODY_SEEN, &body)
+            .and_then(|v| v["delivery"].as_str().map(str::to_string))
+            .filter(|first| valid_id(first));
+        let delivery = first.clone().unwrap_or(delivery);
+        let mut out = map(kind, &delivery, &payload, received, memory)?;
+        if first.is_none() {
+            let seen = json!({"delivery": delivery, "at": d.received.unix_timestamp()});
+            out.remember(SRC, BODY_SEEN, &body, Some(seen));
+        }
+        Ok(out)
     }
 }
 

@@ -21,6 +21,29 @@ impl SledMemory {
         Ok(SledMemory { tree })
     }
 
+    /// Forgets the `kind` entries of `source` whose `at` (unix seconds) is before
+    /// `cutoff`, or that have none; returns how many. For memories that only need to last
+    /// as long as the events they protect.
+    pub fn forget_before(
+        &self,
+        source: Source,
+        kind: &str,
+        cutoff: i64,
+    ) -> Result<usize, StoreError> {
+        let mut removed = 0;
+        for item in self.tree.scan_prefix(Self::key(source, kind, "")) {
+            let (k, v) = item?;
+            let at = serde_json::from_slice::<Value>(&v)
+                .ok()
+                .and_then(|v| v["at"].as_i64());
+            if at.is_none_or(|at| at < cutoff) {
+                self.tree.remove(k)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     fn key(source: Source, kind: &str, key: &str) -> Vec<u8> {
         format!("{source}\u{0}{kind}\u{0}{key}").into_bytes()
     }
@@ -78,5 +101,21 @@ mod tests {
         assert_eq!(m.get(Source::N8n, "workflow", "7").unwrap()["v"], 1);
         assert!(m.get(Source::N8n, "workflow", "8").is_none());
         assert!(m.get(Source::Make, "workflow", "7").is_none());
+        for (key, at) in [("old", 100), ("new", 200)] {
+            m.remember(
+                Source::Github,
+                "body",
+                key,
+                Some(&serde_json::json!({"at": at})),
+            )
+            .unwrap();
+        }
+        assert_eq!(m.forget_before(Source::Github, "body", 150).unwrap(), 1);
+        assert!(m.get(Source::Github, "body", "old").is_none());
+        assert!(m.get(Source::Github, "body", "new").is_some());
+        assert!(
+            m.get(Source::N8n, "workflow", "7").is_some(),
+            "other kinds kept"
+        );
     }
 }
