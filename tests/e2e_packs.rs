@@ -377,4 +377,38 @@ async fn swap_while_streaming_share_shadow_and_replay() {
         .iter()
         .any(|p| p["state"] == "active" && p["version"] == "2.0.0"));
     assert!(probe.iter().any(|p| p["state"] == "refused"));
+
+    // A downgrade needs an admin's force; every attempt is in the audit log.
+    let (status, body) = install(&b, probe_pack(1, &key), "").await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body.to_string().contains("older than 2.0.0"), "{body}");
+    let (status, body) = install(&b, probe_pack(1, &key), "?force=true").await;
+    assert_eq!(status, 201, "{body}");
+    let log = get(&b, "/v1/audit").await;
+    let seen: Vec<(String, String, String)> = log["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let outcome = e["outcome"].as_str().unwrap();
+            let outcome = outcome.split(':').next().unwrap().to_string();
+            let action = e["action"].as_str().unwrap().to_string();
+            (action, e["target"].as_str().unwrap().to_string(), outcome)
+        })
+        .collect();
+    let expect = [
+        ("pack.install", "probe", "ok"),
+        ("pack.install", "probe", "refused"),
+        ("pack.install", "probe", "refused"),
+        ("pack.promote", "probe", "ok"),
+        ("pack.install", "probe", "ok"),
+        ("policy.load", "(embedded default policy)", "ok"),
+    ];
+    let expect: Vec<(String, String, String)> = expect
+        .iter()
+        .map(|(a, t, o)| (a.to_string(), t.to_string(), o.to_string()))
+        .collect();
+    assert_eq!(seen, expect, "{log}");
+    assert_eq!(log["entries"][0]["detail"]["force"], true);
+    assert_eq!(log["entries"][0]["who"], "anonymous");
 }

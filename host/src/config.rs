@@ -85,6 +85,7 @@ pub struct ServerConfig {
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
     pub retention_days: u64,
+    pub record_retention_days: u64,
     pub sweep_interval_secs: u64,
     pub fsync: bool,
 }

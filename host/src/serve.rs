@@ -86,8 +86,9 @@ pub fn start(config: Config, evaluator: Arc<dyn Evaluator>) -> anyhow::Result<Se
     review.start();
     // Deliveries wait on the writer's barrier, so each is durable before its first attempt.
     routing.start(Arc::new(writer.clone()));
+    let audit = plumbline_store::audit::AuditLog::open(&store, writer.clone())?;
+    audit_policy_load(&audit, &config.policy.file);
     let ingest = Ingest::new(writer, config.store.retention_days).with_config(&config.ingest);
-    spawn_retention(&config, store.clone());
     let state = AppState {
         body_limit: config.server.body_limit_bytes,
         store,
@@ -97,7 +98,16 @@ pub fn start(config: Config, evaluator: Arc<dyn Evaluator>) -> anyhow::Result<Se
         trajectories,
         alerts,
         routing,
+        audit,
     };
+    crate::retention::Kept {
+        store: state.store.clone(),
+        trajectories: state.trajectories.clone(),
+        alerts: state.alerts.clone(),
+        labels: review.labels.clone(),
+        routing: state.routing.clone(),
+    }
+    .spawn(config.store.clone());
     plumbline_api::vault_socket::listen(&state, &config.vault)?;
     Ok(Service {
         state,
@@ -179,7 +189,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         secure_cookie: service.config.server.public_url.starts_with("https://"),
         signins: Default::default(),
     });
-    let detectors = api::detectors::routes(runtime, service.state.auth.clone());
+    let detectors = api::detectors::routes(runtime, &service.state);
     let detectors = detectors.merge(api::packs::routes(
         packs,
         service.state.clone(),
@@ -204,6 +214,34 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // Save open windows so the next start resumes without re-reading history.
     tokio::task::spawn_blocking(move || trajectories.shutdown()).await?;
     Ok(())
+}
+
+/// The policy in force is an admin decision too: each start records which file (and its
+/// sha256) it loaded.
+fn audit_policy_load(audit: &plumbline_store::audit::AuditLog, file: &std::path::Path) {
+    use sha2::Digest;
+    let (target, sha256) = if file.as_os_str().is_empty() {
+        ("(embedded default policy)".to_string(), String::new())
+    } else {
+        let bytes = std::fs::read(file).unwrap_or_default();
+        (
+            file.display().to_string(),
+            hex::encode(sha2::Sha256::digest(bytes)),
+        )
+    };
+    let audit = audit.clone();
+    tokio::spawn(async move {
+        let record = plumbline_store::audit::AuditRecord {
+            who: "plumbline",
+            action: "policy.load",
+            target: &target,
+            outcome: Ok(()),
+            detail: serde_json::json!({ "sha256": sha256 }),
+        };
+        if let Err(e) = audit.append(record).await {
+            tracing::error!(error = %e, "audit log: the policy load could not be recorded");
+        }
+    });
 }
 
 /// Creates the data directory and takes up its redaction key.
@@ -246,39 +284,6 @@ fn use_redaction_key(data_dir: &std::path::Path) -> anyhow::Result<()> {
         tracing::warn!(path = %path.display(), "a different redaction key is already in use in this process");
     }
     Ok(())
-}
-
-fn spawn_retention(config: &Config, store: Store) {
-    let days = config.store.retention_days;
-    if days == 0 {
-        return;
-    }
-    let every = std::time::Duration::from_secs(config.store.sweep_interval_secs.max(1));
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        loop {
-            tick.tick().await;
-            let cutoff = time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64
-                - days as i64 * 86_400_000_000_000;
-            let s = store.clone();
-            let sweep = move || -> Result<usize, plumbline_store::StoreError> {
-                // Replay memory lasts exactly as long as the events it protects.
-                use plumbline_ingest::{github::BODY_SEEN, memory::SledMemory};
-                let seen = SledMemory::open(&s)?.forget_before(
-                    plumbline_event::Source::Github,
-                    BODY_SEEN,
-                    cutoff / 1_000_000_000,
-                )?;
-                Ok(s.sweep_before(cutoff)? + seen)
-            };
-            match tokio::task::spawn_blocking(sweep).await {
-                Ok(Ok(0)) => {}
-                Ok(Ok(n)) => tracing::info!(removed = n, "retention sweep"),
-                Ok(Err(e)) => tracing::error!(error = %e, "retention sweep failed"),
-                Err(e) => tracing::error!(error = %e, "retention sweep panicked"),
-            }
-        }
-    });
 }
 
 async fn shutdown_signal() {

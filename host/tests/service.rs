@@ -111,11 +111,24 @@ async fn a_response_action_waits_for_approval_through_the_api() {
                 plumbline::config::Scope::Read,
             ],
         },
+        plumbline::config::ApiToken {
+            name: "secops-admin".into(),
+            token: "admin-token-0123456789".into(),
+            scopes: vec![plumbline::config::Scope::Admin],
+        },
     ];
     // The destinations that read the environment are simply not configured here.
     std::env::set_var("TEST_WEBHOOK_URL", format!("http://{rx_addr}/webhook"));
     std::env::set_var("TEST_JIRA_TOKEN", "jira-token");
+    let store_config = config.store.clone();
     let service = plumbline::serve::start(config, Arc::new(ExportAfterWorkflow)).unwrap();
+    let kept = plumbline::retention::Kept {
+        store: service.state.store.clone(),
+        trajectories: service.state.trajectories.clone(),
+        alerts: service.state.alerts.clone(),
+        labels: service.review.labels.clone(),
+        routing: service.state.routing.clone(),
+    };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let api = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -309,6 +322,66 @@ async fn a_response_action_waits_for_approval_through_the_api() {
     .await;
     assert_eq!(s, 400);
     assert_eq!(rx.of("n8n").len(), 1);
+
+    // Every decision that reached the handler is in the admin audit log, with who made it;
+    // only an admin token reads it.
+    let (s, _) = get(format!("{base}/v1/audit"), "review-token-0123456789").await;
+    assert_eq!(s, 403);
+    let (s, log) = get(format!("{base}/v1/audit"), "admin-token-0123456789").await;
+    assert_eq!(s, 200, "{log}");
+    let decisions: Vec<(String, String, String)> = log["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "action.approve")
+        .map(|e| {
+            let outcome = e["outcome"].as_str().unwrap();
+            let outcome = outcome.split(':').next().unwrap().to_string();
+            let who = e["who"].as_str().unwrap().to_string();
+            (e["target"].as_str().unwrap().to_string(), who, outcome)
+        })
+        .collect();
+    let expected = [
+        (id.as_str(), "review-page", "refused"),
+        (id.as_str(), "review-page", "ok"),
+        ("act-nope", "review-page", "refused"),
+    ];
+    let expected: Vec<(String, String, String)> = expected
+        .iter()
+        .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+        .collect();
+    assert_eq!(decisions, expected, "{log}");
+
+    // Retention: a year and a day later, the events, the alerts and what routing kept
+    // about them are gone; a sweep one day later leaves everything. (The trajectories are
+    // still open here, as no later event moved time past their window; closed ones go
+    // with their events: `retention_forgets_old_closed_trajectories_and_the_renames_to_them`.)
+    let now = |days: i64| {
+        (OffsetDateTime::now_utc() + time::Duration::days(days)).unix_timestamp_nanos() as i64
+    };
+    let swept = kept.sweep(&store_config, now(1)).unwrap();
+    assert_eq!((swept.events, swept.alerts), (0, 0), "{swept:?}");
+    let swept = kept.sweep(&store_config, now(366)).unwrap();
+    assert_eq!(swept.events, 2, "{swept:?}");
+    assert_eq!(swept.alerts, 2, "the actor's and the workflow's: {swept:?}");
+    assert!(
+        swept.alert_records >= 3,
+        "decisions, paging, the action: {swept:?}"
+    );
+    let review = "review-token-0123456789";
+    let (s, _) = get(format!("{base}/v1/alerts/{alert_id}"), review).await;
+    assert_eq!(s, 404);
+    let (s, _) = get(format!("{base}/v1/policy/decisions/{alert_id}"), review).await;
+    assert_eq!(s, 404);
+    let (s, _) = get(format!("{base}/v1/actions/{id}"), review).await;
+    assert_eq!(s, 404);
+    let (_, events) = get(format!("{base}/v1/events?limit=10"), review).await;
+    assert_eq!(events["events"].as_array().unwrap().len(), 0, "{events}");
+    let (_, log) = get(format!("{base}/v1/audit"), "admin-token-0123456789").await;
+    assert!(
+        log["count"].as_u64().unwrap() >= 4,
+        "the audit log is never swept"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -153,6 +153,42 @@ impl AlertBook {
         Ok(Some(a))
     }
 
+    /// Retention: forgets alerts last updated before `cutoff`, their trajectory links, and
+    /// shadow findings recorded before it. Returns the removed alert ids, so the stages
+    /// that keep records per alert (labels, policy decisions, actions) can forget theirs.
+    pub fn sweep_before(&self, cutoff: time::OffsetDateTime) -> Result<Vec<String>, StoreError> {
+        let before = |at: &str| {
+            time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
+                .is_ok_and(|t| t < cutoff)
+        };
+        let mut removed = std::collections::HashSet::new();
+        {
+            let _g = self.lock.lock().expect("alert lock");
+            for a in self.all() {
+                if before(&a.updated_at) {
+                    self.tree.remove(a.id.as_bytes())?;
+                    removed.insert(a.id);
+                }
+            }
+        }
+        for item in self.links.iter() {
+            let (trajectory, alert) = item?;
+            if removed.contains(String::from_utf8_lossy(&alert).as_ref()) {
+                self.links.remove(trajectory)?;
+            }
+        }
+        for item in self.shadow.iter() {
+            let (k, v) = item?;
+            let rec: serde_json::Value = serde_json::from_slice(&v).unwrap_or_default();
+            if rec["recorded_at"].as_str().is_none_or(before) {
+                self.shadow.remove(k)?;
+            }
+        }
+        let mut ids: Vec<String> = removed.into_iter().collect();
+        ids.sort();
+        Ok(ids)
+    }
+
     /// Records shadow-mode findings for a trajectory: visible, never alerting or routed.
     pub fn record_shadow(&self, t: &Trajectory, findings: &[Finding]) {
         let rec = serde_json::json!({

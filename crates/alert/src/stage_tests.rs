@@ -349,3 +349,25 @@ async fn a_window_closes_once_event_time_passes_it_and_stays_readable() {
         .iter()
         .any(|h| h.id != id && !h.closed && h.event_count == 1));
 }
+
+/// Retention forgets an alert last updated before the cutoff, with its trajectory link;
+/// the trajectory, if it comes back, raises a fresh alert instead of updating a ghost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_forgets_old_alerts_and_their_links() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path());
+    let story = six_step_story();
+    r.writer.write(story[..3].to_vec()).await.unwrap();
+    wait_for(|| r.alerts.all().count() == 1);
+    let alert = r.alerts.all().next().unwrap();
+    let past = time::OffsetDateTime::now_utc() - time::Duration::days(1);
+    assert!(r.alerts.sweep_before(past).unwrap().is_empty(), "too young");
+    let future = time::OffsetDateTime::now_utc() + time::Duration::seconds(1);
+    assert_eq!(r.alerts.sweep_before(future).unwrap(), [alert.id.clone()]);
+    assert!(r.alerts.get(&alert.id).unwrap().is_none());
+    assert!(r
+        .alerts
+        .alert_of_trajectory(&alert.trajectory_id)
+        .unwrap()
+        .is_none());
+}

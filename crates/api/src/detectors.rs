@@ -9,15 +9,19 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
+use super::audit_log::record;
 use super::auth::Auth;
 use super::error::{ApiError, ApiResult};
+use super::AppState;
 use crate::auth::{scope, Require};
 use plumbline_runtime::Runtime;
+use plumbline_store::audit::AuditLog;
 
 #[derive(Clone)]
 struct DetectorsState {
     runtime: Arc<Runtime>,
     auth: Auth,
+    audit: AuditLog,
 }
 
 impl FromRef<DetectorsState> for Auth {
@@ -27,11 +31,18 @@ impl FromRef<DetectorsState> for Auth {
 }
 
 /// A router with its own state, merged into the service's router by `serve`.
-pub fn routes<S: Clone + Send + Sync + 'static>(runtime: Arc<Runtime>, auth: Auth) -> Router<S> {
+pub fn routes<S: Clone + Send + Sync + 'static>(
+    runtime: Arc<Runtime>,
+    app: &AppState,
+) -> Router<S> {
     Router::new()
         .route("/v1/detectors", get(list))
         .route("/v1/detectors/{name}/release", post(release))
-        .with_state(DetectorsState { runtime, auth })
+        .with_state(DetectorsState {
+            runtime,
+            auth: app.auth.clone(),
+            audit: app.audit.clone(),
+        })
 }
 
 async fn list(_: Require<scope::Read>, State(s): State<DetectorsState>) -> ApiResult<Json<Value>> {
@@ -39,7 +50,7 @@ async fn list(_: Require<scope::Read>, State(s): State<DetectorsState>) -> ApiRe
 }
 
 async fn release(
-    _: Require<scope::Admin>,
+    Require { who, .. }: Require<scope::Admin>,
     State(s): State<DetectorsState>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
@@ -47,5 +58,16 @@ async fn release(
         return Err(ApiError::not_found(format!("no detector named `{name}`")));
     }
     let released = s.runtime.release(&name);
+    let done: Result<(), &str> = Ok(());
+    let detail = json!({ "released": released });
+    record(
+        &s.audit,
+        &who.name,
+        "detector.release",
+        &name,
+        &done,
+        detail,
+    )
+    .await?;
     Ok(Json(json!({ "name": name, "released": released })))
 }

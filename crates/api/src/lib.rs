@@ -3,6 +3,7 @@
 //! stage and shape its answer. Stages know nothing of HTTP.
 
 pub mod alerts;
+pub mod audit_log;
 pub mod auth;
 pub mod detectors;
 pub mod error;
@@ -44,6 +45,8 @@ pub struct AppState {
     pub trajectories: Arc<TrajectoryStage>,
     pub alerts: AlertBook,
     pub routing: Arc<plumbline_delivery::Routing>,
+    /// Admin actions, append-only (`GET /v1/audit`).
+    pub audit: plumbline_store::audit::AuditLog,
 }
 
 impl FromRef<AppState> for Auth {
@@ -65,6 +68,7 @@ pub fn router(state: AppState) -> Router {
         .merge(alerts::routes())
         .merge(routing::routes())
         .merge(summary_audit::routes())
+        .merge(audit_log::routes())
         .merge(ingest::routes(&state.adapters))
         .fallback(|| async { error::ApiError::not_found("no such endpoint") })
         .with_state(state)

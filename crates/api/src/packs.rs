@@ -8,6 +8,8 @@
 //! - `GET /v1/packs/{name}/{version}` (read): the archive, so another host can install it.
 //! - `DELETE /v1/packs/{name}`, `POST /v1/packs/{name}/promote`, `POST /v1/packs/{name}/shadow`
 //!   (admin).
+//!
+//! Every admin change here, done or refused, is appended to the audit log (`GET /v1/audit`).
 //! - `POST /v1/replay?pack=NAME&since=7d[&until=…]` (admin): a running pack over stored
 //!   history; or with an archive as the body, that (verified) pack without installing it.
 //! - `GET /v1/shadow-findings` (read): what shadow detectors found.
@@ -23,14 +25,16 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::audit_log::record;
 use super::error::{ApiError, ApiResult};
 use super::params::parse_time;
 use super::AppState;
 use crate::auth::{scope, Auth, Require};
 use plumbline_runtime::pack::archive::{PackFiles, MAX_PACK_BYTES};
 use plumbline_runtime::pack::load::{self, Provenance};
+use plumbline_runtime::pack::manifest::{Manifest, MANIFEST};
 use plumbline_runtime::pack::registry::Origin;
-use plumbline_runtime::pack::{replay, PackError, Packs};
+use plumbline_runtime::pack::{replay, PackError, PackStatus, Packs};
 use plumbline_trajectory::TrajectoryConfig;
 
 #[derive(Clone)]
@@ -110,14 +114,29 @@ async fn upload(
     body: Body,
 ) -> ApiResult<Response> {
     let bytes = body_bytes(body).await?;
+    // The log names what was attempted even when the archive is refused.
+    let named = PackFiles::from_archive(&bytes)
+        .ok()
+        .and_then(|f| Manifest::parse(f.get(MANIFEST)?).ok())
+        .map(|m| (m.name, m.version));
     let packs = s.packs.clone();
-    let status = tokio::task::spawn_blocking(move || match q.force {
+    let result = tokio::task::spawn_blocking(move || match q.force {
         true => packs.install_archive_forced(bytes, q.shadow),
         false => packs.install_archive(bytes, q.shadow, Origin::Installed, true),
     })
     .await
-    .map_err(ApiError::internal)?
-    .map_err(refused)?;
+    .map_err(ApiError::internal)?;
+    let (target, detail) = match (&result, named) {
+        (Ok(st), _) => (
+            st.name.clone(),
+            json!({"version": st.version, "state": st.state, "sha256": st.sha256, "force": q.force}),
+        ),
+        (Err(_), Some((name, version))) => (name, json!({"version": version, "force": q.force})),
+        (Err(_), None) => ("(unreadable archive)".into(), json!({"force": q.force})),
+    };
+    let action = "pack.install";
+    record(&s.app.audit, &who.name, action, &target, &result, detail).await?;
+    let status = result.map_err(refused)?;
     tracing::info!(
         by = who.name,
         pack = status.name,
@@ -151,41 +170,67 @@ async fn download(
 }
 
 async fn remove(
-    _: Require<scope::Admin>,
+    Require { who, .. }: Require<scope::Admin>,
     State(s): State<PacksState>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let packs = s.packs.clone();
-    let st = tokio::task::spawn_blocking(move || packs.remove(&name))
+    let target = name.clone();
+    let result = tokio::task::spawn_blocking(move || packs.remove(&name))
         .await
-        .map_err(ApiError::internal)?
-        .map_err(refused)?;
-    Ok(Json(json!(st)))
+        .map_err(ApiError::internal)?;
+    audited(&s, &who.name, "pack.remove", &target, result).await
 }
 
-async fn set_shadow(s: PacksState, name: String, shadow: bool) -> ApiResult<Json<Value>> {
+/// Records a pack change in the audit log, then answers with the pack's status.
+async fn audited(
+    s: &PacksState,
+    who: &str,
+    action: &str,
+    name: &str,
+    result: Result<PackStatus, PackError>,
+) -> ApiResult<Json<Value>> {
+    let detail = match &result {
+        Ok(st) => json!({"version": st.version, "state": st.state}),
+        Err(_) => Value::Null,
+    };
+    record(&s.app.audit, who, action, name, &result, detail).await?;
+    Ok(Json(json!(result.map_err(refused)?)))
+}
+
+async fn set_shadow(
+    s: PacksState,
+    who: String,
+    name: String,
+    shadow: bool,
+) -> ApiResult<Json<Value>> {
     let packs = s.packs.clone();
-    let st = tokio::task::spawn_blocking(move || packs.set_shadow(&name, shadow))
+    let target = name.clone();
+    let result = tokio::task::spawn_blocking(move || packs.set_shadow(&name, shadow))
         .await
-        .map_err(ApiError::internal)?
-        .map_err(refused)?;
-    Ok(Json(json!(st)))
+        .map_err(ApiError::internal)?;
+    let action = if shadow {
+        "pack.shadow"
+    } else {
+        "pack.promote"
+    };
+    audited(&s, &who, action, &target, result).await
 }
 
 async fn promote(
-    _: Require<scope::Admin>,
+    Require { who, .. }: Require<scope::Admin>,
     State(s): State<PacksState>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    set_shadow(s, name, false).await
+    set_shadow(s, who.name, name, false).await
 }
 
 async fn demote(
-    _: Require<scope::Admin>,
+    Require { who, .. }: Require<scope::Admin>,
     State(s): State<PacksState>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    set_shadow(s, name, true).await
+    set_shadow(s, who.name, name, true).await
 }
 
 #[derive(Deserialize)]

@@ -20,6 +20,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::audit_log::record;
 use super::error::{ApiError, ApiResult};
 use super::AppState;
 use crate::auth::{scope, Require};
@@ -229,12 +230,13 @@ async fn approve(
     body: Bytes,
 ) -> ApiResult<impl IntoResponse> {
     let (by, comment) = decision_body(&s, &who.name, &headers, &body)?;
-    let a = s
-        .routing
-        .responder
-        .approve(&id, &by, &who.name, &comment)
-        .map_err(action_error)?;
-    Ok((StatusCode::ACCEPTED, Json(json!(a))))
+    let result = s.routing.responder.approve(&id, &by, &who.name, &comment);
+    let detail = json!({"by": by, "comment": comment});
+    record(&s.audit, &who.name, "action.approve", &id, &result, detail).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!(result.map_err(action_error)?)),
+    ))
 }
 
 async fn deny(
@@ -245,12 +247,10 @@ async fn deny(
     body: Bytes,
 ) -> ApiResult<impl IntoResponse> {
     let (by, comment) = decision_body(&s, &who.name, &headers, &body)?;
-    let a = s
-        .routing
-        .responder
-        .deny(&id, &by, &who.name, &comment)
-        .map_err(action_error)?;
-    Ok(Json(json!(a)))
+    let result = s.routing.responder.deny(&id, &by, &who.name, &comment);
+    let detail = json!({"by": by, "comment": comment});
+    record(&s.audit, &who.name, "action.deny", &id, &result, detail).await?;
+    Ok(Json(json!(result.map_err(action_error)?)))
 }
 
 async fn outbox(
@@ -322,7 +322,7 @@ async fn delivery(
 }
 
 async fn retry(
-    _: Require<scope::Admin>,
+    Require { who, .. }: Require<scope::Admin>,
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
@@ -338,8 +338,18 @@ async fn retry(
             format!("delivery {id} was delivered: sending it again would duplicate it"),
         )),
         Some(_) => {
-            let d = s.routing.outbox.retry(id)?;
-            Ok((StatusCode::ACCEPTED, Json(json!(d))))
+            let result = s.routing.outbox.retry(id);
+            let target = id.to_string();
+            record(
+                &s.audit,
+                &who.name,
+                "delivery.retry",
+                &target,
+                &result,
+                Value::Null,
+            )
+            .await?;
+            Ok((StatusCode::ACCEPTED, Json(json!(result?))))
         }
     }
 }

@@ -213,6 +213,7 @@ fn app_state(data: &std::path::Path, setup: &Setup) -> AppState {
     .unwrap();
     let writer = Writer::start(store.clone(), false, trajectories.listener()).unwrap();
     routing.start(Arc::new(writer.clone()));
+    let audit = plumbline_store::audit::AuditLog::open(&store, writer.clone()).unwrap();
     AppState {
         body_limit: setup.body_limit,
         store,
@@ -222,6 +223,7 @@ fn app_state(data: &std::path::Path, setup: &Setup) -> AppState {
         trajectories,
         alerts,
         routing,
+        audit,
     }
 }
 

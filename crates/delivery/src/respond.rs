@@ -262,6 +262,23 @@ impl Responder {
         Ok(v)
     }
 
+    /// Forgets the decided (not pending) actions of `alert_ids` (retention).
+    pub(crate) fn forget(&self, alert_ids: &[String]) -> Result<usize, StoreError> {
+        let _g = self.lock.lock().expect("actions lock");
+        let mut n = 0;
+        for item in self.tree.iter() {
+            let (k, v) = item?;
+            let Ok(r) = serde_json::from_slice::<ActionRecord>(&v) else {
+                continue;
+            };
+            if r.state != ActionState::Pending && alert_ids.contains(&r.alert_id) {
+                self.tree.remove(k)?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
     fn expire_stale(&self) -> Result<(), StoreError> {
         let _g = self.lock.lock().expect("actions lock");
         let now = format_time(self.clock.now());

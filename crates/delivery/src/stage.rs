@@ -682,6 +682,34 @@ impl Routing {
         &self.dispatcher
     }
 
+    /// Retention: forgets what routing kept about alerts retention removed (decision
+    /// history, incident records, paging state, decided response actions) and dedup
+    /// fingerprints last seen before `cutoff` (unix nanos). Pending actions stay until
+    /// they are decided or expire. Finished deliveries have their own horizon
+    /// (`delivery.keep_delivered_days`). Returns how many records went.
+    pub fn forget(&self, alert_ids: &[String], cutoff: i64) -> Result<usize, StoreError> {
+        let mut n = 0;
+        for id in alert_ids {
+            for tree in [
+                &self.stage.decisions,
+                &self.stage.incidents,
+                &self.outbox.paged,
+            ] {
+                n += usize::from(tree.remove(id.as_bytes())?.is_some());
+            }
+        }
+        n += self.responder.forget(alert_ids)?;
+        for item in self.stage.dedup.iter() {
+            let (k, v) = item?;
+            let at = serde_json::from_slice::<DedupEntry>(&v).map_or(i64::MIN, |d| d.at);
+            if at < cutoff {
+                self.stage.dedup.remove(k)?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
     /// Starts the delivery loop on the current tokio runtime; `durability` is the store's
     /// writer, whose barrier makes each delivery durable before its first attempt.
     pub fn start(&self, durability: Arc<dyn Durability>) -> tokio::task::JoinHandle<()> {

@@ -172,6 +172,18 @@ impl LabelBook {
         })
     }
 
+    /// Retention: forgets the labels of alerts retention removed. Returns how many.
+    pub fn forget(&self, alert_ids: &[String]) -> Result<usize, StoreError> {
+        let mut n = 0;
+        for id in alert_ids {
+            for item in self.tree.scan_prefix(prefix(id)) {
+                self.tree.remove(item?.0)?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
     /// Records a label and marks the alert reviewed (an open alert; a resolved or suppressed
     /// one keeps its status). `by` and `token` are already settled by the caller.
     pub fn add(

@@ -1,6 +1,7 @@
 //! The event store on sled: one record per ingest group, pointing index entries, a schema
 //! version, group-committed durability and a retention sweeper.
 
+pub mod audit;
 pub mod batch;
 mod commit;
 pub mod keys;

@@ -39,4 +39,30 @@ impl Aliases {
         }
         Ok((current != id).then_some(current))
     }
+
+    /// Forgets every rename that leads (directly or along a chain) to one of `gone`, the
+    /// ids retention removed. Returns how many.
+    pub fn forget_leading_to(
+        &self,
+        mut gone: std::collections::HashSet<String>,
+    ) -> Result<usize, StoreError> {
+        let mut removed = 0;
+        // Each pass follows chains one step further back; chains are short (see resolve).
+        for _ in 0..64 {
+            let mut more = Vec::new();
+            for item in self.0.iter() {
+                let (old, new) = item?;
+                if gone.contains(String::from_utf8_lossy(&new).as_ref()) {
+                    self.0.remove(&old)?;
+                    more.push(String::from_utf8_lossy(&old).into_owned());
+                }
+            }
+            if more.is_empty() {
+                break;
+            }
+            removed += more.len();
+            gone.extend(more);
+        }
+        Ok(removed)
+    }
 }

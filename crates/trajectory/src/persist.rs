@@ -146,6 +146,25 @@ impl TrajectoryStore {
             .and_then(|v| serde_json::from_slice(&v).ok()))
     }
 
+    /// Retention: forgets closed trajectories whose last event is before `cutoff` (unix
+    /// nanos; their events go with the same cutoff) and the renames that lead to them.
+    /// Open ones stay whatever their age. Returns how many entries went.
+    pub fn sweep_before(&self, cutoff: i64) -> Result<usize, StoreError> {
+        let mut gone = std::collections::HashSet::new();
+        for item in self.records.iter() {
+            let (k, v) = item?;
+            let Ok(r) = serde_json::from_slice::<TrajectoryRecord>(&v) else {
+                continue;
+            };
+            if r.closed && r.end < cutoff {
+                self.records.remove(k)?;
+                gone.insert(r.id);
+            }
+        }
+        let headers = gone.len();
+        Ok(headers + self.aliases.forget_leading_to(gone)?)
+    }
+
     /// All records (for listing). Trajectory counts are modest next to events.
     pub fn records(&self) -> impl Iterator<Item = TrajectoryRecord> + '_ {
         self.records

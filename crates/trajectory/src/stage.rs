@@ -242,6 +242,12 @@ impl TrajectoryStage {
         }
     }
 
+    /// Retention: closed trajectories that ended before `cutoff` (unix nanos) and the
+    /// renames leading to them (see `TrajectoryStore::sweep_before`).
+    pub fn sweep_before(&self, cutoff: i64) -> Result<usize, StoreError> {
+        self.persist.sweep_before(cutoff)
+    }
+
     /// Trajectory headers (no events), open ones first-hand, newest first.
     pub fn list(&self) -> Vec<TrajectoryRecord> {
         let mut out: HashMap<String, TrajectoryRecord> = HashMap::new();

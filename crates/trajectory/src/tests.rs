@@ -256,3 +256,61 @@ fn a_far_future_event_does_not_close_every_real_trajectory() {
     );
     assert_eq!(actor_sessions(&b, "eve"), vec![vec!["p1", "p2"]]);
 }
+
+/// Retention forgets closed trajectories past the cutoff and every rename chain that leads
+/// to them; open trajectories and the renames of kept ones stay.
+#[test]
+fn retention_forgets_old_closed_trajectories_and_the_renames_to_them() {
+    use super::persist::{TrajectoryRecord, TrajectoryStore};
+    let dir = tempfile::tempdir().unwrap();
+    let store = plumbline_store::Store::open(dir.path()).unwrap();
+    let persist = TrajectoryStore::open(&store, rules(100)).unwrap();
+    let header = |id: &str, end: i64, closed: bool| TrajectoryRecord {
+        id: id.into(),
+        kind: TrajectoryKind::Actor,
+        key: "eve".into(),
+        first_time: end,
+        origin_id: None,
+        start: end,
+        end,
+        closes_at: end,
+        dropped: 0,
+        hash: String::new(),
+        closed,
+        last_evaluated_hash: None,
+        event_count: 1,
+        actors: vec!["eve".into()],
+        systems: vec![],
+    };
+    persist
+        .put_records(&[
+            header("trj-old", 100, true),
+            header("trj-new", 300, true),
+            header("trj-open", 100, false),
+        ])
+        .unwrap();
+    let renames = [
+        ("trj-a", "trj-old"),
+        ("trj-b", "trj-a"),
+        ("trj-c", "trj-new"),
+    ];
+    let renames: Vec<(String, String)> = renames
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    persist.aliases.record(&renames).unwrap();
+
+    assert_eq!(
+        persist.sweep_before(200).unwrap(),
+        3,
+        "one header, two renames"
+    );
+    let kept: Vec<String> = persist.records().map(|r| r.id).collect();
+    assert_eq!(kept, ["trj-new", "trj-open"]);
+    assert_eq!(persist.aliases.resolve("trj-b").unwrap(), None);
+    assert_eq!(
+        persist.aliases.resolve("trj-c").unwrap().as_deref(),
+        Some("trj-new")
+    );
+    assert_eq!(persist.sweep_before(200).unwrap(), 0);
+}
