@@ -3,6 +3,10 @@
 #[path = "support/mod.rs"]
 mod support;
 
+// Rate limits, event limits, back-pressure and silent clients (tests/abuse.rs).
+#[path = "abuse.rs"]
+mod abuse;
+
 use serde_json::{json, Value};
 use support::{client, event, get, post_events, Server};
 

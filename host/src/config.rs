@@ -25,6 +25,7 @@ pub fn default_toml() -> String {
     [
         HOST_TOML,
         plumbline_api::auth::DEFAULT_CONFIG,
+        plumbline_api::limits::DEFAULT_CONFIG,
         plumbline_ingest::DEFAULT_CONFIG,
         plumbline_trajectory::DEFAULT_CONFIG,
         plumbline_runtime::DEFAULT_CONFIG,
@@ -54,6 +55,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub store: StoreConfig,
     pub auth: AuthConfig,
+    pub limits: plumbline_api::limits::LimitsConfig,
     pub ingest: plumbline_ingest::IngestConfig,
     pub trajectory: plumbline_trajectory::TrajectoryConfig,
     pub github: GithubConfig,
@@ -143,6 +145,7 @@ impl Config {
         self.trajectory.validate().map_err(ConfigError::Invalid)?;
         self.auth.validate().map_err(ConfigError::Invalid)?;
         self.vault.validate().map_err(ConfigError::Invalid)?;
+        self.limits.validate().map_err(ConfigError::Invalid)?;
         Ok(())
     }
 }

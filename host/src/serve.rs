@@ -88,7 +88,10 @@ pub fn start(config: Config, evaluator: Arc<dyn Evaluator>) -> anyhow::Result<Se
     routing.start(Arc::new(writer.clone()));
     let audit = plumbline_store::audit::AuditLog::open(&store, writer.clone())?;
     audit_policy_load(&audit, &config.policy.file);
-    let ingest = Ingest::new(writer, config.store.retention_days).with_config(&config.ingest);
+    let stage = trajectories.clone();
+    let ingest = Ingest::new(writer, config.store.retention_days)
+        .with_config(&config.ingest)
+        .with_backlog(Arc::new(move || stage.backlog()));
     let state = AppState {
         body_limit: config.server.body_limit_bytes,
         store,
@@ -196,13 +199,21 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         service.config.trajectory.clone(),
     ));
     let auth = service.state.auth.clone();
+    let limiter = api::limits::RateLimiter::new(&service.config.limits);
+    let listener = api::limits::Listener::new(listener, &service.config.limits);
     let app = api::router(service.state)
         .merge(detectors)
         .merge(review)
         .layer(axum::middleware::from_fn_with_state(
-            auth,
+            auth.clone(),
             api::guard::guard,
-        ));
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            (auth, limiter),
+            api::limits::rate_limit,
+        ))
+        .layer(axum::middleware::from_fn(api::limits::busy));
+    let app = app.into_make_service_with_connect_info::<api::limits::Conn>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;

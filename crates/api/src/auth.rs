@@ -161,6 +161,17 @@ impl Auth {
             .next()
     }
 
+    /// The name of the known token the request presents, without checking any scope
+    /// (the rate limiter's key).
+    pub fn caller(&self, headers: &HeaderMap) -> Option<&str> {
+        let token = Self::presented(headers)?;
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        self.tokens
+            .iter()
+            .find(|(h, _)| constant_time_eq(h, &digest))
+            .map(|(_, t)| t.name.as_str())
+    }
+
     /// Checks the request's token for `scope`. `admin` implies every scope.
     pub fn check(&self, headers: &HeaderMap, scope: Scope) -> Result<Principal, ApiError> {
         if self.is_open() {

@@ -9,6 +9,8 @@ use serde_json::{json, Value};
 pub struct ApiError {
     pub status: StatusCode,
     pub body: Value,
+    /// Seconds for `Retry-After` (429 and 503 when waiting helps).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -16,7 +18,13 @@ impl ApiError {
         ApiError {
             status,
             body: json!({ "error": message.into() }),
+            retry_after: None,
         }
+    }
+
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs.max(1));
+        self
     }
 
     pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
@@ -55,7 +63,28 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(self.body)).into_response()
+        let mut r = (self.status, Json(self.body)).into_response();
+        if let Some(secs) = self.retry_after {
+            r.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        r
+    }
+}
+
+impl From<plumbline_ingest::SubmitError> for ApiError {
+    fn from(e: plumbline_ingest::SubmitError) -> Self {
+        use plumbline_ingest::SubmitError;
+        match e {
+            SubmitError::Store(e) => ApiError::from(e),
+            SubmitError::Memory(e) => ApiError::unavailable(e),
+            SubmitError::TooMany { max, .. } => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()).with("limit", max)
+            }
+            SubmitError::Busy { .. } => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()).retry_after(2)
+            }
+        }
     }
 }
 

@@ -20,7 +20,7 @@ use super::AppState;
 use crate::auth::Scope;
 use plumbline_ingest::adapter::{Adapter, Delivery, IngestError, Memory, SourceAuth};
 use plumbline_ingest::memory::SledMemory;
-use plumbline_ingest::{IngestReport, Mapped, SubmitError};
+use plumbline_ingest::{IngestReport, Mapped};
 
 /// `/v1/ingest/<source>` for each adapter.
 pub fn routes(adapters: &[Arc<dyn Adapter>]) -> Router<AppState> {
@@ -93,10 +93,7 @@ pub async fn submit(
         .ingest
         .submit_mapped(mapped, memory)
         .await
-        .map_err(|e| match e {
-            SubmitError::Store(e) => ApiError::from(e),
-            SubmitError::Memory(e) => ApiError::unavailable(e),
-        })
+        .map_err(ApiError::from)
 }
 
 /// Lets a request through when the source's secret verifies, or (secret not configured)

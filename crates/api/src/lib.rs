@@ -10,6 +10,7 @@ pub mod error;
 pub mod events;
 pub mod guard;
 pub mod ingest;
+pub mod limits;
 pub mod packs;
 pub mod params;
 pub mod review;

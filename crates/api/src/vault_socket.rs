@@ -118,7 +118,7 @@ async fn read_stream(
                     batch.push(serde_json::from_slice(text).map_err(|e| format!("not JSON: {e}")));
                 }
                 line.clear();
-                if batch.len() >= SOCKET_BATCH {
+                if batch.len() >= SOCKET_BATCH.min(state.ingest.max_events()) {
                     flush(&state, &mut batch, peer).await;
                 }
                 if !complete {

@@ -31,6 +31,11 @@ pub use adapter::{Adapter, Delivery, IngestError, Mapped, Memory, MemoryError, S
 #[serde(deny_unknown_fields)]
 pub struct IngestConfig {
     pub future_skew_secs: u64,
+    /// Most events one request (or one socket batch) may carry.
+    pub max_events_per_request: usize,
+    /// Events stored but not yet applied to trajectories, plus evaluations queued, above
+    /// which new events are refused (503, Retry-After) until the stages catch up.
+    pub max_backlog: u64,
 }
 
 impl Default for IngestConfig {
@@ -122,6 +127,10 @@ pub struct Ingest {
     retention_nanos: Option<i64>,
     /// Events later than now plus this are refused.
     future_skew_nanos: i64,
+    max_events: usize,
+    max_backlog: u64,
+    /// The downstream stages' backlog (see `IngestConfig::max_backlog`).
+    backlog: Option<Arc<dyn Fn() -> u64 + Send + Sync>>,
     pub counters: Arc<IngestCounters>,
 }
 
@@ -169,6 +178,16 @@ pub enum SubmitError {
     /// The events are stored; the memory updates that follow them are not.
     #[error(transparent)]
     Memory(#[from] MemoryError),
+    #[error(
+        "{events} events in one request: at most {max} (ingest.max_events_per_request); \
+         split the batch"
+    )]
+    TooMany { events: usize, max: usize },
+    #[error(
+        "busy: {backlog} events and evaluations are waiting (ingest.max_backlog {max}); \
+         nothing from this request was stored, retry shortly"
+    )]
+    Busy { backlog: u64, max: u64 },
 }
 
 impl Ingest {
@@ -178,16 +197,33 @@ impl Ingest {
         Ingest {
             writer,
             retention_nanos,
-            future_skew_nanos: IngestConfig::default().future_skew_secs as i64 * 1_000_000_000,
+            future_skew_nanos: 0,
+            max_events: 0,
+            max_backlog: 0,
+            backlog: None,
             counters: Arc::default(),
         }
+        .with_config(&IngestConfig::default())
     }
 
     /// Applies `[ingest]`.
     pub fn with_config(mut self, config: &IngestConfig) -> Self {
         self.future_skew_nanos =
             config.future_skew_secs.min(i64::MAX as u64 / 1_000_000_000) as i64 * 1_000_000_000;
+        self.max_events = config.max_events_per_request;
+        self.max_backlog = config.max_backlog;
         self
+    }
+
+    /// Refuses new events while `backlog()` is above `ingest.max_backlog`.
+    pub fn with_backlog(mut self, backlog: Arc<dyn Fn() -> u64 + Send + Sync>) -> Self {
+        self.backlog = Some(backlog);
+        self
+    }
+
+    /// `ingest.max_events_per_request`.
+    pub fn max_events(&self) -> usize {
+        self.max_events
     }
 
     pub fn writer(&self) -> &Writer {
@@ -202,7 +238,22 @@ impl Ingest {
         events: Vec<Event>,
         indexes: Vec<usize>,
         mut rejected: Vec<Rejection>,
-    ) -> Result<IngestReport, StoreError> {
+    ) -> Result<IngestReport, SubmitError> {
+        let offered = events.len() + rejected.len();
+        if offered > self.max_events {
+            return Err(SubmitError::TooMany {
+                events: offered,
+                max: self.max_events,
+            });
+        }
+        if let Some(backlog) = self.backlog.as_ref().map(|f| f()) {
+            if backlog > self.max_backlog && !events.is_empty() {
+                return Err(SubmitError::Busy {
+                    backlog,
+                    max: self.max_backlog,
+                });
+            }
+        }
         let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64;
         let mut keep = Vec::with_capacity(events.len());
         for (event, index) in events.into_iter().zip(indexes) {
@@ -296,6 +347,7 @@ mod tests {
         let writer = Writer::start(store.clone(), false, Arc::new(|_: CommittedBatch| {})).unwrap();
         let ingest = Ingest::new(writer, 90).with_config(&IngestConfig {
             future_skew_secs: 120,
+            ..IngestConfig::default()
         });
         let now = time::OffsetDateTime::now_utc();
         let events = vec![
@@ -318,5 +370,53 @@ mod tests {
         assert!(report.rejected[0].reason.contains("future_skew_secs"));
         assert!(store.get("ok-skewed").unwrap().is_some());
         assert!(store.get("2262").unwrap().is_none());
+    }
+
+    /// Too many events in one request, or stages too far behind: refused whole, naming the
+    /// limit, with nothing stored; once the backlog drains the same request goes in.
+    #[tokio::test]
+    async fn oversized_requests_and_a_full_backlog_are_refused_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let writer = Writer::start(store.clone(), false, Arc::new(|_: CommittedBatch| {})).unwrap();
+        let backlog = Arc::new(std::sync::atomic::AtomicU64::new(11));
+        let gauge = backlog.clone();
+        let ingest = Ingest::new(writer, 90)
+            .with_config(&IngestConfig {
+                max_events_per_request: 2,
+                max_backlog: 10,
+                ..IngestConfig::default()
+            })
+            .with_backlog(Arc::new(move || {
+                gauge.load(std::sync::atomic::Ordering::Relaxed)
+            }));
+        let now = time::OffsetDateTime::now_utc();
+        let three: Vec<Event> = (0..3).map(|i| event_at(&format!("e{i}"), now)).collect();
+        let e = ingest
+            .submit(three, vec![0, 1, 2], vec![])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, SubmitError::TooMany { events: 3, max: 2 }),
+            "{e}"
+        );
+        assert!(e.to_string().contains("max_events_per_request"), "{e}");
+
+        let two = || (0..2).map(|i| event_at(&format!("e{i}"), now)).collect();
+        let e = ingest.submit(two(), vec![0, 1], vec![]).await.unwrap_err();
+        assert!(
+            matches!(
+                e,
+                SubmitError::Busy {
+                    backlog: 11,
+                    max: 10
+                }
+            ),
+            "{e}"
+        );
+        assert!(store.get("e0").unwrap().is_none(), "nothing stored");
+        backlog.store(10, std::sync::atomic::Ordering::Relaxed);
+        let report = ingest.submit(two(), vec![0, 1], vec![]).await.unwrap();
+        assert_eq!(report.accepted, 2);
     }
 }

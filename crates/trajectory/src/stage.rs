@@ -22,6 +22,10 @@ use plumbline_store::{CommitListener, CommittedBatch, Store, StoreError};
 /// Counters of the stage (for `/metrics` and coverage).
 #[derive(Debug)]
 pub struct StageStats {
+    /// Events stored but not yet applied to trajectories (the builder's queue).
+    pub queued_events: AtomicU64,
+    /// Trajectory changes handed to the evaluators and not yet picked up.
+    pub queued_evaluations: AtomicU64,
     pub batches: AtomicU64,
     pub events: AtomicU64,
     pub evaluations: AtomicU64,
@@ -33,6 +37,8 @@ pub struct StageStats {
 impl Default for StageStats {
     fn default() -> Self {
         StageStats {
+            queued_events: AtomicU64::new(0),
+            queued_evaluations: AtomicU64::new(0),
             batches: AtomicU64::new(0),
             events: AtomicU64::new(0),
             evaluations: AtomicU64::new(0),
@@ -60,7 +66,11 @@ struct Listener(Arc<TrajectoryStage>);
 impl CommitListener for Listener {
     fn committed(&self, batch: CommittedBatch) {
         if let Some(tx) = self.0.tx.lock().expect("stage sender").as_ref() {
-            let _ = tx.send(batch);
+            let n = batch.events.len() as u64;
+            self.0.stats.queued_events.fetch_add(n, Ordering::Relaxed);
+            if tx.send(batch).is_err() {
+                self.0.stats.queued_events.fetch_sub(n, Ordering::Relaxed);
+            }
         }
     }
 }
@@ -131,9 +141,10 @@ impl TrajectoryStage {
             .spawn(move || builder.run(rx))
             .map_err(StoreError::Io)?;
         *stage.builder.lock().expect("builder handle") = Some(handle);
+        let queued = stage.clone();
         std::thread::Builder::new()
             .name("evaluation-scheduler".into())
-            .spawn(move || schedule(due_rx, work_tx, delay))
+            .spawn(move || schedule(due_rx, work_tx, delay, &queued.stats.queued_evaluations))
             .map_err(StoreError::Io)?;
         for i in 0..config.eval_workers.max(1) {
             let (stage, evaluator, alerts, work_rx) = (
@@ -149,6 +160,10 @@ impl TrajectoryStage {
                     loop {
                         let next = work_rx.lock().expect("work queue").recv();
                         let Ok(w) = next else { return };
+                        stage
+                            .stats
+                            .queued_evaluations
+                            .fetch_sub(1, Ordering::Relaxed);
                         stage.evaluate(&w.id, w.settle, evaluator.as_ref(), alerts.as_ref());
                     }
                 })
@@ -168,6 +183,14 @@ impl TrajectoryStage {
 
     pub fn listener(self: &Arc<Self>) -> Arc<dyn CommitListener> {
         Arc::new(Listener(self.clone()))
+    }
+
+    /// Work waiting inside the stage: events stored but not yet in a trajectory, plus
+    /// evaluations queued. Ingest refuses new events while this is over its bound, so a
+    /// burst the stage cannot keep up with is refused, not held in memory.
+    pub fn backlog(&self) -> u64 {
+        self.stats.queued_events.load(Ordering::Relaxed)
+            + self.stats.queued_evaluations.load(Ordering::Relaxed)
     }
 
     /// Highest batch sequence applied to the trajectories.
@@ -281,7 +304,14 @@ impl Builder {
     fn run(mut self, rx: mpsc::Receiver<CommittedBatch>) {
         loop {
             match rx.recv_timeout(CHECKPOINT_EVERY) {
-                Ok(batch) => self.receive(batch),
+                Ok(batch) => {
+                    let n = batch.events.len() as u64;
+                    self.receive(batch);
+                    self.stage
+                        .stats
+                        .queued_events
+                        .fetch_sub(n, Ordering::Relaxed);
+                }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
                     let _ = self.checkpoint();
@@ -441,7 +471,12 @@ struct Work {
 
 /// Holds each changed trajectory for `delay`, so a burst is evaluated once; releases
 /// settle re-evaluations at their time. Ordered by due time, so each step is O(log n).
-fn schedule(due: mpsc::Receiver<Due>, work: mpsc::Sender<Work>, delay: Duration) {
+fn schedule(
+    due: mpsc::Receiver<Due>,
+    work: mpsc::Sender<Work>,
+    delay: Duration,
+    queued: &AtomicU64,
+) {
     let mut queue: std::collections::BTreeSet<(Instant, String, bool)> = Default::default();
     let mut changed: std::collections::HashSet<String> = Default::default();
     loop {
@@ -467,6 +502,7 @@ fn schedule(due: mpsc::Receiver<Due>, work: mpsc::Sender<Work>, delay: Duration)
             if !settle {
                 changed.remove(&id);
             }
+            queued.fetch_add(1, Ordering::Relaxed);
             if work.send(Work { id, settle }).is_err() {
                 return;
             }
