@@ -200,12 +200,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     ));
     let auth = service.state.auth.clone();
     let limiter = api::limits::RateLimiter::new(&service.config.limits);
+    let public_url = service.config.server.public_url.clone();
     let listener = api::limits::Listener::new(listener, &service.config.limits);
     let app = api::router(service.state)
         .merge(detectors)
         .merge(review)
         .layer(axum::middleware::from_fn_with_state(
-            auth.clone(),
+            api::guard::Guard::new(auth.clone(), &public_url),
             api::guard::guard,
         ))
         .layer(axum::middleware::from_fn_with_state(

@@ -7,6 +7,8 @@
 //! - An open API (no tokens, loopback only) answers only loopback host names.
 //! - A state-changing request whose `Origin` is not this server is refused, with or
 //!   without tokens (the review page's cookie must not be usable from another site).
+//!   "This server" is the request's `Host`, or `server.public_url` (behind a reverse
+//!   proxy that rewrites `Host`, the page's origin is the public one).
 
 use axum::extract::{Request, State};
 use axum::http::{header, Method, StatusCode};
@@ -16,15 +18,39 @@ use axum::response::{IntoResponse, Response};
 use crate::auth::Auth;
 use crate::error::ApiError;
 
+/// What the guard knows: the tokens (is the API open?) and the public origin.
+#[derive(Clone)]
+pub struct Guard {
+    pub auth: Auth,
+    /// `scheme://host[:port]` of `server.public_url`.
+    pub public_origin: String,
+}
+
+impl Guard {
+    pub fn new(auth: Auth, public_url: &str) -> Guard {
+        let origin = match public_url.split_once("://") {
+            Some((scheme, rest)) => {
+                format!("{scheme}://{}", rest.split('/').next().unwrap_or(""))
+            }
+            None => String::new(),
+        };
+        Guard {
+            auth,
+            public_origin: origin,
+        }
+    }
+}
+
 /// The guard as a layer for the whole router (`Router::layer`).
-pub async fn guard(State(auth): State<Auth>, req: Request, next: Next) -> Response {
-    match check(&auth, &req) {
+pub async fn guard(State(g): State<Guard>, req: Request, next: Next) -> Response {
+    match check(&g, &req) {
         Ok(()) => next.run(req).await,
         Err(e) => e.into_response(),
     }
 }
 
-fn check(auth: &Auth, req: &Request) -> Result<(), ApiError> {
+fn check(g: &Guard, req: &Request) -> Result<(), ApiError> {
+    let auth = &g.auth;
     let host = req
         .headers()
         .get(header::HOST)
@@ -46,7 +72,11 @@ fn check(auth: &Auth, req: &Request) -> Result<(), ApiError> {
             .split_once("://")
             .map_or(origin, |(_, rest)| rest)
             .trim_end_matches('/');
-        if !from.eq_ignore_ascii_case(host) {
+        let public = !g.public_origin.is_empty()
+            && origin
+                .trim_end_matches('/')
+                .eq_ignore_ascii_case(&g.public_origin);
+        if !from.eq_ignore_ascii_case(host) && !public {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 format!(
@@ -92,7 +122,7 @@ mod tests {
     /// The confirmed findings: a rebinding `Host` and a cross-site POST were served.
     #[test]
     fn an_open_api_refuses_foreign_hosts_and_cross_site_writes() {
-        let open = Auth::new(&[]);
+        let open = Guard::new(Auth::new(&[]), "http://127.0.0.1:7420");
         for host in [
             "127.0.0.1:7420",
             "localhost:7420",
@@ -124,11 +154,14 @@ mod tests {
 
     #[test]
     fn with_tokens_any_host_is_served_but_cross_site_writes_are_not() {
-        let auth = Auth::new(&[ApiToken {
-            name: "ci".into(),
-            token: "0123456789abcdef".into(),
-            scopes: vec![Scope::Read],
-        }]);
+        let auth = Guard::new(
+            Auth::new(&[ApiToken {
+                name: "ci".into(),
+                token: "0123456789abcdef".into(),
+                scopes: vec![Scope::Read],
+            }]),
+            "https://plumbline.acme.example/",
+        );
         let host = "plumbline.acme.example";
         assert!(check(&auth, &req(Method::GET, host, None)).is_ok());
         let page = req(Method::POST, host, Some("https://plumbline.acme.example"));
@@ -138,5 +171,18 @@ mod tests {
             check(&auth, &other).unwrap_err().status,
             StatusCode::FORBIDDEN
         );
+        // Behind a proxy that rewrites Host, the public origin is the page's.
+        let proxied = req(
+            Method::POST,
+            "10.0.0.5:7420",
+            Some("https://plumbline.acme.example"),
+        );
+        assert!(check(&auth, &proxied).is_ok());
+        let lookalike = req(
+            Method::POST,
+            "10.0.0.5:7420",
+            Some("https://plumbline.acme.example.evil.example"),
+        );
+        assert!(check(&auth, &lookalike).is_err());
     }
 }
