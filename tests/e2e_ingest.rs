@@ -3,6 +3,11 @@
 #[path = "support/mod.rs"]
 mod support;
 
+// SIGKILL under load, many times (tests/crash.rs): here, not in a test binary of its own,
+// so the suite links the service once less.
+#[path = "crash.rs"]
+mod crash;
+
 // Rate limits, event limits, back-pressure and silent clients (tests/abuse.rs).
 #[path = "abuse.rs"]
 mod abuse;

@@ -67,6 +67,11 @@ impl Server {
         self.url = url;
     }
 
+    /// The server process's id (for a kill from another task at a chosen moment).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn at(&self, path: &str) -> String {
         format!("{}{}", self.url, path)
     }

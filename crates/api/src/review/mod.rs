@@ -361,7 +361,12 @@ async fn add_label(
         who.name.clone()
     };
     match s.review.labels.add(&id, &req, &by, &who.name) {
-        Ok(label) => Ok((StatusCode::CREATED, Json(label))),
+        Ok(label) => {
+            // The 201 only once the label is on disk, through the writer's barrier (the one
+            // flusher), as an ingest answer: a crash right after it must not lose the label.
+            s.app.ingest.writer().barrier().await?;
+            Ok((StatusCode::CREATED, Json(label)))
+        }
         Err(LabelError::Invalid { field, reason }) => {
             Err(ApiError::bad_request(format!("`{field}`: {reason}")).with("field", field))
         }

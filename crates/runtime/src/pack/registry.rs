@@ -164,9 +164,7 @@ impl Packs {
             let path = packs.archive_path(&name, &p.version);
             let result = std::fs::read(&path)
                 .map_err(|e| PackError::Io(path.clone(), e))
-                .and_then(|bytes| {
-                    packs.install_archive(bytes, Some(p.shadow), Origin::Installed, false)
-                });
+                .and_then(|bytes| packs.reload_installed(bytes, p.shadow));
             if let Err(e) = result {
                 tracing::error!(
                     pack = name,
@@ -203,6 +201,31 @@ impl Packs {
             }
         };
         self.add(files, Some(bytes), shadow, origin, persist, false)
+    }
+
+    /// A pack listed in `installed.json` at start. It was admitted when it was installed
+    /// (its claim checked, or an admin's force), so its claim is not checked again but set
+    /// from it: an install killed after `claims.json` was written and before
+    /// `installed.json` leaves the claim naming a version (or key) that never finished
+    /// installing, and checking against it would refuse the pack that was acknowledged and
+    /// leave its detectors off. Signature, hashes, compilation and fixtures are checked as
+    /// for any install.
+    fn reload_installed(&self, bytes: Vec<u8>, shadow: bool) -> Result<PackStatus, PackError> {
+        let files = match PackFiles::from_archive(&bytes) {
+            Ok(f) => f,
+            Err(e) => {
+                self.refuse(None, &Origin::Installed, &e);
+                return Err(e);
+            }
+        };
+        self.add(
+            files,
+            Some(bytes),
+            Some(shadow),
+            Origin::Installed,
+            false,
+            true,
+        )
     }
 
     /// [`Self::install_archive`] from an admin who accepts a downgrade, or a pack name

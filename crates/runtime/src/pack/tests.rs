@@ -217,6 +217,62 @@ fn a_pack_name_stays_with_its_key_and_versions_only_go_up() {
     );
 }
 
+/// An install is recorded in two files, `claims.json` first and `installed.json` last; a
+/// kill between them left the claim ahead of the installed pack, and the next start refused
+/// the acknowledged pack as a downgrade (or a foreign key's) and ran without it. Found by
+/// the end-to-end crash test (tests/crash.rs).
+#[test]
+fn an_install_killed_between_its_claim_and_its_record_keeps_the_installed_pack() {
+    let (team, other) = (PackKey::generate().unwrap(), PackKey::generate().unwrap());
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let keys = config(&[&team, &other]);
+    let packs = Packs::start(rt.clone(), keys.clone(), dir.path()).unwrap();
+    packs
+        .install_archive(
+            signed(probe_files(1, 1), &team),
+            None,
+            Origin::Installed,
+            true,
+        )
+        .unwrap();
+    drop(packs);
+    // What the kill leaves: the claim of an install (here a forced hand-over to another key
+    // at 2.0.0) that never reached installed.json.
+    let claims = dir.path().join("packs/claims.json");
+    assert!(std::fs::read_to_string(&claims).unwrap().contains("1.0.0"));
+    std::fs::write(
+        &claims,
+        serde_json::to_vec(&serde_json::json!({"packs": {"probe": {
+            "signer": other.public_hex(), "version": "2.0.0"}}}))
+        .unwrap(),
+    )
+    .unwrap();
+
+    let rt2 = runtime();
+    let again = Packs::start(rt2.clone(), keys, dir.path()).unwrap();
+    assert_eq!(signals(&rt2), ["probe.v1"], "{:?}", again.list());
+    // The claim follows the installed pack again: its key, versions up from 1.0.0.
+    let e = again
+        .install_archive(
+            signed(probe_files(2, 2), &other),
+            None,
+            Origin::Installed,
+            true,
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains("belongs to key `team0`"), "{e}");
+    again
+        .install_archive(
+            signed(probe_files(2, 2), &team),
+            None,
+            Origin::Installed,
+            true,
+        )
+        .unwrap();
+    assert_eq!(signals(&rt2), ["probe.v2"]);
+}
+
 /// Each bad pack is refused with its reason; v1 keeps running.
 #[test]
 fn refusals_name_the_reason_and_keep_the_active_set() {
