@@ -7,9 +7,12 @@ fn init_tracing() {
         tracing_subscriber::EnvFilter::try_from_env("PLUMBLINE_LOG").unwrap_or_else(|_| {
             tracing_subscriber::EnvFilter::new("info,sled=warn,cranelift=warn,wasmtime=warn")
         });
+    // Colour only for a person at a terminal: logs piped to files or CI stay plain text.
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
 

@@ -71,6 +71,9 @@ pub struct FixtureOutcome {
     /// Why it failed (a load error, a detector failure, or the differences).
     pub message: Option<String>,
     pub findings: Vec<Finding>,
+    /// How long the detector call took (absent when the fixture failed before the call).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call_micros: Option<u64>,
 }
 
 #[cfg(test)]

@@ -334,6 +334,7 @@ impl Runtime {
             passed: false,
             message: Some(message),
             findings: vec![],
+            call_micros: None,
         };
         let (fixture, t) = match parsed {
             Ok(x) => x,
@@ -347,6 +348,7 @@ impl Runtime {
             Err(e) => return fail(fixture.description, e),
         };
         let (wit_t, _) = bindings::trajectory(&t, usize::MAX);
+        let started = std::time::Instant::now();
         let answer = call::analyze(
             &self.engine,
             CallSpec {
@@ -362,8 +364,13 @@ impl Runtime {
             contract::check_findings(&d.declared, &wit_t, &d.limits, found)
                 .map_err(Failure::Contract)
         });
+        // The call as live evaluation makes it: a fresh sandbox, the trajectory copied in.
+        let call_micros = Some(started.elapsed().as_micros() as u64);
         match answer {
-            Err(f) => fail(fixture.description, f.to_string()),
+            Err(f) => FixtureOutcome {
+                call_micros,
+                ..fail(fixture.description, f.to_string())
+            },
             Ok(findings) => {
                 let verdict = fixture.compare(&findings);
                 FixtureOutcome {
@@ -372,6 +379,7 @@ impl Runtime {
                     passed: verdict.is_ok(),
                     message: verdict.err(),
                     findings,
+                    call_micros,
                 }
             }
         }

@@ -76,8 +76,10 @@ fn test(args: TestArgs) -> anyhow::Result<bool> {
         );
     }
     let (mut passed, mut failed) = (0, 0);
+    let mut calls: Vec<u64> = Vec::new();
     for f in &files {
         let o = runtime.run_fixture(&detector, f);
+        calls.extend(o.call_micros);
         if o.passed {
             passed += 1;
         } else {
@@ -104,8 +106,28 @@ fn test(args: TestArgs) -> anyhow::Result<bool> {
             println!("FAIL  {name}  {}", o.message.unwrap_or_default());
         }
     }
-    if !args.json {
+    calls.sort_unstable();
+    let ms = |us: u64| us as f64 / 1000.0;
+    let (p50, max) = (
+        calls.get(calls.len().saturating_sub(1) / 2).copied(),
+        calls.last().copied(),
+    );
+    if args.json {
+        let summary = serde_json::json!({
+            "detector": detector.info.name, "passed": passed, "failed": failed,
+            "calls": calls.len(), "call_ms_p50": p50.map(ms), "call_ms_max": max.map(ms),
+        });
+        println!("{summary}");
+    } else {
         println!("{passed} passed, {failed} failed");
+        if let (Some(p50), Some(max)) = (p50, max) {
+            println!(
+                "call time over {} fixtures: p50 {:.2} ms, max {:.2} ms (a fresh sandbox per call, as live)",
+                calls.len(),
+                ms(p50),
+                ms(max)
+            );
+        }
     }
     Ok(failed == 0)
 }

@@ -11,7 +11,7 @@ use super::Remote;
 use crate::config::Config;
 use plumbline_runtime::pack::archive::PackFiles;
 use plumbline_runtime::pack::load::{self, Provenance};
-use plumbline_runtime::pack::{author, PackKey, TrustedKey};
+use plumbline_runtime::pack::{author, PackKey, Trust, TrustedKey};
 use plumbline_runtime::Runtime;
 
 #[derive(Debug, Args)]
@@ -64,13 +64,19 @@ pub enum PackCommand {
         /// Also trust this public key (hex, or a .pub file).
         #[arg(long = "trust")]
         trust: Vec<String>,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Upload an archive to a running server (admin token).
     Install {
         archive: PathBuf,
         /// Run it as shadow: findings recorded, no alerts (default: the manifest's flag).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "active")]
         shadow: bool,
+        /// Run it active: its findings raise alerts (default: the manifest's flag).
+        #[arg(long)]
+        active: bool,
         /// Accept an older version, or a pack name another key signed before.
         #[arg(long)]
         force: bool,
@@ -190,7 +196,13 @@ pub async fn run(args: PackArgs) -> anyhow::Result<()> {
             );
         }
         PackCommand::Build { dir, out } => {
-            let (m, files) = author::build(PackFiles::from_dir(&dir)?)?;
+            let found = PackFiles::from_dir(&dir)?;
+            let (m, files) = author::build(found.clone())?;
+            for path in author::left_out(&found, &files) {
+                println!(
+                    "left out {path}: pack.toml does not name it (add it to [files] to ship it)"
+                );
+            }
             std::fs::write(
                 dir.join("pack.toml"),
                 files.get("pack.toml").expect("built"),
@@ -225,47 +237,94 @@ pub async fn run(args: PackArgs) -> anyhow::Result<()> {
             archive,
             config,
             trust,
+            json,
         } => {
             let mut c = Config::load(config.as_deref())?.packs;
             c.allow_unsigned = false;
-            for (i, t) in trust.iter().enumerate() {
-                let key = match std::fs::read_to_string(t) {
-                    Ok(text) => text.trim().to_string(),
-                    Err(_) => t.clone(),
+            for t in &trust {
+                // A .pub file is named after its file; a bare key after itself.
+                let (name, key) = match std::fs::read_to_string(t) {
+                    Ok(text) => (
+                        Path::new(t)
+                            .file_stem()
+                            .map_or(t.clone(), |s| s.to_string_lossy().into_owned()),
+                        text.trim().to_string(),
+                    ),
+                    Err(_) => (format!("{}…", &t[..t.len().min(12)]), t.clone()),
                 };
-                c.trusted_keys.push(TrustedKey {
-                    name: format!("--trust {}", i + 1),
-                    key,
-                });
+                c.trusted_keys.push(TrustedKey { name, key });
             }
-            let (m, trust) = load::verify(&read_pack(&archive)?, Provenance::External, &c)?;
+            let verified = load::verify(&read_pack(&archive)?, Provenance::External, &c);
+            if json {
+                let out = match &verified {
+                    Ok((m, trust)) => serde_json::json!({
+                        "verified": true, "name": m.name, "version": m.version,
+                        "trust": trust, "detectors": m.detectors.iter().map(|d| &d.name).collect::<Vec<_>>(),
+                        "files_pinned": m.files.len() + m.detectors.len(),
+                    }),
+                    Err(e) => serde_json::json!({"verified": false, "error": e.to_string()}),
+                };
+                println!("{}", serde_json::to_string_pretty(&out)?);
+                if verified.is_err() {
+                    std::process::exit(1);
+                }
+                return Ok(());
+            }
+            let (m, trust) = verified?;
+            let signer = match &trust {
+                Trust::Signed { key_name, key } => {
+                    format!("signed by `{key_name}` ({}…)", &key[..key.len().min(12)])
+                }
+                Trust::Builtin => "built into this release".to_string(),
+                Trust::Unverified { why } => format!("NOT verified: {why}"),
+            };
+            println!("{}: verified", m.id());
+            println!("  {signer}");
             println!(
-                "{}: signature and every pinned file verified ({})",
-                m.id(),
-                serde_json::to_string(&trust)?
+                "  {} detector(s): {}",
+                m.detectors.len(),
+                m.detectors
+                    .iter()
+                    .map(|d| d.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            println!(
+                "  {} file(s) pinned by sha256, every one matching",
+                m.files.len() + m.detectors.len()
             );
         }
         PackCommand::Install {
             archive,
             shadow,
+            active,
             force,
             remote,
         } => {
             let bytes = std::fs::read(&archive)?;
             let url = format!("{}/v1/packs", remote.url);
-            let query: Vec<(&str, &str)> = [("shadow", shadow), ("force", force)]
-                .into_iter()
-                .filter(|(_, on)| *on)
-                .map(|(k, _)| (k, "true"))
-                .collect();
+            let mut query: Vec<(&str, &str)> = Vec::new();
+            if shadow || active {
+                query.push(("shadow", if shadow { "true" } else { "false" }));
+            }
+            if force {
+                query.push(("force", "true"));
+            }
             let request = http().post(url).query(&query).body(bytes);
             let body = answer(auth(request, &remote).send().await?).await?;
-            println!(
-                "{} {} {}",
-                body["name"].as_str().unwrap_or("?"),
-                body["version"].as_str().unwrap_or("?"),
-                body["state"].as_str().unwrap_or("?")
-            );
+            let name = body["name"].as_str().unwrap_or("?");
+            let version = body["version"].as_str().unwrap_or("?");
+            match body["state"].as_str().unwrap_or("?") {
+                "shadow" => println!(
+                    "{name} {version} installed as shadow: its findings are recorded \
+                     (GET /v1/shadow-findings) but raise no alert. When they look right: \
+                     plumbline pack promote {name}"
+                ),
+                "active" => {
+                    println!("{name} {version} installed and active: its findings raise alerts now")
+                }
+                other => println!("{name} {version} installed, state {other}"),
+            }
         }
         PackCommand::List { remote, json } => {
             let body = answer(

@@ -42,34 +42,75 @@ config = {{}}
     Ok(PackFiles { files })
 }
 
-/// Pins every file: each component's sha256 in its `[[detectors]]` entry, every other file
-/// in `[files]`. Any old signature is dropped (it no longer matches).
+/// Pins what the manifest names: each component's sha256 in its `[[detectors]]` entry,
+/// and in `[files]` every fixture (`*.json` under a detector's `fixtures` directory) and
+/// every path `[files]` already lists. Nothing else goes into the pack (see [`left_out`]).
+/// The manifest is edited in place, so its comments and layout stay as written. Any old
+/// signature is dropped (it no longer matches).
 pub fn build(mut files: PackFiles) -> Result<(Manifest, PackFiles), PackError> {
+    let bad = |m: String| PackError::Manifest(m);
     let bytes = files
         .get(MANIFEST)
-        .ok_or_else(|| PackError::Manifest("no pack.toml".into()))?;
-    let text = std::str::from_utf8(bytes)
-        .map_err(|_| PackError::Manifest("pack.toml is not UTF-8".into()))?;
-    let mut m: Manifest =
-        toml::from_str(text).map_err(|e| PackError::Manifest(e.message().to_string()))?;
+        .ok_or_else(|| bad("no pack.toml".into()))?;
+    let text = std::str::from_utf8(bytes).map_err(|_| bad("pack.toml is not UTF-8".into()))?;
+    let m: Manifest = toml::from_str(text).map_err(|e| bad(e.message().to_string()))?;
+    let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e| bad(format!("{e}")))?;
     files.files.remove(SIGNATURE);
-    for d in &mut m.detectors {
-        let c = files.get(&d.component).ok_or_else(|| {
-            PackError::Manifest(format!("component `{}` is not in the pack", d.component))
+
+    let tables = doc
+        .get_mut("detectors")
+        .and_then(|d| d.as_array_of_tables_mut())
+        .ok_or_else(|| bad("a pack needs at least one [[detectors]] entry".into()))?;
+    for (d, table) in m.detectors.iter().zip(tables.iter_mut()) {
+        let c = files
+            .get(&d.component)
+            .ok_or_else(|| bad(format!("component `{}` is not in the pack", d.component)))?;
+        table["sha256"] = toml_edit::value(sha256_hex(c));
+    }
+    let mut pinned = BTreeMap::new();
+    for d in &m.detectors {
+        let prefix = format!("{}/", d.fixtures.trim_end_matches('/'));
+        for (path, bytes) in &files.files {
+            if path.starts_with(&prefix) && path.ends_with(".json") {
+                pinned.insert(path.clone(), sha256_hex(bytes));
+            }
+        }
+    }
+    for path in m.files.keys() {
+        let bytes = files.get(path).ok_or_else(|| {
+            bad(format!(
+                "[files] names `{path}`, which is not in the pack directory"
+            ))
         })?;
-        d.sha256 = sha256_hex(c);
+        pinned.insert(path.clone(), sha256_hex(bytes));
     }
     let components: Vec<&str> = m.detectors.iter().map(|d| d.component.as_str()).collect();
-    m.files = files
+    files
         .files
-        .iter()
-        .filter(|(p, _)| p.as_str() != MANIFEST && !components.contains(&p.as_str()))
-        .map(|(p, b)| (p.clone(), sha256_hex(b)))
-        .collect();
-    let out = m.to_bytes();
+        .retain(|p, _| p == MANIFEST || components.contains(&p.as_str()) || pinned.contains_key(p));
+
+    let mut table = match doc.remove("files") {
+        Some(toml_edit::Item::Table(t)) => t,
+        _ => toml_edit::Table::new(),
+    };
+    table.clear();
+    for (path, sha) in pinned {
+        table.insert(&path, toml_edit::value(sha));
+    }
+    doc.insert("files", toml_edit::Item::Table(table));
+    let out = doc.to_string().into_bytes();
     let m = Manifest::parse(&out)?;
     files.files.insert(MANIFEST.to_string(), out);
     Ok((m, files))
+}
+
+/// The files of a pack directory that [`build`] did not put in the pack, to tell the author.
+pub fn left_out(dir: &PackFiles, built: &PackFiles) -> Vec<String> {
+    dir.files
+        .keys()
+        .filter(|p| p.as_str() != SIGNATURE && !built.files.contains_key(p.as_str()))
+        .cloned()
+        .collect()
 }
 
 /// Adds (or replaces) `pack.sig`: the key's signature over the manifest's exact bytes.
@@ -81,4 +122,56 @@ pub fn sign(mut files: PackFiles, key: &PackKey) -> Result<PackFiles, PackError>
     let sig = key.sign(manifest).to_bytes();
     files.files.insert(SIGNATURE.to_string(), sig);
     Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `pack build` keeps the author's comments, pins the component and the fixtures, and
+    /// leaves out what the manifest does not name (the skeleton's README).
+    #[test]
+    fn build_keeps_comments_and_pins_only_what_the_manifest_names() {
+        let mut dir = skeleton("acme-exfil", "acme.big-export").unwrap();
+        dir.files.insert(
+            "components/acme.big-export.wasm".into(),
+            b"\0asm component".to_vec(),
+        );
+        dir.files.insert(
+            "fixtures/acme.big-export/positive.json".into(),
+            b"{}".to_vec(),
+        );
+        dir.files.insert("notes/todo.txt".into(), b"later".to_vec());
+        let (m, built) = build(dir.clone()).unwrap();
+        let text = String::from_utf8(built.files[MANIFEST].clone()).unwrap();
+        assert!(
+            text.contains("# Install as shadow (findings recorded, no alerts)"),
+            "{text}"
+        );
+        assert_eq!(m.detectors[0].sha256, sha256_hex(b"\0asm component"));
+        assert_eq!(
+            m.files.keys().collect::<Vec<_>>(),
+            ["fixtures/acme.big-export/positive.json"]
+        );
+        assert_eq!(
+            left_out(&dir, &built),
+            ["fixtures/acme.big-export/README.md", "notes/todo.txt"]
+        );
+        // Building again changes nothing: the same bytes, the same pack.
+        let (_, again) = build(built.clone()).unwrap();
+        assert_eq!(again, built);
+
+        // A path the author lists in [files] is pinned; one that is missing is named.
+        let mut named = built.clone();
+        let listed = text.replace("\n[files]\n", "\n[files]\n\"notes/todo.txt\" = \"\"\n");
+        named.files.insert(MANIFEST.into(), listed.into_bytes());
+        named
+            .files
+            .insert("notes/todo.txt".into(), b"later".to_vec());
+        let (m, _) = build(named.clone()).unwrap();
+        assert!(m.files.contains_key("notes/todo.txt"));
+        named.files.remove("notes/todo.txt");
+        let e = build(named).unwrap_err();
+        assert!(e.to_string().contains("`notes/todo.txt`"), "{e}");
+    }
 }
