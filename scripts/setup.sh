@@ -5,7 +5,24 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 COMPONENTIZE_PY_VERSION=0.25.1   # Python detectors -> WebAssembly components
+CARGO_FUZZ_VERSION=0.13.2        # fuzz targets (scripts/fuzz.sh), libFuzzer on nightly
 VENV=.tools/venv
+
+# The fuzz tools: the nightly toolchain (libFuzzer's instrumentation needs it) and
+# cargo-fuzz, built from crates.io. `scripts/setup.sh fuzz` installs only these.
+setup_fuzz() {
+    if ! rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+        rustup toolchain install nightly --profile minimal
+    fi
+    if [ "$(cargo fuzz --version 2>/dev/null)" != "cargo-fuzz $CARGO_FUZZ_VERSION" ]; then
+        cargo install --locked --quiet cargo-fuzz --version "$CARGO_FUZZ_VERSION"
+    fi
+}
+if [ "${1:-}" = fuzz ]; then
+    setup_fuzz
+    exit 0
+fi
+setup_fuzz
 
 # Rust detectors compile to WASI 0.2 components.
 if command -v rustup >/dev/null 2>&1; then
@@ -44,4 +61,4 @@ if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
         exit 1
     fi
 fi
-echo "setup: ok (wasm32-wasip2, componentize-py $COMPONENTIZE_PY_VERSION in $VENV, chromium)"
+echo "setup: ok (wasm32-wasip2, componentize-py $COMPONENTIZE_PY_VERSION in $VENV, chromium, cargo-fuzz $CARGO_FUZZ_VERSION)"

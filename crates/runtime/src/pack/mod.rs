@@ -2,8 +2,9 @@
 //! share and roll out without redeploying the host (docs/packs.md).
 //!
 //! One job per file:
-//! - `manifest`: `pack.toml` (name, version, WIT version, detectors pinned by sha256, files).
-//! - `archive`: a pack as one `.plpack` file, and as a directory.
+//! - `manifest`: `pack.toml` (name, version, WIT version, detectors pinned by sha256, files),
+//!   and `archive`: a pack as one `.plpack` file, and as a directory — both from the
+//!   `plumbline-pack` crate (`crates/pack`), the format without wasmtime, re-exported here.
 //! - `sign`: ed25519 keys, `pack.sig`, the trust store.
 //! - `builtin`: the packs embedded in this binary (trusted by release, hashes pinned).
 //! - `load`: the activation rules (trust, WIT version, pinned files, compile, own fixtures).
@@ -11,11 +12,9 @@
 //! - `watch`: a watched packs directory, hot-reloaded.
 //! - `replay`: a pack over stored history, without touching live alerts.
 
-pub mod archive;
 pub mod author;
 pub mod builtin;
 pub mod load;
-pub mod manifest;
 pub mod registry;
 pub mod replay;
 pub mod sign;
@@ -28,40 +27,9 @@ use serde::{Deserialize, Serialize};
 
 pub use archive::PackFiles;
 pub use manifest::Manifest;
+pub use plumbline_pack::{archive, manifest, PackError};
 pub use registry::{PackStatus, Packs};
 pub use sign::{PackKey, Trust, TrustedKey};
-
-/// Why a pack was refused (or a pack command failed). The message is the reason shown in
-/// `GET /v1/packs` and by the CLI.
-#[derive(Debug, thiserror::Error)]
-pub enum PackError {
-    #[error("{0}: {1}")]
-    Io(PathBuf, std::io::Error),
-    #[error("bad archive: {0}")]
-    Archive(String),
-    #[error("bad manifest: {0}")]
-    Manifest(String),
-    #[error("bad signature: {0}")]
-    Signature(String),
-    #[error("untrusted: {0}")]
-    Untrusted(String),
-    #[error("key: {0}")]
-    Key(String),
-    #[error("targets WIT plumbline:detector@{found}, this host supports {supported}")]
-    Wit { found: String, supported: String },
-    #[error("tampered: {0}")]
-    Tampered(String),
-    #[error("detector `{detector}` does not load: {reason}")]
-    Load { detector: String, reason: String },
-    #[error("fixtures fail for `{detector}`: {reason}")]
-    Fixtures { detector: String, reason: String },
-    #[error("conflict: {0}")]
-    Conflict(String),
-    #[error("{0}")]
-    NotFound(String),
-    #[error("{0}")]
-    Refused(String),
-}
 
 /// How a built-in pack runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
