@@ -30,8 +30,8 @@ use serde_json::{json, Value};
 
 use crate::support::{client, get, Server};
 
-/// Kill cycles in CI (about 15,000 acknowledged events; under a minute on two cores).
-const CI_CYCLES: usize = 30;
+/// Kill cycles in CI (about 6,000 acknowledged events, some 20 s on two cores).
+const CI_CYCLES: usize = 12;
 /// Events per request; one of them is a probe event (its own actor: one alert).
 const BATCH: u64 = 50;
 /// Concurrent event streams.
@@ -503,8 +503,6 @@ poll_ms = 100
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "open bug: an alert stored just before a kill, whose policy decision was not, is never \
-            routed after the restart (1-2 alerts in 12 cycles); run with --ignored"]
 async fn sigkill_under_load_loses_and_doubles_nothing() {
     let cycles: usize = std::env::var("PLUMBLINE_CRASH_CYCLES")
         .ok()
@@ -806,12 +804,13 @@ async fn sigkill_under_load_loses_and_doubles_nothing() {
         .filter(|(_, v)| !v.is_empty())
         .map(|(what, v)| format!("{what} ({}): {:?}", v.len(), &v[..v.len().min(5)]))
         .collect();
+    let mut failed = failed;
     if !undocumented.is_empty() {
-        eprintln!(
-            "crash: {} sent deliveries are named by no decision record of their alert: {:?}",
+        failed.push(format!(
+            "sent deliveries named by no decision record of their alert ({}): {:?}",
             undocumented.len(),
             &undocumented[..undocumented.len().min(5)]
-        );
+        ));
     }
     assert!(failed.is_empty(), "{}", failed.join("\n"));
     assert!(l.events.len() as u64 >= cycles as u64 * 300, "the load ran");

@@ -86,6 +86,13 @@ pub struct AlertUpdate {
 /// Later stages (summary, policy, routing) hear about every new or changed alert.
 /// Called on an evaluation worker thread: hand slow work off.
 pub trait AlertListener: Send + Sync + 'static {
+    /// Just before the change is stored, under the book's lock: a listener that must not
+    /// miss it after a crash writes its mark here. sled logs writes in order, so any flush
+    /// that keeps the alert keeps the mark too; a mark whose alert never got stored is the
+    /// listener's to drop when it resumes. Keep it short.
+    fn alert_changing(&self, _update: &AlertUpdate) {}
+
+    /// Once the change is stored.
     fn alert_changed(&self, update: AlertUpdate);
 }
 
@@ -265,16 +272,20 @@ impl AlertBook {
             derive(&mut alert, t);
             reopen_if_raised(&mut alert, previous_severity);
             alert.updated_at = now();
-            self.put(&alert)?;
-            if is_new {
-                self.set_link(&t.id, &id)?;
-            }
-            AlertUpdate {
+            let update = AlertUpdate {
                 alert,
                 trajectory: t.clone(),
                 is_new,
                 previous_severity,
+            };
+            for l in self.listeners.lock().expect("listeners").iter() {
+                l.alert_changing(&update);
             }
+            self.put(&update.alert)?;
+            if is_new {
+                self.set_link(&t.id, &id)?;
+            }
+            update
         };
         self.notify(&update);
         Ok(Some(update))

@@ -371,3 +371,33 @@ async fn retention_forgets_old_alerts_and_their_links() {
         .unwrap()
         .is_none());
 }
+
+/// A listener hears of a change before it is stored (to write a mark a crash keeps
+/// together with the alert) and again after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listeners_hear_of_a_change_before_and_after_it_is_stored() {
+    use crate::{AlertListener, AlertUpdate};
+
+    struct Order(AlertBook, Mutex<Vec<(&'static str, bool)>>);
+    impl AlertListener for Order {
+        fn alert_changing(&self, u: &AlertUpdate) {
+            let stored = self.0.get(&u.alert.id).unwrap().is_some();
+            self.1.lock().unwrap().push(("changing", stored));
+        }
+        fn alert_changed(&self, u: AlertUpdate) {
+            let stored = self.0.get(&u.alert.id).unwrap().is_some();
+            self.1.lock().unwrap().push(("changed", stored));
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path());
+    let order = Arc::new(Order(r.alerts.clone(), Mutex::default()));
+    r.alerts.subscribe(order.clone());
+    r.writer
+        .write(six_step_story()[..3].to_vec())
+        .await
+        .unwrap();
+    wait_for(|| order.1.lock().unwrap().len() >= 2);
+    let seen = order.1.lock().unwrap().clone();
+    assert_eq!(seen[..2], [("changing", false), ("changed", true)]);
+}

@@ -193,6 +193,7 @@ impl PolicyStage {
         events: &HashMap<String, Arc<Event>>,
     ) -> Result<DecisionRecord, StoreError> {
         let _g = self.lock.lock().expect("policy lock");
+        let _deciding = self.outbox.deciding();
         let now = self.clock.now();
         let v = self.policy.evaluate(alert, events, now);
         let history = self.decisions(&alert.id)?;

@@ -172,6 +172,10 @@ impl SummaryStage {
 }
 
 impl AlertListener for SummaryStage {
+    fn alert_changing(&self, update: &AlertUpdate) {
+        self.inner.mark_pending(update);
+    }
+
     fn alert_changed(&self, update: AlertUpdate) {
         self.inner.clone().enqueue(update);
     }
@@ -180,6 +184,12 @@ impl AlertListener for SummaryStage {
 struct Subscription(Weak<Inner>);
 
 impl AlertListener for Subscription {
+    fn alert_changing(&self, update: &AlertUpdate) {
+        if let Some(inner) = self.0.upgrade() {
+            inner.mark_pending(update);
+        }
+    }
+
     fn alert_changed(&self, update: AlertUpdate) {
         if let Some(inner) = self.0.upgrade() {
             inner.enqueue(update);
@@ -188,17 +198,27 @@ impl AlertListener for Subscription {
 }
 
 impl Inner {
-    fn enqueue(self: Arc<Self>, mut update: AlertUpdate) {
-        let id = update.alert.id.clone();
+    /// The durable "summarise and route this" mark, written before the alert is stored
+    /// (see `AlertListener::alert_changing`): an alert a crash kept is never left unrouted.
+    /// `resume` drops a mark whose alert or trajectory moved on.
+    fn mark_pending(&self, update: &AlertUpdate) {
+        let id = &update.alert.id;
         let mark = Pending {
             trajectory_hash: update.trajectory.hash.clone(),
             findings_fingerprint: findings_fingerprint(&update.alert.findings),
             is_new: update.is_new,
             previous_severity: update.previous_severity,
         };
-        if let Err(e) = self.summarizer.audit().set_pending(&id, &mark) {
+        if let Err(e) = self.summarizer.audit().set_pending(id, &mark) {
             tracing::warn!(alert = %id, error = %e, "could not note a pending summary");
         }
+    }
+
+    fn enqueue(self: Arc<Self>, mut update: AlertUpdate) {
+        let id = update.alert.id.clone();
+        // Already marked when the change was stored; marking again is harmless and covers
+        // updates that come from `resume`.
+        self.mark_pending(&update);
         let mut slots = self.slots.lock().expect("slots");
         let slot = slots.entry(id.clone()).or_default();
         if let Some((is_new, previous)) = slot.carry.take() {

@@ -213,7 +213,16 @@ impl Dispatcher {
         let _one = self.0.pass_lock.lock().await;
         self.resolve_pages()?;
         let durability = self.0.durability.get().ok_or(StoreError::WriterGone)?;
-        let horizon = self.0.outbox.horizon()?;
+        // Decisions in progress finish first, so their records go to disk with their entries.
+        let horizon = {
+            let _settled = self
+                .0
+                .outbox
+                .deciding
+                .write()
+                .unwrap_or_else(|p| p.into_inner());
+            self.0.outbox.horizon()?
+        };
         // Everything up to the horizon is on disk before its first attempt.
         durability.barrier().await?;
         let mut groups: BTreeMap<String, Vec<Delivery>> = BTreeMap::new();

@@ -103,6 +103,11 @@ pub struct Outbox {
     /// Ids are taken and inserted under this lock, so every id up to the highest pending
     /// one is already written when the dispatcher reads its horizon.
     pub(crate) order: Arc<Mutex<()>>,
+    /// Held (shared) by a decision from its first entry to its decision record; the
+    /// dispatcher reads its horizon holding it exclusively, so every entry it will send
+    /// has its decision record written too, and the same barrier makes both durable (a
+    /// crash cannot keep a sent delivery and lose the decision that explains it).
+    pub(crate) deciding: Arc<std::sync::RwLock<()>>,
 }
 
 pub(crate) fn key(id: u64) -> [u8; 8] {
@@ -128,7 +133,13 @@ impl Outbox {
             paged: db.open_tree("outbox_paged")?,
             wake: Arc::new(Notify::new()),
             order: Arc::default(),
+            deciding: Arc::default(),
         })
+    }
+
+    /// Held while a decision writes its entries and its record (see `deciding`).
+    pub fn deciding(&self) -> std::sync::RwLockReadGuard<'_, ()> {
+        self.deciding.read().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Records a delivery (not yet durable: the dispatcher's barrier makes it so before
