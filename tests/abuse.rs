@@ -135,6 +135,32 @@ async fn under_abuse_the_service_refuses_clearly_and_keeps_what_it_acknowledged(
     assert!(matches!(closed, Ok(0) | Err(_)), "{closed:?}");
     eprintln!("abuse: silent client closed after {:?}", started.elapsed());
 
+    // A back-fill through the CLI waits out the refusals (Retry-After) instead of failing
+    // half-way: every event goes in.
+    let file = dir.path().join("backfill.ndjson");
+    let lines: Vec<String> = (0..1000)
+        .map(|i| event(&format!("backfill-{i}"), "bob", "git.push").to_string())
+        .collect();
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_plumbline"))
+        .args(["ingest", "--batch", "50", "--url", &s.url, "--token", TOKEN])
+        .arg(&file)
+        .env("PLUMBLINE_LOG", "warn")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("accepted 1000,"), "{stdout}");
+    assert!(
+        stderr.contains("retrying in"),
+        "the limits were met: {stderr}"
+    );
+    acknowledged
+        .lock()
+        .unwrap()
+        .extend((0..1000).map(|i| format!("backfill-{i}")));
+
     // Still serving, and every acknowledged event is stored.
     let (st, _) = get(&s, "/healthz").await;
     assert_eq!(st, 200);

@@ -23,6 +23,39 @@ fn with_token(req: reqwest::RequestBuilder, remote: &Remote) -> reqwest::Request
 }
 
 /// Posts NDJSON in batches; prints a summary and every rejection.
+/// Sends a request, waiting out refusals that say to come back (429 rate limit, 503 busy)
+/// for as long as their `Retry-After` asks, up to ten times: a back-fill slows down to what
+/// the server takes instead of failing half-way.
+pub async fn send_patiently(
+    req: reqwest::RequestBuilder,
+    url: &str,
+) -> anyhow::Result<reqwest::Response> {
+    for _ in 0..10 {
+        let attempt = req.try_clone().expect("bodies here are in memory");
+        let resp = attempt
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {url}"))?;
+        let status = resp.status().as_u16();
+        if status != 429 && status != 503 {
+            return Ok(resp);
+        }
+        let wait = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(1)
+            .clamp(1, 60);
+        eprintln!("server answered {status}; retrying in {wait} s");
+        tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+    }
+    Ok(req
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {url}"))?)
+}
+
 pub async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     if let Some(source) = &args.source {
         return super::source::ingest(&args, source).await;
@@ -69,12 +102,10 @@ pub async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
         if n == 0 {
             break;
         }
-        let resp = with_token(http.post(&url), &args.remote)
+        let req = with_token(http.post(&url), &args.remote)
             .header("content-type", "application/x-ndjson")
-            .body(body)
-            .send()
-            .await
-            .with_context(|| format!("cannot reach {url}"))?;
+            .body(body);
+        let resp = send_patiently(req, &url).await?;
         let status = resp.status();
         let v: Value = resp.json().await.unwrap_or(Value::Null);
         if !status.is_success() {

@@ -97,10 +97,7 @@ pub async fn ingest(args: &IngestArgs, source: &str) -> anyhow::Result<()> {
         for (h, v) in &req.headers {
             rb = rb.header(h.as_str(), v.as_str());
         }
-        let resp = rb
-            .send()
-            .await
-            .with_context(|| format!("cannot reach {url}"))?;
+        let resp = super::client::send_patiently(rb, &url).await?;
         let status = resp.status();
         let v: Value = resp.json().await.unwrap_or(Value::Null);
         if !status.is_success() {
