@@ -51,7 +51,9 @@ pub use helpers::{attr_list, attr_text, minutes_between, quoted, title, who};
 pub use plumbline_contract as contract;
 pub use plumbline_contract::config::{ConfigSource, FromConfig};
 pub use plumbline_contract::types::*;
-pub use plumbline_contract::{action_matches, glob, parse_time, query, Totals, TITLE_MAX};
+pub use plumbline_contract::{
+    action_matches, glob, parse_time, query, EventMatch, Totals, TITLE_MAX,
+};
 /// The built-in detectors' domain helpers: planned work, push/merge folding, phrase
 /// patterns (`plumbline-detector-kit`).
 pub use plumbline_detector_kit as kit;

@@ -6,7 +6,7 @@
 //! | module | what |
 //! | --- | --- |
 //! | [`types`] | [`Event`], [`Trajectory`], [`Finding`], [`Info`], … — the WIT records field for field, with the host's JSON form |
-//! | [`query`] | what detectors ask of events and trajectories (`e.is("git.push.*")`, `t.followed_by(..)`) |
+//! | [`query`] | what detectors ask of events and trajectories (`e.is("git.push.*")`, `t.preceded_by(..)`, `t.sequences(..)`) |
 //! | [`interest`] | [`action_matches`], [`reads_view`], [`reads_event`]: which trajectories a detector is offered |
 //! | [`check`] | [`check_info`], [`check_findings`], [`Limits`], [`TITLE_MAX`]: what `info()` and every answer must satisfy |
 //! | [`fixture`] | the fixture file format, its "now" rule, [`fixture::compare`], [`fixture::fixture_files`] |
@@ -68,6 +68,6 @@ pub use check::{check_findings, check_info, FindingFields, Limits, NAME_MAX, TIT
 pub use config::{ConfigSource, FromConfig};
 pub use fixture::{Expected, Fixture};
 pub use interest::{action_matches, reads_event, reads_view};
-pub use query::Totals;
+pub use query::{EventMatch, Totals};
 pub use time::{format_time, parse_time};
 pub use types::*;

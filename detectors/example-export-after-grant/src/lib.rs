@@ -60,47 +60,43 @@ impl Detector for ExportAfterGrant {
         );
         let offset: i32 = cx.config_parsed("utc_offset_hours")?;
 
+        // Every large export is judged, each with the grant closest before it: a harmless
+        // small export between the grant and the large one hides nothing (see
+        // `preceded_by` in sdk/README.md). The size condition sits in the pattern, so the
+        // pairs are exactly the exports that matter.
+        let large =
+            |e: &Event| e.is("data.export") && (e.rows() >= min_rows || e.bytes() >= min_bytes);
         let mut findings: Vec<Finding> = Vec::new();
-        for grant in GRANTS {
-            for (g, export) in t.followed_by(grant, "data.export", window) {
-                if export.rows() < min_rows && export.bytes() < min_bytes {
-                    continue;
-                }
-                // One finding per export, citing the grant that preceded it most closely.
-                if findings.iter().any(|f| f.evidence.contains(&export.id)) {
-                    continue;
-                }
-                let urgent =
-                    export.is_off_hours(start, end, offset) && t.is_new_destination(export);
-                let dest = export
-                    .destination
-                    .as_deref()
-                    .unwrap_or("an unknown destination");
-                let minutes = (export.time - g.time) / 60_000_000_000;
-                let (severity, score) = if urgent {
-                    (Severity::Urgent, 0.9)
-                } else {
-                    (Severity::NeedsReview, 0.6)
-                };
-                findings.push(
-                    Finding::new(
-                        SIGNAL,
-                        severity,
-                        format!(
-                            "{} exported {} rows to {dest} {minutes} min after {}",
-                            export.actor.id,
-                            export.rows(),
-                            g.action
-                        ),
-                    )
-                    .evidence([g, export])
-                    .score(score)
-                    .next_step(format!(
-                        "Ask {} to justify the export and review the grant on {}",
-                        export.actor.id, g.system
-                    )),
-                );
-            }
+        for (g, export) in t.preceded_by(large, &GRANTS, window) {
+            let urgent = export.is_off_hours(start, end, offset) && t.is_new_destination(export);
+            let dest = export
+                .destination
+                .as_deref()
+                .unwrap_or("an unknown destination");
+            let minutes = (export.time - g.time) / 60_000_000_000;
+            let (severity, score) = if urgent {
+                (Severity::Urgent, 0.9)
+            } else {
+                (Severity::NeedsReview, 0.6)
+            };
+            findings.push(
+                Finding::new(
+                    SIGNAL,
+                    severity,
+                    format!(
+                        "{} exported {} rows to {dest} {minutes} min after {}",
+                        export.actor.id,
+                        export.rows(),
+                        g.action
+                    ),
+                )
+                .evidence([g, export])
+                .score(score)
+                .next_step(format!(
+                    "Ask {} to justify the export and review the grant on {}",
+                    export.actor.id, g.system
+                )),
+            );
         }
         Ok(findings)
     }

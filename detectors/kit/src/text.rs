@@ -70,7 +70,17 @@ impl Phrase {
 
     /// Where the pattern first matches in `words`: (start, end) word indexes.
     pub fn find(&self, words: &[String]) -> Option<(usize, usize)> {
-        (0..words.len()).find_map(|start| self.match_at(words, start, 0).map(|end| (start, end)))
+        self.find_all(words).next()
+    }
+
+    /// Every start position where the pattern matches, in order, as (start, end). A caller
+    /// that rejects some matches (a defensive "do not ignore previous instructions") must
+    /// look at all of them: the first may be a decoy placed before the real one.
+    pub fn find_all<'w>(
+        &'w self,
+        words: &'w [String],
+    ) -> impl Iterator<Item = (usize, usize)> + 'w {
+        (0..words.len()).filter_map(|start| self.match_at(words, start, 0).map(|end| (start, end)))
     }
 
     fn match_at(&self, words: &[String], pos: usize, slot: usize) -> Option<usize> {
@@ -157,6 +167,11 @@ mod tests {
             Phrase::new("ignore previous instructions").find(&ws),
             Some((3, 6))
         );
+        let ws = words("do not ignore previous instructions but ignore previous instructions");
+        let all: Vec<_> = Phrase::new("ignore previous instructions")
+            .find_all(&ws)
+            .collect();
+        assert_eq!(all, [(2, 5), (6, 9)]);
     }
 
     #[test]

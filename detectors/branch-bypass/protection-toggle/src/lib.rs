@@ -55,12 +55,12 @@ impl Detector for ProtectionToggle {
         let mut findings = Vec::new();
         for w in t.with_any_action(&CHANGES).filter(|e| is_weakening(e)) {
             let scope = scope_of(w);
-            let restore = t.with_any_action(&CHANGES).find(|r| {
-                r.time >= w.time
-                    && r.id != w.id
-                    && is_restore(r)
-                    && same_scope(&scope_of(r), &scope)
-            });
+            // The first change that undoes this weakening. A harmless edit of the rule (one
+            // that weakens nothing but restores nothing either), or the restore of a
+            // narrower rule, must not end the window: that would hide what landed after it.
+            let restore = t
+                .with_any_action(&CHANGES)
+                .find(|r| r.time >= w.time && r.id != w.id && restores(r, w, &scope));
             let until = restore.map_or(i64::MAX, |r| r.time);
             // What landed on a covered branch while protection was down.
             let mut landed: Vec<&Event> = Vec::new();
@@ -205,8 +205,32 @@ fn scope_of(e: &Event) -> Scope {
     }
 }
 
-fn same_scope(a: &Scope, b: &Scope) -> bool {
-    a == b || *a == Scope::All || *b == Scope::All
+/// Whether `r` undoes the weakening `w` (of scope `scope`): it is a restore, covers at
+/// least what `w` weakened (the same rule, or all of them), and — for an edit — changes
+/// one of the fields `w` weakened again.
+fn restores(r: &Event, w: &Event, scope: &Scope) -> bool {
+    if !is_restore(r) {
+        return false;
+    }
+    let r_scope = scope_of(r);
+    if r_scope != *scope && r_scope != Scope::All {
+        return false;
+    }
+    if !r.is("branch.protection.changed") {
+        return true;
+    }
+    let fields: Vec<&str> = w
+        .attr_str("weakened.fields")
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|f| !f.is_empty())
+        .collect();
+    // A weakening that names no field (a deleted rule) is undone by any non-weakening edit.
+    fields.is_empty()
+        || fields
+            .iter()
+            .any(|f| r.attr(&format!("changes.{f}.from")).is_some())
 }
 
 fn covers(scope: &Scope, branch: &str, protected_or_default: bool) -> bool {

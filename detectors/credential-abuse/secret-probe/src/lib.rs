@@ -5,13 +5,16 @@
 //! (a service with a stale policy retrying) is informational.
 //! Read on actor trajectories.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use plumbline_sdk::*;
 
 const PROBE: &str = "cred.secret_probe";
 const PROBE_SUCCESS: &str = "cred.secret_probe_then_success";
 const SUCCESSES: [&str; 3] = ["secret.read", "secret.list", "credential.issued"];
+
+/// How telling a burst window is: (a probe across paths, with a success, denials).
+type Rank = (bool, bool, usize);
 
 #[derive(Default)]
 pub struct SecretProbe;
@@ -58,29 +61,60 @@ impl Detector for SecretProbe {
         let max_evidence: usize = cx.config_parsed("max_evidence")?;
 
         let denials: Vec<&Event> = t.with_action("secret.permission_denied").collect();
-        // The densest burst: the window with the most denials.
-        let mut best: Option<&[&Event]> = None;
+        let successes: Vec<&Event> = t
+            .with_any_action(&SUCCESSES)
+            .filter(|s| s.attr_str("outcome") != Some("failure"))
+            .collect();
+        // A success belongs to a burst from its first denial to `after` past its last.
+        let success_of = |w: &[&Event]| -> Option<&Event> {
+            let (first, last) = (w[0], w[w.len() - 1]);
+            let within = || {
+                successes
+                    .iter()
+                    .filter(|s| s.time >= first.time && s.time - last.time <= after)
+            };
+            // The read that came once the search stopped tells the story; one during it
+            // (the actor's own routine secret) only if there is nothing after.
+            within()
+                .find(|s| s.time >= last.time)
+                .or_else(|| within().next())
+                .copied()
+        };
+        // Every burst window is judged, not only the densest: a probe across paths beats a
+        // one-path retry storm (a stale policy retrying cannot drown out a search), a probe
+        // with a success beats one without, then the most denials.
+        let mut best: Option<(&[&Event], Rank)> = None;
         let mut start = 0;
+        let mut paths_in: BTreeMap<&str, usize> = BTreeMap::new();
         for end in 0..denials.len() {
+            *paths_in.entry(denials[end].resource.as_str()).or_default() += 1;
             while denials[end].time - denials[start].time > burst {
+                let p = denials[start].resource.as_str();
+                if let Some(n) = paths_in.get_mut(p) {
+                    *n -= 1;
+                    if *n == 0 {
+                        paths_in.remove(p);
+                    }
+                }
                 start += 1;
             }
             let window = &denials[start..=end];
-            if window.len() >= min_denials && best.is_none_or(|b| window.len() > b.len()) {
-                best = Some(window);
+            if window.len() < min_denials {
+                continue;
+            }
+            let probe = paths_in.len() >= min_paths;
+            let rank = (probe, probe && success_of(window).is_some(), window.len());
+            if best.is_none_or(|(_, r)| rank > r) {
+                best = Some((window, rank));
             }
         }
-        let Some(window) = best else {
+        let Some((window, _)) = best else {
             return Ok(Vec::new());
         };
         let paths: BTreeSet<&str> = window.iter().map(|e| e.resource.as_str()).collect();
         let last = window[window.len() - 1];
         let first = window[0];
-        let success = t.with_any_action(&SUCCESSES).find(|s| {
-            s.time >= first.time
-                && s.time - last.time <= after
-                && s.attr_str("outcome") != Some("failure")
-        });
+        let success = success_of(window);
         let actor = who(first);
         let minutes = (last.time - first.time) / 60_000_000_000;
         let finding = if paths.len() < min_paths {

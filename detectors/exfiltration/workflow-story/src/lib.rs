@@ -151,6 +151,8 @@ impl<'a> Story<'a> {
             name: attr_text(created, &NAME_KEYS).unwrap_or("").to_string(),
             all: Vec::new(),
         };
+        // Every credential the workflow gained; the widest is the story's (below).
+        let mut added: Vec<(&'a Event, Vec<String>)> = Vec::new();
         let mut had_webhook = false;
         let mut seen_credentials: BTreeSet<String> = BTreeSet::new();
         let mut name = story.name.clone();
@@ -174,8 +176,8 @@ impl<'a> Story<'a> {
                     .filter(|c| !seen_credentials.contains(*c))
                     .cloned()
                     .collect();
-                if !new.is_empty() && story.credential.is_none() {
-                    story.credential = Some((e, new));
+                if !new.is_empty() {
+                    added.push((e, new));
                 }
                 seen_credentials.extend(creds);
                 if story.export.is_none() && e.attr_bool("export") == Some(true) {
@@ -222,18 +224,26 @@ impl<'a> Story<'a> {
             }
         }
         story.name = name;
-        if story.credential.is_none() {
-            if let Some(a) = attached.iter().find(|a| a.time >= created.time) {
-                let cred = attr_text(a, &["credential.name", "credential.id"])
-                    .unwrap_or(&a.resource)
-                    .to_string();
-                story.credential = Some((a, vec![cred]));
-            }
+        for a in attached.iter().filter(|a| a.time >= created.time) {
+            let cred = attr_text(a, &["credential.name", "credential.id"])
+                .unwrap_or(&a.resource)
+                .to_string();
+            added.push((a, vec![cred]));
         }
-        if let Some((_, creds)) = &story.credential {
-            let (width, grants) = width_of(creds, credentials, s);
-            story.width = width;
-            story.grants = grants;
+        // The widest credential attached, not the first: a narrow one attached first
+        // must not hide the wide one attached after it. Earliest among equals.
+        let rank = |w: Width| match w {
+            Width::Wide => 2,
+            Width::Unknown => 1,
+            Width::Narrow => 0,
+        };
+        for (e, creds) in added {
+            let (width, grants) = width_of(&creds, credentials, s);
+            if story.credential.is_none() || rank(width) > rank(story.width) {
+                story.credential = Some((e, creds));
+                story.width = width;
+                story.grants = grants;
+            }
         }
         Some(story)
     }

@@ -208,12 +208,13 @@ fn scan<'c>(
                 continue;
             }
             for p in patterns {
-                let Some((start, end)) = p.find(&ws) else {
+                // Every occurrence: a defensive one first must not hide a real one after it.
+                let Some((start, end)) = p
+                    .find_all(&ws)
+                    .find(|(start, _)| !is_defence(&ws, *start, guards))
+                else {
                     continue;
                 };
-                if is_defence(&ws, start, guards) {
-                    continue;
-                }
                 hits.push((*cat, ws[start..end].join(" ")));
                 break;
             }

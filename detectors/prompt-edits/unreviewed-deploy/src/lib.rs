@@ -13,6 +13,8 @@ use plumbline_sdk::*;
 const SIGNAL: &str = "prompt.unreviewed_prod_change";
 
 const CHANGES: [&str; 2] = ["assistant.prompt.updated", "assistant.deployed"];
+/// Most prompt changes one deploy finding cites (the latest).
+const MAX_SHIPPED: usize = 50;
 /// Events that record a review or approval of the assistant's change.
 const APPROVALS: [&str; 3] = [
     "assistant.change.approved",
@@ -56,39 +58,62 @@ impl Detector for UnreviewedDeploy {
         let policy = cx.settings::<Policy>()?;
 
         let mut findings = Vec::new();
-        // The last prompt change not yet covered by a review, per assistant.
-        let mut pending: Option<&Event> = None;
+        // Every prompt change outside production not yet covered by a review. Only an
+        // approval or a reviewed deploy covers them all: a reviewed edit covers itself,
+        // so a harmless reviewed edit after an unreviewed one hides nothing.
+        let mut pending: Vec<&Event> = Vec::new();
         for e in &t.events {
             if APPROVALS.iter().any(|a| e.is(a)) {
-                pending = None;
+                pending.clear();
                 continue;
             }
             if !CHANGES.iter().any(|c| e.is(c)) {
                 continue;
             }
-            if is_reviewed(e) {
-                pending = None;
-                continue;
-            }
             let prompt_change = e.is("assistant.prompt.updated");
-            if !prod.contains(&e.environment) {
-                // A prompt edited outside production waits for its deploy.
-                if prompt_change {
-                    pending = Some(e);
+            if is_reviewed(e) {
+                if !prompt_change {
+                    pending.clear();
                 }
                 continue;
             }
-            // A production deploy ships the prompt change waiting before it, if any.
-            let shipped: Vec<&Event> = match (prompt_change, pending) {
-                (true, _) => vec![e],
-                (false, Some(p)) => vec![p, e],
-                (false, None) => continue,
+            if !prod.contains(&e.environment) {
+                // A prompt edited outside production waits for its deploy.
+                if prompt_change {
+                    pending.push(e);
+                }
+                continue;
+            }
+            // A production deploy ships every prompt change waiting before it.
+            let shipped: Vec<&Event> = if prompt_change {
+                vec![e]
+            } else if pending.is_empty() {
+                continue;
+            } else {
+                // The most recent ones if there are very many (the contract caps evidence).
+                let from = pending.len().saturating_sub(MAX_SHIPPED);
+                let mut v = pending.split_off(from);
+                pending.clear();
+                v.push(e);
+                v
             };
-            pending = None;
             if pipelines.iter().any(|p| glob::matches(p, &e.actor.id)) || policy.is_planned(e) {
                 continue;
             }
-            let ticket = shipped.iter().find_map(|x| attr_text(x, &["ticket"]));
+            // Break-glass covers what names a ticket: the deploy itself, or every change
+            // it ships — one ticketed edit does not excuse an unticketed one beside it.
+            let ticket = attr_text(e, &["ticket"]).or_else(|| {
+                let tickets: Vec<Option<&str>> = shipped
+                    .iter()
+                    .filter(|x| x.id != e.id)
+                    .map(|x| attr_text(x, &["ticket"]))
+                    .collect();
+                if tickets.is_empty() || tickets.iter().any(Option::is_none) {
+                    None
+                } else {
+                    tickets[0]
+                }
+            });
             let assistant = attr_text(e, &["assistant.name", "assistant.id"]).unwrap_or(&e.system);
             let (severity, t_line, next) = match ticket {
                 Some(tk) => (
