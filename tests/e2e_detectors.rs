@@ -345,5 +345,8 @@ fn detector_test_command_passes_both_examples_and_fails_a_hostile_one() {
         "{out}"
     );
     let n = fixtures("detectors/example-export-after-grant/fixtures");
-    assert!(out.lines().any(|l| l == format!("0 passed, {n} failed")), "{out}");
+    assert!(
+        out.lines().any(|l| l == format!("0 passed, {n} failed")),
+        "{out}"
+    );
 }
