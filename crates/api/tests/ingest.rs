@@ -448,7 +448,11 @@ async fn without_a_source_secret_the_api_token_rules_apply() {
         let (st, v) = h.ingest(src, &fixture(src.fixture), Cred::Api).await;
         assert_eq!(st, src.success, "{}: {v}", src.name);
     }
-    let body = fixture("github/ping.json");
+    // A body not seen before: the same bytes under a new delivery id would be a replay.
+    let body = String::from_utf8(fixture("github/ping.json"))
+        .unwrap()
+        .replace("Keep it logically awesome.", "Speak like a human.")
+        .into_bytes();
     let mut both = headers(&SOURCES[0], &body, Cred::Wrong);
     both[1].1 = "bf-2".into();
     both.push(("authorization".into(), format!("Bearer {API_TOKEN}")));
