@@ -5,8 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 COMPONENTIZE_PY_VERSION=0.25.1   # Python detectors -> WebAssembly components
+COMPONENTIZE_JS_VERSION=0.23.0   # JavaScript detectors -> WebAssembly components
 CARGO_FUZZ_VERSION=0.13.2        # fuzz targets (scripts/fuzz.sh), libFuzzer on nightly
 VENV=.tools/venv
+NODE_TOOLS=.tools/node
 
 # The fuzz tools: the nightly toolchain (libFuzzer's instrumentation needs it) and
 # cargo-fuzz, built from crates.io. `scripts/setup.sh fuzz` installs only these.
@@ -51,6 +53,18 @@ if [ "$installed" != "$COMPONENTIZE_PY_VERSION" ]; then
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
         "componentize-py==$COMPONENTIZE_PY_VERSION"
 fi
+# The JavaScript detector toolchain (componentize-js: the Bytecode Alliance's JS -> component
+# tool, SpiderMonkey inside), in a project-local npm prefix (never a global install).
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    echo "setup: node and npm (Node.js 18 or newer) are required to build the JavaScript example detector; install them (e.g. apt-get install nodejs npm) and run setup again" >&2
+    exit 1
+fi
+js_manifest="$NODE_TOOLS/node_modules/@bytecodealliance/componentize-js/package.json"
+installed=$(node -p "require('./$js_manifest').version" 2>/dev/null || true)
+if [ "$installed" != "$COMPONENTIZE_JS_VERSION" ]; then
+    npm install --prefix "$NODE_TOOLS" --no-audit --no-fund --save-exact --loglevel=error \
+        "@bytecodealliance/componentize-js@$COMPONENTIZE_JS_VERSION"
+fi
 # The review page's browser test (tests/e2e_review.rs): Debian's headless Chromium and its
 # WebDriver, never a browser build downloaded by a tool.
 if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
@@ -61,4 +75,4 @@ if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
         exit 1
     fi
 fi
-echo "setup: ok (wasm32-wasip2, componentize-py $COMPONENTIZE_PY_VERSION in $VENV, chromium, cargo-fuzz $CARGO_FUZZ_VERSION)"
+echo "setup: ok (wasm32-wasip2, componentize-py $COMPONENTIZE_PY_VERSION in $VENV, componentize-js $COMPONENTIZE_JS_VERSION in $NODE_TOOLS, chromium, cargo-fuzz $CARGO_FUZZ_VERSION)"

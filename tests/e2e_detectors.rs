@@ -1,5 +1,7 @@
 //! Events in → alert out, through real detector components: the Rust example, the Python
-//! example, and hostile detectors beside them that must not stop either.
+//! example, and hostile detectors beside them that must not stop either; and
+//! `plumbline detector test` on the example of every detector language (Rust, Python,
+//! JavaScript).
 //! Needs scripts/build-detectors.sh (the test says so if the components are missing).
 
 #[path = "support/mod.rs"]
@@ -278,11 +280,13 @@ config = {{ min_rows = "20000" }}
     }
 }
 
-/// `plumbline detector test`, the real binary, on both example detectors and on a
-/// detector whose answers break the contract.
+/// `plumbline detector test`, the real binary, on the example detector of each language
+/// (Rust, Python, JavaScript) and on a detector whose answers break the contract.
 #[test]
-fn detector_test_command_passes_both_examples_and_fails_a_hostile_one() {
+fn detector_test_command_passes_every_language_example_and_fails_a_hostile_one() {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    // The runtime crate's tests use the same cache, so the CPython and SpiderMonkey
+    // components compile once per build, whichever test loads them first.
     let cache = components_dir().join("../../plumbline-test-cache");
     let run = |component: &str, fixtures: &str| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_plumbline"))
@@ -333,6 +337,15 @@ fn detector_test_command_passes_both_examples_and_fails_a_hostile_one() {
     );
     assert_eq!(code, Some(0), "{out}");
     let n = fixtures("detectors/example-python-force-push/fixtures");
+    assert!(out.lines().any(|l| l == all_pass(n)), "{out}");
+
+    let (code, out) = run(
+        "example_js_deploy_key_public.wasm",
+        "detectors/example-js-deploy-key-public/fixtures",
+    );
+    assert_eq!(code, Some(0), "{out}");
+    let n = fixtures("detectors/example-js-deploy-key-public/fixtures");
+    assert!(n >= 6, "the decoy fixtures are among them");
     assert!(out.lines().any(|l| l == all_pass(n)), "{out}");
 
     let (code, out) = run(

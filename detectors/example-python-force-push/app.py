@@ -14,9 +14,12 @@ SIGNAL = "branch.force_push_protected"
 NANOS_PER_MINUTE = 60 * 1_000_000_000
 
 
-def _config(key: str, default: str) -> str:
+def _config(key: str) -> str:
+    # The host applies the defaults declared in `info()`, so a declared key always has a value.
     value = config.get(key)
-    return default if value is None else value
+    if value is None:
+        raise Err(types.AnalyzeError(f"config key `{key}` is not declared"))
+    return value
 
 
 def _branch(event: types.Event) -> str:
@@ -44,9 +47,9 @@ class WitWorld(wit_world.WitWorld):
         )
 
     def analyze(self, trajectory: types.Trajectory) -> list[types.Finding]:
-        protected = {b.strip() for b in _config("protected_branches", "main,master").split(",") if b.strip()}
+        protected = {b.strip() for b in _config("protected_branches").split(",") if b.strip()}
         try:
-            window = int(_config("window_minutes", "60")) * NANOS_PER_MINUTE
+            window = int(_config("window_minutes")) * NANOS_PER_MINUTE
         except ValueError:
             raise Err(types.AnalyzeError("config key `window_minutes` is not a whole number"))
 

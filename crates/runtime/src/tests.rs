@@ -32,8 +32,9 @@ fn repo(rel: &str) -> PathBuf {
         .join(rel)
 }
 
-/// Compiled components persist here between test runs (the CPython component takes
-/// a while to compile).
+/// Compiled components persist here between test runs (the CPython and SpiderMonkey
+/// components take seconds to compile). tests/e2e_detectors.rs points
+/// `plumbline detector test` at the same directory, so each compiles once per build.
 fn cache_dir() -> PathBuf {
     components_dir().join("../../plumbline-test-cache")
 }
@@ -59,6 +60,7 @@ fn fixture_trajectory(rel: &str) -> Trajectory {
 
 const RUST_EXAMPLE: &str = "example_export_after_grant.wasm";
 const PYTHON_EXAMPLE: &str = "example_python_force_push.wasm";
+const JS_EXAMPLE: &str = "example_js_deploy_key_public.wasm";
 const EXPORT_POSITIVE: &str =
     "detectors/example-export-after-grant/fixtures/positive-offhours-new-destination.json";
 
@@ -86,6 +88,18 @@ fn python_example_passes_its_fixtures_in_wasm() {
     let d = rt.load_file(&component(PYTHON_EXAMPLE)).unwrap();
     assert_eq!(d.name(), "example.force-push-protected");
     assert_fixtures_pass(&rt, &d, "detectors/example-python-force-push/fixtures");
+}
+
+/// The SpiderMonkey component: its first compile takes seconds (cached on disk with the
+/// Python one, and shared with the `detector test` e2e test); the config default it reads
+/// is the one it declares, supplied by the host.
+#[test]
+fn js_example_passes_its_fixtures_in_wasm() {
+    let rt = runtime();
+    let d = rt.load_file(&component(JS_EXAMPLE)).unwrap();
+    assert_eq!(d.name(), "example.js-deploy-key-then-public");
+    assert_eq!(d.config["window_minutes"], "60");
+    assert_fixtures_pass(&rt, &d, "detectors/example-js-deploy-key-public/fixtures");
 }
 
 #[test]
