@@ -4,7 +4,8 @@
 #   - each Python detector (a detectors/*/app.py) with componentize-py, as <dir>.wasm,
 #   - each JavaScript detector (a detectors/*/app.js) with componentize-js, as <dir>.wasm
 #     (`-` in the folder name becomes `_`).
-# Host tests and the README's examples load components from there. Run scripts/setup.sh first.
+# Host tests and the README's examples load components from there. Run scripts/setup.sh test
+# first (scripts/setup.sh is enough for `build-detectors.sh rust`, the Rust crates only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -34,7 +35,7 @@ build_apps() {
             continue
         fi
         if [ ! -x "$tool" ] || [ ! -f "$stamp" ]; then
-            echo "build-detectors: $tool missing: run scripts/setup.sh" >&2
+            echo "build-detectors: $tool missing: run scripts/setup.sh test" >&2
             exit 1
         fi
         mkdir -p "$OUT"
@@ -61,6 +62,9 @@ build_js() {
     "$COMPONENTIZE_JS" "$1/app.js" --wit "$WIT" -n detector \
         -d stdio random clocks http fetch-event -o "$2"
 }
+
+# `build-detectors.sh rust`: only the Rust crates (all the service embeds; scripts/run.sh).
+[ "${1:-}" = rust ] && exit 0
 
 build_apps py "$COMPONENTIZE_PY" "$COMPONENTIZE_PY" build_python
 # npm rewrites .tools/node/package-lock.json whenever scripts/setup.sh installs a version.

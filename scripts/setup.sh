@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
-# Installs what building and testing Plumbline needs beyond a Rust toolchain. Idempotent:
-# each step checks before it installs. Pinned versions live here and nowhere else.
+# Installs what Plumbline needs beyond a Rust toolchain. Idempotent: each step checks before
+# it installs. Pinned versions live here and nowhere else.
+#
+#   scripts/setup.sh        what the service needs: the wasm32-wasip2 target (scripts/run.sh)
+#   scripts/setup.sh test   that, and what only the tests need: the Python and JavaScript
+#                           detector tools, Chromium for the browser test, cargo-fuzz
+#   scripts/setup.sh fuzz   cargo-fuzz and the nightly toolchain only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,11 +25,12 @@ setup_fuzz() {
         cargo install --locked --quiet cargo-fuzz --version "$CARGO_FUZZ_VERSION"
     fi
 }
-if [ "${1:-}" = fuzz ]; then
-    setup_fuzz
-    exit 0
-fi
-setup_fuzz
+MODE=${1:-service}
+case "$MODE" in
+    service | test) ;;
+    fuzz) setup_fuzz; exit 0 ;;
+    *) echo "setup: the mode is service (default), test or fuzz, not $MODE" >&2; exit 2 ;;
+esac
 
 # Rust detectors compile to WASI 0.2 components.
 if command -v rustup >/dev/null 2>&1; then
@@ -32,6 +38,12 @@ if command -v rustup >/dev/null 2>&1; then
         rustup target add wasm32-wasip2
     fi
 fi
+
+if [ "$MODE" = service ]; then
+    echo "setup: ok (wasm32-wasip2)"
+    exit 0
+fi
+setup_fuzz
 
 # The Python detector toolchain, in a project-local virtualenv (never the system Python).
 if ! command -v python3 >/dev/null 2>&1; then

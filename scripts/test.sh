@@ -5,7 +5,7 @@
 # the fuzz targets never delays their answer).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh test
 scripts/build-detectors.sh
 cargo test --workspace "$@"
 scripts/fuzz.sh

@@ -6,7 +6,7 @@
 //! change. The page's screenshot is written to <target>/review-alert.png, and to
 //! docs/review-alert.png with PLUMBLINE_UPDATE_SCREENSHOT=1.
 //!
-//! Needs scripts/setup.sh (chromium, chromium-driver) and scripts/build-detectors.sh; the
+//! Needs scripts/setup.sh test (chromium, chromium-driver) and scripts/build-detectors.sh; the
 //! test fails, saying so, when either is missing.
 
 #[path = "support/mod.rs"]
@@ -38,7 +38,7 @@ fn component(name: &str) -> String {
     let p = target_dir().join("wasm32-wasip2/release").join(name);
     assert!(
         p.is_file(),
-        "{} is missing: run scripts/build-detectors.sh (after scripts/setup.sh) first",
+        "{} is missing: run scripts/build-detectors.sh (after scripts/setup.sh test) first",
         p.display()
     );
     p.display().to_string()
@@ -56,7 +56,7 @@ impl Driver {
             assert!(
                 Path::new(tool).is_file(),
                 "{tool} is missing: the review page's browser test needs Debian's chromium and \
-                 chromium-driver; run scripts/setup.sh (it installs them)"
+                 chromium-driver; run scripts/setup.sh test (it installs them)"
             );
         }
         let port = std::net::TcpListener::bind("127.0.0.1:0")

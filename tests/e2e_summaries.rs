@@ -24,7 +24,7 @@ fn component(name: &str) -> String {
     let p = dir.join(name);
     assert!(
         p.is_file(),
-        "{} is missing: run scripts/build-detectors.sh (after scripts/setup.sh) first",
+        "{} is missing: run scripts/build-detectors.sh (after scripts/setup.sh test) first",
         p.display()
     );
     p.display().to_string()

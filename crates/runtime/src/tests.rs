@@ -20,7 +20,7 @@ pub fn component(name: &str) -> PathBuf {
     let p = components_dir().join(name);
     assert!(
         p.is_file(),
-        "{} is missing: run scripts/build-detectors.sh (after scripts/setup.sh) first",
+        "{} is missing: run scripts/build-detectors.sh (after scripts/setup.sh test) first",
         p.display()
     );
     p

@@ -50,10 +50,9 @@ pub async fn send_patiently(
         eprintln!("server answered {status}; retrying in {wait} s");
         tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
     }
-    Ok(req
-        .send()
+    req.send()
         .await
-        .with_context(|| format!("cannot reach {url}"))?)
+        .with_context(|| format!("cannot reach {url}"))
 }
 
 pub async fn ingest(args: IngestArgs) -> anyhow::Result<()> {

@@ -32,7 +32,8 @@ pub enum Command {
     /// Start the service on a throwaway data directory, feed it a synthetic day of traffic
     /// through the real source endpoints, and show the alerts it raises.
     Demo(DemoArgs),
-    /// Work with detector components (test their fixtures in the real runtime).
+    /// Detector projects and components: new (a project in Rust, Python or JS), test (their
+    /// fixtures in the real runtime).
     Detector(detector::DetectorArgs),
     /// Detector packs: new, build, test, sign, verify, install, list, remove, promote, pull.
     Pack(pack::PackArgs),

@@ -1,5 +1,8 @@
+//! `plumbline detector new NAME --lang rust|python|js`: a detector project (`new.rs`).
 //! `plumbline detector test COMPONENT.wasm FIXTURES_DIR`: a detector's fixtures through the
 //! real sandboxed runtime (same limits, contract checks and clock pinning as the service).
+
+mod new;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -18,6 +21,9 @@ pub struct DetectorArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum DetectorCommand {
+    /// Create a detector project in Rust, Python or JavaScript: the rule, fixtures (one
+    /// positive, one decoy, two negatives), a pack directory and a README of the commands.
+    New(new::NewArgs),
     /// Run fixture files (trajectory + expected findings) through the WASM runtime.
     Test(TestArgs),
 }
@@ -43,6 +49,7 @@ pub struct TestArgs {
 /// Blocking: WASM runs on this thread. Returns whether every fixture passed.
 pub fn run(args: DetectorArgs) -> anyhow::Result<bool> {
     match args.command {
+        DetectorCommand::New(n) => new::run(n).map(|()| true),
         DetectorCommand::Test(t) => test(t),
     }
 }
