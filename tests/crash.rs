@@ -30,8 +30,9 @@ use serde_json::{json, Value};
 
 use crate::support::{client, get, Server};
 
-/// Kill cycles in CI (about 6,000 acknowledged events, some 20 s on two cores).
-const CI_CYCLES: usize = 12;
+/// Kill cycles in CI (about 11,000 acknowledged events, some 15 s on two cores; 20 was
+/// where two crash bugs showed every run, see `Store::batch_events` and `PolicyStage::decide`).
+const CI_CYCLES: usize = 20;
 /// Events per request; one of them is a probe event (its own actor: one alert).
 const BATCH: u64 = 50;
 /// Concurrent event streams.
@@ -695,7 +696,12 @@ async fn sigkill_under_load_loses_and_doubles_nothing() {
                 undelivered.push(format!("{alert}: delivery {id} {state}"));
             }
             if !queued.contains(id) {
-                undocumented.push(format!("{alert}: {id}"));
+                let records = d["decisions"].as_array().map_or(0, |v| v.len());
+                undocumented.push(format!("{alert}: {id} ({records} decision records)"));
+                if std::env::var_os("PLUMBLINE_CRASH_DEBUG").is_some() {
+                    let (_, x) = get(&s, &format!("/v1/outbox/deliveries/{id}")).await;
+                    eprintln!("undocumented {id}: outbox {x}\ndecisions {d}");
+                }
             }
             delivery_ids.insert(id.clone());
         }
@@ -795,7 +801,16 @@ async fn sigkill_under_load_loses_and_doubles_nothing() {
             if !delivery_ids.contains(&d) {
                 let (st, x) = get(&s, &format!("/v1/outbox/deliveries/{d}")).await;
                 let (ast, al) = get(&s, &format!("/v1/alerts/{a}")).await;
-                eprintln!("unknown {d}: outbox {st} {x}\nalert {ast} {al}");
+                let probe = al["event_ids"][0].as_str().unwrap_or("").to_string();
+                let (est, _) = get(&s, &format!("/v1/events/{probe}")).await;
+                eprintln!(
+                    "unknown {d}: outbox {st} state {}; alert {ast} for {probe}: listed probe {}, GET event {est}, known alert {}, acknowledged {}, in doubt {}",
+                    x["state"],
+                    probes.contains(&probe),
+                    alerts.contains_key(&a),
+                    l.events.contains(&probe),
+                    l.events_in_doubt.contains(&probe),
+                );
             }
         }
     }

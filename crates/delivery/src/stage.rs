@@ -11,6 +11,8 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use sled::transaction::TransactionError;
+use sled::Transactional as _;
 use time::OffsetDateTime;
 
 use crate::respond::{ActionRecord, ActionState, Responder};
@@ -76,6 +78,20 @@ pub struct Incident {
 }
 
 const HISTORY: usize = 20;
+
+/// What one decision writes to the outbox and the dedup tree, committed with its record.
+#[derive(Default)]
+struct Staged {
+    deliveries: Vec<(u64, Vec<u8>)>,
+    dedup: Option<(String, Vec<u8>)>,
+}
+
+impl Staged {
+    fn delivery(&mut self, (id, bytes): (u64, Vec<u8>)) -> u64 {
+        self.deliveries.push((id, bytes));
+        id
+    }
+}
 
 /// What the stage knows of each destination.
 #[derive(Debug, Clone)]
@@ -217,8 +233,9 @@ impl PolicyStage {
             incident: false,
             actions: vec![],
         };
+        let mut staged = Staged::default();
         if rec.suppressed.is_none() {
-            self.route(alert, &v, &mut rec, now)?;
+            self.route(alert, &v, &mut rec, now, &mut staged)?;
         }
         self.record_on_alert(alert, &rec, previous)?;
         let mut history = history;
@@ -226,10 +243,26 @@ impl PolicyStage {
         if history.len() > HISTORY {
             history.drain(..history.len() - HISTORY);
         }
-        self.decisions.insert(
-            alert.id.as_bytes(),
-            serde_json::to_vec(&history).expect("json"),
-        )?;
+        // The deliveries, the dedup entry and the decision record in one transaction: sled
+        // makes a prefix of separate writes durable on its own (its background flush), and
+        // a crash after such a prefix once kept a delivery (and the dedup entry that then
+        // kept the alert from being notified again) without the record naming it.
+        let history = serde_json::to_vec(&history).expect("json");
+        (&self.outbox.pending, &self.dedup, &self.decisions)
+            .transaction(|(pending, dedup, decisions)| {
+                for (id, bytes) in &staged.deliveries {
+                    pending.insert(&crate::route::outbox::key(*id)[..], bytes.as_slice())?;
+                }
+                if let Some((k, v)) = &staged.dedup {
+                    dedup.insert(k.as_bytes(), v.as_slice())?;
+                }
+                decisions.insert(alert.id.as_bytes(), history.as_slice())?;
+                Ok(())
+            })
+            .map_err(|e: TransactionError<()>| match e {
+                TransactionError::Storage(e) => StoreError::from(e),
+                TransactionError::Abort(()) => unreachable!("the transaction never aborts"),
+            })?;
         self.outbox.wake();
         Ok(rec)
     }
@@ -240,6 +273,7 @@ impl PolicyStage {
         v: &Verdict,
         rec: &mut DecisionRecord,
         now: OffsetDateTime,
+        staged: &mut Staged,
     ) -> Result<(), StoreError> {
         if v.routes.is_empty() {
             rec.notes.push(format!(
@@ -286,15 +320,15 @@ impl PolicyStage {
             }
             return Ok(());
         }
-        self.dedup.insert(
-            rec.fingerprint.as_bytes(),
+        staged.dedup = Some((
+            rec.fingerprint.clone(),
             serde_json::to_vec(&DedupEntry {
                 alert_id: alert.id.clone(),
                 severity: v.severity,
                 at: nanos(now),
             })
             .expect("json"),
-        )?;
+        ));
 
         // Response actions first, so messages can offer them.
         let evidence = v.events();
@@ -375,7 +409,7 @@ impl PolicyStage {
                         None => (None, None),
                     },
                 };
-                let id = self.outbox.enqueue(
+                let id = staged.delivery(self.outbox.prepare(
                     NewDelivery {
                         destination: dest.clone(),
                         payload: Payload::Message(Box::new(m.clone())),
@@ -384,7 +418,7 @@ impl PolicyStage {
                         condition: None,
                     },
                     now,
-                )?;
+                )?);
                 if info.is_some_and(|i| i.pagerduty) {
                     self.outbox.watch_resolve(&alert.id, &m, dest)?;
                 }
@@ -433,7 +467,7 @@ impl PolicyStage {
                     {
                         continue;
                     }
-                    let id = self.outbox.enqueue(
+                    let id = staged.delivery(self.outbox.prepare(
                         NewDelivery {
                             destination: dest.clone(),
                             payload: Payload::Message(Box::new(m.clone())),
@@ -447,7 +481,7 @@ impl PolicyStage {
                             }),
                         },
                         now,
-                    )?;
+                    )?);
                     rec.follow_up_ids.push(id);
                 }
             }

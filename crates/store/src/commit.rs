@@ -364,3 +364,64 @@ fn flush_loop(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::json;
+
+    use super::*;
+    use plumbline_event::parse_event;
+
+    fn ev(id: &str) -> Event {
+        parse_event(json!({
+            "id": id, "time": "2026-01-05T10:00:00Z", "source": "github",
+            "actor": {"id": "ada", "type": "human"}, "system": "acme/api", "action": "git.push",
+        }))
+        .unwrap()
+    }
+
+    /// What a kill can leave when sled's background flush kept only a prefix of a group's
+    /// writes: the batch record without its id claims. Its events were never acknowledged,
+    /// so resuming stages must not see them (they once raised alerts about events that no
+    /// query could show); a later retry of the same event is stored and resumed once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_whose_ids_were_never_claimed_is_not_resumed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let ignore: Arc<dyn CommitListener> = Arc::new(|_b: CommittedBatch| {});
+        let writer = Writer::start(store.clone(), false, ignore).unwrap();
+        writer.write(vec![ev("kept")]).await.unwrap();
+        // The orphan: batch 2 on disk, "lost" and "kept" in it, no claims written.
+        let encoded: Vec<Vec<u8>> = [ev("lost"), ev("kept")]
+            .iter()
+            .map(|e| serde_json::to_vec(e).unwrap())
+            .collect();
+        let orphan = store.last_seq().unwrap() + 1;
+        store
+            .inner
+            .batches
+            .insert(orphan.to_be_bytes(), batch::encode(&encoded))
+            .unwrap();
+
+        let ids = |seq: u64| -> Vec<String> {
+            store
+                .batch_events(seq)
+                .unwrap()
+                .into_iter()
+                .map(|e| e.id)
+                .collect()
+        };
+        assert_eq!(ids(1), ["kept"]);
+        assert!(ids(orphan).is_empty(), "{:?}", ids(orphan));
+        assert!(store.get("lost").unwrap().is_none());
+
+        // The client retries after the restart: stored now, resumed from its new batch.
+        let writer =
+            Writer::start(store.clone(), false, Arc::new(|_b: CommittedBatch| {})).unwrap();
+        assert_eq!(writer.write(vec![ev("lost")]).await.unwrap().accepted, 1);
+        assert_eq!(ids(orphan + 1), ["lost"]);
+        assert!(ids(orphan).is_empty());
+    }
+}

@@ -165,12 +165,27 @@ impl Store {
         Ok(out)
     }
 
-    /// Every live event of one batch (used to resume downstream stages after a restart).
+    /// Every live event of one batch (used to resume downstream stages after a restart):
+    /// those whose id is claimed by this batch and slot. A group written just before a
+    /// crash can leave its batch record on disk without its id claims (sled's background
+    /// flush keeps a prefix of the writes); its events were never acknowledged, no query
+    /// shows them, and evaluating them would raise alerts about events that do not exist.
     pub fn batch_events(&self, seq: u64) -> Result<Vec<Event>, StoreError> {
         let Some(bytes) = self.inner.batches.get(seq.to_be_bytes())? else {
             return Ok(Vec::new());
         };
-        Ok(BatchView::new(&bytes)?.events().map(|(_, e)| e).collect())
+        let mut out = Vec::new();
+        for (slot, e) in BatchView::new(&bytes)?.events() {
+            let here = self
+                .inner
+                .ids
+                .get(e.id.as_bytes())?
+                .and_then(|r| EventRef::decode(&r));
+            if here.is_some_and(|r| r.seq == seq && r.slot == slot) {
+                out.push(e);
+            }
+        }
+        Ok(out)
     }
 
     /// Sequence numbers of stored batches after `seq`, in order.

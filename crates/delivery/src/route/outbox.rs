@@ -146,6 +146,22 @@ impl Outbox {
     /// the first attempt). Returns its id, increasing across restarts.
     pub fn enqueue(&self, n: NewDelivery, now: OffsetDateTime) -> Result<u64, StoreError> {
         let _order = self.order.lock().expect("outbox order");
+        let (id, bytes) = self.prepare(n, now)?;
+        self.pending.insert(key(id), bytes)?;
+        Ok(id)
+    }
+
+    /// A delivery's id and stored form, for a caller that writes it together with other
+    /// records in one transaction (a policy decision and its deliveries: sled's background
+    /// flush may make any prefix of separate writes durable, so only a transaction keeps a
+    /// sent delivery from outliving the decision that explains it). Call it while holding
+    /// [`Outbox::deciding`], which keeps the dispatcher's horizon from passing the id
+    /// before the entry is written.
+    pub fn prepare(
+        &self,
+        n: NewDelivery,
+        now: OffsetDateTime,
+    ) -> Result<(u64, Vec<u8>), StoreError> {
         let id = self.db.generate_id()?;
         let d = Delivery {
             id,
@@ -162,11 +178,7 @@ impl Outbox {
             receipt: None,
             finished_at: None,
         };
-        self.pending.insert(
-            key(id),
-            serde_json::to_vec(&d).expect("deliveries serialise"),
-        )?;
-        Ok(id)
+        Ok((id, serde_json::to_vec(&d).expect("deliveries serialise")))
     }
 
     /// Tells the dispatcher there is work (callable from any thread).
