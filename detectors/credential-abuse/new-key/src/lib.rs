@@ -3,8 +3,10 @@
 //! another user (a classic way to keep access). Needs review; created by an AI agent:
 //! urgent.
 //!
-//! A key created shortly after the same-named key was deleted, revoked or rotated is a
-//! routine rotation and informational. Read on actor trajectories.
+//! A key created shortly after the same-named key of the same kind on the same system was
+//! deleted, revoked or rotated is a routine rotation and informational, unless the retired
+//! key was known to be weaker (a read-only deploy key, an API key without write scopes).
+//! Read on actor trajectories.
 
 use plumbline_sdk::kit::{keys, Policy};
 use plumbline_sdk::*;
@@ -64,8 +66,13 @@ impl Detector for NewKey {
                 continue;
             };
             let name = key_name(e);
+            // Every retirement is judged, so a harmless one (a read-only key, or a key of
+            // the same name elsewhere) cannot stand in for the key this one replaces.
             let retired = t.with_any_action(&RETIRED).find(|r| {
-                key_name(r) == name && !name.is_empty() && (e.time - r.time).abs() <= rotation
+                !name.is_empty()
+                    && key_name(r) == name
+                    && (e.time - r.time).abs() <= rotation
+                    && replaces(e, r, &write_scopes)
             });
             let agent = e.actor.kind == ActorKind::AiAgent;
             let severity = if retired.is_some() || policy.is_planned(e) {
@@ -115,6 +122,40 @@ impl Detector for NewKey {
 
 register_detector!(NewKey);
 
+/// True if retiring `old` makes creating `new` a rotation: the same kind of key on the same
+/// system, and not one known to be weaker (a read-only deploy key, an API key whose stated
+/// scopes could not write). Swapping a read-only key for a push key of the same title, or
+/// deleting a same-named key from another repository, gives access nobody had before.
+fn replaces(new: &Event, old: &Event, write_scopes: &[String]) -> bool {
+    if old.system != new.system || old.is("deploy_key.*") != new.is("deploy_key.*") {
+        return false;
+    }
+    if old.is("deploy_key.*") {
+        return old.attr_bool("read_only") != Some(true);
+    }
+    match attr_text(old, &SCOPE_KEYS) {
+        Some(scope) => !wide_scopes(scope, write_scopes).is_empty(),
+        None => true,
+    }
+}
+
+/// Attributes that state a key's scopes.
+const SCOPE_KEYS: [&str; 3] = ["credential.scope", "scopes", "key.scopes"];
+
+/// The scopes in `scope` that give write access.
+fn wide_scopes<'a>(scope: &'a str, write_scopes: &[String]) -> Vec<&'a str> {
+    scope
+        .split([' ', ','])
+        .filter(|s| !s.is_empty())
+        .filter(|s| {
+            *s == "*"
+                || write_scopes
+                    .iter()
+                    .any(|p| glob::matches_ignore_ascii_case(p, s))
+        })
+        .collect()
+}
+
 /// Why the new key can write, or `None` if it cannot (or nothing says it can).
 fn write_access(e: &Event, write_scopes: &[String]) -> Option<String> {
     if e.is("deploy_key.created") {
@@ -128,17 +169,8 @@ fn write_access(e: &Event, write_scopes: &[String]) -> Option<String> {
         return (!owner.is_empty() && owner != own && owner != e.actor.display)
             .then(|| format!("an access key for another user ({owner})"));
     }
-    let scope = attr_text(e, &["credential.scope", "scopes", "key.scopes"])?;
-    let wide: Vec<&str> = scope
-        .split([' ', ','])
-        .filter(|s| !s.is_empty())
-        .filter(|s| {
-            *s == "*"
-                || write_scopes
-                    .iter()
-                    .any(|p| glob::matches_ignore_ascii_case(p, s))
-        })
-        .collect();
+    let scope = attr_text(e, &SCOPE_KEYS)?;
+    let wide = wide_scopes(scope, write_scopes);
     (!wide.is_empty()).then(|| format!("scopes {}", wide.join(" ")))
 }
 
