@@ -68,6 +68,7 @@ pub struct Config {
     pub openai: OpenaiConfig,
     pub llm: plumbline_summary::LlmConfig,
     pub runtime: plumbline_runtime::RuntimeConfig,
+    pub org: plumbline_runtime::Org,
     pub packs: plumbline_runtime::pack::PacksConfig,
     pub policy: plumbline_policy::PolicyConfig,
     pub delivery: plumbline_delivery::DeliveryConfig,
@@ -112,9 +113,11 @@ impl Config {
             merge(&mut value, user);
         }
         apply_env(&mut value, env)?;
-        let config: Config = toml::Value::Table(value)
+        let mut config: Config = toml::Value::Table(value)
             .try_into()
             .map_err(|e: toml::de::Error| ConfigError::Invalid(e.message().to_string()))?;
+        // Detectors see the organisation through the runtime (one copy, `[org]`).
+        config.runtime.org = config.org.clone();
         config.validate()?;
         Ok(config)
     }
@@ -140,6 +143,7 @@ impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         self.llm.validate().map_err(ConfigError::Invalid)?;
         self.runtime.validate().map_err(ConfigError::Invalid)?;
+        self.org.validate().map_err(ConfigError::Invalid)?;
         self.packs.validate().map_err(ConfigError::Invalid)?;
         self.review.validate().map_err(ConfigError::Invalid)?;
         self.trajectory.validate().map_err(ConfigError::Invalid)?;

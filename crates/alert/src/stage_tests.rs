@@ -363,7 +363,10 @@ async fn retention_forgets_old_alerts_and_their_links() {
     let past = time::OffsetDateTime::now_utc() - time::Duration::days(1);
     assert!(r.alerts.sweep_before(past).unwrap().is_empty(), "too young");
     let future = time::OffsetDateTime::now_utc() + time::Duration::seconds(1);
-    assert_eq!(r.alerts.sweep_before(future).unwrap(), std::slice::from_ref(&alert.id));
+    assert_eq!(
+        r.alerts.sweep_before(future).unwrap(),
+        std::slice::from_ref(&alert.id)
+    );
     assert!(r.alerts.get(&alert.id).unwrap().is_none());
     assert!(r
         .alerts

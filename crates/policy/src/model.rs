@@ -498,14 +498,30 @@ impl Policy {
         Policy::parse(DEFAULT_POLICY, "(embedded default policy)").expect("default policy is valid")
     }
 
-    /// Reads `path`, or the embedded default when `path` is empty.
+    /// Reads `path` over the embedded default, or the default alone when `path` is empty.
     pub fn load(path: &Path) -> Result<Policy, PolicyError> {
         if path.as_os_str().is_empty() {
             return Ok(Policy::default_policy());
         }
         let text =
             std::fs::read_to_string(path).map_err(|e| PolicyError::Read(path.to_path_buf(), e))?;
-        Policy::parse(&text, &path.display().to_string())
+        Policy::parse_over_default(&text, &path.display().to_string())
+    }
+
+    /// A policy file layered over the embedded default: tables merge key by key, anything
+    /// else the file gives (a list of routes, a value) replaces the default's. So a file
+    /// that only adds allow-lists keeps the default routes and destinations — it used to
+    /// leave no route at all, and every alert was "recorded only".
+    pub fn parse_over_default(text: &str, origin: &str) -> Result<Policy, PolicyError> {
+        let parse_err = |e: String| PolicyError::Parse(origin.to_string(), e);
+        let mut base: toml::Table = toml::from_str(DEFAULT_POLICY).expect("default policy is TOML");
+        let file: toml::Table = toml::from_str(text).map_err(|e| parse_err(e.to_string()))?;
+        layer(&mut base, file);
+        let p: Policy = toml::Value::Table(base)
+            .try_into()
+            .map_err(|e: toml::de::Error| parse_err(e.to_string()))?;
+        p.validate().map_err(parse_err)?;
+        Ok(p)
     }
 
     pub fn parse(text: &str, origin: &str) -> Result<Policy, PolicyError> {
@@ -703,4 +719,16 @@ fn check_match(at: &str, m: &Match) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// `over` onto `base`: tables merge recursively, every other value replaces.
+fn layer(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => layer(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
 }

@@ -308,3 +308,56 @@ action = "downgrade"
     let v = p.evaluate(&a, &events(&svc), now);
     assert_eq!(v.severity, 1, "the allow-list wins over the model's raise");
 }
+
+/// A policy file is read over the embedded default: one that only adds an allow-list
+/// keeps every default route (it used to leave none: "no route matches … recorded only");
+/// one that gives routes replaces them; a table it names is merged key by key.
+#[test]
+fn a_policy_file_layers_over_the_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("policy.toml");
+    std::fs::write(
+        &file,
+        r#"
+[[allow.domains]]
+name = "company storage"
+domains = ["company.com"]
+reason = "our own buckets"
+
+[quiet_hours]
+start = "21:00"
+"#,
+    )
+    .unwrap();
+    let p = Policy::load(&file).unwrap();
+    let default = Policy::default_policy();
+    assert!(!default.routes.is_empty());
+    assert_eq!(
+        p.routes.iter().map(|r| &r.name).collect::<Vec<_>>(),
+        default.routes.iter().map(|r| &r.name).collect::<Vec<_>>()
+    );
+    assert_eq!(p.quiet_hours.start, "21:00");
+    assert_eq!(p.quiet_hours.end, default.quiet_hours.end);
+    assert_eq!(p.allow.domains.len(), 1);
+
+    std::fs::write(
+        &file,
+        r#"
+[[routes]]
+name = "only-urgent"
+match = { severity = [3] }
+destinations = ["webhook"]
+"#,
+    )
+    .unwrap();
+    let p = Policy::load(&file).unwrap();
+    assert_eq!(p.routes.len(), 1);
+    assert_eq!(p.routes[0].name, "only-urgent");
+
+    std::fs::write(&file, "[quiet_hours]\nstart = \"25:00\"\n").unwrap();
+    let err = Policy::load(&file).unwrap_err().to_string();
+    assert!(
+        err.contains("quiet_hours.start") && err.contains("policy.toml"),
+        "{err}"
+    );
+}

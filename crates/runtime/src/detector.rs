@@ -20,6 +20,7 @@ use super::quarantine::{Health, HealthReport};
 use super::settings::DetectorOverride;
 use super::state::CallState;
 use super::LoadError;
+use crate::Org;
 
 /// A component to load, with what the operator (or a pack manifest) says about it.
 #[derive(Debug, Clone)]
@@ -47,8 +48,10 @@ impl DetectorSpec {
 pub struct Detector {
     pub info: wit::DetectorInfo,
     pub limits: Limits,
-    /// Declared defaults overlaid with configured values.
+    /// Declared defaults overlaid with `[org]` and then this detector's configured values.
     pub config: Arc<BTreeMap<String, String>>,
+    /// The same without `[org]`: the base fixtures run on (see `load`).
+    pub fixture_config: Arc<BTreeMap<String, String>>,
     pub shadow: bool,
     pub origin: String,
     pub sha256: String,
@@ -120,15 +123,16 @@ impl Detector {
         }
     }
 
-    /// `self.config` with a fixture's (or a replay's) values on top; undeclared keys refused.
-    pub fn config_with(
+    /// The config a fixture runs with: declared defaults and this detector's configured
+    /// values (never `[org]`), the fixture's own values on top; undeclared keys refused.
+    pub fn fixture_config_with(
         &self,
         values: &BTreeMap<String, String>,
     ) -> Result<Arc<BTreeMap<String, String>>, String> {
         if values.is_empty() {
-            return Ok(self.config.clone());
+            return Ok(self.fixture_config.clone());
         }
-        let mut c = (*self.config).clone();
+        let mut c = (*self.fixture_config).clone();
         for (k, v) in values {
             if !self.info.config.iter().any(|d| &d.name == k) {
                 return Err(format!(
@@ -150,6 +154,7 @@ pub(super) fn load(
     base: Limits,
     spec: DetectorSpec,
     lookup: impl Fn(&str) -> Option<DetectorOverride>,
+    org: &Org,
 ) -> Result<(Detector, Origin), LoadError> {
     let sha256 = hex::encode(Sha256::digest(spec.bytes.as_slice()));
     let (component, origin) = cache.get(&engine.engine, &spec.bytes)?;
@@ -184,11 +189,17 @@ pub(super) fn load(
     if !o.enabled {
         return Err(LoadError::Disabled(info.name));
     }
+    // Two views of the config: what live calls get (defaults, then `[org]`, then this
+    // detector's own values) and what its fixtures are judged with (the same without
+    // `[org]`: a fixture states the rule, and a company's allow-lists must not make a
+    // pack's own fixtures fail and the pack be refused).
     let mut config: BTreeMap<String, String> = info
         .config
         .iter()
         .map(|k| (k.name.clone(), k.default_value.clone()))
         .collect();
+    let mut live = config.clone();
+    org.apply(&mut live);
     for (k, v) in o.config.iter() {
         if !config.contains_key(k) {
             return Err(LoadError::Config(format!(
@@ -203,6 +214,7 @@ pub(super) fn load(
             )));
         }
         config.insert(k.clone(), v.clone());
+        live.insert(k.clone(), v.clone());
     }
     let limits = base.with(&o);
     Ok((
@@ -212,7 +224,8 @@ pub(super) fn load(
             name: Arc::from(info.name.as_str()),
             info,
             limits,
-            config: Arc::new(config),
+            config: Arc::new(live),
+            fixture_config: Arc::new(config),
             shadow: o.shadow,
             origin: spec.origin,
             sha256,

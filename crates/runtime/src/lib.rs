@@ -29,6 +29,7 @@ mod engine;
 pub mod fixture;
 mod interest;
 mod limits;
+mod org;
 pub mod pack;
 mod quarantine;
 mod settings;
@@ -45,6 +46,7 @@ pub use config::DEFAULT_CONFIG;
 pub use detector::{component_files, Detector, DetectorSpec, DetectorStatus};
 pub use fixture::{Fixture, FixtureOutcome};
 pub use limits::Limits;
+pub use org::Org;
 pub use quarantine::{Failure, HealthReport, Quarantine};
 pub use settings::{DetectorOverride, RuntimeConfig};
 
@@ -181,6 +183,7 @@ impl Runtime {
             Limits::from_config(&self.config),
             spec,
             |name| self.config.detectors.get(name).cloned(),
+            &self.config.org,
         )?;
         tracing::info!(
             detector = d.name(),
@@ -343,7 +346,7 @@ impl Runtime {
         if let Err(e) = fixture.check_view(&d.declared.views) {
             return fail(fixture.description, e);
         }
-        let config = match d.config_with(&fixture.config) {
+        let config = match d.fixture_config_with(&fixture.config) {
             Ok(c) => c,
             Err(e) => return fail(fixture.description, e),
         };

@@ -32,6 +32,10 @@ pub struct RuntimeConfig {
     pub pool_instances: u32,
     /// Per-detector overrides, keyed by the name the detector declares in `info()`.
     pub detectors: BTreeMap<String, DetectorOverride>,
+    /// The organisation context every detector sees (`[org]`, set by the host's
+    /// configuration; not part of `[runtime]`).
+    #[serde(skip)]
+    pub org: crate::Org,
 }
 
 /// What an operator (or a pack manifest) may change about one detector.

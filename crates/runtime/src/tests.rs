@@ -257,6 +257,38 @@ fn operator_overrides_apply_and_undeclared_keys_are_refused() {
     );
 }
 
+/// `[org]` reaches every detector that declares the key, live; the detector's own
+/// fixtures are still judged without it, so a company's allow-list cannot get a pack
+/// refused for a positive fixture that now (rightly) stays quiet.
+#[test]
+fn the_org_context_reaches_live_calls_but_not_fixtures() {
+    const APP: &str = "supply_chain_app_install.wasm";
+    const POSITIVE: &str =
+        "detectors/supply-chain/app-install/fixtures/positive-wide-write-app.json";
+    let rt = runtime_with(|c| {
+        c.org.apps = vec!["renovate".into(), "ci-turbo".into()];
+        c.org.domains = vec!["acme.com".into()];
+    });
+    let d = rt.load_file(&component(APP)).unwrap();
+    assert_eq!(d.config["known_apps"], "renovate,ci-turbo");
+    assert_eq!(d.fixture_config["known_apps"], "");
+    // app-install does not declare known_domains: nothing is added to it.
+    assert!(!d.config.contains_key("known_domains"));
+    let outcome = rt.run_fixture(&d, &repo(POSITIVE));
+    assert!(outcome.passed, "{:?}", outcome.message);
+    rt.swap(DetectorSet::new(vec![d]).unwrap());
+    let e = rt.evaluate(&fixture_trajectory(POSITIVE));
+    assert!(e.findings.is_empty(), "a vetted app: {:?}", e.findings);
+
+    let rt = runtime_with(|_| {});
+    let d = rt.load_file(&component(APP)).unwrap();
+    rt.swap(DetectorSet::new(vec![d]).unwrap());
+    assert!(!rt
+        .evaluate(&fixture_trajectory(POSITIVE))
+        .findings
+        .is_empty());
+}
+
 #[test]
 fn shadow_findings_are_kept_apart() {
     let rt = runtime_with(|c| {
