@@ -12,17 +12,11 @@ use serde_json::Value;
 
 pub use stories::Delivery;
 
-/// The demo company's own allow-list, as a team would configure it: its domain is known,
-/// so traffic to its own systems is not news.
+/// The demo company, as a team would describe it once in `[org]`: its domain is known, so
+/// traffic to its own systems is not news to any detector.
 pub const DEMO_CONFIG: &str = r#"
-[runtime.detectors."exfiltration.new-destination"]
-config = { known_domains = "acme.example" }
-[runtime.detectors."exfiltration.large-export"]
-config = { known_domains = "acme.example" }
-[runtime.detectors."exfiltration.workflow-story"]
-config = { known_domains = "acme.example" }
-[runtime.detectors."supply-chain.external-webhook"]
-config = { known_domains = "acme.example" }
+[org]
+domains = ["acme.example"]
 "#;
 
 /// Posts deliveries to a running server; returns how many events were accepted.
