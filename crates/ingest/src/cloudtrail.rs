@@ -439,6 +439,19 @@ fn map_record(r: &Value, index: usize, config: &CloudtrailConfig, out: &mut Mapp
             );
             "api_key.created".into()
         }
+        // The other half of a key rotation: without it a scheduled rotation looked like a
+        // new key for another user. (The key id is a credential: the redaction pass keeps
+        // only its keyed marker, as for CreateAccessKey.)
+        ("iam", "DeleteAccessKey") => {
+            e.resource = s(&rp, "userName");
+            set(&mut e, "access_key_id", s(&rp, "accessKeyId"));
+            "api_key.deleted".into()
+        }
+        ("iam", "UpdateAccessKey") if s(&rp, "status") == "Inactive" => {
+            e.resource = s(&rp, "userName");
+            set(&mut e, "access_key_id", s(&rp, "accessKeyId"));
+            "api_key.revoked".into()
+        }
         ("iam", "AttachUserPolicy")
         | ("iam", "AttachRolePolicy")
         | ("iam", "AttachGroupPolicy") => {
