@@ -23,8 +23,10 @@ impl Detector for AppInstall {
         .signals(&[SIGNAL])
         .config(
             "known_apps",
-            "",
-            "Vetted apps (comma-separated globs of the app slug / name)",
+            // The dependency-update apps nearly every organisation installs (GitHub App
+            // slugs are unique, so a look-alike cannot take these names).
+            "renovate,dependabot,pre-commit-ci",
+            "Vetted apps (comma-separated globs of the app slug / name): a wide install of one is informational",
         )
         .config(
             "wide_write_count",
@@ -52,9 +54,8 @@ impl Detector for AppInstall {
         let mut findings = Vec::new();
         for e in t.with_action("app.installed") {
             let app = attr_text(e, &["app"]).unwrap_or(&e.resource);
-            if known.iter().any(|k| glob::matches(k, app)) {
-                continue;
-            }
+            // A vetted app is still worth a line in the digest (severity 1), not a review.
+            let vetted = known.iter().any(|k| glob::matches(k, app));
             let writes: Vec<(&str, &str)> = e
                 .attributes
                 .iter()
@@ -76,12 +77,18 @@ impl Detector for AppInstall {
                 continue;
             }
             let all_repos = e.attr_str("repository_selection") == Some("all");
-            let urgent = !admin.is_empty() && all_repos;
+            let urgent = !vetted && !admin.is_empty() && all_repos;
             let perms: Vec<String> = writes.iter().map(|(p, l)| format!("{p}:{l}")).collect();
             findings.push(
                 Finding::new(
                     SIGNAL,
-                    if urgent { Severity::Urgent } else { Severity::NeedsReview },
+                    if vetted {
+                        Severity::Informational
+                    } else if urgent {
+                        Severity::Urgent
+                    } else {
+                        Severity::NeedsReview
+                    },
                     title(format!(
                         "{} installed app {app} on {} with {} ({})",
                         who(e),
@@ -91,7 +98,7 @@ impl Detector for AppInstall {
                     )),
                 )
                 .evidence([e])
-                .score(if urgent { 0.9 } else { 0.65 })
+                .score(if vetted { 0.2 } else if urgent { 0.9 } else { 0.65 })
                 .next_step(format!(
                     "Check who publishes {app} and why it needs {}; narrow it to selected repositories and least permissions, or uninstall it",
                     if admin.is_empty() { "write access".to_string() } else { admin.join(", ") }
