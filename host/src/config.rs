@@ -110,7 +110,7 @@ impl Config {
                 .map_err(|e| ConfigError::Read(path.to_path_buf(), e))?;
             let user: toml::Table = toml::from_str(&text)
                 .map_err(|e| ConfigError::Parse(path.display().to_string(), e))?;
-            merge(&mut value, user);
+            plumbline_policy::model::layer(&mut value, user);
         }
         apply_env(&mut value, env)?;
         let mut config: Config = toml::Value::Table(value)
@@ -151,17 +151,6 @@ impl Config {
         self.vault.validate().map_err(ConfigError::Invalid)?;
         self.limits.validate().map_err(ConfigError::Invalid)?;
         Ok(())
-    }
-}
-
-fn merge(base: &mut toml::Table, over: toml::Table) {
-    for (k, v) in over {
-        match (base.get_mut(&k), v) {
-            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
-            (_, v) => {
-                base.insert(k, v);
-            }
-        }
     }
 }
 

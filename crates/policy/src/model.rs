@@ -721,8 +721,9 @@ fn check_match(at: &str, m: &Match) -> Result<(), String> {
     Ok(())
 }
 
-/// `over` onto `base`: tables merge recursively, every other value replaces.
-fn layer(base: &mut toml::Table, over: toml::Table) {
+/// `over` onto `base`: tables merge recursively, every other value replaces. The host's
+/// configuration layers its files the same way and calls this.
+pub fn layer(base: &mut toml::Table, over: toml::Table) {
     for (k, v) in over {
         match (base.get_mut(&k), v) {
             (Some(toml::Value::Table(b)), toml::Value::Table(o)) => layer(b, o),

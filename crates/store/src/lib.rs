@@ -176,12 +176,10 @@ impl Store {
         };
         let mut out = Vec::new();
         for (slot, e) in BatchView::new(&bytes)?.events() {
-            let here = self
-                .inner
-                .ids
-                .get(e.id.as_bytes())?
-                .and_then(|r| EventRef::decode(&r));
-            if here.is_some_and(|r| r.seq == seq && r.slot == slot) {
+            if self
+                .locate(&e.id)?
+                .is_some_and(|r| r.seq == seq && r.slot == slot)
+            {
                 out.push(e);
             }
         }
