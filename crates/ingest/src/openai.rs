@@ -19,7 +19,7 @@ use super::map::{
     actor, at, content_id, event, items, json_body, keep_payload, parse_time, s, segment, set,
     strings, track_scope, unknown_action, url_host,
 };
-use plumbline_event::{Actor, ActorType, Environment, Event, Source};
+use plumbline_event::{Actor, ActorType, Event, Source};
 
 const SRC: Source = Source::Openai;
 
@@ -307,8 +307,11 @@ fn assistant_config(v: &Value, index: usize, received: OffsetDateTime, out: &mut
         &format!("assistant/{assistant_id}"),
         &action,
     );
+    // No stated environment: the assistant's own name often says it ("support-bot-prod").
     e.environment = match s(v, "environment") {
-        env if env.is_empty() => Environment::Unknown,
+        env if env.is_empty() => {
+            super::map::guess_environment([s(v, "assistant.name").as_str(), assistant_id.as_str()])
+        }
         env => super::map::environment_named(&env),
     };
     set(&mut e, "source_event", "assistant.config");
@@ -366,22 +369,29 @@ fn assistant_config(v: &Value, index: usize, received: OffsetDateTime, out: &mut
 /// The prompt is kept redacted and bounded, with a hash of the whole text so changes can
 /// be compared without keeping every version.
 fn prompt(e: &mut Event, v: &Value) {
-    let text = match s(v, "prompt.text") {
-        t if t.is_empty() => s(v, "prompt"),
-        t => t,
-    };
-    if text.is_empty() {
+    // `instructions` is what OpenAI's Assistants API and custom GPTs call the system prompt.
+    let Some(text) = ["prompt.text", "prompt", "instructions", "system_prompt"]
+        .iter()
+        .map(|k| s(v, k))
+        .find(|t| !t.is_empty())
+    else {
         return;
-    }
+    };
     set(e, "prompt.sha256", content_id(text.as_bytes()));
     set(e, "prompt.length", text.chars().count() as u64);
     let kept: String = text.chars().take(PROMPT_KEEP).collect();
     set(e, "prompt.truncated", kept.len() < text.len());
     set(e, "prompt.text", kept);
-    let previous = s(v, "prompt.previous_text");
+    let previous = match s(v, "prompt.previous_text") {
+        p if p.is_empty() => s(v, "previous_instructions"),
+        p => p,
+    };
     if !previous.is_empty() {
         set(e, "prompt.previous_sha256", content_id(previous.as_bytes()));
         set(e, "prompt.previous_length", previous.chars().count() as u64);
+        // Kept so a detector can tell what the edit newly says.
+        let kept: String = previous.chars().take(PROMPT_KEEP).collect();
+        set(e, "prompt.previous_text", kept);
     }
 }
 
