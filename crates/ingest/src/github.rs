@@ -278,7 +278,15 @@ impl Ctx<'_> {
         e
     }
 
+    /// The payload's own time at the first of `paths` that has one, else the delivery
+    /// time. A deletion is dated by its delivery: a deleted object's timestamps
+    /// (`created_at`, `updated_at`) say when it was made or last edited, not when it went
+    /// away, and a year-old key's deletion must not land a year before the key that
+    /// replaces it.
     fn time_at(&self, paths: &[&str]) -> OffsetDateTime {
+        if s(self.p, "action") == "deleted" {
+            return self.received;
+        }
         paths
             .iter()
             .find_map(|p| at(self.p, p).and_then(parse_time))
