@@ -223,6 +223,28 @@ fn actor_kind(display: &str, path: &str) -> ActorType {
     }
 }
 
+/// The actor id for a token's display name. Some auth methods give every token the bare
+/// method name (AppRole logins are all `approle`, tokens created without a name `token`),
+/// so every service logging in that way would be one actor and their refusals one burst:
+/// a bare name is qualified with the token's role (`approle-ci-runner`), else its entity.
+fn qualified_display(display: &str, v: &Value) -> String {
+    if display.contains('-') {
+        return display.to_string();
+    }
+    let qualifier = [
+        "auth.metadata.role_name",
+        "auth.metadata.role",
+        "auth.entity_id",
+    ]
+    .iter()
+    .map(|k| s(v, k))
+    .find(|x| !x.is_empty());
+    match qualifier {
+        Some(q) => format!("{display}-{q}"),
+        None => display.to_string(),
+    }
+}
+
 /// Maps one audit entry (a request or a response half) to one event.
 pub fn map_entry(v: &Value, index: usize, out: &mut Mapped) {
     let kind = s(v, "type");
@@ -257,7 +279,7 @@ pub fn map_entry(v: &Value, index: usize, out: &mut Mapped) {
     let display = s(v, "auth.display_name");
     let entity = s(v, "auth.entity_id");
     let who_id = if !display.is_empty() {
-        display.clone()
+        qualified_display(&display, v)
     } else if !entity.is_empty() {
         entity.clone()
     } else if path.starts_with("auth/") {
@@ -276,7 +298,15 @@ pub fn map_entry(v: &Value, index: usize, out: &mut Mapped) {
         SRC,
         id,
         time,
-        actor(&who_id, actor_kind(&display, &path), &display),
+        actor(
+            &who_id,
+            actor_kind(&display, &path),
+            if display.is_empty() {
+                &display
+            } else {
+                &who_id
+            },
+        ),
         &system,
         &action,
     );
