@@ -6,6 +6,14 @@
 //! array of entries, or a single entry. A shipper (a Make scenario on a schedule, or
 //! `plumbline ingest --source make`) posts them with `[make] token`.
 //! Ids are `make:<uuid>`, so overlapping polls store each entry once.
+//!
+//! Entries name what changed (`targetId`) but seldom carry it. When `[make] api_url` is
+//! set, the enrichment stage attaches it to `detail` in the shape Make's own entries use:
+//! a scenario's `blueprint` and `scheduling`; a connection's `connectionName`,
+//! `accountName` (its type), `accountLabel`, `accountType` and `scopes`; a key's `keyName`
+//! and `keyType`; a webhook's `webhookName`, `hookType`, `hookUrl`, `hookEnabled` and
+//! `scenarioId` with that scenario's blueprint. Its note (`detail.enrichment`) becomes
+//! `enrichment.source` or `enrichment.error`.
 
 use std::collections::BTreeSet;
 
@@ -17,8 +25,8 @@ use super::adapter::{
     check_shared_token, Adapter, Delivery, IngestError, Mapped, Memory, SourceAuth,
 };
 use super::map::{
-    actor, at, event, guess_environment, items, json_body, keep_payload, parse_time, s, segment,
-    set, track_scope, unknown_action, url_host,
+    actor, at, b, enrichment, event, guess_environment, items, json_body, keep_payload, parse_time,
+    s, segment, set, track_scope, unknown_action, url_host,
 };
 use plumbline_event::{ActorType, Event, Source};
 
@@ -148,10 +156,17 @@ fn map_entry(m: &Value, index: usize, memory: &dyn Memory, out: &mut Mapped) {
         ),
         _ => actor("make", ActorType::Service, "make.com"),
     };
-    let system = if subject == "scenario" && !target.is_empty() {
-        format!("make/scenario/{target}")
-    } else {
+    let detail = at(m, "detail").cloned().unwrap_or(Value::Null);
+    // A webhook wired into a scenario belongs to that scenario's story.
+    let scenario = match subject.as_str() {
+        "scenario" => target.clone(),
+        "webhook" => s(&detail, "scenarioId"),
+        _ => String::new(),
+    };
+    let system = if scenario.is_empty() {
         "make".to_string()
+    } else {
+        format!("make/scenario/{scenario}")
     };
     let mut e = event(SRC, format!("make:{uuid}"), time, who, &system, &action);
     e.resource = if target.is_empty() {
@@ -160,7 +175,6 @@ fn map_entry(m: &Value, index: usize, memory: &dyn Memory, out: &mut Mapped) {
         format!("{subject}/{target}")
     };
     let team = s(m, "team.name");
-    let detail = at(m, "detail").cloned().unwrap_or(Value::Null);
     let detail_names: Vec<String> = ["scenarioName", "connectionName", "webhookName", "name"]
         .iter()
         .map(|k| s(&detail, k))
@@ -185,16 +199,39 @@ fn map_entry(m: &Value, index: usize, memory: &dyn Memory, out: &mut Mapped) {
     set(&mut e, "actor.anonymized", anonymized);
     set(&mut e, "version.from", s(m, "version.from"));
     set(&mut e, "version.to", s(m, "version.to"));
+    enrichment(&mut e, at(&detail, "enrichment"));
     if subject == "webhook" {
         set(&mut e, "trigger.webhook", true);
+        set(&mut e, "webhook.type", s(&detail, "hookType"));
+        set(&mut e, "webhook.enabled", b(&detail, "hookEnabled"));
+        set(&mut e, "webhook.scenario_id", scenario.clone());
+        let url = s(&detail, "hookUrl");
+        set(&mut e, "webhook.host", url_host(&url));
+        set(&mut e, "webhook.url", capability_url(&url));
     }
     if subject == "connection" || subject == "key" {
         set(&mut e, "credential.kind", subject.clone());
         set(&mut e, "credential.id", target.clone());
+        let first = |keys: [&str; 2]| keys.iter().map(|k| s(&detail, k)).find(|x| !x.is_empty());
+        set(&mut e, "credential.type", first(["accountName", "keyType"]));
+        set(
+            &mut e,
+            "credential.name",
+            first(["connectionName", "keyName"]),
+        );
+        set(&mut e, "credential.label", s(&detail, "accountLabel"));
+        set(&mut e, "credential.auth_type", s(&detail, "accountType"));
     }
     let mut derived: Vec<Event> = Vec::new();
     if let Some(blueprint) = at(&detail, "blueprint") {
         apply_blueprint(&mut e, blueprint);
+    }
+    // The scenario's schedule: anything but on demand or instantly (by its webhook) runs
+    // on a clock.
+    if let Some(kind) = at(&detail, "scheduling.type").and_then(Value::as_str) {
+        if !matches!(kind, "on-demand" | "immediately") {
+            set(&mut e, "trigger.schedule", true);
+        }
     }
     let scopes = ["scopes", "scope"]
         .iter()
@@ -206,7 +243,10 @@ fn map_entry(m: &Value, index: usize, memory: &dyn Memory, out: &mut Mapped) {
     if !detail.is_null() {
         let mut d = detail.clone();
         if let Some(o) = d.as_object_mut() {
-            o.remove("blueprint");
+            // Read above; a hook's URL is its credential and is kept only redacted.
+            for k in ["blueprint", "enrichment", "hookUrl"] {
+                o.remove(k);
+            }
         }
         keep_payload(&mut e, "detail", &d, 96);
     }
@@ -270,6 +310,18 @@ fn apply_blueprint(e: &mut Event, blueprint: &Value) {
         exports.iter().cloned().collect::<Vec<_>>().join(","),
     );
     set(e, "nodes.count", modules.len() as u64);
+}
+
+/// A webhook's address with its path (the part that lets anyone post to it) redacted:
+/// `https://hook.eu1.make.com/[redacted:1a2b3c4d]`.
+fn capability_url(url: &str) -> Option<String> {
+    let host = url_host(url)?;
+    let (scheme, rest) = url.trim().split_once("://")?;
+    let path = rest.split_once('/').map_or("", |(_, p)| p);
+    Some(match path {
+        "" => format!("{scheme}://{host}/"),
+        p => format!("{scheme}://{host}/{}", plumbline_event::redact::marker(p)),
+    })
 }
 
 fn collect_modules<'a>(flow: &'a Value, out: &mut Vec<&'a Value>) {

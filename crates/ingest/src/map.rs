@@ -439,6 +439,17 @@ pub fn track_scope(
     Some(d)
 }
 
+/// What the enrichment stage (`plumbline-enrich`) attached beside a source's own payload
+/// (`{"source": "n8n-api"}`, or `{"error": "n8n API: GET … HTTP 500"}`): `enrichment.source`
+/// when facts on this event came from the source's API, `enrichment.error` when they could
+/// not be fetched (the event is mapped without them).
+pub fn enrichment(e: &mut Event, attached: Option<&Value>) {
+    if let Some(v) = attached {
+        set(e, "enrichment.source", s(v, "source"));
+        set(e, "enrichment.error", s(v, "error"));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

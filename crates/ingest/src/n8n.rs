@@ -6,10 +6,12 @@
 //! carries `[n8n] token`. Ids are `n8n:<message id>` plus suffixes for derived events.
 //!
 //! Audit messages name the workflow but not its content. When a message carries the
-//! workflow itself (`payload.workflow` with `nodes`, e.g. a relay that attaches
-//! `GET /api/v1/workflows/{id}`), the adapter derives what detectors need: trigger kinds,
-//! external HTTP destinations, attached credentials, export-like nodes, and node-level
-//! changes against the last version it saw.
+//! workflow itself (`payload.workflow` with `nodes`: the enrichment stage attaches
+//! `GET /api/v1/workflows/{id}` when `[n8n] api_url` is set, or a relay does), the adapter
+//! derives what detectors need: trigger kinds, external HTTP destinations, attached
+//! credentials, export-like nodes, and node-level changes against the last version it saw.
+//! What the enrichment stage noted (`payload.enrichment`) becomes `enrichment.source` or
+//! `enrichment.error`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -21,8 +23,8 @@ use super::adapter::{
     check_shared_token, Adapter, Delivery, IngestError, Mapped, Memory, SourceAuth,
 };
 use super::map::{
-    actor, at, content_id, event, guess_environment, items, json_body, keep_payload, parse_time, s,
-    set, strings, track_scope, unknown_action, url_host, PAYLOAD_BUDGET,
+    actor, at, content_id, enrichment, event, guess_environment, items, json_body, keep_payload,
+    parse_time, s, set, strings, track_scope, unknown_action, url_host, PAYLOAD_BUDGET,
 };
 use plumbline_event::{ActorType, Event, Source};
 
@@ -387,6 +389,7 @@ fn map_message(m: &Value, index: usize, memory: &dyn Memory, out: &mut Mapped) {
     set(&mut e, "user.role", s(&p, "globalRole"));
     set(&mut e, "project.id", s(&p, "projectId"));
     set(&mut e, "project.name", s(&p, "projectName"));
+    enrichment(&mut e, at(&p, "enrichment"));
     if !workflow_id.is_empty() {
         e.resource = format!("workflow/{workflow_id}");
     }
