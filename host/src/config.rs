@@ -149,6 +149,8 @@ impl Config {
         self.trajectory.validate().map_err(ConfigError::Invalid)?;
         self.auth.validate().map_err(ConfigError::Invalid)?;
         self.vault.validate().map_err(ConfigError::Invalid)?;
+        self.n8n.validate().map_err(ConfigError::Invalid)?;
+        self.make.validate().map_err(ConfigError::Invalid)?;
         self.limits.validate().map_err(ConfigError::Invalid)?;
         Ok(())
     }
@@ -282,6 +284,38 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn source_apis_are_checked_and_their_keys_come_from_the_environment() {
+        let c = Config::load_with_env(
+            None,
+            env(&[
+                ("PLUMBLINE_N8N_API_URL", "https://n8n.example.com"),
+                ("PLUMBLINE_N8N_API_KEY", "n8n-api-key"),
+                ("PLUMBLINE_MAKE_API_URL", "https://eu1.make.com"),
+                ("PLUMBLINE_MAKE_API_TOKEN", "make-api-token"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.n8n.api_key, "n8n-api-key");
+        assert_eq!(c.make.api_token, "make-api-token");
+        assert_eq!(c.n8n.api_timeout_ms, 3000);
+        let err = Config::load_with_env(
+            None,
+            env(&[("PLUMBLINE_N8N_API_URL", "https://n8n.example.com")]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("n8n.api_key must be set"), "{err}");
+        let err = Config::load_with_env(
+            None,
+            env(&[
+                ("PLUMBLINE_MAKE_API_URL", "eu1.make.com"),
+                ("PLUMBLINE_MAKE_API_TOKEN", "t"),
+            ]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("make.api_url must start"), "{err}");
     }
 
     #[test]

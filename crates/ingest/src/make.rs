@@ -32,11 +32,26 @@ use plumbline_event::{ActorType, Event, Source};
 
 const SRC: Source = Source::Make;
 
-/// `[make]`: the shared token of whatever posts make.com audit-log entries.
+/// `[make]`: the shared token of whatever posts make.com audit-log entries, and the Make
+/// API that scenario, connection, key and webhook entries are enriched from
+/// (`plumbline-enrich`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MakeConfig {
     pub token: String,
+    /// The zone's base URL (`https://eu1.make.com`); empty = no enrichment.
+    pub api_url: String,
+    /// Sent as `Authorization: Token <api_token>`.
+    pub api_token: String,
+    pub api_timeout_ms: u64,
+    /// Look-ups per minute at most (a token bucket); 0 = no limit.
+    pub api_requests_per_minute: u32,
+}
+
+impl MakeConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        super::map::check_api("make", &self.api_url, "api_token", &self.api_token)
+    }
 }
 
 /// make.com audit-log pages, posted by a shipper.

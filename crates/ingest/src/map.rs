@@ -450,6 +450,24 @@ pub fn enrichment(e: &mut Event, attached: Option<&Value>) {
     }
 }
 
+/// A source's API section: an http(s) base URL, and its credential when the URL is set.
+pub fn check_api(section: &str, url: &str, key: &str, credential: &str) -> Result<(), String> {
+    if url.is_empty() {
+        return Ok(());
+    }
+    if !url.starts_with("http://") && !url.starts_with("https://") {
+        return Err(format!(
+            "{section}.api_url must start with http:// or https://"
+        ));
+    }
+    if credential.is_empty() {
+        return Err(format!(
+            "{section}.{key} must be set when {section}.api_url is"
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

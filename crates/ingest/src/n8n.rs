@@ -30,11 +30,25 @@ use plumbline_event::{ActorType, Event, Source};
 
 const SRC: Source = Source::N8n;
 
-/// `[n8n]`: the shared token n8n's log-streaming webhook sends (header auth).
+/// `[n8n]`: the shared token n8n's log-streaming webhook sends (header auth), and the
+/// public API that workflow audit events are enriched from (`plumbline-enrich`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct N8nConfig {
     pub token: String,
+    /// The instance's base URL (`https://n8n.example.com`); empty = no enrichment.
+    pub api_url: String,
+    /// Sent as `X-N8N-API-KEY`.
+    pub api_key: String,
+    pub api_timeout_ms: u64,
+    /// Look-ups per minute at most (a token bucket); 0 = no limit.
+    pub api_requests_per_minute: u32,
+}
+
+impl N8nConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        super::map::check_api("n8n", &self.api_url, "api_key", &self.api_key)
+    }
 }
 
 /// n8n log streaming (and n8n's own event log, back-filled).

@@ -33,7 +33,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::adapter::{apply, Adapter, Delivery, InMemory, SourceAuth};
-use super::{cloudtrail, github, gitlab, make, n8n, okta, openai, vault};
+use super::{cloudtrail, github, gitlab, make, n8n, okta, openai, vault, SourcesConfig};
 
 fn dir(source: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -58,8 +58,14 @@ fn adapter(source: &str, config: &Value) -> Box<dyn Adapter> {
             json!({"token": ""}),
             config,
         ))),
-        "n8n" => Box::new(n8n::N8nAdapter::new(cfg(json!({"token": ""}), config))),
-        "make" => Box::new(make::MakeAdapter::new(cfg(json!({"token": ""}), config))),
+        "n8n" => Box::new(n8n::N8nAdapter::new(cfg(
+            serde_json::to_value(SourcesConfig::default().n8n).unwrap(),
+            config,
+        ))),
+        "make" => Box::new(make::MakeAdapter::new(cfg(
+            serde_json::to_value(SourcesConfig::default().make).unwrap(),
+            config,
+        ))),
         "vault" => Box::new(vault::VaultAdapter),
         "cloudtrail" => Box::new(cloudtrail::CloudtrailAdapter::new(cfg(
             json!({"org_accounts": [], "account_environments": {}}),
