@@ -2,6 +2,10 @@
 //! repository or organisation, AdministratorAccess on an IAM principal. Needs review;
 //! self-granted (the grantee is the actor) is urgent.
 //!
+//! A Vault token created with an administrative policy (`token.created`, `granted.policies`)
+//! is a new admin credential too: whoever holds it has that power, often for weeks and
+//! outside SSO (an orphan token outlives its creator's session).
+//!
 //! Grants applied by provisioning accounts (SCIM, Terraform: `provisioning_accounts`) carry
 //! approved access requests and are informational, as is planned work in a change window.
 //! Read on actor trajectories (who granted).
@@ -12,13 +16,14 @@ use plumbline_sdk::*;
 const GRANTED: &str = "cred.admin_granted";
 const SELF: &str = "cred.admin_self_granted";
 
-const GRANTS: [&str; 6] = [
+const GRANTS: [&str; 7] = [
     "admin.role.granted",
     "member.permission.changed",
     "member.added",
     "team.permission.changed",
     "role.assigned",
     "team.member.added",
+    "token.created",
 ];
 
 #[derive(Default)]
@@ -60,6 +65,10 @@ impl Detector for AdminGrant {
 
         let mut findings = Vec::new();
         for e in t.with_any_action(&GRANTS) {
+            if e.is("token.created") {
+                findings.extend(admin_token(e, &is_admin, &provisioning, &policy));
+                continue;
+            }
             let role =
                 attr_text(e, &["privilege", "permission", "role", "policy", "group"]).unwrap_or("");
             let admin = e.is("admin.role.granted")
@@ -117,6 +126,49 @@ impl Detector for AdminGrant {
 }
 
 register_detector!(AdminGrant);
+
+/// A token created with an administrative policy: the new credential is the grantee.
+fn admin_token(
+    e: &Event,
+    is_admin: &dyn Fn(&str) -> bool,
+    provisioning: &[String],
+    policy: &Policy,
+) -> Option<Finding> {
+    let granted = attr_list(e, "granted.policies");
+    let admin: Vec<&str> = granted
+        .iter()
+        .map(String::as_str)
+        .filter(|p| is_admin(p))
+        .collect();
+    if admin.is_empty() {
+        return None;
+    }
+    let routine =
+        provisioning.iter().any(|p| glob::matches(p, &e.actor.id)) || policy.is_planned(e);
+    let what = admin.join(", ");
+    Some(
+        Finding::new(
+            GRANTED,
+            if routine {
+                Severity::Informational
+            } else {
+                Severity::NeedsReview
+            },
+            title(format!(
+                "{} created a token carrying the {what} policy on {} ({})",
+                who(e),
+                e.system,
+                e.resource
+            )),
+        )
+        .evidence([e])
+        .score(0.6)
+        .next_step(format!(
+            "Ask {} what the {what} token is for and where it is kept; revoke it by its accessor if nobody needs it",
+            who(e)
+        )),
+    )
+}
 
 /// Who received the grant, where the event says.
 fn grantee(e: &Event) -> Option<&str> {
