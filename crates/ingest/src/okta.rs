@@ -130,6 +130,13 @@ fn action_for(event_type: &str, failed: bool) -> String {
         "user.account.reset_password" | "user.account.update_password" => "password.reset",
         "application.lifecycle.create" => "app.created",
         "security.threat.detected" => "security.threat.detected",
+        // Okta Support access to the org (an admin's grant) and the impersonation
+        // sessions it allows, in which changes are made as the impersonated admin.
+        "user.session.impersonation.grant" => "support.access.granted",
+        "user.session.impersonation.extend" => "support.access.extended",
+        "user.session.impersonation.revoke" => "support.access.revoked",
+        "user.session.impersonation.initiate" => "impersonation.started",
+        "user.session.impersonation.end" => "impersonation.ended",
         other => return unknown_action(SRC, other),
     };
     a.to_string()
@@ -272,6 +279,10 @@ mod tests {
         assert_eq!(
             action_for("user.account.privilege.grant", false),
             "admin.role.granted"
+        );
+        assert_eq!(
+            action_for("user.session.impersonation.initiate", false),
+            "impersonation.started"
         );
         assert_eq!(
             action_for("zone.make_blocklist", false),
