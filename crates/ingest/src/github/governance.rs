@@ -154,6 +154,8 @@ pub(super) fn repository(ctx: &Ctx, out: &mut Mapped) {
     let mut e = ctx.base(&name, "");
     e.time = ctx.time_at(&["repository.updated_at"]);
     e.resource = ctx.repo.clone();
+    // How much a visibility change exposes: an empty repository (size 0 KB) exposes nothing.
+    copy(&mut e, "repo.size_kb", p, "repository.size");
     match action.as_str() {
         "publicized" => {
             set(&mut e, "visibility", "public");
