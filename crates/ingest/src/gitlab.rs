@@ -6,7 +6,9 @@
 //! `object_kind` / `event_name` / `event_type` (what a back-filled file carries).
 //! Idempotent on `Idempotency-Key` (GitLab keeps it across retries), then
 //! `X-Gitlab-Event-UUID`, then a content hash; audit events use their own `id`, so the
-//! same audit event streamed and exported is stored once.
+//! same audit event streamed and exported is stored once. Audit-event streaming sends its
+//! JSON body as `application/x-www-form-urlencoded`: the body is read as JSON whatever
+//! the content type says. Hooks are mapped here, audit events in [`audit`].
 
 use std::collections::BTreeSet;
 
@@ -22,12 +24,18 @@ use super::git::{self, Push};
 use super::github::{valid_id, DELIVERED_AT};
 use super::map::{
     actor, at, content_id, event, is_ai_agent_login, items, json_body, keep_payload, parse_time,
-    parse_time_str, s, segment, set, strings, u, unknown_action, PAYLOAD_BUDGET,
+    parse_time_str, s, segment, set, u, unknown_action, PAYLOAD_BUDGET,
 };
 use plumbline_event::{Actor, ActorType, Event, Source};
 
+mod audit;
+
 const SRC: Source = Source::Gitlab;
 const ZERO_SHA: &str = "0000000000000000000000000000000000000000";
+
+/// Adapter memory kind: `<project>!<iid>` → the merge request author's username (hooks
+/// name the author by id only; the author's own events name them).
+const MR_AUTHOR: &str = "mr_author";
 
 /// `[gitlab]`: the webhook / audit-stream secret token.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -84,7 +92,7 @@ impl Adapter for GitlabAdapter {
                     out.reject(i, "(item)", "an audit event is a JSON object");
                     continue;
                 }
-                audit(item, i, "", received, &mut out);
+                audit::audit(item, i, "", received, memory, &mut out);
             }
         } else if !payload.is_object() {
             return Err(IngestError::malformed(
@@ -92,7 +100,7 @@ impl Adapter for GitlabAdapter {
                 "a GitLab hook payload is a JSON object",
             ));
         } else if !audit_type.is_empty() || is_audit_event(&payload) {
-            audit(&payload, 0, audit_type, received, &mut out);
+            audit::audit(&payload, 0, audit_type, received, memory, &mut out);
         } else {
             let ctx = Ctx {
                 hook,
@@ -127,20 +135,17 @@ impl Ctx<'_> {
     }
 
     fn project(&self) -> String {
-        match s(self.p, "project.path_with_namespace") {
-            p if p.is_empty() => s(self.p, "path_with_namespace"),
-            p => p,
-        }
+        first(
+            self.p,
+            &["project.path_with_namespace", "path_with_namespace"],
+        )
     }
 
     fn kind(&self) -> String {
-        for path in ["object_kind", "event_name", "event_type"] {
-            let k = s(self.p, path);
-            if !k.is_empty() {
-                return k;
-            }
+        match first(self.p, &["object_kind", "event_name", "event_type"]) {
+            k if k.is_empty() => segment(self.hook.trim_end_matches(" Hook")),
+            k => k,
         }
-        segment(self.hook.trim_end_matches(" Hook"))
     }
 
     fn base(&self, action: &str, suffix: &str) -> Event {
@@ -156,7 +161,7 @@ impl Ctx<'_> {
         set(
             &mut e,
             "source_action",
-            s(self.p, "object_attributes.action"),
+            first(self.p, &["object_attributes.action", "action"]),
         );
         set(
             &mut e,
@@ -164,6 +169,14 @@ impl Ctx<'_> {
             visibility(u(self.p, "project.visibility_level")),
         );
         e
+    }
+
+    /// The first time among `paths` the payload carries, else when it was received.
+    fn time_at(&self, paths: &[&str]) -> OffsetDateTime {
+        paths
+            .iter()
+            .find_map(|path| at(self.p, path).and_then(parse_time))
+            .unwrap_or(self.received)
     }
 }
 
@@ -193,55 +206,46 @@ fn account(username: &str, name: &str) -> Actor {
     )
 }
 
+/// The first non-empty text among `paths` of `p`, else empty.
+fn first(p: &Value, paths: &[&str]) -> String {
+    paths
+        .iter()
+        .map(|path| s(p, path))
+        .find(|v| !v.is_empty())
+        .unwrap_or_default()
+}
+
+/// Who acted on a hook: `user` (most hooks) or `user_username` (push hooks). Job hooks
+/// name the user without a username; hooks that name nobody (release) are GitLab's own.
 fn user(p: &Value) -> Actor {
-    let username = match s(p, "user.username") {
-        u if u.is_empty() => s(p, "user_username"),
-        u => u,
-    };
-    let name = match s(p, "user.name") {
-        n if n.is_empty() => s(p, "user_name"),
-        n => n,
-    };
-    account(&username, &name)
+    let username = first(p, &["user.username", "user_username"]);
+    let name = first(p, &["user.name", "user_name"]);
+    match (username.is_empty(), name.is_empty()) {
+        (false, _) => account(&username, &name),
+        (true, false) => account(&name, &name),
+        (true, true) => actor("gitlab", ActorType::Service, "GitLab"),
+    }
 }
 
 fn map_hook(ctx: &Ctx, memory: &dyn Memory, out: &mut Mapped) -> Result<(), IngestError> {
     let kind = ctx.kind();
     match kind.as_str() {
-        "push" | "tag_push" => push(ctx, &kind, out),
+        "push" | "tag_push" => push(ctx, &kind, memory, out),
         "merge_request" => merge_request(ctx, memory, out),
         "pipeline" => {
-            let p = ctx.p;
-            let mut e = ctx.base("ci.workflow.run", "");
-            e.time = at(p, "object_attributes.finished_at")
-                .or_else(|| at(p, "object_attributes.created_at"))
-                .and_then(parse_time)
-                .unwrap_or(ctx.received);
-            e.resource = format!("pipeline/{}", s(p, "object_attributes.id"));
-            set(&mut e, "run.id", s(p, "object_attributes.id"));
-            set(&mut e, "run.status", s(p, "object_attributes.status"));
-            set(
-                &mut e,
-                "run.conclusion",
-                s(p, "object_attributes.detailed_status"),
-            );
-            set(&mut e, "run.event", s(p, "object_attributes.source"));
-            set(&mut e, "run.branch", s(p, "object_attributes.ref"));
-            set(&mut e, "run.head_sha", s(p, "object_attributes.sha"));
-            out.push(0, e);
+            pipeline(ctx, out);
+            Ok(())
+        }
+        "build" | "job" => {
+            job(ctx, out);
             Ok(())
         }
         "deployment" => {
-            let p = ctx.p;
-            let mut e = ctx.base("deploy.status", "");
-            let env = s(p, "environment");
-            e.environment = super::map::environment_named(&env);
-            e.resource = env.clone();
-            set(&mut e, "deploy.environment", env);
-            set(&mut e, "deploy.state", s(p, "status"));
-            set(&mut e, "deploy.ref", s(p, "ref"));
-            set(&mut e, "deploy.sha", s(p, "short_sha"));
-            out.push(0, e);
+            deployment(ctx, out);
+            Ok(())
+        }
+        "release" => {
+            release(ctx, out);
             Ok(())
         }
         "user_add_to_team"
@@ -250,40 +254,7 @@ fn map_hook(ctx: &Ctx, memory: &dyn Memory, out: &mut Mapped) -> Result<(), Inge
         | "user_update_for_group"
         | "user_remove_from_team"
         | "user_remove_from_group" => {
-            let p = ctx.p;
-            let action = if kind.starts_with("user_add") {
-                "member.added"
-            } else if kind.starts_with("user_update") {
-                "member.permission.changed"
-            } else {
-                "member.removed"
-            };
-            let mut e = ctx.base(action, "");
-            e.time = at(p, "updated_at")
-                .or_else(|| at(p, "created_at"))
-                .and_then(parse_time)
-                .unwrap_or(ctx.received);
-            e.system = match s(p, "project_path_with_namespace") {
-                x if x.is_empty() => s(p, "group_path"),
-                x => x,
-            };
-            if e.system.is_empty() {
-                e.system = "gitlab".into();
-            }
-            e.resource = s(p, "user_username");
-            // System hooks name the member, not who acted.
-            e.actor = actor(
-                "gitlab-system-hook",
-                ActorType::Service,
-                "GitLab system hook",
-            );
-            set(&mut e, "member", s(p, "user_username"));
-            let perm = match s(p, "access_level") {
-                x if x.is_empty() => s(p, "group_access"),
-                x => x,
-            };
-            set(&mut e, "permission", perm.to_ascii_lowercase());
-            out.push(0, e);
+            member(ctx, &kind, out);
             Ok(())
         }
         _ => {
@@ -295,7 +266,7 @@ fn map_hook(ctx: &Ctx, memory: &dyn Memory, out: &mut Mapped) -> Result<(), Inge
     }
 }
 
-fn push(ctx: &Ctx, kind: &str, out: &mut Mapped) -> Result<(), IngestError> {
+fn push(ctx: &Ctx, kind: &str, memory: &dyn Memory, out: &mut Mapped) -> Result<(), IngestError> {
     let p = ctx.p;
     let r#ref = s(p, "ref");
     if r#ref.is_empty() {
@@ -312,6 +283,14 @@ fn push(ctx: &Ctx, kind: &str, out: &mut Mapped) -> Result<(), IngestError> {
         .cloned()
         .unwrap_or_default();
     let last = commits.last();
+    // `ref_protected` where GitLab sends it, else a protected-branch rule its audit
+    // events showed (the same rules GitLab would apply).
+    let protected = at(p, "ref_protected").and_then(Value::as_bool).or_else(|| {
+        (!tag && !branch.is_empty())
+            .then(|| audit::protected_by(memory, &ctx.project(), &branch))
+            .flatten()
+            .map(|_| true)
+    });
     let push = Push {
         r#ref: r#ref.clone(),
         to_default_branch: !branch.is_empty() && branch == default_branch,
@@ -322,6 +301,7 @@ fn push(ctx: &Ctx, kind: &str, out: &mut Mapped) -> Result<(), IngestError> {
         after: s(p, "after"),
         created: s(p, "before") == ZERO_SHA,
         deleted: s(p, "after") == ZERO_SHA,
+        // GitLab push hooks do not say whether history was rewritten.
         forced: None,
         commits: u(p, "total_commits_count").unwrap_or(commits.len() as u64),
         default_branch,
@@ -333,10 +313,17 @@ fn push(ctx: &Ctx, kind: &str, out: &mut Mapped) -> Result<(), IngestError> {
             .collect::<BTreeSet<String>>(),
         head_commit_id: last.map(|c| s(c, "id")).unwrap_or_default(),
         head_commit_message: last.map(|c| s(c, "message")).unwrap_or_default(),
-        protected: at(p, "ref_protected").and_then(Value::as_bool),
+        protected,
     };
     let mut e = ctx.base(push.action(), "");
+    // GitLab push hooks carry no push time: the newest commit's, never after receipt.
+    e.time = commits
+        .iter()
+        .filter_map(|c| at(c, "timestamp").and_then(parse_time))
+        .max()
+        .map_or(ctx.received, |t| t.min(ctx.received));
     push.describe(&mut e);
+    set(&mut e, "pusher", s(p, "user_username"));
     out.push(0, e.clone());
     if !tag {
         for d in push.derived(&e, |suffix| ctx.id(suffix)) {
@@ -377,9 +364,31 @@ fn merge_request(ctx: &Ctx, memory: &dyn Memory, out: &mut Mapped) -> Result<(),
     let project = ctx.project();
     let key = format!("{project}!{iid}");
     e.resource = key.clone();
+    let who = e.actor.id.clone();
+    // Hooks name the author by id; the author's own events give the username.
+    let by_author = !s(mr, "author_id").is_empty() && s(mr, "author_id") == s(p, "user.id");
+    let author = if by_author {
+        if memory
+            .get(SRC, MR_AUTHOR, &key)
+            .as_ref()
+            .and_then(Value::as_str)
+            != Some(&who)
+        {
+            out.remember(SRC, MR_AUTHOR, &key, Some(json!(who)));
+        }
+        who.clone()
+    } else {
+        out.recall(memory, SRC, MR_AUTHOR, &key)
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
+    };
     set(&mut e, "pr.number", iid);
     set(&mut e, "pr.title", s(mr, "title"));
+    set(&mut e, "pr.author", author.clone());
     set(&mut e, "pr.author_id", s(mr, "author_id"));
+    if !author.is_empty() {
+        set(&mut e, "pr.author_type", account(&author, "").kind.as_str());
+    }
     set(&mut e, "pr.base", s(mr, "target_branch"));
     set(&mut e, "pr.head", s(mr, "source_branch"));
     set(&mut e, "pr.state", s(mr, "state"));
@@ -388,7 +397,6 @@ fn merge_request(ctx: &Ctx, memory: &dyn Memory, out: &mut Mapped) -> Result<(),
         "pr.draft",
         at(mr, "draft").and_then(Value::as_bool).unwrap_or(false),
     );
-    set(&mut e, "pr.merge_commit", s(mr, "merge_commit_sha"));
     set(
         &mut e,
         "pr.from_fork",
@@ -405,30 +413,53 @@ fn merge_request(ctx: &Ctx, memory: &dyn Memory, out: &mut Mapped) -> Result<(),
         "pr.base_is_default",
         s(mr, "target_branch") == s(p, "project.default_branch"),
     );
-    let who = e.actor.id.clone();
     let mut verdicts = out
         .recall(memory, SRC, "reviews", &key)
         .and_then(|v| v.as_object().cloned());
     let mut without_review = None;
     match action.as_str() {
         "approval" | "approved" => {
+            // GitLab lets an author approve their own merge request (when the project
+            // allows it); that approval is kept apart: it is not a review.
             let mut v = verdicts.clone().unwrap_or_default();
-            v.insert(who, json!("approved"));
+            v.insert(
+                who.clone(),
+                json!(if by_author { "self" } else { "approved" }),
+            );
             verdicts = Some(v);
+            set(&mut e, "reviewer", who.clone());
+            set(&mut e, "review.state", "approved");
+            set(&mut e, "review.self", by_author);
         }
         "unapproval" | "unapproved" => {
             let mut v = verdicts.clone().unwrap_or_default();
             v.remove(&who);
             verdicts = Some(v);
+            set(&mut e, "reviewer", who.clone());
         }
         "merge" => {
-            let approvers: Vec<String> = verdicts
-                .as_ref()
-                .map(|m| m.keys().cloned().collect())
-                .unwrap_or_default();
+            set(&mut e, "pr.merged", true);
+            set(&mut e, "pr.merged_by", who.clone());
+            // A fast-forward merge has no merge commit: the source branch's head lands.
+            let landed = first(
+                mr,
+                &["merge_commit_sha", "squash_commit_sha", "last_commit.id"],
+            );
+            set(&mut e, "pr.merge_commit", landed);
+            let by = |state: &str| -> Vec<String> {
+                verdicts
+                    .iter()
+                    .flatten()
+                    .filter(|(_, v)| v.as_str() == Some(state))
+                    .map(|(who, _)| who.clone())
+                    .collect()
+            };
+            let approvers = by("approved");
+            if !by("self").is_empty() {
+                set(&mut e, "review.self_approved", true);
+            }
             let known = verdicts.is_some() || memory.get(SRC, "reviews_seen", &project).is_some();
-            let self_merged =
-                !s(mr, "author_id").is_empty() && s(mr, "author_id") == s(p, "user.id");
+            let self_merged = by_author;
             without_review = git::merge_review(
                 &mut e,
                 self_merged,
@@ -436,7 +467,9 @@ fn merge_request(ctx: &Ctx, memory: &dyn Memory, out: &mut Mapped) -> Result<(),
                 ctx.id("without_review"),
             );
         }
-        _ => {}
+        _ => {
+            set(&mut e, "pr.merge_commit", s(mr, "merge_commit_sha"));
+        }
     }
     out.push(0, e);
     if let Some(d) = without_review {
@@ -452,121 +485,140 @@ fn merge_request(ctx: &Ctx, memory: &dyn Memory, out: &mut Mapped) -> Result<(),
     Ok(())
 }
 
-/// One audit event (streamed or exported) → one normalised event.
-fn audit(p: &Value, index: usize, header_type: &str, received: OffsetDateTime, out: &mut Mapped) {
-    let kind = [
-        header_type.to_string(),
-        s(p, "event_type"),
-        s(p, "event_name"),
-        s(p, "details.event_name"),
-    ]
-    .into_iter()
-    .find(|k| !k.is_empty())
-    .unwrap_or_else(|| "audit_operation".into());
-    let change = s(p, "details.change");
-    let to = at(p, "details.to").cloned().unwrap_or(Value::Null);
-    let action = match kind.as_str() {
-        "protected_branch_created" => "branch.protection.enabled".to_string(),
-        "protected_branch_removed" => "branch.protection.disabled".to_string(),
-        k if k.starts_with("protected_branch_") => "branch.protection.changed".to_string(),
-        "project_visibility_level_updated" => "repo.visibility.changed".to_string(),
-        _ if change.contains("visibility") => "repo.visibility.changed".to_string(),
-        "member_created" => "member.added".to_string(),
-        "member_updated" => "member.permission.changed".to_string(),
-        "member_destroyed" => "member.removed".to_string(),
-        "personal_access_token_created"
-        | "project_access_token_created"
-        | "group_access_token_created" => "api_key.created".to_string(),
-        "personal_access_token_revoked"
-        | "project_access_token_revoked"
-        | "group_access_token_revoked" => "api_key.revoked".to_string(),
-        "deploy_key_added" | "deploy_key_created" => "deploy_key.created".to_string(),
-        "deploy_key_removed" | "deploy_key_deleted" => "deploy_key.deleted".to_string(),
-        "project_export_file_download_started" | "group_export_file_download_started" => {
-            "data.export".to_string()
-        }
-        "repository_download_operation" | "public_repository_download_operation" => {
-            "data.download".to_string()
-        }
-        other => unknown_action(SRC, other),
+fn pipeline(ctx: &Ctx, out: &mut Mapped) {
+    let p = ctx.p;
+    let mut e = ctx.base("ci.workflow.run", "");
+    e.time = ctx.time_at(&[
+        "object_attributes.finished_at",
+        "object_attributes.created_at",
+    ]);
+    e.resource = format!("pipeline/{}", s(p, "object_attributes.id"));
+    set(&mut e, "run.id", s(p, "object_attributes.id"));
+    set(&mut e, "run.number", s(p, "object_attributes.iid"));
+    set(&mut e, "run.status", s(p, "object_attributes.status"));
+    set(
+        &mut e,
+        "run.conclusion",
+        s(p, "object_attributes.detailed_status"),
+    );
+    set(&mut e, "run.event", s(p, "object_attributes.source"));
+    set(&mut e, "run.branch", s(p, "object_attributes.ref"));
+    set(&mut e, "run.head_sha", s(p, "object_attributes.sha"));
+    set(&mut e, "run.actor", s(p, "user.username"));
+    set(&mut e, "workflow.name", s(p, "object_attributes.name"));
+    set(&mut e, "workflow.path", s(p, "project.ci_config_path"));
+    out.push(0, e);
+}
+
+/// A Job Hook (`object_kind: build`): one CI job changed state.
+fn job(ctx: &Ctx, out: &mut Mapped) {
+    let p = ctx.p;
+    let mut e = ctx.base("ci.job.run", "");
+    e.time = ctx.time_at(&["build_finished_at", "build_started_at", "build_created_at"]);
+    e.resource = format!("job/{}", s(p, "build_id"));
+    let env = s(p, "environment.name");
+    if !env.is_empty() {
+        e.environment = super::map::environment_named(&env);
+        set(&mut e, "deploy.environment", env);
+    }
+    set(&mut e, "run.id", s(p, "pipeline_id"));
+    set(&mut e, "job.id", s(p, "build_id"));
+    set(&mut e, "job.name", s(p, "build_name"));
+    set(&mut e, "job.stage", s(p, "build_stage"));
+    set(&mut e, "run.status", s(p, "build_status"));
+    if s(p, "build_status") == "failed" {
+        set(&mut e, "run.failure_reason", s(p, "build_failure_reason"));
+    }
+    set(&mut e, "run.branch", s(p, "ref"));
+    set(&mut e, "run.head_sha", s(p, "sha"));
+    set(
+        &mut e,
+        "run.attempt",
+        u(p, "retries_count").unwrap_or(0) + 1,
+    );
+    set(&mut e, "runner.id", s(p, "runner.id"));
+    set(
+        &mut e,
+        "runner.shared",
+        at(p, "runner.is_shared").cloned().unwrap_or(Value::Null),
+    );
+    out.push(0, e);
+}
+
+fn deployment(ctx: &Ctx, out: &mut Mapped) {
+    let p = ctx.p;
+    let mut e = ctx.base("deploy.status", "");
+    e.time = ctx.time_at(&["status_changed_at"]);
+    let env = s(p, "environment");
+    // A deployment tier (`production`, `staging`, …) speaks where the name does not.
+    e.environment = super::map::guess_environment([env.as_str(), &s(p, "environment_tier")]);
+    e.resource = env.clone();
+    set(&mut e, "deploy.environment", env);
+    set(&mut e, "deploy.tier", s(p, "environment_tier"));
+    set(&mut e, "deploy.id", s(p, "deployment_id"));
+    set(&mut e, "deploy.state", s(p, "status"));
+    set(&mut e, "deploy.ref", s(p, "ref"));
+    // The full commit is only in `commit_url`; `short_sha` is a prefix of it.
+    let full = s(p, "commit_url")
+        .rsplit('/')
+        .next()
+        .filter(|c| c.len() == 40 && c.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(str::to_string);
+    set(
+        &mut e,
+        "deploy.sha",
+        full.unwrap_or_else(|| s(p, "short_sha")),
+    );
+    set(&mut e, "deploy.creator", s(p, "user.username"));
+    set(&mut e, "deploy.job", s(p, "deployable_id"));
+    set(&mut e, "commit.title", s(p, "commit_title"));
+    out.push(0, e);
+}
+
+fn release(ctx: &Ctx, out: &mut Mapped) {
+    let p = ctx.p;
+    let action = match s(p, "action").as_str() {
+        "create" => "release.created".to_string(),
+        "update" => "release.updated".to_string(),
+        "delete" => "release.deleted".to_string(),
+        other => unknown_action(SRC, &format!("release.{other}")),
     };
-    let id = match s(p, "id") {
-        x if x.is_empty() => content_id(&serde_json::to_vec(p).unwrap_or_default()),
-        x => x,
-    };
-    let author = match s(p, "author_name") {
-        a if a.is_empty() => s(p, "details.author_name"),
-        a => a,
-    };
-    let author_id = s(p, "author_id");
-    let who = if author.is_empty() {
-        format!("gitlab-user-{author_id}")
+    let mut e = ctx.base(&action, "");
+    e.time = ctx.time_at(&["released_at", "created_at"]);
+    e.resource = s(p, "tag");
+    set(&mut e, "release.name", s(p, "name"));
+    set(&mut e, "release.tag", s(p, "tag"));
+    set(&mut e, "release.sha", s(p, "commit.id"));
+    set(&mut e, "release.assets", u(p, "assets.count").unwrap_or(0));
+    out.push(0, e);
+}
+
+/// System-hook and group Member Hook membership events.
+fn member(ctx: &Ctx, kind: &str, out: &mut Mapped) {
+    let p = ctx.p;
+    let action = if kind.starts_with("user_add") {
+        "member.added"
+    } else if kind.starts_with("user_update") {
+        "member.permission.changed"
     } else {
-        author.clone()
+        "member.removed"
     };
-    let mut e = event(
-        SRC,
-        format!("gitlab:audit:{id}"),
-        at(p, "created_at").and_then(parse_time).unwrap_or(received),
-        account(&who, &author),
-        &match s(p, "entity_path") {
-            x if x.is_empty() => s(p, "details.entity_path"),
-            x => x,
-        },
-        &action,
-    );
-    e.resource = match s(p, "target_details") {
-        x if x.is_empty() => s(p, "details.target_details"),
-        x => x,
-    };
-    set(&mut e, "source_event", kind.clone());
-    set(&mut e, "author_id", author_id);
-    set(&mut e, "entity_type", s(p, "entity_type"));
-    set(&mut e, "target_type", s(p, "target_type"));
-    set(&mut e, "target_id", s(p, "target_id"));
-    set(
-        &mut e,
-        "ip",
-        match s(p, "ip_address") {
-            x if x.is_empty() => s(p, "details.ip_address"),
-            x => x,
-        },
-    );
-    set(&mut e, "message", s(p, "details.custom_message"));
-    set(&mut e, "change", change.clone());
-    set(
-        &mut e,
-        "change.from",
-        at(p, "details.from").cloned().unwrap_or(Value::Null),
-    );
-    set(&mut e, "change.to", to.clone());
-    for k in [
-        "allow_force_push",
-        "code_owner_approval_required",
-        "push_access_levels",
-        "merge_access_levels",
-    ] {
-        if let Some(v) = at(p, &format!("details.{k}")).or_else(|| at(p, k)) {
-            let v = if v.is_array() {
-                Value::String(strings(v, "").join(","))
-            } else {
-                v.clone()
-            };
-            set(&mut e, &format!("protection.{k}"), v);
-        }
+    let mut e = ctx.base(action, "");
+    e.time = ctx.time_at(&["updated_at", "created_at"]);
+    e.system = first(p, &["project_path_with_namespace", "group_path"]);
+    if e.system.is_empty() {
+        e.system = "gitlab".into();
     }
-    if action.starts_with("branch.protection") {
-        let weakened = action == "branch.protection.disabled"
-            || (change.contains("force_push") && to.as_bool() == Some(true))
-            || (change.contains("code_owner") && to.as_bool() == Some(false));
-        set(&mut e, "weakened", weakened);
-    }
-    if action == "repo.visibility.changed" {
-        set(
-            &mut e,
-            "visibility",
-            to.as_str().unwrap_or("").to_ascii_lowercase(),
-        );
-    }
-    out.push(index, e);
+    e.resource = s(p, "user_username");
+    // Member hooks name the member, not who acted.
+    e.actor = actor(
+        "gitlab-system-hook",
+        ActorType::Service,
+        "GitLab system hook",
+    );
+    set(&mut e, "member", s(p, "user_username"));
+    let perm = first(p, &["group_access", "project_access", "access_level"]);
+    set(&mut e, "permission", perm.to_ascii_lowercase());
+    set(&mut e, "expires_at", s(p, "expires_at"));
+    out.push(0, e);
 }

@@ -9,7 +9,8 @@
 //!  "deliveries": [{
 //!    "headers": {"x-github-event": "push"},
 //!    "body": "push.json" | {"json": ...} | {"text": "..."}
-//!            | {"file": "a.json", "remove": "/json/pointer", "append": "text"},
+//!            | {"file": "a.json", "remove": "/json/pointer",
+//!               "set": {"/json/pointer": value}, "append": "text"},
 //!    "auth": "valid" | "invalid" | "not_configured",   // what verify() says (optional)
 //!    "error": {"status": 400, "field": "ref", "contains": "..."},  // or, on success:
 //!    "actions": ["git.push", ...],            // every mapped event's action, in order
@@ -91,13 +92,20 @@ fn body(source: &str, spec: &Value) -> Vec<u8> {
         }
         v if v.get("file").is_some() => {
             let mut bytes = body(source, &v["file"]);
-            if let Some(pointer) = v["remove"].as_str() {
+            if v.get("remove").is_some() || v.get("set").is_some() {
                 let mut json: Value = serde_json::from_slice(&bytes).unwrap();
-                let (parent, key) = pointer.rsplit_once('/').unwrap();
-                json.pointer_mut(parent)
-                    .and_then(Value::as_object_mut)
-                    .and_then(|o| o.remove(key))
-                    .unwrap_or_else(|| panic!("nothing at {pointer}"));
+                if let Some(pointer) = v["remove"].as_str() {
+                    let (parent, key) = pointer.rsplit_once('/').unwrap();
+                    json.pointer_mut(parent)
+                        .and_then(Value::as_object_mut)
+                        .and_then(|o| o.remove(key))
+                        .unwrap_or_else(|| panic!("nothing at {pointer}"));
+                }
+                for (pointer, value) in v["set"].as_object().into_iter().flatten() {
+                    *json
+                        .pointer_mut(pointer)
+                        .unwrap_or_else(|| panic!("nothing at {pointer}")) = value.clone();
+                }
                 bytes = serde_json::to_vec(&json).unwrap();
             }
             bytes.extend_from_slice(v["append"].as_str().unwrap_or("").as_bytes());
