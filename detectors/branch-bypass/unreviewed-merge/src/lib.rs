@@ -82,8 +82,14 @@ impl Detector for UnreviewedMerge {
                 (true, false) => " their own",
                 _ => "",
             };
+            // GitLab lets authors approve their own merge requests: not a review.
+            let review = if e.attr_bool("review.self_approved") == Some(true) {
+                "approved only by its author"
+            } else {
+                "with no approving review"
+            };
             let line = title(format!(
-                "{by} merged{own} {} into {base} with no approving review: {}",
+                "{by} merged{own} {} into {base} {review}: {}",
                 e.resource,
                 quoted(e.attr_str("pr.title").unwrap_or(""), 60)
             ));

@@ -313,7 +313,13 @@ fn widening_key(e: &Event) -> Option<String> {
             format!("protection:{}:{}", e.system, e.resource)
         }
         "repo.visibility.changed" => {
-            if e.attr_str("visibility") != Some("public") {
+            // Public, or internal (every signed-in user of the instance) from private.
+            let widened = match e.attr_str("visibility") {
+                Some("public") => true,
+                Some("internal") => e.attr_str("visibility.from") == Some("private"),
+                _ => false,
+            };
+            if !widened {
                 return None;
             }
             format!("visibility:{}", e.system)
@@ -379,6 +385,9 @@ fn narrowing_key(e: &Event) -> Option<String> {
             attr_text(e, &["retrieval.source"]).unwrap_or(&e.resource)
         ),
         "branch.protection.enabled" => format!("protection:{}:{}", e.system, e.resource),
+        "repo.visibility.changed" if e.attr_str("visibility") == Some("private") => {
+            format!("visibility:{}", e.system)
+        }
         "branch.protection.changed" | "repo.ruleset.changed"
             if e.attr_bool("weakened") == Some(false) =>
         {
