@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # The project's test command: tools, detector components, then every test of the workspace
 # (unit tests, native detector fixtures, the real-WASM runtime tests, end-to-end tests),
-# then a bounded run of every fuzz target (docs/fuzzing.md; after the tests, so building
-# the fuzz targets never delays their answer).
+# then `plumbline eval` on the scenario corpus, then a bounded run of every fuzz target
+# (docs/fuzzing.md; after the tests, so building the fuzz targets never delays their answer).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh test
 scripts/build-detectors.sh
 cargo test --workspace "$@"
+# Detection on the scenario corpus (tests/scenarios): with the organisation described, and
+# without it (README "Detection").
+cargo run -q -p plumbline -- eval tests/scenarios --min-recall 0.95 --max-fpr 0.05
+cargo run -q -p plumbline -- eval tests/scenarios --no-org --min-recall 0.95 --max-fpr 0.10
 scripts/fuzz.sh

@@ -9,12 +9,22 @@ use serde_json::Value;
 use support::{client, eventually, Server};
 
 use plumbline::demo::{post_all, stories};
+use plumbline_enrich::standin::serve_n8n;
 
 /// The server with the built-in packs (loaded by default) and the demo company's
 /// allow-list.
 fn start(dir: &std::path::Path) -> Server {
+    start_with(dir, "")
+}
+
+/// …with more configuration after the demo's.
+fn start_with(dir: &std::path::Path, extra: &str) -> Server {
     let config = dir.join("demo.toml");
-    std::fs::write(&config, plumbline::demo::DEMO_CONFIG).unwrap();
+    std::fs::write(
+        &config,
+        format!("{}\n{extra}", plumbline::demo::DEMO_CONFIG),
+    )
+    .unwrap();
     let data = dir.join("data");
     Server::start_with(&data, &["--config", config.to_str().unwrap()], &[])
 }
@@ -31,13 +41,28 @@ async fn alerts(s: &Server) -> Vec<Value> {
     v["alerts"].as_array().cloned().unwrap_or_default()
 }
 
+/// The canonical story exactly as n8n's log stream sends it (no workflow body), with n8n's
+/// public API connected: a local stand-in answers `GET /api/v1/workflows/{id}` with each
+/// version, so the bodies are fetched and the whole story is urgent.
 #[tokio::test]
 async fn the_canonical_story_through_n8n_raises_one_urgent_alert_citing_all_six_steps() {
     let dir = tempfile::tempdir().unwrap();
-    let s = start(dir.path());
+    let api = serve_n8n("e2e-n8n-key", stories::canonical_workflows("e2e")).await;
+    let s = start_with(
+        dir.path(),
+        &format!(
+            "[n8n]\napi_url = {:?}\napi_key = \"e2e-n8n-key\"\n",
+            api.url()
+        ),
+    );
     let story = stories::canonical_story(stories::yesterday(), "e2e");
     let accepted = post_all(&client(), &s.url, &story).await.unwrap();
     assert!(accepted >= 7, "accepted {accepted}");
+    assert!(
+        api.seen().iter().all(|r| r.authorized) && api.seen().len() >= 5,
+        "the workflow was not fetched once per change: {:?}",
+        api.seen()
+    );
     let urgent = eventually(30, || async {
         alerts(&s)
             .await
@@ -85,6 +110,40 @@ async fn the_canonical_story_through_n8n_raises_one_urgent_alert_citing_all_six_
     );
 }
 
+/// The same story from the log stream alone (no API key): the runs and audit events still
+/// make it a story that needs review, and nothing claims more than the stream shows.
+#[tokio::test]
+async fn the_canonical_story_from_the_log_stream_alone_needs_review() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path());
+    let story = stories::canonical_story(stories::yesterday(), "alone");
+    post_all(&client(), &s.url, &story).await.unwrap();
+    let found = eventually(30, || async {
+        alerts(&s).await.into_iter().find(|a| {
+            a["signals"]
+                .to_string()
+                .contains("exfil.workflow_run_story")
+        })
+    })
+    .await;
+    assert_eq!(found["severity"], 2, "{found:#}");
+    let title = found["title"].as_str().unwrap();
+    assert!(
+        title.contains("webhook") && title.contains("02:13") && title.contains("renamed"),
+        "{title}"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let urgent: Vec<Value> = alerts(&s)
+        .await
+        .into_iter()
+        .filter(|a| a["severity"] == 3)
+        .collect();
+    assert!(
+        urgent.is_empty(),
+        "urgent without the workflow body: {urgent:#?}"
+    );
+}
+
 #[tokio::test]
 async fn the_benign_look_alikes_of_the_synthetic_day_stay_informational() {
     let dir = tempfile::tempdir().unwrap();
@@ -110,4 +169,44 @@ async fn the_benign_look_alikes_of_the_synthetic_day_stay_informational() {
         .filter(|a| a["severity"].as_u64() > Some(1))
         .collect();
     assert!(loud.is_empty(), "benign traffic raised {loud:#?}");
+}
+
+/// `plumbline eval` judges each scenario against its label: a story labelled misaligned
+/// that is raised counts as caught, a benign one mislabelled as misaligned is a miss, the
+/// thresholds decide the exit code, and the last line is the summary CI greps.
+#[test]
+fn eval_judges_scenarios_against_their_labels() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/scenarios");
+    let dir = tempfile::tempdir().unwrap();
+    let pattern = dir.path().join("n8n-story-stream");
+    std::fs::create_dir_all(&pattern).unwrap();
+    let story = root.join("n8n-story-stream/canonical-story-batched.json");
+    std::fs::copy(&story, pattern.join("story.json")).unwrap();
+    let benign = root.join("n8n-story-stream/benign-daily-report.json");
+    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(benign).unwrap()).unwrap();
+    v["label"] = "misaligned".into();
+    std::fs::write(pattern.join("mislabelled.json"), v.to_string()).unwrap();
+    let run = |extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_plumbline"))
+            .arg("eval")
+            .arg(dir.path())
+            .args(extra)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        (out.status.success(), text)
+    };
+    let (ok, text) = run(&[]);
+    assert!(ok, "{text}");
+    assert_eq!(
+        text.lines().last(),
+        Some("eval: recall=1/2 fpr=0/0"),
+        "{text}"
+    );
+    assert!(
+        text.contains("MISS") && text.contains("mislabelled.json"),
+        "{text}"
+    );
+    let (ok, text) = run(&["--min-recall", "0.95"]);
+    assert!(!ok, "a recall of 0.5 passed --min-recall 0.95: {text}");
 }

@@ -118,6 +118,13 @@ impl Config {
             .map_err(|e: toml::de::Error| ConfigError::Invalid(e.message().to_string()))?;
         // Detectors see the organisation through the runtime (one copy, `[org]`).
         config.runtime.org = config.org.clone();
+        // …and so does the CloudTrail adapter: a share with one of the company's own
+        // accounts (disaster recovery included) is not "external".
+        for account in &config.org.cloud_accounts {
+            if !config.cloudtrail.org_accounts.contains(account) {
+                config.cloudtrail.org_accounts.push(account.clone());
+            }
+        }
         config.validate()?;
         Ok(config)
     }
@@ -218,6 +225,25 @@ mod tests {
         assert_eq!(c.server.listen, "127.0.0.1:7420");
         assert_eq!(c.trajectory.window_minutes, 60);
         assert!(c.auth.tokens.is_empty());
+    }
+
+    #[test]
+    fn the_organisations_cloud_accounts_are_cloudtrails_own_accounts() {
+        let c = Config::load_with_env(
+            None,
+            env(&[
+                (
+                    "PLUMBLINE_ORG_CLOUD_ACCOUNTS",
+                    r#"["777788889999", "111122223333"]"#,
+                ),
+                ("PLUMBLINE_CLOUDTRAIL_ORG_ACCOUNTS", r#"["111122223333"]"#),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            c.cloudtrail.org_accounts,
+            vec!["111122223333".to_string(), "777788889999".to_string()]
+        );
     }
 
     #[test]

@@ -5,5 +5,7 @@
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod eval;
 pub mod retention;
 pub mod serve;
+pub mod throwaway;

@@ -34,6 +34,12 @@ async fn main() -> anyhow::Result<()> {
         Command::Ingest(args) => client::ingest(args).await,
         Command::Events(args) => client::events(args).await,
         Command::Demo(args) => plumbline::demo::run(&args.listen, !args.no_wait).await,
+        Command::Eval(args) => {
+            if !plumbline::eval::run(args).await? {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Command::Pack(args) => plumbline::cli::pack::run(args).await,
         Command::Keygen(args) => plumbline::cli::pack::keygen(args),
         Command::Replay(args) => plumbline::cli::pack::replay(args).await,

@@ -98,6 +98,7 @@ pub fn start(config: Config, evaluator: Arc<dyn Evaluator>) -> anyhow::Result<Se
         ingest,
         auth: Auth::new(&config.auth.tokens),
         adapters: plumbline_ingest::adapters(&config.sources()).into(),
+        enrich: plumbline_enrich::Enrichment::new(&config.sources()),
         trajectories,
         alerts,
         routing,

@@ -188,6 +188,17 @@ pub fn domain_matches(domain: &str, host: &str) -> bool {
                 && host[host.len() - d.len()..].eq_ignore_ascii_case(d)))
 }
 
+/// The mail domain of an actor id that is a work address (`dana@acme.example` →
+/// `acme.example`): not a personal provider, not a role session or path.
+fn work_domain<'a>(actor_id: &'a str, personal: &[String]) -> Option<&'a str> {
+    let (local, domain) = actor_id.rsplit_once('@')?;
+    let plain = !local.is_empty()
+        && domain.contains('.')
+        && !actor_id.contains(['/', ':', ' '])
+        && !Destinations::listed(personal, domain);
+    plain.then_some(domain)
+}
+
 fn is_ip(host: &str) -> bool {
     host.parse::<std::net::IpAddr>().is_ok()
 }
@@ -267,6 +278,19 @@ impl Destinations {
         let class = self.classify_place(&place);
         Some((place, class))
     }
+
+    /// As [`classify`](Self::classify), for data sent by `actor_id`: a host or mail domain
+    /// under the actor's own work mail domain (`dana@acme.example` → `files.acme.example`)
+    /// is the organisation's own, so a team that has not listed its domains yet is not
+    /// told that its own systems are new. Personal mail providers never count.
+    pub fn classify_from(&self, raw: &str, actor_id: &str) -> Option<(Place, DestinationClass)> {
+        let (place, class) = self.classify(raw)?;
+        let own = work_domain(actor_id, &self.personal_mail).is_some_and(|d| match &place {
+            Place::Host(h) | Place::Mail(h) => domain_matches(d, h),
+            Place::Bucket(_) => false,
+        });
+        Some((place, if own { DestinationClass::Known } else { class }))
+    }
 }
 
 impl FromConfig for Destinations {
@@ -288,6 +312,36 @@ mod tests {
             consumer_drives: split(CONSUMER_DRIVES),
             catchers: split(CATCHERS),
         }
+    }
+
+    #[test]
+    fn the_actors_own_work_domain_is_known() {
+        let l = lists();
+        let class = |raw: &str, actor: &str| l.classify_from(raw, actor).map(|(_, c)| c);
+        let known = Some(DestinationClass::Known);
+        assert_eq!(
+            class("https://files.beta.example/u", "dana@beta.example"),
+            known
+        );
+        assert_eq!(class("ops@beta.example", "dana@beta.example"), known);
+        let unknown = Some(DestinationClass::Unknown);
+        assert_eq!(
+            class("https://beta.example.evil.net/u", "dana@beta.example"),
+            unknown
+        );
+        assert_eq!(
+            class(
+                "https://files.beta.example/u",
+                "arn:aws:iam::1:user/dana@beta.example"
+            ),
+            unknown
+        );
+        assert_eq!(class("https://files.beta.example/u", "svc-export"), unknown);
+        // A personal address says nothing about whose the destination is.
+        assert_eq!(
+            class("https://drive.gmail.com/x", "mallory@gmail.com"),
+            Some(DestinationClass::PersonalMail)
+        );
     }
 
     #[test]

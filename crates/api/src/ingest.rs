@@ -1,7 +1,7 @@
 //! `POST /v1/ingest/<source>` for every source adapter, and `GET` where the adapter has a
 //! handshake (Okta's event-hook verification): one generic handler doing
-//! credential → body limit → mapping → durable submit → answer, and the translation of
-//! ingest errors into API errors.
+//! credential → body limit → enrichment → mapping → durable submit → answer, and the
+//! translation of ingest errors into API errors.
 
 use std::sync::Arc;
 
@@ -60,6 +60,12 @@ async fn receive(
     } else {
         let verified = authorize(&state, &headers, adapter.verify(&headers, &[]))?;
         (read_body(&state, &headers, body).await?, verified)
+    };
+    // What the events name but do not carry, from the source's own API when configured;
+    // a failed look-up is noted on the event, never a refusal.
+    let bytes = match state.enrich.enrich(adapter.source(), &bytes).await {
+        Some(enriched) => enriched.into(),
+        None => bytes,
     };
     let memory = SledMemory::open(&state.store)?;
     let delivery = Delivery {

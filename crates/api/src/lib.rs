@@ -43,6 +43,9 @@ pub struct AppState {
     pub auth: Auth,
     /// Every source adapter, configured; each is served at `/v1/ingest/<source>`.
     pub adapters: Arc<[Arc<dyn Adapter>]>,
+    /// What audit events name, fetched from the sources' own APIs before mapping
+    /// (`[n8n] api_url`, `[make] api_url`; the default enriches nothing).
+    pub enrich: plumbline_enrich::Enrichment,
     pub trajectories: Arc<TrajectoryStage>,
     pub alerts: AlertBook,
     pub routing: Arc<plumbline_delivery::Routing>,

@@ -220,6 +220,7 @@ fn app_state(data: &std::path::Path, setup: &Setup) -> AppState {
         ingest: Ingest::new(writer, 0),
         auth: Auth::new(&setup.auth.tokens),
         adapters: plumbline_ingest::adapters(&setup.sources).into(),
+        enrich: plumbline_enrich::Enrichment::new(&setup.sources),
         trajectories,
         alerts,
         routing,
@@ -620,4 +621,73 @@ async fn vault_socket_refuses_unlisted_peers_and_closes_idle_connections() {
         closed_by_server(&mut idle).await,
         "an idle connection was kept"
     );
+}
+
+/// n8n's log stream as n8n sends it (no workflow attached), enriched on the way in from a
+/// stand-in of n8n's public API on a port of its own: the stored events say what the
+/// workflow is; with the API failing they are stored all the same, the failure named and
+/// counted, and the API key is nowhere in what was stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn n8n_audit_events_are_enriched_from_the_n8n_api_before_they_are_stored() {
+    const API_KEY: &str = "n8n-public-api-key-5e6f7a8b";
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../enrich/tests/fixtures/n8n_workflows.json");
+    let workflows = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let n8n_api = plumbline_enrich::standin::serve_n8n(API_KEY, workflows).await;
+    let h = Harness::start(|c| {
+        source_secrets(c);
+        api_tokens(c);
+        c.sources.n8n.api_url = n8n_api.url();
+        c.sources.n8n.api_key = API_KEY.into();
+    })
+    .await;
+    let n8n = &SOURCES[2];
+    let message = |id: &str, event: &str, minutes_ago: i64| {
+        let ts = plumbline_event::format_time(
+            time::OffsetDateTime::now_utc() - time::Duration::minutes(minutes_ago),
+        );
+        serde_json::to_vec(&json!({
+            "id": id, "ts": ts, "eventName": event, "message": event,
+            "payload": {"userId": "u-7", "_email": "mallory@acme.example",
+                        "workflowId": "Wf7pQ2rS9tU4vW1x", "workflowName": "Invoice sync (temp)"}
+        }))
+        .unwrap()
+    };
+
+    let post = |id: &'static str, event: &'static str, minutes_ago| {
+        let body = message(id, event, minutes_ago);
+        let h = &h;
+        async move { h.ingest(n8n, &body, Cred::Source).await }
+    };
+    let (st, v) = post("e-1", "n8n.audit.workflow.created", 3).await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+    // The audit event, a node added per node, the database credential attached.
+    assert_eq!(report(&v), (4, 0, 0), "{v}");
+    let created = h.event("n8n:e-1").await;
+    let a = &created["attributes"];
+    assert_eq!(a["enrichment.source"], "n8n-api", "{created}");
+    assert_eq!(a["trigger.kinds"], "webhook");
+    assert_eq!(a["credentials"], "postgres:Finance DB (admin)");
+    assert!(n8n_api.seen().iter().all(|s| s.authorized));
+
+    n8n_api.fault(Some(plumbline_enrich::standin::Fault::Status(503)));
+    let (st, v) = post("e-2", "n8n.audit.workflow.updated", 2).await;
+    assert_eq!((st, report(&v)), (StatusCode::ACCEPTED, (1, 0, 0)), "{v}");
+    let updated = h.event("n8n:e-2").await;
+    assert_eq!(
+        updated["attributes"]["enrichment.error"],
+        "n8n API: GET /api/v1/workflows/Wf7pQ2rS9tU4vW1x: HTTP 503",
+        "{updated}"
+    );
+    let counts = h._state.enrich.counts();
+    let count = |outcome: &str| {
+        counts
+            .iter()
+            .find(|(s, o, _)| s.as_str() == "n8n" && *o == outcome)
+            .map(|c| c.2)
+    };
+    assert_eq!((count("ok"), count("failed")), (Some(1), Some(1)));
+    let stored = h.events("n8n").await;
+    assert_eq!(stored.len(), 5);
+    assert!(stored.iter().all(|e| !e.to_string().contains(API_KEY)));
 }

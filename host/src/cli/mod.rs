@@ -32,6 +32,10 @@ pub enum Command {
     /// Start the service on a throwaway data directory, feed it a synthetic day of traffic
     /// through the real source endpoints, and show the alerts it raises.
     Demo(DemoArgs),
+    /// Measure detection on a labelled scenario corpus (e.g. tests/scenarios): each
+    /// scenario through the real endpoints of a throwaway service; prints recall,
+    /// false-positive rate and a per-pattern table.
+    Eval(crate::eval::EvalArgs),
     /// Detector projects and components: new (a project in Rust, Python or JS), test (their
     /// fixtures in the real runtime).
     Detector(detector::DetectorArgs),

@@ -1,16 +1,18 @@
 //! `plumbline demo`: the service on a throwaway data directory, fed a synthetic day of
-//! traffic through the real source endpoints, so a new user sees real alerts in a minute.
+//! traffic through the real source endpoints, so a new user sees real alerts in a minute:
+//! n8n's log stream alone, then with n8n's API (a local stand-in) enriching it.
 
 pub mod stories;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use serde_json::Value;
 
 pub use stories::Delivery;
+
+use crate::throwaway::{temp_dir, Service};
+use plumbline_enrich::standin::serve_n8n;
 
 /// The demo company, as a team would describe it once in `[org]`: its domain is known, so
 /// traffic to its own systems is not news to any detector.
@@ -54,101 +56,70 @@ pub async fn post_all(
     Ok(accepted)
 }
 
-/// Runs the demo: a child `plumbline serve` on a temporary directory (never the real
-/// store), the synthetic day through its endpoints, then a summary of what it raised.
+/// The key the demo's stand-in of n8n's API checks (`X-N8N-API-KEY`).
+const DEMO_N8N_KEY: &str = "demo-n8n-api-key";
+
+/// Runs the demo: child `plumbline serve`s on temporary directories (never the real
+/// store). First the canonical story from n8n's log stream alone, as a team that has not
+/// given Plumbline an n8n API key sees it; then the whole synthetic day with a local
+/// stand-in of n8n's public API connected, so the workflows' bodies are fetched.
 pub async fn run(listen: &str, keep_running: bool) -> anyhow::Result<()> {
-    let dir = tempfile_dir()?;
-    let config = dir.join("demo.toml");
-    std::fs::write(&config, DEMO_CONFIG)
-        .with_context(|| format!("writing {}", config.display()))?;
-    let exe = std::env::current_exe().context("finding the plumbline binary")?;
-    let mut child = Command::new(exe)
-        .args(["serve", "--listen", listen, "--config"])
-        .arg(&config)
-        .arg("--data")
-        .arg(dir.join("data"))
-        .env(
-            "PLUMBLINE_LOG",
-            std::env::var("PLUMBLINE_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("starting plumbline serve")?;
-    let stdout = child.stdout.take().expect("piped");
-    let mut lines = BufReader::new(stdout).lines();
-    let url = loop {
-        match lines.next() {
-            Some(Ok(l)) => {
-                if let Some(u) = l.strip_prefix("plumbline listening on ") {
-                    break u.trim().to_string();
-                }
-            }
-            _ => {
-                let _ = child.kill();
-                bail!("plumbline serve stopped before it was ready");
-            }
-        }
-    };
-    let result = feed_and_report(&url).await;
-    if keep_running && result.is_ok() {
-        println!("\nThe demo server keeps running at {url} (data in {}); Ctrl-C stops it and deletes the data.", dir.display());
-        let _ = tokio::signal::ctrl_c().await;
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    let _ = std::fs::remove_dir_all(&dir);
-    result
-}
-
-fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
-    let dir = std::env::temp_dir().join(format!("plumbline-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    Ok(dir)
-}
-
-async fn feed_and_report(url: &str) -> anyhow::Result<()> {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()?;
     let day = stories::yesterday();
-    let deliveries = stories::synthetic_day(day, "day1");
-    let accepted = post_all(&http, url, &deliveries).await?;
-    println!(
-        "Posted a synthetic day ({}) through the source endpoints: {accepted} events accepted.",
-        &plumbline_event::format_time(day)[..10]
+
+    println!("1. n8n's log stream alone (no [n8n] api_key): the canonical story");
+    let alone = Service::start(&temp_dir("demo-stream"), DEMO_CONFIG, "127.0.0.1:0", "warn")?;
+    feed(&http, &alone.url, &stories::canonical_story(day, "stream")).await?;
+    report(&http, &alone.url).await?;
+    drop(alone);
+
+    println!("\n2. The log stream with n8n's API connected (a local stand-in of GET /api/v1/workflows/{{id}})");
+    let api = serve_n8n(DEMO_N8N_KEY, stories::synthetic_workflows("day1")).await;
+    let config = format!(
+        "{DEMO_CONFIG}\n[n8n]\napi_url = {:?}\napi_key = {DEMO_N8N_KEY:?}\n",
+        api.url()
     );
+    let service = Service::start(&temp_dir("demo"), &config, listen, "warn")?;
+    let url = service.url.clone();
+    feed(&http, &url, &stories::synthetic_day(day, "day1")).await?;
+    report(&http, &url).await?;
+    println!("\nWhere to look: {url}/review (review page), {url}/v1/alerts, {url}/v1/trajectories, {url}/v1/events");
+    if keep_running {
+        println!("\nThe demo server keeps running at {url} (data in {}); Ctrl-C stops it and deletes the data.", service.dir().display());
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    drop(service);
+    drop(api);
+    Ok(())
+}
+
+async fn feed(http: &reqwest::Client, url: &str, deliveries: &[Delivery]) -> anyhow::Result<()> {
+    let accepted = post_all(http, url, deliveries).await?;
+    println!("   Posted through the source endpoints: {accepted} events accepted.");
     let mut stories: Vec<&str> = deliveries.iter().map(|d| d.story).collect();
     stories.dedup();
     for s in stories {
-        println!("  - {s}");
+        println!("     - {s}");
     }
-    // Alerts settle once detectors have run over the trajectories (a few seconds at most).
-    let started = Instant::now();
-    let mut last = usize::MAX;
-    let mut stable_since = Instant::now();
-    let alerts = loop {
-        let v: Value = http
-            .get(format!("{url}/v1/alerts"))
-            .send()
-            .await?
-            .json()
-            .await?;
-        let alerts = v["alerts"].as_array().cloned().unwrap_or_default();
-        if alerts.len() != last {
-            last = alerts.len();
-            stable_since = Instant::now();
-        }
-        if (last > 0 && stable_since.elapsed() > Duration::from_secs(3))
-            || started.elapsed() > Duration::from_secs(60)
-        {
-            break alerts;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
-    println!("\n{} alert(s):", alerts.len());
+    Ok(())
+}
+
+/// Prints the alerts once every event is in its trajectories and evaluated.
+async fn report(http: &reqwest::Client, url: &str) -> anyhow::Result<()> {
+    crate::eval::settle(http, url).await?;
+    let v: Value = http
+        .get(format!("{url}/v1/alerts"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let alerts = v["alerts"].as_array().cloned().unwrap_or_default();
+    println!("   {} alert(s):", alerts.len());
     for a in &alerts {
         println!(
-            "  [severity {}] {}\n      {}/v1/alerts/{}  ({} cited events; signals: {})",
+            "     [severity {}] {}\n         {}/v1/alerts/{}  ({} cited events; signals: {})",
             a["severity"],
             a["title"].as_str().unwrap_or(""),
             url,
@@ -164,6 +135,5 @@ async fn feed_and_report(url: &str) -> anyhow::Result<()> {
                 .unwrap_or_default()
         );
     }
-    println!("\nWhere to look: {url}/review (review page), {url}/v1/alerts, {url}/v1/trajectories, {url}/v1/events");
     Ok(())
 }

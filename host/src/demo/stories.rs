@@ -1,6 +1,8 @@
 //! A synthetic day of traffic in each source's own wire format: misaligned stories and
 //! their benign look-alikes. Used by `plumbline demo` and the end-to-end story tests.
 
+use std::collections::HashMap;
+
 use serde_json::{json, Value};
 use time::{Duration, OffsetDateTime};
 
@@ -51,21 +53,83 @@ fn node(id: &str, name: &str, ty: &str, parameters: Value) -> Value {
     json!({"id": id, "name": name, "type": ty, "typeVersion": 1, "position": [0, 0], "parameters": parameters})
 }
 
+/// A workflow as n8n's public API returns it (`GET /api/v1/workflows/{id}`): nodes
+/// connected in order, and a `versionId` that changes with every saved edit.
 fn workflow(id: &str, name: &str, active: bool, nodes: Vec<Value>) -> Value {
-    json!({"id": id, "name": name, "active": active, "nodes": nodes, "connections": {}})
+    use sha2::{Digest, Sha256};
+    let mut connections = serde_json::Map::new();
+    for pair in nodes.windows(2) {
+        connections.insert(
+            pair[0]["name"].as_str().unwrap_or_default().to_string(),
+            json!({"main": [[{"node": pair[1]["name"], "type": "main", "index": 0}]]}),
+        );
+    }
+    let body = json!([name, active, nodes]).to_string();
+    let version = hex::encode(&Sha256::digest(body.as_bytes())[..8]);
+    json!({"id": id, "name": name, "active": active, "isArchived": false, "nodes": nodes,
+           "connections": connections, "settings": {"executionOrder": "v1"},
+           "staticData": null, "tags": [], "versionId": version})
 }
 
-/// The brief's canonical story, in n8n's log-streaming format: a new workflow gains a
-/// webhook trigger, a wide-permission credential and an export step, is activated at
-/// 02:13 and renamed to blend in. `day` is the UTC midnight it happens after.
-pub fn canonical_story(day: OffsetDateTime, tag: &str) -> Vec<Delivery> {
-    const STORY: &str =
-        "canonical: new workflow → webhook → wide credential → export → 02:13 activation → rename";
-    let at = |h: i64, m: i64| day + Duration::hours(h) + Duration::minutes(m);
-    let who = user("mallory@acme.example", "Mallory");
-    let wf = format!("wf-{tag}");
-    let cred = json!({"httpHeaderAuth": {"id": "41", "name": "CRM admin"}});
-    let manual = node("n1", "Start", "n8n-nodes-base.manualTrigger", json!({}));
+/// What n8n's log stream sends for one run of a workflow: `n8n.workflow.started`, each
+/// node's `n8n.node.started` / `n8n.node.finished`, `n8n.workflow.success`. No user: the
+/// workflow runs by its trigger.
+fn execution(
+    story: &'static str,
+    id: &dyn Fn(String) -> String,
+    start: OffsetDateTime,
+    wf: &str,
+    name: &str,
+    execution: &str,
+    nodes: &[&Value],
+) -> Vec<Delivery> {
+    let base = json!({"workflowId": wf, "workflowName": name, "executionId": execution});
+    let mut out = vec![n8n(
+        story,
+        id(format!("x{execution}-start")),
+        start,
+        "n8n.workflow.started",
+        with(base.clone(), json!({"isManual": false})),
+    )];
+    for (i, node) in nodes.iter().enumerate() {
+        let t = start + Duration::milliseconds(400 * i as i64 + 100);
+        let p = with(
+            base.clone(),
+            json!({"nodeType": node["type"], "nodeName": node["name"]}),
+        );
+        out.push(n8n(
+            story,
+            id(format!("x{execution}-{i}s")),
+            t,
+            "n8n.node.started",
+            p.clone(),
+        ));
+        let done = t + Duration::milliseconds(300);
+        out.push(n8n(
+            story,
+            id(format!("x{execution}-{i}f")),
+            done,
+            "n8n.node.finished",
+            p,
+        ));
+    }
+    let last = nodes.last().map(|n| n["name"].clone()).unwrap_or_default();
+    out.push(n8n(
+        story,
+        id(format!("x{execution}-done")),
+        start + Duration::seconds(3),
+        "n8n.workflow.success",
+        with(
+            base,
+            json!({"success": true, "isManual": false, "lastNodeExecuted": last}),
+        ),
+    ));
+    out
+}
+
+/// The canonical story's workflow as n8n's API shows it after each of its audit events:
+/// created empty, the webhook, the CRM read with its credential, the upload, renamed.
+fn canonical_nodes() -> [Value; 4] {
     let hook = node(
         "n2",
         "Webhook",
@@ -78,15 +142,40 @@ pub fn canonical_story(day: OffsetDateTime, tag: &str) -> Vec<Delivery> {
         "n8n-nodes-base.httpRequest",
         json!({"url": "https://crm.acme.example/api/customers", "method": "GET"}),
     );
-    crm["credentials"] = cred;
+    crm["credentials"] = json!({"httpHeaderAuth": {"id": "41", "name": "CRM admin"}});
     let export = node(
         "n4",
         "Upload",
         "n8n-nodes-base.httpRequest",
         json!({"url": "https://files-drop.example.net/upload", "method": "POST"}),
     );
+    let manual = node("n1", "Start", "n8n-nodes-base.manualTrigger", json!({}));
+    [manual, hook, crm, export]
+}
+
+/// The brief's canonical story exactly as n8n's log streaming sends it (no workflow body:
+/// audit events name the workflow, node events name node types): a CRM admin credential
+/// is created, a new workflow is edited three times, activated at 02:13, runs webhook →
+/// CRM read → upload, and is renamed "Invoice sync (temp)". With n8n's API connected,
+/// [`canonical_workflows`] is what it answers. `day` is the UTC midnight it happens after.
+pub fn canonical_story(day: OffsetDateTime, tag: &str) -> Vec<Delivery> {
+    const STORY: &str =
+        "canonical: new workflow → webhook → wide credential → export → 02:13 activation → rename";
+    let at = |h: i64, m: i64| day + Duration::hours(h) + Duration::minutes(m);
+    let who = user("mallory@acme.example", "Mallory");
+    let wf = format!("wf-{tag}");
+    let name = "Customer sync";
     let id = |n: u32| format!("demo-{tag}-{n}");
-    vec![
+    let audit = |n: u32, t: OffsetDateTime, event: &str, name: &str| {
+        n8n(
+            STORY,
+            id(n),
+            t,
+            event,
+            with(who.clone(), json!({"workflowId": wf, "workflowName": name})),
+        )
+    };
+    let mut out = vec![
         n8n(
             STORY,
             id(0),
@@ -94,92 +183,57 @@ pub fn canonical_story(day: OffsetDateTime, tag: &str) -> Vec<Delivery> {
             "n8n.audit.user.credentials.created",
             with(
                 who.clone(),
-                json!({
-            "credentialType": "httpHeaderAuth", "credentialId": "41", "credentialName": "CRM admin",
-            "scope": "crm:* admin export"}),
+                json!({"credentialType": "httpHeaderAuth", "credentialId": "41",
+                       "credentialName": "CRM admin", "publicApi": false}),
             ),
         ),
-        n8n(
-            STORY,
-            id(1),
-            at(1, 52),
-            "n8n.audit.workflow.created",
-            with(
-                who.clone(),
-                json!({
-            "workflowId": wf, "workflowName": "Customer sync",
-            "workflow": workflow(&wf, "Customer sync", false, vec![manual])}),
-            ),
-        ),
-        n8n(
-            STORY,
-            id(2),
-            at(1, 58),
-            "n8n.audit.workflow.updated",
-            with(
-                who.clone(),
-                json!({
-            "workflowId": wf, "workflowName": "Customer sync",
-            "workflow": workflow(&wf, "Customer sync", false, vec![hook.clone()])}),
-            ),
-        ),
-        n8n(
-            STORY,
-            id(3),
-            at(2, 3),
-            "n8n.audit.workflow.updated",
-            with(
-                who.clone(),
-                json!({
-            "workflowId": wf, "workflowName": "Customer sync",
-            "workflow": workflow(&wf, "Customer sync", false, vec![hook.clone(), crm.clone()])}),
-            ),
-        ),
-        n8n(
-            STORY,
-            id(4),
-            at(2, 8),
-            "n8n.audit.workflow.updated",
-            with(
-                who.clone(),
-                json!({
-            "workflowId": wf, "workflowName": "Customer sync",
-            "workflow": workflow(&wf, "Customer sync", false, vec![hook.clone(), crm.clone(), export.clone()])}),
-            ),
-        ),
-        n8n(
-            STORY,
-            id(5),
-            at(2, 13),
-            "n8n.audit.workflow.activated",
-            with(
-                who.clone(),
-                json!({
-            "workflowId": wf, "workflowName": "Customer sync"}),
-            ),
-        ),
-        n8n(
-            STORY,
-            id(6),
-            at(2, 20),
-            "n8n.audit.workflow.updated",
-            with(
-                who,
-                json!({
-            "workflowId": wf, "workflowName": "Invoice sync (temp)",
-            "workflow": workflow(&wf, "Invoice sync (temp)", true, vec![hook, crm, export])}),
-            ),
-        ),
-    ]
+        audit(1, at(1, 52), "n8n.audit.workflow.created", name),
+        audit(2, at(1, 58), "n8n.audit.workflow.updated", name),
+        audit(3, at(2, 3), "n8n.audit.workflow.updated", name),
+        audit(4, at(2, 8), "n8n.audit.workflow.updated", name),
+        audit(5, at(2, 13), "n8n.audit.workflow.activated", name),
+    ];
+    let [_, hook, crm, export] = canonical_nodes();
+    let run_id = |suffix: String| format!("demo-{tag}-{suffix}");
+    out.extend(execution(
+        STORY,
+        &run_id,
+        at(2, 15),
+        &wf,
+        name,
+        "501",
+        &[&hook, &crm, &export],
+    ));
+    out.push(audit(
+        6,
+        at(2, 20),
+        "n8n.audit.workflow.updated",
+        "Invoice sync (temp)",
+    ));
+    out
 }
 
-/// The benign look-alike: a workflow built in business hours with a narrow credential,
-/// sending only to the company's own ERP.
-pub fn benign_workflow(day: OffsetDateTime, tag: &str) -> Vec<Delivery> {
-    const STORY: &str = "benign: business-hours workflow to the internal ERP";
-    let at = |h: i64, m: i64| day + Duration::hours(h) + Duration::minutes(m);
-    let who = user("dana@acme.example", "Dana");
-    let wf = format!("wf-{tag}-erp");
+/// What n8n's public API answers for the canonical story's workflow, one version per
+/// audit event that changes it (`GET /api/v1/workflows/{id}`), for a stand-in.
+pub fn canonical_workflows(tag: &str) -> HashMap<String, Vec<Value>> {
+    let wf = format!("wf-{tag}");
+    let [manual, hook, crm, export] = canonical_nodes();
+    let versions = vec![
+        workflow(&wf, "Customer sync", false, vec![manual]),
+        workflow(&wf, "Customer sync", false, vec![hook.clone()]),
+        workflow(&wf, "Customer sync", false, vec![hook.clone(), crm.clone()]),
+        workflow(
+            &wf,
+            "Customer sync",
+            false,
+            vec![hook.clone(), crm.clone(), export.clone()],
+        ),
+        workflow(&wf, "Invoice sync (temp)", true, vec![hook, crm, export]),
+    ];
+    HashMap::from([(wf, versions)])
+}
+
+fn benign_nodes() -> [Value; 2] {
     let schedule = node(
         "b1",
         "Every hour",
@@ -193,8 +247,28 @@ pub fn benign_workflow(day: OffsetDateTime, tag: &str) -> Vec<Delivery> {
         json!({"url": "https://erp.internal.acme.example/api/invoices", "method": "GET"}),
     );
     fetch["credentials"] = json!({"httpHeaderAuth": {"id": "12", "name": "ERP read"}});
+    [schedule, fetch]
+}
+
+/// The benign look-alike: a workflow built in business hours with a narrow credential,
+/// reading from the company's own ERP every hour.
+pub fn benign_workflow(day: OffsetDateTime, tag: &str) -> Vec<Delivery> {
+    const STORY: &str = "benign: business-hours workflow to the internal ERP";
+    let at = |h: i64, m: i64| day + Duration::hours(h) + Duration::minutes(m);
+    let who = user("dana@acme.example", "Dana");
+    let wf = format!("wf-{tag}-erp");
+    let name = "Invoice sync (prod)";
     let id = |n: u32| format!("demo-{tag}-b{n}");
-    vec![
+    let audit = |n: u32, t: OffsetDateTime, event: &str| {
+        n8n(
+            STORY,
+            id(n),
+            t,
+            event,
+            with(who.clone(), json!({"workflowId": wf, "workflowName": name})),
+        )
+    };
+    let mut out = vec![
         n8n(
             STORY,
             id(0),
@@ -202,34 +276,38 @@ pub fn benign_workflow(day: OffsetDateTime, tag: &str) -> Vec<Delivery> {
             "n8n.audit.user.credentials.created",
             with(
                 who.clone(),
-                json!({
-            "credentialType": "httpHeaderAuth", "credentialId": "12", "credentialName": "ERP read", "scope": "invoices:read"}),
+                json!({"credentialType": "httpHeaderAuth", "credentialId": "12",
+                       "credentialName": "ERP read", "publicApi": false}),
             ),
         ),
-        n8n(
-            STORY,
-            id(1),
-            at(10, 0),
-            "n8n.audit.workflow.created",
-            with(
-                who.clone(),
-                json!({
-            "workflowId": wf, "workflowName": "Invoice sync (prod)",
-            "workflow": workflow(&wf, "Invoice sync (prod)", false, vec![schedule, fetch])}),
-            ),
-        ),
-        n8n(
-            STORY,
-            id(2),
-            at(10, 21),
-            "n8n.audit.workflow.activated",
-            with(
-                who,
-                json!({
-            "workflowId": wf, "workflowName": "Invoice sync (prod)"}),
-            ),
-        ),
-    ]
+        audit(1, at(10, 0), "n8n.audit.workflow.created"),
+        audit(2, at(10, 21), "n8n.audit.workflow.activated"),
+    ];
+    let [schedule, fetch] = benign_nodes();
+    let run_id = |suffix: String| format!("demo-{tag}-b{suffix}");
+    out.extend(execution(
+        STORY,
+        &run_id,
+        at(11, 0),
+        &wf,
+        name,
+        "77",
+        &[&schedule, &fetch],
+    ));
+    out
+}
+
+/// What n8n's API answers for the benign workflow.
+pub fn benign_workflows(tag: &str) -> HashMap<String, Vec<Value>> {
+    let wf = format!("wf-{tag}-erp");
+    let nodes = benign_nodes().to_vec();
+    HashMap::from([(
+        wf.clone(),
+        vec![
+            workflow(&wf, "Invoice sync (prod)", false, nodes.clone()),
+            workflow(&wf, "Invoice sync (prod)", true, nodes),
+        ],
+    )])
 }
 
 /// An AI assistant's system prompt edited to override its policy, shipped to production
@@ -328,6 +406,13 @@ pub fn vault_probe(day: OffsetDateTime, tag: &str) -> Vec<Delivery> {
             body: Value::String(routine.join("\n")),
         },
     ]
+}
+
+/// What n8n's API answers for the synthetic day's workflows.
+pub fn synthetic_workflows(tag: &str) -> HashMap<String, Vec<Value>> {
+    let mut all = canonical_workflows(tag);
+    all.extend(benign_workflows(tag));
+    all
 }
 
 /// The whole synthetic day, starting at `day` (UTC midnight).

@@ -1,8 +1,9 @@
 //! `GET /metrics` (`read` scope; open on a loopback API without tokens): Prometheus text
-//! with ingest counts by source, the store's group commits, trajectory evaluations and the
-//! event-to-evaluation latency histogram, detector calls / failures (traps, deadlines,
-//! memory, contract) / quarantines, summaries and LLM tokens, outbox depth and response
-//! actions, alerts, labels and coverage. Counters start at zero with the process.
+//! with ingest counts by source, enrichment look-ups by source and outcome, the store's
+//! group commits, trajectory evaluations and the event-to-evaluation latency histogram,
+//! detector calls / failures (traps, deadlines, memory, contract) / quarantines, summaries
+//! and LLM tokens, outbox depth and response actions, alerts, labels and coverage.
+//! Counters start at zero with the process.
 
 use std::sync::atomic::Ordering;
 
@@ -60,6 +61,18 @@ pub fn render(s: &ReviewState) -> Result<String, plumbline_store::StoreError> {
             *last as f64,
         );
     }
+    x.family(
+        "plumbline_enrich_requests_total",
+        "counter",
+        "Look-ups of what audit events name in the source's own API, by source and outcome: ok (fetched), cached, failed (timeout, HTTP error, not JSON, over the local rate limit; the event is stored without it), skipped (the delivery carried it).",
+    );
+    for (src, outcome, n) in s.app.enrich.counts() {
+        x.sample(
+            "plumbline_enrich_requests_total",
+            &[("source", src.as_str()), ("outcome", outcome)],
+            n as f64,
+        );
+    }
     let w = &s.app.ingest.writer().stats;
     x.single(
         "plumbline_store_group_commits_total",
@@ -97,6 +110,12 @@ pub fn render(s: &ReviewState) -> Result<String, plumbline_store::StoreError> {
         "counter",
         "Evaluations skipped because the trajectory had not changed.",
         t.skipped_unchanged.load(Ordering::Relaxed) as f64,
+    );
+    x.single(
+        "plumbline_trajectory_backlog",
+        "gauge",
+        "Events stored but not yet in a trajectory, plus evaluations queued (ingest answers 503 above [ingest] max_backlog).",
+        s.app.trajectories.backlog() as f64,
     );
     x.histogram(
         "plumbline_evaluation_latency_seconds",

@@ -71,7 +71,11 @@ impl Detector for NewDestination {
             }
             let mut flagged: Vec<(String, DestinationClass)> = fresh
                 .iter()
-                .filter_map(|d| lists.classify(d).map(|(p, c)| (p.name().to_string(), c)))
+                .filter_map(|d| {
+                    lists
+                        .classify_from(d, &e.actor.id)
+                        .map(|(p, c)| (p.name().to_string(), c))
+                })
                 .filter(|(_, c)| *c != DestinationClass::Known)
                 .collect();
             if flagged.is_empty() {

@@ -142,7 +142,15 @@ fn read<'a>(created: &'a Event, story: &[&'a Event], s: &Settings) -> Option<Rea
         };
         let run = runs.entry(exec).or_default();
         if e.is("data.export") {
-            run.export.get_or_insert(e);
+            // A data store node can write out too, but in a run it is most often the
+            // read: the step that sends is the last export-like node that is not one.
+            let sends = !listed(&s.read, short_type(e));
+            if run
+                .export
+                .is_none_or(|x| sends || listed(&s.read, short_type(x)))
+            {
+                run.export = Some(e);
+            }
         } else if e.is("workflow.node.executed") {
             run.nodes.push(e);
         }

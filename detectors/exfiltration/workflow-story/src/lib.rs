@@ -191,7 +191,7 @@ impl<'a> Story<'a> {
                         .into_iter()
                         .filter(|d| {
                             s.destinations
-                                .classify(d)
+                                .classify_from(d, &e.actor.id)
                                 .is_none_or(|(_, c)| c != DestinationClass::Known)
                         })
                         .collect();

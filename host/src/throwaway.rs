@@ -1,0 +1,87 @@
+//! A `plumbline serve` child on a temporary data directory, never the real store: what
+//! `plumbline demo` and `plumbline eval` run their traffic through, so they exercise the
+//! same binary, endpoints and stages as production.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use anyhow::{bail, Context};
+
+/// A running child service; killed and its directory deleted when dropped.
+pub struct Service {
+    child: Child,
+    dir: PathBuf,
+    pub url: String,
+}
+
+impl Service {
+    /// Starts `plumbline serve` with `config` (TOML over the embedded defaults) on `listen`,
+    /// its data under `dir` (created; deleted on drop), and waits until it listens.
+    /// `log` is the child's log filter unless `PLUMBLINE_LOG` is set.
+    pub fn start(dir: &Path, config: &str, listen: &str, log: &str) -> anyhow::Result<Service> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let file = dir.join("plumbline.toml");
+        std::fs::write(&file, config).with_context(|| format!("writing {}", file.display()))?;
+        let exe = std::env::current_exe().context("finding the plumbline binary")?;
+        let mut child = Command::new(exe)
+            .args(["serve", "--listen", listen, "--config"])
+            .arg(&file)
+            .arg("--data")
+            .arg(dir.join("data"))
+            .env(
+                "PLUMBLINE_LOG",
+                std::env::var("PLUMBLINE_LOG").unwrap_or_else(|_| log.into()),
+            )
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("starting plumbline serve")?;
+        let stdout = child.stdout.take().expect("piped");
+        let mut lines = BufReader::new(stdout).lines();
+        let url = loop {
+            match lines.next() {
+                Some(Ok(l)) => {
+                    if let Some(u) = l.strip_prefix("plumbline listening on ") {
+                        break u.trim().to_string();
+                    }
+                }
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    bail!(
+                        "plumbline serve stopped before it was ready (config {})",
+                        file.display()
+                    );
+                }
+            }
+        };
+        Ok(Service {
+            child,
+            dir: dir.to_path_buf(),
+            url,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A fresh directory under the system's temporary directory, unique to this process.
+pub fn temp_dir(what: &str) -> PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    std::env::temp_dir().join(format!(
+        "plumbline-{what}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ))
+}
