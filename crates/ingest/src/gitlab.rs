@@ -475,6 +475,11 @@ fn merge_request(ctx: &Ctx, memory: &dyn Memory, out: &mut Mapped) -> Result<(),
     if let Some(d) = without_review {
         out.push(0, d);
     }
+    // A merge request's approvals arrive in the same Merge Request Hook as its opening:
+    // one seen from its opening has its reviews known, approved or not.
+    if action == "open" && verdicts.is_none() {
+        out.remember(SRC, "reviews", &key, Some(json!({})));
+    }
     if matches!(
         action.as_str(),
         "approval" | "approved" | "unapproval" | "unapproved"

@@ -626,7 +626,8 @@ fn group_link(e: &mut crate::Event, p: &Value, kind: &str, c: &Change) -> &'stat
 
 /// Access, deploy and agent tokens: created, revoked, deleted. Their scopes are in the
 /// details or the message (`… with scopes: [:api, :read_repository] and Maintainer access
-/// level.`), their name in the message or the target.
+/// level.`), their name in the message or the target; a personal access token's owner
+/// (`credential.owner`) is its target user.
 fn token(e: &mut crate::Event, p: &Value, kind: &str, message: &str) -> Option<&'static str> {
     const KINDS: [&str; 6] = [
         "personal_access_token",
@@ -663,9 +664,31 @@ fn token(e: &mut crate::Event, p: &Value, kind: &str, message: &str) -> Option<&
         .map(str::trim)
         .filter(|n| !n.is_empty())
         .map(str::to_string);
-    if let Some(name) = name {
-        e.resource = name;
+    // A personal access (or impersonation) token is audited with its owner as the target
+    // user and no name: an administrator can create one for somebody else
+    // (`POST /users/:id/personal_access_tokens`), a credential that acts as that person.
+    let owner = (*credential == "personal_access_token"
+        && first(p, &["target_type", "details.target_type"]) == "User")
+        .then(|| e.resource.clone())
+        .filter(|o| !o.is_empty());
+    let id = ["with token_id: ", "with id "]
+        .iter()
+        .find_map(|k| message.split(k).nth(1))
+        .map(|rest| {
+            rest.chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+        })
+        .filter(|id| !id.is_empty());
+    match (name, &owner, &id) {
+        (Some(name), _, _) => e.resource = name,
+        (None, Some(_), Some(id)) => e.resource = format!("personal access token {id}"),
+        _ => {}
     }
+    if let Some(owner) = owner {
+        set(e, "credential.owner", owner);
+    }
+    set(e, "credential.id", id.unwrap_or_default());
     let role = message
         .split(" and ")
         .last()

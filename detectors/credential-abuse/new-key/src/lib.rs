@@ -1,6 +1,6 @@
 //! New long-lived credentials with write access: a repository deploy key that can push,
-//! an API key or token whose scopes include write/admin, an IAM access key created for
-//! another user (a classic way to keep access). Needs review; created by an AI agent:
+//! an API key or token whose scopes include write/admin, an IAM access key or a personal
+//! token created for another user (a classic way to keep access). Needs review; created by an AI agent:
 //! urgent.
 //!
 //! A key created shortly after the same-named key of the same kind on the same system was
@@ -162,6 +162,14 @@ fn write_access(e: &Event, write_scopes: &[String]) -> Option<String> {
         return (e.attr_bool("read_only") == Some(false))
             .then(|| "write (push) access".to_string());
     }
+    // A credential that names its owner (`credential.owner`: a GitLab personal access
+    // token an administrator created for somebody else) acts as that person, whatever its
+    // scopes; one the actor created for themselves is judged by its scopes.
+    if let Some(owner) = e.attr_str("credential.owner").filter(|o| !o.is_empty()) {
+        if !is_actor(e, owner) {
+            return Some(format!("a token for another user ({owner})"));
+        }
+    }
     // An IAM access key for someone else: full power of that user, kept outside SSO.
     if e.source == "cloudtrail" {
         let owner = e.resource.as_str();
@@ -172,6 +180,15 @@ fn write_access(e: &Event, write_scopes: &[String]) -> Option<String> {
     let scope = attr_text(e, &SCOPE_KEYS)?;
     let wide = wide_scopes(scope, write_scopes);
     (!wide.is_empty()).then(|| format!("scopes {}", wide.join(" ")))
+}
+
+/// Whether `who` names the actor: their id, display name, or the last segment of their id.
+fn is_actor(e: &Event, who: &str) -> bool {
+    let who = who.trim();
+    let tail = e.actor.id.rsplit(['/', ':']).next().unwrap_or("");
+    [e.actor.id.as_str(), e.actor.display.as_str(), tail]
+        .iter()
+        .any(|a| !a.is_empty() && a.eq_ignore_ascii_case(who))
 }
 
 fn key_name(e: &Event) -> &str {
