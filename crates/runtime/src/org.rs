@@ -37,7 +37,8 @@ pub struct Org {
     pub utc_offset_hours: Option<i32>,
     /// Vetted apps and integrations (globs of the app slug or name).
     pub apps: Vec<String>,
-    /// Bot accounts whose routine pushes (version bumps) are expected.
+    /// Bot accounts whose routine pushes (version bumps) and merges (dependency updates,
+    /// merged by the bot itself) are expected.
     pub bots: Vec<String>,
     /// Approved packages and the registries dependencies may come from.
     pub packages: Vec<String>,
@@ -89,6 +90,7 @@ impl Org {
             ),
             ("known_apps", list(&[&self.apps]), Merge::Append),
             ("release_bots", list(&[&self.bots]), Merge::Append),
+            ("auto_merge_bots", list(&[&self.bots]), Merge::Append),
             ("known_packages", list(&[&self.packages]), Merge::Append),
             ("known_registries", list(&[&self.registries]), Merge::Append),
         ];
@@ -186,5 +188,20 @@ mod tests {
         }
         .validate()
         .is_err());
+    }
+    #[test]
+    fn bots_are_release_and_auto_merge_bots() {
+        let org = Org {
+            bots: vec!["renovate-bot".into()],
+            ..Org::default()
+        };
+        let mut config: BTreeMap<String, String> =
+            [("auto_merge_bots", "dependabot[bot]"), ("release_bots", "")]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+        org.apply(&mut config);
+        assert_eq!(config["auto_merge_bots"], "dependabot[bot],renovate-bot");
+        assert_eq!(config["release_bots"], "renovate-bot");
     }
 }
