@@ -440,7 +440,8 @@ async fn cli(h: &Server, args: &[&str], envs: &[(&str, &str)]) -> std::process::
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_plumbline"));
     cmd.arg("ingest").arg("--url").arg(&h.url).args(args);
     cmd.env_remove("PLUMBLINE_TOKEN")
-        .env_remove("PLUMBLINE_GITHUB_SECRET");
+        .env_remove("PLUMBLINE_GITHUB_SECRET")
+        .env_remove("PLUMBLINE_GITHUB_AUDIT_TOKEN");
     for (k, v) in envs {
         cmd.env(k, v);
     }
@@ -551,6 +552,55 @@ async fn the_cli_backfills_each_source_format_through_its_endpoint() {
     assert_eq!(m["action"], "member.added");
     // The payload has no time of its own: the delivery time is used.
     assert_eq!(m["time"], "2026-11-25T09:15:00Z");
+}
+
+/// `plumbline ingest --source github-audit`: an export of `GET /orgs/{org}/audit-log` (a
+/// JSON array) and audit-log streaming's NDJSON, under `PLUMBLINE_GITHUB_AUDIT_TOKEN`; the
+/// entries the stream already delivered are duplicates of the export.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_backfills_the_github_audit_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = "gh-audit-backfill-0c4e";
+    let h = Server::start_with(
+        &dir.path().join("data"),
+        &[],
+        &[
+            ("PLUMBLINE_GITHUB_AUDIT_TOKEN", token),
+            ("PLUMBLINE_STORE_RETENTION_DAYS", "0"),
+        ],
+    );
+    let path = |p: &str| fixtures_dir().join(p).display().to_string();
+    let page = path("github-audit/org_audit_log.json");
+    let out = cli(&h, &["--source", "github-audit", &page], &[]).await;
+    assert!(
+        !out.status.success(),
+        "a back-fill without the token is refused"
+    );
+    let out = cli(
+        &h,
+        &["--source", "github-audit", "--batch", "8", &page],
+        &[("PLUMBLINE_GITHUB_AUDIT_TOKEN", token)],
+    )
+    .await;
+    assert_eq!(succeeded(&out), "accepted 21, duplicates 0, rejected 0");
+    let e = stored(&h, "github-audit:pb-destroy-0001").await;
+    assert_eq!(e["action"], "branch.protection.disabled");
+    assert_eq!(e["attributes"]["action"], "protected_branch.destroy");
+    // The stream's lines, one of them an entry the export already held.
+    let entries: Vec<Value> =
+        serde_json::from_slice(&fixture("github-audit/org_audit_log.json")).unwrap();
+    let mut lines = String::from_utf8(fixture("github-audit/stream.ndjson")).unwrap();
+    lines.push_str(&entries[13].to_string());
+    lines.push('\n');
+    let file = dir.path().join("stream.ndjson");
+    std::fs::write(&file, lines).unwrap();
+    let out = cli(
+        &h,
+        &["--source", "github-audit", file.to_str().unwrap()],
+        &[("PLUMBLINE_GITHUB_AUDIT_TOKEN", token)],
+    )
+    .await;
+    assert_eq!(succeeded(&out), "accepted 3, duplicates 1, rejected 0");
 }
 
 /// A stored event by id (the server's API is open on loopback).

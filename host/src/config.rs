@@ -10,6 +10,7 @@ pub use plumbline_api::auth::{ApiToken, AuthConfig, Scope};
 // Each source's section is owned by its adapter.
 use plumbline_ingest::cloudtrail::CloudtrailConfig;
 use plumbline_ingest::github::GithubConfig;
+use plumbline_ingest::github_audit::GithubAuditConfig;
 use plumbline_ingest::gitlab::GitlabConfig;
 use plumbline_ingest::make::MakeConfig;
 use plumbline_ingest::n8n::N8nConfig;
@@ -59,6 +60,7 @@ pub struct Config {
     pub ingest: plumbline_ingest::IngestConfig,
     pub trajectory: plumbline_trajectory::TrajectoryConfig,
     pub github: GithubConfig,
+    pub github_audit: GithubAuditConfig,
     pub gitlab: GitlabConfig,
     pub n8n: N8nConfig,
     pub make: MakeConfig,
@@ -133,6 +135,7 @@ impl Config {
     pub fn sources(&self) -> plumbline_ingest::SourcesConfig {
         plumbline_ingest::SourcesConfig {
             github: self.github.clone(),
+            github_audit: self.github_audit.clone(),
             gitlab: self.gitlab.clone(),
             n8n: self.n8n.clone(),
             make: self.make.clone(),
@@ -175,7 +178,19 @@ fn apply_env(
             continue;
         };
         let rest = rest.to_ascii_lowercase();
-        let Some(section) = sections.iter().find(|s| rest.starts_with(&format!("{s}_"))) else {
+        // The longest section that names the variable's key: `PLUMBLINE_GITHUB_AUDIT_TOKEN`
+        // is `github_audit.token`, not a key `audit_token` of `[github]`.
+        let Some(section) = sections
+            .iter()
+            .filter(|s| rest.starts_with(&format!("{s}_")))
+            .filter(|s| {
+                value
+                    .get(s.as_str())
+                    .and_then(|v| v.as_table())
+                    .is_some_and(|t| t.contains_key(&rest[s.len() + 1..]))
+            })
+            .max_by_key(|s| s.len())
+        else {
             continue;
         };
         let key = &rest[section.len() + 1..];
@@ -384,6 +399,7 @@ mod tests {
     fn source_secrets_come_from_the_documented_environment_variables() {
         let env: Vec<(String, String)> = [
             ("PLUMBLINE_GITHUB_SECRET", "gh"),
+            ("PLUMBLINE_GITHUB_AUDIT_TOKEN", "gha"),
             ("PLUMBLINE_GITLAB_TOKEN", "gl"),
             ("PLUMBLINE_N8N_TOKEN", "n8"),
             ("PLUMBLINE_MAKE_TOKEN", "mk"),
@@ -400,6 +416,7 @@ mod tests {
         .collect();
         let c = Config::load_with_env(None, env).unwrap();
         assert_eq!(c.github.secret, "gh");
+        assert_eq!(c.github_audit.token, "gha");
         assert_eq!(c.gitlab.token, "gl");
         assert_eq!(c.n8n.token, "n8");
         assert_eq!(c.make.token, "mk");

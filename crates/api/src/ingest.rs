@@ -1,4 +1,4 @@
-//! `POST /v1/ingest/<source>` for every source adapter, and `GET` where the adapter has a
+//! `POST /v1/ingest/<endpoint>` for every source adapter, and `GET` where the adapter has a
 //! handshake (Okta's event-hook verification): one generic handler doing
 //! credential → body limit → enrichment → mapping → durable submit → answer, and the
 //! translation of ingest errors into API errors.
@@ -22,11 +22,11 @@ use plumbline_ingest::adapter::{Adapter, Delivery, IngestError, Memory, SourceAu
 use plumbline_ingest::memory::SledMemory;
 use plumbline_ingest::{IngestReport, Mapped};
 
-/// `/v1/ingest/<source>` for each adapter.
+/// `/v1/ingest/<endpoint>` for each adapter (the source's name, or `github-audit`).
 pub fn routes(adapters: &[Arc<dyn Adapter>]) -> Router<AppState> {
     let mut router = Router::new();
     for adapter in adapters {
-        let path = format!("/v1/ingest/{}", adapter.source());
+        let path = format!("/v1/ingest/{}", adapter.endpoint());
         let a = adapter.clone();
         let mut route: MethodRouter<AppState> = post(
             move |State(state): State<AppState>, headers: HeaderMap, body: Body| {

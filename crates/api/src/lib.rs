@@ -9,6 +9,7 @@ pub mod detectors;
 pub mod error;
 pub mod events;
 pub mod guard;
+pub mod hec;
 pub mod ingest;
 pub mod limits;
 pub mod packs;
@@ -74,6 +75,7 @@ pub fn router(state: AppState) -> Router {
         .merge(summary_audit::routes())
         .merge(audit_log::routes())
         .merge(ingest::routes(&state.adapters))
+        .merge(hec::routes(&state.adapters))
         .fallback(|| async { error::ApiError::not_found("no such endpoint") })
         .with_state(state)
 }

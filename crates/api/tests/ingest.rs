@@ -691,3 +691,226 @@ async fn n8n_audit_events_are_enriched_from_the_n8n_api_before_they_are_stored()
     assert_eq!(stored.len(), 5);
     assert!(stored.iter().all(|e| !e.to_string().contains(API_KEY)));
 }
+
+const GH_AUDIT_TOKEN: &str = "gh-audit-stream-5b2d";
+
+fn audit_page() -> Vec<Value> {
+    serde_json::from_slice(&fixture("github-audit/org_audit_log.json")).unwrap()
+}
+
+/// Stored events of the GitHub audit log (they are `source: github`, ids `github-audit:`).
+async fn audit_events(h: &Harness) -> Vec<Value> {
+    h.events("github")
+        .await
+        .into_iter()
+        .filter(|e| e["id"].as_str().unwrap_or("").starts_with("github-audit:"))
+        .collect()
+}
+
+/// `POST /v1/ingest/github-audit`: an audit-log page (a JSON array) and streaming's NDJSON,
+/// under the shared token (or an ingest API token); a re-delivered page is stored once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn github_audit_log_entries_are_taken_as_arrays_and_ndjson_and_stored_once() {
+    let h = Harness::start(|c| {
+        c.sources.github_audit.token = GH_AUDIT_TOKEN.into();
+        api_tokens(c);
+    })
+    .await;
+    let page = fixture("github-audit/org_audit_log.json");
+    let bearer = |t: &str| vec![("authorization".to_string(), format!("Bearer {t}"))];
+    for creds in [bearer("not-the-token"), vec![]] {
+        let (st, v) = h
+            .post("/v1/ingest/github-audit", &creds, page.clone())
+            .await;
+        assert_eq!(st, StatusCode::UNAUTHORIZED, "{v}");
+    }
+    assert!(audit_events(&h).await.is_empty());
+    // The page, then the same page again (an overlapping poll): stored once.
+    for want in [(21, 0, 0), (0, 21, 0)] {
+        let (st, v) = h
+            .post(
+                "/v1/ingest/github-audit",
+                &bearer(GH_AUDIT_TOKEN),
+                page.clone(),
+            )
+            .await;
+        assert_eq!((st, report(&v)), (StatusCode::ACCEPTED, want), "{v}");
+    }
+    // Streaming's NDJSON, with the token as X-Plumbline-Token.
+    let (st, v) = h
+        .post(
+            "/v1/ingest/github-audit",
+            &[
+                ("x-plumbline-token".into(), GH_AUDIT_TOKEN.into()),
+                ("content-type".into(), "application/x-ndjson".into()),
+            ],
+            fixture("github-audit/stream.ndjson"),
+        )
+        .await;
+    assert_eq!((st, report(&v)), (StatusCode::ACCEPTED, (3, 0, 0)), "{v}");
+    assert_eq!(audit_events(&h).await.len(), 24);
+    let e = h.event("github-audit:repo-access-0014").await;
+    assert_eq!(e["source"], "github");
+    assert_eq!(e["action"], "repo.visibility.changed");
+    assert_eq!(e["attributes"]["action"], "repo.access");
+    assert_eq!(e["attributes"]["plumbline.verified_by"], "github");
+    // An ingest API token stands in for the shared token (back-fills), unverified.
+    let one = serde_json::to_vec(&audit_page()[13]).unwrap();
+    let (st, v) = h
+        .post("/v1/ingest/github-audit", &bearer(API_TOKEN), one)
+        .await;
+    assert_eq!((st, report(&v)), (StatusCode::ACCEPTED, (0, 1, 0)), "{v}");
+    // Malformed entries are refused by position; a broken body names line and column.
+    let mixed =
+        json!([audit_page()[10], {"actor": "dana-ops", "created_at": 1_793_610_900_000u64}]);
+    let (st, v) = h
+        .post(
+            "/v1/ingest/github-audit",
+            &bearer(GH_AUDIT_TOKEN),
+            serde_json::to_vec(&mixed).unwrap(),
+        )
+        .await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+    assert_eq!(v["rejected"][0]["index"], 1, "{v}");
+    assert_eq!(v["rejected"][0]["field"], "action", "{v}");
+    let (st, v) = h
+        .post(
+            "/v1/ingest/github-audit",
+            &bearer(GH_AUDIT_TOKEN),
+            b"{\"action\": \n  [1,".to_vec(),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(v["line"], 2, "{v}");
+}
+
+/// The Splunk-HEC-compatible receiver GitHub's enterprise audit-log streaming posts to:
+/// `Authorization: Splunk <token>`, envelopes back to back, HEC's answers and error codes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hec_receiver_takes_concatenated_envelopes_and_answers_as_hec_does() {
+    let h = Harness::start(|c| {
+        c.sources.github_audit.token = GH_AUDIT_TOKEN.into();
+        api_tokens(c);
+    })
+    .await;
+    let splunk = |t: &str| vec![("authorization".to_string(), format!("Splunk {t}"))];
+    let page = audit_page();
+    let envelope = |e: &Value| {
+        json!({"time": e["@timestamp"].as_i64().unwrap() / 1000, "host": "github.com",
+            "source": "github", "sourcetype": "github:enterprise:audit", "event": e})
+        .to_string()
+    };
+    // Three envelopes back to back: the first two with nothing between them.
+    let body = format!(
+        "{}{}\n{}",
+        envelope(&page[0]),
+        envelope(&page[13]),
+        envelope(&page[18])
+    );
+    let hec = "/services/collector/event";
+    let (st, v) = h.post(hec, &[], body.clone()).await;
+    assert_eq!(
+        (st, &v),
+        (
+            StatusCode::UNAUTHORIZED,
+            &json!({"text": "Token is required", "code": 2})
+        )
+    );
+    let (st, v) = h
+        .post(
+            hec,
+            &[("authorization".into(), format!("Bearer {GH_AUDIT_TOKEN}"))],
+            body.clone(),
+        )
+        .await;
+    assert_eq!(
+        (st, &v),
+        (
+            StatusCode::UNAUTHORIZED,
+            &json!({"text": "Invalid authorization", "code": 3})
+        )
+    );
+    let (st, v) = h.post(hec, &splunk("wrong-token"), body.clone()).await;
+    assert_eq!(
+        (st, &v),
+        (
+            StatusCode::FORBIDDEN,
+            &json!({"text": "Invalid token", "code": 4})
+        )
+    );
+    assert!(audit_events(&h).await.is_empty());
+
+    let (st, v) = h.post(hec, &splunk(GH_AUDIT_TOKEN), body.clone()).await;
+    assert_eq!(
+        (st, &v),
+        (StatusCode::OK, &json!({"text": "Success", "code": 0}))
+    );
+    let stored = audit_events(&h).await;
+    assert_eq!(stored.len(), 3, "{stored:?}");
+    let e = h.event("github-audit:hook-create-0019").await;
+    assert_eq!(e["action"], "repo.webhook.created");
+    assert_eq!(e["attributes"]["plumbline.verified_by"], "github");
+    // GitHub retries: the same envelopes again (at the other path) are stored once, and so
+    // is the same entry posted to the ingest endpoint.
+    let (st, v) = h
+        .post("/services/collector", &splunk(GH_AUDIT_TOKEN), body)
+        .await;
+    assert_eq!(
+        (st, &v),
+        (StatusCode::OK, &json!({"text": "Success", "code": 0}))
+    );
+    assert_eq!(audit_events(&h).await.len(), 3);
+    let (st, v) = h
+        .post(
+            "/v1/ingest/github-audit",
+            &[("authorization".into(), format!("Bearer {GH_AUDIT_TOKEN}"))],
+            serde_json::to_vec(&page[13]).unwrap(),
+        )
+        .await;
+    assert_eq!((st, report(&v)), (StatusCode::ACCEPTED, (0, 1, 0)), "{v}");
+
+    // HEC's refusals.
+    let (st, v) = h.post(hec, &splunk(GH_AUDIT_TOKEN), "  \n").await;
+    assert_eq!(
+        (st, &v),
+        (
+            StatusCode::BAD_REQUEST,
+            &json!({"text": "No data", "code": 5})
+        )
+    );
+    let broken = format!("{}{{\"event\": ", envelope(&page[1]));
+    let (st, v) = h.post(hec, &splunk(GH_AUDIT_TOKEN), broken).await;
+    assert_eq!(
+        (st, &v),
+        (
+            StatusCode::BAD_REQUEST,
+            &json!({"text": "Invalid data format", "code": 6, "invalid-event-number": 1})
+        )
+    );
+    let (st, v) = h
+        .post(
+            hec,
+            &splunk(GH_AUDIT_TOKEN),
+            r#"{"host":"github.com","sourcetype":"github:enterprise:audit"}"#,
+        )
+        .await;
+    assert_eq!(
+        (st, v["code"].clone()),
+        (StatusCode::BAD_REQUEST, json!(12)),
+        "{v}"
+    );
+    assert_eq!(
+        audit_events(&h).await.len(),
+        3,
+        "a refused body stores nothing"
+    );
+
+    let resp = h
+        .http
+        .get(format!("{}/services/collector/health", h.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.json::<Value>().await.unwrap()["code"], 17);
+}

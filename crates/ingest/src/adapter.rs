@@ -38,8 +38,15 @@ use plumbline_event::{parse_event, Event, EventError, Source, RESERVED_PREFIX, V
 /// the mapping's job: event ids come from the source's delivery id (a header or the
 /// payload) or a content hash, and storage is idempotent on them.
 pub trait Adapter: Send + Sync {
-    /// The source; its endpoint is `/v1/ingest/<source>`.
+    /// The source its events carry.
     fn source(&self) -> Source;
+
+    /// Its endpoint's name, `/v1/ingest/<endpoint>`: the source's name unless one source
+    /// arrives in two wire formats (GitHub's webhooks at `github`, its audit log at
+    /// `github-audit`, both events of `source: github`).
+    fn endpoint(&self) -> &'static str {
+        self.source().as_str()
+    }
 
     /// Checks the source's own credential in the headers (and, when
     /// [`verifies_body`](Adapter::verifies_body), over the raw body; otherwise `body` is

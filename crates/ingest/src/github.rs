@@ -11,6 +11,9 @@
 
 mod governance;
 
+/// How much a GitHub permission allows (`read` < `triage` < `write` < `maintain` < `admin`).
+pub(crate) use governance::rank as permission_rank;
+
 use std::collections::BTreeSet;
 
 use http::HeaderMap;
@@ -676,17 +679,6 @@ fn installation(ctx: &Ctx, out: &mut Mapped) {
         "repository_selection",
         s(p, "installation.repository_selection"),
     );
-    if let Some(perms) = at(p, "installation.permissions").and_then(Value::as_object) {
-        for (k, v) in perms {
-            set(&mut e, &format!("permissions.{k}"), v.clone());
-        }
-        let writes: Vec<&String> = perms
-            .iter()
-            .filter(|(_, v)| matches!(v.as_str(), Some("write" | "admin")))
-            .map(|(k, _)| k)
-            .collect();
-        set(&mut e, "permissions.write_count", writes.len() as u64);
-    }
     set(
         &mut e,
         "events",
@@ -699,29 +691,43 @@ fn installation(ctx: &Ctx, out: &mut Mapped) {
         .map(|r| s(r, "full_name"))
         .filter(|n| !n.is_empty())
         .collect();
-    set(&mut e, "repositories.count", repos.len() as u64);
-    set(
-        &mut e,
-        "repositories",
-        repos.iter().take(20).cloned().collect::<Vec<_>>().join(","),
-    );
-    if name == "credential.scope.increased" {
-        set(&mut e, "credential.kind", "github_app_installation");
-        set(&mut e, "credential.scope", perms_summary(p));
-    }
+    installation_reach(&mut e, at(p, "installation.permissions"), &repos);
     out.push(0, e);
 }
 
-fn perms_summary(p: &Value) -> String {
-    at(p, "installation.permissions")
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| format!("{k}:{}", v.as_str().unwrap_or("")))
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .unwrap_or_default()
+/// What an installation can reach, as both GitHub feeds describe it: `permissions.*` and
+/// how many of them write, the repositories (count and the first 20), and — for a grown
+/// installation (`credential.scope.increased`) — the credential's kind and scope.
+pub(crate) fn installation_reach(e: &mut Event, permissions: Option<&Value>, repos: &[String]) {
+    let perms = permissions.and_then(Value::as_object);
+    if let Some(perms) = perms {
+        for (k, v) in perms {
+            set(e, &format!("permissions.{k}"), v.clone());
+        }
+        let writes = perms
+            .values()
+            .filter(|v| matches!(v.as_str(), Some("write" | "admin")))
+            .count();
+        set(e, "permissions.write_count", writes as u64);
+    }
+    set(e, "repositories.count", repos.len() as u64);
+    set(
+        e,
+        "repositories",
+        repos.iter().take(20).cloned().collect::<Vec<_>>().join(","),
+    );
+    if e.action == "credential.scope.increased" {
+        set(e, "credential.kind", "github_app_installation");
+        let summary = perms
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| format!("{k}:{}", v.as_str().unwrap_or("")))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .unwrap_or_default();
+        set(e, "credential.scope", summary);
+    }
 }
 
 #[cfg(test)]

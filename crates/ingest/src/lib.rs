@@ -8,6 +8,7 @@ pub mod body;
 pub mod cloudtrail;
 pub mod git;
 pub mod github;
+pub mod github_audit;
 pub mod gitlab;
 pub mod make;
 pub mod map;
@@ -54,6 +55,7 @@ impl Default for IngestConfig {
 #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
 pub struct SourcesConfig {
     pub github: github::GithubConfig,
+    pub github_audit: github_audit::GithubAuditConfig,
     pub gitlab: gitlab::GitlabConfig,
     pub n8n: n8n::N8nConfig,
     pub make: make::MakeConfig,
@@ -73,6 +75,9 @@ impl Default for SourcesConfig {
 pub fn adapters(config: &SourcesConfig) -> Vec<Arc<dyn Adapter>> {
     vec![
         Arc::new(github::GithubAdapter::new(config.github.clone())),
+        Arc::new(github_audit::GithubAuditAdapter::new(
+            config.github_audit.clone(),
+        )),
         Arc::new(gitlab::GitlabAdapter::new(config.gitlab.clone())),
         Arc::new(n8n::N8nAdapter::new(config.n8n.clone())),
         Arc::new(make::MakeAdapter::new(config.make.clone())),

@@ -34,7 +34,9 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::adapter::{apply, Adapter, Delivery, InMemory, SourceAuth};
-use super::{cloudtrail, github, gitlab, make, n8n, okta, openai, vault, SourcesConfig};
+use super::{
+    cloudtrail, github, github_audit, gitlab, make, n8n, okta, openai, vault, SourcesConfig,
+};
 
 fn dir(source: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -53,6 +55,10 @@ fn adapter(source: &str, config: &Value) -> Box<dyn Adapter> {
     match source {
         "github" => Box::new(github::GithubAdapter::new(cfg(
             json!({"secret": ""}),
+            config,
+        ))),
+        "github-audit" => Box::new(github_audit::GithubAuditAdapter::new(cfg(
+            json!({"token": ""}),
             config,
         ))),
         "gitlab" => Box::new(gitlab::GitlabAdapter::new(cfg(
@@ -137,7 +143,7 @@ fn run(source: &str) -> usize {
     for case in &cases {
         let name = case["name"].as_str().expect("a case has a name");
         let adapter = adapter(source, &case["config"]);
-        assert_eq!(adapter.source().as_str(), source);
+        assert_eq!(adapter.endpoint(), source);
         let memory = InMemory::default();
         let mut all = Vec::new();
         for (step, d) in case["deliveries"].as_array().unwrap().iter().enumerate() {
@@ -309,3 +315,8 @@ macro_rules! tables {
 }
 
 tables!(github, gitlab, n8n, make, vault, cloudtrail, okta, openai);
+
+#[test]
+fn github_audit() {
+    assert!(run("github-audit") > 0);
+}

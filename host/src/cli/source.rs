@@ -7,6 +7,10 @@
 //!   (`GET /repos/{owner}/{repo}/hooks/{id}/deliveries/{delivery_id}`: `guid`, `event`,
 //!   `delivered_at`, `request.payload`), one per line or as a JSON array; signed with
 //!   `PLUMBLINE_GITHUB_SECRET` when it is set.
+//! - `github-audit`: GitHub audit-log entries as `GET /orgs/{org}/audit-log` (or the
+//!   enterprise's) returns them (a JSON array), or one per line as audit-log streaming
+//!   writes them (HEC envelopes `{"event": {…}}` included); the token is
+//!   `PLUMBLINE_GITHUB_AUDIT_TOKEN`.
 //! - `gitlab`: hook payloads or audit events, one per line or a JSON array (an export of
 //!   `GET /audit_events`); GitLab's hook-log entries (`request_headers`, `request_data`)
 //!   are replayed with their headers.
@@ -29,6 +33,7 @@ use plumbline_ingest::adapter::sign_sha256;
 
 pub const SOURCES: &[&str] = &[
     "github",
+    "github-audit",
     "gitlab",
     "n8n",
     "make",
@@ -135,6 +140,7 @@ pub async fn ingest(args: &IngestArgs, source: &str) -> anyhow::Result<()> {
 fn source_secret_header(source: &str) -> Option<(&'static str, String)> {
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     match source {
+        "github-audit" => env("PLUMBLINE_GITHUB_AUDIT_TOKEN").map(|t| ("x-plumbline-token", t)),
         "gitlab" => env("PLUMBLINE_GITLAB_TOKEN").map(|t| ("x-gitlab-token", t)),
         "n8n" => env("PLUMBLINE_N8N_TOKEN").map(|t| ("x-plumbline-token", t)),
         "make" => env("PLUMBLINE_MAKE_TOKEN").map(|t| ("x-plumbline-token", t)),
@@ -222,6 +228,7 @@ fn plan(source: &str, raw: &[u8], batch: usize) -> anyhow::Result<Vec<Request>> 
                 .collect();
             json_batches(items, batch, None)
         }
+        "github-audit" => json_batches(read_items(raw, &[])?, batch, None),
         "make" => json_batches(read_items(raw, &["auditLogs"])?, batch, None),
         "cloudtrail" => json_batches(read_items(raw, &["Records"])?, batch, Some("Records")),
         "okta" => json_batches(read_items(raw, &[])?, batch, None),

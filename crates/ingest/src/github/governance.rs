@@ -182,7 +182,7 @@ const PERMISSION_ORDER: &[&str] = &[
     "none", "read", "pull", "triage", "write", "push", "maintain", "admin",
 ];
 
-fn rank(p: &str) -> usize {
+pub(crate) fn rank(p: &str) -> usize {
     match p {
         "pull" => 1,
         "push" => 4,
