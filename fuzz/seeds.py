@@ -26,7 +26,7 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 OUT = pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "fuzz" / "corpus"
 SEPARATOR = b"\n\x1e\n"
-SOURCES = ["github", "gitlab", "n8n", "make", "vault", "cloudtrail", "okta", "openai"]
+SOURCES = ["github", "github-audit", "gitlab", "n8n", "make", "vault", "cloudtrail", "okta", "openai"]
 
 
 def write(target, data):
@@ -68,15 +68,16 @@ def delivery(source, d):
 def adapters():
     for source in SOURCES:
         fixtures = ROOT / "crates/ingest/src/fixtures" / source
+        target = source.replace("-", "_")
         for case in json.loads((fixtures / "cases.json").read_text()):
             parts = [delivery(source, d) for d in case["deliveries"]]
             for p in parts:
-                write(f"adapter_{source}", p)
+                write(f"adapter_{target}", p)
             if len(parts) > 1:
-                write(f"adapter_{source}", SEPARATOR.join(parts[:8]))
+                write(f"adapter_{target}", SEPARATOR.join(parts[:8]))
         for f in sorted(fixtures.iterdir()):
             if f.name != "cases.json":
-                write(f"adapter_{source}", b"\n" + f.read_bytes())
+                write(f"adapter_{target}", b"\n" + f.read_bytes())
 
 
 EVENT = {

@@ -84,6 +84,7 @@ fn configured() -> &'static Vec<Arc<dyn Adapter>> {
     ADAPTERS.get_or_init(|| {
         let mut c = SourcesConfig::default();
         c.github.secret = "It's a Secret to Everybody".into();
+        c.github_audit.token = "gh-audit-shipper-7c1e".into();
         c.gitlab.token = "gitlab-hook-secret".into();
         c.n8n.token = "n8n-log-stream-token".into();
         c.make.token = "make-audit-shipper".into();
@@ -100,10 +101,17 @@ fn configured() -> &'static Vec<Arc<dyn Adapter>> {
 /// One adapter over the deliveries of `data`, sharing one memory; then the first delivery
 /// again (a retry sees what the first attempt taught the memory).
 pub fn adapter(source: Source, data: &[u8]) {
+    adapter_at(source.as_str(), data);
+}
+
+/// The adapter served at `/v1/ingest/<endpoint>` (`github-audit` is a second GitHub
+/// endpoint), as [`adapter`].
+pub fn adapter_at(endpoint: &str, data: &[u8]) {
     let adapter = configured()
         .iter()
-        .find(|a| a.source() == source)
-        .expect("every source has an adapter");
+        .find(|a| a.endpoint() == endpoint)
+        .expect("every endpoint has an adapter");
+    let source = adapter.source();
     let memory = InMemory::default();
     let all = deliveries(data);
     for (headers, body) in all.iter().chain(all.first()) {

@@ -241,8 +241,8 @@ fn map_entry(v: &Value, index: usize, memory: &dyn Memory, out: &mut Mapped) {
     }
     let time = ["@timestamp", "created_at", "timestamp"]
         .iter()
-        .find_map(|p| at(v, p));
-    let Some(time) = time.map(|t| parse_time(t).ok_or(t)) else {
+        .find_map(|k| at(v, k).map(|t| (*k, t)));
+    let Some((field, time)) = time else {
         out.reject(
             index,
             "@timestamp",
@@ -250,10 +250,10 @@ fn map_entry(v: &Value, index: usize, memory: &dyn Memory, out: &mut Mapped) {
         );
         return;
     };
-    let Ok(time) = time else {
+    let Some(time) = parse_time(time) else {
         out.reject(
             index,
-            "@timestamp",
+            field,
             "not a time: epoch milliseconds (or an ISO 8601 string) expected",
         );
         return;
