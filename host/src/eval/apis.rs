@@ -5,11 +5,13 @@
 //! "apis": {
 //!   "n8n":  {"workflows": {"<id>": [<workflow as GET /api/v1/workflows/{id} returns>, …]}},
 //!   "make": {"scenarios": {"<id>": [<response of GET /api/v2/scenarios/{id}/blueprint>, …]},
-//!            "connections": {"<id>": {…}}, "hooks": {"<id>": {…}}, "keys": {"<id>": {…}}}
+//!            "connections": {"<id>": {…} or [{…}, …]}, "hooks": {"<id>": …}, "keys": {"<id>": …}}
 //! }
 //! ```
 //! A list holds the versions a resource goes through, served in order (the last one
-//! repeating): the look-up after the second audit event sees the second version.
+//! repeating): the look-up after the second audit event sees the second version (a
+//! connection whose scopes widen). A connection, hook or key given as one object has one
+//! version.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -49,6 +51,26 @@ struct Make {
     keys: HashMap<String, Value>,
 }
 
+/// Splits `{"<id>": one object or a list of versions}` into what the stand-in serves first
+/// and the versions pushed after it.
+fn versions(
+    kind: &'static str,
+    m: HashMap<String, Value>,
+    later: &mut Vec<(&'static str, String, Value)>,
+) -> HashMap<String, Value> {
+    m.into_iter()
+        .filter_map(|(id, v)| match v {
+            Value::Array(list) => {
+                let mut list = list.into_iter();
+                let first = list.next()?;
+                later.extend(list.map(|v| (kind, id.clone(), v)));
+                Some((id, first))
+            }
+            v => Some((id, v)),
+        })
+        .collect()
+}
+
 pub async fn start(apis: &BTreeMap<String, Value>) -> anyhow::Result<Apis> {
     let mut out = Apis::default();
     for (name, spec) in apis {
@@ -64,13 +86,17 @@ pub async fn start(apis: &BTreeMap<String, Value>) -> anyhow::Result<Apis> {
             }
             "make" => {
                 let m: Make = serde_json::from_value(spec.clone()).context("apis.make")?;
+                let mut later = Vec::new();
                 let data = MakeData {
                     scenarios: m.scenarios,
-                    connections: m.connections,
-                    hooks: m.hooks,
-                    keys: m.keys,
+                    connections: versions("connections", m.connections, &mut later),
+                    hooks: versions("hooks", m.hooks, &mut later),
+                    keys: versions("keys", m.keys, &mut later),
                 };
                 let api = serve_make(MAKE_TOKEN, data).await;
+                for (kind, id, v) in later {
+                    api.push(kind, &id, v);
+                }
                 out.config += &format!(
                     "[make]\napi_url = {:?}\napi_token = {MAKE_TOKEN:?}\n\n",
                     api.url()
@@ -81,4 +107,36 @@ pub async fn start(apis: &BTreeMap<String, Value>) -> anyhow::Result<Apis> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_list_is_versions_an_object_is_one() {
+        let mut later = Vec::new();
+        let first = versions(
+            "connections",
+            HashMap::from([
+                ("1".to_string(), json!({"id": 1, "scopes": []})),
+                ("2".to_string(), json!([{"v": 1}, {"v": 2}, {"v": 3}])),
+            ]),
+            &mut later,
+        );
+        assert_eq!(first["1"], json!({"id": 1, "scopes": []}));
+        assert_eq!(first["2"], json!({"v": 1}));
+        let pushed: Vec<(&str, &str, &Value)> = later
+            .iter()
+            .map(|(k, id, v)| (*k, id.as_str(), v))
+            .collect();
+        assert_eq!(
+            pushed,
+            [
+                ("connections", "2", &json!({"v": 2})),
+                ("connections", "2", &json!({"v": 3}))
+            ]
+        );
+    }
 }
