@@ -16,6 +16,9 @@ mod make;
 mod n8n;
 pub mod standin;
 
+/// Connections looked up per make.com blueprint at most.
+pub use make::MAX_CONNECTIONS as MAKE_MAX_CONNECTIONS;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 

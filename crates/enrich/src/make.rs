@@ -11,7 +11,12 @@
 //! - key entries: `GET /api/v2/keys/{id}` → `{"key": {...}}` as `keyName`, `keyType`;
 //! - webhook entries: `GET /api/v2/hooks/{id}` → `{"hook": {...}}` as `webhookName`,
 //!   `hookType`, `hookUrl`, `hookEnabled`, `scenarioId`, and the blueprint of the
-//!   scenario it feeds, so the entry says where that scenario sends data.
+//!   scenario it feeds, so the entry says where that scenario sends data;
+//! - with any blueprint (fetched or carried), the connections its modules use
+//!   (`parameters.__IMTCONN__` …; at most [`MAX_CONNECTIONS`], each
+//!   `GET /api/v2/connections/{id}`) as `connections`: their `id`, `name`, `accountName`,
+//!   `accountLabel`, `accountType` and `metadata`, so the adapter can tell an upload to
+//!   someone's personal Drive from one to the company's.
 //!
 //! What the entry already carries is kept; only what it lacks is added.
 
@@ -20,8 +25,22 @@ use serde_json::{json, Map, Value};
 use super::api::{segment, Api, Lookup, Settings, Shape};
 use super::{enrich_items, skipped};
 use plumbline_event::Source;
-use plumbline_ingest::make::MakeConfig;
+use plumbline_ingest::make::{connection_ids, MakeConfig};
 use plumbline_ingest::map::{at, s};
+
+/// Connections looked up per blueprint at most (a scenario uses a handful; the rest of a
+/// very large one goes without).
+pub const MAX_CONNECTIONS: usize = 8;
+
+/// The fields of a connection the adapter reads (never its scopes' names or anything else).
+const CONNECTION_FIELDS: [&str; 6] = [
+    "id",
+    "name",
+    "accountName",
+    "accountLabel",
+    "accountType",
+    "metadata",
+];
 
 /// What an entry's `targetId` is.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -30,6 +49,8 @@ enum Target {
     Connection(String),
     Key(String),
     Hook(String),
+    /// The connections a blueprint the entry already carries uses.
+    Connections(Vec<String>),
 }
 
 /// The Make API: `Authorization: Token <token>`.
@@ -62,11 +83,17 @@ pub async fn enrich(api: &Api, body: &[u8]) -> Option<Vec<u8>> {
             let d = m.get("detail").unwrap_or(&Value::Null);
             let carried = |k: &str| at(d, k).is_some();
             let name = s(m, "eventName");
+            // A carried blueprint still needs its connections.
+            let uses = || {
+                let ids = at(d, "blueprint").map(connection_ids).unwrap_or_default();
+                (!carried("connections") && !ids.is_empty()).then_some(Target::Connections(ids))
+            };
             let target = match name.as_str() {
                 "scenario_created" | "scenario_updated" | "scenario_activated"
-                | "scenario_cloned" => {
-                    (!carried("blueprint")).then(|| Target::Scenario(id.clone()))
-                }
+                | "scenario_cloned" => match carried("blueprint") {
+                    false => Some(Target::Scenario(id.clone())),
+                    true => uses(),
+                },
                 "connection_created" | "connection_updated" | "connection_reauthorized" => {
                     (!(carried("accountName") && carried("scopes")))
                         .then(|| Target::Connection(id.clone()))
@@ -75,7 +102,10 @@ pub async fn enrich(api: &Api, body: &[u8]) -> Option<Vec<u8>> {
                     (!carried("keyType")).then(|| Target::Key(id.clone()))
                 }
                 "webhook_created" | "webhook_updated" | "webhook_enabled" => {
-                    (!carried("scenarioId")).then(|| Target::Hook(id.clone()))
+                    match carried("scenarioId") {
+                        false => Some(Target::Hook(id.clone())),
+                        true => uses(),
+                    }
                 }
                 _ => return None,
             };
@@ -143,7 +173,10 @@ async fn resolve(api: &Api, target: Target, changed: bool) -> Result<Value, Stri
             put("blueprint", at(&r, "response.blueprint"));
             put("scheduling", at(&r, "response.scheduling"));
             put("scenarioName", at(&r, "response.blueprint.name"));
+            let ids = at(&r, "response.blueprint").map(connection_ids);
+            used_connections(api, ids.unwrap_or_default(), &mut put).await;
         }
+        Target::Connections(ids) => used_connections(api, ids, &mut put).await,
         Target::Connection(id) => {
             let r = get(
                 format!("/api/v2/connections/{}", segment(&id)),
@@ -185,6 +218,8 @@ async fn resolve(api: &Api, target: Target, changed: bool) -> Result<Value, Stri
                         put("blueprint", at(&b, "response.blueprint"));
                         put("scheduling", at(&b, "response.scheduling"));
                         put("scenarioName", at(&b, "response.blueprint.name"));
+                        let ids = at(&b, "response.blueprint").map(connection_ids);
+                        used_connections(api, ids.unwrap_or_default(), &mut put).await;
                     }
                     Err(e) => put("enrichment", Some(&json!({ "error": e }))),
                 }
@@ -192,6 +227,43 @@ async fn resolve(api: &Api, target: Target, changed: bool) -> Result<Value, Stri
         }
     }
     Ok(Value::Object(add))
+}
+
+/// Puts `connections` (what the adapter reads of each connection a blueprint uses, one
+/// look-up each, cached like any other) and, when one could not be read, the failure in the
+/// entry's `enrichment` note: the blueprint stays, the unread connection says nothing.
+async fn used_connections(api: &Api, ids: Vec<String>, put: &mut impl FnMut(&str, Option<&Value>)) {
+    let mut found = Vec::new();
+    let mut failed = None;
+    for id in ids.into_iter().take(MAX_CONNECTIONS) {
+        let lookup = Lookup::new(
+            format!("/api/v2/connections/{}", segment(&id)),
+            "connection",
+        );
+        match api.get(&lookup).await {
+            Ok(r) => {
+                let c = &r["connection"];
+                let kept: Map<String, Value> = CONNECTION_FIELDS
+                    .iter()
+                    .filter_map(|k| Some((k.to_string(), c.get(*k)?.clone())))
+                    .collect();
+                found.push(Value::Object(kept));
+            }
+            Err(e) => {
+                failed.get_or_insert(e);
+            }
+        }
+    }
+    if !found.is_empty() {
+        put("connections", Some(&Value::Array(found)));
+    }
+    // The blueprint did come from the API: the note says so and names what failed.
+    if let Some(e) = failed {
+        put(
+            "enrichment",
+            Some(&json!({ "source": api.label(), "error": e })),
+        );
+    }
 }
 
 fn blueprint_path(scenario: &str) -> String {

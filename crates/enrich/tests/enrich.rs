@@ -417,6 +417,10 @@ async fn make_entries_get_blueprints_connection_and_key_types_and_a_hooks_scenar
     assert_eq!(a["trigger.schedule"], true);
     assert_eq!(a["export"], true);
     assert_eq!(a["export.nodes"], "google-drive");
+    // The upload's connection is Ivan's own Google account: that is where the data goes.
+    assert_eq!(a["export.accounts"], "ivan.private@gmail.example");
+    assert_eq!(scenario["destination"], "ivan.private@gmail.example");
+    assert!(a.get("detail.connections").is_none());
 
     let connection = by("a0000000000000000000000000000002");
     let a = &connection["attributes"];
@@ -454,6 +458,7 @@ async fn make_entries_get_blueprints_connection_and_key_types_and_a_hooks_scenar
     );
     let seen: Vec<String> = api.seen().into_iter().map(|s| s.path).collect();
     assert!(seen.contains(&"/scenarios/8802".to_string()), "{seen:?}");
+    assert!(seen.contains(&"/connections/5501".to_string()), "{seen:?}");
     assert_eq!(p.counts(Source::Make)["failed"], 1);
 
     // The wrong token: Make says 401, the entry says so.
@@ -474,6 +479,96 @@ async fn make_entries_get_blueprints_connection_and_key_types_and_a_hooks_scenar
         .as_str()
         .unwrap();
     assert!(error.contains("HTTP 401"), "{error}");
+}
+
+/// A blueprint's connections are looked up (at most `MAX_CONNECTIONS`, each once, cached
+/// like any answer) so uploads name the account they land in; one that cannot be read is
+/// named on the entry, whose blueprint and other accounts stay; a relay's carried blueprint
+/// gets its connections without its blueprint being fetched again.
+#[tokio::test]
+async fn make_blueprints_bring_the_accounts_of_their_connections() {
+    let upload = |i: u64, conn: u64| {
+        json!({"id": i, "module": "google-drive:uploadAFile", "version": 4,
+               "parameters": {"__IMTCONN__": conn}, "mapper": {"folderId": "/x", "data": "{{1.data}}"}})
+    };
+    let conn = |id: u64, email: &str| {
+        json!({"id": id, "name": format!("My Google connection ({email})"),
+               "accountName": "google-restricted", "accountLabel": "Google", "accountType": "oauth",
+               "metadata": {"type": "email", "value": email}, "teamId": 212,
+               "scopes": [{"id": "https://www.googleapis.com/auth/drive", "name": "Drive", "account": "google-restricted"}]})
+    };
+    // Ten uploads through ten connections; 6002 is gone (404).
+    let flow: Vec<Value> = (1..=10).map(|i| upload(i, 6000 + i)).collect();
+    let mut connections = HashMap::new();
+    for i in (1..=10).filter(|i| *i != 2) {
+        let email = if i == 1 {
+            "mallory.reyes@gmail.com".to_string()
+        } else {
+            format!("team{i}@acme.example")
+        };
+        connections.insert((6000 + i).to_string(), conn(6000 + i, &email));
+    }
+    let blueprint = json!({"name": "Fan-out (prod)", "flow": flow});
+    let data = MakeData {
+        scenarios: HashMap::from([(
+            "8901".to_string(),
+            vec![json!({"blueprint": blueprint, "scheduling": {"type": "on-demand"}})],
+        )]),
+        connections,
+        ..MakeData::default()
+    };
+    let api = serve_make(MAKE_TOKEN, data).await;
+    let p = Pipeline::new(config("", &api.url(), |_| {}));
+    let at = format_time(OffsetDateTime::now_utc() - time::Duration::minutes(5));
+    let entry = |uuid: &str, target: &str, detail: Value| {
+        json!({"uuid": uuid, "triggeredAt": at, "eventName": "scenario_updated",
+               "team": {"id": 212, "name": "Finance Ops"},
+               "actor": {"id": 4102, "name": "Mallory Reyes", "email": "mallory@acme.example"},
+               "targetId": target, "detail": detail})
+    };
+    let (_, events) = p
+        .deliver(
+            Source::Make,
+            &json!({"auditLogs": [entry("b0000000000000000000000000000001", "8901", json!(null))]}),
+        )
+        .await;
+    let a = &events[0]["attributes"];
+    let mut expected: Vec<String> = (3..=8).map(|i| format!("team{i}@acme.example")).collect();
+    expected.push("mallory.reyes@gmail.com".into());
+    expected.sort();
+    assert_eq!(a["export.accounts"], expected.join(","));
+    assert_eq!(a["enrichment.source"], "make-api");
+    assert_eq!(
+        a["enrichment.error"],
+        "make API: GET /api/v2/connections/6002: HTTP 404 (not found)"
+    );
+    let asked = |api: &StandIn| -> Vec<String> {
+        api.seen()
+            .into_iter()
+            .map(|s| s.path)
+            .filter(|p| p.starts_with("/connections/"))
+            .collect()
+    };
+    assert_eq!(
+        asked(&api).len(),
+        plumbline_enrich::MAKE_MAX_CONNECTIONS,
+        "bounded"
+    );
+    assert!(!asked(&api).contains(&"/connections/6009".to_string()));
+
+    // A relay attached the blueprint: only its connection is looked up, from the cache.
+    let carried = json!({"scenarioName": "Copy (prod)",
+                         "blueprint": {"name": "Copy (prod)", "flow": [upload(1, 6001)]}});
+    let before = api.seen().len();
+    let (_, events) = p
+        .deliver(
+            Source::Make,
+            &json!({"auditLogs": [entry("b0000000000000000000000000000002", "8902", carried)]}),
+        )
+        .await;
+    assert_eq!(events[0]["destination"], "mallory.reyes@gmail.com");
+    assert_eq!(api.seen().len(), before, "nothing new asked of Make");
+    assert_eq!(p.counts(Source::Make)["cached"], 1);
 }
 
 /// The stand-in is what the demo and `plumbline eval` start: it must serve versions in

@@ -12,21 +12,30 @@
 //! a scenario's `blueprint` and `scheduling`; a connection's `connectionName`,
 //! `accountName` (its type), `accountLabel`, `accountType` and `scopes`; a key's `keyName`
 //! and `keyType`; a webhook's `webhookName`, `hookType`, `hookUrl`, `hookEnabled` and
-//! `scenarioId` with that scenario's blueprint. Its note (`detail.enrichment`) becomes
-//! `enrichment.source` or `enrichment.error`.
+//! `scenarioId` with that scenario's blueprint; with a blueprint, the connections its
+//! modules use (`detail.connections`, as `GET /api/v2/connections/{id}` returns them). Its
+//! note (`detail.enrichment`) becomes `enrichment.source` or `enrichment.error`.
+//!
+//! A blueprint's export-like modules name where data goes: the literal hosts of their URLs,
+//! and, for apps whose data lands in the connected account itself (Google Drive, Dropbox,
+//! OneDrive, Gmail …), that account's address (`mallory.reyes@gmail.com`, read from the
+//! connection's `metadata`, `accountLabel` or name), so a personal account is told from the
+//! company's by the destination lists detectors already keep. Between versions of a
+//! scenario the modules are remembered, so a later version says which were added or
+//! changed (`workflow.node.*`, as for n8n).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use http::HeaderMap;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::adapter::{
     check_shared_token, Adapter, Delivery, IngestError, Mapped, Memory, SourceAuth,
 };
 use super::map::{
-    actor, at, b, enrichment, event, guess_environment, items, json_body, keep_payload, parse_time,
-    s, segment, set, track_scope, unknown_action, url_host,
+    actor, at, b, content_id, enrichment, event, guess_environment, items, json_body, keep_payload,
+    node_event, parse_time, s, segment, set, track_scope, unknown_action, url_host,
 };
 use plumbline_event::{ActorType, Event, Source};
 
@@ -225,6 +234,7 @@ fn map_entry(m: &Value, index: usize, memory: &dyn Memory, out: &mut Mapped) {
         set(&mut e, "webhook.url", capability_url(&url));
     }
     if subject == "connection" || subject == "key" {
+        set(&mut e, "credential.account", account_address(&detail));
         set(&mut e, "credential.kind", subject.clone());
         set(&mut e, "credential.id", target.clone());
         let first = |keys: [&str; 2]| keys.iter().map(|k| s(&detail, k)).find(|x| !x.is_empty());
@@ -239,7 +249,15 @@ fn map_entry(m: &Value, index: usize, memory: &dyn Memory, out: &mut Mapped) {
     }
     let mut derived: Vec<Event> = Vec::new();
     if let Some(blueprint) = at(&detail, "blueprint") {
-        apply_blueprint(&mut e, blueprint);
+        let accounts = connection_accounts(at(&detail, "connections"));
+        let modules = read_modules(blueprint, &accounts);
+        apply_blueprint(&mut e, blueprint, &modules);
+        // Only the scenario's own entries are its versions; a webhook's copy is context.
+        if subject == "scenario" && !target.is_empty() {
+            derived.extend(module_changes(&e, &modules, &target, memory, out));
+        }
+    } else if name == "scenario_deleted" && !target.is_empty() {
+        out.remember(SRC, MODULES, &target, None);
     }
     // The scenario's schedule: anything but on demand or instantly (by its webhook) runs
     // on a clock.
@@ -259,7 +277,8 @@ fn map_entry(m: &Value, index: usize, memory: &dyn Memory, out: &mut Mapped) {
         let mut d = detail.clone();
         if let Some(o) = d.as_object_mut() {
             // Read above; a hook's URL is its credential and is kept only redacted.
-            for k in ["blueprint", "enrichment", "hookUrl"] {
+            // Connections are read into destinations; their details stay with Make.
+            for k in ["blueprint", "connections", "enrichment", "hookUrl"] {
                 o.remove(k);
             }
         }
@@ -271,60 +290,326 @@ fn map_entry(m: &Value, index: usize, memory: &dyn Memory, out: &mut Mapped) {
     }
 }
 
-/// Triggers, destinations and export-like modules of a scenario blueprint
-/// (`{"flow": [{"module": "http:ActionSendData", "mapper": {"url": ...}}, ...]}`).
-fn apply_blueprint(e: &mut Event, blueprint: &Value) {
+/// Apps whose export-like modules put data into the connected account itself (a file in
+/// its Drive, a message from its mailbox, a row in its sheet): the account is where the
+/// data goes.
+const ACCOUNT_APPS: &[&str] = &[
+    "google-drive",
+    "google-sheets",
+    "dropbox",
+    "box",
+    "onedrive",
+    "gmail",
+    "google-email",
+    "microsoft-email",
+    "airtable",
+];
+
+/// Mail apps: literal recipients are destinations too.
+const MAIL_APPS: &[&str] = &["email", "gmail", "google-email", "microsoft-email"];
+
+/// Module parameters that hold the id of the connection a module uses (Make names the
+/// field per app: `__IMTCONN__` mostly, `account` for Gmail, `makeConnectionId` for AI).
+const CONNECTION_PARAMS: &[&str] = &["__IMTCONN__", "account", "makeConnectionId"];
+
+/// Memory kind: a scenario's modules as last seen.
+const MODULES: &str = "scenario_modules";
+
+/// One module of a blueprint as far as its configuration says where data goes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct ModuleInfo {
+    /// `app:Module`.
+    #[serde(rename = "type")]
+    kind: String,
+    /// The designer's name, or the module id and type.
+    #[serde(skip)]
+    name: String,
+    /// Hash of the module's parameters and mapper: a change means the module changed.
+    fingerprint: String,
+    /// Whether the module can carry data out of Make.
+    #[serde(default)]
+    export: bool,
+    /// Where it sends data: literal hosts, and the connected account or recipients of an
+    /// app whose data lands in an account.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    destinations: Vec<String>,
+    /// The connections and keys it uses: `connection:<id>`, `key:<id>`.
+    #[serde(skip)]
+    credentials: Vec<String>,
+    #[serde(skip)]
+    webhook: bool,
+    #[serde(skip)]
+    schedule: bool,
+}
+
+/// The connection ids a blueprint's modules use, in order of appearance, each once (what
+/// the enrichment stage fetches to tell whose accounts they are).
+pub fn connection_ids(blueprint: &Value) -> Vec<String> {
     let mut modules = Vec::new();
     collect_modules(at(blueprint, "flow").unwrap_or(&Value::Null), &mut modules);
-    let mut destinations = BTreeSet::new();
-    let mut exports = BTreeSet::new();
-    let mut webhook = false;
-    let mut schedule = false;
-    for m in &modules {
-        let module = s(m, "module");
-        let app = module.split(':').next().unwrap_or("").to_string();
-        if app == "gateway" {
-            webhook = true;
-        }
-        if module.starts_with("builtin:BasicScheduler") {
-            schedule = true;
-        }
-        for key in ["mapper.url", "mapper.serviceUrl", "mapper.host"] {
-            if let Some(h) = url_host(&s(m, key)) {
-                destinations.insert(h);
+    let mut ids: Vec<String> = Vec::new();
+    for m in modules {
+        for id in param_ids(m, CONNECTION_PARAMS) {
+            if !ids.contains(&id) {
+                ids.push(id);
             }
         }
-        let verb = module.split(':').nth(1).unwrap_or("").to_ascii_lowercase();
-        let reads = verb.starts_with("get")
-            || verb.starts_with("watch")
-            || verb.starts_with("search")
-            || verb.starts_with("list");
-        if EXPORT_APPS.contains(&app.as_str()) && !reads {
-            exports.insert(segment(&app));
+    }
+    ids
+}
+
+/// The ids in a module's parameters under `keys` (numbers, or strings of digits).
+fn param_ids(m: &Value, keys: &[&str]) -> Vec<String> {
+    let Some(params) = at(m, "parameters").and_then(Value::as_object) else {
+        return Vec::new();
+    };
+    params
+        .iter()
+        .filter(|(k, _)| keys.contains(&k.as_str()))
+        .filter_map(|(_, v)| match v {
+            Value::Number(n) => Some(n.to_string()),
+            Value::String(x) if !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit()) => {
+                Some(x.clone())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// The keys (keychains) a module uses: `__IMTKEY__`, or a field named `…Keychain`
+/// (`apiKeyKeychain`, `basicAuthKeychain` of the HTTP app).
+fn key_ids(m: &Value) -> Vec<String> {
+    let names: Vec<&str> = at(m, "parameters")
+        .and_then(Value::as_object)
+        .map(|p| {
+            p.keys()
+                .map(String::as_str)
+                .filter(|k| *k == "__IMTKEY__" || k.ends_with("Keychain"))
+                .collect()
+        })
+        .unwrap_or_default();
+    param_ids(m, &names)
+}
+
+/// The mail address in `text`: the whole of it, or a word of it
+/// (`My Google connection (mallory.reyes@gmail.com)`), lower-cased.
+fn mail_address(text: &str) -> Option<String> {
+    text.split(|c: char| c.is_whitespace() || "()<>[],;\"'".contains(c))
+        .find_map(|w| {
+            let w = w.trim_matches('.');
+            let (local, domain) = w.split_once('@')?;
+            let ok = !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !w.contains("{{")
+                && w.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "@.-_+".contains(c));
+            ok.then(|| w.to_ascii_lowercase())
+        })
+}
+
+/// Whose account a connection is: the address Make keeps in its `metadata`, else one in its
+/// `accountLabel` or its name.
+fn account_address(c: &Value) -> Option<String> {
+    ["metadata.value", "accountLabel", "name", "connectionName"]
+        .iter()
+        .find_map(|k| mail_address(&s(c, k)))
+}
+
+/// Connection id → account address, from what the enrichment stage attached.
+fn connection_accounts(connections: Option<&Value>) -> BTreeMap<String, String> {
+    let list = match connections {
+        Some(Value::Array(a)) => a.iter().collect::<Vec<_>>(),
+        Some(Value::Object(o)) => o.values().collect(),
+        _ => Vec::new(),
+    };
+    list.into_iter()
+        .filter_map(|c| {
+            let id = match c.get("id") {
+                Some(Value::Number(n)) => n.to_string(),
+                Some(Value::String(x)) => x.clone(),
+                _ => return None,
+            };
+            Some((id, account_address(c)?))
+        })
+        .collect()
+}
+
+/// Literal addresses among a mail module's recipients (`to`, `cc`, `bcc`: a string, or a
+/// list of strings or `{address|email}` objects); mapped values (`{{1.email}}`) say nothing.
+fn recipients(m: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    for k in ["mapper.to", "mapper.cc", "mapper.bcc"] {
+        let items = match at(m, k) {
+            Some(Value::Array(a)) => a.iter().collect::<Vec<_>>(),
+            Some(v) => vec![v],
+            None => Vec::new(),
+        };
+        for v in items {
+            let text = match v {
+                Value::String(x) => x.clone(),
+                v => ["address", "email"]
+                    .iter()
+                    .map(|f| s(v, f))
+                    .find(|x| !x.is_empty())
+                    .unwrap_or_default(),
+            };
+            out.extend(mail_address(&text));
         }
     }
-    if webhook {
+    out
+}
+
+/// Every module of a blueprint (routes included), keyed by its id in the blueprint.
+fn read_modules(
+    blueprint: &Value,
+    accounts: &BTreeMap<String, String>,
+) -> BTreeMap<String, ModuleInfo> {
+    let mut modules = Vec::new();
+    collect_modules(at(blueprint, "flow").unwrap_or(&Value::Null), &mut modules);
+    let mut out = BTreeMap::new();
+    for (i, m) in modules.iter().enumerate() {
+        let module = s(m, "module");
+        let app = module.split(':').next().unwrap_or("").to_string();
+        let verb = module.split(':').nth(1).unwrap_or("").to_ascii_lowercase();
+        let reads = ["get", "watch", "search", "list", "download"]
+            .iter()
+            .any(|r| verb.starts_with(r));
+        let export = EXPORT_APPS.contains(&app.as_str()) && !reads;
+        let mut destinations = Vec::new();
+        for key in ["mapper.url", "mapper.serviceUrl", "mapper.host"] {
+            destinations.extend(url_host(&s(m, key)));
+        }
+        let connections = param_ids(m, CONNECTION_PARAMS);
+        if export && ACCOUNT_APPS.contains(&app.as_str()) {
+            destinations.extend(connections.iter().filter_map(|c| accounts.get(c).cloned()));
+        }
+        if export && MAIL_APPS.contains(&app.as_str()) {
+            destinations.extend(recipients(m));
+        }
+        destinations.sort();
+        destinations.dedup();
+        let credentials = connections
+            .iter()
+            .map(|c| format!("connection:{c}"))
+            .chain(key_ids(m).iter().map(|k| format!("key:{k}")))
+            .collect();
+        let id = match m.get("id") {
+            Some(Value::Number(n)) => n.to_string(),
+            Some(Value::String(x)) if !x.is_empty() => x.clone(),
+            _ => format!("#{i}"),
+        };
+        let name = match s(m, "metadata.designer.name") {
+            n if n.is_empty() => format!("{id} {module}"),
+            n => n,
+        };
+        let fingerprint = content_id(
+            serde_json::to_string(&json!([at(m, "parameters"), at(m, "mapper")]))
+                .unwrap_or_default()
+                .as_bytes(),
+        );
+        out.insert(
+            id,
+            ModuleInfo {
+                webhook: app == "gateway",
+                schedule: module.starts_with("builtin:BasicScheduler"),
+                kind: module,
+                name,
+                fingerprint: fingerprint[..16].to_string(),
+                export,
+                destinations,
+                credentials,
+            },
+        );
+    }
+    out
+}
+
+/// Triggers, destinations and export-like modules of a scenario blueprint
+/// (`{"flow": [{"module": "http:ActionSendData", "mapper": {"url": ...}}, ...]}`).
+fn apply_blueprint(e: &mut Event, blueprint: &Value, modules: &BTreeMap<String, ModuleInfo>) {
+    let mut destinations = BTreeSet::new();
+    let mut exports = BTreeSet::new();
+    let mut accounts = BTreeSet::new();
+    let mut export_credentials = BTreeSet::new();
+    for m in modules.values() {
+        destinations.extend(m.destinations.iter().cloned());
+        if m.export {
+            let app = m.kind.split(':').next().unwrap_or("");
+            exports.insert(segment(app));
+            accounts.extend(m.destinations.iter().filter(|d| d.contains('@')).cloned());
+            export_credentials.extend(m.credentials.iter().cloned());
+        }
+    }
+    if modules.values().any(|m| m.webhook) {
         set(e, "trigger.webhook", true);
     }
-    if schedule || at(blueprint, "scheduling").is_some() {
+    if modules.values().any(|m| m.schedule) || at(blueprint, "scheduling").is_some() {
         set(e, "trigger.schedule", true);
     }
-    set(
-        e,
-        "destinations",
-        destinations.iter().cloned().collect::<Vec<_>>().join(","),
-    );
+    let join = |set: &BTreeSet<String>| set.iter().cloned().collect::<Vec<_>>().join(",");
+    set(e, "destinations", join(&destinations));
     set(e, "destinations.count", destinations.len() as u64);
     if let Some(first) = destinations.iter().next() {
         e.destination = Some(first.clone());
     }
     set(e, "export", !exports.is_empty());
-    set(
-        e,
-        "export.nodes",
-        exports.iter().cloned().collect::<Vec<_>>().join(","),
-    );
+    set(e, "export.nodes", join(&exports));
+    set(e, "export.accounts", join(&accounts));
+    set(e, "export.credentials", join(&export_credentials));
     set(e, "nodes.count", modules.len() as u64);
+}
+
+/// `workflow.node.added` / `.changed` / `.removed` against the scenario's last version
+/// seen. On first sight only a new scenario's modules are "added": an update we have no
+/// baseline for says nothing about which modules changed.
+fn module_changes(
+    base: &Event,
+    modules: &BTreeMap<String, ModuleInfo>,
+    scenario: &str,
+    memory: &dyn Memory,
+    out: &mut Mapped,
+) -> Vec<Event> {
+    let previous: Option<BTreeMap<String, ModuleInfo>> = out
+        .recall(memory, SRC, MODULES, scenario)
+        .and_then(|v| serde_json::from_value(v).ok());
+    let mut events = Vec::new();
+    let derive = |what: &str, key: &str, m: &ModuleInfo| {
+        let name = match m.name.as_str() {
+            "" => format!("{key} {}", m.kind),
+            n => n.to_string(),
+        };
+        let to = m.destinations.first().map(String::as_str);
+        node_event(base, what, key, &name, &m.kind, m.export, to)
+    };
+    let baseline = match &previous {
+        Some(p) => Some(p),
+        None if base.action == "workflow.created" => Some(&BTreeMap::new()),
+        None => None,
+    };
+    if let Some(previous) = baseline {
+        for (key, m) in modules {
+            match previous.get(key) {
+                None => events.push(derive("added", key, m)),
+                Some(old) if old.fingerprint != m.fingerprint || old.kind != m.kind => {
+                    events.push(derive("changed", key, m))
+                }
+                _ => {}
+            }
+        }
+        for (key, m) in previous {
+            if !modules.contains_key(key) {
+                events.push(derive("removed", key, m));
+            }
+        }
+    }
+    out.remember(
+        SRC,
+        MODULES,
+        scenario,
+        Some(serde_json::to_value(modules).unwrap_or(Value::Null)),
+    );
+    events
 }
 
 /// A webhook's address with its path (the part that lets anyone post to it) redacted:
@@ -375,10 +660,46 @@ mod tests {
             ]},
             {"id": 4, "module": "google-sheets:getSheetContent"}
         ]});
-        apply_blueprint(&mut e, &bp);
+        apply_blueprint(&mut e, &bp, &read_modules(&bp, &BTreeMap::new()));
         assert_eq!(e.attributes["trigger.webhook"], json!(true));
         assert_eq!(e.destination.as_deref(), Some("drop.example.org"));
         assert_eq!(e.attributes["export.nodes"], json!("http"));
         assert_eq!(e.attributes["nodes.count"], json!(4));
+    }
+
+    #[test]
+    fn accounts_are_read_from_connections_and_ids_from_parameters() {
+        assert_eq!(
+            mail_address("My Google connection (Mallory.Reyes@gmail.com)").as_deref(),
+            Some("mallory.reyes@gmail.com")
+        );
+        for none in ["Google", "{{1.email}}", "a@localhost", "@acme.example", ""] {
+            assert_eq!(mail_address(none), None, "{none}");
+        }
+        let c = json!({"id": 7, "name": "Drive", "accountLabel": "Google",
+                       "metadata": {"type": "email", "value": "lee@acme.example"}});
+        assert_eq!(account_address(&c).as_deref(), Some("lee@acme.example"));
+        let bp = json!({"flow": [
+            {"id": 1, "module": "google-drive:uploadAFile", "parameters": {"__IMTCONN__": 7}},
+            {"id": 2, "module": "builtin:BasicRouter", "routes": [{"flow": [
+                {"id": 3, "module": "google-email:ActionSendEmail", "parameters": {"account": "9"}},
+                {"id": 4, "module": "google-drive:uploadAFile", "parameters": {"__IMTCONN__": 7}},
+                {"id": 5, "module": "http:MakeRequest", "parameters": {"apiKeyKeychain": 12, "__IMTCONN__": "x"}}
+            ]}]}
+        ]});
+        assert_eq!(connection_ids(&bp), ["7", "9"]);
+        let modules = read_modules(
+            &bp,
+            &BTreeMap::from([("7".to_string(), "lee@acme.example".to_string())]),
+        );
+        assert_eq!(modules["1"].destinations, ["lee@acme.example"]);
+        assert_eq!(modules["5"].credentials, ["key:12"]);
+        // An account app's read says nothing about where data goes.
+        let read = json!({"flow": [{"id": 1, "module": "google-drive:downloadAFile", "parameters": {"__IMTCONN__": 7}}]});
+        let m = read_modules(
+            &read,
+            &BTreeMap::from([("7".to_string(), "x@gmail.com".to_string())]),
+        );
+        assert!(!m["1"].export && m["1"].destinations.is_empty());
     }
 }

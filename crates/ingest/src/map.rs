@@ -396,6 +396,38 @@ pub fn scope_set(v: &Value) -> std::collections::BTreeSet<String> {
     }
 }
 
+/// One node of a workflow (an n8n node, a make.com module) as added, changed or removed by
+/// the version `base`: `workflow.node.<what>`, id `<base id>:node.<what>.<hash of key>`
+/// (`key` is unique in the workflow), carrying the version's attributes and the node's
+/// `node.name`, `node.type`, `node.export` and `node.destination`.
+pub fn node_event(
+    base: &Event,
+    what: &str,
+    key: &str,
+    name: &str,
+    kind: &str,
+    export: bool,
+    destination: Option<&str>,
+) -> Event {
+    let mut d = base.clone();
+    d.action = format!("workflow.node.{what}");
+    d.id = format!(
+        "{}:node.{what}.{}",
+        base.id,
+        &content_id(key.as_bytes())[..12]
+    );
+    d.destination = destination.map(str::to_string);
+    let text = |v: &str| Value::String(v.to_string());
+    d.attributes.insert("node.name".into(), text(name));
+    d.attributes.insert("node.type".into(), text(kind));
+    d.attributes
+        .insert("node.export".into(), Value::Bool(export));
+    if let Some(h) = destination {
+        d.attributes.insert("node.destination".into(), text(h));
+    }
+    d
+}
+
 /// Keeps a credential's scopes as `credential.scope` on `e`, remembers them, and derives
 /// `credential.scope.increased` (id `<id>:scope`) when they grew since the last time this
 /// credential was seen. A first sighting has no baseline and derives nothing.

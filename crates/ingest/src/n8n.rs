@@ -24,7 +24,7 @@ use super::adapter::{
 };
 use super::map::{
     actor, at, content_id, enrichment, event, guess_environment, items, json_body, keep_payload,
-    parse_time, s, set, strings, track_scope, unknown_action, url_host, PAYLOAD_BUDGET,
+    node_event, parse_time, s, set, strings, track_scope, unknown_action, url_host, PAYLOAD_BUDGET,
 };
 use plumbline_event::{ActorType, Event, Source};
 
@@ -531,22 +531,8 @@ fn node_changes(
     let first_sight = previous.is_empty();
     let mut events = Vec::new();
     let derive = |what: &str, name: &str, node: &NodeInfo| {
-        let mut d = base.clone();
-        d.action = format!("workflow.node.{what}");
-        d.id = format!(
-            "{}:node.{what}.{}",
-            base.id,
-            &content_id(name.as_bytes())[..12]
-        );
-        d.destination = node.host.clone();
-        d.attributes.insert("node.name".into(), json!(name));
-        d.attributes.insert("node.type".into(), json!(node.kind));
-        d.attributes
-            .insert("node.export".into(), json!(node.export));
-        if let Some(h) = &node.host {
-            d.attributes.insert("node.destination".into(), json!(h));
-        }
-        d
+        let host = node.host.as_deref();
+        node_event(base, what, name, name, &node.kind, node.export, host)
     };
     // On first sight of a workflow every node is "added" only if the workflow is new;
     // an update we have no baseline for says nothing about which nodes changed.
