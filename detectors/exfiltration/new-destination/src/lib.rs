@@ -4,9 +4,18 @@
 //! the node that does it.
 //!
 //! A host counts as new only when the change is visible: the workflow was created in this
-//! trajectory, the adapter saw an export node added or changed in this version, or an
-//! earlier version in the trajectory lacked the host. A routine edit of an old workflow
-//! that has always posted somewhere is not a new destination.
+//! trajectory, the adapter saw an export node added or changed in this version, an
+//! earlier version in the trajectory lacked the host, or a credential the workflow's export
+//! steps use (`export.credentials`: a make.com connection or key) was created in this
+//! trajectory — the sending step was set up now. A routine edit of an old workflow that has
+//! always posted somewhere is not a new destination; one that posts to a personal mailbox
+//! or account, a consumer drive, a request catcher or a bare IP is reported whenever first
+//! seen, since no baseline makes that routine.
+//!
+//! Destinations may be hosts or accounts: an upload to a Drive or a mail sent through a
+//! connected account names that account's address (`mallory.reyes@gmail.com`), which the
+//! destination lists class like any mail address (the actor's own work domain is the
+//! company's).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -46,6 +55,16 @@ impl Detector for NewDestination {
                 }
             }
         }
+        // Credentials created in this trajectory, as `kind:id` (make.com connections and
+        // keys), with the events that created them.
+        let mut created: BTreeMap<String, &Event> = BTreeMap::new();
+        for e in t.with_action("credential.created") {
+            if let (Some(kind), Some(id)) =
+                (e.attr_str("credential.kind"), e.attr_str("credential.id"))
+            {
+                created.entry(format!("{kind}:{id}")).or_insert(e);
+            }
+        }
         let mut known: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
         let mut findings = Vec::new();
         for e in t.with_any_action(&["workflow.created", "workflow.updated", "workflow.activated"])
@@ -57,7 +76,15 @@ impl Detector for NewDestination {
             let dests = attr_list(e, "destinations");
             let baseline = known.get(e.system.as_str());
             let nodes = export_changes.get(e.id.as_str());
-            let visible = e.is("workflow.created") || baseline.is_some() || nodes.is_some();
+            // The credentials its export steps use that were created in this trajectory.
+            let new_credentials: Vec<&Event> = attr_list(e, "export.credentials")
+                .iter()
+                .filter_map(|c| created.get(c.as_str()).copied())
+                .collect();
+            let visible = e.is("workflow.created")
+                || baseline.is_some()
+                || nodes.is_some()
+                || !new_credentials.is_empty();
             let fresh: Vec<&String> = dests
                 .iter()
                 .filter(|d| baseline.is_none_or(|b| !b.contains(*d)))
@@ -66,17 +93,23 @@ impl Detector for NewDestination {
                 .entry(e.system.as_str())
                 .or_default()
                 .extend(dests.iter().cloned());
-            if !visible || policy.is_ignored_environment(e) || policy.is_planned(e) {
+            if policy.is_ignored_environment(e) || policy.is_planned(e) {
                 continue;
             }
             let mut flagged: Vec<(String, DestinationClass)> = fresh
                 .iter()
                 .filter_map(|d| {
-                    lists
-                        .classify_from(d, &e.actor.id)
-                        .map(|(p, c)| (p.name().to_string(), c))
+                    let (place, class) = lists.classify_from(d, &e.actor.id)?;
+                    // An account is shown whole: whose mailbox or Drive it is.
+                    let shown = match place {
+                        Place::Mail(_) => d.trim().to_ascii_lowercase(),
+                        p => p.name().to_string(),
+                    };
+                    Some((shown, class))
                 })
                 .filter(|(_, c)| *c != DestinationClass::Known)
+                // Without a visible change only the places no baseline makes routine.
+                .filter(|(_, c)| visible || c.is_personal_or_anonymous())
                 .collect();
             if flagged.is_empty() {
                 continue;
@@ -86,7 +119,7 @@ impl Detector for NewDestination {
             let worst = flagged[0].1;
             let hosts: Vec<String> = flagged.iter().map(|(h, _)| h.clone()).collect();
             let name = attr_text(e, &NAME_KEYS).unwrap_or(&e.system);
-            let t = title(format!(
+            let headline = title(format!(
                 "Workflow {} now sends data to {} ({}), changed by {}",
                 quoted(name, 50),
                 hosts.join(", "),
@@ -111,8 +144,17 @@ impl Detector for NewDestination {
                 n.attr_str("node.destination")
                     .is_none_or(|h| hosts.iter().any(|x| x == h))
             }));
+            // So do the connection or key set up for the sending step, and a webhook
+            // created to feed this workflow.
+            evidence.extend(new_credentials.iter().copied());
+            evidence.extend(
+                t.with_action("webhook.created")
+                    .filter(|w| w.system == e.system && w.actor.id == e.actor.id),
+            );
+            evidence.sort_by_key(|x| (x.time, x.id.as_str()));
+            evidence.dedup_by_key(|x| x.id.as_str());
             findings.push(
-                Finding::new(SIGNAL, Severity::NeedsReview, t)
+                Finding::new(SIGNAL, Severity::NeedsReview, headline)
                     .evidence(evidence)
                     .score(score)
                     .next_step(next),

@@ -127,7 +127,12 @@ impl Detector for UnknownSource {
                 )),
             );
         }
-        for e in t.with_action("workflow.node.added") {
+        // n8n's node types name their package; other platforms' modules (make.com's
+        // `app:Module`) are not n8n packages.
+        for e in t
+            .with_action("workflow.node.added")
+            .filter(|e| e.source == "n8n")
+        {
             let ty = e.attr_str("node.type").unwrap_or("");
             if ty.is_empty() || BUILT_IN_NODE_PREFIXES.iter().any(|p| ty.starts_with(p)) {
                 continue;
