@@ -101,7 +101,15 @@ impl Adapter for MakeAdapter {
             ));
         }
         let mut out = Mapped::default();
-        for (i, entry) in items(&payload, &["auditLogs"]).into_iter().enumerate() {
+        // Make's audit-log pages list the newest entry first; what the adapter remembers
+        // between entries (scopes, modules) must see them in the order they happened.
+        // Positions stay those of the page, so a rejection names the entry as sent.
+        let mut entries: Vec<(usize, &Value)> = items(&payload, &["auditLogs"])
+            .into_iter()
+            .enumerate()
+            .collect();
+        entries.sort_by_key(|(_, e)| at(e, "triggeredAt").and_then(parse_time));
+        for (i, entry) in entries {
             map_entry(entry, i, memory, &mut out);
         }
         Ok(out)
