@@ -17,7 +17,7 @@
 mod support;
 
 use serde_json::{json, Value};
-use support::{client, eventually, get, Server};
+use support::{client, eventually, loud, Server};
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 
@@ -87,19 +87,6 @@ fn audit(text: &str, project: &str, id: u64, at: OffsetDateTime) -> Value {
         project,
         &[("/id", json!(id)), ("/created_at", ts(at))],
     )
-}
-
-/// Alerts at needs-review or above about `project`.
-async fn loud(s: &Server, project: &str) -> Vec<Value> {
-    let (_, v) = get(s, "/v1/alerts").await;
-    v["alerts"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|a| a["severity"].as_u64() >= Some(2))
-        .filter(|a| a["systems"].to_string().contains(project))
-        .cloned()
-        .collect()
 }
 
 /// Waits for alerts about `project` that together raise every one of `signals`.

@@ -169,6 +169,19 @@ pub async fn get(s: &Server, path: &str) -> (u16, serde_json::Value) {
     (status, r.json().await.unwrap_or(serde_json::Value::Null))
 }
 
+/// Alerts at needs-review (2) or above whose systems name `system`.
+pub async fn loud(s: &Server, system: &str) -> Vec<serde_json::Value> {
+    let (_, v) = get(s, "/v1/alerts").await;
+    v["alerts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| a["severity"].as_u64() >= Some(2))
+        .filter(|a| a["systems"].to_string().contains(system))
+        .cloned()
+        .collect()
+}
+
 /// POSTs events (one, or an array) to `/v1/events` and expects them accepted (202).
 pub async fn post_events(s: &Server, events: &impl serde::Serialize) {
     let r = client()

@@ -655,12 +655,19 @@ fn protected_branch(x: &Entry, memory: &dyn Memory, out: &mut Mapped) -> Event {
     set(&mut e, "rule.id", x.first(&["protected_branch_id", "id"]));
     let mut weakened = Vec::new();
     let mut changed = Vec::new();
+    // An update names the setting it changed (`update_admin_enforced`,
+    // `dismiss_stale_reviews`); the entry's other settings are the rule as it stands. A
+    // plain `update` changed whichever it carries; a create or destroy changes none.
+    let updating = o.starts_with("update") || o.starts_with("dismiss") || o.starts_with("require");
+    let named = o.strip_prefix("update_").unwrap_or(o);
+    let names = |f: &str| !named.is_empty() && (f.starts_with(named) || named.starts_with(f));
+    let any_named = PROTECTION_FIELDS
+        .iter()
+        .any(|(f, _)| names(f) && at(x.v, f).is_some());
     for (field, allowance) in PROTECTION_FIELDS {
         let Some(now) = at(x.v, field) else { continue };
         set(&mut e, &format!("rule.{field}"), now.clone());
-        // An update names the field it changed (`update_admin_enforced`); a create or
-        // destroy carries the rule's settings without changing any one of them.
-        if o.starts_with("update") || o.starts_with("dismiss") || o.starts_with("require") {
+        if updating && (names(field) || !any_named) {
             changed.push(*field);
             let off = is_off(now);
             if *allowance != off {
