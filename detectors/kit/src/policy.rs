@@ -234,6 +234,22 @@ impl Policy {
     pub fn is_off_hours(&self, e: &Event) -> bool {
         self.hours.is_off_hours(e)
     }
+
+    /// The telling one of several events of a kind (a workflow's activations): the first
+    /// outside working hours if there is one, else the first; and whether it is off-hours.
+    pub fn first_off_hours<'a>(
+        &self,
+        events: impl IntoIterator<Item = &'a Event>,
+    ) -> Option<(&'a Event, bool)> {
+        let mut first = None;
+        for e in events {
+            if self.is_off_hours(e) {
+                return Some((e, true));
+            }
+            first.get_or_insert((e, false));
+        }
+        first
+    }
 }
 
 impl FromConfig for Policy {
@@ -273,6 +289,48 @@ mod tests {
 
     fn at(s: &str) -> i64 {
         parse_time(s).unwrap()
+    }
+
+    #[test]
+    fn the_first_off_hours_event_is_the_telling_one() {
+        use plumbline_contract::{Actor, ActorKind};
+        let ev = |id: &str, time: &str| Event {
+            id: id.into(),
+            time: at(time),
+            source: "n8n".into(),
+            actor: Actor {
+                id: "a".into(),
+                kind: ActorKind::Human,
+                display: String::new(),
+            },
+            system: "s".into(),
+            action: "workflow.activated".into(),
+            resource: String::new(),
+            environment: Environment::Unknown,
+            destination: None,
+            volume: None,
+            attributes: Default::default(),
+        };
+        let p = Policy {
+            service_accounts: vec![],
+            windows: ChangeWindows::parse("", 0).unwrap(),
+            hours: WorkHours {
+                start: 8,
+                end: 19,
+                utc_offset: 0,
+            },
+            ignore_environments: vec![],
+        };
+        let day = ev("day", "2024-06-12T10:00:00Z");
+        let night = ev("night", "2024-06-12T02:13:00Z");
+        let late = ev("late", "2024-06-12T23:00:00Z");
+        let pick = |evs: &[&Event]| {
+            p.first_off_hours(evs.iter().copied())
+                .map(|(e, off)| (e.id.clone(), off))
+        };
+        assert_eq!(pick(&[&day, &night, &late]), Some(("night".into(), true)));
+        assert_eq!(pick(&[&day]), Some(("day".into(), false)));
+        assert_eq!(pick(&[]), None);
     }
 
     #[test]

@@ -182,17 +182,9 @@ fn read<'a>(created: &'a Event, story: &[&'a Event], s: &Settings) -> Option<Rea
         }
     }
     let export = export?;
-    // The off-hours activation is the telling one, if there are several.
-    let mut activated = None;
-    let mut off_hours = false;
-    for e in story.iter().copied().filter(|e| e.is("workflow.activated")) {
-        let off = s.policy.is_off_hours(e);
-        if activated.is_none() || (off && !off_hours) {
-            activated = Some(e);
-            off_hours = off;
-        }
-    }
-    let activated = activated?;
+    let (activated, off_hours) = s
+        .policy
+        .first_off_hours(story.iter().copied().filter(|e| e.is("workflow.activated")))?;
     // Renamed once live: a name change after activation, away from a name somebody chose.
     let first_name = created.attr_str("workflow.name").unwrap_or("").to_string();
     let mut name = first_name.clone();

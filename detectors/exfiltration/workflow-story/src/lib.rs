@@ -202,14 +202,6 @@ impl<'a> Story<'a> {
                     }
                 }
             }
-            if e.is("workflow.activated") {
-                let off = s.policy.is_off_hours(e);
-                // The off-hours activation is the telling one, if there are several.
-                if story.activated.is_none() || (off && !story.off_hours) {
-                    story.activated = Some(e);
-                    story.off_hours = off;
-                }
-            }
             if let Some(current) = attr_text(e, &NAME_KEYS) {
                 if !name.is_empty()
                     && current != name
@@ -224,6 +216,16 @@ impl<'a> Story<'a> {
             }
         }
         story.name = name;
+        if let Some((e, off)) = s.policy.first_off_hours(
+            story
+                .all
+                .iter()
+                .copied()
+                .filter(|e| e.is("workflow.activated")),
+        ) {
+            story.activated = Some(e);
+            story.off_hours = off;
+        }
         for a in attached.iter().filter(|a| a.time >= created.time) {
             let cred = attr_text(a, &["credential.name", "credential.id"])
                 .unwrap_or(&a.resource)
