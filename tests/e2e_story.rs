@@ -6,7 +6,7 @@
 mod support;
 
 use serde_json::Value;
-use support::{client, eventually, Server};
+use support::{client, Server};
 
 use plumbline::demo::{post_all, stories};
 use plumbline_enrich::standin::serve_n8n;
@@ -41,6 +41,27 @@ async fn alerts(s: &Server) -> Vec<Value> {
     v["alerts"].as_array().cloned().unwrap_or_default()
 }
 
+/// The first alert `pick` chooses, once `complete` holds for it (or after `secs`, so the
+/// caller's assertions say what is missing). An alert grows while its story is still being
+/// evaluated — more evidence, a fuller title — so a test of the whole story waits for it.
+async fn settled_alert(
+    s: &Server,
+    secs: u64,
+    pick: impl Fn(&Value) -> bool,
+    complete: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    let mut last = None;
+    while std::time::Instant::now() < deadline {
+        last = alerts(s).await.into_iter().find(|a| pick(a));
+        if last.as_ref().is_some_and(&complete) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    last.unwrap_or_else(|| panic!("no alert within {secs} s"))
+}
+
 /// The canonical story exactly as n8n's log stream sends it (no workflow body), with n8n's
 /// public API connected: a local stand-in answers `GET /api/v1/workflows/{id}` with each
 /// version, so the bodies are fetched and the whole story is urgent.
@@ -63,34 +84,38 @@ async fn the_canonical_story_through_n8n_raises_one_urgent_alert_citing_all_six_
         "the workflow was not fetched once per change: {:?}",
         api.seen()
     );
-    let urgent = eventually(30, || async {
-        alerts(&s)
-            .await
-            .into_iter()
-            .find(|a| a["severity"] == 3 && a["signals"].to_string().contains("exfil"))
-    })
-    .await;
     // Every step of the story is cited: the workflow's creation, the webhook trigger, the
     // wide credential, the export step, the 02:13 activation and the rename.
-    let cited: Vec<String> = urgent["event_ids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap().to_string())
-        .collect();
-    for step in [
+    let steps = [
         "demo-e2e-1",
         "demo-e2e-2",
         "demo-e2e-3",
         "demo-e2e-4",
         "demo-e2e-5",
         "demo-e2e-6",
-    ] {
+    ];
+    let cited = |a: &Value| -> Vec<String> {
+        a["event_ids"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str())
+            .map(|c| c.trim_start_matches("n8n:").to_string())
+            .collect()
+    };
+    let cites = |a: &Value, step: &str| cited(a).iter().any(|c| c.starts_with(step));
+    let urgent = settled_alert(
+        &s,
+        30,
+        |a| a["severity"] == 3 && a["signals"].to_string().contains("exfil"),
+        |a| steps.iter().all(|step| cites(a, step)),
+    )
+    .await;
+    for step in steps {
         assert!(
-            cited
-                .iter()
-                .any(|c| c.trim_start_matches("n8n:").starts_with(step)),
-            "step {step} not cited in {cited:?}"
+            cites(&urgent, step),
+            "step {step} not cited in {:?}",
+            cited(&urgent)
         );
     }
     // One alert for the story, not one per trajectory view or per re-evaluation.
@@ -118,20 +143,23 @@ async fn the_canonical_story_from_the_log_stream_alone_needs_review() {
     let s = start(dir.path());
     let story = stories::canonical_story(stories::yesterday(), "alone");
     post_all(&client(), &s.url, &story).await.unwrap();
-    let found = eventually(30, || async {
-        alerts(&s).await.into_iter().find(|a| {
+    let whole = |title: &str| {
+        title.contains("webhook") && title.contains("02:13") && title.contains("renamed")
+    };
+    let found = settled_alert(
+        &s,
+        30,
+        |a| {
             a["signals"]
                 .to_string()
                 .contains("exfil.workflow_run_story")
-        })
-    })
+        },
+        |a| whole(a["title"].as_str().unwrap_or("")),
+    )
     .await;
     assert_eq!(found["severity"], 2, "{found:#}");
     let title = found["title"].as_str().unwrap();
-    assert!(
-        title.contains("webhook") && title.contains("02:13") && title.contains("renamed"),
-        "{title}"
-    );
+    assert!(whole(title), "{title}");
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let urgent: Vec<Value> = alerts(&s)
         .await
