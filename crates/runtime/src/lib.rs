@@ -220,6 +220,35 @@ impl Runtime {
     /// Runs `set` over `t`: quarantined and uninterested detectors are skipped, every
     /// failure is contained, counted and logged.
     pub fn evaluate_on(&self, set: &DetectorSet, t: &Trajectory) -> Evaluation {
+        let events = t
+            .events
+            .iter()
+            .map(|e| (e.source.as_str(), e.action.as_str()));
+        self.evaluate_interested(set, t, |d| d.interest.matches_any(events.clone()))
+    }
+
+    /// Judges a pending event (an agent's call that has not run yet) on the trajectory it
+    /// would join (`t` holds it): only the detectors whose interests match that event are
+    /// called — the rest cannot say anything new about it — and only findings citing it
+    /// are returned. What an inline verdict rests on.
+    pub fn evaluate_pending(&self, set: &DetectorSet, t: &Trajectory, pending: &str) -> Evaluation {
+        let Some(p) = t.events.iter().find(|e| e.id == pending) else {
+            return Evaluation::default();
+        };
+        let one = [(p.source.as_str(), p.action.as_str())];
+        let mut out = self.evaluate_interested(set, t, |d| d.interest.matches_any(one.iter().copied()));
+        let cites = |f: &Finding| f.evidence.iter().any(|id| id == pending);
+        out.findings.retain(cites);
+        out.shadow.retain(cites);
+        out
+    }
+
+    fn evaluate_interested(
+        &self,
+        set: &DetectorSet,
+        t: &Trajectory,
+        interested_in: impl Fn(&Detector) -> bool,
+    ) -> Evaluation {
         let mut out = Evaluation::default();
         if set.detectors.is_empty() || t.events.is_empty() {
             return out;
@@ -229,12 +258,7 @@ impl Runtime {
             .iter()
             .filter(|d| !d.health.is_quarantined())
             .filter(|d| {
-                let interested = d.interest.reads_view(t.kind)
-                    && d.interest.matches_any(
-                        t.events
-                            .iter()
-                            .map(|e| (e.source.as_str(), e.action.as_str())),
-                    );
+                let interested = d.interest.reads_view(t.kind) && interested_in(d);
                 if !interested {
                     d.health.skipped();
                 }

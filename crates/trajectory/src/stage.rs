@@ -12,7 +12,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::evaluate::{Evaluator, Outcomes};
-use super::model::Trajectory;
+use super::model::{Trajectory, TrajectoryKind};
 use super::persist::{TrajectoryRecord, TrajectoryStore};
 use super::window::{finish_snapshot, Book, Changes, WindowRules};
 use crate::TrajectoryConfig;
@@ -263,6 +263,12 @@ impl TrajectoryStage {
             Some(r) => Ok(Some(self.persist.load_session(&r)?.snapshot())),
             None => Ok(None),
         }
+    }
+
+    /// The trajectory of `kind` that `event` would join, with it (see [`Book::preview`]):
+    /// what an inline verdict judges a pending call on, without waiting for the builder.
+    pub fn preview(&self, kind: TrajectoryKind, event: &Arc<plumbline_event::Event>) -> Trajectory {
+        self.book.lock().expect("book").preview(kind, event)
     }
 
     /// Retention: closed trajectories that ended before `cutoff` (unix nanos) and the

@@ -314,3 +314,45 @@ fn retention_forgets_old_closed_trajectories_and_the_renames_to_them() {
     );
     assert_eq!(persist.sweep_before(200).unwrap(), 0);
 }
+
+/// A pending event is judged on the trajectory it would join — the same id and hash as if
+/// it had been applied — and the book is left as it was; an event already applied is not
+/// counted twice, and an actor with no open window gets a trajectory of that event alone.
+#[test]
+fn a_preview_is_the_trajectory_the_event_would_join_without_changing_the_book() {
+    let events: Vec<Event> = (0..5)
+        .map(|i| ev(&format!("p{i}"), "agent", "repo", "agent.tool.shell", i * MIN))
+        .collect();
+    let book = book_of(&events[..4], 1000);
+    let pending = Arc::new(events[4].clone());
+    let preview = book.preview(TrajectoryKind::Actor, &pending);
+    assert_eq!(actor_sessions(&book, "agent"), vec![vec!["p0", "p1", "p2", "p3"]]);
+    let applied = book_of(&events, 1000);
+    let s = applied
+        .sessions()
+        .find(|s| s.kind == TrajectoryKind::Actor)
+        .unwrap()
+        .snapshot();
+    assert_eq!((&preview.id, &preview.hash), (&s.id, &s.hash));
+    let ids: Vec<&str> = preview.events.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, ["p0", "p1", "p2", "p3", "p4"]);
+    // Already there: the same trajectory, not a doubled event.
+    let again = applied.preview(TrajectoryKind::Actor, &pending);
+    assert_eq!((again.events.len(), &again.hash), (5, &s.hash));
+    // An earlier pending event becomes the origin, as applying it would make it.
+    let early = Arc::new(ev("p-early", "agent", "repo", "agent.prompt", -MIN));
+    let moved = book.preview(TrajectoryKind::Actor, &early);
+    assert_eq!(moved.events[0].id, "p-early");
+    assert_eq!(moved.id, book_of(&[events[..4].to_vec(), vec![(*early).clone()]].concat(), 1000)
+        .sessions()
+        .find(|s| s.kind == TrajectoryKind::Actor)
+        .unwrap()
+        .id);
+    // Bounded like the window: the oldest give way.
+    let small = book_of(&events[..4], 3);
+    let bounded = small.preview(TrajectoryKind::Actor, &pending);
+    assert_eq!(bounded.events.len(), 3);
+    assert_eq!(bounded.events.last().unwrap().id, "p4");
+    let alone = Book::new(rules(1000)).preview(TrajectoryKind::Actor, &pending);
+    assert_eq!(alone.events.len(), 1);
+}

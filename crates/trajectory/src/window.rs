@@ -481,6 +481,57 @@ impl Book {
         }
     }
 
+    /// The trajectory of `kind` that `event` would join, with it in its place — the book
+    /// unchanged. A pending call (an agent's pre-tool hook) is judged on this before it
+    /// happens; the event may already be there (it was stored first), then it is not
+    /// added twice. Where the event would bridge several windows, the earliest stands in.
+    pub fn preview(&self, kind: TrajectoryKind, event: &Arc<Event>) -> Trajectory {
+        let time = event.time_nanos();
+        let span = self.rules().span_in(kind, event);
+        let max = self.rules().max_in(kind);
+        let key = kind.key_of(event);
+        let open = self
+            .sessions
+            .get(&(kind, key.to_string()))
+            .and_then(|list| {
+                list.iter()
+                    .filter(|s| s.overlaps(time, time + span))
+                    .min_by(|a, b| {
+                        (a.first_time, &a.origin_id).cmp(&(b.first_time, &b.origin_id))
+                    })
+            });
+        let mut entries: Vec<(Arc<Event>, [u8; 32])> = Vec::new();
+        let (mut first_time, mut origin, mut closes_at, mut dropped) =
+            (time, event.id.clone(), time + span, 0);
+        if let Some(s) = open {
+            entries.extend(s.entries.iter().map(|e| (e.event.clone(), e.digest)));
+            (first_time, origin) = (s.first_time, s.origin_id.clone());
+            closes_at = s.closes_at.max(time + span);
+            dropped = s.dropped;
+        }
+        if let Err(pos) = entries.binary_search_by(|(e, _)| {
+            (e.time_nanos(), e.id.as_str()).cmp(&(time, event.id.as_str()))
+        }) {
+            entries.insert(pos, (event.clone(), event_digest(event)));
+            if (time, event.id.as_str()) < (first_time, origin.as_str()) {
+                (first_time, origin) = (time, event.id.clone());
+            }
+        }
+        let over = entries.len().saturating_sub(max);
+        entries.drain(..over);
+        Trajectory {
+            id: trajectory_id(kind, key, first_time, &origin),
+            kind,
+            key: key.to_string(),
+            start: entries.first().map_or(time, |(e, _)| e.time_nanos()),
+            end: entries.last().map_or(time, |(e, _)| e.time_nanos()),
+            closes_at,
+            dropped: dropped + over as u64,
+            hash: trajectory_hash(entries.iter().map(|(e, d)| (e.id.as_str(), d))),
+            events: entries.into_iter().map(|(e, _)| e).collect(),
+        }
+    }
+
     /// Removes and returns sessions whose window closed before the watermark by more than
     /// `lateness` (events that late start a new trajectory).
     pub fn close_expired(&mut self, lateness: i64) -> Vec<Session> {
