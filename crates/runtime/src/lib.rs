@@ -236,7 +236,8 @@ impl Runtime {
             return Evaluation::default();
         };
         let one = [(p.source.as_str(), p.action.as_str())];
-        let mut out = self.evaluate_interested(set, t, |d| d.interest.matches_any(one.iter().copied()));
+        let mut out =
+            self.evaluate_interested(set, t, |d| d.interest.matches_any(one.iter().copied()));
         let cites = |f: &Finding| f.evidence.iter().any(|id| id == pending);
         out.findings.retain(cites);
         out.shadow.retain(cites);

@@ -321,12 +321,23 @@ fn retention_forgets_old_closed_trajectories_and_the_renames_to_them() {
 #[test]
 fn a_preview_is_the_trajectory_the_event_would_join_without_changing_the_book() {
     let events: Vec<Event> = (0..5)
-        .map(|i| ev(&format!("p{i}"), "agent", "repo", "agent.tool.shell", i * MIN))
+        .map(|i| {
+            ev(
+                &format!("p{i}"),
+                "agent",
+                "repo",
+                "agent.tool.shell",
+                i * MIN,
+            )
+        })
         .collect();
     let book = book_of(&events[..4], 1000);
     let pending = Arc::new(events[4].clone());
     let preview = book.preview(TrajectoryKind::Actor, &pending);
-    assert_eq!(actor_sessions(&book, "agent"), vec![vec!["p0", "p1", "p2", "p3"]]);
+    assert_eq!(
+        actor_sessions(&book, "agent"),
+        vec![vec!["p0", "p1", "p2", "p3"]]
+    );
     let applied = book_of(&events, 1000);
     let s = applied
         .sessions()
@@ -343,11 +354,17 @@ fn a_preview_is_the_trajectory_the_event_would_join_without_changing_the_book() 
     let early = Arc::new(ev("p-early", "agent", "repo", "agent.prompt", -MIN));
     let moved = book.preview(TrajectoryKind::Actor, &early);
     assert_eq!(moved.events[0].id, "p-early");
-    assert_eq!(moved.id, book_of(&[events[..4].to_vec(), vec![(*early).clone()]].concat(), 1000)
+    assert_eq!(
+        moved.id,
+        book_of(
+            &[events[..4].to_vec(), vec![(*early).clone()]].concat(),
+            1000
+        )
         .sessions()
         .find(|s| s.kind == TrajectoryKind::Actor)
         .unwrap()
-        .id);
+        .id
+    );
     // Bounded like the window: the oldest give way.
     let small = book_of(&events[..4], 3);
     let bounded = small.preview(TrajectoryKind::Actor, &pending);

@@ -496,9 +496,7 @@ impl Book {
             .and_then(|list| {
                 list.iter()
                     .filter(|s| s.overlaps(time, time + span))
-                    .min_by(|a, b| {
-                        (a.first_time, &a.origin_id).cmp(&(b.first_time, &b.origin_id))
-                    })
+                    .min_by(|a, b| (a.first_time, &a.origin_id).cmp(&(b.first_time, &b.origin_id)))
             });
         let mut entries: Vec<(Arc<Event>, [u8; 32])> = Vec::new();
         let (mut first_time, mut origin, mut closes_at, mut dropped) =
