@@ -134,8 +134,9 @@ async fn run_one(s: &Scenario, base: &str, dir: &Path) -> anyhow::Result<Outcome
     let mut accepted = 0;
     for (i, d) in s.deliveries.iter().enumerate() {
         let (body, content_type) = d.payload()?;
+        let path = d.path();
         let mut req = http
-            .post(format!("{}/v1/ingest/{}", service.url, d.source))
+            .post(format!("{}{path}", service.url))
             .header("content-type", content_type)
             .body(body);
         for (k, v) in &d.headers {
@@ -151,10 +152,7 @@ async fn run_one(s: &Scenario, base: &str, dir: &Path) -> anyhow::Result<Outcome
         let status = resp.status();
         let v: Value = resp.json().await.unwrap_or(Value::Null);
         if !status.is_success() {
-            bail!(
-                "{name}: delivery {i} to /v1/ingest/{} answered {status}: {v}",
-                d.source
-            );
+            bail!("{name}: delivery {i} to {path} answered {status}: {v}");
         }
         if let Some(r) = v["rejected"].as_array().filter(|r| !r.is_empty()) {
             bail!(

@@ -37,7 +37,8 @@ pub struct Scenario {
     pub path: PathBuf,
 }
 
-/// One request to `POST /v1/ingest/<source>`.
+/// One request to `POST /v1/ingest/<source>`, or to the `path` a source's own protocol
+/// names (OTLP's `/v1/logs` and `/v1/traces`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Delivery {
@@ -52,6 +53,8 @@ pub struct Delivery {
     /// … or as text (n8n's event log lines, a Vault audit log).
     pub body_text: Option<String>,
     pub content_type: Option<String>,
+    /// The endpoint, when it is not `/v1/ingest/<source>` (must start with `/v1/`).
+    pub path: Option<String>,
 }
 
 impl Scenario {
@@ -73,6 +76,13 @@ impl Scenario {
 }
 
 impl Delivery {
+    /// Where it is posted.
+    pub fn path(&self) -> String {
+        self.path
+            .clone()
+            .unwrap_or_else(|| format!("/v1/ingest/{}", self.source))
+    }
+
     /// The body's bytes and content type.
     pub fn payload(&self) -> anyhow::Result<(Vec<u8>, String)> {
         let ct = self.content_type.clone();
@@ -114,6 +124,12 @@ pub fn load(dir: &Path) -> anyhow::Result<Vec<Scenario>> {
         for (i, d) in s.deliveries.iter().enumerate() {
             d.payload()
                 .with_context(|| format!("{}: delivery {i}", path.display()))?;
+            if let Some(p) = d.path.as_deref().filter(|p| !p.starts_with("/v1/")) {
+                bail!(
+                    "{}: delivery {i}: path {p:?} is not under /v1/",
+                    path.display()
+                );
+            }
         }
         s.pattern = path
             .parent()
@@ -168,5 +184,25 @@ mod tests {
         )
         .unwrap();
         assert!(d.payload().is_err());
+    }
+
+    #[test]
+    fn a_delivery_goes_to_its_source_endpoint_unless_it_names_a_path() {
+        let d = |v| serde_json::from_value::<Delivery>(v).unwrap();
+        let hook = d(serde_json::json!({"source": "claude-code", "body": {}}));
+        assert_eq!(hook.path(), "/v1/ingest/claude-code");
+        let otlp = d(serde_json::json!({"source": "claude-code", "path": "/v1/logs", "body": {}}));
+        assert_eq!(otlp.path(), "/v1/logs");
+        let dir = tempfile::tempdir().unwrap();
+        let pattern = dir.path().join("p");
+        std::fs::create_dir_all(&pattern).unwrap();
+        std::fs::write(
+            pattern.join("s.json"),
+            r#"{"description": "d", "label": "benign",
+                "deliveries": [{"source": "x", "path": "/healthz", "body": {}}]}"#,
+        )
+        .unwrap();
+        let e = format!("{:#}", load(dir.path()).unwrap_err());
+        assert!(e.contains("path \"/healthz\" is not under /v1/"), "{e}");
     }
 }
