@@ -10,12 +10,15 @@
 //!   with the same names;
 //! - [`git`]: a push and the events the adapters derive from it folded into one [`git::Push`],
 //!   matched to its merge;
-//! - [`text`]: phrase patterns over free text, without a regex engine.
+//! - [`text`]: phrase patterns over free text, without a regex engine;
+//! - [`agent`]: AI coding agents' sessions — tool calls folded, secret paths, shell egress,
+//!   download-and-execute, file changes, pushes (the `coding-agent` pack's shared rules).
 //!
 //! The general helpers (titles, attributes, destination classes, typed config, globs) are
 //! the SDK's. The kit depends on the contract crate, not on the SDK, so the SDK can
 //! re-export it. Everything here is pure and runs the same natively and inside WASM.
 
+pub mod agent;
 pub mod git;
 pub mod keys;
 pub mod policy;
