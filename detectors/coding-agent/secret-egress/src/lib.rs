@@ -104,15 +104,12 @@ fn finding(
     e: &Egress,
     lists: &Destinations,
 ) -> Finding {
-    let session = read.attr_str("agent.session").unwrap_or("?");
+    let session = read.session();
     let class = lists
         .classify(host)
         .map(|(_, c)| c.describe())
         .unwrap_or("an unknown host");
-    let who = match read.user() {
-        "" => read.first().actor.id.clone(),
-        u => format!("{u}'s agent"),
-    };
+    let who = read.who();
     let same = std::ptr::eq(read, send);
     let (severity, verb, score) = if carries {
         (Severity::Urgent, "sent data to", 0.9)

@@ -102,6 +102,19 @@ impl<'a> Call<'a> {
         self.attr_str("agent.user").unwrap_or("")
     }
 
+    /// Whose agent acted, for titles: `dana@acme.com's agent`, else the actor id.
+    pub fn who(&self) -> String {
+        match self.user() {
+            "" => self.first().actor.id.clone(),
+            u => format!("{u}'s agent"),
+        }
+    }
+
+    /// The agent session (`agent.session`), for next steps.
+    pub fn session(&self) -> &'a str {
+        self.attr_str("agent.session").unwrap_or("?")
+    }
+
     /// The simple commands of a shell call, substitutions and `sh -c` strings included.
     pub fn simples(&self) -> Vec<Simple> {
         self.command().map(shell::simples).unwrap_or_default()
