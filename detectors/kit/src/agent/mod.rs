@@ -1019,8 +1019,8 @@ impl Sensitive {
 }
 
 /// What makes a call sensitive after safety was lowered or instructions were injected: a
-/// secret read, egress to a host `outside` says is not the company's, code downloaded and
-/// run, a `git push`, a change to CI configuration.
+/// secret read, egress to a host `outside` says is not the company's, code downloaded from
+/// such a host and run, a `git push`, a change to CI configuration.
 pub fn sensitive(
     call: &Call,
     secrets: &SecretPaths,
@@ -1033,7 +1033,12 @@ pub fn sensitive(
         .map(Sensitive::SecretRead)
         .collect();
     if let Some(cmd) = call.command() {
-        out.extend(download_exec(cmd).into_iter().map(Sensitive::DownloadExec));
+        out.extend(
+            download_exec(cmd)
+                .into_iter()
+                .filter(|d| outside(&d.host))
+                .map(Sensitive::DownloadExec),
+        );
         out.extend(git_pushes(cmd).into_iter().map(Sensitive::Push));
     }
     out.extend(
