@@ -122,6 +122,15 @@ pub fn phrases(spec: &str) -> Vec<Phrase> {
         .collect()
 }
 
+/// Literal items split from a config value: `;`-separated (items may hold commas), trimmed.
+pub fn items(spec: &str) -> Vec<String> {
+    spec.split(';')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(String::from)
+        .collect()
+}
+
 /// True if any of `needles` (lower-case) appears as a whole word of `text`, or for a
 /// needle ending in `*`, as the start of one.
 pub fn has_word(text: &str, needles: &[String]) -> bool {
@@ -209,5 +218,6 @@ mod tests {
         assert!(has_word("Contracts (signed)", &n("contract*")));
         assert!(!has_word("happiness", &n("pii")));
         assert_eq!(phrases("a b; c , d;").len(), 2);
+        assert_eq!(items(" if: false ;|| true;;"), ["if: false", "|| true"]);
     }
 }

@@ -49,12 +49,9 @@ impl Detector for CiTamper {
 
     fn analyze(&self, t: &Trajectory, cx: &Context) -> Result<Vec<Finding>, AnalyzeError> {
         let ci_paths = cx.config_list("ci_paths");
-        let markers: Vec<String> = cx
-            .config("weakening_markers")
-            .unwrap_or_default()
-            .split(';')
-            .map(|m| m.trim().to_ascii_lowercase())
-            .filter(|m| !m.is_empty())
+        let markers: Vec<String> = text::items(&cx.config("weakening_markers").unwrap_or_default())
+            .iter()
+            .map(|m| m.to_ascii_lowercase())
             .collect();
         let check_words = cx.config_list("check_words");
         let calls = agent::calls(t);

@@ -35,7 +35,7 @@ impl Detector for InjectedInstructions {
         .signals(&[SIGNAL])
         .config("injection_patterns", PATTERNS, "Prompt-injection phrases (`;`-separated; syntax in kit/src/text.rs)")
         .config("hidden_comment_words", HIDDEN_WORDS, "Words that make an HTML comment in fetched content an instruction (comma-separated, `*` = prefix)");
-        let info = agent::declare_ci_paths(SecretPaths::declare(info));
+        let info = agent::declare_sensitive(info);
         destination::declare(info)
     }
 

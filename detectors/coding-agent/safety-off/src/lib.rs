@@ -10,6 +10,7 @@
 //! Read on actor trajectories (one agent session).
 
 use plumbline_sdk::kit::agent::{self, Call, SecretPaths};
+use plumbline_sdk::kit::text;
 use plumbline_sdk::*;
 
 const SIGNAL: &str = "agent.safety_off";
@@ -55,7 +56,7 @@ impl Detector for SafetyOff {
             MARKERS,
             "Text added to a settings file that allows everything (`;`-separated)",
         );
-        let info = agent::declare_ci_paths(SecretPaths::declare(info));
+        let info = agent::declare_sensitive(info);
         destination::declare(info)
     }
 
@@ -65,13 +66,7 @@ impl Detector for SafetyOff {
         let ci_paths = cx.config_list("ci_paths");
         let flags = cx.config_list("unsafe_flags");
         let settings = cx.config_list("settings_paths");
-        let markers: Vec<String> = cx
-            .config("permissive_markers")
-            .unwrap_or_default()
-            .split(';')
-            .map(|m| m.trim().to_string())
-            .filter(|m| !m.is_empty())
-            .collect();
+        let markers = text::items(&cx.config("permissive_markers").unwrap_or_default());
         let calls = agent::calls(t);
         let mut offs: Vec<Off> = Vec::new();
         // Session settings: the start and permission changes, placed among the calls.

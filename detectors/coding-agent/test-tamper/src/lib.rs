@@ -9,6 +9,7 @@
 //! Read on actor trajectories (one agent session).
 
 use plumbline_sdk::kit::agent::{self, shell, Call, FileChange};
+use plumbline_sdk::kit::text;
 use plumbline_sdk::*;
 
 const SIGNAL: &str = "agent.test_tamper";
@@ -42,14 +43,7 @@ impl Detector for TestTamper {
     }
 
     fn analyze(&self, t: &Trajectory, cx: &Context) -> Result<Vec<Finding>, AnalyzeError> {
-        let semi = |k: &str| -> Vec<String> {
-            cx.config(k)
-                .unwrap_or_default()
-                .split(';')
-                .map(|m| m.trim().to_string())
-                .filter(|m| !m.is_empty())
-                .collect()
-        };
+        let semi = |k: &str| text::items(&cx.config(k).unwrap_or_default());
         let rules = Rules {
             test_paths: cx.config_list("test_paths"),
             skip: semi("skip_markers"),

@@ -1018,6 +1018,12 @@ impl Sensitive {
     }
 }
 
+/// Declares the keys [`sensitive`] reads: `secret_paths`, `secret_path_exceptions` and
+/// `ci_paths` (the destination keys are the SDK's: `destination::declare`).
+pub fn declare_sensitive(info: Info) -> Info {
+    declare_ci_paths(SecretPaths::declare(info))
+}
+
 /// What makes a call sensitive after safety was lowered or instructions were injected: a
 /// secret read, egress to a host `outside` says is not the company's, code downloaded from
 /// such a host and run, a `git push`, a change to CI configuration.
