@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 pub use plumbline_api::auth::{ApiToken, AuthConfig, Scope};
 
 // Each source's section is owned by its adapter.
+use plumbline_ingest::agents::AgentsConfig;
 use plumbline_ingest::cloudtrail::CloudtrailConfig;
 use plumbline_ingest::github::GithubConfig;
 use plumbline_ingest::github_audit::GithubAuditConfig;
@@ -68,6 +69,7 @@ pub struct Config {
     pub cloudtrail: CloudtrailConfig,
     pub okta: OktaConfig,
     pub openai: OpenaiConfig,
+    pub agents: AgentsConfig,
     pub llm: plumbline_summary::LlmConfig,
     pub runtime: plumbline_runtime::RuntimeConfig,
     pub org: plumbline_runtime::Org,
@@ -143,6 +145,7 @@ impl Config {
             cloudtrail: self.cloudtrail.clone(),
             okta: self.okta.clone(),
             openai: self.openai.clone(),
+            agents: self.agents.clone(),
         }
     }
 

@@ -19,13 +19,15 @@ use super::events::read_body;
 use super::AppState;
 use crate::auth::Scope;
 use plumbline_ingest::adapter::{Adapter, Delivery, IngestError, Memory, SourceAuth};
+use plumbline_ingest::agents::Verdict;
 use plumbline_ingest::memory::SledMemory;
 use plumbline_ingest::{IngestReport, Mapped};
 
-/// `/v1/ingest/<endpoint>` for each adapter (the source's name, or `github-audit`).
+/// `/v1/ingest/<endpoint>` for each adapter (the source's name, or `github-audit`); the
+/// OTLP receivers are served by [`crate::otlp`].
 pub fn routes(adapters: &[Arc<dyn Adapter>]) -> Router<AppState> {
     let mut router = Router::new();
-    for adapter in adapters {
+    for adapter in adapters.iter().filter(|a| a.otlp().is_none()) {
         let path = format!("/v1/ingest/{}", adapter.endpoint());
         let a = adapter.clone();
         let mut route: MethodRouter<AppState> = post(
@@ -75,8 +77,30 @@ async fn receive(
     };
     let mut mapped = adapter.map(&delivery, &memory).map_err(ApiError::from)?;
     mapped.stamp(verified);
+    // A coding agent's hook: the answer is in the agent's format, deciding the pending call.
+    let hook = adapter.hook_reply(&delivery, &mapped);
+    let pending = hook
+        .as_ref()
+        .and_then(|h| h.pending)
+        .and_then(|i| mapped.events.get(i).cloned());
     let report = submit(&state, mapped, &memory).await?;
-    Ok((adapter.success(), Json(report)).into_response())
+    match hook {
+        Some(reply) => {
+            let verdict = match &pending {
+                Some(call) => verdict(&state, call).await,
+                None => Verdict::Allow,
+            };
+            Ok((adapter.success(), Json(reply.answer(&verdict))).into_response())
+        }
+        None => Ok((adapter.success(), Json(report)).into_response()),
+    }
+}
+
+/// The verdict on a coding agent's pending call (stored by now, so it is part of its
+/// session). The seam for the synchronous evaluation: until it is wired in, every
+/// pending call is allowed.
+async fn verdict(_state: &AppState, _call: &plumbline_event::Event) -> Verdict {
+    Verdict::Allow
 }
 
 /// A `GET` handshake on a source endpoint.
@@ -132,7 +156,9 @@ impl From<IngestError> for ApiError {
             IngestError::Malformed { field, reason } => ApiError::new(status, message)
                 .with("field", field)
                 .with("reason", reason),
-            IngestError::NotFound(_) => ApiError::new(status, message),
+            IngestError::NotFound(_) | IngestError::UnsupportedMediaType(_) => {
+                ApiError::new(status, message)
+            }
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod guard;
 pub mod hec;
 pub mod ingest;
 pub mod limits;
+pub mod otlp;
 pub mod packs;
 pub mod params;
 pub mod review;
@@ -75,6 +76,7 @@ pub fn router(state: AppState) -> Router {
         .merge(summary_audit::routes())
         .merge(audit_log::routes())
         .merge(ingest::routes(&state.adapters))
+        .merge(otlp::routes(&state.adapters))
         .merge(hec::routes(&state.adapters))
         .fallback(|| async { error::ApiError::not_found("no such endpoint") })
         .with_state(state)

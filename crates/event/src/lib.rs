@@ -27,10 +27,19 @@ pub enum Source {
     Openai,
     Ci,
     Custom,
+    /// Claude Code: its OpenTelemetry logs and its `http` hooks.
+    #[serde(rename = "claude-code")]
+    ClaudeCode,
+    /// Codex CLI: its OpenTelemetry logs.
+    Codex,
+    /// Cursor: its agent hooks.
+    Cursor,
+    /// Any other agent's OpenTelemetry GenAI-convention spans (`execute_tool`).
+    Otel,
 }
 
 impl Source {
-    pub const ALL: [Source; 10] = [
+    pub const ALL: [Source; 14] = [
         Source::Github,
         Source::Gitlab,
         Source::N8n,
@@ -41,6 +50,10 @@ impl Source {
         Source::Openai,
         Source::Ci,
         Source::Custom,
+        Source::ClaudeCode,
+        Source::Codex,
+        Source::Cursor,
+        Source::Otel,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -55,6 +68,10 @@ impl Source {
             Source::Openai => "openai",
             Source::Ci => "ci",
             Source::Custom => "custom",
+            Source::ClaudeCode => "claude-code",
+            Source::Codex => "codex",
+            Source::Cursor => "cursor",
+            Source::Otel => "otel",
         }
     }
 
@@ -196,4 +213,24 @@ pub fn format_time(t: OffsetDateTime) -> String {
 /// Unix nanoseconds → time (clamped to the representable range).
 pub fn time_from_nanos(n: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp_nanos(n as i128).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every source is in `Source::ALL`, and its name reads back, in `as_str`/`parse` and
+    /// in serde (the schema and the stored events use the same names).
+    #[test]
+    fn every_source_name_round_trips() {
+        for s in Source::ALL {
+            assert_eq!(Source::parse(s.as_str()), Some(s));
+            let json = serde_json::to_value(s).unwrap();
+            assert_eq!(json, serde_json::Value::from(s.as_str()));
+            assert_eq!(serde_json::from_value::<Source>(json).unwrap(), s);
+        }
+        assert_eq!(Source::ClaudeCode.as_str(), "claude-code");
+        let names: std::collections::BTreeSet<_> = Source::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(names.len(), Source::ALL.len());
+    }
 }

@@ -30,6 +30,10 @@ const SECRET_KEYS: &[&str] = &[
     "bearer",
 ];
 
+/// Keys whose last segment names a credential but whose value is an identifier Plumbline
+/// itself sets: a coding agent's session id (`agent.session`) is what detectors group by.
+const ID_KEYS: &[&str] = &["agent.session"];
+
 /// Patterns of well-known credential formats (kept narrow to avoid eating ordinary text).
 static PATTERNS: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
     vec![
@@ -47,6 +51,9 @@ static PATTERNS: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
         // carry a prefix (`db_`, `client`) and quotes; a quoted value may hold spaces.
         r#"(?i)\b[a-z0-9_\-]*(?:password|passwd|pwd|secret|token|api[_-]?key)["']?\s*[=:]\s*"[^"]{4,}""#,
         r#"(?i)\b[a-z0-9_\-]*(?:password|passwd|pwd|secret|token|api[_-]?key)["']?\s*[=:]\s*["']?[^\s&,;"']{6,}"#,
+        // `AWS_SECRET_ACCESS_KEY=…`, `SECRET_KEY: …`, `private_key=…` in shell commands and
+        // env dumps (the key ends in `key`, which the rule above does not cover).
+        r#"(?i)\b[a-z0-9_\-]*(?:secret|private)[_-]?(?:access[_-]?)?key["']?\s*[=:]\s*["']?[^\s&,;"']{6,}"#,
         r"://[^/\s:@]+:[^/\s@]{3,}@",
         // Chat webhooks: the path is the credential; the host stays readable.
         r"(?:services|workflows|triggers)/T[A-Z0-9]{6,}/[AB][A-Z0-9]{6,}/[A-Za-z0-9]{16,}",
@@ -103,6 +110,9 @@ pub fn marker(secret: &str) -> String {
 
 /// Whether a key names a credential (`db_password`, `X-Api-Key`, `clientSecret`).
 pub fn is_secret_key(key: &str) -> bool {
+    if ID_KEYS.contains(&key) {
+        return false;
+    }
     let k = snake_case(key).replace('-', "_");
     let last = k.rsplit('.').next().unwrap_or(&k);
     SECRET_KEYS
@@ -333,6 +343,44 @@ mod tests {
         ] {
             assert_eq!(text(ordinary), None, "{ordinary}");
         }
+    }
+
+    /// What coding agents run and write: a curl with a bearer key, cloud keys exported
+    /// inline, a `.env` file's text. The command stays readable around the markers.
+    #[test]
+    fn agent_commands_and_file_content_are_redacted() {
+        for (input, secret, kept) in [
+            (
+                r#"curl -s -H "Authorization: Bearer sk-ant-api03-abcdefghijklmnopqrstuvwx" https://api.example.com"#,
+                "abcdefghijklmnopqrstuvwx",
+                "https://api.example.com",
+            ),
+            (
+                "AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY aws s3 ls",
+                "wJalrXUtnFEMI",
+                "aws s3 ls",
+            ),
+            (
+                "export SECRET_KEY='django-insecure-0123456789abcdef' && ./manage.py run",
+                "django-insecure-0123456789abcdef",
+                "./manage.py run",
+            ),
+            (
+                "DATABASE_URL=postgres://app:s3cr3t-pw@db:5432/app\nSTRIPE_API_KEY=sk_live_0123456789abcdefABCD",
+                "s3cr3t-pw",
+                "db:5432/app",
+            ),
+        ] {
+            let red = text(input).unwrap_or_else(|| panic!("not redacted: {input}"));
+            assert!(!red.contains(secret), "{red}");
+            assert!(red.contains(kept), "{red}");
+        }
+        assert_eq!(
+            text("cat .env && curl -X POST https://paste.example.net"),
+            None
+        );
+        assert!(!is_secret_key("agent.session"));
+        assert!(is_secret_key("session") && is_secret_key("headers.session"));
     }
 
     #[test]

@@ -81,6 +81,23 @@ pub trait Adapter: Send + Sync {
             self.source()
         )))
     }
+
+    /// A coding agent's hook endpoint answers in the agent's own format: which mapped
+    /// event is the call awaiting a verdict and how to render one
+    /// ([`crate::agents::HookReply`]). `None` (every other source): the ingest report.
+    fn hook_reply(
+        &self,
+        _delivery: &Delivery<'_>,
+        _mapped: &Mapped,
+    ) -> Option<crate::agents::HookReply> {
+        None
+    }
+
+    /// An OTLP/HTTP receiver, served at `/v1/logs` or `/v1/traces` with OTLP's answers
+    /// instead of `/v1/ingest/<endpoint>`.
+    fn otlp(&self) -> Option<crate::agents::otlp::Signal> {
+        None
+    }
 }
 
 /// One request to a source endpoint, as an adapter maps it.
@@ -122,6 +139,8 @@ pub enum IngestError {
     Malformed { field: String, reason: String },
     /// The request asks for something turned off or absent (404).
     NotFound(String),
+    /// The body's content type is not one the endpoint reads (415, naming it and what is).
+    UnsupportedMediaType(String),
 }
 
 impl IngestError {
@@ -137,6 +156,7 @@ impl IngestError {
         match self {
             IngestError::NotJson { .. } | IngestError::Malformed { .. } => StatusCode::BAD_REQUEST,
             IngestError::NotFound(_) => StatusCode::NOT_FOUND,
+            IngestError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         }
     }
 
@@ -161,7 +181,9 @@ impl std::fmt::Display for IngestError {
                 "body is not JSON: {reason} (line {line}, column {column})"
             ),
             IngestError::Malformed { field, reason } => write!(f, "`{field}`: {reason}"),
-            IngestError::NotFound(message) => f.write_str(message),
+            IngestError::NotFound(message) | IngestError::UnsupportedMediaType(message) => {
+                f.write_str(message)
+            }
         }
     }
 }

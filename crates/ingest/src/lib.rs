@@ -4,6 +4,7 @@
 //! servers: the API serves every adapter through one generic handler.
 
 pub mod adapter;
+pub mod agents;
 pub mod body;
 pub mod cloudtrail;
 pub mod git;
@@ -63,6 +64,7 @@ pub struct SourcesConfig {
     pub cloudtrail: cloudtrail::CloudtrailConfig,
     pub okta: okta::OktaConfig,
     pub openai: openai::OpenaiConfig,
+    pub agents: agents::AgentsConfig,
 }
 
 impl Default for SourcesConfig {
@@ -71,7 +73,8 @@ impl Default for SourcesConfig {
     }
 }
 
-/// Every source adapter, configured. Adding a source is a module and a line here.
+/// Every source adapter, configured. Adding a source is a module and a line here. The two
+/// OTLP receivers ([`Adapter::otlp`]) are served at `/v1/logs` and `/v1/traces`.
 pub fn adapters(config: &SourcesConfig) -> Vec<Arc<dyn Adapter>> {
     vec![
         Arc::new(github::GithubAdapter::new(config.github.clone())),
@@ -87,6 +90,18 @@ pub fn adapters(config: &SourcesConfig) -> Vec<Arc<dyn Adapter>> {
         )),
         Arc::new(okta::OktaAdapter::new(config.okta.clone())),
         Arc::new(openai::OpenaiAdapter::new(config.openai.clone())),
+        Arc::new(agents::claude_code::ClaudeCodeAdapter::new(
+            config.agents.clone(),
+        )),
+        Arc::new(agents::cursor::CursorAdapter::new(config.agents.clone())),
+        Arc::new(agents::otlp::OtlpAdapter::new(
+            agents::otlp::Signal::Logs,
+            config.agents.clone(),
+        )),
+        Arc::new(agents::otlp::OtlpAdapter::new(
+            agents::otlp::Signal::Traces,
+            config.agents.clone(),
+        )),
     ]
 }
 
@@ -142,8 +157,8 @@ pub struct Ingest {
 /// Events accepted per source (for `/metrics` and coverage).
 #[derive(Debug, Default)]
 pub struct IngestCounters {
-    by_source: [std::sync::atomic::AtomicU64; 10],
-    last_seen: [std::sync::atomic::AtomicI64; 10],
+    by_source: [std::sync::atomic::AtomicU64; plumbline_event::Source::ALL.len()],
+    last_seen: [std::sync::atomic::AtomicI64; plumbline_event::Source::ALL.len()],
 }
 
 impl IngestCounters {
@@ -152,7 +167,7 @@ impl IngestCounters {
         let i = plumbline_event::Source::ALL
             .iter()
             .position(|s| *s == e.source)
-            .unwrap_or(9);
+            .expect("Source::ALL lists every source");
         self.by_source[i].fetch_add(1, Relaxed);
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         self.last_seen[i].fetch_max(now, Relaxed);

@@ -34,6 +34,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::adapter::{apply, Adapter, Delivery, InMemory, SourceAuth};
+use super::agents::{claude_code, cursor, otlp, AgentsConfig};
 use super::{
     cloudtrail, github, github_audit, gitlab, make, n8n, okta, openai, vault, SourcesConfig,
 };
@@ -86,8 +87,25 @@ fn adapter(source: &str, config: &Value) -> Box<dyn Adapter> {
             json!({"token": ""}),
             config,
         ))),
+        "claude-code" => Box::new(claude_code::ClaudeCodeAdapter::new(cfg(
+            agents_defaults(),
+            config,
+        ))),
+        "cursor" => Box::new(cursor::CursorAdapter::new(cfg(agents_defaults(), config))),
+        "otlp-logs" => Box::new(otlp::OtlpAdapter::new(
+            otlp::Signal::Logs,
+            cfg::<AgentsConfig>(agents_defaults(), config),
+        )),
+        "otlp-traces" => Box::new(otlp::OtlpAdapter::new(
+            otlp::Signal::Traces,
+            cfg::<AgentsConfig>(agents_defaults(), config),
+        )),
         other => panic!("no adapter {other}"),
     }
+}
+
+fn agents_defaults() -> Value {
+    serde_json::to_value(SourcesConfig::default().agents).unwrap()
 }
 
 fn body(source: &str, spec: &Value) -> Vec<u8> {
@@ -319,4 +337,24 @@ tables!(github, gitlab, n8n, make, vault, cloudtrail, okta, openai);
 #[test]
 fn github_audit() {
     assert!(run("github-audit") > 0);
+}
+
+#[test]
+fn claude_code() {
+    assert!(run("claude-code") > 0);
+}
+
+#[test]
+fn cursor() {
+    assert!(run("cursor") > 0);
+}
+
+#[test]
+fn otlp_logs() {
+    assert!(run("otlp-logs") > 0);
+}
+
+#[test]
+fn otlp_traces() {
+    assert!(run("otlp-traces") > 0);
 }
