@@ -26,7 +26,10 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 OUT = pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "fuzz" / "corpus"
 SEPARATOR = b"\n\x1e\n"
-SOURCES = ["github", "github-audit", "gitlab", "n8n", "make", "vault", "cloudtrail", "okta", "openai"]
+SOURCES = ["github", "github-audit", "gitlab", "n8n", "make", "vault", "cloudtrail", "okta", "openai",
+           "claude-code", "cursor", "otlp-logs", "otlp-traces"]
+# The OTLP receivers read a body by its content type: payload files are seeded as JSON.
+PAYLOAD_HEADERS = {"otlp-logs": b"content-type: application/json\n", "otlp-traces": b"content-type: application/json\n"}
 
 
 def write(target, data):
@@ -77,7 +80,7 @@ def adapters():
                 write(f"adapter_{target}", SEPARATOR.join(parts[:8]))
         for f in sorted(fixtures.iterdir()):
             if f.name != "cases.json":
-                write(f"adapter_{target}", b"\n" + f.read_bytes())
+                write(f"adapter_{target}", PAYLOAD_HEADERS.get(source, b"") + b"\n" + f.read_bytes())
 
 
 EVENT = {

@@ -90,6 +90,8 @@ fn configured() -> &'static Vec<Arc<dyn Adapter>> {
         c.make.token = "make-audit-shipper".into();
         c.okta.authorization = "okta-hook-3f9a1c0e".into();
         c.openai.token = "openai-audit-shipper".into();
+        c.agents.hook_token = "hook-7f3a".into();
+        c.agents.otlp_token = "otlp-7c1e".into();
         c.cloudtrail.org_accounts = vec!["444455556666".into()];
         c.cloudtrail
             .account_environments
@@ -136,8 +138,17 @@ pub fn adapter_at(endpoint: &str, data: &[u8]) {
             Ok(mut mapped) => {
                 assert_eq!(mapped.events.len(), mapped.indexes.len());
                 mapped.stamp(verified);
+                hook_answer(adapter.as_ref(), &d, &mapped);
                 for e in &mapped.events {
-                    assert_eq!(e.source, source, "{e:?}");
+                    if adapter.otlp().is_some() {
+                        // The OTLP receivers' events are of the agent that sent them.
+                        assert!(
+                            matches!(e.source, Source::ClaudeCode | Source::Codex | Source::Otel),
+                            "{e:?}"
+                        );
+                    } else {
+                        assert_eq!(e.source, source, "{e:?}");
+                    }
                     stored_form_is_stable(e);
                     for k in e.attributes.keys() {
                         assert!(
@@ -156,6 +167,27 @@ pub fn adapter_at(endpoint: &str, data: &[u8]) {
                 assert!(!e.to_string().is_empty());
             }
         }
+    }
+}
+
+/// A coding agent's hook answer: the pending call is one of the mapped events and a
+/// pre-tool hook; every verdict renders as a JSON object (`{}` when nothing is pending).
+fn hook_answer(adapter: &dyn Adapter, d: &Delivery<'_>, mapped: &plumbline_ingest::Mapped) {
+    use plumbline_ingest::agents::Verdict;
+    let Some(reply) = adapter.hook_reply(d, mapped) else {
+        return;
+    };
+    if let Some(i) = reply.pending {
+        assert_eq!(mapped.events[i].attr_str("tool.phase"), Some("requested"));
+    }
+    for v in [
+        Verdict::Allow,
+        Verdict::Ask("why".into()),
+        Verdict::Deny("why".into()),
+    ] {
+        let answer = reply.answer(&v);
+        assert!(answer.is_object(), "{answer}");
+        assert_eq!(reply.pending.is_none(), answer == json!({}), "{answer}");
     }
 }
 
