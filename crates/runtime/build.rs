@@ -18,6 +18,7 @@ const PACKS: &[&str] = &[
     "credential-abuse",
     "supply-chain",
     "drift",
+    "coding-agent",
 ];
 
 fn main() {
