@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::{client, Server};
+use support::{alerts, client, Server};
 
 fn components_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
@@ -42,18 +42,6 @@ fn ev(id: &str, time: String, source: &str, actor: &str, system: &str, action: &
     json!({"id": id, "time": time, "source": source,
            "actor": {"id": actor, "type": "human"}, "system": system,
            "action": action, "environment": "prod"})
-}
-
-async fn alerts(s: &Server) -> Vec<Value> {
-    let r: Value = client()
-        .get(s.at("/v1/alerts"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    r["alerts"].as_array().cloned().unwrap_or_default()
 }
 
 /// Waits (bounded) until an alert satisfies `want`.

@@ -6,7 +6,7 @@
 mod support;
 
 use serde_json::Value;
-use support::{client, Server};
+use support::{alerts, client, Server};
 
 use plumbline::demo::{post_all, stories};
 use plumbline_enrich::standin::serve_n8n;
@@ -27,18 +27,6 @@ fn start_with(dir: &std::path::Path, extra: &str) -> Server {
     .unwrap();
     let data = dir.join("data");
     Server::start_with(&data, &["--config", config.to_str().unwrap()], &[])
-}
-
-async fn alerts(s: &Server) -> Vec<Value> {
-    let v: Value = client()
-        .get(s.at("/v1/alerts"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["alerts"].as_array().cloned().unwrap_or_default()
 }
 
 /// The first alert `pick` chooses, once `complete` holds for it (or after `secs`, so the

@@ -14,7 +14,7 @@ use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{json, Value};
-use support::{client, Server};
+use support::{alerts, client, Server};
 
 fn component(name: &str) -> String {
     let dir = std::env::var_os("CARGO_TARGET_DIR")
@@ -65,18 +65,6 @@ async fn completions(State(seen): State<Received>, body: String) -> Json<Value> 
         "choices": [{"index": 0, "finish_reason": "stop",
                      "message": {"role": "assistant", "content": content.to_string(), "refusal": null}}],
     }))
-}
-
-async fn alerts(s: &Server) -> Vec<Value> {
-    let r: Value = client()
-        .get(s.at("/v1/alerts"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    r["alerts"].as_array().cloned().unwrap_or_default()
 }
 
 fn summary_note(a: &Value) -> String {

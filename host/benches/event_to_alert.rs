@@ -10,9 +10,9 @@
 //! E2A_BACKGROUND=<events/s> sets the background load (default 400; 0 for none);
 //! E2A_TRACE=1 prints each force push's latency.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+mod support;
 
 use plumbline_alert::alert_id_for;
 use plumbline_trajectory::window::trajectory_id;
@@ -52,22 +52,8 @@ fn push(id: &str, actor: &str, system: &str, action: &str, branch: &str) -> (Val
 
 #[tokio::main]
 async fn main() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_plumbline"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-        .arg(dir.path())
-        .env("PLUMBLINE_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start plumbline");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let url = loop {
-        let line = lines.next().expect("plumbline exited").unwrap();
-        if let Some(u) = line.strip_prefix("plumbline listening on ") {
-            break u.trim().to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
+    let service = support::Service::start();
+    let url = service.url.clone();
     let client = reqwest::Client::new();
     let background_per_second: usize = std::env::var("E2A_BACKGROUND")
         .ok()
@@ -158,22 +144,11 @@ async fn main() {
         }
     }
     let background_events = background.await.unwrap();
-    let metrics = client
-        .get(format!("{url}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
+    let metrics = service.metrics(&client).await;
+    drop(service);
 
     latencies.sort();
-    let pct = |p: f64| {
-        let i = ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1;
-        latencies[i].as_secs_f64() * 1000.0
-    };
+    let pct = |p: f64| support::percentile_ms(&latencies, p);
     println!(
         "event_to_alert: {} force pushes over {SECONDS} s beside {background_events} background events",
         latencies.len() + missed
@@ -187,16 +162,11 @@ async fn main() {
     );
     // The server's histogram covers every evaluation (background ones too): from the first
     // unevaluated change of a trajectory to its evaluation being recorded.
-    let bucket = |le: &str| -> f64 {
-        metrics
-            .lines()
-            .find(|l| {
-                l.starts_with(&format!(
-                    "plumbline_evaluation_latency_seconds_bucket{{le=\"{le}\"}}"
-                ))
-            })
-            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-            .unwrap_or(f64::NAN)
+    let bucket = |le: &str| {
+        support::metric(
+            &metrics,
+            &format!("plumbline_evaluation_latency_seconds_bucket{{le=\"{le}\"}}"),
+        )
     };
     let count = bucket("+Inf");
     println!(

@@ -30,6 +30,7 @@ pub fn default_toml() -> String {
         plumbline_api::limits::DEFAULT_CONFIG,
         plumbline_ingest::DEFAULT_CONFIG,
         plumbline_trajectory::DEFAULT_CONFIG,
+        plumbline_verdict::DEFAULT_CONFIG,
         plumbline_runtime::DEFAULT_CONFIG,
         plumbline_summary::DEFAULT_CONFIG,
         plumbline_policy::DEFAULT_CONFIG,
@@ -60,6 +61,7 @@ pub struct Config {
     pub limits: plumbline_api::limits::LimitsConfig,
     pub ingest: plumbline_ingest::IngestConfig,
     pub trajectory: plumbline_trajectory::TrajectoryConfig,
+    pub verdict: plumbline_verdict::VerdictConfig,
     pub github: GithubConfig,
     pub github_audit: GithubAuditConfig,
     pub gitlab: GitlabConfig,
@@ -160,6 +162,7 @@ impl Config {
         self.packs.validate().map_err(ConfigError::Invalid)?;
         self.review.validate().map_err(ConfigError::Invalid)?;
         self.trajectory.validate().map_err(ConfigError::Invalid)?;
+        self.verdict.validate().map_err(ConfigError::Invalid)?;
         self.auth.validate().map_err(ConfigError::Invalid)?;
         self.vault.validate().map_err(ConfigError::Invalid)?;
         self.n8n.validate().map_err(ConfigError::Invalid)?;

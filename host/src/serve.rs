@@ -67,7 +67,7 @@ pub fn start(config: Config, evaluator: Arc<dyn Evaluator>) -> anyhow::Result<Se
     let trajectories = TrajectoryStage::start(
         store.clone(),
         &config.trajectory,
-        evaluator,
+        evaluator.clone(),
         Arc::new(alerts.clone()),
     )?;
     summaries.resume(|id| {
@@ -89,6 +89,13 @@ pub fn start(config: Config, evaluator: Arc<dyn Evaluator>) -> anyhow::Result<Se
     let audit = plumbline_store::audit::AuditLog::open(&store, writer.clone())?;
     audit_policy_load(&audit, &config.policy.file);
     let stage = trajectories.clone();
+    // Agents' pending calls are judged by the same detectors as everything else.
+    let verdicts = Arc::new(plumbline_verdict::Gate::new(
+        trajectories.clone(),
+        evaluator.clone(),
+        writer.clone(),
+        config.verdict.clone(),
+    ));
     let ingest = Ingest::new(writer, config.store.retention_days)
         .with_config(&config.ingest)
         .with_backlog(Arc::new(move || stage.backlog()));
@@ -100,6 +107,7 @@ pub fn start(config: Config, evaluator: Arc<dyn Evaluator>) -> anyhow::Result<Se
         adapters: plumbline_ingest::adapters(&config.sources()).into(),
         enrich: plumbline_enrich::Enrichment::new(&config.sources()),
         trajectories,
+        verdicts: Some(verdicts),
         alerts,
         routing,
         audit,

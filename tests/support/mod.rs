@@ -169,6 +169,12 @@ pub async fn get(s: &Server, path: &str) -> (u16, serde_json::Value) {
     (status, r.json().await.unwrap_or(serde_json::Value::Null))
 }
 
+/// Every alert (`GET /v1/alerts`).
+pub async fn alerts(s: &Server) -> Vec<serde_json::Value> {
+    let (_, v) = get(s, "/v1/alerts").await;
+    v["alerts"].as_array().cloned().unwrap_or_default()
+}
+
 /// Alerts at needs-review (2) or above whose systems name `system`.
 pub async fn loud(s: &Server, system: &str) -> Vec<serde_json::Value> {
     let (_, v) = get(s, "/v1/alerts").await;

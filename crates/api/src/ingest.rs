@@ -97,10 +97,18 @@ async fn receive(
 }
 
 /// The verdict on a coding agent's pending call (stored by now, so it is part of its
-/// session). The seam for the synchronous evaluation: until it is wired in, every
-/// pending call is allowed.
-async fn verdict(_state: &AppState, _call: &plumbline_event::Event) -> Verdict {
-    Verdict::Allow
+/// session): judged by the gate against the session, within its deadline.
+async fn verdict(state: &AppState, call: &plumbline_event::Event) -> Verdict {
+    use plumbline_verdict::Permission;
+    let Some(gate) = &state.verdicts else {
+        return Verdict::Allow;
+    };
+    let d = gate.decide(call).await;
+    match d.permission {
+        Permission::Allow => Verdict::Allow,
+        Permission::Ask => Verdict::Ask(d.reason),
+        Permission::Deny => Verdict::Deny(d.reason),
+    }
 }
 
 /// A `GET` handshake on a source endpoint.

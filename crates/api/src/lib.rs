@@ -49,6 +49,8 @@ pub struct AppState {
     /// (`[n8n] api_url`, `[make] api_url`; the default enriches nothing).
     pub enrich: plumbline_enrich::Enrichment,
     pub trajectories: Arc<TrajectoryStage>,
+    /// Judges coding agents' pending calls for their hooks' answers (`None`: allow all).
+    pub verdicts: Option<Arc<plumbline_verdict::Gate>>,
     pub alerts: AlertBook,
     pub routing: Arc<plumbline_delivery::Routing>,
     /// Admin actions, append-only (`GET /v1/audit`).

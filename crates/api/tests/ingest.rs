@@ -221,6 +221,7 @@ fn app_state(data: &std::path::Path, setup: &Setup) -> AppState {
         auth: Auth::new(&setup.auth.tokens),
         adapters: plumbline_ingest::adapters(&setup.sources).into(),
         enrich: plumbline_enrich::Enrichment::new(&setup.sources),
+        verdicts: None,
         trajectories,
         alerts,
         routing,

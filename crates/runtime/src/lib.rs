@@ -231,7 +231,12 @@ impl Runtime {
     /// would join (`t` holds it): only the detectors whose interests match that event are
     /// called — the rest cannot say anything new about it — and only findings citing it
     /// are returned. What an inline verdict rests on.
-    pub fn evaluate_pending(&self, set: &DetectorSet, t: &Trajectory, pending: &str) -> Evaluation {
+    pub fn evaluate_pending_on(
+        &self,
+        set: &DetectorSet,
+        t: &Trajectory,
+        pending: &str,
+    ) -> Evaluation {
         let Some(p) = t.events.iter().find(|e| e.id == pending) else {
             return Evaluation::default();
         };
@@ -426,6 +431,11 @@ impl Evaluator for Runtime {
         // Pin the set for the whole evaluation: a swap mid-way does not mix versions.
         let set = self.active.load_full();
         self.evaluate_on(&set, trajectory)
+    }
+
+    fn evaluate_pending(&self, trajectory: &Trajectory, pending: &str) -> Evaluation {
+        let set = self.active.load_full();
+        self.evaluate_pending_on(&set, trajectory, pending)
     }
 }
 

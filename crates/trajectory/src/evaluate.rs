@@ -16,6 +16,18 @@ use super::Trajectory;
 pub trait Evaluator: Send + Sync + 'static {
     /// Findings that raise alerts, and findings of shadow detectors (recorded, never routed).
     fn evaluate(&self, trajectory: &Trajectory) -> Evaluation;
+
+    /// Judges a pending event (an agent's call that has not run yet) on the trajectory it
+    /// would join (`trajectory` holds it): only findings citing it. Every detector is asked
+    /// here; the detector runtime asks only those whose interests match the event.
+    fn evaluate_pending(&self, trajectory: &Trajectory, pending: &str) -> Evaluation {
+        let mut out = self.evaluate(trajectory);
+        out.findings
+            .retain(|f| f.evidence.iter().any(|id| id == pending));
+        out.shadow
+            .retain(|f| f.evidence.iter().any(|id| id == pending));
+        out
+    }
 }
 
 #[derive(Debug, Clone, Default)]

@@ -5,7 +5,7 @@
 //!
 //! The call is judged on the session trajectory it would join ([`TrajectoryStage::preview`]:
 //! the open window plus the call, the book unchanged) by the detectors whose interests match
-//! the call ([`Runtime::evaluate_pending`]); only findings citing the call count, so a story
+//! the call ([`Evaluator::evaluate_pending`]); only findings citing the call count, so a story
 //! already alerted on does not deny every later `ls`. The same sandbox, limits and
 //! quarantine as the asynchronous pipeline, which judges the stored call again as usual and
 //! raises the alert: a verdict decides one call, it never replaces the alert.
@@ -28,10 +28,9 @@ use tokio::sync::Semaphore;
 pub use config::{Permission, VerdictConfig, DEFAULT_CONFIG};
 use plumbline_event::{format_time, parse_event, Event};
 use plumbline_metrics::{Exposition, Histogram, LATENCY_BOUNDS};
-use plumbline_runtime::Runtime;
 use plumbline_store::Writer;
 use plumbline_trajectory::finding::Finding;
-use plumbline_trajectory::{TrajectoryKind, TrajectoryStage};
+use plumbline_trajectory::{Evaluator, TrajectoryKind, TrajectoryStage};
 
 /// The action of the event that records a decision on the session.
 pub const VERDICT_ACTION: &str = "agent.verdict";
@@ -127,7 +126,7 @@ impl VerdictStats {
 /// Judges pending calls. Cheap to share; one per service.
 pub struct Gate {
     stage: Arc<TrajectoryStage>,
-    runtime: Arc<Runtime>,
+    evaluator: Arc<dyn Evaluator>,
     writer: Writer,
     config: VerdictConfig,
     in_flight: Arc<Semaphore>,
@@ -137,14 +136,14 @@ pub struct Gate {
 impl Gate {
     pub fn new(
         stage: Arc<TrajectoryStage>,
-        runtime: Arc<Runtime>,
+        evaluator: Arc<dyn Evaluator>,
         writer: Writer,
         config: VerdictConfig,
     ) -> Gate {
         Gate {
             in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
             stage,
-            runtime,
+            evaluator,
             writer,
             config,
             stats: Arc::default(),
@@ -161,14 +160,14 @@ impl Gate {
         let decision = match self.in_flight.clone().try_acquire_owned() {
             Err(_) => self.fallback(Basis::Overload, started),
             Ok(permit) => {
-                let (stage, runtime) = (self.stage.clone(), self.runtime.clone());
+                let (stage, evaluator) = (self.stage.clone(), self.evaluator.clone());
                 let call = Arc::new(pending.clone());
                 // The permit is held by the judging thread, not the answer: a call past
                 // its deadline still occupies a slot until its detectors return.
                 let judging = tokio::task::spawn_blocking(move || {
                     let _permit = permit;
                     let t = stage.preview(TrajectoryKind::Actor, &call);
-                    runtime.evaluate_pending(&runtime.detectors(), &t, &call.id)
+                    evaluator.evaluate_pending(&t, &call.id)
                 });
                 let deadline = Duration::from_millis(self.config.deadline_ms);
                 match tokio::time::timeout(deadline, judging).await {

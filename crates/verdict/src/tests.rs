@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
-use plumbline_runtime::{DetectorSet, RuntimeConfig};
+use plumbline_runtime::{DetectorSet, Runtime, RuntimeConfig};
 use plumbline_store::Store;
 use plumbline_trajectory::{Discard, NoDetectors, TrajectoryConfig};
 
@@ -119,7 +119,7 @@ async fn a_call_the_detectors_flag_is_denied_and_the_decision_recorded_on_the_se
     // With deny turned off the same call is asked about; with nothing citing it, allowed.
     let ask = Gate::new(
         r.gate.stage.clone(),
-        r.gate.runtime.clone(),
+        r.gate.evaluator.clone(),
         r.writer.clone(),
         VerdictConfig {
             deny_at: 0,

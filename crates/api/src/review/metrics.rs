@@ -1,7 +1,8 @@
 //! `GET /metrics` (`read` scope; open on a loopback API without tokens): Prometheus text
 //! with ingest counts by source, enrichment look-ups by source and outcome, the store's
 //! group commits, trajectory evaluations and the event-to-evaluation latency histogram,
-//! detector calls / failures (traps, deadlines, memory, contract) / quarantines, summaries
+//! detector calls / failures (traps, deadlines, memory, contract) / quarantines, inline
+//! verdicts on agents' pending calls and their answer time, summaries
 //! and LLM tokens, outbox depth and response actions, alerts, labels and coverage.
 //! Counters start at zero with the process.
 
@@ -122,6 +123,9 @@ pub fn render(s: &ReviewState) -> Result<String, plumbline_store::StoreError> {
         "From the first unevaluated change of a trajectory to its evaluation being recorded.",
         &t.event_to_alert,
     );
+    if let Some(gate) = &s.app.verdicts {
+        gate.stats.render(&mut x);
+    }
     let deadline = s.review.config.deadline_ms as f64 / 1000.0;
     x.single(
         "plumbline_evaluation_deadline_seconds",
