@@ -235,7 +235,7 @@ async function alertPage(id) {
   const main = el('div', {},
     card('Narrative', el('p', { class: 'narrative', id: 'narrative', text: p.narrative || '(no summary yet)' })),
     findingsCard(a),
-    timelineCard(p),
+    isAgentSession(p) ? agentSessionCard(p) : timelineCard(p),
     auditCard(p));
   const aside = el('div', {},
     labelCard(p),
@@ -278,6 +278,103 @@ function describeVolume(v) {
   if (v.bytes !== undefined) parts.push(v.bytes.toLocaleString() + ' bytes');
   if (v.files !== undefined) parts.push(v.files.toLocaleString() + ' files');
   return parts.join(', ');
+}
+
+// ---------------------------------------------------------------- agent sessions
+
+// An AI coding agent's session (actor type ai-agent, agent.* actions): shown as what the
+// agent did, one row per tool call — a call seen both before it ran (a pre-tool hook) and
+// after (its result) is one row — with the verdict Plumbline answered on it.
+function isAgentSession(p) {
+  const t = p.timeline;
+  return t.length > 0 && t.every((e) => e.action.startsWith('agent.')) &&
+    t.some((e) => e.actor.type === 'ai-agent');
+}
+
+const TOOL_KIND = {
+  'agent.tool.shell': 'shell', 'agent.tool.file.read': 'read', 'agent.tool.file.write': 'write',
+  'agent.tool.web.fetch': 'fetch', 'agent.tool.web.search': 'search', 'agent.tool.mcp': 'mcp',
+  'agent.tool.other': 'tool',
+};
+
+// What the call did, in one line: the command, the path, the URL.
+function callText(e) {
+  const a = e.attributes || {};
+  return a['tool.command'] || a['file.path'] || a['url'] || a['query'] ||
+    [a['mcp.server'], a['mcp.tool']].filter(Boolean).join(' · ') || e.resource || a['tool.name'] || '';
+}
+
+function agentCalls(timeline) {
+  const verdicts = new Map();
+  for (const e of timeline) {
+    if (e.action === 'agent.verdict') verdicts.set((e.attributes || {})['verdict.call'], e);
+  }
+  const rows = [];
+  const byCall = new Map();
+  for (const e of timeline) {
+    if (e.action === 'agent.verdict') continue;
+    const a = e.attributes || {};
+    const key = a['tool.call_id'] ? e.actor.id + '\u0000' + a['tool.call_id'] : null;
+    const row = key && byCall.get(key);
+    if (row) {
+      row.events.push(e);
+      continue;
+    }
+    const fresh = { first: e, events: [e] };
+    rows.push(fresh);
+    if (key) byCall.set(key, fresh);
+  }
+  for (const r of rows) {
+    r.verdict = r.events.map((e) => verdicts.get(e.id)).find(Boolean) || null;
+    r.cited = r.events.some((e) => e.cited);
+    r.citedBy = [...new Set(r.events.flatMap((e) => e.cited_by))];
+    const done = r.events.find((e) => (e.attributes || {})['tool.phase'] !== 'requested');
+    r.result = done ? done.attributes || {} : null;
+  }
+  return rows;
+}
+
+function agentSessionCard(p) {
+  const t = p.trajectory;
+  const first = p.timeline[0];
+  const a0 = first.attributes || {};
+  const rows = agentCalls(p.timeline);
+  const calls = rows.filter((r) => TOOL_KIND[r.first.action]).length;
+  const cited = rows.filter((r) => r.cited).length;
+  const intro = el('p', { class: 'muted' },
+    `${a0['agent.name'] || first.source} session ${a0['agent.session'] || t.key || ''}`,
+    a0['agent.user'] ? ` for ${a0['agent.user']}` : '',
+    first.system ? ` in ${first.system}` : '',
+    ` · ${calls} tool calls · ${cited} cited`,
+    t.omitted ? ` · ${t.omitted} uncited events not shown` : '');
+  const items = rows.map((r) => {
+    const e = r.first;
+    const when = timeOf(e.time);
+    const kind = TOOL_KIND[e.action] || e.action.replace(/^agent\./, '');
+    const tags = [];
+    if (r.result && r.result['tool.success'] === false) tags.push(el('span', { class: 'tag bad', text: 'failed' }));
+    if (r.result && r.result['tool.duration_ms'] !== undefined) tags.push(el('span', { class: 'tag', text: r.result['tool.duration_ms'] + ' ms' }));
+    if (!r.result) tags.push(el('span', { class: 'tag', text: 'requested' }));
+    if (e.destination) tags.push(el('span', { class: 'tag', text: '→ ' + e.destination }));
+    if (r.verdict) {
+      const v = r.verdict.attributes || {};
+      tags.push(el('span', { class: 'tag verdict verdict-' + v['verdict.decision'], title: v['verdict.reason'] || '', text: 'verdict: ' + v['verdict.decision'] + (v['verdict.basis'] !== 'judged' ? ' (' + v['verdict.basis'] + ')' : '') }));
+    }
+    const attrs = r.events.flatMap((x) => Object.entries(x.attributes || {}));
+    return el('li', { class: 'event call' + (r.cited ? ' cited' : ''), dataset: { eventId: e.id } },
+      el('div', { class: 'when' }, el('span', { class: 'day', text: when.day }), when.clock),
+      el('div', {}, el('div', { class: 'dot' })),
+      el('div', { class: 'what' },
+        el('span', { class: 'action tool-kind', text: kind }),
+        (e.attributes || {})['tool.name'] ? el('span', { class: 'k', text: ' ' + e.attributes['tool.name'] }) : null,
+        r.cited ? el('span', { class: 'cite-tag', text: 'cited · ' + r.citedBy.join(', ') }) : null,
+        el('div', { class: 'line' }, el('code', { class: 'call-text', text: callText(e) })),
+        tags.length ? el('div', { class: 'line' }, tags) : null,
+        el('details', {},
+          el('summary', { text: r.events.map((x) => 'id ' + x.id).join(' · ') }),
+          el('dl', {}, attrs.map(([k, v]) => [el('dt', { text: k }), el('dd', { text: typeof v === 'string' ? v : JSON.stringify(v) })])))));
+  });
+  return card('Agent session', intro, el('ol', { class: 'timeline agent', id: 'timeline' }, items));
 }
 
 function timelineCard(p) {
