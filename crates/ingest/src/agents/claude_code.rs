@@ -4,8 +4,9 @@
 //! `reason`, …). The answer is Claude Code's hook output: for `PreToolUse` a
 //! `hookSpecificOutput` permission decision ([`render`]), for every other event `{}`.
 //!
-//! Hook inputs carry no time (the receive time is used) and no user; the person's email
-//! may come in an `X-Plumbline-User` header the hook's `headers` set. The system is the
+//! Hook inputs carry no time (the receive time is used, or `X-Plumbline-Delivered-At` when a
+//! back-fill or replay says when the hook fired, as for GitHub's hooks) and no user; the
+//! person's email may come in an `X-Plumbline-User` header the hook's `headers` set. The system is the
 //! working directory. A permission mode that differs from the one this session last sent
 //! is an `agent.permission.changed` (remembered per session).
 
@@ -20,7 +21,8 @@ use super::{
 use crate::adapter::{
     check_shared_token, Adapter, Delivery, IngestError, Mapped, Memory, SourceAuth,
 };
-use crate::map::s;
+use crate::github::DELIVERED_AT;
+use crate::map::{parse_time_str, s};
 use plumbline_event::Source;
 
 const SRC: Source = Source::ClaudeCode;
@@ -74,7 +76,10 @@ impl Adapter for ClaudeCodeAdapter {
         };
         let mode = s(&body, "permission_mode");
         let mut out = Mapped::default();
-        let time = d.received;
+        let time = d
+            .header(DELIVERED_AT)
+            .and_then(parse_time_str)
+            .unwrap_or(d.received);
         let tool_use_id = Some(s(&body, "tool_use_id")).filter(|t| !t.is_empty());
         // Events without a call id of their own: a hash of the hook input.
         let base = hash_id(&body);

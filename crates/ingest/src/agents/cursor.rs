@@ -9,6 +9,9 @@
 //! ([`render`]); their `after…` counterparts, `afterFileEdit` (`file_path`, `edits`),
 //! `beforeSubmitPrompt` (`prompt`), the generic `preToolUse` / `postToolUse` and the session
 //! events are stored and answered `{}`.
+//!
+//! Hook inputs carry no time: the receive time is used, or `X-Plumbline-Delivered-At` when
+//! a back-fill or replay says when the hook fired.
 
 use http::HeaderMap;
 use serde_json::{json, Value};
@@ -20,7 +23,8 @@ use super::{
 use crate::adapter::{
     check_shared_token, Adapter, Delivery, IngestError, Mapped, Memory, SourceAuth,
 };
-use crate::map::{s, strings, url_host};
+use crate::github::DELIVERED_AT;
+use crate::map::{parse_time_str, s, strings, url_host};
 use plumbline_event::Source;
 
 const SRC: Source = Source::Cursor;
@@ -80,7 +84,10 @@ impl Adapter for CursorAdapter {
             cwd,
             repository: None,
         };
-        let time = d.received;
+        let time = d
+            .header(DELIVERED_AT)
+            .and_then(parse_time_str)
+            .unwrap_or(d.received);
         let call_id = Some(s(&body, "tool_use_id")).filter(|t| !t.is_empty());
         let base = hash_id(&body);
         let id = |phase: &str| match &call_id {
