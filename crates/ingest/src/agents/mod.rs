@@ -303,8 +303,10 @@ impl ToolKind {
     }
 }
 
-/// Claude Code (`Bash`, `Read`, `mcp__server__tool`), Codex (`shell`, `exec_command`,
-/// `apply_patch`, `server__tool` for MCP) and Cursor / Gemini / generic names.
+/// Claude Code (`Bash`, `Read`, `mcp__server__tool`), Codex (`shell`, `shell_command` —
+/// the string-command tool of models whose shell type it is —, `exec_command`,
+/// `apply_patch`, `server__tool` for MCP), Cursor's generic tool hooks (`Shell`, `Read`,
+/// `Write`, `StrReplace`, `Delete`, `MCP:<tool>`) and Gemini / generic names.
 pub fn classify(name: &str, input: &Value) -> ToolKind {
     if let Some(rest) = name.strip_prefix("mcp__") {
         let (server, tool) = rest.split_once("__").unwrap_or((rest, ""));
@@ -326,14 +328,15 @@ pub fn classify(name: &str, input: &Value) -> ToolKind {
     }
     let lower = name.to_ascii_lowercase();
     match lower.as_str() {
-        "bash" | "shell" | "local_shell" | "exec_command" | "container.exec" | "unified_exec"
-        | "run_shell_command" | "run_terminal_cmd" | "terminal" | "powershell" => ToolKind::Shell,
+        "bash" | "shell" | "shell_command" | "local_shell" | "exec_command" | "container.exec"
+        | "unified_exec" | "run_shell_command" | "run_terminal_cmd" | "terminal" | "powershell" => {
+            ToolKind::Shell
+        }
         "read" | "notebookread" | "read_file" | "view_image" | "grep" | "glob" | "ls"
         | "list_dir" | "list_directory" | "read_many_files" | "view" => ToolKind::FileRead,
         "write" | "edit" | "multiedit" | "notebookedit" | "apply_patch" | "write_file"
-        | "edit_file" | "replace" | "str_replace" | "delete_file" | "delete" | "search_replace" => {
-            ToolKind::FileWrite
-        }
+        | "edit_file" | "replace" | "str_replace" | "strreplace" | "delete_file" | "delete"
+        | "search_replace" => ToolKind::FileWrite,
         "webfetch" | "web_fetch" | "fetch" => ToolKind::WebFetch,
         "websearch" | "web_search" | "google_web_search" => ToolKind::WebSearch,
         _ => match lower.strip_prefix("mcp:") {
@@ -699,6 +702,8 @@ mod tests {
             ("Bash", ToolKind::Shell),
             ("shell", ToolKind::Shell),
             ("exec_command", ToolKind::Shell),
+            ("shell_command", ToolKind::Shell),
+            ("StrReplace", ToolKind::FileWrite),
             ("Read", ToolKind::FileRead),
             ("Edit", ToolKind::FileWrite),
             ("apply_patch", ToolKind::FileWrite),
@@ -718,6 +723,11 @@ mod tests {
         assert_eq!(
             command_of(&json!({"command": ["bash", "-lc", "cat .env | head"]})).as_deref(),
             Some("cat .env | head")
+        );
+        assert_eq!(
+            command_of(&json!({"command": "git push --force origin main", "workdir": "/w"}))
+                .as_deref(),
+            Some("git push --force origin main")
         );
         assert_eq!(
             command_of(&json!({"command": ["git", "commit", "-m", "a b"]})).as_deref(),
