@@ -160,7 +160,7 @@ async fn run_one(s: &Scenario, base: &str, dir: &Path) -> anyhow::Result<Outcome
                 Value::from(r.clone())
             );
         }
-        accepted += v["accepted"].as_u64().unwrap_or(0);
+        accepted += accepted_in(&v).with_context(|| format!("{name}: delivery {i}"))?;
     }
     if accepted == 0 {
         bail!("{name}: no event accepted (all duplicates or ignored?)");
@@ -192,6 +192,30 @@ async fn run_one(s: &Scenario, base: &str, dir: &Path) -> anyhow::Result<Outcome
         ));
     }
     Ok(Outcome { raised, alerts })
+}
+
+/// How many events an ingest answer accepted. OTLP's receivers answer in OTLP's own shape:
+/// `{}` when every record was taken (it counts none: one, for the "nothing accepted" check)
+/// or `partialSuccess` naming the records refused.
+fn accepted_in(answer: &Value) -> anyhow::Result<u64> {
+    if let Some(n) = answer["accepted"].as_u64() {
+        return Ok(n);
+    }
+    let partial = &answer["partialSuccess"];
+    let refused = ["rejectedLogRecords", "rejectedSpans"]
+        .iter()
+        .find_map(|k| match &partial[k] {
+            Value::String(s) => s.parse::<u64>().ok(),
+            v => v.as_u64(),
+        })
+        .unwrap_or(0);
+    if refused > 0 {
+        bail!(
+            "{refused} OTLP records refused: {}",
+            partial["errorMessage"].as_str().unwrap_or("")
+        );
+    }
+    Ok(u64::from(answer.is_object()))
 }
 
 /// Waits until every stored event is in its trajectories and no evaluation is queued,
@@ -348,6 +372,24 @@ impl<'a> Report<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn otlp_answers_count_as_accepted_unless_records_are_refused() {
+        use serde_json::json;
+        assert_eq!(
+            accepted_in(&json!({"accepted": 3, "duplicates": 1})).unwrap(),
+            3
+        );
+        assert_eq!(accepted_in(&json!({})).unwrap(), 1);
+        let refused = json!({"partialSuccess": {"rejectedLogRecords": "2", "errorMessage": "record 0: `resource.service.name`"}});
+        let e = accepted_in(&refused).unwrap_err().to_string();
+        assert!(
+            e.contains("2 OTLP records refused") && e.contains("service.name"),
+            "{e}"
+        );
+        assert!(accepted_in(&json!({"partialSuccess": {"rejectedSpans": 1}})).is_err());
+        assert_eq!(accepted_in(&Value::Null).unwrap(), 0);
+    }
 
     #[test]
     fn metrics_are_summed_by_exact_name() {
