@@ -63,7 +63,9 @@ impl Detector for InjectedInstructions {
             let outside = |h: &str| {
                 lists.classify_from(h, user).map(|(_, c)| c) != Some(DestinationClass::Known)
             };
-            // Every later sensitive call is judged; one that echoes the text wins.
+            // Every later sensitive call is judged; one that echoes the text wins, and a
+            // pending one (the last event) stands for its kind, so that the finding cites
+            // the call about to run.
             let mut first: Option<(&Call, Sensitive)> = None;
             let mut echoed: Option<(&Call, Sensitive)> = None;
             for later in &calls[i + 1..] {
@@ -76,10 +78,11 @@ impl Detector for InjectedInstructions {
                 else {
                     continue;
                 };
-                if echoed.is_none() && found.iter().any(|s| echoes(content, later, s)) {
+                let echo = found.iter().any(|s| echoes(content, later, s));
+                if echo && (echoed.is_none() || later.pending()) {
                     echoed = Some((later, top.clone()));
                 }
-                if first.is_none() {
+                if first.is_none() || later.pending() {
                     first = Some((later, top.clone()));
                 }
             }

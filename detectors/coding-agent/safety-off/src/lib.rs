@@ -123,14 +123,17 @@ impl Detector for SafetyOff {
             let outside = |h: &str| {
                 lists.classify_from(h, user).map(|(_, c)| c) != Some(DestinationClass::Known)
             };
-            let after = calls
-                .get(off.next_call..)
-                .unwrap_or(&[])
-                .iter()
-                .find_map(|c| {
-                    let s = agent::sensitive(c, &secrets, &ci_paths, &outside);
-                    s.first().map(|s| (c, s.describe()))
-                });
+            // The first sensitive call after it; a pending one (the pre-tool hook's, the
+            // last event) instead, so that the finding cites the call about to run.
+            let mut after: Option<(&Call, String)> = None;
+            for c in calls.get(off.next_call..).unwrap_or(&[]) {
+                let s = agent::sensitive(c, &secrets, &ci_paths, &outside);
+                if let Some(s) = s.first() {
+                    if after.is_none() || c.pending() {
+                        after = Some((c, s.describe()));
+                    }
+                }
+            }
             findings.push(finding(&off, after));
         }
         Ok(findings)

@@ -71,9 +71,12 @@ impl Detector for SecretEgress {
                 if class == Some(DestinationClass::Known) || docs_only {
                     continue;
                 }
-                let better = by_host
-                    .get(&e.host)
-                    .is_none_or(|(carries, ..)| e.carries && !carries);
+                // A payload beats a bare request; a pending call (the pre-tool hook's,
+                // the last event) beats an earlier one as telling, so that the finding
+                // cites the call the service is about to allow or deny.
+                let better = by_host.get(&e.host).is_none_or(|(carries, ..)| {
+                    (e.carries && !carries) || (call.pending() && e.carries >= *carries)
+                });
                 if better {
                     by_host.insert(e.host.clone(), (e.carries, r, i, e));
                 }
