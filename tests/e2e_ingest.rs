@@ -603,6 +603,150 @@ async fn the_cli_backfills_the_github_audit_log() {
     assert_eq!(succeeded(&out), "accepted 3, duplicates 1, rejected 0");
 }
 
+/// `plumbline ingest --source claude-code | cursor | otlp-logs | otlp-traces`: coding
+/// agents' hook inputs (JSON lines, a JSON array) each posted to their hook endpoint, and
+/// OTLP/JSON export requests posted to `/v1/logs` and `/v1/traces`, under the `[agents]`
+/// tokens; a refused span fails the back-fill naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_backfills_coding_agents_hooks_and_otlp_exports() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hook_token, otlp_token) = ("hook-backfill-5d1a", "otlp-backfill-9e2c");
+    let h = Server::start_with(
+        &dir.path().join("data"),
+        &[],
+        &[
+            ("PLUMBLINE_AGENTS_HOOK_TOKEN", hook_token),
+            ("PLUMBLINE_AGENTS_OTLP_TOKEN", otlp_token),
+            ("PLUMBLINE_STORE_RETENTION_DAYS", "0"),
+        ],
+    );
+    let session = "6e0b1f3a-9c2d-4e5f-8a7b-1c2d3e4f5a6b";
+    let common = json!({"session_id": session, "cwd": "/home/ines/src/ledger", "permission_mode": "default",
+        "transcript_path": format!("/home/ines/.claude/projects/-home-ines-src-ledger/{session}.jsonl")});
+    let hook = |extra: Value| {
+        let mut v = common.clone();
+        v.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        v.to_string()
+    };
+    let lines = [
+        hook(
+            json!({"hook_event_name": "UserPromptSubmit", "prompt": "why does the ledger test fail?"}),
+        ),
+        hook(
+            json!({"hook_event_name": "PreToolUse", "tool_name": "Bash", "tool_use_id": "toolu_01Ledger",
+                    "tool_input": {"command": "cargo test -p ledger", "description": "Run the ledger tests"}}),
+        ),
+        hook(
+            json!({"hook_event_name": "PostToolUse", "tool_name": "Bash", "tool_use_id": "toolu_01Ledger",
+                    "tool_input": {"command": "cargo test -p ledger"},
+                    "tool_response": {"stdout": "test result: ok. 12 passed", "stderr": "", "interrupted": false, "isImage": false}}),
+        ),
+    ];
+    let file = dir.path().join("claude-code-hooks.ndjson");
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    let out = cli(
+        &h,
+        &["--source", "claude-code", file.to_str().unwrap()],
+        &[],
+    )
+    .await;
+    assert!(
+        !out.status.success(),
+        "a back-fill without the hook token is refused"
+    );
+    let out = cli(
+        &h,
+        &["--source", "claude-code", file.to_str().unwrap()],
+        &[("PLUMBLINE_AGENTS_HOOK_TOKEN", hook_token)],
+    )
+    .await;
+    assert_eq!(succeeded(&out), "accepted 3, duplicates 0, rejected 0");
+    let call = stored(
+        &h,
+        &format!("claude-code:{session}:toolu_01Ledger:completed"),
+    )
+    .await;
+    assert_eq!(call["action"], "agent.tool.shell");
+    assert_eq!(call["attributes"]["tool.command"], "cargo test -p ledger");
+
+    // Cursor's hook inputs as a JSON array.
+    let cursor = json!([
+        {"conversation_id": "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d", "generation_id": "f0e1d2c3-b4a5-4968-8776-655443322110",
+         "hook_event_name": "beforeShellExecution", "workspace_roots": ["/Users/ines/src/ledger"], "user_email": "ines@acme.example",
+         "command": "npm test", "cwd": "/Users/ines/src/ledger"},
+        {"conversation_id": "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d", "generation_id": "f0e1d2c3-b4a5-4968-8776-655443322110",
+         "hook_event_name": "afterFileEdit", "workspace_roots": ["/Users/ines/src/ledger"], "user_email": "ines@acme.example",
+         "file_path": "/Users/ines/src/ledger/src/round.ts", "edits": [{"old_string": "Math.floor", "new_string": "Math.round"}]}
+    ]);
+    let file = dir.path().join("cursor-hooks.json");
+    std::fs::write(&file, cursor.to_string()).unwrap();
+    let out = cli(
+        &h,
+        &["--source", "cursor", file.to_str().unwrap()],
+        &[("PLUMBLINE_AGENTS_HOOK_TOKEN", hook_token)],
+    )
+    .await;
+    assert_eq!(succeeded(&out), "accepted 2, duplicates 0, rejected 0");
+    let (status, events) = get(
+        &h,
+        "/v1/events?actor=cursor:a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d",
+    )
+    .await;
+    assert_eq!(status, 200, "{events}");
+    let mut actions: Vec<&str> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    actions.sort();
+    // The hook endpoint judged the pending shell call as it judges live ones, and recorded it.
+    assert_eq!(
+        actions,
+        ["agent.tool.file.write", "agent.tool.shell", "agent.verdict"]
+    );
+
+    // Codex's log export (7 records: one streaming delta is skipped, none refused).
+    let logs = fixtures_dir().join("otlp-logs/codex_env_exfil.json");
+    let out = cli(
+        &h,
+        &["--source", "otlp-logs", logs.to_str().unwrap()],
+        &[("PLUMBLINE_AGENTS_OTLP_TOKEN", otlp_token)],
+    )
+    .await;
+    assert_eq!(succeeded(&out), "accepted 7, duplicates 0, rejected 0");
+    let curl = stored(
+        &h,
+        "codex:019a7c3e-5b2d-7f10-9c44-8e2a1b3c4d5e:call_Kx2Curl:completed",
+    )
+    .await;
+    assert_eq!(curl["action"], "agent.tool.shell");
+    assert_eq!(curl["time"], "2026-11-25T10:02:15Z");
+
+    // GenAI spans: the tool calls are stored; a span naming no tool is refused and named.
+    let spans = fixtures_dir().join("otlp-traces/genai_execute_tool.json");
+    let out = cli(
+        &h,
+        &["--source", "otlp-traces", spans.to_str().unwrap()],
+        &[("PLUMBLINE_AGENTS_OTLP_TOKEN", otlp_token)],
+    )
+    .await;
+    assert!(!out.status.success(), "a refused span fails the back-fill");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("gen_ai.tool.name"), "{stderr}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("accepted 3, duplicates 0, rejected 1"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(
+        stored(&h, "otel:conv_9f8e7d:call_r1:completed").await["action"],
+        "agent.tool.file.read"
+    );
+}
+
 /// A stored event by id (the server's API is open on loopback).
 async fn stored(h: &Server, id: &str) -> Value {
     let (status, v) = get(h, &format!("/v1/events/{id}")).await;

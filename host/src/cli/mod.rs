@@ -78,8 +78,9 @@ pub struct IngestArgs {
     #[arg(long, default_value_t = 1000)]
     pub batch: usize,
     /// Read the file in this source's own format and post it to /v1/ingest/<source>
-    /// (github, gitlab, n8n, make, vault, cloudtrail, okta, openai); without it the file
-    /// is native NDJSON events.
+    /// (github, gitlab, n8n, make, vault, cloudtrail, okta, openai; the coding agents'
+    /// hook inputs: claude-code, cursor) or to OTLP's /v1/logs, /v1/traces (otlp-logs,
+    /// otlp-traces: OTLP/JSON export requests); without it the file is native NDJSON events.
     #[arg(long, value_name = "NAME", value_parser = clap::builder::PossibleValuesParser::new(source::SOURCES))]
     pub source: Option<String>,
     /// NDJSON file (or the source's format with --source), or `-` for standard input.

@@ -1,6 +1,7 @@
 //! `plumbline ingest --source NAME FILE`: back-fills a source's own format from a file
-//! through the same endpoint its live traffic uses (`/v1/ingest/<source>`), so a file and
-//! a webhook map identically and overlapping deliveries are stored once.
+//! through the same endpoint its live traffic uses (`/v1/ingest/<source>`; OTLP's
+//! `/v1/logs` and `/v1/traces`), so a file and live traffic map identically and
+//! overlapping deliveries are stored once.
 //!
 //! Accepted files (`-` reads standard input; decompress `.gz` files with `gunzip -c`):
 //! - `github`: GitHub webhook deliveries as the REST API returns them
@@ -22,6 +23,15 @@
 //!   per line.
 //! - `openai`: `{"data": [...]}` pages of `GET /v1/organization/audit_logs`, or entries
 //!   (and `assistant.config` objects) one per line.
+//! - `claude-code`, `cursor`: hook inputs as the agent writes them (Claude Code's
+//!   `PreToolUse`, `PostToolUse`, …; Cursor's `beforeShellExecution`, `afterFileEdit`, …),
+//!   one per line or a JSON array, each posted on its own as the hook does; the token is
+//!   `PLUMBLINE_AGENTS_HOOK_TOKEN`. Hook inputs carry no time: they are stored at receipt.
+//! - `otlp-logs`, `otlp-traces`: OTLP/JSON export requests (`ExportLogsServiceRequest`,
+//!   `ExportTraceServiceRequest`: Claude Code's and Codex's log events, GenAI
+//!   `execute_tool` spans), one request in the file or one per line as the OpenTelemetry
+//!   Collector's file exporter writes them, posted to `/v1/logs` / `/v1/traces`; the token
+//!   is `PLUMBLINE_AGENTS_OTLP_TOKEN`. OTLP's answer names refused records, not duplicates.
 
 use std::io::Read;
 
@@ -41,6 +51,10 @@ pub const SOURCES: &[&str] = &[
     "cloudtrail",
     "okta",
     "openai",
+    "claude-code",
+    "cursor",
+    "otlp-logs",
+    "otlp-traces",
 ];
 
 struct Totals {
@@ -58,6 +72,41 @@ struct Request {
     items: usize,
 }
 
+/// How a source's endpoint answers a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    /// Plumbline's ingest report: `accepted`, `duplicates`, `rejected`.
+    Report,
+    /// A coding agent's hook answer in the agent's own format: the input was taken.
+    Hook,
+    /// OTLP's export response: `{}`, or `partialSuccess` counting the refused records.
+    Otlp,
+}
+
+/// The records an OTLP export response says were refused (`partialSuccess`'s
+/// `rejectedLogRecords` / `rejectedSpans`, a number or OTLP/JSON's int64 string), and why.
+pub(crate) fn otlp_refused(answer: &Value) -> (u64, &str) {
+    let partial = &answer["partialSuccess"];
+    let refused = ["rejectedLogRecords", "rejectedSpans"]
+        .iter()
+        .find_map(|k| match &partial[k] {
+            Value::String(s) => s.parse::<u64>().ok(),
+            n => n.as_u64(),
+        })
+        .unwrap_or(0);
+    (refused, partial["errorMessage"].as_str().unwrap_or(""))
+}
+
+/// Where a source's files are posted, and how the endpoint answers.
+fn endpoint(source: &str) -> (String, Answer) {
+    match source {
+        "otlp-logs" => ("/v1/logs".into(), Answer::Otlp),
+        "otlp-traces" => ("/v1/traces".into(), Answer::Otlp),
+        "claude-code" | "cursor" => (format!("/v1/ingest/{source}"), Answer::Hook),
+        _ => (format!("/v1/ingest/{source}"), Answer::Report),
+    }
+}
+
 pub async fn ingest(args: &IngestArgs, source: &str) -> anyhow::Result<()> {
     if !SOURCES.contains(&source) {
         bail!("unknown source `{source}`: one of {}", SOURCES.join(", "));
@@ -72,10 +121,8 @@ pub async fn ingest(args: &IngestArgs, source: &str) -> anyhow::Result<()> {
             .with_context(|| format!("cannot read {}", args.file.display()))?;
     }
     let requests = plan(source, &raw, args.batch.max(1))?;
-    let url = format!(
-        "{}/v1/ingest/{source}",
-        args.remote.url.trim_end_matches('/')
-    );
+    let (path, answer) = endpoint(source);
+    let url = format!("{}{path}", args.remote.url.trim_end_matches('/'));
     let http = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(120))
         .build()
@@ -112,6 +159,18 @@ pub async fn ingest(args: &IngestArgs, source: &str) -> anyhow::Result<()> {
                 v["error"].as_str().unwrap_or("(no error message)")
             );
         }
+        match answer {
+            Answer::Report => {}
+            Answer::Hook => totals.accepted += req.items as u64,
+            Answer::Otlp => {
+                let (refused, why) = otlp_refused(&v);
+                totals.accepted += (req.items as u64).saturating_sub(refused);
+                totals.rejected += refused;
+                if refused > 0 {
+                    eprintln!("request of items {base}..{}: {why}", base + req.items);
+                }
+            }
+        }
         totals.accepted += v["accepted"].as_u64().unwrap_or(0);
         totals.duplicates += v["duplicates"].as_u64().unwrap_or(0);
         for r in v["rejected"].as_array().into_iter().flatten() {
@@ -146,6 +205,12 @@ fn source_secret_header(source: &str) -> Option<(&'static str, String)> {
         "make" => env("PLUMBLINE_MAKE_TOKEN").map(|t| ("x-plumbline-token", t)),
         "openai" => env("PLUMBLINE_OPENAI_TOKEN").map(|t| ("x-plumbline-token", t)),
         "okta" => env("PLUMBLINE_OKTA_AUTHORIZATION").map(|t| ("authorization", t)),
+        "claude-code" | "cursor" => {
+            env("PLUMBLINE_AGENTS_HOOK_TOKEN").map(|t| ("x-plumbline-token", t))
+        }
+        "otlp-logs" | "otlp-traces" => {
+            env("PLUMBLINE_AGENTS_OTLP_TOKEN").map(|t| ("x-plumbline-token", t))
+        }
         _ => None,
     }
 }
@@ -246,8 +311,44 @@ fn plan(source: &str, raw: &[u8], batch: usize) -> anyhow::Result<Vec<Request>> 
                 })
                 .collect()
         }
+        "claude-code" | "cursor" => read_items(raw, &[])?
+            .into_iter()
+            .map(|hook| one_json(&hook, 1))
+            .collect(),
+        "otlp-logs" | "otlp-traces" => {
+            let (outer, inner, records) = if source == "otlp-logs" {
+                ("resourceLogs", "scopeLogs", "logRecords")
+            } else {
+                ("resourceSpans", "scopeSpans", "spans")
+            };
+            read_items(raw, &[])?
+                .iter()
+                .map(|export| one_json(export, otlp_records(export, [outer, inner, records])))
+                .collect()
+        }
         other => bail!("unknown source `{other}`"),
     })
+}
+
+/// One JSON value as a request of its own, carrying `items` source items.
+fn one_json(v: &Value, items: usize) -> Request {
+    Request {
+        body: serde_json::to_vec(v).expect("JSON"),
+        content_type: "application/json",
+        headers: Vec::new(),
+        items,
+    }
+}
+
+/// The records of an OTLP/JSON export request: `keys` names the resource, scope and
+/// record arrays (`resourceLogs`, `scopeLogs`, `logRecords`), in OTLP/JSON's camelCase.
+fn otlp_records(export: &Value, keys: [&str; 3]) -> usize {
+    let list = |v: &Value, k: &str| v[k].as_array().cloned().unwrap_or_default();
+    list(export, keys[0])
+        .iter()
+        .flat_map(|r| list(r, keys[1]))
+        .map(|s| list(&s, keys[2]).len())
+        .sum()
 }
 
 /// A GitHub delivery (REST API shape, or `{event, delivery, payload}`) → one signed request.
@@ -329,6 +430,27 @@ mod tests {
         );
         assert_eq!(read_items(b"{\"a\":1}", &[]).unwrap().len(), 1);
         assert!(read_items(b"{\"a\":1}\nnope\n", &[]).is_err());
+    }
+
+    #[test]
+    fn agent_files_are_posted_one_hook_or_one_export_at_a_time() {
+        let hooks =
+            b"{\"hook_event_name\":\"PreToolUse\"}\n{\"hook_event_name\":\"PostToolUse\"}\n";
+        let reqs = plan("claude-code", hooks, 1000).unwrap();
+        assert_eq!(reqs.len(), 2);
+        assert_eq!(
+            endpoint("cursor"),
+            ("/v1/ingest/cursor".into(), Answer::Hook)
+        );
+        let export = serde_json::json!({"resourceSpans": [
+            {"scopeSpans": [{"spans": [{}, {}]}, {"spans": [{}]}]},
+            {"scopeSpans": [{"spans": [{}]}]}
+        ]});
+        let lines = format!("{export}\n{export}\n");
+        let reqs = plan("otlp-traces", lines.as_bytes(), 1).unwrap();
+        assert_eq!(reqs.iter().map(|r| r.items).collect::<Vec<_>>(), [4, 4]);
+        assert_eq!(endpoint("otlp-traces"), ("/v1/traces".into(), Answer::Otlp));
+        assert_eq!(endpoint("otlp-logs").0, "/v1/logs");
     }
 
     #[test]

@@ -194,26 +194,17 @@ async fn run_one(s: &Scenario, base: &str, dir: &Path) -> anyhow::Result<Outcome
     Ok(Outcome { raised, alerts })
 }
 
-/// How many events an ingest answer accepted. OTLP's receivers answer in OTLP's own shape:
-/// `{}` when every record was taken (it counts none: one, for the "nothing accepted" check)
-/// or `partialSuccess` naming the records refused.
+/// How many events an ingest answer accepted. OTLP's receivers and the coding agents' hook
+/// endpoints answer in their protocol's own shape, without a count: `{}` or a hook's
+/// decision when the delivery was taken (one, for the "nothing accepted" check), OTLP's
+/// `partialSuccess` naming the records refused.
 fn accepted_in(answer: &Value) -> anyhow::Result<u64> {
     if let Some(n) = answer["accepted"].as_u64() {
         return Ok(n);
     }
-    let partial = &answer["partialSuccess"];
-    let refused = ["rejectedLogRecords", "rejectedSpans"]
-        .iter()
-        .find_map(|k| match &partial[k] {
-            Value::String(s) => s.parse::<u64>().ok(),
-            v => v.as_u64(),
-        })
-        .unwrap_or(0);
+    let (refused, why) = crate::cli::source::otlp_refused(answer);
     if refused > 0 {
-        bail!(
-            "{refused} OTLP records refused: {}",
-            partial["errorMessage"].as_str().unwrap_or("")
-        );
+        bail!("{refused} OTLP records refused: {why}");
     }
     Ok(u64::from(answer.is_object()))
 }
