@@ -7,7 +7,7 @@ use std::rc::Rc;
 use std::str::FromStr;
 
 use plumbline_contract::config::{self, ConfigSource, FromConfig};
-use plumbline_contract::{AnalyzeError, Info};
+use plumbline_contract::{AnalyzeError, Event, Info};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
@@ -22,11 +22,62 @@ pub struct Context {
     backend: Backend,
     /// Typed settings parsed so far ([`Context::settings`]), by type.
     settings: RefCell<BTreeMap<TypeId, Rc<dyn Any>>>,
+    /// An incremental (0.2.0) call's window and history.
+    incremental: Option<Incremental>,
+}
+
+/// The host's imports, as plain functions. Filled in by the register macros with the
+/// bindings of the contract version the detector targets, so the SDK's own code links
+/// neither version's imports (sdk/wit-v1/src/lib.rs says why that matters).
+#[doc(hidden)]
+pub struct HostImports {
+    pub config: fn(&str) -> Option<String>,
+    pub now: fn() -> i64,
+    pub log: fn(Level, &str),
+}
+
+/// What an incremental call is told about its trajectory (`plumbline:detector@0.2.0`'s
+/// `window`): never its events — the new ones are `observe`'s argument, the others are
+/// read through [`Context::history`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Window {
+    pub id: String,
+    pub kind: plumbline_contract::TrajectoryKind,
+    pub key: String,
+    /// First and last event time, unix nanoseconds.
+    pub start: i64,
+    pub end: i64,
+    /// Events dropped (oldest first) because the trajectory reached its bound.
+    pub dropped: u64,
+    /// Events the trajectory holds now (positions of [`Context::history`]).
+    pub len: u32,
+    /// No state was kept (a first call, or the host dropped it): `new_events` holds every
+    /// matching event of the trajectory and the state is the default.
+    pub replay: bool,
+}
+
+struct Incremental {
+    window: Window,
+    history: History,
+}
+
+enum History {
+    /// The host's `history` resource, lent for this call: its handle and a reader.
+    #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+    Host {
+        handle: u32,
+        read: fn(u32, u32, u32) -> Vec<Event>,
+    },
+    /// The native harness: the trajectory so far, and the ids read (evidence may cite them).
+    Native {
+        events: Vec<Event>,
+        read: RefCell<Vec<String>>,
+    },
 }
 
 enum Backend {
-    /// Inside the WASM host: the imports of the `detector` world.
-    Host,
+    /// Inside the WASM host: the imports of the world the detector was registered for.
+    Host(&'static HostImports),
     /// The native harness: values from the fixture, logs kept for the test to read.
     Native {
         config: BTreeMap<String, String>,
@@ -37,10 +88,97 @@ enum Backend {
 
 impl Context {
     #[doc(hidden)]
-    pub fn host() -> Self {
+    pub fn host(imports: &'static HostImports) -> Self {
         Context {
-            backend: Backend::Host,
+            backend: Backend::Host(imports),
             settings: RefCell::default(),
+            incremental: None,
+        }
+    }
+
+    /// The host's context for one incremental call: `history` is the handle of the lent
+    /// resource and `read` reads it (both from the register macro).
+    #[doc(hidden)]
+    pub fn host_incremental(
+        imports: &'static HostImports,
+        window: Window,
+        handle: u32,
+        read: fn(u32, u32, u32) -> Vec<Event>,
+    ) -> Self {
+        Context {
+            incremental: Some(Incremental {
+                window,
+                history: History::Host { handle, read },
+            }),
+            ..Context::host(imports)
+        }
+    }
+
+    /// A native incremental context: as [`Context::native`], with the window and the
+    /// trajectory so far (what `history` reads).
+    pub fn native_incremental(
+        info: &Info,
+        overrides: &BTreeMap<String, String>,
+        now: i64,
+        window: Window,
+        history: Vec<Event>,
+    ) -> Self {
+        Context {
+            incremental: Some(Incremental {
+                window,
+                history: History::Native {
+                    events: history,
+                    read: RefCell::default(),
+                },
+            }),
+            ..Context::native(info, overrides, now)
+        }
+    }
+
+    /// The window of an incremental call (none in a 0.1.0 `analyze`).
+    pub fn window(&self) -> Option<&Window> {
+        self.incremental.as_ref().map(|i| &i.window)
+    }
+
+    /// Events of the trajectory at positions `start .. start + count` (at most 64 per
+    /// read, ordered by (time, id)), read from the host only now; each may be cited as
+    /// evidence. Empty outside an incremental call.
+    pub fn history(&self, start: u32, count: u32) -> Vec<Event> {
+        match self.incremental.as_ref().map(|i| &i.history) {
+            None => Vec::new(),
+            Some(History::Host { handle, read }) => read(*handle, start, count.min(64)),
+            Some(History::Native { events, read }) => {
+                let start = (start as usize).min(events.len());
+                let end = start
+                    .saturating_add(count.min(64) as usize)
+                    .min(events.len());
+                let page = events[start..end].to_vec();
+                read.borrow_mut().extend(page.iter().map(|e| e.id.clone()));
+                page
+            }
+        }
+    }
+
+    /// Every event of the trajectory, read page by page (a detector that needs the whole
+    /// story now and then; one that needs it on every call keeps a summary in its state).
+    pub fn history_all(&self) -> Vec<Event> {
+        let len = self.window().map_or(0, |w| w.len);
+        let mut out = Vec::with_capacity(len as usize);
+        while (out.len() as u32) < len {
+            let page = self.history(out.len() as u32, 64);
+            if page.is_empty() {
+                break;
+            }
+            out.extend(page);
+        }
+        out
+    }
+
+    /// Ids read through [`Context::history`] (native harness only).
+    pub fn history_read(&self) -> Vec<String> {
+        match self.incremental.as_ref().map(|i| &i.history) {
+            Some(History::Native { read, .. }) => read.borrow().clone(),
+            _ => Vec::new(),
         }
     }
 
@@ -54,13 +192,14 @@ impl Context {
                 logs: RefCell::new(Vec::new()),
             },
             settings: RefCell::default(),
+            incremental: None,
         }
     }
 
     /// A configuration value: the host's override, else the default declared in `info()`.
     pub fn config(&self, key: &str) -> Option<String> {
         match &self.backend {
-            Backend::Host => crate::bindings::plumbline::detector::config::get(key),
+            Backend::Host(imports) => (imports.config)(key),
             Backend::Native { config, .. } => config.get(key).cloned(),
         }
     }
@@ -104,23 +243,14 @@ impl Context {
     /// Unix nanoseconds, UTC.
     pub fn now(&self) -> i64 {
         match &self.backend {
-            Backend::Host => crate::bindings::plumbline::detector::clock::now(),
+            Backend::Host(imports) => (imports.now)(),
             Backend::Native { now, .. } => *now,
         }
     }
 
     pub fn log(&self, level: Level, message: &str) {
         match &self.backend {
-            Backend::Host => {
-                use crate::bindings::plumbline::detector::log;
-                let level = match level {
-                    Level::Debug => log::Level::Debug,
-                    Level::Info => log::Level::Info,
-                    Level::Warn => log::Level::Warn,
-                    Level::Error => log::Level::Error,
-                };
-                log::log(level, message)
-            }
+            Backend::Host(imports) => (imports.log)(level, message),
             Backend::Native { logs, .. } => logs.borrow_mut().push((level, message.to_string())),
         }
     }
@@ -128,7 +258,7 @@ impl Context {
     /// Lines logged so far (native harness only; empty inside the host).
     pub fn logs(&self) -> Vec<(Level, String)> {
         match &self.backend {
-            Backend::Host => Vec::new(),
+            Backend::Host(_) => Vec::new(),
             Backend::Native { logs, .. } => logs.borrow().clone(),
         }
     }

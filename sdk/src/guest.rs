@@ -30,9 +30,9 @@ pub fn info<D: Detector>() -> wit::DetectorInfo {
 
 pub fn analyze<D: Detector>(
     trajectory: wit::Trajectory,
+    cx: Context,
 ) -> Result<Vec<wit::Finding>, wit::AnalyzeError> {
     let trajectory = from_wit(trajectory);
-    let cx = Context::host();
     D::default()
         .analyze(&trajectory, &cx)
         .map(|found| found.into_iter().map(finding_to_wit).collect())

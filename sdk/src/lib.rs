@@ -40,11 +40,15 @@ mod context;
 pub mod destination;
 #[doc(hidden)]
 pub mod guest;
+#[doc(hidden)]
+pub mod guest_v2;
 mod helpers;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
 
-pub use context::{Context, Level};
+#[doc(hidden)]
+pub use context::HostImports;
+pub use context::{Context, Level, Window};
 pub use destination::{DestinationClass, Destinations, Place};
 pub use helpers::{attr_list, attr_text, minutes_between, quoted, title, who};
 /// The contract crate itself: checks, limits, the fixture format (`plumbline_contract`).
@@ -60,15 +64,13 @@ pub use plumbline_detector_kit as kit;
 
 /// Guest bindings generated from `wit/since_v0.1.0` (the frozen 0.1.0 contract).
 #[doc(hidden)]
-#[allow(clippy::too_many_arguments)]
-pub mod bindings {
-    wit_bindgen::generate!({
-        path: "../wit/since_v0.1.0",
-        world: "detector",
-        pub_export_macro: true,
-        default_bindings_module: "plumbline_sdk::bindings",
-    });
-}
+pub use plumbline_sdk_wit_v1 as bindings;
+/// Guest bindings generated from `wit/since_v0.2.0` (incremental detectors).
+#[doc(hidden)]
+pub use plumbline_sdk_wit_v2 as bindings_v2;
+/// serde, for an [`IncrementalDetector`]'s state (`#[derive(Serialize, Deserialize)]`).
+pub use serde;
+pub use serde::{Deserialize, Serialize};
 
 /// A detector: what it declares, and how it reads a trajectory.
 ///
@@ -94,6 +96,25 @@ macro_rules! register_detector {
         const _: () = {
             struct PlumblineExport;
 
+            // This world's description, linked into the component (and only this one's).
+            #[used]
+            static PLUMBLINE_LINK: fn() = $crate::bindings::link;
+
+            static PLUMBLINE_HOST: $crate::HostImports = $crate::HostImports {
+                config: |key| $crate::bindings::plumbline::detector::config::get(key),
+                now: || $crate::bindings::plumbline::detector::clock::now(),
+                log: |level, message| {
+                    use $crate::bindings::plumbline::detector::log;
+                    let level = match level {
+                        $crate::Level::Debug => log::Level::Debug,
+                        $crate::Level::Info => log::Level::Info,
+                        $crate::Level::Warn => log::Level::Warn,
+                        $crate::Level::Error => log::Level::Error,
+                    };
+                    log::log(level, message)
+                },
+            };
+
             impl $crate::bindings::Guest for PlumblineExport {
                 fn info() -> $crate::bindings::plumbline::detector::types::DetectorInfo {
                     $crate::guest::info::<$detector>()
@@ -105,11 +126,113 @@ macro_rules! register_detector {
                     ::std::vec::Vec<$crate::bindings::plumbline::detector::types::Finding>,
                     $crate::bindings::plumbline::detector::types::AnalyzeError,
                 > {
-                    $crate::guest::analyze::<$detector>(trajectory)
+                    $crate::guest::analyze::<$detector>(
+                        trajectory,
+                        $crate::Context::host(&PLUMBLINE_HOST),
+                    )
                 }
             }
 
     $crate::bindings::export!(PlumblineExport with_types_in $crate::bindings);
+        };
+    };
+}
+
+/// An incremental detector (`plumbline:detector@0.2.0`): it observes a trajectory as it
+/// grows. Each call gets the events new to it since its previous call on that trajectory
+/// (only those matching its declared sources and actions, ordered by (time, id); a late
+/// event can be older than ones already seen) and the state it left then; it updates the
+/// state and answers its findings on the whole trajectory so far.
+///
+/// The state is per trajectory, kept by the host between calls as bytes (serde_json of
+/// `State`), bounded (`runtime.state_max_bytes`, 64 KiB by default: keep summaries, not
+/// events), and may be lost at any time — then the next call starts from the default
+/// state with every matching event of the trajectory (`cx.window().replay`). Events it
+/// did not keep can be read through [`Context::history`].
+///
+/// Findings cite events given in `new_events` (now or in an earlier call) or read through
+/// `history`; the same rules as [`Detector`] otherwise. The fixtures of a [`Detector`]
+/// pass unchanged: [`testing::run_incremental_fixtures`] feeds their events one at a time.
+pub trait IncrementalDetector: Default {
+    /// What the detector remembers of one trajectory between calls.
+    type State: Serialize + for<'de> Deserialize<'de> + Default;
+
+    /// As [`Detector::info`].
+    fn info() -> Info;
+
+    /// Folds `new_events` into `state` and answers the findings on the trajectory so far.
+    fn observe(
+        &self,
+        state: &mut Self::State,
+        new_events: &[Event],
+        cx: &Context,
+    ) -> Result<Vec<Finding>, AnalyzeError>;
+}
+
+/// Exports an [`IncrementalDetector`] as the component's `info` and `observe`
+/// (`plumbline:detector@0.2.0`). On native targets it expands to nothing.
+#[macro_export]
+macro_rules! register_incremental_detector {
+    ($detector:ty) => {
+        #[cfg(target_arch = "wasm32")]
+        const _: () = {
+            use $crate::bindings_v2::plumbline::detector::{history, types as wit};
+
+            struct PlumblineExport;
+
+            // This world's description, linked into the component (and only this one's).
+            #[used]
+            static PLUMBLINE_LINK: fn() = $crate::bindings_v2::link;
+
+            static PLUMBLINE_HOST: $crate::HostImports = $crate::HostImports {
+                config: |key| $crate::bindings_v2::plumbline::detector::config::get(key),
+                now: || $crate::bindings_v2::plumbline::detector::clock::now(),
+                log: |level, message| {
+                    use $crate::bindings_v2::plumbline::detector::log;
+                    let level = match level {
+                        $crate::Level::Debug => log::Level::Debug,
+                        $crate::Level::Info => log::Level::Info,
+                        $crate::Level::Warn => log::Level::Warn,
+                        $crate::Level::Error => log::Level::Error,
+                    };
+                    log::log(level, message)
+                },
+            };
+
+            /// Reads the lent `history` resource by its handle. The handle is borrowed for
+            /// the call: the wrapper must never drop it (that would end the host's loan).
+            fn read_history(handle: u32, start: u32, count: u32) -> ::std::vec::Vec<$crate::Event> {
+                let t = ::core::mem::ManuallyDrop::new(unsafe {
+                    history::Trajectory::from_handle(handle)
+                });
+                t.events(start, count)
+                    .into_iter()
+                    .map($crate::guest_v2::event_from_wit)
+                    .collect()
+            }
+
+            impl $crate::bindings_v2::Guest for PlumblineExport {
+                fn info() -> wit::DetectorInfo {
+                    $crate::guest_v2::info($crate::guest_v2::declared::<$detector>())
+                }
+
+                fn observe(
+                    state: ::core::option::Option<::std::vec::Vec<u8>>,
+                    new_events: ::std::vec::Vec<wit::Event>,
+                    window: wit::Window,
+                    history: &history::Trajectory,
+                ) -> ::core::result::Result<wit::Observation, wit::ObserveError> {
+                    let cx = $crate::Context::host_incremental(
+                        &PLUMBLINE_HOST,
+                        $crate::guest_v2::window_from_wit(window),
+                        history.handle(),
+                        read_history,
+                    );
+                    $crate::guest_v2::observe::<$detector>(state, new_events, &cx)
+                }
+            }
+
+    $crate::bindings_v2::export!(PlumblineExport with_types_in $crate::bindings_v2);
         };
     };
 }

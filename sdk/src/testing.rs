@@ -17,7 +17,7 @@ use plumbline_contract::config::check_overrides;
 pub use plumbline_contract::fixture::{compare, Expected, Fixture, FixtureError};
 pub use plumbline_contract::{check_findings, check_info, Limits};
 
-use crate::{Context, Detector, Finding, Info, Trajectory};
+use crate::{Context, Detector, Finding, IncrementalDetector, Info, Trajectory, Window};
 
 /// The contract every answer must meet: [`check_info`] and [`check_findings`] under the
 /// host's default limits.
@@ -52,6 +52,139 @@ pub fn run_fixture<D: Detector>(path: &Path) -> Result<Vec<Finding>, String> {
     check_contract(&info, &trajectory, &findings)?;
     fixture.compare(&findings)?;
     Ok(findings)
+}
+
+/// Runs one fixture through the incremental detector `D` natively, as the host does: the
+/// fixture's events that match `D`'s interests arrive one at a time (the trajectory grows
+/// by one event per call, state carried between calls as bytes), and the last answer is
+/// checked and compared with the expectations. Then again with every event in one call
+/// (what a host that lost the state replays), which must give the same verdict.
+pub fn run_incremental_fixture<D: IncrementalDetector>(
+    path: &Path,
+) -> Result<Vec<Finding>, String> {
+    let info = D::info();
+    check_info(&info).map_err(|e| format!("info(): {e}"))?;
+    let fixture: Fixture = Fixture::load(path).map_err(|e| e.to_string())?;
+    check_overrides(&info, fixture.config.keys().map(String::as_str))?;
+    fixture.check_view(&info.views)?;
+    let t = fixture.to_trajectory();
+    let reads = |e: &crate::Event| {
+        plumbline_contract::reads_event(&info.sources, &info.actions, &e.source, &e.action)
+    };
+    // One event at a time.
+    let mut state: Option<Vec<u8>> = None;
+    let mut given: Vec<String> = Vec::new();
+    let mut last: Vec<Finding> = Vec::new();
+    for n in 1..=t.events.len() {
+        let e = &t.events[n - 1];
+        if !reads(e) {
+            continue;
+        }
+        let (findings, read, bytes) =
+            observe_prefix::<D>(&fixture, &info, &t, n, state.take(), &t.events[n - 1..n])
+                .map_err(|e| format!("after event {n} (`{}`): {e}", t.events[n - 1].id))?;
+        given.push(e.id.clone());
+        given.extend(read);
+        state = Some(bytes);
+        last = findings;
+    }
+    let cite = |findings: &[Finding], given: &[String]| {
+        check_findings(
+            &info,
+            given.iter().map(String::as_str),
+            &Limits::default(),
+            findings,
+        )
+    };
+    cite(&last, &given).map_err(|e| format!("one event at a time: {e}"))?;
+    fixture
+        .compare(&last)
+        .map_err(|e| format!("one event at a time: {e}"))?;
+    // Every event in one call (a replay).
+    let all: Vec<crate::Event> = t.events.iter().filter(|e| reads(e)).cloned().collect();
+    if !all.is_empty() {
+        let (findings, read, _) =
+            observe_prefix::<D>(&fixture, &info, &t, t.events.len(), None, &all)?;
+        let mut given: Vec<String> = all.iter().map(|e| e.id.clone()).collect();
+        given.extend(read);
+        cite(&findings, &given).map_err(|e| format!("all events in one call: {e}"))?;
+        fixture
+            .compare(&findings)
+            .map_err(|e| format!("all events in one call: {e}"))?;
+    }
+    Ok(last)
+}
+
+/// What one native incremental call answered: findings, ids read through `history`, and
+/// the new state's bytes.
+type Observed = (Vec<Finding>, Vec<String>, Vec<u8>);
+
+/// One native incremental call on the first `n` events of `t`.
+fn observe_prefix<D: IncrementalDetector>(
+    fixture: &Fixture,
+    info: &Info,
+    t: &Trajectory,
+    n: usize,
+    state: Option<Vec<u8>>,
+    new_events: &[crate::Event],
+) -> Result<Observed, String> {
+    let so_far = &t.events[..n];
+    let window = Window {
+        id: t.id.clone(),
+        kind: t.kind,
+        key: t.key.clone(),
+        start: so_far.first().map_or(t.start, |e| e.time),
+        end: so_far.last().map_or(t.end, |e| e.time),
+        dropped: t.dropped,
+        len: n as u32,
+        replay: state.is_none(),
+    };
+    let cx = Context::native_incremental(
+        info,
+        &fixture.config,
+        fixture.now(),
+        window,
+        so_far.to_vec(),
+    );
+    let (bytes, findings) = crate::guest_v2::observe_bytes::<D>(state.as_deref(), new_events, &cx)
+        .map_err(|e| format!("observe failed: {e}"))?;
+    if bytes.len() > STATE_MAX_BYTES {
+        return Err(format!(
+            "state of {} bytes is over the host's default runtime.state_max_bytes ({STATE_MAX_BYTES})",
+            bytes.len()
+        ));
+    }
+    Ok((findings, cx.history_read(), bytes))
+}
+
+/// The host's default bound on one detector's state for one trajectory
+/// (`runtime.state_max_bytes`).
+pub const STATE_MAX_BYTES: usize = 64 << 10;
+
+/// Runs every fixture in `dir` through the incremental detector `D`
+/// ([`run_incremental_fixture`]); panics if any fails or the directory holds none.
+pub fn run_incremental_fixtures<D: IncrementalDetector>(dir: impl AsRef<Path>) {
+    let dir = dir.as_ref();
+    let files = fixture_files(dir).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!files.is_empty(), "no *.json fixtures in {}", dir.display());
+    let mut failed = Vec::new();
+    for f in &files {
+        let name = f.file_name().unwrap_or_default().to_string_lossy();
+        match run_incremental_fixture::<D>(f) {
+            Ok(found) => println!("pass {name} ({} findings)", found.len()),
+            Err(e) => {
+                println!("FAIL {name}: {e}");
+                failed.push(format!("{name}: {e}"));
+            }
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "{} of {} fixtures failed:\n{}",
+        failed.len(),
+        files.len(),
+        failed.join("\n")
+    );
 }
 
 /// The `*.json` files of a directory, sorted.
