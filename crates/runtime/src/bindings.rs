@@ -1,5 +1,5 @@
 //! Host bindings for `wit/since_v0.1.0` and the conversion of the host's trajectory into
-//! the contract's types. A future `since_v0.2.0` gets its own module beside this one.
+//! the contract's types. `since_v0.2.0` has its own module beside this one (`bindings_v2`).
 
 // Qualified: the world's `use types.{…}` puts `Trajectory` and friends at this level.
 use plumbline_event as host;

@@ -1,12 +1,15 @@
 //! One sandboxed call: a fresh store and instance (from the pool), the memory cap, the
-//! epoch deadline, and the classification of whatever went wrong.
+//! epoch deadline, and the classification of whatever went wrong. Both contract versions:
+//! 0.1.0's `analyze` and 0.2.0's `observe` (with the `history` resource lent for the call).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
+use wasmtime::component::Resource;
 use wasmtime::{Store, Trap};
 
 use super::bindings::{self, wit, DetectorPre};
+use super::bindings_v2::{self, wit as wit2, History};
 use super::engine::DetectorEngine;
 use super::limits::Limits;
 use super::quarantine::Failure;
@@ -15,17 +18,72 @@ use super::state::CallState;
 /// Longest failure message kept (guest-controlled text ends up in logs and status).
 const MESSAGE_MAX: usize = 500;
 
+/// A linked component of either contract version.
+pub enum Pre {
+    /// `plumbline:detector@0.1.0`: `analyze(trajectory)`.
+    V1(DetectorPre<CallState>),
+    /// `plumbline:detector@0.2.0`: `observe(state, new-events, window, history)`.
+    V2(bindings_v2::DetectorPre<CallState>),
+}
+
+impl Pre {
+    /// The contract version this component was bound with.
+    pub fn wit_version(&self) -> &'static str {
+        match self {
+            Pre::V1(_) => "0.1.0",
+            Pre::V2(_) => "0.2.0",
+        }
+    }
+}
+
 pub struct CallSpec<'a> {
     pub name: &'a Arc<str>,
-    pub pre: &'a DetectorPre<CallState>,
+    pub pre: &'a Pre,
     pub limits: &'a Limits,
     pub config: Arc<BTreeMap<String, String>>,
     pub now: Option<i64>,
 }
 
-/// Calls `info()`.
+/// Calls `info()` (0.2.0's record is 0.1.0's field for field: it is returned as 0.1.0's).
 pub fn info(engine: &DetectorEngine, spec: CallSpec<'_>) -> Result<wit::DetectorInfo, Failure> {
-    with_instance(engine, spec, |d, store| d.call_info(store))
+    match spec.pre {
+        Pre::V1(pre) => with_instance(engine, &spec, pre, |d, store| d.call_info(store)),
+        Pre::V2(pre) => {
+            let i = with_instance(engine, &spec, pre, |d, store| d.call_info(store))?;
+            Ok(info_v1(i))
+        }
+    }
+}
+
+fn info_v1(i: wit2::DetectorInfo) -> wit::DetectorInfo {
+    use wit2::TrajectoryKind as K2;
+    wit::DetectorInfo {
+        name: i.name,
+        version: i.version,
+        description: i.description,
+        sources: i.sources,
+        actions: i.actions,
+        signals: i.signals,
+        config: i
+            .config
+            .into_iter()
+            .map(|k| wit::ConfigKey {
+                name: k.name,
+                default_value: k.default_value,
+                description: k.description,
+            })
+            .collect(),
+        views: i
+            .views
+            .into_iter()
+            .map(|v| match v {
+                K2::Actor => wit::TrajectoryKind::Actor,
+                K2::System => wit::TrajectoryKind::System,
+                K2::ActorDrift => wit::TrajectoryKind::ActorDrift,
+                K2::SystemDrift => wit::TrajectoryKind::SystemDrift,
+            })
+            .collect(),
+    }
 }
 
 /// Calls `analyze(trajectory)`; the detector's own error becomes [`Failure::Detector`].
@@ -34,18 +92,66 @@ pub fn analyze(
     spec: CallSpec<'_>,
     trajectory: &wit::Trajectory,
 ) -> Result<Vec<wit::Finding>, Failure> {
-    let answer = with_instance(engine, spec, |d, store| d.call_analyze(store, trajectory))?;
+    let Pre::V1(pre) = spec.pre else {
+        return Err(Failure::Detector("a 0.2.0 detector has no analyze".into()));
+    };
+    let answer = with_instance(engine, &spec, pre, |d, store| {
+        d.call_analyze(store, trajectory)
+    })?;
     answer.map_err(|e| Failure::Detector(clip(&e.message)))
 }
 
-fn with_instance<R>(
+/// What one `observe` call answered, with the ids of the events it read through `history`.
+pub struct Observed {
+    pub state: Option<Vec<u8>>,
+    pub findings: Vec<wit2::Finding>,
+    pub read: HashSet<String>,
+}
+
+/// Calls `observe(state, new-events, window, history)`, lending `history` for the call
+/// only; the detector's own error becomes [`Failure::Detector`].
+pub fn observe(
     engine: &DetectorEngine,
     spec: CallSpec<'_>,
-    f: impl FnOnce(&bindings::Detector, &mut Store<CallState>) -> wasmtime::Result<R>,
-) -> Result<R, Failure> {
+    state: Option<&[u8]>,
+    new_events: &[wit2::Event],
+    window: &wit2::Window,
+    history: History,
+) -> Result<Observed, Failure> {
+    let Pre::V2(pre) = spec.pre else {
+        return Err(Failure::Detector("a 0.1.0 detector has no observe".into()));
+    };
+    let mut store = new_store(engine, &spec);
+    let instance = pre
+        .instantiate(&mut store)
+        .map_err(|e| instantiate_failure(&e, &store))?;
+    let lent: Resource<History> = store
+        .data_mut()
+        .table
+        .push(history)
+        .map_err(|e| Failure::Trap(clip(&format!("lending history: {e}"))))?;
+    let answer = instance
+        .call_observe(
+            &mut store,
+            state,
+            new_events,
+            window,
+            Resource::new_borrow(lent.rep()),
+        )
+        .map_err(|e| classify(&e, &store))?;
+    let _ = store.data_mut().table.delete(lent);
+    let observation = answer.map_err(|e| Failure::Detector(clip(&e.message)))?;
+    Ok(Observed {
+        state: observation.state,
+        findings: observation.findings,
+        read: std::mem::take(&mut store.data_mut().read),
+    })
+}
+
+fn new_store(engine: &DetectorEngine, spec: &CallSpec<'_>) -> Store<CallState> {
     let state = CallState::new(
         spec.name.clone(),
-        spec.config,
+        spec.config.clone(),
         spec.limits.memory_bytes,
         spec.now,
     );
@@ -53,19 +159,47 @@ fn with_instance<R>(
     store.limiter(|s| &mut s.memory);
     // The deadline covers instantiation too: a start function can spin as well.
     store.set_epoch_deadline(engine.ticks(spec.limits.deadline));
-    let instance = match spec.pre.instantiate(&mut store) {
-        Ok(i) => i,
-        Err(e) => {
-            return Err(match classify(&e, &store) {
-                Failure::Trap(m) => Failure::Instantiate(m),
-                other => other,
-            })
-        }
-    };
-    match f(&instance, &mut store) {
-        Ok(r) => Ok(r),
-        Err(e) => Err(classify(&e, &store)),
+    store
+}
+
+fn instantiate_failure(e: &wasmtime::Error, store: &Store<CallState>) -> Failure {
+    match classify(e, store) {
+        Failure::Trap(m) => Failure::Instantiate(m),
+        other => other,
     }
+}
+
+/// Instantiates a component of either version afresh and runs `f` on it.
+trait Instantiate {
+    type Bindings;
+    fn fresh(&self, store: &mut Store<CallState>) -> wasmtime::Result<Self::Bindings>;
+}
+
+impl Instantiate for DetectorPre<CallState> {
+    type Bindings = bindings::Detector;
+    fn fresh(&self, store: &mut Store<CallState>) -> wasmtime::Result<Self::Bindings> {
+        self.instantiate(store)
+    }
+}
+
+impl Instantiate for bindings_v2::DetectorPre<CallState> {
+    type Bindings = bindings_v2::Detector;
+    fn fresh(&self, store: &mut Store<CallState>) -> wasmtime::Result<Self::Bindings> {
+        self.instantiate(store)
+    }
+}
+
+fn with_instance<P: Instantiate, R>(
+    engine: &DetectorEngine,
+    spec: &CallSpec<'_>,
+    pre: &P,
+    f: impl FnOnce(&P::Bindings, &mut Store<CallState>) -> wasmtime::Result<R>,
+) -> Result<R, Failure> {
+    let mut store = new_store(engine, spec);
+    let instance = pre
+        .fresh(&mut store)
+        .map_err(|e| instantiate_failure(&e, &store))?;
+    f(&instance, &mut store).map_err(|e| classify(&e, &store))
 }
 
 fn classify(e: &wasmtime::Error, store: &Store<CallState>) -> Failure {

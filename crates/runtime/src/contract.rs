@@ -43,6 +43,18 @@ fn view(v: wit::TrajectoryKind) -> c::TrajectoryKind {
     }
 }
 
+/// A 0.2.0 finding as 0.1.0's (the records are the same field for field).
+pub fn finding_v1(f: super::bindings_v2::wit::Finding) -> wit::Finding {
+    wit::Finding {
+        signal: f.signal,
+        severity: f.severity,
+        score: f.score,
+        title: f.title,
+        evidence: f.evidence,
+        next_step: f.next_step,
+    }
+}
+
 impl c::FindingFields for wit::Finding {
     fn signal(&self) -> &str {
         &self.signal
@@ -72,16 +84,27 @@ pub fn check_findings(
     limits: &Limits,
     found: Vec<wit::Finding>,
 ) -> Result<Vec<Finding>, String> {
+    check_findings_citing(
+        info,
+        trajectory.events.iter().map(|e| e.id.as_str()),
+        limits,
+        found,
+    )
+}
+
+/// As [`check_findings`], with the ids evidence may cite given directly (0.2.0: the
+/// events the detector was given or read on this trajectory).
+pub fn check_findings_citing<'a>(
+    info: &c::Info,
+    citable: impl IntoIterator<Item = &'a str>,
+    limits: &Limits,
+    found: Vec<wit::Finding>,
+) -> Result<Vec<Finding>, String> {
     let limits = c::Limits {
         max_findings: limits.max_findings,
         max_output_bytes: limits.max_output_bytes,
     };
-    c::check_findings(
-        info,
-        trajectory.events.iter().map(|e| e.id.as_str()),
-        &limits,
-        &found,
-    )?;
+    c::check_findings(info, citable, &limits, &found)?;
     Ok(found
         .into_iter()
         .map(|f| {

@@ -10,15 +10,15 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::bindings::{wit, DetectorPre};
+use super::bindings_v2;
 use super::cache::{ComponentCache, Origin};
-use super::call::{self, CallSpec};
+use super::call::{self, CallSpec, Pre};
 use super::contract;
 use super::engine::DetectorEngine;
 use super::interest::Interest;
 use super::limits::Limits;
 use super::quarantine::{Health, HealthReport};
 use super::settings::DetectorOverride;
-use super::state::CallState;
 use super::LoadError;
 use crate::Org;
 
@@ -60,7 +60,7 @@ pub struct Detector {
     /// `info` as the contract's plain type: what the answers are checked against.
     pub(super) declared: plumbline_contract::Info,
     pub(super) name: Arc<str>,
-    pub(super) pre: DetectorPre<CallState>,
+    pub(super) pre: Pre,
 }
 
 /// What `GET /v1/detectors` and `plumbline detector test` report about a detector.
@@ -73,6 +73,8 @@ pub struct DetectorStatus {
     pub sha256: String,
     /// active, shadow or quarantined.
     pub state: &'static str,
+    /// The contract version the component implements (`0.1.0`: analyze, `0.2.0`: observe).
+    pub wit_version: &'static str,
     pub sources: Vec<String>,
     pub actions: Vec<String>,
     pub signals: Vec<String>,
@@ -98,6 +100,11 @@ impl Detector {
         &self.info.name
     }
 
+    /// The contract version the component implements: `0.1.0` or `0.2.0`.
+    pub fn wit_version(&self) -> &'static str {
+        self.pre.wit_version()
+    }
+
     pub fn status(&self) -> DetectorStatus {
         let health = self.health.report();
         DetectorStatus {
@@ -113,6 +120,7 @@ impl Detector {
             } else {
                 "active"
             },
+            wit_version: self.pre.wit_version(),
             sources: self.info.sources.clone(),
             actions: self.info.actions.clone(),
             signals: self.info.signals.clone(),
@@ -162,7 +170,11 @@ pub(super) fn load(
         .linker
         .instantiate_pre(&component)
         .map_err(|e| LoadError::Link(format!("{e:#}")))?;
-    let pre = DetectorPre::new(pre).map_err(|e| LoadError::Link(format!("{e:#}")))?;
+    let link = |e: wasmtime::Error| LoadError::Link(format!("{e:#}"));
+    let pre = match contract_version(&component, &engine.engine)? {
+        "0.2.0" => Pre::V2(bindings_v2::DetectorPre::new(pre).map_err(link)?),
+        _ => Pre::V1(DetectorPre::new(pre).map_err(link)?),
+    };
     let probe_name: Arc<str> = Arc::from(spec.origin.as_str());
     let info = call::info(
         engine,
@@ -234,6 +246,28 @@ pub(super) fn load(
         },
         origin,
     ))
+}
+
+/// The contract version a component implements, read off its exports: 0.2.0's world
+/// exports `observe`, 0.1.0's `analyze` (each with `info`). The bindings of that version
+/// then check every export's and import's type when they are linked.
+fn contract_version(
+    component: &wasmtime::component::Component,
+    engine: &wasmtime::Engine,
+) -> Result<&'static str, LoadError> {
+    let ty = component.component_type();
+    let exports: Vec<&str> = ty.exports(engine).map(|(name, _)| name).collect();
+    if exports.contains(&"observe") {
+        Ok("0.2.0")
+    } else if exports.contains(&"analyze") {
+        Ok("0.1.0")
+    } else {
+        Err(LoadError::Link(format!(
+            "exports neither `analyze` (plumbline:detector@0.1.0) nor `observe` \
+             (plumbline:detector@0.2.0); it exports: {}",
+            exports.join(", ")
+        )))
+    }
 }
 
 /// The `*.wasm` files of `dirs` (sorted, non-recursive) followed by `paths`.

@@ -8,10 +8,10 @@ use std::time::Duration;
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use super::bindings;
 use super::limits::MAX_TABLE_ELEMENTS;
 use super::state::CallState;
 use super::RuntimeError;
+use super::{bindings, bindings_v2};
 
 /// How often the epoch advances: deadlines are whole ticks, so this is their precision.
 pub const TICK: Duration = Duration::from_millis(1);
@@ -62,6 +62,9 @@ impl DetectorEngine {
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| RuntimeError::Engine(format!("linking WASI: {e:#}")))?;
         bindings::Detector::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)
+            .map_err(|e| RuntimeError::Engine(format!("linking detector imports: {e:#}")))?;
+        // 0.2.0's imports sit beside 0.1.0's (their names carry the package version).
+        bindings_v2::Detector::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)
             .map_err(|e| RuntimeError::Engine(format!("linking detector imports: {e:#}")))?;
         let ticker = Ticker::start(engine.clone());
         Ok(DetectorEngine {

@@ -7,6 +7,9 @@
 //! - `limits` / `settings`: per-detector budgets and the `[runtime]` configuration.
 //! - `detector`: loading a component into a [`Detector`] (`InstancePre`, `info()`, overrides).
 //! - `call`: one sandboxed call and the classification of its failure.
+//! - `bindings` / `bindings_v2`: the host bindings of each contract version (0.1.0:
+//!   `analyze` over the whole trajectory; 0.2.0: `observe` over the new events, with state).
+//! - `incremental`: what 0.2.0 detectors keep per (detector, trajectory) between calls.
 //! - `contract`: what an answer must look like (evidence in the trajectory, severity 1–3…).
 //! - `quarantine`: health counters and quarantine after N failures in a row.
 //! - `interest`: skipping detectors whose declared sources/actions a trajectory never touches.
@@ -20,6 +23,7 @@
 //! thread or `spawn_blocking`, never from an async task.
 
 mod bindings;
+mod bindings_v2;
 mod cache;
 mod call;
 mod config;
@@ -27,6 +31,7 @@ mod contract;
 mod detector;
 mod engine;
 pub mod fixture;
+mod incremental;
 mod interest;
 mod limits;
 mod org;
@@ -57,7 +62,7 @@ use plumbline_trajectory::{Evaluation, Evaluator, Trajectory};
 
 /// Versions of `plumbline:detector` this host has bindings for (`wit/since_v*/`). A pack
 /// manifest naming another version is refused.
-pub const SUPPORTED_WIT_VERSIONS: &[&str] = &["0.1.0"];
+pub const SUPPORTED_WIT_VERSIONS: &[&str] = &["0.1.0", "0.2.0"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -122,6 +127,8 @@ pub struct Runtime {
     cache: cache::ComponentCache,
     config: RuntimeConfig,
     active: ArcSwap<DetectorSet>,
+    /// State of incremental (0.2.0) detectors per (detector, trajectory).
+    states: incremental::StateBook,
 }
 
 impl Runtime {
@@ -129,11 +136,14 @@ impl Runtime {
     pub fn new(config: RuntimeConfig, cache_dir: Option<PathBuf>) -> Result<Runtime, RuntimeError> {
         let engine = DetectorEngine::new(config.pool_instances)?;
         let cache = cache::ComponentCache::new(&engine.engine, cache_dir);
+        let state_bytes =
+            usize::try_from(config.state_total_mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
         Ok(Runtime {
             engine,
             cache,
             config,
             active: ArcSwap::from_pointee(DetectorSet::default()),
+            states: incremental::StateBook::new(state_bytes),
         })
     }
 
@@ -217,20 +227,31 @@ impl Runtime {
         &self.config
     }
 
-    /// Runs `set` over `t`: quarantined and uninterested detectors are skipped, every
-    /// failure is contained, counted and logged.
+    /// Incremental detectors' state held now (bytes) and the states evicted under
+    /// `runtime.state_total_mib` so far (each costs its trajectory a replay).
+    pub fn state_usage(&self) -> (usize, u64) {
+        (self.states.bytes(), self.states.evicted())
+    }
+
+    /// Runs `set` over `t` from scratch (replays, benchmarks): quarantined and uninterested
+    /// detectors are skipped, every failure is contained, counted and logged. 0.2.0
+    /// detectors see `t` as a first look (every matching event, no state), in a book of
+    /// their own, so the live state is neither read nor touched.
     pub fn evaluate_on(&self, set: &DetectorSet, t: &Trajectory) -> Evaluation {
-        let events = t
-            .events
-            .iter()
-            .map(|e| (e.source.as_str(), e.action.as_str()));
-        self.evaluate_interested(set, t, |d| d.interest.matches_any(events.clone()))
+        self.evaluate_set(
+            set,
+            t,
+            false,
+            &incremental::StateBook::new(usize::MAX),
+            |_| true,
+        )
     }
 
     /// Judges a pending event (an agent's call that has not run yet) on the trajectory it
     /// would join (`t` holds it): only the detectors whose interests match that event are
     /// called — the rest cannot say anything new about it — and only findings citing it
-    /// are returned. What an inline verdict rests on.
+    /// are returned. What an inline verdict rests on. 0.2.0 detectors see a copy of their
+    /// state: the call may never happen, so the live state does not take it in.
     pub fn evaluate_pending_on(
         &self,
         set: &DetectorSet,
@@ -241,18 +262,26 @@ impl Runtime {
             return Evaluation::default();
         };
         let one = [(p.source.as_str(), p.action.as_str())];
-        let mut out =
-            self.evaluate_interested(set, t, |d| d.interest.matches_any(one.iter().copied()));
+        let scratch = self.states.scratch_copy(&t.id);
+        let mut out = self.evaluate_set(set, t, false, &scratch, |d| {
+            d.interest.matches_any(one.iter().copied())
+        });
         let cites = |f: &Finding| f.evidence.iter().any(|id| id == pending);
         out.findings.retain(cites);
         out.shadow.retain(cites);
         out
     }
 
-    fn evaluate_interested(
+    /// Live evaluation ([`Evaluator`]): 0.1.0 detectors get the whole trajectory; 0.2.0
+    /// detectors get the events new to them since their last call, with their state.
+    /// Detectors that do not read `t`'s view, or that `interested_in` turns away, are
+    /// skipped (and, unless interested in none of `t`'s events, not called).
+    fn evaluate_set(
         &self,
         set: &DetectorSet,
         t: &Trajectory,
+        settle: bool,
+        states: &incremental::StateBook,
         interested_in: impl Fn(&Detector) -> bool,
     ) -> Evaluation {
         let mut out = Evaluation::default();
@@ -264,7 +293,13 @@ impl Runtime {
             .iter()
             .filter(|d| !d.health.is_quarantined())
             .filter(|d| {
-                let interested = d.interest.reads_view(t.kind) && interested_in(d);
+                let interested = d.interest.reads_view(t.kind)
+                    && d.interest.matches_any(
+                        t.events
+                            .iter()
+                            .map(|e| (e.source.as_str(), e.action.as_str())),
+                    )
+                    && interested_in(d);
                 if !interested {
                     d.health.skipped();
                 }
@@ -274,22 +309,208 @@ impl Runtime {
         if called.is_empty() {
             return out;
         }
-        // Converted once, only when some detector will read it.
-        let (wit_t, input_bytes) = bindings::trajectory(t, self.config.max_input_bytes);
-        let large = input_bytes > self.config.max_input_bytes / 4;
+        let mut keep = |d: &Detector, findings: Vec<Finding>| {
+            if d.shadow {
+                out.shadow.extend(findings);
+            } else {
+                out.findings.extend(findings);
+            }
+        };
+        // Converted once, only when some 0.1.0 detector will read it.
+        let mut v1: Option<(bindings::wit::Trajectory, usize)> = None;
+        // The events 0.2.0 detectors may read through `history`, shared by their calls.
+        let mut history: Option<Arc<Vec<Arc<plumbline_event::Event>>>> = None;
         for d in called {
-            match self.run(d, &wit_t, d.config.clone(), None) {
-                Ok(findings) => {
-                    if d.shadow {
-                        out.shadow.extend(findings);
-                    } else {
-                        out.findings.extend(findings);
+            match d.pre {
+                call::Pre::V1(_) => {
+                    let (wit_t, input_bytes) = v1.get_or_insert_with(|| {
+                        bindings::trajectory(t, self.config.max_input_bytes)
+                    });
+                    let large = *input_bytes > self.config.max_input_bytes / 4;
+                    match self.run(d, wit_t, d.config.clone(), None) {
+                        Ok(findings) => keep(d, findings),
+                        Err(failure) => self.record_failure(d, &t.id, &failure, large),
                     }
                 }
-                Err(failure) => self.record_failure(d, &t.id, &failure, large),
+                call::Pre::V2(_) => {
+                    let history = history
+                        .get_or_insert_with(|| Arc::new(t.events.clone()))
+                        .clone();
+                    let how = ObserveWith {
+                        config: d.config.clone(),
+                        now: None,
+                        settle,
+                    };
+                    let answer = self.observe(d, t, history, how, states);
+                    match answer {
+                        Observe::Skipped => d.health.skipped(),
+                        Observe::Found(findings) => {
+                            d.health.succeeded(findings.len());
+                            keep(d, findings)
+                        }
+                        Observe::Failed(failure, large) => {
+                            self.record_failure(d, &t.id, &failure, large)
+                        }
+                    }
+                }
             }
         }
         out
+    }
+
+    /// One `observe` call of a 0.2.0 detector on `t`: the events it was not given yet
+    /// (those matching its interests; the newest within `max_input_bytes`), its state, the
+    /// trajectory lent as `history`; then the contract checks, and the new state kept.
+    /// A failure keeps the state as it was before the call.
+    fn observe(
+        &self,
+        d: &Detector,
+        t: &Trajectory,
+        history: Arc<Vec<Arc<plumbline_event::Event>>>,
+        how: ObserveWith,
+        states: &incremental::StateBook,
+    ) -> Observe {
+        let ObserveWith {
+            config,
+            now,
+            settle,
+        } = how;
+        let version = d.info.version.as_str();
+        let kept = states.take(&t.id, d.name(), version);
+        let replay = kept.is_none();
+        let mut entry = kept.unwrap_or_else(|| incremental::Entry::new(version));
+        let mut new: Vec<&Arc<plumbline_event::Event>> = t
+            .events
+            .iter()
+            .filter(|e| {
+                d.interest
+                    .matches_any(std::iter::once((e.source.as_str(), e.action.as_str())))
+                    && !entry.given.contains(&e.id)
+            })
+            .collect();
+        if new.is_empty() && !(settle && entry.state.is_some()) {
+            if !replay {
+                states.put(&t.id, d.name(), entry);
+            }
+            return Observe::Skipped;
+        }
+        // The newest within the input bound; the older ones are counted as given (they stay
+        // readable through `history`), as 0.1.0 leaves them out of the trajectory.
+        let (mut bytes, mut first) = (0usize, new.len());
+        for (i, e) in new.iter().enumerate().rev() {
+            let next = bytes.saturating_add(bindings::event_bytes(e));
+            if next > self.config.max_input_bytes {
+                break;
+            }
+            (bytes, first) = (next, i);
+        }
+        let skipped: Vec<String> = new.drain(..first).map(|e| e.id.clone()).collect();
+        let large = bytes > self.config.max_input_bytes / 4;
+        let events: Vec<bindings_v2::wit::Event> =
+            new.iter().map(|e| bindings_v2::event(e)).collect();
+        let window = bindings_v2::wit::Window {
+            id: t.id.clone(),
+            kind: match t.kind {
+                plumbline_trajectory::TrajectoryKind::Actor => {
+                    bindings_v2::wit::TrajectoryKind::Actor
+                }
+                plumbline_trajectory::TrajectoryKind::System => {
+                    bindings_v2::wit::TrajectoryKind::System
+                }
+                plumbline_trajectory::TrajectoryKind::ActorDrift => {
+                    bindings_v2::wit::TrajectoryKind::ActorDrift
+                }
+                plumbline_trajectory::TrajectoryKind::SystemDrift => {
+                    bindings_v2::wit::TrajectoryKind::SystemDrift
+                }
+            },
+            key: t.key.clone(),
+            start: t.start,
+            end: t.end,
+            dropped: t.dropped,
+            len: u32::try_from(t.events.len()).unwrap_or(u32::MAX),
+            replay,
+        };
+        let answer = call::observe(
+            &self.engine,
+            CallSpec {
+                name: &d.name,
+                pre: &d.pre,
+                limits: &d.limits,
+                config,
+                now,
+            },
+            entry.state.as_deref(),
+            &events,
+            &window,
+            bindings_v2::History { events: history },
+        );
+        let restore = |entry: incremental::Entry| {
+            if !replay {
+                states.put(&t.id, d.name(), entry);
+            }
+        };
+        let observed = match answer {
+            Ok(o) => o,
+            Err(f) => {
+                restore(entry);
+                return Observe::Failed(f, large);
+            }
+        };
+        if let Some(s) = &observed.state {
+            if s.len() > self.config.state_max_bytes {
+                restore(entry);
+                return Observe::Failed(
+                    Failure::Contract(format!(
+                        "state of {} bytes is over runtime.state_max_bytes ({})",
+                        s.len(),
+                        self.config.state_max_bytes
+                    )),
+                    large,
+                );
+            }
+        }
+        // Evidence may cite what the detector was given or read, in this call or before;
+        // an id given earlier that has since left the trajectory (its bound) is removed.
+        let given_now: Vec<&str> = new
+            .iter()
+            .map(|e| e.id.as_str())
+            .chain(skipped.iter().map(String::as_str))
+            .collect();
+        let present: std::collections::HashSet<&str> =
+            t.events.iter().map(|e| e.id.as_str()).collect();
+        let mut found: Vec<bindings::wit::Finding> = observed
+            .findings
+            .into_iter()
+            .map(contract::finding_v1)
+            .collect();
+        found.retain_mut(|f| {
+            let cited = !f.evidence.is_empty();
+            f.evidence
+                .retain(|id| present.contains(id.as_str()) || !entry.given.contains(id));
+            // A finding whose every event left the trajectory goes; one that cited nothing
+            // stays, for the contract check to refuse.
+            !(cited && f.evidence.is_empty())
+        });
+        let citable = entry
+            .given
+            .iter()
+            .map(String::as_str)
+            .chain(given_now.iter().copied())
+            .chain(observed.read.iter().map(String::as_str));
+        let checked = contract::check_findings_citing(&d.declared, citable, &d.limits, found);
+        let findings = match checked {
+            Ok(f) => f,
+            Err(e) => {
+                restore(entry);
+                return Observe::Failed(Failure::Contract(e), large);
+            }
+        };
+        entry.given.extend(given_now.iter().map(|s| s.to_string()));
+        entry.given.extend(observed.read);
+        entry.state = observed.state;
+        states.put(&t.id, d.name(), entry);
+        Observe::Found(findings)
     }
 
     /// One call with contract checks; success and failure are recorded in the detector's
@@ -380,6 +601,9 @@ impl Runtime {
             Ok(c) => c,
             Err(e) => return fail(fixture.description, e),
         };
+        if let call::Pre::V2(_) = d.pre {
+            return self.run_fixture_incremental(d, file, fixture, t, config);
+        }
         let (wit_t, _) = bindings::trajectory(&t, usize::MAX);
         let started = std::time::Instant::now();
         let answer = call::analyze(
@@ -418,6 +642,66 @@ impl Runtime {
         }
     }
 
+    /// A fixture through a 0.2.0 detector as live evaluation makes it: the events arrive
+    /// one at a time (the trajectory grows by one event per evaluation), the state is kept
+    /// between calls by the host, and the last answer is compared with the expectations.
+    fn run_fixture_incremental(
+        &self,
+        d: &Detector,
+        file: String,
+        fixture: Fixture,
+        t: Trajectory,
+        config: Arc<BTreeMap<String, String>>,
+    ) -> FixtureOutcome {
+        // The fixture's own book: its state never mixes with live trajectories'.
+        let states = incremental::StateBook::new(usize::MAX);
+        let mut last: Vec<Finding> = Vec::new();
+        let mut call_micros = None;
+        for n in 1..=t.events.len() {
+            let events = t.events[..n].to_vec();
+            let prefix = Trajectory {
+                start: events[0].time_nanos(),
+                end: events[n - 1].time_nanos(),
+                events,
+                ..t.clone()
+            };
+            let history = Arc::new(prefix.events.clone());
+            let started = std::time::Instant::now();
+            let how = ObserveWith {
+                config: config.clone(),
+                now: Some(fixture.now()),
+                settle: false,
+            };
+            let answer = self.observe(d, &prefix, history, how, &states);
+            match answer {
+                Observe::Skipped => continue,
+                Observe::Found(findings) => {
+                    call_micros = Some(started.elapsed().as_micros() as u64);
+                    last = findings;
+                }
+                Observe::Failed(f, _) => {
+                    return FixtureOutcome {
+                        file,
+                        description: fixture.description,
+                        passed: false,
+                        message: Some(format!("after event {n}: {f}")),
+                        findings: vec![],
+                        call_micros,
+                    }
+                }
+            }
+        }
+        let verdict = fixture.compare(&last);
+        FixtureOutcome {
+            file,
+            description: fixture.description,
+            passed: verdict.is_ok(),
+            message: verdict.err(),
+            findings: last,
+            call_micros,
+        }
+    }
+
     /// Lifts a detector's quarantine (returns false if it was not quarantined).
     pub fn release(&self, name: &str) -> bool {
         self.detectors()
@@ -426,11 +710,38 @@ impl Runtime {
     }
 }
 
+/// How one 0.2.0 call is made: the config it reads, a pinned clock (fixtures), and
+/// whether it is a settle re-evaluation (a detector with state is called even with
+/// nothing new).
+struct ObserveWith {
+    config: Arc<BTreeMap<String, String>>,
+    now: Option<i64>,
+    settle: bool,
+}
+
+/// What one 0.2.0 call came to.
+enum Observe {
+    /// Nothing new for it (and nothing to re-judge): not called.
+    Skipped,
+    Found(Vec<Finding>),
+    /// The failure, and whether the input was large (see `record_failure`).
+    Failed(Failure, bool),
+}
+
 impl Evaluator for Runtime {
     fn evaluate(&self, trajectory: &Trajectory) -> Evaluation {
         // Pin the set for the whole evaluation: a swap mid-way does not mix versions.
         let set = self.active.load_full();
-        self.evaluate_on(&set, trajectory)
+        self.evaluate_set(&set, trajectory, false, &self.states, |_| true)
+    }
+
+    fn evaluate_settled(&self, trajectory: &Trajectory) -> Evaluation {
+        let set = self.active.load_full();
+        self.evaluate_set(&set, trajectory, true, &self.states, |_| true)
+    }
+
+    fn forget(&self, trajectory: &str) {
+        self.states.forget(trajectory);
     }
 
     fn evaluate_pending(&self, trajectory: &Trajectory, pending: &str) -> Evaluation {
@@ -441,3 +752,5 @@ impl Evaluator for Runtime {
 
 #[cfg(test)]
 pub(crate) mod tests;
+#[cfg(test)]
+mod tests_incremental;

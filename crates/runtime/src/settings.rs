@@ -30,6 +30,11 @@ pub struct RuntimeConfig {
     pub max_input_bytes: usize,
     /// Detector instances alive at once across all detectors (pooling allocator slots).
     pub pool_instances: u32,
+    /// Most bytes of state an incremental (0.2.0) detector may keep for one trajectory.
+    pub state_max_bytes: usize,
+    /// Most state kept for all incremental detectors together, MiB (least recently used
+    /// dropped first; a dropped state makes the next call replay the trajectory).
+    pub state_total_mib: u64,
     /// Per-detector overrides, keyed by the name the detector declares in `info()`.
     pub detectors: BTreeMap<String, DetectorOverride>,
     /// The organisation context every detector sees (`[org]`, set by the host's
@@ -86,6 +91,11 @@ impl RuntimeConfig {
         }
         if self.pool_instances == 0 {
             return Err("runtime.pool_instances must be at least 1".into());
+        }
+        if self.state_max_bytes == 0 || self.state_total_mib == 0 {
+            return Err(
+                "runtime.state_max_bytes and runtime.state_total_mib must be at least 1".into(),
+            );
         }
         for (name, o) in &self.detectors {
             if o.deadline_ms == Some(0) {

@@ -1,14 +1,17 @@
 //! What one detector call's store holds, and the host side of the detector's imports:
-//! log, config and clock. Nothing else is reachable from a detector.
+//! log, config and clock (both contract versions), and 0.2.0's `history` resource.
+//! Nothing else is reachable from a detector.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
-use wasmtime::component::ResourceTable;
+use wasmtime::component::{Resource, ResourceTable};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::plumbline::detector::{clock, config, log, types};
+use super::bindings_v2::plumbline::detector as v2;
+use super::bindings_v2::{self, History, HISTORY_PAGE};
 use super::limits::MemoryCap;
 
 /// Log lines one call may emit; the rest are counted and dropped.
@@ -20,7 +23,7 @@ const STDERR_CAPACITY: usize = 8 << 10;
 
 pub struct CallState {
     wasi: WasiCtx,
-    table: ResourceTable,
+    pub table: ResourceTable,
     pub memory: MemoryCap,
     detector: Arc<str>,
     config: Arc<BTreeMap<String, String>>,
@@ -29,6 +32,8 @@ pub struct CallState {
     logs_left: u32,
     pub logs_dropped: u32,
     stderr: MemoryOutputPipe,
+    /// Ids of the events a 0.2.0 call read through `history` (they may be cited).
+    pub read: HashSet<String>,
 }
 
 impl CallState {
@@ -56,6 +61,7 @@ impl CallState {
             logs_left: LOG_LINES_PER_CALL,
             logs_dropped: 0,
             stderr,
+            read: HashSet::new(),
         }
     }
 
@@ -82,6 +88,12 @@ impl types::Host for CallState {}
 
 impl log::Host for CallState {
     fn log(&mut self, level: log::Level, message: String) {
+        self.log_line(level, message)
+    }
+}
+
+impl CallState {
+    fn log_line(&mut self, level: log::Level, message: String) {
         if self.logs_left == 0 {
             self.logs_dropped += 1;
             return;
@@ -116,14 +128,88 @@ impl log::Host for CallState {
 
 impl config::Host for CallState {
     fn get(&mut self, key: String) -> Option<String> {
-        self.config.get(&key).cloned()
+        self.config_value(&key)
     }
 }
 
 impl clock::Host for CallState {
     fn now(&mut self) -> i64 {
+        self.clock()
+    }
+}
+
+impl CallState {
+    fn config_value(&self, key: &str) -> Option<String> {
+        self.config.get(key).cloned()
+    }
+
+    fn clock(&self) -> i64 {
         self.now
             .unwrap_or_else(|| time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64)
+    }
+}
+
+// 0.2.0: the same log, config and clock, and the `history` resource.
+
+impl v2::types::Host for CallState {}
+
+impl v2::log::Host for CallState {
+    fn log(&mut self, level: v2::log::Level, message: String) {
+        let level = match level {
+            v2::log::Level::Debug => log::Level::Debug,
+            v2::log::Level::Info => log::Level::Info,
+            v2::log::Level::Warn => log::Level::Warn,
+            v2::log::Level::Error => log::Level::Error,
+        };
+        self.log_line(level, message)
+    }
+}
+
+impl v2::config::Host for CallState {
+    fn get(&mut self, key: String) -> Option<String> {
+        self.config_value(&key)
+    }
+}
+
+impl v2::clock::Host for CallState {
+    fn now(&mut self) -> i64 {
+        self.clock()
+    }
+}
+
+impl v2::history::Host for CallState {}
+
+impl v2::history::HostTrajectory for CallState {
+    fn len(&mut self, this: Resource<History>) -> u32 {
+        self.table
+            .get(&this)
+            .map_or(0, |h| u32::try_from(h.events.len()).unwrap_or(u32::MAX))
+    }
+
+    fn events(
+        &mut self,
+        this: Resource<History>,
+        start: u32,
+        count: u32,
+    ) -> Vec<bindings_v2::wit::Event> {
+        let Ok(h) = self.table.get(&this) else {
+            return Vec::new();
+        };
+        let events = h.events.clone();
+        let start = (start as usize).min(events.len());
+        let end = start
+            .saturating_add(count.min(HISTORY_PAGE) as usize)
+            .min(events.len());
+        let page = &events[start..end];
+        self.read.extend(page.iter().map(|e| e.id.clone()));
+        page.iter().map(|e| bindings_v2::event(e)).collect()
+    }
+
+    fn drop(&mut self, this: Resource<History>) -> wasmtime::Result<()> {
+        // The host owns the resource and removes it after the call; a guest never gets
+        // an owned handle, so there is nothing to do here.
+        let _ = this;
+        Ok(())
     }
 }
 

@@ -26,7 +26,7 @@ pub fn component(name: &str) -> PathBuf {
     p
 }
 
-fn repo(rel: &str) -> PathBuf {
+pub fn repo(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../..")
         .join(rel)
@@ -35,7 +35,7 @@ fn repo(rel: &str) -> PathBuf {
 /// Compiled components persist here between test runs (the CPython and SpiderMonkey
 /// components take seconds to compile). tests/e2e_detectors.rs points
 /// `plumbline detector test` at the same directory, so each compiles once per build.
-fn cache_dir() -> PathBuf {
+pub fn cache_dir() -> PathBuf {
     components_dir().join("../../plumbline-test-cache")
 }
 
@@ -54,14 +54,14 @@ fn runtime() -> Runtime {
     runtime_with(|_| {})
 }
 
-fn fixture_trajectory(rel: &str) -> Trajectory {
+pub fn fixture_trajectory(rel: &str) -> Trajectory {
     fixture::load(&repo(rel)).expect("fixture").1
 }
 
 const RUST_EXAMPLE: &str = "example_export_after_grant.wasm";
 const PYTHON_EXAMPLE: &str = "example_python_force_push.wasm";
 const JS_EXAMPLE: &str = "example_js_deploy_key_public.wasm";
-const EXPORT_POSITIVE: &str =
+pub const EXPORT_POSITIVE: &str =
     "detectors/example-export-after-grant/fixtures/positive-offhours-new-destination.json";
 
 fn assert_fixtures_pass(rt: &Runtime, d: &Detector, dir: &str) {

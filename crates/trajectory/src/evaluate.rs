@@ -28,6 +28,16 @@ pub trait Evaluator: Send + Sync + 'static {
             .retain(|f| f.evidence.iter().any(|id| id == pending));
         out
     }
+
+    /// A settle re-evaluation: the trajectory did not change, time passed (detectors
+    /// whose verdict depends on the clock judge it again).
+    fn evaluate_settled(&self, trajectory: &Trajectory) -> Evaluation {
+        self.evaluate(trajectory)
+    }
+
+    /// The trajectory `id` closed or took a new id (an earlier event, a merge): whatever
+    /// the evaluator keeps for it (incremental detectors' state) can go.
+    fn forget(&self, _id: &str) {}
 }
 
 #[derive(Debug, Clone, Default)]

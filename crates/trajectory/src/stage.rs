@@ -118,6 +118,7 @@ impl TrajectoryStage {
             stage: stage.clone(),
             store: store.clone(),
             alerts: alerts.clone(),
+            evaluator: evaluator.clone(),
             due: due_tx,
             pending_closed: Vec::new(),
             removed: Vec::new(),
@@ -215,7 +216,11 @@ impl TrajectoryStage {
             s.offer_hash(version, &t.hash);
         }
         let t = Arc::new(t);
-        let evaluation = evaluator.evaluate(&t);
+        let evaluation = if settle {
+            evaluator.evaluate_settled(&t)
+        } else {
+            evaluator.evaluate(&t)
+        };
         if let Err(e) = alerts.record(&t, &evaluation) {
             tracing::error!(trajectory = %t.id, error = %e, "could not record alert; will retry on the next change");
             return;
@@ -297,6 +302,8 @@ struct Builder {
     store: Store,
     /// Told when a trajectory is renamed, so its alert follows.
     alerts: Arc<dyn Outcomes>,
+    /// Told when a trajectory closes or is renamed, so what it keeps for it can go.
+    evaluator: Arc<dyn Evaluator>,
     due: mpsc::Sender<Due>,
     pending_closed: Vec<TrajectoryRecord>,
     removed: Vec<String>,
@@ -385,6 +392,7 @@ impl Builder {
                 renamed_to = self.renamed_snapshots(&book, &changes);
             }
             for s in book.close_expired(self.lateness) {
+                self.evaluator.forget(&s.id);
                 self.pending_closed.push(TrajectoryRecord::of(&s, true));
             }
             // Closed headers are written now (under the lock), not at the next checkpoint:
@@ -402,6 +410,7 @@ impl Builder {
             finish_snapshot(&mut t, &digests);
             let t = Arc::new(t);
             for old in olds {
+                self.evaluator.forget(&old);
                 if let Err(e) = self.alerts.renamed(&old, &t) {
                     tracing::error!(old = %old, trajectory = %t.id, error = %e, "could not move the alert of a renamed trajectory");
                 }

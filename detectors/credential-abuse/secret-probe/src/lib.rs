@@ -4,6 +4,10 @@
 //! probing burst without a success: needs review. The same path refused again and again
 //! (a service with a stale policy retrying) is informational.
 //! Read on actor trajectories.
+//!
+//! The reference incremental detector (`plumbline:detector@0.2.0`): its state is the
+//! denials and successful reads seen so far on the trajectory (time, id, path, who — not
+//! the events), each call folds the new ones in and judges every burst window again.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -16,10 +20,66 @@ const SUCCESSES: [&str; 3] = ["secret.read", "secret.list", "credential.issued"]
 /// How telling a burst window is: (a probe across paths, with a success, denials).
 type Rank = (bool, bool, usize);
 
+/// Most denials (and most successes) kept in the state, the oldest dropped first: 400
+/// steps of about 100 bytes stay under the host's 64 KiB state bound. (A trajectory with
+/// more denials than this is judged on its newest 200.)
+const MAX_KEPT: usize = 200;
+
+/// What the detector remembers of a trajectory: the steps it judges, in (time, id) order.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(crate = "plumbline_sdk::serde")]
+pub struct Seen {
+    denials: Vec<Step>,
+    successes: Vec<Step>,
+}
+
+/// One denial or successful read: what a finding needs of its event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(crate = "plumbline_sdk::serde")]
+struct Step {
+    #[serde(rename = "t")]
+    time: i64,
+    id: String,
+    #[serde(rename = "p")]
+    resource: String,
+    #[serde(rename = "w")]
+    who: String,
+}
+
+impl Step {
+    fn of(e: &Event) -> Step {
+        Step {
+            time: e.time,
+            id: e.id.clone(),
+            resource: e.resource.clone(),
+            who: who(e).to_string(),
+        }
+    }
+}
+
+/// Inserts `step` in (time, id) order (a late event can be older than ones already
+/// seen), once, keeping at most [`MAX_KEPT`].
+fn insert(steps: &mut Vec<Step>, step: Step) {
+    let at = steps.partition_point(|s| (s.time, s.id.as_str()) < (step.time, step.id.as_str()));
+    if steps.get(at).is_some_and(|s| s.id == step.id) {
+        return;
+    }
+    steps.insert(at, step);
+    if steps.len() > MAX_KEPT {
+        steps.remove(0);
+    }
+}
+
+fn cite<'a>(steps: impl IntoIterator<Item = &'a Step>) -> Vec<String> {
+    steps.into_iter().map(|s| s.id.clone()).collect()
+}
+
 #[derive(Default)]
 pub struct SecretProbe;
 
-impl Detector for SecretProbe {
+impl IncrementalDetector for SecretProbe {
+    type State = Seen;
+
     fn info() -> Info {
         Info::new(
             "credential-abuse.secret-probe",
@@ -53,20 +113,31 @@ impl Detector for SecretProbe {
         .config("max_evidence", "25", "Most events cited per finding")
     }
 
-    fn analyze(&self, t: &Trajectory, cx: &Context) -> Result<Vec<Finding>, AnalyzeError> {
+    fn observe(
+        &self,
+        seen: &mut Seen,
+        new_events: &[Event],
+        cx: &Context,
+    ) -> Result<Vec<Finding>, AnalyzeError> {
+        for e in new_events {
+            if e.action == "secret.permission_denied" {
+                insert(&mut seen.denials, Step::of(e));
+            } else if SUCCESSES.contains(&e.action.as_str())
+                && e.attr_str("outcome") != Some("failure")
+            {
+                insert(&mut seen.successes, Step::of(e));
+            }
+        }
         let min_denials: usize = cx.config_parsed("min_denials")?;
         let min_paths: usize = cx.config_parsed("min_paths")?;
         let burst = cx.config_parsed::<i64>("burst_minutes")? * 60_000_000_000;
         let after = cx.config_parsed::<i64>("success_minutes")? * 60_000_000_000;
         let max_evidence: usize = cx.config_parsed("max_evidence")?;
 
-        let denials: Vec<&Event> = t.with_action("secret.permission_denied").collect();
-        let successes: Vec<&Event> = t
-            .with_any_action(&SUCCESSES)
-            .filter(|s| s.attr_str("outcome") != Some("failure"))
-            .collect();
+        let denials: Vec<&Step> = seen.denials.iter().collect();
+        let successes: Vec<&Step> = seen.successes.iter().collect();
         // A success belongs to a burst from its first denial to `after` past its last.
-        let success_of = |w: &[&Event]| -> Option<&Event> {
+        let success_of = |w: &[&Step]| -> Option<&Step> {
             let (first, last) = (w[0], w[w.len() - 1]);
             let within = || {
                 successes
@@ -83,7 +154,7 @@ impl Detector for SecretProbe {
         // Every burst window is judged, not only the densest: a probe across paths beats a
         // one-path retry storm (a stale policy retrying cannot drown out a search), a probe
         // with a success beats one without, then the most denials.
-        let mut best: Option<(&[&Event], Rank)> = None;
+        let mut best: Option<(&[&Step], Rank)> = None;
         let mut start = 0;
         let mut paths_in: BTreeMap<&str, usize> = BTreeMap::new();
         for end in 0..denials.len() {
@@ -115,8 +186,9 @@ impl Detector for SecretProbe {
         let last = window[window.len() - 1];
         let first = window[0];
         let success = success_of(window);
-        let actor = who(first);
+        let actor = first.who.as_str();
         let minutes = (last.time - first.time) / 60_000_000_000;
+        let mut evidence = cite(window.iter().copied().take(max_evidence));
         let finding = if paths.len() < min_paths {
             // One path over and over: a stale policy, not a search.
             Finding::new(
@@ -128,19 +200,14 @@ impl Detector for SecretProbe {
                     window.len()
                 )),
             )
-            .evidence(window.iter().copied().take(max_evidence))
             .score(0.2)
             .next_step(format!(
                 "Tell the owner of {actor} that its policy no longer allows {}",
                 first.resource
             ))
         } else if let Some(s) = success {
-            let mut evidence: Vec<&Event> = window
-                .iter()
-                .copied()
-                .take(max_evidence.saturating_sub(1))
-                .collect();
-            evidence.push(s);
+            evidence.truncate(max_evidence.saturating_sub(1));
+            evidence.push(s.id.clone());
             Finding::new(
                 PROBE_SUCCESS,
                 Severity::Urgent,
@@ -151,7 +218,6 @@ impl Detector for SecretProbe {
                     s.resource
                 )),
             )
-            .evidence(evidence)
             .score(0.92)
             .next_step(format!(
                 "Revoke {actor}'s token now, rotate {} and check what else that token can read; find out why it searched secret paths",
@@ -167,29 +233,26 @@ impl Detector for SecretProbe {
                     paths.len()
                 )),
             )
-            .evidence(window.iter().copied().take(max_evidence))
             .score(0.7)
             .next_step(format!(
                 "Ask the owner of {actor} what it was looking for; if nobody knows, revoke its token"
             ))
         };
-        Ok(vec![finding])
+        Ok(vec![Finding {
+            evidence,
+            ..finding
+        }])
     }
 }
 
-register_detector!(SecretProbe);
+register_incremental_detector!(SecretProbe);
 
 #[cfg(test)]
 mod tests {
     const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
 
     #[test]
-    fn show() {
-        plumbline_sdk::testing::show_findings::<super::SecretProbe>(FIXTURES);
-    }
-
-    #[test]
     fn fixtures() {
-        plumbline_sdk::testing::run_fixtures::<super::SecretProbe>(FIXTURES);
+        plumbline_sdk::testing::run_incremental_fixtures::<super::SecretProbe>(FIXTURES);
     }
 }

@@ -1,0 +1,81 @@
+//! Host bindings for `wit/since_v0.2.0` (incremental detectors: `observe`), the
+//! `history` resource the host lends for one call, and the conversion of host events
+//! into the 0.2.0 types. 0.1.0's bindings stay in `bindings`.
+
+use std::sync::Arc;
+
+use plumbline_event as host;
+
+wasmtime::component::bindgen!({
+    path: "../../wit/since_v0.2.0",
+    world: "detector",
+    with: {
+        "plumbline:detector/history.trajectory": History,
+    },
+});
+
+pub use self::plumbline::detector::types as wit;
+
+/// Most events one `history.events` read returns.
+pub const HISTORY_PAGE: u32 = 64;
+
+/// What a `history` resource reads: the trajectory's events as the evaluation saw them
+/// (shared by every 0.2.0 call of one evaluation; nothing is copied until read).
+pub struct History {
+    pub events: Arc<Vec<Arc<host::Event>>>,
+}
+
+pub fn event(e: &host::Event) -> wit::Event {
+    wit::Event {
+        id: e.id.clone(),
+        time: e.time_nanos(),
+        source: e.source.as_str().to_string(),
+        actor: wit::Actor {
+            id: e.actor.id.clone(),
+            kind: match e.actor.kind {
+                host::ActorType::Human => wit::ActorKind::Human,
+                host::ActorType::Service => wit::ActorKind::Service,
+                host::ActorType::AiAgent => wit::ActorKind::AiAgent,
+            },
+            display: e.actor.display.clone(),
+        },
+        system: e.system.clone(),
+        action: e.action.clone(),
+        resource: e.resource.clone(),
+        environment: match e.environment {
+            host::Environment::Prod => wit::Environment::Prod,
+            host::Environment::Staging => wit::Environment::Staging,
+            host::Environment::Test => wit::Environment::Test,
+            host::Environment::Unknown => wit::Environment::Unknown,
+        },
+        destination: e.destination.clone(),
+        volume: e.volume.map(|v| wit::Volume {
+            rows: v.rows,
+            bytes: v.bytes,
+            files: v.files,
+        }),
+        attributes: e
+            .attributes
+            .iter()
+            .map(|(k, v)| wit::Attribute {
+                key: k.clone(),
+                value: attribute(v),
+            })
+            .collect(),
+    }
+}
+
+fn attribute(v: &serde_json::Value) -> wit::AttributeValue {
+    use serde_json::Value;
+    match v {
+        Value::Null => wit::AttributeValue::Null,
+        Value::Bool(b) => wit::AttributeValue::Boolean(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => wit::AttributeValue::Integer(i),
+            None => wit::AttributeValue::Float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Value::String(s) => wit::AttributeValue::Text(s.clone()),
+        // Ingest flattens objects; anything nested that slipped through stays readable.
+        other => wit::AttributeValue::Text(other.to_string()),
+    }
+}
