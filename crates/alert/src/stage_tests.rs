@@ -12,11 +12,26 @@ use plumbline_trajectory::{
 
 use crate::AlertBook;
 
-/// Records what it was asked to evaluate, and raises one finding citing every event.
+/// Records what it was asked to evaluate, and raises one finding citing every event. It
+/// keeps "state" per trajectory (the event count it last saw), saved with the checkpoint
+/// and given back at start, as incremental detectors' state is.
 #[derive(Default)]
-struct Recorder(Mutex<Vec<(String, usize)>>);
+struct Recorder(Mutex<Vec<(String, usize)>>, Mutex<Vec<(String, Vec<u8>)>>);
 
 impl Evaluator for Recorder {
+    fn snapshot(&self, id: &str) -> Option<Vec<u8>> {
+        let seen = self.0.lock().unwrap();
+        let (_, n) = seen.iter().rev().find(|(t, _)| t == id)?;
+        Some(format!("saw {n}").into_bytes())
+    }
+
+    fn restore(&self, id: &str, saved: &[u8]) {
+        self.1
+            .lock()
+            .unwrap()
+            .push((id.to_string(), saved.to_vec()));
+    }
+
     fn evaluate(&self, t: &Trajectory) -> Evaluation {
         if !t.kind.is_drift() {
             self.0.lock().unwrap().push((t.id.clone(), t.events.len()));
@@ -106,6 +121,9 @@ async fn a_restart_mid_window_resumes_the_trajectory_without_a_second_alert() {
         let r = start(dir.path());
         r.writer.write(story[..4].to_vec()).await.unwrap();
         wait_for(|| r.alerts.all().count() == 1);
+        // The worker marks the trajectory for the checkpoint just after recording the
+        // alert; give it that moment, so the stop's checkpoint saves the evaluator's state.
+        std::thread::sleep(Duration::from_millis(100));
         let t = r
             .stage
             .list()
@@ -120,6 +138,12 @@ async fn a_restart_mid_window_resumes_the_trajectory_without_a_second_alert() {
     let t = r.stage.get(&id).unwrap().expect("resumed");
     assert_eq!(t.hash, hash);
     assert_eq!(t.events.len(), 4);
+    // What the evaluator kept for the open trajectory came back with it.
+    let restored = r.recorder.1.lock().unwrap().clone();
+    assert!(
+        restored.contains(&(id.clone(), b"saw 4".to_vec())),
+        "{restored:?}"
+    );
     r.writer.write(story[4..].to_vec()).await.unwrap();
     wait_for(|| r.stage.get(&id).unwrap().unwrap().events.len() == 6);
     wait_for(|| {

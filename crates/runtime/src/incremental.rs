@@ -3,7 +3,7 @@
 //! given. Bounded in total bytes; the least recently used entries go first. An entry is
 //! a cache, never the truth: a missing one makes the next call replay the trajectory.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -34,6 +34,15 @@ impl Entry {
             + self.given.iter().map(|id| id.len() + PER_ID).sum::<usize>()
             + 128
     }
+}
+
+/// One entry as saved with the trajectory checkpoint.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Saved {
+    version: String,
+    /// Hex of the state bytes.
+    state: Option<String>,
+    given: Vec<String>,
 }
 
 /// Every entry, keyed by trajectory id, then detector name.
@@ -111,6 +120,49 @@ impl StateBook {
         let mut inner = self.inner.lock().expect("state book");
         if let Some(per) = inner.by_trajectory.remove(trajectory) {
             inner.bytes -= per.values().map(|(_, b)| b).sum::<usize>();
+        }
+    }
+
+    /// Everything kept for `trajectory`, as bytes to save with its checkpoint (none when
+    /// nothing is kept).
+    pub fn snapshot(&self, trajectory: &str) -> Option<Vec<u8>> {
+        let inner = self.inner.lock().expect("state book");
+        let per = inner.by_trajectory.get(trajectory)?;
+        let saved: BTreeMap<&str, Saved> = per
+            .iter()
+            .map(|(d, (e, _))| {
+                let mut given: Vec<String> = e.given.iter().cloned().collect();
+                given.sort_unstable();
+                let saved = Saved {
+                    version: e.version.clone(),
+                    state: e.state.as_deref().map(hex::encode),
+                    given,
+                };
+                (d.as_str(), saved)
+            })
+            .collect();
+        serde_json::to_vec(&saved).ok()
+    }
+
+    /// Puts back what [`StateBook::snapshot`] saved for `trajectory` (after a restart).
+    /// Bytes that do not parse are ignored: the next calls replay.
+    pub fn restore(&self, trajectory: &str, bytes: &[u8]) {
+        let Ok(saved) = serde_json::from_slice::<BTreeMap<String, Saved>>(bytes) else {
+            tracing::warn!(trajectory, "saved detector state does not parse; replaying");
+            return;
+        };
+        for (detector, s) in saved {
+            let state = match s.state.map(hex::decode).transpose() {
+                Ok(state) => state,
+                Err(_) => continue,
+            };
+            let entry = Entry {
+                version: s.version,
+                state,
+                given: s.given.into_iter().collect(),
+                last_use: 0,
+            };
+            self.put(trajectory, &detector, entry);
         }
     }
 
@@ -195,5 +247,25 @@ mod tests {
         book.forget("d");
         assert!(book.take("d", "x", "1").is_none());
         assert!(book.take("d", "y", "1").is_none());
+    }
+
+    #[test]
+    fn a_trajectory_s_entries_survive_a_snapshot_and_restore() {
+        let book = StateBook::new(1 << 20);
+        let mut e = entry(3);
+        e.given.insert("e1".into());
+        book.put("t", "d", e);
+        book.put("t", "other", Entry::new("2"));
+        assert!(book.snapshot("nothing").is_none());
+        let saved = book.snapshot("t").unwrap();
+        let after = StateBook::new(1 << 20);
+        after.restore("t", &saved);
+        let e = after.take("t", "d", "1").unwrap();
+        assert_eq!(e.state, Some(vec![0; 3]));
+        assert!(e.given.contains("e1"));
+        let o = after.take("t", "other", "2").unwrap();
+        assert_eq!((o.state, o.given.len()), (None, 0));
+        after.restore("u", b"not json");
+        assert!(after.take("u", "d", "1").is_none());
     }
 }

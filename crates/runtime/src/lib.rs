@@ -748,6 +748,14 @@ impl Evaluator for Runtime {
         let set = self.active.load_full();
         self.evaluate_pending_on(&set, trajectory, pending)
     }
+
+    fn snapshot(&self, trajectory: &str) -> Option<Vec<u8>> {
+        self.states.snapshot(trajectory)
+    }
+
+    fn restore(&self, trajectory: &str, saved: &[u8]) {
+        self.states.restore(trajectory, saved);
+    }
 }
 
 #[cfg(test)]

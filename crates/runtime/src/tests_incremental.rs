@@ -266,3 +266,58 @@ fn the_ported_secret_probe_passes_its_fixtures_in_wasm() {
         assert!(o.passed, "{}: {:?}", o.file, o.message);
     }
 }
+
+/// Over `runtime.state_total_mib` the least recently used states go; the trajectory whose
+/// state went is replayed on its next call (every matching event, no state), never lost.
+#[test]
+fn an_evicted_state_makes_the_next_call_a_replay() {
+    let rt = runtime_with(|c| {
+        c.state_max_bytes = 200_000;
+        c.state_total_mib = 1;
+    });
+    probe_set(&rt, false);
+    // Each state holds 100 KB: the twelfth passes the 1 MiB bound.
+    for i in 0..12 {
+        let t = trajectory(&format!("t{i}"), &[("a", 0, "probe.bloat")]);
+        assert_eq!(titles(&rt.evaluate(&t)).len(), 1);
+    }
+    let (bytes, evicted) = rt.state_usage();
+    assert!(
+        evicted >= 1 && bytes <= 1 << 20,
+        "{bytes} bytes, {evicted} evicted"
+    );
+    // The oldest went: a replay. The newest stayed: only its new event.
+    let first = trajectory("t0", &[("a", 0, "probe.bloat"), ("b", 1, "probe.x")]);
+    assert_eq!(
+        titles(&rt.evaluate(&first)),
+        ["call 1 new [a,b] replay true kept 0"]
+    );
+    let last = trajectory("t11", &[("a", 0, "probe.bloat"), ("b", 1, "probe.x")]);
+    assert_eq!(
+        titles(&rt.evaluate(&last)),
+        ["call 2 new [b] replay false kept 1"]
+    );
+}
+
+/// A restart resumes from the state saved with the trajectory checkpoint: no replay.
+#[test]
+fn saved_state_resumes_after_a_restart() {
+    let rt = runtime_with(|_| {});
+    probe_set(&rt, false);
+    let t = trajectory("r", &[("a", 0, "probe.x")]);
+    assert_eq!(
+        titles(&rt.evaluate(&t)),
+        ["call 1 new [a] replay true kept 0"]
+    );
+    let saved = rt.snapshot("r").expect("state kept");
+    assert!(rt.snapshot("never-seen").is_none());
+
+    let restarted = runtime_with(|_| {});
+    probe_set(&restarted, false);
+    restarted.restore("r", &saved);
+    let t = trajectory("r", &[("a", 0, "probe.x"), ("b", 1, "probe.x")]);
+    assert_eq!(
+        titles(&restarted.evaluate(&t)),
+        ["call 2 new [b] replay false kept 1"]
+    );
+}

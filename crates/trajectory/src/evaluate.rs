@@ -38,6 +38,15 @@ pub trait Evaluator: Send + Sync + 'static {
     /// The trajectory `id` closed or took a new id (an earlier event, a merge): whatever
     /// the evaluator keeps for it (incremental detectors' state) can go.
     fn forget(&self, _id: &str) {}
+
+    /// What the evaluator keeps for the open trajectory `id`, saved with the trajectory
+    /// checkpoint (none: nothing to save).
+    fn snapshot(&self, _id: &str) -> Option<Vec<u8>> {
+        None
+    }
+
+    /// Gives back what [`Evaluator::snapshot`] returned for `id` before a restart.
+    fn restore(&self, _id: &str, _saved: &[u8]) {}
 }
 
 #[derive(Debug, Clone, Default)]

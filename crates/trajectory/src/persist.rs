@@ -90,6 +90,9 @@ pub struct TrajectoryStore {
     rules: super::window::WindowRules,
     records: sled::Tree,
     meta: sled::Tree,
+    /// What the evaluator keeps for an open trajectory (incremental detectors' state),
+    /// saved with the checkpoint and given back at start (`Evaluator::snapshot/restore`).
+    evaluator_state: sled::Tree,
     pub aliases: super::aliases::Aliases,
 }
 
@@ -99,6 +102,7 @@ impl TrajectoryStore {
             rules,
             records: store.db().open_tree("trajectories")?,
             meta: store.db().open_tree("trajectory_meta")?,
+            evaluator_state: store.db().open_tree("trajectory_evaluator_state")?,
             aliases: super::aliases::Aliases::open(store)?,
             store: store.clone(),
         })
@@ -126,6 +130,20 @@ impl TrajectoryStore {
         self.put_records(records)?;
         self.meta.insert(CHECKPOINT_KEY, &seq.to_be_bytes())?;
         Ok(())
+    }
+
+    /// Saves (or, with none, removes) what the evaluator keeps for trajectory `id`.
+    pub fn put_evaluator_state(&self, id: &str, state: Option<&[u8]>) -> Result<(), StoreError> {
+        match state {
+            Some(bytes) => self.evaluator_state.insert(id.as_bytes(), bytes)?,
+            None => self.evaluator_state.remove(id.as_bytes())?,
+        };
+        Ok(())
+    }
+
+    /// What the evaluator kept for trajectory `id` at the last checkpoint.
+    pub fn evaluator_state(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.evaluator_state.get(id.as_bytes())?.map(|v| v.to_vec()))
     }
 
     /// Writes headers without moving the checkpoint.

@@ -93,6 +93,10 @@ impl TrajectoryStage {
             if s.last_evaluated_hash.as_deref() != Some(&s.hash()) {
                 resume.push(s.id.clone());
             }
+            // Incremental detectors resume from their saved state instead of replaying.
+            if let Some(saved) = persist.evaluator_state(&s.id)? {
+                evaluator.restore(&s.id, &saved);
+            }
             book.restore(s);
         }
         let book = Arc::new(Mutex::new(book));
@@ -392,7 +396,7 @@ impl Builder {
                 renamed_to = self.renamed_snapshots(&book, &changes);
             }
             for s in book.close_expired(self.lateness) {
-                self.evaluator.forget(&s.id);
+                self.forget(&s.id);
                 self.pending_closed.push(TrajectoryRecord::of(&s, true));
             }
             // Closed headers are written now (under the lock), not at the next checkpoint:
@@ -410,7 +414,7 @@ impl Builder {
             finish_snapshot(&mut t, &digests);
             let t = Arc::new(t);
             for old in olds {
-                self.evaluator.forget(&old);
+                self.forget(&old);
                 if let Err(e) = self.alerts.renamed(&old, &t) {
                     tracing::error!(old = %old, trajectory = %t.id, error = %e, "could not move the alert of a renamed trajectory");
                 }
@@ -452,6 +456,15 @@ impl Builder {
             .collect()
     }
 
+    /// The trajectory `id` closed or was renamed: the evaluator's state for it goes, in
+    /// memory and on disk.
+    fn forget(&self, id: &str) {
+        self.evaluator.forget(id);
+        if let Err(e) = self.stage.persist.put_evaluator_state(id, None) {
+            tracing::error!(trajectory = id, error = %e, "could not drop saved detector state");
+        }
+    }
+
     fn checkpoint(&mut self) -> Result<(), StoreError> {
         self.last_checkpoint = Instant::now();
         let seq = self.stage.applied_seq();
@@ -464,6 +477,15 @@ impl Builder {
                     records.push(TrajectoryRecord::of(s, false));
                 }
             }
+        }
+        // The evaluator's state of the trajectories saved now (outside the book's lock).
+        // State and the events it was given are one unit, so a state newer than its
+        // header is still consistent after a restart.
+        for r in records.iter().filter(|r| !r.closed) {
+            let state = self.evaluator.snapshot(&r.id);
+            self.stage
+                .persist
+                .put_evaluator_state(&r.id, state.as_deref())?;
         }
         let removed = std::mem::take(&mut self.removed);
         self.stage.persist.save(&records, &removed, seq)
