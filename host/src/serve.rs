@@ -88,6 +88,26 @@ pub fn start(config: Config, evaluator: Arc<dyn Evaluator>) -> anyhow::Result<Se
     routing.start(Arc::new(writer.clone()));
     let audit = plumbline_store::audit::AuditLog::open(&store, writer.clone())?;
     audit_policy_load(&audit, &config.policy.file);
+    // Detectors' questions to the model: asked off the evaluation threads; an answer
+    // re-evaluates its trajectory (the detector then finds it cached).
+    let judge = if config.llm.enabled() && config.llm.judge_calls_per_hour > 0 {
+        let client =
+            plumbline_summary::client::ChatClient::new(&config.llm, &|k| std::env::var(k).ok())?;
+        let stage = Arc::downgrade(&trajectories);
+        Some(plumbline_summary::judge::LlmJudge::new(
+            config.llm.clone(),
+            Arc::new(client),
+            plumbline_summary::judge::JudgeAudit::open(&store)?,
+            tokio::runtime::Handle::current(),
+            Arc::new(move |id: &str| {
+                if let Some(s) = stage.upgrade() {
+                    s.reevaluate(id);
+                }
+            }),
+        ))
+    } else {
+        None
+    };
     let stage = trajectories.clone();
     // Agents' pending calls are judged by the same detectors as everything else.
     let verdicts = Arc::new(plumbline_verdict::Gate::new(
@@ -108,6 +128,7 @@ pub fn start(config: Config, evaluator: Arc<dyn Evaluator>) -> anyhow::Result<Se
         enrich: plumbline_enrich::Enrichment::new(&config.sources()),
         trajectories,
         verdicts: Some(verdicts),
+        judge,
         alerts,
         routing,
         audit,
@@ -181,6 +202,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let evaluator: Arc<dyn Evaluator> = runtime.clone();
     let summaries_budget_ms = config.llm.budget_ms.min(10_000);
     let service = start(config, evaluator)?;
+    if let Some(judge) = &service.state.judge {
+        runtime.set_judge(Arc::new(judge.clone()));
+    }
     if service.state.auth.is_open() {
         tracing::warn!("no API tokens configured: the API is open to anyone who can reach {addr} (loopback only)");
     }

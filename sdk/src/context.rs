@@ -1,4 +1,5 @@
-//! What a detector may ask of its host: its configuration, the clock, and a log.
+//! What a detector may ask of its host: its configuration, the clock, a log, and (0.2.0)
+//! the host's language model.
 
 use std::any::{Any, TypeId};
 use std::cell::RefCell;
@@ -7,7 +8,7 @@ use std::rc::Rc;
 use std::str::FromStr;
 
 use plumbline_contract::config::{self, ConfigSource, FromConfig};
-use plumbline_contract::{AnalyzeError, Event, Info};
+use plumbline_contract::{AnalyzeError, Event, Info, ModelAnswer, Question};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
@@ -34,7 +35,12 @@ pub struct HostImports {
     pub config: fn(&str) -> Option<String>,
     pub now: fn() -> i64,
     pub log: fn(Level, &str),
+    /// 0.2.0's `model.judge`; none under 0.1.0.
+    pub judge: Option<fn(&Question) -> ModelAnswer>,
 }
+
+/// What answers [`Context::judge`] in the native harness.
+pub type NativeModel = Rc<dyn Fn(&Question) -> ModelAnswer>;
 
 /// What an incremental call is told about its trajectory (`plumbline:detector@0.2.0`'s
 /// `window`): never its events — the new ones are `observe`'s argument, the others are
@@ -83,6 +89,9 @@ enum Backend {
         config: BTreeMap<String, String>,
         now: i64,
         logs: RefCell<Vec<(Level, String)>>,
+        /// A test's stand-in for the host's model (none: "no model", as the host
+        /// answers without one — fixtures run that way).
+        model: Option<NativeModel>,
     },
 }
 
@@ -190,6 +199,7 @@ impl Context {
                 config,
                 now,
                 logs: RefCell::new(Vec::new()),
+                model: None,
             },
             settings: RefCell::default(),
             incremental: None,
@@ -238,6 +248,52 @@ impl Context {
             .borrow_mut()
             .insert(id, Rc::clone(&t) as Rc<dyn Any>);
         Ok(t)
+    }
+
+    /// Asks the host's language model for a judgement on events of this trajectory
+    /// (`plumbline:detector@0.2.0`; an incremental detector only). Never blocks: a
+    /// question not answered yet is [`ModelAnswer::Pending`] and the host observes the
+    /// trajectory again when the answer arrives (same question, same trajectory: the
+    /// cached answer). Without a model — fixtures, 0.1.0, a host with no `[llm]` — the
+    /// answer is [`ModelAnswer::Unavailable`]: fall back to the detector's own rules.
+    /// A [`ModelAnswer::Ready`] judgement is validated by the host: its reasons cite only
+    /// the question's events, which the detector may cite in turn.
+    pub fn judge(&self, question: &Question) -> ModelAnswer {
+        const NONE: &str = "no language model here";
+        match &self.backend {
+            Backend::Host(imports) => match imports.judge {
+                Some(judge) => judge(question),
+                None => ModelAnswer::Unavailable("the 0.1.0 contract has no model".into()),
+            },
+            Backend::Native { model, .. } => {
+                // As the host does: the events shown become citable, as if read.
+                if let Some(Incremental {
+                    history: History::Native { events, read },
+                    ..
+                }) = &self.incremental
+                {
+                    read.borrow_mut().extend(
+                        question
+                            .events
+                            .iter()
+                            .filter(|id| events.iter().any(|e| &e.id == *id))
+                            .cloned(),
+                    );
+                }
+                match model {
+                    Some(m) => m(question),
+                    None => ModelAnswer::Unavailable(NONE.into()),
+                }
+            }
+        }
+    }
+
+    /// The native harness's model stand-in (tests of a detector's use of [`Context::judge`]).
+    pub fn with_model(mut self, model: NativeModel) -> Self {
+        if let Backend::Native { model: m, .. } = &mut self.backend {
+            *m = Some(model);
+        }
+        self
     }
 
     /// Unix nanoseconds, UTC.

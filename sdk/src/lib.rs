@@ -56,7 +56,8 @@ pub use plumbline_contract as contract;
 pub use plumbline_contract::config::{ConfigSource, FromConfig};
 pub use plumbline_contract::types::*;
 pub use plumbline_contract::{
-    action_matches, glob, parse_time, query, EventMatch, Totals, TITLE_MAX,
+    action_matches, glob, parse_time, query, EventMatch, Judgement, ModelAnswer, Question, Reason,
+    Totals, TITLE_MAX,
 };
 /// The built-in detectors' domain helpers: planned work, push/merge folding, phrase
 /// patterns (`plumbline-detector-kit`).
@@ -113,6 +114,8 @@ macro_rules! register_detector {
                     };
                     log::log(level, message)
                 },
+                // 0.1.0 has no `model` import.
+                judge: None,
             };
 
             impl $crate::bindings::Guest for PlumblineExport {
@@ -197,6 +200,29 @@ macro_rules! register_incremental_detector {
                     };
                     log::log(level, message)
                 },
+                judge: Some(|q| {
+                    use $crate::bindings_v2::plumbline::detector::model;
+                    let answer = model::judge(&model::Question {
+                        instructions: q.instructions.clone(),
+                        events: q.events.clone(),
+                    });
+                    match answer {
+                        model::Answer::Ready(j) => $crate::ModelAnswer::Ready($crate::Judgement {
+                            risk: j.risk,
+                            reasons: j
+                                .reasons
+                                .into_iter()
+                                .map(|r| $crate::Reason {
+                                    text: r.text,
+                                    evidence: r.evidence,
+                                })
+                                .collect(),
+                            model: j.model,
+                        }),
+                        model::Answer::Pending => $crate::ModelAnswer::Pending,
+                        model::Answer::Unavailable(why) => $crate::ModelAnswer::Unavailable(why),
+                    }
+                }),
             };
 
             /// Reads the lent `history` resource by its handle. The handle is borrowed for
@@ -229,10 +255,10 @@ macro_rules! register_incremental_detector {
                         read_history,
                     );
                     $crate::guest_v2::observe::<$detector>(state, new_events, &cx)
-                }
+        }
             }
 
-    $crate::bindings_v2::export!(PlumblineExport with_types_in $crate::bindings_v2);
+            $crate::bindings_v2::export!(PlumblineExport with_types_in $crate::bindings_v2);
         };
     };
 }

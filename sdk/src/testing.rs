@@ -139,13 +139,18 @@ fn observe_prefix<D: IncrementalDetector>(
         len: n as u32,
         replay: state.is_none(),
     };
+    // The fixture's model answers the detector's questions, as the host's fixture runs do.
+    let model = fixture.model.clone();
     let cx = Context::native_incremental(
         info,
         &fixture.config,
         fixture.now(),
         window,
         so_far.to_vec(),
-    );
+    )
+    .with_model(std::rc::Rc::new(move |q: &crate::Question| {
+        plumbline_contract::fixture::model_answer(model.as_ref(), q)
+    }));
     let (bytes, findings) = crate::guest_v2::observe_bytes::<D>(state.as_deref(), new_events, &cx)
         .map_err(|e| format!("observe failed: {e}"))?;
     if bytes.len() > STATE_MAX_BYTES {

@@ -51,6 +51,8 @@ pub struct AppState {
     pub trajectories: Arc<TrajectoryStage>,
     /// Judges coding agents' pending calls for their hooks' answers (`None`: allow all).
     pub verdicts: Option<Arc<plumbline_verdict::Gate>>,
+    /// Answers detectors' questions to the language model (`None`: no model).
+    pub judge: Option<plumbline_summary::judge::LlmJudge>,
     pub alerts: AlertBook,
     pub routing: Arc<plumbline_delivery::Routing>,
     /// Admin actions, append-only (`GET /v1/audit`).

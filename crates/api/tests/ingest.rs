@@ -222,6 +222,7 @@ fn app_state(data: &std::path::Path, setup: &Setup) -> AppState {
         adapters: plumbline_ingest::adapters(&setup.sources).into(),
         enrich: plumbline_enrich::Enrichment::new(&setup.sources),
         verdicts: None,
+        judge: None,
         trajectories,
         alerts,
         routing,

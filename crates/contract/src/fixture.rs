@@ -92,6 +92,12 @@ pub struct Fixture<E = Event> {
     pub expected: Vec<Expected>,
     #[serde(default = "one")]
     pub ignore_unexpected_below: u8,
+    /// What the host's language model answers the detector (`model.judge`, 0.2.0): a
+    /// judgement as a model writes it, `{"risk": …, "reasons": [{"text", "evidence"}]}`,
+    /// checked against each question as a live answer is. None: no model, as in a service
+    /// without `[llm]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<serde_json::Value>,
 }
 
 fn one() -> u8 {
@@ -206,7 +212,28 @@ impl<E: FixtureEvent> Fixture<E> {
     }
 }
 
+/// A fixture's `model` answering `q` (see [`Fixture::model`]).
+pub fn model_answer(model: Option<&serde_json::Value>, q: &crate::Question) -> crate::ModelAnswer {
+    use crate::ModelAnswer;
+    if let Err(e) = q.check() {
+        return ModelAnswer::Unavailable(format!("question refused: {e}"));
+    }
+    match model {
+        None => ModelAnswer::Unavailable("no language model in this fixture".into()),
+        Some(answer) => match crate::parse_judgement(&answer.to_string(), &q.events, "fixture") {
+            Ok(j) => ModelAnswer::Ready(j),
+            Err(e) => ModelAnswer::Unavailable(format!("the model's answer was refused: {e}")),
+        },
+    }
+}
+
 impl<E> Fixture<E> {
+    /// The answer a question gets in this fixture (see [`Fixture::model`]): the native
+    /// harness and the host's fixture runs both ask here.
+    pub fn model_answer(&self, q: &crate::Question) -> crate::ModelAnswer {
+        model_answer(self.model.as_ref(), q)
+    }
+
     /// An error if a detector declaring `views` would never be offered this fixture's
     /// trajectory (see [`reads_view`]).
     pub fn check_view(&self, views: &[TrajectoryKind]) -> Result<(), String> {

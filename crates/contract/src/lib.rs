@@ -13,6 +13,7 @@
 //! | [`glob`] | name globs ([`glob::matches`]) and path globs ([`glob::path_matches`]), [`glob::valid`] |
 //! | [`config`] | config values as typed settings: [`ConfigSource`], [`FromConfig`] |
 //! | [`time`] | RFC 3339 ⇄ unix nanoseconds |
+//! | [`model`] | a detector's question to the host's language model, the answer, and [`parse_judgement`]: what a model's answer must be before a detector sees it |
 //!
 //! It depends on `serde` and `serde_json` only and builds natively and for
 //! `wasm32-wasip2`: detectors carry it inside their components, the host links it natively.
@@ -60,6 +61,7 @@ pub mod config;
 pub mod fixture;
 pub mod glob;
 pub mod interest;
+pub mod model;
 pub mod query;
 pub mod time;
 pub mod types;
@@ -68,6 +70,7 @@ pub use check::{check_findings, check_info, FindingFields, Limits, NAME_MAX, TIT
 pub use config::{ConfigSource, FromConfig};
 pub use fixture::{Expected, Fixture};
 pub use interest::{action_matches, reads_event, reads_view};
+pub use model::{parse_judgement, Judgement, ModelAnswer, Question, Reason};
 pub use query::{EventMatch, Totals};
 pub use time::{format_time, parse_time};
 pub use types::*;

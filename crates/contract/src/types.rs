@@ -156,6 +156,17 @@ impl Finding {
         self
     }
 
+    /// Cites events by id (ids the detector holds without the events, e.g. a model's
+    /// judgement), in the order given, skipping ids already cited.
+    pub fn evidence_ids(mut self, ids: impl IntoIterator<Item = String>) -> Self {
+        for id in ids {
+            if !self.evidence.contains(&id) {
+                self.evidence.push(id);
+            }
+        }
+        self
+    }
+
     pub fn score(mut self, score: f32) -> Self {
         self.score = score;
         self

@@ -117,11 +117,13 @@ pub fn observe(
     new_events: &[wit2::Event],
     window: &wit2::Window,
     history: History,
+    asking: Option<super::state::Asking>,
 ) -> Result<Observed, Failure> {
     let Pre::V2(pre) = spec.pre else {
         return Err(Failure::Detector("a 0.1.0 detector has no observe".into()));
     };
     let mut store = new_store(engine, &spec);
+    store.data_mut().asking = asking;
     let instance = pre
         .instantiate(&mut store)
         .map_err(|e| instantiate_failure(&e, &store))?;

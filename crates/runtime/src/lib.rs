@@ -129,6 +129,8 @@ pub struct Runtime {
     active: ArcSwap<DetectorSet>,
     /// State of incremental (0.2.0) detectors per (detector, trajectory).
     states: incremental::StateBook,
+    /// Who answers 0.2.0 detectors' questions to the language model (unset: no model).
+    judge: std::sync::OnceLock<Arc<dyn plumbline_trajectory::ModelJudge>>,
 }
 
 impl Runtime {
@@ -144,6 +146,7 @@ impl Runtime {
             config,
             active: ArcSwap::from_pointee(DetectorSet::default()),
             states: incremental::StateBook::new(state_bytes),
+            judge: std::sync::OnceLock::new(),
         })
     }
 
@@ -221,6 +224,14 @@ impl Runtime {
             .iter()
             .map(|d| d.status())
             .collect()
+    }
+
+    /// Lets 0.2.0 detectors ask the language model, through `judge` (once, at start;
+    /// without it every question is answered "no model").
+    pub fn set_judge(&self, judge: Arc<dyn plumbline_trajectory::ModelJudge>) {
+        if self.judge.set(judge).is_err() {
+            tracing::warn!("a model judge was already set; the first one stays");
+        }
     }
 
     pub fn settings(&self) -> &RuntimeConfig {
@@ -340,6 +351,7 @@ impl Runtime {
                         config: d.config.clone(),
                         now: None,
                         settle,
+                        judge: None,
                     };
                     let answer = self.observe(d, t, history, how, states);
                     match answer {
@@ -374,7 +386,9 @@ impl Runtime {
             config,
             now,
             settle,
+            judge,
         } = how;
+        let judge = judge.or_else(|| self.judge.get().cloned());
         let version = d.info.version.as_str();
         let kept = states.take(&t.id, d.name(), version);
         let replay = kept.is_none();
@@ -443,7 +457,16 @@ impl Runtime {
             entry.state.as_deref(),
             &events,
             &window,
-            bindings_v2::History { events: history },
+            bindings_v2::History {
+                events: history.clone(),
+            },
+            judge.map(|judge| state::Asking {
+                judge,
+                detector_version: version.to_string(),
+                trajectory: t.id.clone(),
+                trajectory_hash: t.hash.clone(),
+                events: history,
+            }),
         );
         let restore = |entry: incremental::Entry| {
             if !replay {
@@ -671,6 +694,7 @@ impl Runtime {
                 config: config.clone(),
                 now: Some(fixture.now()),
                 settle: false,
+                judge: Some(Arc::new(FixtureModel(fixture.model.clone()))),
             };
             let answer = self.observe(d, &prefix, history, how, &states);
             match answer {
@@ -710,13 +734,23 @@ impl Runtime {
     }
 }
 
-/// How one 0.2.0 call is made: the config it reads, a pinned clock (fixtures), and
-/// whether it is a settle re-evaluation (a detector with state is called even with
-/// nothing new).
+/// How one 0.2.0 call is made: the config it reads, a pinned clock (fixtures), whether
+/// it is a settle re-evaluation (a detector with state is called even with nothing new),
+/// and who answers its questions to the model if not the service's judge (fixtures).
 struct ObserveWith {
     config: Arc<BTreeMap<String, String>>,
     now: Option<i64>,
     settle: bool,
+    judge: Option<Arc<dyn plumbline_trajectory::ModelJudge>>,
+}
+
+/// A fixture's `model` as the judge of its calls.
+struct FixtureModel(Option<serde_json::Value>);
+
+impl plumbline_trajectory::ModelJudge for FixtureModel {
+    fn judge(&self, r: plumbline_trajectory::JudgeRequest) -> plumbline_contract::ModelAnswer {
+        plumbline_contract::fixture::model_answer(self.0.as_ref(), &r.question)
+    }
 }
 
 /// What one 0.2.0 call came to.

@@ -1,6 +1,7 @@
 //! What one detector call's store holds, and the host side of the detector's imports:
-//! log, config and clock (both contract versions), and 0.2.0's `history` resource.
-//! Nothing else is reachable from a detector.
+//! log, config and clock (both contract versions), and 0.2.0's `history` resource and
+//! `model` judgements (through [`ModelJudge`], never a model directly). Nothing else is
+//! reachable from a detector.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -13,6 +14,8 @@ use super::bindings::plumbline::detector::{clock, config, log, types};
 use super::bindings_v2::plumbline::detector as v2;
 use super::bindings_v2::{self, History, HISTORY_PAGE};
 use super::limits::MemoryCap;
+use plumbline_contract::{ModelAnswer, Question};
+use plumbline_trajectory::judge::{JudgeRequest, ModelJudge, NO_MODEL};
 
 /// Log lines one call may emit; the rest are counted and dropped.
 const LOG_LINES_PER_CALL: u32 = 32;
@@ -34,6 +37,18 @@ pub struct CallState {
     stderr: MemoryOutputPipe,
     /// Ids of the events a 0.2.0 call read through `history` (they may be cited).
     pub read: HashSet<String>,
+    /// Who answers a 0.2.0 call's `model.judge`, and about what (none: no model).
+    pub asking: Option<Asking>,
+}
+
+/// What a 0.2.0 call's questions to the model are about.
+pub struct Asking {
+    pub judge: Arc<dyn ModelJudge>,
+    pub detector_version: String,
+    pub trajectory: String,
+    pub trajectory_hash: String,
+    /// The trajectory's events: a question may show only these.
+    pub events: Arc<Vec<Arc<plumbline_event::Event>>>,
 }
 
 impl CallState {
@@ -62,6 +77,7 @@ impl CallState {
             logs_dropped: 0,
             stderr,
             read: HashSet::new(),
+            asking: None,
         }
     }
 
@@ -178,6 +194,70 @@ impl v2::clock::Host for CallState {
 }
 
 impl v2::history::Host for CallState {}
+
+impl v2::model::Host for CallState {
+    fn judge(&mut self, q: v2::model::Question) -> v2::model::Answer {
+        let question = Question {
+            instructions: q.instructions,
+            events: q.events,
+        };
+        let answer = self.ask(question);
+        match answer {
+            ModelAnswer::Ready(j) => v2::model::Answer::Ready(v2::model::Judgement {
+                risk: j.risk,
+                reasons: j
+                    .reasons
+                    .into_iter()
+                    .map(|r| v2::model::Reason {
+                        text: r.text,
+                        evidence: r.evidence,
+                    })
+                    .collect(),
+                model: j.model,
+            }),
+            ModelAnswer::Pending => v2::model::Answer::Pending,
+            ModelAnswer::Unavailable(why) => v2::model::Answer::Unavailable(why),
+        }
+    }
+}
+
+impl CallState {
+    /// A detector's question, checked (bounded; only events of its own trajectory, which
+    /// become citable as if read) and handed to the judge, which never blocks.
+    fn ask(&mut self, question: Question) -> ModelAnswer {
+        let Some(a) = &self.asking else {
+            return ModelAnswer::Unavailable(NO_MODEL.into());
+        };
+        if let Err(e) = question.check() {
+            return ModelAnswer::Unavailable(format!("question refused: {e}"));
+        }
+        let wanted: HashSet<&str> = question.events.iter().map(String::as_str).collect();
+        let events: Vec<Arc<plumbline_event::Event>> = a
+            .events
+            .iter()
+            .filter(|e| wanted.contains(e.id.as_str()))
+            .cloned()
+            .collect();
+        if events.len() != wanted.len() {
+            let known: HashSet<&str> = events.iter().map(|e| e.id.as_str()).collect();
+            let stray = wanted.iter().find(|id| !known.contains(*id)).unwrap_or(&"");
+            return ModelAnswer::Unavailable(format!(
+                "question refused: {stray:?} is not an event of this trajectory"
+            ));
+        }
+        let request = JudgeRequest {
+            detector: self.detector.to_string(),
+            detector_version: a.detector_version.clone(),
+            trajectory: a.trajectory.clone(),
+            trajectory_hash: a.trajectory_hash.clone(),
+            question,
+            events,
+        };
+        let judge = a.judge.clone();
+        self.read.extend(request.question.events.iter().cloned());
+        judge.judge(request)
+    }
+}
 
 impl v2::history::HostTrajectory for CallState {
     fn len(&mut self, this: Resource<History>) -> u32 {

@@ -14,11 +14,16 @@
 //! 6. records the exact request and response with their hashes ([`audit`]), writes the
 //!    summary into the alert, and hands the alert on to the next stage (policy).
 //!
+//! Detectors that ask the model themselves (`plumbline:detector@0.2.0`'s `model.judge`)
+//! are served by [`judge::LlmJudge`]: the same client, redaction and fencing, with a
+//! budget per detector, a cache by trajectory hash and an audit trail of its own.
+//!
 //! The model is a triage layer, never the judge: its risk can raise an alert's severity
 //! only up to `llm.max_raised_severity`, and never lowers what a detector found.
 
 pub mod audit;
 pub mod client;
+pub mod judge;
 pub mod request;
 pub mod settings;
 pub mod stage;

@@ -33,6 +33,10 @@ pub struct LlmConfig {
     pub max_events: usize,
     /// Sampling temperature; negative: not sent (for models that reject the parameter).
     pub temperature: f64,
+    /// Model calls per hour each detector may make through `model.judge` (0: none).
+    pub judge_calls_per_hour: u32,
+    /// Answers to detectors' questions kept (by trajectory hash and question).
+    pub judge_cache_entries: usize,
 }
 
 impl LlmConfig {

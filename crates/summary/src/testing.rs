@@ -35,6 +35,9 @@ pub enum Step {
     },
     /// Waits, then does the inner step.
     Sleep(Duration, Box<Step>),
+    /// A valid judgement (a detector's `model.judge`) with this risk, citing every event
+    /// the request's schema offers.
+    Judge(u8),
 }
 
 #[derive(Debug, Clone)]
@@ -153,6 +156,21 @@ pub async fn answer(mut step: Step, request: &str) -> Answer {
             vec![],
             completion(Value::String(c), Value::Null),
         ),
+        Step::Judge(risk) => {
+            let v: Value = serde_json::from_str(request).unwrap();
+            let ids = v["response_format"]["json_schema"]["schema"]["properties"]["reasons"]
+                ["items"]["properties"]["evidence"]["items"]["enum"]
+                .clone();
+            let content = json!({
+                "risk": risk,
+                "reasons": [{"text": "read a credential file, then sent data to a host the session had not used", "evidence": ids}],
+            });
+            (
+                StatusCode::OK,
+                vec![],
+                completion(Value::String(content.to_string()), Value::Null),
+            )
+        }
         Step::Valid(risk) => {
             let id = offered_ids(request)[0].clone();
             let content = json!({

@@ -7,6 +7,7 @@ pub mod aliases;
 mod config;
 pub mod evaluate;
 pub mod finding;
+pub mod judge;
 pub mod model;
 pub mod persist;
 pub mod stage;
@@ -17,6 +18,7 @@ pub mod window;
 pub use config::{TrajectoryConfig, DEFAULT_CONFIG};
 pub use evaluate::{Discard, Evaluation, Evaluator, NoDetectors, Outcomes};
 pub use finding::{Finding, Severity};
+pub use judge::{JudgeRequest, ModelJudge, NoModel};
 pub use model::{Trajectory, TrajectoryKind};
 pub use stage::TrajectoryStage;
 

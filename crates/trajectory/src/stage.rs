@@ -198,6 +198,20 @@ impl TrajectoryStage {
             + self.stats.queued_evaluations.load(Ordering::Relaxed)
     }
 
+    /// Judges the open trajectory `id` once more now, as a settle re-evaluation (nothing
+    /// new arrived): what a detector waiting on something outside the trajectory — a
+    /// model's answer — gets called back with. A renamed id is followed; a closed one is
+    /// not reopened.
+    pub fn reevaluate(&self, id: &str) {
+        let id = match self.persist.aliases.resolve(id) {
+            Ok(Some(current)) => current,
+            _ => id.to_string(),
+        };
+        if let Some(tx) = self.settle.lock().expect("settle sender").as_ref() {
+            let _ = tx.send(Due::Settle(id, Instant::now()));
+        }
+    }
+
     /// Highest batch sequence applied to the trajectories.
     pub fn applied_seq(&self) -> u64 {
         self.applied.load(Ordering::Acquire)

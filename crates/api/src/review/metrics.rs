@@ -126,6 +126,27 @@ pub fn render(s: &ReviewState) -> Result<String, plumbline_store::StoreError> {
     if let Some(gate) = &s.app.verdicts {
         gate.stats.render(&mut x);
     }
+    if let Some(judge) = &s.app.judge {
+        let j = judge.stats();
+        x.family(
+            "plumbline_model_judgements_total",
+            "counter",
+            "Detectors' questions to the language model (model.judge), by what became of them.",
+        );
+        for (outcome, c) in [
+            ("asked", &j.asked),
+            ("cached", &j.cached),
+            ("over_budget", &j.over_budget),
+            ("refused", &j.refused),
+            ("failed", &j.failed),
+        ] {
+            x.sample(
+                "plumbline_model_judgements_total",
+                &[("outcome", outcome)],
+                c.load(Ordering::Relaxed) as f64,
+            );
+        }
+    }
     let deadline = s.review.config.deadline_ms as f64 / 1000.0;
     x.single(
         "plumbline_evaluation_deadline_seconds",
