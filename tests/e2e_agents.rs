@@ -209,3 +209,126 @@ async fn a_pre_tool_hook_is_denied_download_and_execute_and_allowed_ls() {
         "{metrics}"
     );
 }
+
+/// The service with a language model (a local OpenAI-compatible server answering `step`)
+/// and quick settle re-evaluations: a session that goes quiet is read by the model.
+async fn with_model(
+    step: plumbline_summary::testing::Step,
+) -> (
+    Server,
+    plumbline_summary::testing::MockLlm,
+    tempfile::TempDir,
+) {
+    let llm = plumbline_summary::testing::MockLlm::start(vec![], Some(step)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("plumbline.toml");
+    std::fs::write(
+        &config,
+        "[trajectory]\nsettle_secs = [1]\n\n[runtime]\ndeadline_ms = 10000\n",
+    )
+    .unwrap();
+    let s = Server::start_with(
+        &dir.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+        &[
+            ("PLUMBLINE_LLM_BASE_URL", llm.base_url.as_str()),
+            ("PLUMBLINE_LLM_MODEL", "judge-model"),
+        ],
+    );
+    let r = client()
+        .post(s.at("/v1/logs"))
+        .header("content-type", "application/json")
+        .body(fixture("claude_code_env_exfil.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    (s, llm, dir)
+}
+
+async fn judgements(s: &Server, trajectory: &str) -> Vec<Value> {
+    let v: Value = client()
+        .get(s.at(&format!("/v1/trajectories/{trajectory}/judgements")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["records"].as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_quiet_session_is_rated_by_the_model_and_the_request_is_audited() {
+    let (s, _llm, _dir) = with_model(plumbline_summary::testing::Step::Judge(3)).await;
+    let alert = eventually(60, || async {
+        alerts(&s).await.into_iter().find(|a| {
+            a["findings"]
+                .as_array()
+                .is_some_and(|f| f.iter().any(|f| f["signal"] == "agent.session_review"))
+        })
+    })
+    .await;
+    let finding = alert["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["signal"] == "agent.session_review")
+        .unwrap();
+    assert_eq!(finding["severity"], 3, "{finding:#}");
+    assert!(
+        finding["title"].as_str().unwrap().contains("judge-model"),
+        "{finding:#}"
+    );
+    let cited = finding["evidence"].as_array().unwrap();
+    assert!(
+        cited.len() >= 3,
+        "the model's reasons cite the session's events: {finding:#}"
+    );
+    let records = judgements(&s, alert["trajectory_id"].as_str().unwrap()).await;
+    assert_eq!(records.len(), 1, "asked once, then cached: {records:#?}");
+    let r = &records[0];
+    assert_eq!(r["outcome"], "answered");
+    assert_eq!(r["detector"], "coding-agent.session-review");
+    let request = r["request"].as_str().unwrap();
+    assert!(request.contains("UNTRUSTED-DATA"), "fenced");
+    assert!(
+        !request.contains("sk-ant-api03-Zx"),
+        "the API key in the command was sent"
+    );
+}
+
+#[tokio::test]
+async fn a_model_answer_citing_events_it_was_not_shown_raises_nothing() {
+    let wrong = r#"{"risk": 3, "reasons": [{"text": "exfiltration", "evidence": ["evt-not-in-this-session"]}]}"#;
+    let (s, llm, _dir) = with_model(plumbline_summary::testing::Step::Content(wrong.into())).await;
+    // The rule-based detectors raise the session; wait until the model has been asked.
+    let alert = eventually(60, || async {
+        let a = alerts(&s).await.into_iter().find(|a| a["severity"] == 3)?;
+        let id = a["trajectory_id"].as_str()?.to_string();
+        (!judgements(&s, &id).await.is_empty()).then_some(a)
+    })
+    .await;
+    let records = judgements(&s, alert["trajectory_id"].as_str().unwrap()).await;
+    assert!(
+        records[0]["outcome"]
+            .as_str()
+            .unwrap()
+            .contains("\"evt-not-in-this-session\", an event it was not shown"),
+        "{records:#?}"
+    );
+    // Re-evaluated after the answer, the detector was told "unavailable": no finding.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let alert = alerts(&s)
+        .await
+        .into_iter()
+        .find(|a| a["id"] == alert["id"])
+        .unwrap();
+    assert!(
+        !alert["signals"]
+            .to_string()
+            .contains("agent.session_review"),
+        "{alert:#}"
+    );
+    assert!(llm.calls() >= 1);
+}
