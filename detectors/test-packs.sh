@@ -8,7 +8,7 @@
 #   PLUMBLINE=target/debug/plumbline detectors/test-packs.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PACKS="exfiltration prompt-edits branch-bypass credential-abuse supply-chain drift"
+PACKS="exfiltration prompt-edits branch-bypass credential-abuse supply-chain drift coding-agent"
 if [ $# -eq 0 ]; then
   set -- $(for p in $PACKS; do ls -d detectors/$p/*/ 2>/dev/null; done)
 fi
