@@ -255,10 +255,10 @@ macro_rules! register_incremental_detector {
                         read_history,
                     );
                     $crate::guest_v2::observe::<$detector>(state, new_events, &cx)
-        }
+                }
             }
 
-            $crate::bindings_v2::export!(PlumblineExport with_types_in $crate::bindings_v2);
+    $crate::bindings_v2::export!(PlumblineExport with_types_in $crate::bindings_v2);
         };
     };
 }
