@@ -7,8 +7,9 @@
 //! client-side, and reads the server's own answer-time histogram at the end.
 //!
 //! cargo bench -p plumbline --features bench --bench verdict   (needs scripts/build-detectors.sh)
-//! VERDICT_SESSIONS=<n> concurrent sessions (default 8); VERDICT_CALLS=<n> calls per session
-//! (default 150).
+//! VERDICT_SESSIONS=<n> concurrent sessions (default 16); VERDICT_CALLS=<n> calls per session
+//! (default 150); VERDICT_INTERVAL_MS=<ms> between one session's calls (default 200: an
+//! agent's tool calls take time; 0 hammers back to back).
 
 use std::time::Instant;
 
@@ -71,8 +72,9 @@ fn call(session: &str, i: usize, bad: bool, last: usize) -> Value {
 
 #[tokio::main]
 async fn main() {
-    let sessions = env_or("VERDICT_SESSIONS", 8);
+    let sessions = env_or("VERDICT_SESSIONS", 16);
     let calls = env_or("VERDICT_CALLS", 150);
+    let interval = std::time::Duration::from_millis(env_or("VERDICT_INTERVAL_MS", 200) as u64);
     let service = support::Service::start();
     let url = service.url.clone();
     let client = reqwest::Client::new();
@@ -86,7 +88,13 @@ async fn main() {
             let bad = s % 4 == 3;
             let mut times = Vec::new();
             let mut denied = Vec::new();
+            // Sessions start spread over one interval, as real ones do not start in step.
+            tokio::time::sleep(interval * s as u32 / sessions.max(1) as u32).await;
+            let mut tick = tokio::time::interval(interval.max(std::time::Duration::from_millis(1)));
             for i in 0..calls {
+                if !interval.is_zero() {
+                    tick.tick().await;
+                }
                 let body = call(&session, i, bad, calls - 1);
                 let at = Instant::now();
                 let r = client
@@ -126,8 +134,9 @@ async fn main() {
     times.sort();
     let pct = |p: f64| support::percentile_ms(&times, p);
     println!(
-        "verdict: {} PreToolUse hooks from {sessions} concurrent sessions of {calls} calls in {:.1} s ({:.0}/s)",
+        "verdict: {} PreToolUse hooks from {sessions} concurrent sessions of {calls} calls, {} ms apart, in {:.1} s ({:.0}/s)",
         times.len(),
+        interval.as_millis(),
         elapsed.as_secs_f64(),
         times.len() as f64 / elapsed.as_secs_f64()
     );
@@ -139,9 +148,18 @@ async fn main() {
         pct(1.0)
     );
     let sample = |series: &str| support::metric(&metrics, series);
+    let judged_within = |le: &str| {
+        sample(&format!(
+            "plumbline_verdict_answer_seconds_bucket{{le=\"{le}\"}}"
+        ))
+    };
     println!(
-        "  server: {} answered within 50 ms of {}; fallbacks (deadline or overload) {}",
-        sample("plumbline_verdict_answer_seconds_bucket{le=\"0.05\"}"),
+        "  server (judging only): within 5 ms {}, 10 ms {}, 20 ms {}, 35 ms {}, 50 ms {} of {}; fallbacks (deadline or overload) {}",
+        judged_within("0.005"),
+        judged_within("0.01"),
+        judged_within("0.02"),
+        judged_within("0.035"),
+        judged_within("0.05"),
         sample("plumbline_verdict_answer_seconds_count"),
         sample("plumbline_verdict_fallbacks_total")
     );
