@@ -134,7 +134,7 @@ impl IncrementalDetector for SessionReview {
                     let reason = j.reasons.first().map_or("", |r| r.text.as_str());
                     seen.last = Some(Raised {
                         severity: j.risk,
-                        title: title(&format!(
+                        title: title(format!(
                             "Model review of the session ({}): {reason}",
                             j.model
                         )),
