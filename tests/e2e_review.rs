@@ -482,6 +482,11 @@ n8n_url = "https://n8n.acme.example"
         t.contains("ok") || t.contains("learning")
     })
     .await;
+    // …and how far behind evaluation is.
+    wait_text(&c, "#evaluation-lag", |t| {
+        t.ends_with(" ms") || t.ends_with(" s")
+    })
+    .await;
 
     // /metrics: Prometheus text with the families the operators' dashboards read.
     let r = client()
@@ -495,6 +500,7 @@ n8n_url = "https://n8n.acme.example"
     for family in [
         "plumbline_ingest_events_total{source=\"n8n\"}",
         "plumbline_evaluation_latency_seconds_bucket",
+        "plumbline_evaluation_lag_seconds",
         "plumbline_detector_calls_total",
         "plumbline_detector_quarantined",
         "plumbline_llm_tokens_total",

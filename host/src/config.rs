@@ -97,6 +97,7 @@ pub struct StoreConfig {
     pub record_retention_days: u64,
     pub sweep_interval_secs: u64,
     pub fsync: bool,
+    pub cache_mib: u64,
 }
 
 impl Config {

@@ -38,7 +38,7 @@ pub struct Service {
 /// before the writer, so no durable batch is missed.
 pub fn start(config: Config, evaluator: Arc<dyn Evaluator>) -> anyhow::Result<Service> {
     prepare_data_dir(&config.server.data_dir)?;
-    let store = Store::open(&config.server.data_dir)?;
+    let store = Store::open_with_cache(&config.server.data_dir, config.store.cache_mib << 20)?;
     let alerts = AlertBook::open(&store)?;
     let review = plumbline_review::Review::open(&store, &config.review, alerts.clone())?;
     // Policy and routing: summarised alerts are decided and recorded in the outbox.
@@ -116,9 +116,11 @@ pub fn start(config: Config, evaluator: Arc<dyn Evaluator>) -> anyhow::Result<Se
         writer.clone(),
         config.verdict.clone(),
     ));
+    let lagging = stage.clone();
     let ingest = Ingest::new(writer, config.store.retention_days)
         .with_config(&config.ingest)
-        .with_backlog(Arc::new(move || stage.backlog()));
+        .with_backlog(Arc::new(move || stage.backlog()))
+        .with_lag(Arc::new(move || lagging.lag()));
     let state = AppState {
         body_limit: config.server.body_limit_bytes,
         store,

@@ -428,3 +428,41 @@ async fn listeners_hear_of_a_change_before_and_after_it_is_stored() {
     let seen = order.1.lock().unwrap().clone();
     assert_eq!(seen[..2], [("changing", false), ("changed", true)]);
 }
+
+/// Holds every evaluation until released: the stage falls behind on purpose.
+struct Held(std::sync::atomic::AtomicBool);
+
+impl Evaluator for Held {
+    fn evaluate(&self, _: &Trajectory) -> Evaluation {
+        while !self.0.load(std::sync::atomic::Ordering::Acquire) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Evaluation::default()
+    }
+}
+
+/// The evaluation lag is how long the oldest change has waited: it grows while the
+/// evaluators are stuck and is back to zero once they have caught up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evaluation_lag_grows_while_evaluation_is_stuck_and_clears_when_it_catches_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let alerts = AlertBook::open(&store).unwrap();
+    let held = Arc::new(Held(std::sync::atomic::AtomicBool::new(false)));
+    let stage = TrajectoryStage::start(
+        store.clone(),
+        &TrajectoryConfig::default(),
+        held.clone(),
+        Arc::new(alerts),
+    )
+    .unwrap();
+    let writer = Writer::start(store, false, stage.listener()).unwrap();
+    assert_eq!(stage.lag(), Duration::ZERO);
+    writer.write(six_step_story()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let behind = stage.lag();
+    assert!(behind >= Duration::from_millis(300), "lag {behind:?}");
+    held.0.store(true, std::sync::atomic::Ordering::Release);
+    wait_for(|| stage.lag() == Duration::ZERO);
+    stage.shutdown();
+}

@@ -84,6 +84,11 @@ impl From<plumbline_ingest::SubmitError> for ApiError {
             SubmitError::Busy { .. } => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()).retry_after(2)
             }
+            SubmitError::Lagging { lag_ms, max_ms } => {
+                // Ask back after about the time the stages need to get under the bound.
+                let secs = (lag_ms.saturating_sub(max_ms) / 1000).clamp(1, 30);
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()).retry_after(secs)
+            }
         }
     }
 }

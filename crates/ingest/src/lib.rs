@@ -38,6 +38,9 @@ pub struct IngestConfig {
     /// Events stored but not yet applied to trajectories, plus evaluations queued, above
     /// which new events are refused (503, Retry-After) until the stages catch up.
     pub max_backlog: u64,
+    /// Evaluation lag (the oldest change not yet evaluated), milliseconds, above which new
+    /// events are refused (503, Retry-After); 0: no bound.
+    pub max_lag_ms: u64,
 }
 
 impl Default for IngestConfig {
@@ -151,6 +154,9 @@ pub struct Ingest {
     max_backlog: u64,
     /// The downstream stages' backlog (see `IngestConfig::max_backlog`).
     backlog: Option<Arc<dyn Fn() -> u64 + Send + Sync>>,
+    max_lag: Option<std::time::Duration>,
+    /// The evaluation lag (see `IngestConfig::max_lag_ms`).
+    lag: Option<Arc<dyn Fn() -> std::time::Duration + Send + Sync>>,
     pub counters: Arc<IngestCounters>,
 }
 
@@ -208,6 +214,11 @@ pub enum SubmitError {
          nothing from this request was stored, retry shortly"
     )]
     Busy { backlog: u64, max: u64 },
+    #[error(
+        "busy: evaluation is {lag_ms} ms behind (ingest.max_lag_ms {max_ms}); nothing from \
+         this request was stored, retry shortly"
+    )]
+    Lagging { lag_ms: u64, max_ms: u64 },
 }
 
 impl Ingest {
@@ -221,6 +232,8 @@ impl Ingest {
             max_events: 0,
             max_backlog: 0,
             backlog: None,
+            max_lag: None,
+            lag: None,
             counters: Arc::default(),
         }
         .with_config(&IngestConfig::default())
@@ -232,6 +245,15 @@ impl Ingest {
             config.future_skew_secs.min(i64::MAX as u64 / 1_000_000_000) as i64 * 1_000_000_000;
         self.max_events = config.max_events_per_request;
         self.max_backlog = config.max_backlog;
+        self.max_lag =
+            (config.max_lag_ms > 0).then(|| std::time::Duration::from_millis(config.max_lag_ms));
+        self
+    }
+
+    /// Refuses new events while `lag()` is above `ingest.max_lag_ms`: work the stages
+    /// cannot evaluate in time is refused at the door rather than accepted and judged late.
+    pub fn with_lag(mut self, lag: Arc<dyn Fn() -> std::time::Duration + Send + Sync>) -> Self {
+        self.lag = Some(lag);
         self
     }
 
@@ -239,6 +261,11 @@ impl Ingest {
     pub fn with_backlog(mut self, backlog: Arc<dyn Fn() -> u64 + Send + Sync>) -> Self {
         self.backlog = Some(backlog);
         self
+    }
+
+    /// `ingest.max_lag_ms` (none: no bound).
+    pub fn max_lag(&self) -> Option<std::time::Duration> {
+        self.max_lag
     }
 
     /// `ingest.max_events_per_request`.
@@ -271,6 +298,15 @@ impl Ingest {
                 return Err(SubmitError::Busy {
                     backlog,
                     max: self.max_backlog,
+                });
+            }
+        }
+        if let (Some(max), Some(lag)) = (self.max_lag, self.lag.as_ref()) {
+            let lag = lag();
+            if lag > max && !events.is_empty() {
+                return Err(SubmitError::Lagging {
+                    lag_ms: lag.as_millis() as u64,
+                    max_ms: max.as_millis() as u64,
                 });
             }
         }
@@ -438,5 +474,64 @@ mod tests {
         backlog.store(10, std::sync::atomic::Ordering::Relaxed);
         let report = ingest.submit(two(), vec![0, 1], vec![]).await.unwrap();
         assert_eq!(report.accepted, 2);
+    }
+
+    /// Evaluation too far behind: refused whole, naming the bound, nothing stored; once
+    /// the lag is back under it the same request goes in. No bound, no refusal.
+    #[tokio::test]
+    async fn a_request_is_refused_while_evaluation_lags_past_the_bound() {
+        use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let writer = Writer::start(store.clone(), false, Arc::new(|_: CommittedBatch| {})).unwrap();
+        let lag_ms = Arc::new(AtomicU64::new(12_000));
+        let gauge = lag_ms.clone();
+        let lag = Arc::new(move || std::time::Duration::from_millis(gauge.load(Relaxed)));
+        let ingest = Ingest::new(writer.clone(), 90)
+            .with_config(&IngestConfig {
+                max_lag_ms: 10_000,
+                ..IngestConfig::default()
+            })
+            .with_lag(lag.clone());
+        let now = time::OffsetDateTime::now_utc();
+        let one = || vec![event_at("late", now)];
+        let e = ingest.submit(one(), vec![0], vec![]).await.unwrap_err();
+        assert!(
+            matches!(
+                e,
+                SubmitError::Lagging {
+                    lag_ms: 12_000,
+                    max_ms: 10_000
+                }
+            ),
+            "{e}"
+        );
+        assert!(e.to_string().contains("ingest.max_lag_ms 10000"), "{e}");
+        assert!(store.get("late").unwrap().is_none(), "nothing stored");
+        lag_ms.store(9_000, Relaxed);
+        assert_eq!(
+            ingest
+                .submit(one(), vec![0], vec![])
+                .await
+                .unwrap()
+                .accepted,
+            1
+        );
+        lag_ms.store(60_000, Relaxed);
+        let unbounded = Ingest::new(writer, 90)
+            .with_config(&IngestConfig {
+                max_lag_ms: 0,
+                ..IngestConfig::default()
+            })
+            .with_lag(lag);
+        let e2 = vec![event_at("unbounded", now)];
+        assert_eq!(
+            unbounded
+                .submit(e2, vec![0], vec![])
+                .await
+                .unwrap()
+                .accepted,
+            1
+        );
     }
 }

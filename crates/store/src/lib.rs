@@ -61,13 +61,23 @@ struct Trees {
     by_source: sled::Tree,
 }
 
+/// sled's page cache unless configured (`[store] cache_mib`, host/config/default.toml).
+pub const DEFAULT_CACHE_BYTES: u64 = 128 << 20;
+
 impl Store {
-    /// Opens (or creates) the store in `dir`, refusing a store of another schema version.
+    /// Opens (or creates) the store in `dir` with the default page cache
+    /// ([`DEFAULT_CACHE_BYTES`]), refusing a store of another schema version.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        Store::open_with_cache(dir, DEFAULT_CACHE_BYTES)
+    }
+
+    /// As [`Store::open`], with sled's page cache bounded to `cache_bytes` (`[store]
+    /// cache_mib`): the largest memory the store holds however many events it keeps.
+    pub fn open_with_cache(dir: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
         let path = dir.join("store");
         let db = sled::Config::new()
             .path(&path)
-            .cache_capacity(256 * 1024 * 1024)
+            .cache_capacity(cache_bytes.max(1 << 20))
             .mode(sled::Mode::HighThroughput)
             .flush_every_ms(Some(500))
             .open()?;

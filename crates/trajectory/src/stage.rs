@@ -32,6 +32,10 @@ pub struct StageStats {
     pub skipped_unchanged: AtomicU64,
     /// From the first unevaluated change of a trajectory to its evaluation being recorded.
     pub event_to_alert: Histogram,
+    /// When each batch still waiting for the builder was handed over, oldest first.
+    waiting_since: Mutex<std::collections::VecDeque<Instant>>,
+    /// The last evaluation lag computed, and when (see [`TrajectoryStage::lag`]).
+    lag_cache: Mutex<Option<(Instant, Duration)>>,
 }
 
 impl Default for StageStats {
@@ -44,6 +48,8 @@ impl Default for StageStats {
             evaluations: AtomicU64::new(0),
             skipped_unchanged: AtomicU64::new(0),
             event_to_alert: Histogram::new(LATENCY_BOUNDS),
+            waiting_since: Mutex::default(),
+            lag_cache: Mutex::default(),
         }
     }
 }
@@ -68,8 +74,11 @@ impl CommitListener for Listener {
         if let Some(tx) = self.0.tx.lock().expect("stage sender").as_ref() {
             let n = batch.events.len() as u64;
             self.0.stats.queued_events.fetch_add(n, Ordering::Relaxed);
+            let mut waiting = self.0.stats.waiting_since.lock().expect("waiting");
             if tx.send(batch).is_err() {
                 self.0.stats.queued_events.fetch_sub(n, Ordering::Relaxed);
+            } else {
+                waiting.push_back(Instant::now());
             }
         }
     }
@@ -198,6 +207,40 @@ impl TrajectoryStage {
             + self.stats.queued_evaluations.load(Ordering::Relaxed)
     }
 
+    /// Evaluation lag: how long the oldest change not yet evaluated has waited — a batch
+    /// stored but not yet in a trajectory, or a trajectory changed and not yet judged. Zero
+    /// when evaluation keeps up. Computed at most every 200 ms (it reads every open
+    /// trajectory under the book's lock), so ingest may ask on every request.
+    pub fn lag(&self) -> Duration {
+        const FRESH: Duration = Duration::from_millis(200);
+        let mut cache = self.stats.lag_cache.lock().expect("lag cache");
+        if let Some((at, lag)) = *cache {
+            if at.elapsed() < FRESH {
+                return lag;
+            }
+        }
+        let now = Instant::now();
+        let waiting = self
+            .stats
+            .waiting_since
+            .lock()
+            .expect("waiting")
+            .front()
+            .map_or(Duration::ZERO, |t| now.duration_since(*t));
+        let dirty = self
+            .book
+            .lock()
+            .expect("book")
+            .sessions()
+            .filter_map(|s| s.dirty_since)
+            .map(|t| now.duration_since(t))
+            .max()
+            .unwrap_or(Duration::ZERO);
+        let lag = waiting.max(dirty);
+        *cache = Some((now, lag));
+        lag
+    }
+
     /// Judges the open trajectory `id` once more now, as a settle re-evaluation (nothing
     /// new arrived): what a detector waiting on something outside the trajectory — a
     /// model's answer — gets called back with. A renamed id is followed; a closed one is
@@ -228,6 +271,12 @@ impl TrajectoryStage {
         finish_snapshot(&mut t, &digests);
         if !settle && last.as_deref() == Some(t.hash.as_str()) {
             self.stats.skipped_unchanged.fetch_add(1, Ordering::Relaxed);
+            // Nothing to judge: the change is not waiting any more (evaluation lag).
+            if let Some(s) = self.book.lock().expect("book").get_mut(id) {
+                if s.version == version {
+                    s.dirty_since = None;
+                }
+            }
             return;
         }
         if let Some(s) = self.book.lock().expect("book").get(id) {
@@ -342,6 +391,12 @@ impl Builder {
                         .stats
                         .queued_events
                         .fetch_sub(n, Ordering::Relaxed);
+                    self.stage
+                        .stats
+                        .waiting_since
+                        .lock()
+                        .expect("waiting")
+                        .pop_front();
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => {

@@ -118,6 +118,12 @@ pub fn render(s: &ReviewState) -> Result<String, plumbline_store::StoreError> {
         "Events stored but not yet in a trajectory, plus evaluations queued (ingest answers 503 above [ingest] max_backlog).",
         s.app.trajectories.backlog() as f64,
     );
+    x.single(
+        "plumbline_evaluation_lag_seconds",
+        "gauge",
+        "How long the oldest stored change has waited to be evaluated (ingest answers 503 above [ingest] max_lag_ms).",
+        s.app.trajectories.lag().as_secs_f64(),
+    );
     x.histogram(
         "plumbline_evaluation_latency_seconds",
         "From the first unevaluated change of a trajectory to its evaluation being recorded.",

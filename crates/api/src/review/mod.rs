@@ -451,5 +451,17 @@ async fn stats(
 }
 
 async fn coverage(_: Require<scope::Read>, State(s): State<ReviewState>) -> ApiResult<Json<Value>> {
-    Ok(Json(json!(coverage_report(&s))))
+    let mut v = json!(coverage_report(&s));
+    let trajectories = s.app.trajectories.clone();
+    let lag = tokio::task::spawn_blocking(move || trajectories.lag())
+        .await
+        .map_err(ApiError::internal)?;
+    // How far behind evaluation is, and where ingest starts refusing (coverage is only
+    // as good as an evaluation that keeps up).
+    v["lag"] = json!({
+        "ms": lag.as_millis() as u64,
+        "max_ms": s.app.ingest.max_lag().map(|d| d.as_millis() as u64),
+        "backlog": s.app.trajectories.backlog(),
+    });
+    Ok(Json(v))
 }

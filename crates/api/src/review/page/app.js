@@ -700,6 +700,10 @@ async function coveragePage() {
     el('div', { class: 'card figure' }, el('h2', { text: 'Evaluated in time' }),
       el('div', { class: 'big', id: 'within-deadline', text: pct(ev.share) }),
       el('div', { class: 'sub', text: `${ev.within_deadline} of ${ev.evaluations} evaluations within ${ev.effective_deadline_ms} ms · p99 ${ev.p99_ms === null ? '—' : ev.p99_ms + ' ms'}` })),
+    el('div', { class: 'card figure' }, el('h2', { text: 'Evaluation lag' }),
+      el('div', { class: 'big' + (c.lag.max_ms !== null && c.lag.ms > c.lag.max_ms / 2 ? ' bad' : ' good'), id: 'evaluation-lag', text: c.lag.ms < 1000 ? c.lag.ms + ' ms' : (c.lag.ms / 1000).toFixed(1) + ' s' }),
+      el('div', { class: 'sub', text: `oldest change not yet evaluated · ${c.lag.backlog} waiting` +
+        (c.lag.max_ms === null ? '' : ` · new events refused above ${c.lag.max_ms / 1000} s`) })),
     el('div', { class: 'card figure' }, el('h2', { text: 'Silent sources' }),
       el('div', { class: 'big' + (hr.silent_sources.length ? ' bad' : ' good'), text: String(hr.silent_sources.length) }),
       el('div', { class: 'sub', text: hr.silent_sources.length ? hr.silent_sources.join(', ') + ': what they did not send is not counted' : 'every source within its usual gap' })));
