@@ -501,6 +501,7 @@ n8n_url = "https://n8n.acme.example"
         "plumbline_ingest_events_total{source=\"n8n\"}",
         "plumbline_evaluation_latency_seconds_bucket",
         "plumbline_evaluation_lag_seconds",
+        "plumbline_detector_state_bytes",
         "plumbline_detector_calls_total",
         "plumbline_detector_quarantined",
         "plumbline_llm_tokens_total",

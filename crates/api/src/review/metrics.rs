@@ -161,6 +161,21 @@ pub fn render(s: &ReviewState) -> Result<String, plumbline_store::StoreError> {
         deadline,
     );
     if let Some(rt) = &s.runtime {
+        // Incremental (0.2.0) detectors' state: bounded by [runtime] state_total_mib; an
+        // eviction costs its trajectory one replay.
+        let (state_bytes, evicted) = rt.state_usage();
+        x.single(
+            "plumbline_detector_state_bytes",
+            "gauge",
+            "State incremental detectors keep per trajectory, in memory (bounded by [runtime] state_total_mib).",
+            state_bytes as f64,
+        );
+        x.single(
+            "plumbline_detector_state_evicted_total",
+            "counter",
+            "Detector states evicted under [runtime] state_total_mib (each makes its trajectory's next call a replay).",
+            evicted as f64,
+        );
         let status = rt.status();
         let families: [(&str, &str, &str); 5] = [
             ("plumbline_detector_calls_total", "counter", "Detector calls (analyze)."),
