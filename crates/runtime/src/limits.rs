@@ -127,3 +127,42 @@ mod tests {
         assert_eq!(l.deadline, Duration::from_millis(50));
     }
 }
+
+/// CPU time this thread has used so far (`CLOCK_THREAD_CPUTIME_ID`): set against a call's
+/// wall-clock deadline, it tells a slow detector from a starved host.
+pub fn thread_cpu() -> std::time::Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec we own; this clock exists on Linux.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return std::time::Duration::MAX;
+    }
+    std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+#[cfg(test)]
+mod cpu_tests {
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn thread_cpu_counts_work_not_waiting() {
+        let before = super::thread_cpu();
+        std::thread::sleep(Duration::from_millis(30));
+        let slept = super::thread_cpu() - before;
+        assert!(slept < Duration::from_millis(10), "sleeping used {slept:?}");
+        let start = Instant::now();
+        let before = super::thread_cpu();
+        let mut x = 0u64;
+        while start.elapsed() < Duration::from_millis(30) {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(1));
+        }
+        let spun = super::thread_cpu() - before;
+        assert!(
+            spun > Duration::ZERO && spun < Duration::from_secs(5),
+            "{spun:?} {x}"
+        );
+    }
+}

@@ -405,3 +405,47 @@ fn a_call_gets_at_most_max_input_bytes_of_events() {
     t.events.clear();
     assert!(bindings::trajectory(&t, 0).0.events.is_empty());
 }
+
+/// A deadline passed while the calling thread was starved of CPU (saturated cores) is
+/// counted but does not quarantine the detector; the same failure with the CPU to spare
+/// does.
+#[test]
+fn deadlines_passed_while_the_host_was_starved_do_not_quarantine() {
+    let rt = runtime_with(|c| c.quarantine_after = 3);
+    let d = rt
+        .load_file(&component("examples/hostile_loop.wasm"))
+        .unwrap();
+    for _ in 0..5 {
+        rt.record_failure(&d, "t", &Failure::Deadline, false, true);
+    }
+    let h = d.health.report();
+    assert!(h.quarantine.is_none(), "{h:?}");
+    assert_eq!(h.failures, 5, "{h:?}");
+    for _ in 0..3 {
+        rt.record_failure(&d, "t", &Failure::Deadline, false, false);
+    }
+    assert!(d.health.report().quarantine.is_some());
+}
+
+/// Through a real call: a spinning detector on a thread with the CPU to spare uses its
+/// whole deadline, so it is not taken for a starved host and is quarantined as before.
+#[test]
+fn a_detector_that_spins_through_its_deadline_is_not_excused() {
+    let rt = runtime_with(|c| {
+        c.deadline_ms = 100;
+        c.quarantine_after = 2;
+    });
+    let d = rt
+        .load_file(&component("examples/hostile_loop.wasm"))
+        .unwrap();
+    rt.swap(DetectorSet::new(vec![d.clone()]).unwrap());
+    let t = fixture_trajectory(EXPORT_POSITIVE);
+    for _ in 0..2 {
+        rt.evaluate(&t);
+    }
+    assert!(
+        d.health.report().quarantine.is_some(),
+        "{:?}",
+        d.health.report()
+    );
+}
