@@ -14,41 +14,11 @@ use std::time::{Duration, Instant};
 
 mod support;
 
-use plumbline_alert::alert_id_for;
-use plumbline_trajectory::window::trajectory_id;
-use plumbline_trajectory::TrajectoryKind;
-use serde_json::{json, Value};
-use time::format_description::well_known::Rfc3339;
+use plumbline::bench::load::{alert_created, force_push, push};
+use serde_json::Value;
 
 const SECONDS: u64 = 30;
 const TRIGGERS_PER_SECOND: usize = 4;
-
-fn now_rfc3339() -> (String, i64) {
-    let t = time::OffsetDateTime::now_utc();
-    let t = t
-        .replace_nanosecond(t.millisecond() as u32 * 1_000_000)
-        .unwrap();
-    (
-        plumbline_event::format_time(t),
-        (t.unix_timestamp_nanos()) as i64,
-    )
-}
-
-fn push(id: &str, actor: &str, system: &str, action: &str, branch: &str) -> (Value, i64) {
-    let (time, nanos) = now_rfc3339();
-    (
-        json!({
-            "id": id, "time": time, "source": "github",
-            "actor": {"id": actor, "type": "human"}, "system": system, "action": action,
-            "resource": format!("refs/heads/{branch}"), "environment": "prod",
-            // A push to main is a forced push to the default branch here (what the GitHub
-            // adapter derives from `forced` and the repository's default branch).
-            "attributes": {"branch": branch, "commits": 2, "after": format!("{id}-head"),
-                           "forced": branch == "main", "to_default_branch": branch == "main"},
-        }),
-        nanos,
-    )
-}
 
 #[tokio::main]
 async fn main() {
@@ -94,16 +64,7 @@ async fn main() {
     let mut tick = tokio::time::interval(Duration::from_millis(1000 / TRIGGERS_PER_SECOND as u64));
     for i in 0..(SECONDS as usize * TRIGGERS_PER_SECOND) {
         tick.tick().await;
-        let (id, actor, repo) = (
-            format!("force-{i}"),
-            format!("intruder-{i}"),
-            format!("acme/vault-{i}"),
-        );
-        let (event, nanos) = push(&id, &actor, &repo, "git.push.force", "main");
-        let candidates = [
-            alert_id_for(&trajectory_id(TrajectoryKind::System, &repo, nanos, &id)),
-            alert_id_for(&trajectory_id(TrajectoryKind::Actor, &actor, nanos, &id)),
-        ];
+        let (event, candidates) = force_push("e2a", i);
         let at = time::OffsetDateTime::now_utc();
         let r = client
             .post(format!("{url}/v1/events"))
@@ -118,20 +79,7 @@ async fn main() {
     let mut latencies = Vec::new();
     let mut missed = 0;
     for (candidates, at) in &sent {
-        let mut created = None;
-        for a in candidates {
-            let r = client
-                .get(format!("{url}/v1/alerts/{a}"))
-                .send()
-                .await
-                .unwrap();
-            if r.status().is_success() {
-                let v: Value = r.json().await.unwrap();
-                let c = v["created_at"].as_str().expect("created_at");
-                let t = time::OffsetDateTime::parse(c, &Rfc3339).expect("RFC 3339");
-                created = Some(created.map_or(t, |earlier: time::OffsetDateTime| earlier.min(t)));
-            }
-        }
+        let created = alert_created(&client, &url, candidates).await.unwrap();
         if std::env::var_os("E2A_TRACE").is_some() {
             eprintln!(
                 "trigger at {at}: {:?}",

@@ -4,68 +4,21 @@
 //!
 //! cargo bench -p plumbline --features bench --bench runtime
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use plumbline_event::Event;
 use plumbline_runtime::{DetectorSet, Runtime};
 use plumbline_sdk::Detector as _;
-use plumbline_trajectory::{Evaluator, Trajectory, TrajectoryKind};
+use plumbline_trajectory::Evaluator;
 
 fn component(name: &str) -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let p = target.join("wasm32-wasip2/release").join(name);
-    assert!(
-        p.is_file(),
-        "{} missing: run scripts/build-detectors.sh",
-        p.display()
-    );
-    p
-}
-
-/// 50 events of one actor over an evening: logins, pushes, reads, one grant and exports.
-fn trajectory() -> Trajectory {
-    let base = 1_704_146_400i64; // 2024-01-01T22:00:00Z
-    let events: Vec<Event> = (0..50)
-        .map(|i| {
-            let (action, extra) = match i {
-                10 => ("credential.scope.increased", ""),
-                30 | 45 => (
-                    "data.export",
-                    r#","destination":"s3://bucket-x","volume":{"rows":50000}"#,
-                ),
-                i if i % 3 == 0 => ("git.push", ""),
-                i if i % 3 == 1 => ("secret.read", ""),
-                _ => ("auth.login", ""),
-            };
-            let json = format!(
-                r#"{{"id":"evt-{i:03}","time":"{}","source":"custom","actor":{{"id":"alice","type":"human"}},"system":"billing","action":"{action}","environment":"prod","attributes":{{"n":{i},"note":"event {i}"}}{extra}}}"#,
-                time::OffsetDateTime::from_unix_timestamp(base + i * 60)
-                    .unwrap()
-                    .format(&time::format_description::well_known::Rfc3339)
-                    .unwrap()
-            );
-            serde_json::from_str(&json).unwrap()
-        })
-        .collect();
-    Trajectory {
-        id: "bench".into(),
-        kind: TrajectoryKind::Actor,
-        key: "alice".into(),
-        start: events[0].time_nanos(),
-        end: events[49].time_nanos(),
-        closes_at: events[49].time_nanos(),
-        dropped: 0,
-        hash: "bench".into(),
-        events: events.into_iter().map(Arc::new).collect(),
-    }
+    plumbline::bench::detector::component(name)
+        .unwrap_or_else(|| panic!("{name} missing: run scripts/build-detectors.sh"))
 }
 
 fn bench(c: &mut Criterion) {
-    let t = trajectory();
+    let t = plumbline::bench::detector::trajectory(50);
     let cache = tempfile::tempdir().unwrap();
     let runtime = Runtime::new(
         plumbline::config::Config::defaults().runtime,

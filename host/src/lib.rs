@@ -2,6 +2,7 @@
 //! CLI and the demo. Every stage is its own crate (docs/architecture.md); this crate only
 //! joins them.
 
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod demo;

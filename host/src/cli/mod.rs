@@ -45,6 +45,10 @@ pub enum Command {
     Keygen(pack::KeygenArgs),
     /// Run a pack over stored history on a running server; nothing live is touched.
     Replay(pack::ReplayArgs),
+    /// Measure performance on a throwaway store (durable ingest, steady load, a burst, one
+    /// detector call WASM vs native, memory, graceful stop) and print each figure next to
+    /// its target.
+    Bench(crate::bench::BenchArgs),
 }
 
 #[derive(Debug, Args)]
