@@ -1,11 +1,11 @@
 //! A burst: `events` of the mix as fast as they are acknowledged (NDJSON 1,000 × 4
 //! connections), then the drain time — from the last acknowledgement until
 //! `plumbline_trajectory_backlog` on /metrics is 0 (every stored event in its trajectories
-//! and no evaluation queued).
+//! and no evaluation queued) and stays there with no further evaluation (`super::drained`).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::load::{self, Sent};
 use super::service::Service;
@@ -26,12 +26,12 @@ pub async fn measure(
 ) -> anyhow::Result<Burst> {
     let sent = Arc::new(Sent::default());
     let took = load::blast(client, &service.url, "burst", events, 1000, 4, &sent).await?;
-    let acknowledged = Instant::now();
     let drained = super::drained(service, client, limit).await?;
     Ok(Burst {
         events: sent.events.load(Ordering::Relaxed),
         ingest_seconds: took.as_secs_f64(),
-        drain_seconds: drained.map(|_| acknowledged.elapsed().as_secs_f64()),
+        // `drained` starts its clock at the last acknowledgement.
+        drain_seconds: drained.map(|d| d.as_secs_f64()),
         busy: sent.busy.load(Ordering::Relaxed),
     })
 }

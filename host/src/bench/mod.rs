@@ -128,22 +128,35 @@ fn number(v: f64) -> String {
     }
 }
 
-/// Waits until `plumbline_trajectory_backlog` is 0; the wait, or `None` after `limit`.
+/// Waits until the server has no work left: `plumbline_trajectory_backlog` (events not yet
+/// in a trajectory plus evaluations queued) at 0 on three polls in a row with
+/// `plumbline_trajectory_evaluations_total` unchanged between them, so an evaluation still
+/// running or held by the coalescing delay is not taken for done. Returns the wait until
+/// the first of those polls, or `None` after `limit`.
 pub async fn drained(
     service: &Service,
     client: &reqwest::Client,
     limit: Duration,
 ) -> anyhow::Result<Option<Duration>> {
     let started = Instant::now();
+    let mut quiet: Option<(Duration, f64, u32)> = None;
     loop {
         let page = service.metrics(client).await?;
-        if service::metric(&page, "plumbline_trajectory_backlog") == 0.0 {
-            return Ok(Some(started.elapsed()));
+        let at = started.elapsed();
+        let backlog = service::metric(&page, "plumbline_trajectory_backlog");
+        let evaluations = service::metric(&page, "plumbline_trajectory_evaluations_total");
+        quiet = match quiet {
+            _ if backlog != 0.0 => None,
+            Some((since, e, polls)) if e == evaluations => Some((since, e, polls + 1)),
+            _ => Some((at, evaluations, 1)),
+        };
+        if let Some((since, _, 3)) = quiet {
+            return Ok(Some(since));
         }
-        if started.elapsed() > limit {
+        if at > limit {
             return Ok(None);
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(30)).await;
     }
 }
 
@@ -322,13 +335,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         match b.drain_seconds {
             Some(d) => Figure::new(
                 "burst_drain_s",
-                "burst: last acknowledgement → backlog 0",
+                "burst: last acknowledgement → drained",
                 d,
                 "s",
             ),
             None => Figure::missing(
                 "burst_drain_s",
-                "burst: last acknowledgement → backlog 0",
+                "burst: last acknowledgement → drained",
                 format!("not drained within {} s", limit.as_secs()),
             ),
         }
