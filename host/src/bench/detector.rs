@@ -99,11 +99,8 @@ pub fn measure(sizes: &[usize], budget: Duration) -> anyhow::Result<Vec<Row>> {
     let path = component("example_export_after_grant.wasm").context(
         "example_export_after_grant.wasm not built: run scripts/build-detectors.sh rust",
     )?;
-    let cache = crate::throwaway::temp_dir("bench-wasm-cache");
-    let runtime = Runtime::new(
-        crate::config::Config::defaults().runtime,
-        Some(cache.clone()),
-    )?;
+    // Compiled components are kept in memory only: nothing is left on disk.
+    let runtime = Runtime::new(crate::config::Config::defaults().runtime, None)?;
     let set = DetectorSet::new(vec![runtime.load_file(&path)?])?;
     let info = example_export_after_grant::ExportAfterGrant::info();
     let mut rows = Vec::new();
@@ -130,7 +127,6 @@ pub fn measure(sizes: &[usize], budget: Duration) -> anyhow::Result<Vec<Row>> {
         });
         rows.push((n, wasm, native));
     }
-    let _ = std::fs::remove_dir_all(cache);
     Ok(rows)
 }
 
