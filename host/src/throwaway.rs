@@ -24,37 +24,13 @@ impl Service {
         let file = dir.join("plumbline.toml");
         std::fs::write(&file, config).with_context(|| format!("writing {}", file.display()))?;
         let exe = std::env::current_exe().context("finding the plumbline binary")?;
-        let mut child = Command::new(exe)
-            .args(["serve", "--listen", listen, "--config"])
+        let mut cmd = Command::new(exe);
+        cmd.args(["serve", "--listen", listen, "--config"])
             .arg(&file)
             .arg("--data")
-            .arg(dir.join("data"))
-            .env(
-                "PLUMBLINE_LOG",
-                std::env::var("PLUMBLINE_LOG").unwrap_or_else(|_| log.into()),
-            )
-            .stdout(Stdio::piped())
-            .spawn()
-            .context("starting plumbline serve")?;
-        let stdout = child.stdout.take().expect("piped");
-        let mut lines = BufReader::new(stdout).lines();
-        let url = loop {
-            match lines.next() {
-                Some(Ok(l)) => {
-                    if let Some(u) = l.strip_prefix("plumbline listening on ") {
-                        break u.trim().to_string();
-                    }
-                }
-                _ => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    bail!(
-                        "plumbline serve stopped before it was ready (config {})",
-                        file.display()
-                    );
-                }
-            }
-        };
+            .arg(dir.join("data"));
+        let (child, url) = spawn_serve(cmd, log)
+            .with_context(|| format!("plumbline serve with config {}", file.display()))?;
         Ok(Service {
             child,
             dir: dir.to_path_buf(),
@@ -64,6 +40,37 @@ impl Service {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+}
+
+/// Starts `cmd` (a `plumbline serve` command line) with its log filter (`log` unless
+/// `PLUMBLINE_LOG` is set) and waits for the line that says where it listens; returns the
+/// child and its URL. Its further output is drained, so it never blocks on a full pipe.
+pub fn spawn_serve(mut cmd: Command, log: &str) -> anyhow::Result<(Child, String)> {
+    let mut child = cmd
+        .env(
+            "PLUMBLINE_LOG",
+            std::env::var("PLUMBLINE_LOG").unwrap_or_else(|_| log.into()),
+        )
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("starting plumbline serve")?;
+    let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
+    loop {
+        match lines.next() {
+            Some(Ok(l)) => {
+                if let Some(u) = l.strip_prefix("plumbline listening on ") {
+                    let url = u.trim().to_string();
+                    std::thread::spawn(move || for _ in lines {});
+                    return Ok((child, url));
+                }
+            }
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("plumbline serve stopped before it was ready");
+            }
+        }
     }
 }
 

@@ -3,9 +3,8 @@
 //! real service's — its own process, HTTP, store and detectors — and its resident memory and
 //! stop time can be read from outside. The end-to-end benchmarks (host/benches) use it too.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -23,34 +22,16 @@ impl Service {
     pub fn start(exe: &Path) -> anyhow::Result<Service> {
         let dir = crate::throwaway::temp_dir("bench");
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let mut child = Command::new(exe)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-            .arg(&dir)
-            .env(
-                "PLUMBLINE_LOG",
-                std::env::var("PLUMBLINE_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .stdout(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("starting {} serve", exe.display()))?;
-        let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
-        let url = loop {
-            match lines.next() {
-                Some(Ok(l)) => {
-                    if let Some(u) = l.strip_prefix("plumbline listening on ") {
-                        break u.trim().to_string();
-                    }
-                }
-                _ => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    let _ = std::fs::remove_dir_all(&dir);
-                    bail!("plumbline serve stopped before it was ready");
-                }
+        let mut cmd = Command::new(exe);
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(&dir);
+        match crate::throwaway::spawn_serve(cmd, "warn") {
+            Ok((child, url)) => Ok(Service { url, child, dir }),
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                Err(e.context(format!("{} serve", exe.display())))
             }
-        };
-        std::thread::spawn(move || for _ in lines {});
-        Ok(Service { url, child, dir })
+        }
     }
 
     /// The `/metrics` page as it stands.
