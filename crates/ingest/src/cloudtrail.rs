@@ -19,10 +19,14 @@ use serde_json::Value;
 use super::adapter::{Adapter, Delivery, IngestError, Mapped, Memory, SourceAuth};
 use super::map::{
     actor, at, event, items, json_body, keep_payload, parse_time, s, segment, set, strings, u,
+    PAYLOAD_BUDGET,
 };
 use plumbline_event::{Actor, ActorType, Environment, Event, Source, Volume};
 
 const SRC: Source = Source::Cloudtrail;
+
+/// The prefix the record's own fields are kept under (docs/packs.md, "Sigma rules").
+pub const RAW: &str = "raw";
 
 /// `[cloudtrail]`: which AWS accounts are the company's own, and their environments.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -557,6 +561,11 @@ fn map_record(r: &Value, index: usize, config: &CloudtrailConfig, out: &mut Mapp
     if e.resource.is_empty() {
         e.resource = format!("{service}:{name}");
     }
+    // The record itself under `raw.` (its own field names: `raw.eventName`,
+    // `raw.userIdentity.arn`, `raw.requestParameters.userName`, …), for rules written
+    // against CloudTrail's format (Sigma). Bounded; ingest's redaction pass still runs over
+    // every value, so a credential in the record is kept only as its marker.
+    keep_payload(&mut e, RAW, r, PAYLOAD_BUDGET);
     push(out, index, e);
 }
 

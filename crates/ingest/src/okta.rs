@@ -14,10 +14,15 @@ use serde_json::{json, Value};
 use super::adapter::{
     check_token, header, Adapter, Delivery, IngestError, Mapped, Memory, SourceAuth,
 };
-use super::map::{actor, at, event, json_body, keep_payload, parse_time, s, set, unknown_action};
+use super::map::{
+    actor, at, event, json_body, keep_payload, parse_time, s, set, unknown_action, PAYLOAD_BUDGET,
+};
 use plumbline_event::{ActorType, Source};
 
 const SRC: Source = Source::Okta;
+
+/// The prefix the event's own fields are kept under (docs/packs.md, "Sigma rules").
+pub const RAW: &str = "raw";
 
 /// `[okta]`: the event hook's authorization header value, and whether the one-time
 /// verification GET is answered.
@@ -265,6 +270,11 @@ fn map_event(v: &Value, index: usize, out: &mut Mapped) {
             set(&mut e, &format!("debug.{k}"), s(&debug, k));
         }
     }
+    // The event itself under `raw.` (Okta's own field names: `raw.eventType`,
+    // `raw.outcome.result`, `raw.debugContext.debugData.*`, …), for rules written against
+    // the System Log's format (Sigma). Bounded; ingest's redaction pass still runs over
+    // every value.
+    keep_payload(&mut e, RAW, v, PAYLOAD_BUDGET);
     out.push(index, e);
 }
 
