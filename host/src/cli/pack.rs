@@ -1,4 +1,4 @@
-//! `plumbline pack new|build|test|sign|verify|install|list|remove|promote|pull`,
+//! `plumbline pack new|build|from-sigma|test|sign|verify|install|list|remove|promote|pull`,
 //! `plumbline keygen` and `plumbline replay` (docs/packs.md).
 
 use std::path::{Path, PathBuf};
@@ -38,6 +38,26 @@ pub enum PackCommand {
         /// Archive to write (default: NAME-VERSION.plpack).
         #[arg(short, long)]
         out: Option<PathBuf>,
+    },
+    /// Build a pack (unsigned) from Sigma rule files: the Sigma engine component with the
+    /// rules as its config. Names each rule it could not take, and why, one line each.
+    FromSigma {
+        /// Sigma rule files (YAML, one or several rules each) or folders of them (`*.yml`,
+        /// `*.yaml`, searched recursively).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// The pack's name (lowercase letters, digits, `-`); its detector is `NAME.sigma`.
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "0.1.0")]
+        version: String,
+        /// Archive to write (default: NAME.plpack).
+        #[arg(short, long)]
+        out: Option<PathBuf>,
+        /// The Sigma engine component (default: sigma_engine.wasm as
+        /// scripts/build-detectors.sh builds it beside this binary's target directory).
+        #[arg(long, env = "PLUMBLINE_SIGMA_ENGINE")]
+        engine: Option<PathBuf>,
     },
     /// Compile the pack's components and run its fixtures in the real runtime.
     Test {
@@ -216,6 +236,40 @@ pub async fn run(args: PackArgs) -> anyhow::Result<()> {
                 m.id(),
                 m.detectors.len(),
                 m.files.len(),
+                out.display()
+            );
+        }
+        PackCommand::FromSigma {
+            paths,
+            name,
+            version,
+            out,
+            engine,
+        } => {
+            let engine = match engine {
+                Some(p) => p,
+                None => default_sigma_engine()?,
+            };
+            let component = std::fs::read(&engine)
+                .with_context(|| format!("reading the Sigma engine {}", engine.display()))?;
+            let pack = from_sigma(&paths, &name, &version, &component)?;
+            for (rule, why) in &pack.skipped {
+                println!("skipped {rule}: {why}");
+            }
+            if pack.taken == 0 {
+                bail!("no rule taken: nothing to pack");
+            }
+            let (m, files) = author::build(pack.files)?;
+            let out = out.unwrap_or_else(|| PathBuf::from(format!("{}.plpack", m.name)));
+            std::fs::write(&out, files.to_archive())?;
+            println!(
+                "built {} ({}, detector {}): {} rule(s) taken, {} skipped; test it with `plumbline pack test {}`, sign it with `plumbline pack sign {} --key KEY`",
+                out.display(),
+                m.id(),
+                m.detectors[0].name,
+                pack.taken,
+                pack.skipped.len(),
+                out.display(),
                 out.display()
             );
         }
@@ -418,6 +472,143 @@ pub async fn run(args: PackArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `sigma_engine.wasm` where `scripts/build-detectors.sh rust` puts it for the target
+/// directory this binary was built in (`<target>/wasm32-wasip2/release/`).
+fn default_sigma_engine() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let found = exe
+        .ancestors()
+        .skip(1)
+        .take(3)
+        .map(|dir| dir.join("wasm32-wasip2/release/sigma_engine.wasm"))
+        .find(|p| p.is_file());
+    found.ok_or_else(|| {
+        anyhow::anyhow!(
+            "no Sigma engine component found beside {}: build it with \
+             `scripts/build-detectors.sh rust`, or give --engine PATH",
+            exe.display()
+        )
+    })
+}
+
+/// What `pack from-sigma` made: the pack's files (not yet pinned), how many rules it
+/// took, and each rule it did not take with the reason.
+pub struct SigmaPack {
+    pub files: PackFiles,
+    pub taken: usize,
+    pub skipped: Vec<(String, String)>,
+}
+
+/// The rule files under `paths` (a folder: its `*.yml` / `*.yaml`, recursively), sorted.
+fn sigma_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+        for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+            let p = entry?.path();
+            if p.is_dir() {
+                walk(&p, out)?;
+            } else if matches!(p.extension().and_then(|e| e.to_str()), Some("yml" | "yaml")) {
+                out.push(p);
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut found = Vec::new();
+            walk(p, &mut found)?;
+            found.sort();
+            out.extend(found);
+        } else if p.is_file() {
+            out.push(p.clone());
+        } else {
+            bail!("{}: no such file or folder", p.display());
+        }
+    }
+    Ok(out)
+}
+
+/// Builds the Sigma pack `name`: the engine component named `<name>.sigma`, every rule
+/// the engine takes as its `rules` config, and a fixture proving the rules load in the
+/// sandbox (a pack is refused without fixtures, and its fixtures run at install).
+pub fn from_sigma(
+    paths: &[PathBuf],
+    name: &str,
+    version: &str,
+    engine: &[u8],
+) -> anyhow::Result<SigmaPack> {
+    use plumbline_runtime::pack::manifest::{ManifestDetector, MANIFEST};
+    let detector = format!("{name}.sigma");
+    let component = sigma_engine::with_name(engine, &detector).map_err(|e| anyhow::anyhow!(e))?;
+    let mut taken = Vec::new();
+    let mut skipped = Vec::new();
+    for file in sigma_files(paths)? {
+        let shown = file.display().to_string();
+        let text = match std::fs::read_to_string(&file) {
+            Ok(t) => t,
+            Err(e) => {
+                skipped.push((shown, format!("unreadable: {e}")));
+                continue;
+            }
+        };
+        let docs = sigma_engine::rules::documents(&text);
+        for (i, doc) in docs.iter().enumerate() {
+            let place = if docs.len() == 1 {
+                shown.clone()
+            } else {
+                format!("{shown} (document {})", i + 1)
+            };
+            match sigma_engine::rules::parse_rule(doc, &place) {
+                Ok(_) => taken.push(doc.clone()),
+                Err(e) if e.rule == place => skipped.push((place, e.why.to_string())),
+                Err(e) => skipped.push((format!("{place}: `{}`", e.rule), e.why.to_string())),
+            }
+        }
+    }
+    let fixtures = format!("fixtures/{detector}");
+    let manifest = plumbline_runtime::pack::Manifest {
+        name: name.to_string(),
+        version: version.to_string(),
+        wit: "0.1.0".into(),
+        description: format!("{} Sigma rule(s), run by the Sigma engine", taken.len()),
+        owners: Vec::new(),
+        shadow: true,
+        detectors: vec![ManifestDetector {
+            name: detector.clone(),
+            component: "components/sigma-engine.wasm".into(),
+            sha256: String::new(),
+            fixtures: fixtures.clone(),
+            config: [("rules".to_string(), taken.join("---\n"))].into(),
+        }],
+        files: Default::default(),
+    };
+    // Every rule is parsed before any event is looked at, so a rule the sandbox refuses
+    // fails this fixture; the event is of a source no logsource maps to.
+    let selftest = serde_json::json!({
+        "description": "the pack's rules load in the sandbox; an event no rule reads raises nothing",
+        "trajectory": {"kind": "actor", "key": "plumbline-selftest", "events": [{
+            "id": "selftest-1", "time": "2026-01-01T00:00:00Z", "source": "custom",
+            "actor": {"id": "plumbline-selftest", "type": "service"},
+            "system": "plumbline-selftest", "action": "selftest.noop"
+        }]},
+        "expected": []
+    });
+    let mut files = PackFiles::default();
+    files.files.insert(MANIFEST.into(), manifest.to_bytes());
+    files
+        .files
+        .insert("components/sigma-engine.wasm".into(), component);
+    files.files.insert(
+        format!("{fixtures}/selftest-rules-load.json"),
+        serde_json::to_vec_pretty(&selftest)?,
+    );
+    Ok(SigmaPack {
+        files,
+        taken: taken.len(),
+        skipped,
+    })
 }
 
 /// Compiles and self-tests a pack without checking who signed it.

@@ -1,0 +1,245 @@
+//! Sigma rules end to end against the real binary: `plumbline pack from-sigma` over a
+//! folder with a good rule and a broken one (the report names the broken one, the pack
+//! takes the good one), `pack sign`, `pack install` on a running server (no restart), then
+//! a CloudTrail record posted to `/v1/ingest/cloudtrail` raises an alert at the rule's
+//! level, citing the record; an everyday record raises nothing.
+//!
+//! Component: detectors/sigma/engine (scripts/build-detectors.sh rust builds it).
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use serde_json::{json, Value};
+use support::{client, event_time, eventually, get, Server};
+
+fn target() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
+}
+
+async fn plumbline(args: &[&str]) -> Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_plumbline"));
+    cmd.args(args).env_remove("PLUMBLINE_TOKEN");
+    tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        stdout(out),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout(out)
+}
+
+/// One CloudTrail record as CloudTrail writes it.
+fn record(id: &str, name: &str, source: &str) -> Value {
+    json!({
+        "eventVersion": "1.10",
+        "userIdentity": {
+            "type": "IAMUser", "principalId": "AIDAEXAMPLEALICE0001",
+            "arn": "arn:aws:iam::111122223333:user/alice", "accountId": "111122223333",
+            "userName": "alice"
+        },
+        "eventTime": event_time(),
+        "eventSource": source,
+        "eventName": name,
+        "awsRegion": "eu-west-1",
+        "sourceIPAddress": "203.0.113.50",
+        "userAgent": "aws-cli/2.17.0",
+        "requestParameters": {"name": "org-trail"},
+        "responseElements": null,
+        "requestID": format!("req-{id}"),
+        "eventID": id,
+        "readOnly": false,
+        "eventType": "AwsApiCall",
+        "managementEvent": true,
+        "recipientAccountId": "111122223333",
+        "eventCategory": "Management"
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigma_rule_goes_from_file_to_alert_through_a_signed_pack() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let engine = target().join("wasm32-wasip2/release/sigma_engine.wasm");
+    assert!(
+        engine.is_file(),
+        "{}: run scripts/build-detectors.sh rust",
+        engine.display()
+    );
+
+    // The rules: one good (the engine's own StopLogging rule), one whose modifier does not
+    // exist, and a correlation rule (not yet supported).
+    let rules = d.join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../detectors/sigma/engine/rules/aws_cloudtrail_logging_stopped.yml"),
+        rules.join("trail_stopped.yml"),
+    )
+    .unwrap();
+    std::fs::write(
+        rules.join("broken.yml"),
+        "title: Console login without MFA\nlogsource:\n  product: aws\n  service: cloudtrail\n\
+         detection:\n  selection:\n    eventName|likeish: ConsoleLogin\n  condition: selection\nlevel: high\n",
+    )
+    .unwrap();
+    std::fs::write(
+        rules.join("many.yml"),
+        "title: Many trails stopped\ncorrelation:\n  type: event_count\n  rules: [x]\n  \
+         timespan: 1h\n  group-by: [userIdentity.arn]\n  condition: {gte: 3}\nlevel: high\n",
+    )
+    .unwrap();
+
+    let from_sigma = |name: &str| {
+        let out = d.join(format!("{name}.plpack"));
+        let args: Vec<String> = vec![
+            "pack".into(),
+            "from-sigma".into(),
+            rules.display().to_string(),
+            "--name".into(),
+            name.into(),
+            "-o".into(),
+            out.display().to_string(),
+            "--engine".into(),
+            engine.display().to_string(),
+        ];
+        async move { plumbline(&args.iter().map(String::as_str).collect::<Vec<_>>()).await }
+    };
+    let pack = d.join("aws-sigma.plpack");
+    let report = ok(&from_sigma("aws-sigma").await);
+    let skipped: Vec<&str> = report
+        .lines()
+        .filter(|l| l.starts_with("skipped "))
+        .collect();
+    assert_eq!(skipped.len(), 2, "{report}");
+    assert!(
+        skipped[0].contains("broken.yml: `Console login without MFA`: unsupported"),
+        "{report}"
+    );
+    assert!(
+        skipped[1].contains("many.yml: `Many trails stopped`: correlation rule"),
+        "{report}"
+    );
+    assert!(
+        report.contains("detector aws-sigma.sigma): 1 rule(s) taken, 2 skipped"),
+        "{report}"
+    );
+
+    // Only broken rules: nothing to pack, a failing exit code.
+    std::fs::remove_file(rules.join("trail_stopped.yml")).unwrap();
+    let none = from_sigma("nothing").await;
+    assert!(!none.status.success(), "{}", stdout(&none));
+    assert!(!d.join("nothing.plpack").exists());
+
+    // Sign with a team key the server trusts.
+    let key = d.join("team");
+    ok(&plumbline(&["keygen", "--out", key.to_str().unwrap(), "--name", "e2e"]).await);
+    ok(&plumbline(&[
+        "pack",
+        "sign",
+        pack.to_str().unwrap(),
+        "--key",
+        key.with_extension("key").to_str().unwrap(),
+    ])
+    .await);
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    let config = d.join("plumbline.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[runtime]\ncache_dir = {:?}\ndeadline_ms = 10000\n\n[packs]\n\
+             trusted_keys = [{{ name = \"e2e\", key = \"{}\" }}]\n",
+            target().join("plumbline-test-cache").display().to_string(),
+            public.trim()
+        ),
+    )
+    .unwrap();
+    let s = Server::start_with(
+        &d.join("data"),
+        &["--config", config.to_str().unwrap()],
+        &[],
+    );
+
+    let out = plumbline(&[
+        "pack",
+        "install",
+        pack.to_str().unwrap(),
+        "--active",
+        "--url",
+        &s.url,
+    ])
+    .await;
+    assert!(
+        ok(&out).contains("aws-sigma 0.1.0 installed and active"),
+        "{}",
+        stdout(&out)
+    );
+    let (_, packs) = get(&s, "/v1/packs").await;
+    let ours = packs["packs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "aws-sigma")
+        .cloned()
+        .unwrap();
+    assert_eq!(ours["state"], "active", "{ours}");
+    assert_eq!(ours["detectors"][0]["name"], "aws-sigma.sigma", "{ours}");
+
+    // An everyday call first, then the trail stopped.
+    for (id, name, src) in [
+        (
+            "e2e-describe-1",
+            "DescribeTrails",
+            "cloudtrail.amazonaws.com",
+        ),
+        ("e2e-stop-1", "StopLogging", "cloudtrail.amazonaws.com"),
+    ] {
+        let r = client()
+            .post(s.at("/v1/ingest/cloudtrail"))
+            .json(&json!({"Records": [record(id, name, src)]}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{:?}", r.text().await);
+    }
+    let alert = eventually(120, || async {
+        let (_, v) = get(&s, "/v1/alerts").await;
+        v["alerts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|a| a["signals"].to_string().contains("sigma.match"))
+            .cloned()
+    })
+    .await;
+    assert_eq!(alert["severity"], 3, "high → urgent: {alert}");
+    let findings: Vec<&Value> = alert["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["signal"] == "sigma.match")
+        .collect();
+    assert_eq!(findings.len(), 1, "{alert}");
+    let f = findings[0];
+    assert!(
+        f["title"]
+            .as_str()
+            .unwrap()
+            .starts_with("Sigma: CloudTrail trail stopped or deleted"),
+        "{f}"
+    );
+    assert_eq!(f["evidence"], json!(["cloudtrail:e2e-stop-1"]), "{f}");
+}
