@@ -332,13 +332,6 @@ impl Runtime {
         // The events 0.2.0 detectors may read through `history`, shared by their calls.
         let mut history: Option<Arc<Vec<Arc<plumbline_event::Event>>>> = None;
         for d in called {
-            let cpu_before = limits::thread_cpu();
-            // A deadline passed while this thread ran for less than a quarter of it: the
-            // host was starved (cores saturated), not the detector slow.
-            let starved = |f: &Failure| {
-                matches!(f, Failure::Deadline)
-                    && limits::thread_cpu().saturating_sub(cpu_before) < d.limits.deadline / 4
-            };
             match d.pre {
                 call::Pre::V1(_) => {
                     let (wit_t, input_bytes) = v1.get_or_insert_with(|| {
@@ -347,10 +340,7 @@ impl Runtime {
                     let large = *input_bytes > self.config.max_input_bytes / 4;
                     match self.run(d, wit_t, d.config.clone(), None) {
                         Ok(findings) => keep(d, findings),
-                        Err(failure) => {
-                            let starved = starved(&failure);
-                            self.record_failure(d, &t.id, &failure, large, starved)
-                        }
+                        Err(failure) => self.record_failure(d, &t.id, &failure, large),
                     }
                 }
                 call::Pre::V2(_) => {
@@ -371,8 +361,7 @@ impl Runtime {
                             keep(d, findings)
                         }
                         Observe::Failed(failure, large) => {
-                            let starved = starved(&failure);
-                            self.record_failure(d, &t.id, &failure, large, starved)
+                            self.record_failure(d, &t.id, &failure, large)
                         }
                     }
                 }
@@ -575,30 +564,19 @@ impl Runtime {
 
     /// Counts a failed call. A deadline or memory failure on a `large_input` is the input's
     /// doing, not the detector's: counted and shown, but it does not move the detector
-    /// toward quarantine (a burst of huge events must not switch detection off). Nor does
-    /// a deadline passed while the calling thread was `starved` of CPU (it ran for less
-    /// than a quarter of the deadline): saturated cores must not switch detection off either.
-    fn record_failure(
-        &self,
-        d: &Detector,
-        trajectory: &str,
-        failure: &Failure,
-        large_input: bool,
-        starved: bool,
-    ) {
+    /// toward quarantine (a burst of huge events must not switch detection off).
+    fn record_failure(&self, d: &Detector, trajectory: &str, failure: &Failure, large_input: bool) {
         tracing::warn!(
             detector = d.name(),
             trajectory,
             kind = failure.kind(),
             large_input,
-            starved,
             "detector call failed: {failure}"
         );
-        let excused = (large_input && matches!(failure, Failure::Deadline | Failure::Memory(_)))
-            || (starved && matches!(failure, Failure::Deadline));
+        let by_size = large_input && matches!(failure, Failure::Deadline | Failure::Memory(_));
         if let Some(q) = d
             .health
-            .failed(failure, excused, self.config.quarantine_after)
+            .failed(failure, by_size, self.config.quarantine_after)
         {
             tracing::error!(
                 detector = d.name(),
