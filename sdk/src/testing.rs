@@ -169,27 +169,7 @@ pub const STATE_MAX_BYTES: usize = 64 << 10;
 /// Runs every fixture in `dir` through the incremental detector `D`
 /// ([`run_incremental_fixture`]); panics if any fails or the directory holds none.
 pub fn run_incremental_fixtures<D: IncrementalDetector>(dir: impl AsRef<Path>) {
-    let dir = dir.as_ref();
-    let files = fixture_files(dir).unwrap_or_else(|e| panic!("{e}"));
-    assert!(!files.is_empty(), "no *.json fixtures in {}", dir.display());
-    let mut failed = Vec::new();
-    for f in &files {
-        let name = f.file_name().unwrap_or_default().to_string_lossy();
-        match run_incremental_fixture::<D>(f) {
-            Ok(found) => println!("pass {name} ({} findings)", found.len()),
-            Err(e) => {
-                println!("FAIL {name}: {e}");
-                failed.push(format!("{name}: {e}"));
-            }
-        }
-    }
-    assert!(
-        failed.is_empty(),
-        "{} of {} fixtures failed:\n{}",
-        failed.len(),
-        files.len(),
-        failed.join("\n")
-    );
+    run_each(dir.as_ref(), run_incremental_fixture::<D>);
 }
 
 /// The `*.json` files of a directory, sorted.
@@ -200,13 +180,18 @@ pub fn fixture_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
 /// Runs every fixture in `dir`, printing pass/fail per file; panics (failing the test)
 /// if any fails, or if the directory holds no fixture.
 pub fn run_fixtures<D: Detector>(dir: impl AsRef<Path>) {
-    let dir = dir.as_ref();
+    run_each(dir.as_ref(), run_fixture::<D>);
+}
+
+/// Runs `run` on every fixture in `dir`, printing pass/fail per file; panics if any fails
+/// or the directory holds none. Both traits' harnesses report the same way.
+fn run_each(dir: &Path, run: impl Fn(&Path) -> Result<Vec<Finding>, String>) {
     let files = fixture_files(dir).unwrap_or_else(|e| panic!("{e}"));
     assert!(!files.is_empty(), "no *.json fixtures in {}", dir.display());
     let mut failed = Vec::new();
     for f in &files {
         let name = f.file_name().unwrap_or_default().to_string_lossy();
-        match run_fixture::<D>(f) {
+        match run(f) {
             Ok(found) => println!("pass {name} ({} findings)", found.len()),
             Err(e) => {
                 println!("FAIL {name}: {e}");
