@@ -80,13 +80,13 @@ async fn a_sigma_rule_goes_from_file_to_alert_through_a_signed_pack() {
         engine.display()
     );
 
-    // The rules: one good (the engine's own StopLogging rule), one whose modifier does not
-    // exist, and a correlation rule (not yet supported).
+    // The rules: one good (the built-in pack's StopLogging rule), a correlation over it,
+    // one whose modifier does not exist, and a correlation naming a rule that is not there.
     let rules = d.join("rules");
     std::fs::create_dir(&rules).unwrap();
     std::fs::copy(
         Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../detectors/sigma/engine/rules/aws_cloudtrail_logging_stopped.yml"),
+            .join("../detectors/single-event/sigma/rules/aws_cloudtrail_logging_stopped.yml"),
         rules.join("trail_stopped.yml"),
     )
     .unwrap();
@@ -100,6 +100,13 @@ async fn a_sigma_rule_goes_from_file_to_alert_through_a_signed_pack() {
         rules.join("many.yml"),
         "title: Many trails stopped\ncorrelation:\n  type: event_count\n  rules: [x]\n  \
          timespan: 1h\n  group-by: [userIdentity.arn]\n  condition: {gte: 3}\nlevel: high\n",
+    )
+    .unwrap();
+    std::fs::write(
+        rules.join("twice.yml"),
+        "title: Logging stopped twice\nid: 7d1f2e3a-4b5c-4d6e-8f70-8192a3b4c5d6\ncorrelation:\n  \
+         type: event_count\n  rules: [cbb24ca5-aeda-4da8-b075-16650e351512]\n  timespan: 1h\n  \
+         group-by: [userIdentity.arn]\n  condition: {gte: 2}\n  generate: true\nlevel: critical\n",
     )
     .unwrap();
 
@@ -130,16 +137,17 @@ async fn a_sigma_rule_goes_from_file_to_alert_through_a_signed_pack() {
         "{report}"
     );
     assert!(
-        skipped[1].contains("many.yml: `Many trails stopped`: correlation rule"),
+        skipped[1].contains("many.yml: `Many trails stopped`: correlation names rule `x`"),
         "{report}"
     );
     assert!(
-        report.contains("detector aws-sigma.sigma): 1 rule(s) taken, 2 skipped"),
+        report.contains("detector aws-sigma.sigma): 2 rule(s) taken, 2 skipped"),
         "{report}"
     );
 
     // Only broken rules: nothing to pack, a failing exit code.
     std::fs::remove_file(rules.join("trail_stopped.yml")).unwrap();
+    std::fs::remove_file(rules.join("twice.yml")).unwrap();
     let none = from_sigma("nothing").await;
     assert!(!none.status.success(), "{}", stdout(&none));
     assert!(!d.join("nothing.plpack").exists());
@@ -161,7 +169,8 @@ async fn a_sigma_rule_goes_from_file_to_alert_through_a_signed_pack() {
         &config,
         format!(
             "[runtime]\ncache_dir = {:?}\ndeadline_ms = 10000\n\n[packs]\n\
-             trusted_keys = [{{ name = \"e2e\", key = \"{}\" }}]\n",
+             trusted_keys = [{{ name = \"e2e\", key = \"{}\" }}]\n\
+             builtin_packs = {{ single-event = \"disabled\" }}\n",
             target().join("plumbline-test-cache").display().to_string(),
             public.trim()
         ),
@@ -198,7 +207,7 @@ async fn a_sigma_rule_goes_from_file_to_alert_through_a_signed_pack() {
     assert_eq!(ours["state"], "active", "{ours}");
     assert_eq!(ours["detectors"][0]["name"], "aws-sigma.sigma", "{ours}");
 
-    // An everyday call first, then the trail stopped.
+    // An everyday call first, then the trail stopped, twice.
     for (id, name, src) in [
         (
             "e2e-describe-1",
@@ -206,6 +215,7 @@ async fn a_sigma_rule_goes_from_file_to_alert_through_a_signed_pack() {
             "cloudtrail.amazonaws.com",
         ),
         ("e2e-stop-1", "StopLogging", "cloudtrail.amazonaws.com"),
+        ("e2e-stop-2", "StopLogging", "cloudtrail.amazonaws.com"),
     ] {
         let r = client()
             .post(s.at("/v1/ingest/cloudtrail"))
@@ -215,31 +225,71 @@ async fn a_sigma_rule_goes_from_file_to_alert_through_a_signed_pack() {
             .unwrap();
         assert!(r.status().is_success(), "{:?}", r.text().await);
     }
+    // The pack's findings (the built-in single-event pack, which reads StopLogging too,
+    // is off).
+    let ours = |a: &Value| -> Vec<Value> {
+        a["findings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|f| {
+                f["signal"]
+                    .as_str()
+                    .is_some_and(|s| s.starts_with("sigma."))
+            })
+            .cloned()
+            .collect()
+    };
     let alert = eventually(120, || async {
         let (_, v) = get(&s, "/v1/alerts").await;
         v["alerts"]
             .as_array()
             .into_iter()
             .flatten()
-            .find(|a| a["signals"].to_string().contains("sigma.match"))
+            .find(|a| ours(a).len() == 3)
             .cloned()
     })
     .await;
     assert_eq!(alert["severity"], 3, "high → urgent: {alert}");
-    let findings: Vec<&Value> = alert["findings"]
-        .as_array()
-        .unwrap()
+    let findings = ours(&alert);
+    let matched: Vec<&Value> = findings
         .iter()
         .filter(|f| f["signal"] == "sigma.match")
         .collect();
-    assert_eq!(findings.len(), 1, "{alert}");
-    let f = findings[0];
+    assert_eq!(matched.len(), 2, "{alert}");
+    for f in &matched {
+        assert!(
+            f["title"]
+                .as_str()
+                .unwrap()
+                .starts_with("Sigma: CloudTrail trail stopped or deleted"),
+            "{f}"
+        );
+    }
+    let cited: Vec<&Value> = matched.iter().map(|f| &f["evidence"][0]).collect();
+    assert_eq!(
+        cited,
+        [
+            &json!("cloudtrail:e2e-stop-1"),
+            &json!("cloudtrail:e2e-stop-2")
+        ],
+        "{alert}"
+    );
+    // The correlation: both stops within the hour, by one identity.
+    let corr = findings
+        .iter()
+        .find(|f| f["signal"] == "sigma.correlation")
+        .expect("the correlation's finding");
     assert!(
-        f["title"]
+        corr["title"]
             .as_str()
             .unwrap()
-            .starts_with("Sigma: CloudTrail trail stopped or deleted"),
-        "{f}"
+            .starts_with("Sigma: Logging stopped twice"),
+        "{corr}"
     );
-    assert_eq!(f["evidence"], json!(["cloudtrail:e2e-stop-1"]), "{f}");
+    assert_eq!(
+        corr["evidence"],
+        json!(["cloudtrail:e2e-stop-1", "cloudtrail:e2e-stop-2"]),
+        "{corr}"
+    );
 }

@@ -19,6 +19,7 @@ const PACKS: &[&str] = &[
     "supply-chain",
     "drift",
     "coding-agent",
+    "single-event",
 ];
 
 fn main() {

@@ -310,6 +310,22 @@ impl Mapped {
         }
     }
 
+    /// Changes the first mapped event and validates it again (as [`Mapped::push`] did),
+    /// keeping its place; if it no longer passes, it stays as it was.
+    pub fn amend_first(&mut self, change: impl FnOnce(&mut Event)) {
+        let Some(first) = self.events.first() else {
+            return;
+        };
+        let mut e = first.clone();
+        change(&mut e);
+        if let Ok(checked) = serde_json::to_value(&e)
+            .map_err(|e| EventError::new("(event)", e.to_string()))
+            .and_then(parse_event)
+        {
+            self.events[0] = checked;
+        }
+    }
+
     /// Records where the events came from: Plumbline's own attributes a payload might
     /// carry are dropped, and events whose source credential verified (`verified`) are
     /// marked so, which response actions require of the events they act on.

@@ -219,7 +219,73 @@ pub fn map(
             out.push(0, e);
         }
     }
+    // The delivery's own record, for rules written against GitHub's payload (Sigma's
+    // `github`/`webhook` logsource): on the delivery's first event only, so one delivery
+    // is matched once.
+    out.amend_first(|first| keep_payload(first, RAW, &raw_record(p), RAW_BUDGET));
     Ok(out)
+}
+
+/// The prefix under which a delivery's payload is kept (docs/sources.md).
+pub const RAW: &str = "raw";
+/// Most attributes the raw record adds to an event.
+const RAW_BUDGET: usize = 200;
+
+/// A webhook payload without what every delivery repeats: the repository, organization
+/// and accounts it embeds keep only the fields a rule reads of them (name, visibility,
+/// fork, login, type), commits lose their file lists (the push's own mapping has them),
+/// key material is left out.
+fn raw_record(p: &Value) -> Value {
+    const REPOSITORY: &[&str] = &[
+        "id",
+        "name",
+        "full_name",
+        "private",
+        "visibility",
+        "fork",
+        "archived",
+        "default_branch",
+        "owner",
+    ];
+    const ACCOUNT: &[&str] = &["id", "login", "type", "name", "email", "username"];
+    fn trim(v: &Value, key: &str) -> Value {
+        match v {
+            Value::Object(m) => {
+                let keep: Option<&[&str]> =
+                    if m.contains_key("full_name") && m.contains_key("private") {
+                        Some(REPOSITORY)
+                    } else if m.contains_key("login")
+                        && (m.contains_key("avatar_url") || m.contains_key("site_admin"))
+                    {
+                        Some(ACCOUNT)
+                    } else {
+                        None
+                    };
+                let out = m
+                    .iter()
+                    .filter(|(k, _)| keep.is_none_or(|keep| keep.contains(&k.as_str())))
+                    .filter(|(k, _)| {
+                        key != "commit" || !matches!(k.as_str(), "added" | "removed" | "modified")
+                    })
+                    .filter(|(k, _)| !matches!(k.as_str(), "node_id" | "gravatar_id"))
+                    // Key material (a deploy key's `key`): the mapping keeps its hash.
+                    .filter(|(k, x)| !(k.as_str() == "key" && x.is_string()))
+                    .map(|(k, x)| {
+                        let child = if matches!(k.as_str(), "commits" | "head_commit") {
+                            "commit"
+                        } else {
+                            k.as_str()
+                        };
+                        (k.clone(), trim(x, child))
+                    })
+                    .collect();
+                Value::Object(out)
+            }
+            Value::Array(a) => Value::Array(a.iter().map(|x| trim(x, key)).collect()),
+            other => other.clone(),
+        }
+    }
+    trim(p, "")
 }
 
 struct Ctx<'a> {

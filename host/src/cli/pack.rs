@@ -541,7 +541,8 @@ pub fn from_sigma(
 ) -> anyhow::Result<SigmaPack> {
     use plumbline_runtime::pack::manifest::{ManifestDetector, MANIFEST};
     let detector = format!("{name}.sigma");
-    let component = sigma_engine::with_name(engine, &detector).map_err(|e| anyhow::anyhow!(e))?;
+    let component =
+        plumbline_sigma::with_name(engine, &detector).map_err(|e| anyhow::anyhow!(e))?;
     let mut taken = Vec::new();
     let mut skipped = Vec::new();
     for file in sigma_files(paths)? {
@@ -553,20 +554,42 @@ pub fn from_sigma(
                 continue;
             }
         };
-        let docs = sigma_engine::rules::documents(&text);
+        let docs = plumbline_sigma::rules::documents(&text);
         for (i, doc) in docs.iter().enumerate() {
             let place = if docs.len() == 1 {
                 shown.clone()
             } else {
                 format!("{shown} (document {})", i + 1)
             };
-            match sigma_engine::rules::parse_rule(doc, &place) {
-                Ok(_) => taken.push(doc.clone()),
+            match plumbline_sigma::rules::parse_rule(doc, &place) {
+                Ok(p) => {
+                    let label = match p {
+                        plumbline_sigma::Parsed::Detection(r) => r.label,
+                        plumbline_sigma::Parsed::Correlation(c) => c.label,
+                    };
+                    taken.push((place, label, doc.clone()));
+                }
                 Err(e) if e.rule == place => skipped.push((place, e.why.to_string())),
                 Err(e) => skipped.push((format!("{place}: `{}`", e.rule), e.why.to_string())),
             }
         }
     }
+    // A correlation naming a rule that is not taken is not taken either (the same check
+    // the engine makes of the whole text).
+    let (_, unresolved) = plumbline_sigma::parse_all(
+        &taken
+            .iter()
+            .map(|t| t.2.as_str())
+            .collect::<Vec<_>>()
+            .join("---\n"),
+    );
+    for e in unresolved {
+        if let Some(at) = taken.iter().position(|t| t.1 == e.rule) {
+            let (place, label, _) = taken.remove(at);
+            skipped.push((format!("{place}: `{label}`"), e.why.to_string()));
+        }
+    }
+    let taken: Vec<String> = taken.into_iter().map(|t| t.2).collect();
     let fixtures = format!("fixtures/{detector}");
     let manifest = plumbline_runtime::pack::Manifest {
         name: name.to_string(),
