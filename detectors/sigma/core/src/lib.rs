@@ -14,6 +14,7 @@
 //!   own unless it says `generate: true`.
 
 pub mod correlate;
+pub mod index;
 pub mod rules;
 
 use plumbline_sdk::*;
@@ -129,14 +130,25 @@ fn finish_arrays(v: &mut Value) {
 
 /// A detection rule's finding on one event (by its id).
 pub fn detection_finding(r: &Rule, event_id: &str) -> Finding {
+    rule_finding(&r.title, &r.id, r.severity, &r.next_step, event_id)
+}
+
+/// A detection rule's finding on one event, from what is known of the rule.
+pub fn rule_finding(
+    rule_title: &str,
+    rule_id: &Option<String>,
+    level: u8,
+    next_step: &str,
+    event_id: &str,
+) -> Finding {
     Finding::new(
         SIGNAL,
-        severity(r.severity),
-        title(format!("Sigma: {}{}", r.title, id(&r.id))),
+        severity(level),
+        title(format!("Sigma: {rule_title}{}", id(rule_id))),
     )
     .evidence_ids([event_id.to_string()])
     .score(0.8)
-    .next_step(r.next_step.clone())
+    .next_step(next_step)
 }
 
 fn severity(s: u8) -> Severity {

@@ -41,8 +41,9 @@ impl Target {
         let feed = e.attr_str("source_feed");
         match self.feed {
             None => true,
-            // Webhook deliveries carry no feed name of their own.
-            Some(WEBHOOK_FEED) => feed.is_none(),
+            // Webhook deliveries carry no feed name of their own, and a delivery's record
+            // is on its first event only (the derived events repeat some of its fields).
+            Some(WEBHOOK_FEED) => feed.is_none() && e.attributes.contains_key("raw.sha256"),
             Some(f) => feed == Some(f),
         }
     }

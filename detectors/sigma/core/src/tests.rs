@@ -256,8 +256,16 @@ fn a_temporal_correlation_needs_every_rule_in_the_window() {
 #[test]
 fn webhook_rules_read_webhooks_not_the_audit_log() {
     let t = Target::of(Some("github"), Some("webhook")).unwrap();
-    let mut e = event("e1", "2026-11-25T09:00:00Z", serde_json::json!({}));
+    let mut e = event(
+        "e1",
+        "2026-11-25T09:00:00Z",
+        serde_json::json!({"head_commit.message": "derived events repeat this"}),
+    );
     e.source = "github".into();
+    // A derived event of a delivery: no record of its own.
+    assert!(!t.reads(&e));
+    e.attributes
+        .insert("raw.sha256".into(), AttributeValue::Text("ab".into()));
     assert!(t.reads(&e));
     e.attributes.insert(
         "source_feed".into(),
@@ -265,4 +273,72 @@ fn webhook_rules_read_webhooks_not_the_audit_log() {
     );
     assert!(!t.reads(&e));
     assert!(Target::of(Some("github"), Some("audit")).unwrap().reads(&e));
+}
+
+#[test]
+fn rules_bound_to_their_sources_key_field_are_indexed_by_it() {
+    let ct = |detection: &str| {
+        format!(
+            "title: t\nlogsource: {{product: aws, service: cloudtrail}}\ndetection:\n{detection}"
+        )
+    };
+    let keys = |text: String| -> Option<Vec<String>> {
+        let (set, errors) = parse_all(&text);
+        assert!(errors.is_empty(), "{errors:?}");
+        index::required_keys(&set.rules[0]).map(|k| k.into_iter().collect())
+    };
+    let want = |v: &[&str]| Some(v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+    assert_eq!(
+        keys(ct("  s: {eventName: [StopLogging, DeleteTrail]}\n  f: {userIdentity.type: Root}\n  condition: s and not f\n")),
+        want(&["deletetrail", "stoplogging"])
+    );
+    assert_eq!(
+        keys(ct(
+            "  s1: {eventName: A}\n  s2: {eventName: B, x: 1}\n  condition: 1 of s*\n"
+        )),
+        want(&["a", "b"])
+    );
+    // Unbound: a branch without the field, a wildcard, a modifier, a negation, keywords.
+    assert_eq!(
+        keys(ct(
+            "  s1: {eventName: A}\n  s2: {errorCode: AccessDenied}\n  condition: s1 or s2\n"
+        )),
+        None
+    );
+    assert_eq!(
+        keys(ct("  s: {eventName: Delete*}\n  condition: s\n")),
+        None
+    );
+    assert_eq!(
+        keys(ct("  s: {eventName|startswith: Delete}\n  condition: s\n")),
+        None
+    );
+    assert_eq!(keys(ct("  s: {eventName: A}\n  condition: not s\n")), None);
+    // A list of maps is one of them: bound only if each is.
+    assert_eq!(
+        keys(ct(
+            "  s:\n    - {eventName: A}\n    - {eventName: B, y: 2}\n  condition: s\n"
+        )),
+        want(&["a", "b"])
+    );
+    assert_eq!(
+        keys(ct(
+            "  s: {eventName: A}\n  t: {eventSource: x}\n  condition: all of them\n"
+        )),
+        want(&["a"])
+    );
+    // Webhook rules have no key field.
+    let (set, _) = parse_all("title: w\nlogsource: {product: github, service: webhook}\ndetection:\n  s: {action: opened}\n  condition: s\n");
+    assert_eq!(index::required_keys(&set.rules[0]), None);
+    // The event's value: its raw record's, lowercased.
+    let e = event(
+        "e1",
+        "2026-11-25T09:00:00Z",
+        serde_json::json!({"raw.eventType": "User.Session.Start"}),
+    );
+    let okta = Target::of(Some("okta"), None).unwrap();
+    assert_eq!(
+        index::key_value(&okta, &e).as_deref(),
+        Some("user.session.start")
+    );
 }
