@@ -31,7 +31,7 @@ fn main() {
                     p.display()
                 )
             }
-            Err(e) => panic!("{}: {e}", p.display()),
+            Err(e) => panic!("{e}"),
         }
     }
     table.push_str("]\n");
