@@ -2,7 +2,9 @@
 //! folder with a good rule and a broken one (the report names the broken one, the pack
 //! takes the good one), `pack sign`, `pack install` on a running server (no restart), then
 //! a CloudTrail record posted to `/v1/ingest/cloudtrail` raises an alert at the rule's
-//! level, citing the record; an everyday record raises nothing.
+//! level, citing the record; an everyday record raises nothing; a correlation over the
+//! rule fires when the trail is stopped twice. The built-in single-event pack reads a
+//! GitHub webhook delivery and an audit-log entry streamed as HEC events.
 //!
 //! Component: detectors/sigma/engine (scripts/build-detectors.sh rust builds it).
 
@@ -292,4 +294,104 @@ async fn a_sigma_rule_goes_from_file_to_alert_through_a_signed_pack() {
         json!(["cloudtrail:e2e-stop-1", "cloudtrail:e2e-stop-2"]),
         "{corr}"
     );
+}
+
+/// The built-in `single-event` pack through the real binary: a GitHub webhook delivery and
+/// a GitHub audit-log entry streamed as Splunk HEC events reach its rules by their own
+/// field names (the webhook's `raw.` record, the entry's fields), and each raises an alert
+/// at its rule's level citing the event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_builtin_single_event_pack_reads_webhooks_and_the_audit_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_with(&dir.path().join("data"), &[], &[]);
+
+    // A pull_request_target run whose head is a fork (GitHub's workflow_run payload).
+    let mut run: Value = serde_json::from_str(include_str!(
+        "../crates/ingest/src/fixtures/github/workflow_run_completed.json"
+    ))
+    .unwrap();
+    run["workflow_run"]["event"] = json!("pull_request_target");
+    run["workflow_run"]["head_repository"]["fork"] = json!(true);
+    run["workflow_run"]["head_repository"]["full_name"] = json!("mallory-dev/payments-api");
+    let r = client()
+        .post(s.at("/v1/ingest/github"))
+        .header("x-github-event", "workflow_run")
+        .header("x-github-delivery", "e2e-prt-fork-1")
+        .json(&run)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{:?}", r.text().await);
+
+    // The organization's two-factor requirement turned off, as audit-log streaming sends it
+    // to a Splunk HEC endpoint.
+    let entry = json!({
+        "@timestamp": 1792486800000u64, "created_at": 1792486800000u64,
+        "_document_id": "e2e-2fa-off-0001", "action": "org.disable_two_factor_requirement",
+        "actor": "lee-admin", "actor_id": 4103, "actor_location": {"country_code": "DE"},
+        "org": "acme-example", "org_id": 7001, "operation_type": "modify",
+        "user_agent": "Mozilla/5.0 (X11; Linux x86_64)"
+    });
+    let r = client()
+        .post(s.at("/services/collector/event"))
+        .header("authorization", "Splunk e2e")
+        .json(&json!({"time": 1792486800, "sourcetype": "github:enterprise:audit", "event": entry}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{:?}", r.text().await);
+
+    let sigma_alert = |alerts: &Value, evidence: &str| -> Option<Value> {
+        alerts["alerts"]
+            .as_array()?
+            .iter()
+            .find(|a| {
+                a["findings"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|f| f["signal"] == "sigma.match" && f["evidence"] == json!([evidence]))
+            })
+            .cloned()
+    };
+    let (fork, audit) = eventually(120, || async {
+        let (_, v) = get(&s, "/v1/alerts").await;
+        Some((
+            sigma_alert(&v, "github:e2e-prt-fork-1")?,
+            sigma_alert(&v, "github-audit:e2e-2fa-off-0001")?,
+        ))
+    })
+    .await;
+    let finding = |a: &Value| -> Value {
+        a["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["signal"] == "sigma.match")
+            .cloned()
+            .unwrap()
+    };
+    let f = finding(&fork);
+    assert_eq!(f["severity"], 2, "{f}");
+    assert!(
+        f["title"]
+            .as_str()
+            .unwrap()
+            .contains("pull_request_target from a fork"),
+        "{f}"
+    );
+    let f = finding(&audit);
+    assert_eq!(f["severity"], 3, "{f}");
+    assert!(
+        f["title"]
+            .as_str()
+            .unwrap()
+            .contains("two-factor requirement"),
+        "{f}"
+    );
+    assert!(audit["detectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|d| d["name"] == "single-event.sigma"));
 }
