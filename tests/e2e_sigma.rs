@@ -147,6 +147,17 @@ async fn a_sigma_rule_goes_from_file_to_alert_through_a_signed_pack() {
         "{report}"
     );
 
+    // The pack carries each rule as a file of its own (config_files), pinned by pack.toml.
+    let archive = std::fs::read(&pack).unwrap();
+    let holds = |needle: &str| {
+        archive
+            .windows(needle.len())
+            .any(|w| w == needle.as_bytes())
+    };
+    assert!(holds("rules/trail_stopped.yml") && holds("rules/twice.yml"));
+    assert!(!holds("rules/broken.yml") && !holds("rules/many.yml"));
+    assert!(holds("config_files"));
+
     // Only broken rules: nothing to pack, a failing exit code.
     std::fs::remove_file(rules.join("trail_stopped.yml")).unwrap();
     std::fs::remove_file(rules.join("twice.yml")).unwrap();

@@ -51,6 +51,12 @@ pub struct ManifestDetector {
     /// Defaults for the config keys the detector declares ([runtime.detectors] wins).
     #[serde(default)]
     pub config: BTreeMap<String, String>,
+    /// Config defaults kept as files of the pack: key → a folder; the value is the text of
+    /// the pinned files under it, in path order, as one multi-document text (a `---` line
+    /// between files). A Sigma pack keeps its rules so (`rules = "rules"`): one reviewable
+    /// file a rule, not one long string.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub config_files: BTreeMap<String, String>,
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -157,11 +163,54 @@ impl Manifest {
             }
             check_path(&d.component)?;
             check_path(&d.fixtures)?;
+            for (key, folder) in &d.config_files {
+                check_path(folder)?;
+                if d.config.contains_key(key) {
+                    return bad(format!(
+                        "detector `{}`: config key `{key}` is given both in config and in config_files",
+                        d.name
+                    ));
+                }
+            }
         }
         for p in self.files.keys() {
             check_path(p)?;
         }
         Ok(())
+    }
+
+    /// The config defaults of `d`: its `config`, and each `config_files` folder's pinned
+    /// files joined. A folder with no pinned file is refused (the key would silently be
+    /// empty).
+    pub fn config_of(
+        &self,
+        d: &ManifestDetector,
+        files: &crate::PackFiles,
+    ) -> Result<BTreeMap<String, String>, PackError> {
+        let mut config = d.config.clone();
+        for (key, folder) in &d.config_files {
+            let prefix = format!("{}/", folder.trim_end_matches('/'));
+            let texts: Vec<String> = self
+                .files
+                .keys()
+                .filter(|p| p.starts_with(&prefix))
+                .filter_map(|p| files.get(p))
+                .map(|b| {
+                    String::from_utf8_lossy(b)
+                        .trim_end_matches('\n')
+                        .to_string()
+                        + "\n"
+                })
+                .collect();
+            if texts.is_empty() {
+                return Err(PackError::Manifest(format!(
+                    "detector `{}`: config_files `{key}` names `{folder}`, which holds no pinned file",
+                    d.name
+                )));
+            }
+            config.insert(key.clone(), texts.join("---\n"));
+        }
+        Ok(config)
     }
 
     /// Fixture files of `d`: the pinned `*.json` files under its fixtures directory.
@@ -258,5 +307,46 @@ config = { min_rows = "5000" }
         assert!(Manifest::parse(upper.as_bytes()).is_err());
         let unknown = format!("{GOOD}\nsurprise = 1\n").replace("[files]", "x = 1\n[files]");
         assert!(Manifest::parse(unknown.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn config_files_are_joined_in_path_order() {
+        let text = GOOD
+            .replace(
+                "config = { min_rows = \"5000\" }",
+                "config = { min_rows = \"5000\" }\nconfig_files = { rules = \"rules\" }",
+            )
+            .replace(
+                "[files]",
+                "[files]\n\"rules/b.yml\" = \"33\"\n\"rules/a.yml\" = \"44\"",
+            );
+        let m = Manifest::parse(text.as_bytes()).unwrap();
+        let mut files = crate::PackFiles::default();
+        files
+            .files
+            .insert("rules/a.yml".into(), b"title: a\n".to_vec());
+        files
+            .files
+            .insert("rules/b.yml".into(), b"title: b".to_vec());
+        let c = m.config_of(&m.detectors[0], &files).unwrap();
+        assert_eq!(c["rules"], "title: a\n---\ntitle: b\n");
+        assert_eq!(c["min_rows"], "5000");
+        assert_eq!(Manifest::parse(&m.to_bytes()).unwrap(), m);
+
+        // A folder with nothing pinned under it, a key given twice, a path outside.
+        let empty = text.replace("\"rules/b.yml\" = \"33\"\n\"rules/a.yml\" = \"44\"", "");
+        let m = Manifest::parse(empty.as_bytes()).unwrap();
+        let err = m
+            .config_of(&m.detectors[0], &files)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("holds no pinned file"), "{err}");
+        let twice = text.replace("rules = \"rules\"", "min_rows = \"rules\"");
+        assert!(Manifest::parse(twice.as_bytes())
+            .unwrap_err()
+            .to_string()
+            .contains("both in config and in config_files"));
+        let outside = text.replace("rules = \"rules\"", "rules = \"../rules\"");
+        assert!(Manifest::parse(outside.as_bytes()).is_err());
     }
 }

@@ -1,6 +1,7 @@
 //! `plumbline pack new|build|from-sigma|test|sign|verify|install|list|remove|promote|pull`,
 //! `plumbline keygen` and `plumbline replay` (docs/packs.md).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
@@ -531,7 +532,8 @@ fn sigma_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
 }
 
 /// Builds the Sigma pack `name`: the engine component named `<name>.sigma`, every rule
-/// the engine takes as its `rules` config, and a fixture proving the rules load in the
+/// the engine takes as a file under `rules/` (one a rule; its `rules` config is that
+/// folder, `config_files`), and a fixture proving the rules load in the
 /// sandbox (a pack is refused without fixtures, and its fixtures run at install).
 pub fn from_sigma(
     paths: &[PathBuf],
@@ -567,7 +569,25 @@ pub fn from_sigma(
                         plumbline_sigma::Parsed::Detection(r) => r.label,
                         plumbline_sigma::Parsed::Correlation(c) => c.label,
                     };
-                    taken.push((place, label, doc.clone()));
+                    // Its file in the pack: the source file's stem (and its place there).
+                    let stem: String = file
+                        .file_stem()
+                        .map(|x| x.to_string_lossy().to_ascii_lowercase())
+                        .unwrap_or_default()
+                        .chars()
+                        .map(|c| {
+                            if c.is_ascii_alphanumeric() || c == '_' {
+                                c
+                            } else {
+                                '-'
+                            }
+                        })
+                        .collect();
+                    let stem = match docs.len() {
+                        1 => stem,
+                        _ => format!("{stem}-{}", i + 1),
+                    };
+                    taken.push((place, label, doc.clone(), stem));
                 }
                 Err(e) if e.rule == place => skipped.push((place, e.why.to_string())),
                 Err(e) => skipped.push((format!("{place}: `{}`", e.rule), e.why.to_string())),
@@ -585,17 +605,30 @@ pub fn from_sigma(
     );
     for e in unresolved {
         if let Some(at) = taken.iter().position(|t| t.1 == e.rule) {
-            let (place, label, _) = taken.remove(at);
+            let (place, label, _, _) = taken.remove(at);
             skipped.push((format!("{place}: `{label}`"), e.why.to_string()));
         }
     }
-    let taken: Vec<String> = taken.into_iter().map(|t| t.2).collect();
+    // One file a rule; two source files of one name keep both.
+    let mut rule_files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    for (_, _, doc, stem) in &taken {
+        let mut path = format!("rules/{stem}.yml");
+        let mut n = 2;
+        while rule_files.contains_key(&path) {
+            path = format!("rules/{stem}-{n}.yml");
+            n += 1;
+        }
+        rule_files.insert(path, doc.clone().into_bytes());
+    }
     let fixtures = format!("fixtures/{detector}");
     let manifest = plumbline_runtime::pack::Manifest {
         name: name.to_string(),
         version: version.to_string(),
         wit: "0.1.0".into(),
-        description: format!("{} Sigma rule(s), run by the Sigma engine", taken.len()),
+        description: format!(
+            "{} Sigma rule(s), run by the Sigma engine",
+            rule_files.len()
+        ),
         owners: Vec::new(),
         shadow: true,
         detectors: vec![ManifestDetector {
@@ -603,7 +636,8 @@ pub fn from_sigma(
             component: "components/sigma-engine.wasm".into(),
             sha256: String::new(),
             fixtures: fixtures.clone(),
-            config: [("rules".to_string(), taken.join("---\n"))].into(),
+            config: Default::default(),
+            config_files: [("rules".to_string(), "rules".to_string())].into(),
         }],
         files: Default::default(),
     };
@@ -623,13 +657,15 @@ pub fn from_sigma(
     files
         .files
         .insert("components/sigma-engine.wasm".into(), component);
+    let taken = rule_files.len();
+    files.files.extend(rule_files);
     files.files.insert(
         format!("{fixtures}/selftest-rules-load.json"),
         serde_json::to_vec_pretty(&selftest)?,
     );
     Ok(SigmaPack {
         files,
-        taken: taken.len(),
+        taken,
         skipped,
     })
 }

@@ -75,6 +75,15 @@ pub fn build(mut files: PackFiles) -> Result<(Manifest, PackFiles), PackError> {
                 pinned.insert(path.clone(), sha256_hex(bytes));
             }
         }
+        // Every file under a config_files folder is part of the config.
+        for folder in d.config_files.values() {
+            let prefix = format!("{}/", folder.trim_end_matches('/'));
+            for (path, bytes) in &files.files {
+                if path.starts_with(&prefix) {
+                    pinned.insert(path.clone(), sha256_hex(bytes));
+                }
+            }
+        }
     }
     for path in m.files.keys() {
         let bytes = files.get(path).ok_or_else(|| {

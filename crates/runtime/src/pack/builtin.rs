@@ -53,6 +53,7 @@ impl BuiltinPack {
                 sha256: d.sha256.to_string(),
                 fixtures,
                 config: BTreeMap::new(),
+                config_files: BTreeMap::new(),
             });
         }
         let manifest = Manifest {

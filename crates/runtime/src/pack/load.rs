@@ -122,7 +122,7 @@ pub fn load(
         };
         // The pack's config values are defaults: the operator's [runtime.detectors] win.
         let operator = runtime.settings().detectors.get(&d.name);
-        let mut config = d.config.clone();
+        let mut config = manifest.config_of(d, files)?;
         config.retain(|k, _| operator.is_none_or(|o| !o.config.contains_key(k)));
         let spec = DetectorSpec {
             origin: format!("pack:{}/{}", manifest.id(), d.component),
