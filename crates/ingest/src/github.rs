@@ -27,7 +27,7 @@ use super::adapter::{
 use super::git::{self, glob_match, Push};
 use super::map::{
     actor, at, b, content_id, copy, event, is_ai_agent_login, json_body, keep_payload, parse_time,
-    parse_time_str, s, segment, set, strings, u, unknown_action, PAYLOAD_BUDGET,
+    parse_time_str, s, segment, set, strings, u, unknown_action,
 };
 use plumbline_event::{Actor, ActorType, Event, Source, Volume};
 
@@ -214,9 +214,8 @@ pub fn map(
                 a if a.is_empty() => unknown_action(SRC, kind),
                 a => unknown_action(SRC, &format!("{kind}.{a}")),
             };
-            let mut e = ctx.base(&action, "");
-            keep_payload(&mut e, "payload", p, PAYLOAD_BUDGET);
-            out.push(0, e);
+            // Its record is the delivery's `raw.` (below).
+            out.push(0, ctx.base(&action, ""));
         }
     }
     // The delivery's own record, for rules written against GitHub's payload (Sigma's
@@ -619,9 +618,7 @@ fn review(ctx: &Ctx, memory: &dyn Memory, out: &mut Mapped) -> Result<(), Ingest
 fn workflow_run(ctx: &Ctx, out: &mut Mapped) {
     let p = ctx.p;
     let Some(run) = at(p, "workflow_run") else {
-        let mut e = ctx.base(&unknown_action(SRC, ctx.kind), "");
-        keep_payload(&mut e, "payload", p, PAYLOAD_BUDGET);
-        out.push(0, e);
+        out.push(0, ctx.base(&unknown_action(SRC, ctx.kind), ""));
         return;
     };
     let mut e = ctx.base("ci.workflow.run", "");
@@ -858,7 +855,7 @@ mod tests {
         .unwrap();
         assert_eq!(m.events[0].action, "github.star.created");
         assert_eq!(
-            m.events[0].attributes["payload.starred_at"],
+            m.events[0].attributes["raw.starred_at"],
             json!("2024-01-01T00:00:00Z")
         );
     }

@@ -259,6 +259,9 @@ pub const PAYLOAD_BUDGET: usize = 160;
 pub fn keep_payload(e: &mut Event, prefix: &str, payload: &Value, budget: usize) {
     let mut flat = Vec::new();
     flatten_into(&mut flat, prefix.to_string(), payload, 0);
+    // Shallow fields first, so a large record loses its deepest detail, not what names the
+    // call and who made it (`eventName`, `userIdentity.type`, `sourceIPAddress` …).
+    flat.sort_by_key(|(k, _)| k.matches('.').count());
     let mut dropped = 0usize;
     for (k, v) in flat {
         if e.attributes.len() >= budget + 8 || e.attributes.len() >= 480 {
@@ -278,18 +281,24 @@ pub fn keep_payload(e: &mut Event, prefix: &str, payload: &Value, budget: usize)
     );
 }
 
+/// How deep a kept payload is flattened; deeper values are kept as one JSON text. Deep
+/// enough for CloudTrail's nested request items
+/// (`requestParameters.ipPermissions.items.0.ipRanges.items.0.cidrIp`); the attribute
+/// budget, not the depth, bounds the size.
+const MAX_DEPTH: usize = 10;
+
 fn flatten_into(out: &mut Vec<(String, Value)>, key: String, v: &Value, depth: usize) {
     let leaf = key.rsplit('.').next().unwrap_or("");
     if leaf.ends_with("_url") || leaf == "url" && depth > 1 || leaf == "_links" {
         return;
     }
     match v {
-        Value::Object(m) if depth < 6 => {
+        Value::Object(m) if depth < MAX_DEPTH => {
             for (k, x) in m {
                 flatten_into(out, format!("{key}.{k}"), x, depth + 1);
             }
         }
-        Value::Array(a) if depth < 6 => {
+        Value::Array(a) if depth < MAX_DEPTH => {
             for (i, x) in a.iter().enumerate().take(32) {
                 flatten_into(out, format!("{key}.{i}"), x, depth + 1);
             }
@@ -576,5 +585,43 @@ mod tests {
         let mut m = Mapped::default();
         m.push(0, e);
         assert!(m.rejected.is_empty(), "{:?}", m.rejected);
+    }
+
+    #[test]
+    fn a_large_payload_loses_its_deepest_fields_first() {
+        let mut e = event(
+            Source::Cloudtrail,
+            "x".into(),
+            OffsetDateTime::UNIX_EPOCH,
+            actor("a", ActorType::Human, ""),
+            "s",
+            "cloudtrail.unknown",
+        );
+        // A record whose deep response outnumbers the budget, with the fields that name
+        // the call and its caller last in the alphabet.
+        let items: Vec<Value> = (0..40)
+            .map(|i| json!({"id": i, "state": {"name": "running", "code": 16}}))
+            .collect();
+        let record = json!({
+            "eventName": "RunInstances",
+            "responseElements": {"instancesSet": {"items": items}},
+            "userIdentity": {"type": "IAMUser", "userName": "alice"},
+            "userAgent": "aws-cli/2.15"
+        });
+        keep_payload(&mut e, "raw", &record, 60);
+        assert!(e.attributes["raw.dropped"].as_u64().unwrap() > 0);
+        assert_eq!(e.attributes["raw.userIdentity.type"], json!("IAMUser"));
+        assert_eq!(e.attributes["raw.userAgent"], json!("aws-cli/2.15"));
+        assert_eq!(e.attributes["raw.eventName"], json!("RunInstances"));
+
+        // Eight levels below the prefix are still fields of their own.
+        let record = json!({"requestParameters": {"ipPermissions": {"items": [
+            {"ipRanges": {"items": [{"cidrIp": "0.0.0.0/0"}]}}
+        ]}}});
+        keep_payload(&mut e, "raw2", &record, 200);
+        assert_eq!(
+            e.attributes["raw2.requestParameters.ipPermissions.items.0.ipRanges.items.0.cidrIp"],
+            json!("0.0.0.0/0")
+        );
     }
 }
