@@ -6,26 +6,10 @@ use crate::bindings::plumbline::detector::types as wit;
 use crate::{Context, Detector};
 use plumbline_contract::types::*;
 
+wit_conversions!();
+
 pub fn info<D: Detector>() -> wit::DetectorInfo {
-    let i = D::info();
-    wit::DetectorInfo {
-        name: i.name,
-        version: i.version,
-        description: i.description,
-        sources: i.sources,
-        actions: i.actions,
-        signals: i.signals,
-        views: i.views.into_iter().map(kind_to_wit).collect(),
-        config: i
-            .config
-            .into_iter()
-            .map(|k| wit::ConfigKey {
-                name: k.name,
-                default_value: k.default_value,
-                description: k.description,
-            })
-            .collect(),
-    }
+    info_to_wit(D::info())
 }
 
 pub fn analyze<D: Detector>(
@@ -39,87 +23,16 @@ pub fn analyze<D: Detector>(
         .map_err(|e| wit::AnalyzeError { message: e.message })
 }
 
-fn kind_to_wit(k: TrajectoryKind) -> wit::TrajectoryKind {
-    match k {
-        TrajectoryKind::Actor => wit::TrajectoryKind::Actor,
-        TrajectoryKind::System => wit::TrajectoryKind::System,
-        TrajectoryKind::ActorDrift => wit::TrajectoryKind::ActorDrift,
-        TrajectoryKind::SystemDrift => wit::TrajectoryKind::SystemDrift,
-    }
-}
-
-pub fn finding_to_wit(f: Finding) -> wit::Finding {
-    wit::Finding {
-        signal: f.signal,
-        severity: f.severity,
-        score: f.score,
-        title: f.title,
-        evidence: f.evidence,
-        next_step: f.next_step,
-    }
-}
-
 pub fn from_wit(t: wit::Trajectory) -> Trajectory {
     Trajectory {
         id: t.id,
-        kind: match t.kind {
-            wit::TrajectoryKind::Actor => TrajectoryKind::Actor,
-            wit::TrajectoryKind::System => TrajectoryKind::System,
-            wit::TrajectoryKind::ActorDrift => TrajectoryKind::ActorDrift,
-            wit::TrajectoryKind::SystemDrift => TrajectoryKind::SystemDrift,
-        },
+        kind: kind_from_wit(t.kind),
         key: t.key,
         start: t.start,
         end: t.end,
         dropped: t.dropped,
         hash: t.hash,
         events: t.events.into_iter().map(event_from_wit).collect(),
-    }
-}
-
-fn event_from_wit(e: wit::Event) -> Event {
-    Event {
-        id: e.id,
-        time: e.time,
-        source: e.source,
-        actor: Actor {
-            id: e.actor.id,
-            kind: match e.actor.kind {
-                wit::ActorKind::Human => ActorKind::Human,
-                wit::ActorKind::Service => ActorKind::Service,
-                wit::ActorKind::AiAgent => ActorKind::AiAgent,
-            },
-            display: e.actor.display,
-        },
-        system: e.system,
-        action: e.action,
-        resource: e.resource,
-        environment: match e.environment {
-            wit::Environment::Prod => Environment::Prod,
-            wit::Environment::Staging => Environment::Staging,
-            wit::Environment::Test => Environment::Test,
-            wit::Environment::Unknown => Environment::Unknown,
-        },
-        destination: e.destination,
-        volume: e.volume.map(|v| Volume {
-            rows: v.rows,
-            bytes: v.bytes,
-            files: v.files,
-        }),
-        attributes: e
-            .attributes
-            .into_iter()
-            .map(|a| {
-                let v = match a.value {
-                    wit::AttributeValue::Text(s) => AttributeValue::Text(s),
-                    wit::AttributeValue::Integer(i) => AttributeValue::Integer(i),
-                    wit::AttributeValue::Float(f) => AttributeValue::Float(f),
-                    wit::AttributeValue::Boolean(b) => AttributeValue::Boolean(b),
-                    wit::AttributeValue::Null => AttributeValue::Null,
-                };
-                (a.key, v)
-            })
-            .collect(),
     }
 }
 

@@ -37,6 +37,8 @@
 //! the built-in detectors' domain helpers ([`kit`]). See `sdk/README.md`.
 
 mod context;
+#[macro_use]
+mod wit_convert;
 pub mod destination;
 #[doc(hidden)]
 pub mod guest;
@@ -239,7 +241,7 @@ macro_rules! register_incremental_detector {
 
             impl $crate::bindings_v2::Guest for PlumblineExport {
                 fn info() -> wit::DetectorInfo {
-                    $crate::guest_v2::info($crate::guest_v2::declared::<$detector>())
+                    $crate::guest_v2::info_to_wit($crate::guest_v2::declared::<$detector>())
                 }
 
                 fn observe(

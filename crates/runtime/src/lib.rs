@@ -22,6 +22,8 @@
 //! [`Evaluator::evaluate`] blocks (WASM runs on the calling thread): call it from a worker
 //! thread or `spawn_blocking`, never from an async task.
 
+#[macro_use]
+mod wit_event;
 mod bindings;
 mod bindings_v2;
 mod cache;
