@@ -90,6 +90,31 @@ pub trait Detector: Default {
     fn analyze(&self, trajectory: &Trajectory, cx: &Context) -> Result<Vec<Finding>, AnalyzeError>;
 }
 
+/// The imports every contract version shares (config, clock, log), bound to one version's
+/// generated bindings (`bindings`, `bindings_v2`), and its `model` import if it has one.
+/// Used by the register macros; not part of the SDK's API.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __host_imports {
+    ($bindings:ident, $judge:expr $(,)?) => {
+        $crate::HostImports {
+            config: |key| $crate::$bindings::plumbline::detector::config::get(key),
+            now: || $crate::$bindings::plumbline::detector::clock::now(),
+            log: |level, message| {
+                use $crate::$bindings::plumbline::detector::log;
+                let level = match level {
+                    $crate::Level::Debug => log::Level::Debug,
+                    $crate::Level::Info => log::Level::Info,
+                    $crate::Level::Warn => log::Level::Warn,
+                    $crate::Level::Error => log::Level::Error,
+                };
+                log::log(level, message)
+            },
+            judge: $judge,
+        }
+    };
+}
+
 /// Exports a [`Detector`] as the component's `info` and `analyze`. On native targets it
 /// expands to nothing, so the crate still builds and its fixtures run in `cargo test`.
 #[macro_export]
@@ -103,22 +128,8 @@ macro_rules! register_detector {
             #[used]
             static PLUMBLINE_LINK: fn() = $crate::bindings::link;
 
-            static PLUMBLINE_HOST: $crate::HostImports = $crate::HostImports {
-                config: |key| $crate::bindings::plumbline::detector::config::get(key),
-                now: || $crate::bindings::plumbline::detector::clock::now(),
-                log: |level, message| {
-                    use $crate::bindings::plumbline::detector::log;
-                    let level = match level {
-                        $crate::Level::Debug => log::Level::Debug,
-                        $crate::Level::Info => log::Level::Info,
-                        $crate::Level::Warn => log::Level::Warn,
-                        $crate::Level::Error => log::Level::Error,
-                    };
-                    log::log(level, message)
-                },
-                // 0.1.0 has no `model` import.
-                judge: None,
-            };
+            // 0.1.0 has no `model` import.
+            static PLUMBLINE_HOST: $crate::HostImports = $crate::__host_imports!(bindings, None);
 
             impl $crate::bindings::Guest for PlumblineExport {
                 fn info() -> $crate::bindings::plumbline::detector::types::DetectorInfo {
@@ -189,20 +200,9 @@ macro_rules! register_incremental_detector {
             #[used]
             static PLUMBLINE_LINK: fn() = $crate::bindings_v2::link;
 
-            static PLUMBLINE_HOST: $crate::HostImports = $crate::HostImports {
-                config: |key| $crate::bindings_v2::plumbline::detector::config::get(key),
-                now: || $crate::bindings_v2::plumbline::detector::clock::now(),
-                log: |level, message| {
-                    use $crate::bindings_v2::plumbline::detector::log;
-                    let level = match level {
-                        $crate::Level::Debug => log::Level::Debug,
-                        $crate::Level::Info => log::Level::Info,
-                        $crate::Level::Warn => log::Level::Warn,
-                        $crate::Level::Error => log::Level::Error,
-                    };
-                    log::log(level, message)
-                },
-                judge: Some(|q| {
+            static PLUMBLINE_HOST: $crate::HostImports = $crate::__host_imports!(
+                bindings_v2,
+                Some(|q| {
                     use $crate::bindings_v2::plumbline::detector::model;
                     let answer = model::judge(&model::Question {
                         instructions: q.instructions.clone(),
@@ -225,7 +225,7 @@ macro_rules! register_incremental_detector {
                         model::Answer::Unavailable(why) => $crate::ModelAnswer::Unavailable(why),
                     }
                 }),
-            };
+            );
 
             /// Reads the lent `history` resource by its handle. The handle is borrowed for
             /// the call: the wrapper must never drop it (that would end the host's loan).
