@@ -557,7 +557,16 @@ fn map_record(r: &Value, index: usize, config: &CloudtrailConfig, out: &mut Mapp
             format!("cloudtrail.{}.{}", segment(&service), segment(&name))
         }
     };
-    e.action = action;
+    // A call that failed changed nothing: it does not take the vocabulary of the change it
+    // asked for (a key not created is no `api_key.created`, a refused share no share). It
+    // keeps the call's own name, `outcome: failure` and `error.code`, so searches, rules on
+    // the record and detectors of refused attempts still see it; a refused secret read is
+    // the one failure the vocabulary names.
+    e.action = if error.is_empty() || action == "secret.permission_denied" {
+        action
+    } else {
+        format!("cloudtrail.{}.{}", segment(&service), segment(&name))
+    };
     if e.resource.is_empty() {
         e.resource = format!("{service}:{name}");
     }

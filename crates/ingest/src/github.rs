@@ -232,7 +232,7 @@ const RAW_BUDGET: usize = 200;
 
 /// A webhook payload without what every delivery repeats: the repository, organization
 /// and accounts it embeds keep only the fields a rule reads of them (name, visibility,
-/// fork, login, type), commits lose their file lists (the push's own mapping has them),
+/// fork, forking allowed, login, type), commits lose their file lists (the push's own mapping has them),
 /// key material is left out.
 fn raw_record(p: &Value) -> Value {
     const REPOSITORY: &[&str] = &[
@@ -243,6 +243,7 @@ fn raw_record(p: &Value) -> Value {
         "visibility",
         "fork",
         "archived",
+        "allow_forking",
         "default_branch",
         "owner",
     ];
@@ -477,6 +478,8 @@ fn pull_request(ctx: &Ctx, memory: &dyn Memory, out: &mut Mapped) -> Result<(), 
         "closed" if merged => "pr.merged".to_string(),
         "closed" => "pr.closed".to_string(),
         "opened" => "pr.opened".to_string(),
+        // A delivery without an action (a hand-made or trimmed payload) is still a change.
+        "" => "pr.changed".to_string(),
         other => format!("pr.{}", segment(other)),
     };
     let mut e = ctx.base(&name, "");

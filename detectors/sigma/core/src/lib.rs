@@ -163,6 +163,36 @@ fn id(id: &Option<String>) -> String {
     id.as_deref().map(|i| format!(" [{i}]")).unwrap_or_default()
 }
 
+/// One finding per event: when several rules match one event, the most severe speaks
+/// for them and names how many others matched. (The host keeps one finding per detector,
+/// signal and evidence in an alert, so two findings on one event would be one anyway —
+/// whichever came first, not the most severe.) Order kept by first appearance.
+pub fn one_per_event(findings: Vec<Finding>) -> Vec<Finding> {
+    let mut out: Vec<(Finding, usize)> = Vec::new();
+    for f in findings {
+        match out
+            .iter_mut()
+            .find(|(o, _)| o.signal == f.signal && o.evidence == f.evidence)
+        {
+            Some((o, others)) => {
+                *others += 1;
+                if f.severity > o.severity {
+                    *o = f;
+                }
+            }
+            None => out.push((f, 0)),
+        }
+    }
+    out.into_iter()
+        .map(|(mut f, others)| {
+            if others > 0 {
+                f.title = title(format!("{} (+{others} more rule(s))", f.title));
+            }
+            f
+        })
+        .collect()
+}
+
 /// The rules an event raises findings for: the detection rules that read its source, match
 /// it, and are not only feeding correlations.
 pub fn matching<'a>(set: &'a RuleSet, e: &Event) -> impl Iterator<Item = &'a Rule> + 'a {
@@ -186,6 +216,7 @@ pub fn findings(set: &RuleSet, events: &[Event]) -> Result<Vec<Finding>, Analyze
             }
         }
     }
+    let mut out = one_per_event(out);
     if !set.correlations.is_empty() {
         out.extend(correlate::run(set, events)?);
         out.truncate(MAX_FINDINGS);

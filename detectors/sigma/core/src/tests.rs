@@ -342,3 +342,29 @@ fn rules_bound_to_their_sources_key_field_are_indexed_by_it() {
         Some("user.session.start")
     );
 }
+
+#[test]
+fn several_rules_on_one_event_give_one_finding_at_the_highest_level() {
+    let text = [
+        rule("sign-in", "r1", "detection:\n  s: {eventType: user.session.start}\n  condition: s\nlevel: low\n"),
+        rule("sign-in from a proxy", "r2", "detection:\n  s: {eventType: user.session.start, securityContext.isProxy: true}\n  condition: s\nlevel: high\n"),
+    ]
+    .join("---\n");
+    let (set, errors) = parse_all(&text);
+    assert!(errors.is_empty(), "{errors:?}");
+    let e = event(
+        "e1",
+        "2026-11-25T09:00:00Z",
+        serde_json::json!({"raw.eventType": "user.session.start", "raw.securityContext.isProxy": true}),
+    );
+    let out = findings(&set, &[e]).unwrap();
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].severity, 3);
+    assert!(
+        out[0]
+            .title
+            .contains("sign-in from a proxy [r2] (+1 more rule(s))"),
+        "{}",
+        out[0].title
+    );
+}

@@ -14,7 +14,7 @@ use std::collections::btree_map::{BTreeMap, Entry};
 
 use plumbline_sdk::*;
 use plumbline_sigma::index;
-use plumbline_sigma::{record, Rule, SIGNAL};
+use plumbline_sigma::{one_per_event, record, Rule, SIGNAL};
 
 /// The rules, checked and indexed when the component was built (build.rs).
 pub static RULES: &[index::Entry] = include!(concat!(env!("OUT_DIR"), "/rules.rs"));
@@ -86,11 +86,12 @@ impl IncrementalDetector for SingleEvent {
                 }
             }
         }
-        Ok(hits
-            .0
-            .iter()
-            .filter_map(|h| Some(RULES.get(usize::from(h.r))?.finding(&h.id)))
-            .collect())
+        Ok(one_per_event(
+            hits.0
+                .iter()
+                .filter_map(|h| Some(RULES.get(usize::from(h.r))?.finding(&h.id)))
+                .collect(),
+        ))
     }
 }
 
