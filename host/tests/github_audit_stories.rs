@@ -188,8 +188,27 @@ async fn github_audit_log_stories_raise_alerts_and_their_look_alikes_do_not() {
     urgent(&s, api, "branch.protection_bypass").await;
     urgent(&s, ledger, "supply.repo_made_public").await;
 
-    // The look-alike's trajectory was judged before the stories' last events were.
+    // The look-alike's trajectory was judged before the stories' last events were. The
+    // same people act in both, so an alert may list the look-alike's repository beside a
+    // story's (an informational finding on its events); what must not be is a finding of
+    // 2 or more citing them.
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-    let found = loud(&s, docs).await;
+    let look_alike = [
+        "github-audit:e2e-read-key",
+        "github-audit:e2e-reviews-raised",
+    ];
+    let found: Vec<serde_json::Value> = loud(&s, docs)
+        .await
+        .iter()
+        .flat_map(|a| a["findings"].as_array().cloned().unwrap_or_default())
+        .filter(|f| f["severity"].as_u64() >= Some(2))
+        .filter(|f| {
+            f["evidence"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|e| look_alike.iter().any(|l| e == l))
+        })
+        .collect();
     assert!(found.is_empty(), "{docs} raised {found:#?}");
 }
