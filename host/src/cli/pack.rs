@@ -545,7 +545,11 @@ pub fn from_sigma(
     let detector = format!("{name}.sigma");
     let component =
         plumbline_sigma::with_name(engine, &detector).map_err(|e| anyhow::anyhow!(e))?;
-    let mut taken = Vec::new();
+    // Each rule taken: where it came from, its text, its file's stem, and which
+    // correlation it is (their references are checked once all are read).
+    let mut taken: Vec<(String, String, String, Option<usize>)> = Vec::new();
+    let mut rules = Vec::new();
+    let mut correlations = Vec::new();
     let mut skipped = Vec::new();
     for file in sigma_files(paths)? {
         let shown = file.display().to_string();
@@ -556,62 +560,59 @@ pub fn from_sigma(
                 continue;
             }
         };
+        // Its rules' files in the pack: the source file's stem (and a rule's place there).
+        let stem: String = file
+            .file_stem()
+            .map(|x| x.to_string_lossy().to_ascii_lowercase())
+            .unwrap_or_default()
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '_' {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect();
         let docs = plumbline_sigma::rules::documents(&text);
         for (i, doc) in docs.iter().enumerate() {
-            let place = if docs.len() == 1 {
-                shown.clone()
+            let (place, stem) = if docs.len() == 1 {
+                (shown.clone(), stem.clone())
             } else {
-                format!("{shown} (document {})", i + 1)
+                (
+                    format!("{shown} (document {})", i + 1),
+                    format!("{stem}-{}", i + 1),
+                )
             };
             match plumbline_sigma::rules::parse_rule(doc, &place) {
-                Ok(p) => {
-                    let label = match p {
-                        plumbline_sigma::Parsed::Detection(r) => r.label,
-                        plumbline_sigma::Parsed::Correlation(c) => c.label,
-                    };
-                    // Its file in the pack: the source file's stem (and its place there).
-                    let stem: String = file
-                        .file_stem()
-                        .map(|x| x.to_string_lossy().to_ascii_lowercase())
-                        .unwrap_or_default()
-                        .chars()
-                        .map(|c| {
-                            if c.is_ascii_alphanumeric() || c == '_' {
-                                c
-                            } else {
-                                '-'
-                            }
-                        })
-                        .collect();
-                    let stem = match docs.len() {
-                        1 => stem,
-                        _ => format!("{stem}-{}", i + 1),
-                    };
-                    taken.push((place, label, doc.clone(), stem));
+                Ok(plumbline_sigma::Parsed::Detection(r)) => {
+                    rules.push(*r);
+                    taken.push((place, doc.clone(), stem, None));
+                }
+                Ok(plumbline_sigma::Parsed::Correlation(c)) => {
+                    taken.push((place, doc.clone(), stem, Some(correlations.len())));
+                    correlations.push(*c);
                 }
                 Err(e) if e.rule == place => skipped.push((place, e.why.to_string())),
                 Err(e) => skipped.push((format!("{place}: `{}`", e.rule), e.why.to_string())),
             }
         }
     }
-    // A correlation naming a rule that is not taken is not taken either (the same check
-    // the engine makes of the whole text).
-    let (_, unresolved) = plumbline_sigma::parse_all(
-        &taken
-            .iter()
-            .map(|t| t.2.as_str())
-            .collect::<Vec<_>>()
-            .join("---\n"),
-    );
-    for e in unresolved {
-        if let Some(at) = taken.iter().position(|t| t.1 == e.rule) {
-            let (place, label, _, _) = taken.remove(at);
-            skipped.push((format!("{place}: `{label}`"), e.why.to_string()));
+    // A correlation naming a rule that is not taken is not taken either (the check the
+    // engine makes of the whole text).
+    for (c, missing) in plumbline_sigma::rules::unresolved(&rules, &correlations) {
+        if let Some(at) = taken.iter().position(|t| t.3 == Some(c)) {
+            let (place, ..) = taken.remove(at);
+            let why = plumbline_sigma::Why::Reference(missing);
+            skipped.push((
+                format!("{place}: `{}`", correlations[c].label),
+                why.to_string(),
+            ));
         }
     }
     // One file a rule; two source files of one name keep both.
     let mut rule_files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-    for (_, _, doc, stem) in &taken {
+    for (_, doc, stem, _) in &taken {
         let mut path = format!("rules/{stem}.yml");
         let mut n = 2;
         while rule_files.contains_key(&path) {

@@ -80,8 +80,13 @@ impl Rule {
 
     /// Whether a correlation names this rule (by id or name).
     fn named_by(&self, reference: &str) -> bool {
-        self.id.as_deref() == Some(reference) || self.name.as_deref() == Some(reference)
+        named(&self.id, &self.name, reference)
     }
+}
+
+/// Whether a rule or correlation of this id and name is the one `reference` names.
+fn named(id: &Option<String>, name: &Option<String>, reference: &str) -> bool {
+    id.as_deref() == Some(reference) || name.as_deref() == Some(reference)
 }
 
 /// One correlation rule (`event_count`, `value_count`, `temporal`, …), checked.
@@ -311,22 +316,41 @@ pub fn parse_all(text: &str) -> (RuleSet, Vec<RuleError>) {
             Err(e) => errors.push(e),
         }
     }
-    let mut taken: Vec<Correlation> = Vec::new();
-    for c in std::mem::take(&mut set.correlations) {
+    let dropped = unresolved(&set.rules, &set.correlations);
+    let mut at = 0;
+    set.correlations.retain(|c| {
+        let i = at;
+        at += 1;
+        match dropped.iter().find(|(d, _)| *d == i) {
+            Some((_, missing)) => {
+                errors.push(RuleError {
+                    rule: c.label.clone(),
+                    why: Why::Reference(missing.clone()),
+                });
+                false
+            }
+            None => true,
+        }
+    });
+    (set, errors)
+}
+
+/// The correlations (by place in `correlations`) that name a rule neither among `rules`
+/// nor an earlier correlation kept, each with the first name missing. In order, so a
+/// correlation over a dropped one is dropped too.
+pub fn unresolved(rules: &[Rule], correlations: &[Correlation]) -> Vec<(usize, String)> {
+    let mut dropped: Vec<(usize, String)> = Vec::new();
+    for (i, c) in correlations.iter().enumerate() {
         let known = |r: &String| {
-            set.rules.iter().any(|x| x.named_by(r))
-                || taken
+            rules.iter().any(|x| x.named_by(r))
+                || correlations[..i]
                     .iter()
-                    .any(|x| x.id.as_ref() == Some(r) || x.name.as_ref() == Some(r))
+                    .enumerate()
+                    .any(|(j, x)| !dropped.iter().any(|(d, _)| *d == j) && named(&x.id, &x.name, r))
         };
-        match c.rules.iter().find(|r| !known(r)) {
-            Some(missing) => errors.push(RuleError {
-                rule: c.label.clone(),
-                why: Why::Reference(missing.clone()),
-            }),
-            None => taken.push(c),
+        if let Some(missing) = c.rules.iter().find(|r| !known(r)) {
+            dropped.push((i, missing.clone()));
         }
     }
-    set.correlations = taken;
-    (set, errors)
+    dropped
 }
