@@ -1,16 +1,19 @@
 //! Correlation rules over one trajectory's events, with rsigma's correlation engine: the
 //! events are fed in time order at their own times (not the clock's), detections are the
-//! rules that read the event's source and match it, and each firing names the events of
-//! its window, which the finding cites.
+//! rules that read the event's source and match it (worked out once, by
+//! [`crate::findings`], for its own findings too), and each firing names the events of its
+//! window, which the finding cites.
 
 use std::collections::BTreeMap;
 
 use plumbline_sdk::*;
 use rsigma_eval::event::JsonEvent;
-use rsigma_eval::{CorrelationConfig, CorrelationEngine, CorrelationEventMode, TimestampFallback};
+use rsigma_eval::{
+    CorrelationConfig, CorrelationEngine, CorrelationEventMode, EvaluationResult, TimestampFallback,
+};
 use serde_json::Value;
 
-use crate::{id, record, severity, RuleSet, CORRELATION_SIGNAL};
+use crate::{id, severity, RuleSet, CORRELATION_SIGNAL};
 
 /// The key under which a record fed to the engine carries its event's id (read back from
 /// the events a correlation result holds).
@@ -18,56 +21,64 @@ const EVENT_ID: &str = "_plumbline_event";
 /// Most events one correlation finding cites.
 const MAX_CITED: usize = 25;
 
-/// The correlation findings of `set` on `events`: one per (correlation, group) that
-/// fired, the last firing's window cited.
-pub fn run(set: &RuleSet, events: &[Event]) -> Result<Vec<Finding>, AnalyzeError> {
-    let config = CorrelationConfig {
-        // Every event has a time; nothing here is measured against the wall clock.
-        timestamp_fallback: TimestampFallback::Skip,
-        correlation_event_mode: CorrelationEventMode::Full,
-        max_correlation_events: MAX_CITED,
-        max_state_entries: 10_000,
-        ..CorrelationConfig::default()
-    };
-    let mut engine = CorrelationEngine::new(config);
-    let refused = |what: &str, e: rsigma_eval::EvalError| {
-        AnalyzeError::new(format!("sigma rule `{what}`: refused by the engine: {e}"))
-    };
-    for r in &set.rules {
-        engine
-            .add_rule(&r.parsed)
-            .map_err(|e| refused(&r.label, e))?;
-    }
-    for c in &set.correlations {
-        engine
-            .add_correlation(&c.parsed)
-            .map_err(|e| refused(&c.label, e))?;
+/// The correlations of a rule set, fed a trajectory's events in time order; one finding
+/// per (correlation, group) that fired, the last firing's window cited.
+pub struct Correlator<'s> {
+    set: &'s RuleSet,
+    engine: CorrelationEngine,
+    // (correlation, group) → the last firing: its finding.
+    fired: BTreeMap<(usize, String), Finding>,
+}
+
+impl<'s> Correlator<'s> {
+    pub fn new(set: &'s RuleSet) -> Result<Correlator<'s>, AnalyzeError> {
+        let config = CorrelationConfig {
+            // Every event has a time; nothing here is measured against the wall clock.
+            timestamp_fallback: TimestampFallback::Skip,
+            correlation_event_mode: CorrelationEventMode::Full,
+            max_correlation_events: MAX_CITED,
+            max_state_entries: 10_000,
+            ..CorrelationConfig::default()
+        };
+        let mut engine = CorrelationEngine::new(config);
+        let refused = |what: &str, e: rsigma_eval::EvalError| {
+            AnalyzeError::new(format!("sigma rule `{what}`: refused by the engine: {e}"))
+        };
+        for r in &set.rules {
+            engine
+                .add_rule(&r.parsed)
+                .map_err(|e| refused(&r.label, e))?;
+        }
+        for c in &set.correlations {
+            engine
+                .add_correlation(&c.parsed)
+                .map_err(|e| refused(&c.label, e))?;
+        }
+        Ok(Correlator {
+            set,
+            engine,
+            fired: BTreeMap::new(),
+        })
     }
 
-    let mut order: Vec<&Event> = events.iter().collect();
-    order.sort_by(|a, b| (a.time, &a.id).cmp(&(b.time, &b.id)));
-    // (correlation, group) → the last firing: its finding.
-    let mut fired: BTreeMap<(usize, String), Finding> = BTreeMap::new();
-    for e in order {
-        let reading: Vec<_> = set.rules.iter().filter(|r| r.target.reads(e)).collect();
-        if reading.is_empty() {
-            continue;
+    /// Feeds one event: `rec` its record (as the rules matched it), `detections` the
+    /// rules that read and matched it. Events come in (time, id) order.
+    pub fn feed(&mut self, e: &Event, mut rec: Value, detections: Vec<EvaluationResult>) {
+        if detections.is_empty() {
+            return;
         }
-        let mut rec = record(e);
         if let Value::Object(m) = &mut rec {
             m.insert(EVENT_ID.into(), Value::from(e.id.as_str()));
         }
-        let detections: Vec<_> = reading.iter().filter_map(|r| r.evaluate(&rec)).collect();
-        if detections.is_empty() {
-            continue;
-        }
         let at = e.time.div_euclid(1_000_000_000);
-        let results = engine.process_with_detections(&JsonEvent::borrow(&rec), detections, at);
+        let results = self
+            .engine
+            .process_with_detections(&JsonEvent::borrow(&rec), detections, at);
         for res in results {
             let Some(body) = res.as_correlation() else {
                 continue;
             };
-            let Some((i, c)) = set.correlations.iter().enumerate().find(|(_, c)| {
+            let Some((i, c)) = self.set.correlations.iter().enumerate().find(|(_, c)| {
                 c.id.is_some() && c.id == res.header.rule_id || c.title == res.header.rule_title
             }) else {
                 continue;
@@ -100,8 +111,11 @@ pub fn run(set: &RuleSet, events: &[Event]) -> Result<Vec<Finding>, AnalyzeError
             .evidence_ids(cited)
             .score(0.8)
             .next_step(c.next_step.clone());
-            fired.insert((i, group.join("\u{1f}")), finding);
+            self.fired.insert((i, group.join("\u{1f}")), finding);
         }
     }
-    Ok(fired.into_values().collect())
+
+    pub fn findings(self) -> Vec<Finding> {
+        self.fired.into_values().collect()
+    }
 }

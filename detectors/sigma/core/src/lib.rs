@@ -193,32 +193,39 @@ pub fn one_per_event(findings: Vec<Finding>) -> Vec<Finding> {
         .collect()
 }
 
-/// The rules an event raises findings for: the detection rules that read its source, match
-/// it, and are not only feeding correlations.
-pub fn matching<'a>(set: &'a RuleSet, e: &Event) -> impl Iterator<Item = &'a Rule> + 'a {
-    let reading: Vec<&Rule> = set.rules.iter().filter(|r| r.target.reads(e)).collect();
-    let rec = (!reading.is_empty()).then(|| record(e));
-    reading
-        .into_iter()
-        .filter(move |r| rec.as_ref().is_some_and(|rec| r.matches(rec)))
-        .filter(|r| !set.correlation_only(r))
-}
-
-/// Every finding of `set` on a trajectory's events: detections event by event, then the
-/// correlations (at most [`MAX_FINDINGS`] in all).
+/// Every finding of `set` on a trajectory's events, judged in (time, id) order: each
+/// event's record is built and its rules evaluated once, for the detection findings (at
+/// most [`MAX_FINDINGS`], one per event) and the correlations alike (at most
+/// [`MAX_FINDINGS`] in all).
 pub fn findings(set: &RuleSet, events: &[Event]) -> Result<Vec<Finding>, AnalyzeError> {
+    let mut correlator = match set.correlations.is_empty() {
+        true => None,
+        false => Some(correlate::Correlator::new(set)?),
+    };
+    let mut order: Vec<&Event> = events.iter().collect();
+    order.sort_by(|a, b| (a.time, &a.id).cmp(&(b.time, &b.id)));
     let mut out = Vec::new();
-    for e in events {
-        for r in matching(set, e) {
-            out.push(detection_finding(r, &e.id));
-            if out.len() >= MAX_FINDINGS {
-                return Ok(out);
+    for e in order {
+        let reading: Vec<&Rule> = set.rules.iter().filter(|r| r.target.reads(e)).collect();
+        if reading.is_empty() {
+            continue;
+        }
+        let rec = record(e);
+        let mut detections = Vec::new();
+        for r in reading {
+            let Some(d) = r.evaluate(&rec) else { continue };
+            if out.len() < MAX_FINDINGS && !set.correlation_only(r) {
+                out.push(detection_finding(r, &e.id));
             }
+            detections.push(d);
+        }
+        if let Some(c) = correlator.as_mut() {
+            c.feed(e, rec, detections);
         }
     }
     let mut out = one_per_event(out);
-    if !set.correlations.is_empty() {
-        out.extend(correlate::run(set, events)?);
+    if let Some(c) = correlator {
+        out.extend(c.findings());
         out.truncate(MAX_FINDINGS);
     }
     Ok(out)
