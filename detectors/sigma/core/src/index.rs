@@ -128,6 +128,34 @@ fn glob(pattern: &str, name: &str) -> bool {
     }
 }
 
+/// One event's [`key_value`]s, each worked out once: the many rules of one source share
+/// its key field, and the value is a lower-cased copy.
+pub struct Keys<'e> {
+    event: &'e plumbline_sdk::Event,
+    known: Vec<(&'static str, Option<String>)>,
+}
+
+impl<'e> Keys<'e> {
+    pub fn of(event: &'e plumbline_sdk::Event) -> Keys<'e> {
+        Keys {
+            event,
+            known: Vec::new(),
+        }
+    }
+
+    fn value(&mut self, t: &Target) -> Option<&str> {
+        let field = key_field(t)?;
+        let at = match self.known.iter().position(|(f, _)| *f == field) {
+            Some(at) => at,
+            None => {
+                self.known.push((field, key_value(t, self.event)));
+                self.known.len() - 1
+            }
+        };
+        self.known[at].1.as_deref()
+    }
+}
+
 /// A rule as a component carries it, worked out when the component is built: its text,
 /// where it reads, the key values it needs ([`required_keys`]; none: every event of its
 /// source), and what its finding says — so a call parses only candidate rules, and answers
@@ -151,12 +179,11 @@ impl Entry {
         }
     }
 
-    /// Whether the rule can match `e`.
-    pub fn candidate(&self, e: &plumbline_sdk::Event) -> bool {
+    /// Whether the rule can match the event `keys` looks at.
+    pub fn candidate(&self, keys: &mut Keys<'_>) -> bool {
         let t = self.target();
-        t.reads(e)
-            && (self.keys.is_empty()
-                || key_value(&t, e).is_some_and(|v| self.keys.contains(&v.as_str())))
+        t.reads(keys.event)
+            && (self.keys.is_empty() || keys.value(&t).is_some_and(|v| self.keys.contains(&v)))
     }
 
     /// The rule, parsed.

@@ -69,8 +69,9 @@ impl IncrementalDetector for SingleEvent {
                 .map_err(|e| AnalyzeError::new(e.to_string()))
         };
         for e in new_events {
+            let mut keys = index::Keys::of(e);
             let candidates: Vec<usize> = (0..RULES.len())
-                .filter(|&i| RULES[i].candidate(e))
+                .filter(|&i| RULES[i].candidate(&mut keys))
                 .collect();
             if candidates.is_empty() {
                 continue;
