@@ -222,6 +222,8 @@ fn map_record(r: &Value, index: usize, config: &CloudtrailConfig, out: &mut Mapp
     let error = s(r, "errorCode");
     let denied = error.contains("AccessDenied") || error.contains("Unauthorized");
     let rp = at(r, "requestParameters").cloned().unwrap_or(Value::Null);
+    // The call by its own name: for calls the vocabulary does not name, and failed ones.
+    let own_name = || format!("cloudtrail.{}.{}", segment(&service), segment(&name));
     let mut e = event(
         SRC,
         format!("cloudtrail:{event_id}"),
@@ -554,7 +556,7 @@ fn map_record(r: &Value, index: usize, config: &CloudtrailConfig, out: &mut Mapp
             if !rp.is_null() {
                 keep_payload(&mut e, "request", &rp, 48);
             }
-            format!("cloudtrail.{}.{}", segment(&service), segment(&name))
+            own_name()
         }
     };
     // A call that failed changed nothing: it does not take the vocabulary of the change it
@@ -565,7 +567,7 @@ fn map_record(r: &Value, index: usize, config: &CloudtrailConfig, out: &mut Mapp
     e.action = if error.is_empty() || action == "secret.permission_denied" {
         action
     } else {
-        format!("cloudtrail.{}.{}", segment(&service), segment(&name))
+        own_name()
     };
     if e.resource.is_empty() {
         e.resource = format!("{service}:{name}");

@@ -189,11 +189,10 @@ impl Manifest {
     ) -> Result<BTreeMap<String, String>, PackError> {
         let mut config = d.config.clone();
         for (key, folder) in &d.config_files {
-            let prefix = format!("{}/", folder.trim_end_matches('/'));
             let texts: Vec<String> = self
                 .files
                 .keys()
-                .filter(|p| p.starts_with(&prefix))
+                .filter(|p| in_folder(p, folder))
                 .filter_map(|p| files.get(p))
                 .map(|b| {
                     String::from_utf8_lossy(b)
@@ -215,12 +214,17 @@ impl Manifest {
 
     /// Fixture files of `d`: the pinned `*.json` files under its fixtures directory.
     pub fn fixtures_of<'a>(&'a self, d: &'a ManifestDetector) -> impl Iterator<Item = &'a str> {
-        let prefix = format!("{}/", d.fixtures.trim_end_matches('/'));
         self.files
             .keys()
-            .filter(move |p| p.starts_with(&prefix) && p.ends_with(".json"))
+            .filter(move |p| in_folder(p, &d.fixtures) && p.ends_with(".json"))
             .map(String::as_str)
     }
+}
+
+/// Whether the pack path `path` lies under the pack folder `folder`.
+pub fn in_folder(path: &str, folder: &str) -> bool {
+    path.strip_prefix(folder.trim_end_matches('/'))
+        .is_some_and(|rest| rest.starts_with('/'))
 }
 
 pub fn valid_name(name: &str) -> bool {

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::archive::PackFiles;
-use super::manifest::{sha256_hex, Manifest, MANIFEST, SIGNATURE};
+use super::manifest::{in_folder, sha256_hex, Manifest, MANIFEST, SIGNATURE};
 use super::sign::PackKey;
 use super::PackError;
 
@@ -69,19 +69,11 @@ pub fn build(mut files: PackFiles) -> Result<(Manifest, PackFiles), PackError> {
     }
     let mut pinned = BTreeMap::new();
     for d in &m.detectors {
-        let prefix = format!("{}/", d.fixtures.trim_end_matches('/'));
+        // Its fixtures, and every file under a config_files folder (part of its config).
         for (path, bytes) in &files.files {
-            if path.starts_with(&prefix) && path.ends_with(".json") {
+            let fixture = in_folder(path, &d.fixtures) && path.ends_with(".json");
+            if fixture || d.config_files.values().any(|f| in_folder(path, f)) {
                 pinned.insert(path.clone(), sha256_hex(bytes));
-            }
-        }
-        // Every file under a config_files folder is part of the config.
-        for folder in d.config_files.values() {
-            let prefix = format!("{}/", folder.trim_end_matches('/'));
-            for (path, bytes) in &files.files {
-                if path.starts_with(&prefix) {
-                    pinned.insert(path.clone(), sha256_hex(bytes));
-                }
             }
         }
     }
