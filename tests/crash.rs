@@ -16,7 +16,7 @@
 //! Components: detectors/testing/pack-probe (scripts/build-detectors.sh builds them).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use plumbline_runtime::pack::archive::PackFiles;
-use plumbline_runtime::pack::{author, PackKey};
+use plumbline::bench::swap::probe_pack;
+use plumbline_runtime::pack::PackKey;
 use serde_json::{json, Value};
 
 use crate::support::{client, get, Server};
@@ -38,51 +38,6 @@ const BATCH: u64 = 50;
 /// Concurrent event streams.
 const STREAMS: usize = 3;
 const SECRET: &str = "crash-test-webhook-secret";
-
-fn target() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
-}
-
-/// The probe pack at `version`.0.0, with the v1 component for odd versions and v2 for even
-/// ones (findings under `probe.v1` / `probe.v2`).
-fn probe_pack(version: u32, key: &PackKey) -> Vec<u8> {
-    let component = 2 - version % 2;
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let mut files = PackFiles::default();
-    files.files.insert(
-        "pack.toml".into(),
-        format!(
-            "name = \"probe\"\nversion = \"{version}.0.0\"\nwit = \"0.1.0\"\nowners = [\"e2e\"]\n\n\
-             [[detectors]]\nname = \"probe.tick\"\ncomponent = \"components/probe.wasm\"\nfixtures = \"fixtures/probe\"\n"
-        )
-        .into_bytes(),
-    );
-    let wasm = target().join(format!(
-        "wasm32-wasip2/release/examples/pack_probe_v{component}.wasm"
-    ));
-    files.files.insert(
-        "components/probe.wasm".into(),
-        std::fs::read(&wasm)
-            .unwrap_or_else(|e| panic!("{}: {e}: run scripts/build-detectors.sh", wasm.display())),
-    );
-    let fixtures = root.join(format!(
-        "detectors/testing/pack-probe/fixtures-v{component}"
-    ));
-    for f in std::fs::read_dir(fixtures).unwrap() {
-        let p = f.unwrap().path();
-        files.files.insert(
-            format!(
-                "fixtures/probe/{}",
-                p.file_name().unwrap().to_string_lossy()
-            ),
-            std::fs::read(&p).unwrap(),
-        );
-    }
-    let (_, files) = author::build(files).unwrap();
-    author::sign(files, key).unwrap().to_archive()
-}
 
 /// What the webhook receiver got: (delivery id, alert id, sorted signals) per request.
 #[derive(Default)]
@@ -495,7 +450,7 @@ poll_ms = 100
     );
     let r = client()
         .post(s.at("/v1/packs"))
-        .body(probe_pack(1, key))
+        .body(probe_pack(1, key).unwrap())
         .send()
         .await
         .unwrap();
@@ -556,7 +511,7 @@ async fn sigkill_under_load_loses_and_doubles_nothing() {
             cycle,
         });
         let version = 2 + cycle as u32;
-        let archive = probe_pack(version, &key);
+        let archive = probe_pack(version, &key).unwrap();
         let mut tasks = Vec::new();
         for task in 0..STREAMS {
             tasks.push(tokio::spawn(stream(c.clone(), task)));

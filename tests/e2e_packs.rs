@@ -12,8 +12,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use plumbline::bench::swap::probe_pack;
 use plumbline_runtime::pack::archive::PackFiles;
-use plumbline_runtime::pack::{author, PackKey};
+use plumbline_runtime::pack::PackKey;
 use serde_json::{json, Value};
 use support::{client, eventually, post_events, Server};
 
@@ -21,40 +22,6 @@ fn target() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
-}
-
-fn probe_pack(version: u8, key: &PackKey) -> Vec<u8> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let mut files = PackFiles::default();
-    files.files.insert(
-        "pack.toml".into(),
-        format!(
-            "name = \"probe\"\nversion = \"{version}.0.0\"\nwit = \"0.1.0\"\nowners = [\"e2e\"]\n\n\
-             [[detectors]]\nname = \"probe.tick\"\ncomponent = \"components/probe.wasm\"\nfixtures = \"fixtures/probe\"\n"
-        )
-        .into_bytes(),
-    );
-    let wasm = target().join(format!(
-        "wasm32-wasip2/release/examples/pack_probe_v{version}.wasm"
-    ));
-    files.files.insert(
-        "components/probe.wasm".into(),
-        std::fs::read(&wasm)
-            .unwrap_or_else(|e| panic!("{}: {e}: run scripts/build-detectors.sh", wasm.display())),
-    );
-    let fixtures = root.join(format!("detectors/testing/pack-probe/fixtures-v{version}"));
-    for f in std::fs::read_dir(fixtures).unwrap() {
-        let p = f.unwrap().path();
-        files.files.insert(
-            format!(
-                "fixtures/probe/{}",
-                p.file_name().unwrap().to_string_lossy()
-            ),
-            std::fs::read(&p).unwrap(),
-        );
-    }
-    let (_, files) = author::build(files).unwrap();
-    author::sign(files, key).unwrap().to_archive()
 }
 
 fn write_config(dir: &Path, key: &PackKey) -> PathBuf {
@@ -173,7 +140,7 @@ async fn swap_while_streaming_share_shadow_and_replay() {
         assert_eq!(p["trust"]["kind"], "builtin");
     }
 
-    let (status, body) = install(&a, probe_pack(1, &key), "").await;
+    let (status, body) = install(&a, probe_pack(1, &key).unwrap(), "").await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["state"], "active");
 
@@ -219,7 +186,7 @@ async fn swap_while_streaming_share_shadow_and_replay() {
         (counters(&a, "1.0.0").await.1 >= 500).then_some(())
     })
     .await;
-    let (status, body) = install(&a, probe_pack(2, &key), "").await;
+    let (status, body) = install(&a, probe_pack(2, &key).unwrap(), "").await;
     assert_eq!(status, 201, "{body}");
     let posted_at_swap = posted.load(Ordering::SeqCst);
     swapped_tx.send(()).unwrap();
@@ -379,10 +346,10 @@ async fn swap_while_streaming_share_shadow_and_replay() {
     assert!(probe.iter().any(|p| p["state"] == "refused"));
 
     // A downgrade needs an admin's force; every attempt is in the audit log.
-    let (status, body) = install(&b, probe_pack(1, &key), "").await;
+    let (status, body) = install(&b, probe_pack(1, &key).unwrap(), "").await;
     assert_eq!(status, 422, "{body}");
     assert!(body.to_string().contains("older than 2.0.0"), "{body}");
-    let (status, body) = install(&b, probe_pack(1, &key), "?force=true").await;
+    let (status, body) = install(&b, probe_pack(1, &key).unwrap(), "?force=true").await;
     assert_eq!(status, 201, "{body}");
     let log = get(&b, "/v1/audit").await;
     let seen: Vec<(String, String, String)> = log["entries"]

@@ -10,6 +10,7 @@ pub mod load;
 pub mod memory;
 pub mod service;
 pub mod steady;
+pub mod swap;
 
 use std::time::{Duration, Instant};
 
@@ -355,12 +356,69 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     ));
     drop(service);
 
-    // 5. Pack swap under load.
-    figures.push(Figure::missing(
-        "pack_swap_events_lost",
-        "pack swap under load: events skipped or evaluated twice",
-        "needs a per-event evaluation record (which detector set saw which event) that the server does not expose yet".into(),
-    ).target(Target::AtMost(0.0)));
+    // 5. Pack swap under load, on a server of its own.
+    let (rate, every) = (1000, Duration::from_secs(1));
+    progress(
+        args.json,
+        &format!(
+            "pack swap every {} s under {rate} events/s for {seconds} s",
+            every.as_secs()
+        ),
+    );
+    let what = "pack swap under load: events skipped or evaluated twice";
+    match swap::measure(&exe, rate, seconds.max(2.0), every).await {
+        Ok(s) => {
+            figures.push(
+                Figure::new(
+                    "pack_swap_events_lost",
+                    what,
+                    (s.skipped + s.twice) as f64,
+                    "",
+                )
+                .target(Target::AtMost(0.0)),
+            );
+            figures.push(Figure::new(
+                "pack_swap_skipped",
+                format!("  probe events skipped (of {})", s.probes),
+                s.skipped as f64,
+                "",
+            ));
+            figures.push(Figure::new(
+                "pack_swap_twice",
+                "  probe events evaluated twice",
+                s.twice as f64,
+                "",
+            ));
+            figures.push(Figure::new(
+                "pack_swaps",
+                "pack swaps under load",
+                s.swaps as f64,
+                "",
+            ));
+            figures.push(Figure::new(
+                "pack_swap_p50_ms",
+                "pack swap under load: install → active, p50",
+                s.swap_p50_ms,
+                "ms",
+            ));
+            figures.push(Figure::new(
+                "pack_swap_max_ms",
+                "pack swap under load: install → active, max",
+                s.swap_max_ms,
+                "ms",
+            ));
+            figures.push(Figure::new(
+                "pack_swap_busy",
+                "pack swap: 503 answers waited out",
+                s.busy as f64,
+                "",
+            ));
+        }
+        Err(e) => figures.push(
+            Figure::missing("pack_swap_events_lost", what, format!("{e:#}"))
+                .target(Target::AtMost(0.0)),
+        ),
+    }
 
     // 6. and 7. Resident memory after many events, then the graceful stop.
     let rss_events = args

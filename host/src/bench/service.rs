@@ -20,11 +20,17 @@ impl Service {
     /// Starts `exe serve` on a port the OS picks, its data in a fresh temporary directory,
     /// and waits until it listens.
     pub fn start(exe: &Path) -> anyhow::Result<Service> {
+        Self::start_with_env(exe, &[])
+    }
+
+    /// As [`Service::start`], with configuration from `PLUMBLINE_*` variables.
+    pub fn start_with_env(exe: &Path, env: &[(&str, &str)]) -> anyhow::Result<Service> {
         let dir = crate::throwaway::temp_dir("bench");
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let mut cmd = Command::new(exe);
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"])
-            .arg(&dir);
+            .arg(&dir)
+            .envs(env.iter().copied());
         match crate::throwaway::spawn_serve(cmd, "warn") {
             Ok((child, url)) => Ok(Service { url, child, dir }),
             Err(e) => {
