@@ -6,16 +6,79 @@
 //! Routine rotation does not appear here (same scopes, no increase). Planned work by a
 //! declared service account in a change window is informational; ignored environments
 //! are skipped. Read on actor trajectories.
+//!
+//! Incremental (`plumbline:detector@0.2.0`): the state holds one summary per increase seen
+//! (id, time, who, where, the scopes added — not the event), judged again on every call.
 
 use plumbline_sdk::kit::{keys, Policy};
 use plumbline_sdk::*;
 
+use kept::text;
+
 const SIGNAL: &str = "cred.scope_increased";
+
+/// Most increases kept (the oldest dropped first): one finding each, and the host takes at
+/// most 100 findings per answer by default.
+const MAX_KEPT: usize = 100;
+
+/// What the detector remembers of a trajectory: the increases, in (time, id) order.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(crate = "plumbline_sdk::serde")]
+pub struct Increases {
+    seen: Vec<Increase>,
+}
+
+/// One `credential.scope.increased`: what its finding needs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(crate = "plumbline_sdk::serde")]
+struct Increase {
+    t: i64,
+    id: String,
+    /// The actor's id (planned work) and how a reviewer reads them.
+    actor: String,
+    who: String,
+    env: Environment,
+    system: String,
+    /// The scopes added, as the event states them.
+    added: String,
+    credential: String,
+    kind: String,
+}
+
+impl kept::Record for Increase {
+    fn at(&self) -> (i64, &str) {
+        (self.t, &self.id)
+    }
+}
+
+impl Increase {
+    fn of(e: &Event) -> Increase {
+        Increase {
+            t: e.time,
+            id: e.id.clone(),
+            actor: text(&e.actor.id),
+            who: text(who(e)),
+            env: e.environment,
+            system: text(&e.system),
+            added: text(
+                attr_text(e, &["credential.scope.added", "credential.scope"]).unwrap_or(""),
+            ),
+            credential: text(
+                attr_text(e, &["credential.name", "app", "credential.id"]).unwrap_or(&e.resource),
+            ),
+            kind: text(
+                attr_text(e, &["credential.kind", "credential.type"]).unwrap_or("credential"),
+            ),
+        }
+    }
+}
 
 #[derive(Default)]
 pub struct ScopeIncrease;
 
-impl Detector for ScopeIncrease {
+impl IncrementalDetector for ScopeIncrease {
+    type State = Increases;
+
     fn info() -> Info {
         let info = Info::new(
             "credential-abuse.scope-increase",
@@ -34,26 +97,38 @@ impl Detector for ScopeIncrease {
         keys::environments(info, "test")
     }
 
-    fn analyze(&self, t: &Trajectory, cx: &Context) -> Result<Vec<Finding>, AnalyzeError> {
+    fn observe(
+        &self,
+        state: &mut Increases,
+        new_events: &[Event],
+        cx: &Context,
+    ) -> Result<Vec<Finding>, AnalyzeError> {
+        let new = new_events
+            .iter()
+            .filter(|e| e.is("credential.scope.increased"))
+            .map(Increase::of);
+        kept::fold(&mut state.seen, new, MAX_KEPT, kept::BUDGET);
+
         let wide = cx.config_list("wide_scopes");
         let policy = cx.settings::<Policy>()?;
         let mut findings = Vec::new();
-        for e in t.with_action("credential.scope.increased") {
-            if policy.is_ignored_environment(e) {
+        for e in &state.seen {
+            if policy.ignore_environments.contains(&e.env) {
                 continue;
             }
-            let added = attr_text(e, &["credential.scope.added", "credential.scope"]).unwrap_or("");
-            let added_list: Vec<&str> = added.split([' ', ',']).filter(|s| !s.is_empty()).collect();
+            let added_list: Vec<&str> = e
+                .added
+                .split([' ', ','])
+                .filter(|s| !s.is_empty())
+                .collect();
             let wide_added: Vec<&str> = added_list
                 .iter()
                 .copied()
                 .filter(|s| *s == "*" || wide.iter().any(|p| glob::matches_ignore_ascii_case(p, s)))
                 .collect();
-            let credential =
-                attr_text(e, &["credential.name", "app", "credential.id"]).unwrap_or(&e.resource);
-            let kind =
-                attr_text(e, &["credential.kind", "credential.type"]).unwrap_or("credential");
-            let severity = if policy.is_planned(e) {
+            let (credential, kind, who) = (&e.credential, &e.kind, &e.who);
+            let planned = policy.is_service_account(&e.actor) && policy.windows.contains(e.t);
+            let severity = if planned {
                 Severity::Informational
             } else {
                 Severity::NeedsReview
@@ -70,7 +145,7 @@ impl Detector for ScopeIncrease {
                 String::new()
             };
             let line = title(format!(
-                "{} {kind} \"{credential}\" gained {}{more}{}, changed by {}",
+                "{} {kind} \"{credential}\" gained {}{more}{}, changed by {who}",
                 e.system,
                 if shown.is_empty() {
                     "scopes".to_string()
@@ -78,15 +153,13 @@ impl Detector for ScopeIncrease {
                     shown
                 },
                 if wide_added.is_empty() { "" } else { " (wide)" },
-                who(e)
             ));
             findings.push(
                 Finding::new(SIGNAL, severity, line)
-                    .evidence([e])
+                    .evidence_ids([e.id.clone()])
                     .score(if wide_added.is_empty() { 0.55 } else { 0.8 })
                     .next_step(format!(
-                        "Ask {} for the one-sentence purpose of the new scope on \"{credential}\" and who approved it; reduce it to least privilege if nobody did",
-                        who(e)
+                        "Ask {who} for the one-sentence purpose of the new scope on \"{credential}\" and who approved it; reduce it to least privilege if nobody did",
                     )),
             );
         }
@@ -94,19 +167,32 @@ impl Detector for ScopeIncrease {
     }
 }
 
-register_detector!(ScopeIncrease);
+register_incremental_detector!(ScopeIncrease);
+
+mod kept;
 
 #[cfg(test)]
 mod tests {
     const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
 
     #[test]
-    fn show() {
-        plumbline_sdk::testing::show_findings::<super::ScopeIncrease>(FIXTURES);
+    fn fixtures() {
+        plumbline_sdk::testing::run_incremental_fixtures::<super::ScopeIncrease>(FIXTURES);
     }
 
+    /// Many wide increases with huge names: the state stays under the host's bound and the
+    /// answer under its 100 findings, the newest kept.
     #[test]
-    fn fixtures() {
-        plumbline_sdk::testing::run_fixtures::<super::ScopeIncrease>(FIXTURES);
+    fn state_stays_bounded() {
+        use plumbline_sdk::testing::{Fixture, STATE_MAX_BYTES};
+        let f: Fixture = Fixture::load(
+            &std::path::Path::new(FIXTURES).join("positive-github-app-new-permissions.json"),
+        )
+        .unwrap();
+        let (largest, findings) =
+            super::kept::flood::<super::ScopeIncrease>(&f.trajectory.events[0], 300);
+        assert!(largest <= STATE_MAX_BYTES, "state of {largest} bytes");
+        assert!(!findings.is_empty() && findings.len() <= 100);
+        assert!(findings.last().unwrap().evidence[0].ends_with("299"));
     }
 }
