@@ -9,9 +9,15 @@
 //! Grants applied by provisioning accounts (SCIM, Terraform: `provisioning_accounts`) carry
 //! approved access requests and are informational, as is planned work in a change window.
 //! Read on actor trajectories (who granted).
+//!
+//! Incremental (`plumbline:detector@0.2.0`): the state holds one summary per grant that
+//! could be administrative (id, time, who, the role or token policies, the grantee — not
+//! the event), judged again on every call.
 
 use plumbline_sdk::kit::{keys, Policy};
 use plumbline_sdk::*;
+
+use kept::text;
 
 const GRANTED: &str = "cred.admin_granted";
 const SELF: &str = "cred.admin_self_granted";
@@ -26,10 +32,108 @@ const GRANTS: [&str; 7] = [
     "token.created",
 ];
 
+/// Most grants kept (the oldest dropped first): one finding each at most, and the host
+/// takes at most 100 findings per answer by default.
+const MAX_KEPT: usize = 100;
+
+/// What the detector remembers of a trajectory: the grants, in (time, id) order.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(crate = "plumbline_sdk::serde")]
+pub struct Grants {
+    seen: Vec<Grant>,
+}
+
+/// One grant event that could be administrative: what its finding needs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(crate = "plumbline_sdk::serde")]
+struct Grant {
+    t: i64,
+    id: String,
+    /// The actor's id (provisioning accounts, planned work) and how a reviewer reads them.
+    actor: String,
+    who: String,
+    system: String,
+    what: What,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(crate = "plumbline_sdk::serde")]
+enum What {
+    /// `token.created`: the policies it carries and the token.
+    Token {
+        policies: Vec<String>,
+        token: String,
+    },
+    /// A role, permission or membership granted.
+    Role {
+        role: String,
+        /// `admin.role.granted`, or the event says `admin: true`.
+        admin: bool,
+        /// The event does not say the permission did not go up (`escalated: false`).
+        escalated: bool,
+        grantee: Option<String>,
+        self_granted: bool,
+    },
+}
+
+impl kept::Record for Grant {
+    fn at(&self) -> (i64, &str) {
+        (self.t, &self.id)
+    }
+}
+
+impl Grant {
+    /// The grant `e` records, unless it can never be administrative whatever the config.
+    fn of(e: &Event) -> Option<Grant> {
+        let what = if e.is("token.created") {
+            let policies: Vec<String> = attr_list(e, "granted.policies")
+                .iter()
+                .map(|p| text(p))
+                .collect();
+            if policies.is_empty() {
+                return None;
+            }
+            What::Token {
+                policies,
+                token: text(&e.resource),
+            }
+        } else {
+            let role =
+                attr_text(e, &["privilege", "permission", "role", "policy", "group"]).unwrap_or("");
+            let admin = e.is("admin.role.granted") || e.attr_bool("admin") == Some(true);
+            let escalated = e.attr_bool("escalated") != Some(false);
+            // A permission change counts only when it went up.
+            if (!admin && (!escalated || role.is_empty()))
+                || (e.is("member.permission.changed") && !escalated)
+            {
+                return None;
+            }
+            let grantee = grantee(e);
+            What::Role {
+                role: text(role),
+                admin,
+                escalated,
+                grantee: grantee.map(text),
+                self_granted: grantee.is_some_and(|g| is_actor(e, g)),
+            }
+        };
+        Some(Grant {
+            t: e.time,
+            id: e.id.clone(),
+            actor: text(&e.actor.id),
+            who: text(who(e)),
+            system: text(&e.system),
+            what,
+        })
+    }
+}
+
 #[derive(Default)]
 pub struct AdminGrant;
 
-impl Detector for AdminGrant {
+impl IncrementalDetector for AdminGrant {
+    type State = Grants;
+
     fn info() -> Info {
         let info = Info::new(
             "credential-abuse.admin-grant",
@@ -52,7 +156,18 @@ impl Detector for AdminGrant {
         keys::planned_work(info)
     }
 
-    fn analyze(&self, t: &Trajectory, cx: &Context) -> Result<Vec<Finding>, AnalyzeError> {
+    fn observe(
+        &self,
+        state: &mut Grants,
+        new_events: &[Event],
+        cx: &Context,
+    ) -> Result<Vec<Finding>, AnalyzeError> {
+        let new = new_events
+            .iter()
+            .filter(|e| GRANTS.iter().any(|a| e.is(a)))
+            .filter_map(Grant::of);
+        kept::fold(&mut state.seen, new, MAX_KEPT, kept::BUDGET);
+
         let admin_roles = cx.config_list("admin_roles");
         let provisioning = cx.config_list("provisioning_accounts");
         let policy = cx.settings::<Policy>()?;
@@ -64,77 +179,89 @@ impl Detector for AdminGrant {
         };
 
         let mut findings = Vec::new();
-        for e in t.with_any_action(&GRANTS) {
-            if e.is("token.created") {
-                findings.extend(admin_token(e, &is_admin, &provisioning, &policy));
-                continue;
-            }
-            let role =
-                attr_text(e, &["privilege", "permission", "role", "policy", "group"]).unwrap_or("");
-            let admin = e.is("admin.role.granted")
-                || (e.attr_bool("escalated") != Some(false) && is_admin(role))
-                || e.attr_bool("admin") == Some(true);
-            // A permission change counts only when it went up.
-            if !admin
-                || (e.is("member.permission.changed") && e.attr_bool("escalated") == Some(false))
-            {
-                continue;
-            }
-            let grantee = grantee(e);
-            let self_granted = grantee.is_some_and(|g| is_actor(e, g));
-            let routine =
-                provisioning.iter().any(|p| glob::matches(p, &e.actor.id)) || policy.is_planned(e);
-            let (signal, severity) = match (self_granted, routine) {
-                (_, true) => (
-                    if self_granted { SELF } else { GRANTED },
-                    Severity::Informational,
-                ),
-                (true, false) => (SELF, Severity::Urgent),
-                (false, false) => (GRANTED, Severity::NeedsReview),
+        for g in &state.seen {
+            let routine = provisioning.iter().any(|p| glob::matches(p, &g.actor))
+                || (policy.is_service_account(&g.actor) && policy.windows.contains(g.t));
+            let finding = match &g.what {
+                What::Token { policies, token } => {
+                    admin_token(g, policies, token, &is_admin, routine)
+                }
+                What::Role {
+                    role,
+                    admin,
+                    escalated,
+                    grantee,
+                    self_granted,
+                } => {
+                    if !(*admin || (*escalated && is_admin(role))) {
+                        continue;
+                    }
+                    Some(role_grant(
+                        g,
+                        role,
+                        grantee.as_deref(),
+                        *self_granted,
+                        routine,
+                    ))
+                }
             };
-            let to = grantee.unwrap_or("someone");
-            let what = if role.is_empty() {
-                "admin".to_string()
-            } else {
-                role.to_string()
-            };
-            let line = if self_granted {
-                format!("{} granted themselves {what} on {}", who(e), e.system)
-            } else {
-                format!("{} granted {what} to {to} on {}", who(e), e.system)
-            };
-            let next = if self_granted {
-                format!(
-                    "Revoke {what} from {} now unless a second admin confirms the change was requested; review what they did with it",
-                    who(e)
-                )
-            } else {
-                format!(
-                    "Confirm with {to}'s manager and {} that the {what} grant was requested and approved; remove it if not",
-                    who(e)
-                )
-            };
-            findings.push(
-                Finding::new(signal, severity, title(line))
-                    .evidence([e])
-                    .score(if self_granted { 0.9 } else { 0.6 })
-                    .next_step(next),
-            );
+            findings.extend(finding);
         }
         Ok(findings)
     }
 }
 
-register_detector!(AdminGrant);
+register_incremental_detector!(AdminGrant);
+
+mod kept;
+
+/// A role granted: who gave what to whom.
+fn role_grant(
+    g: &Grant,
+    role: &str,
+    grantee: Option<&str>,
+    self_granted: bool,
+    routine: bool,
+) -> Finding {
+    let (signal, severity) = match (self_granted, routine) {
+        (_, true) => (
+            if self_granted { SELF } else { GRANTED },
+            Severity::Informational,
+        ),
+        (true, false) => (SELF, Severity::Urgent),
+        (false, false) => (GRANTED, Severity::NeedsReview),
+    };
+    let (who, system) = (&g.who, &g.system);
+    let to = grantee.unwrap_or("someone");
+    let what = if role.is_empty() { "admin" } else { role };
+    let line = if self_granted {
+        format!("{who} granted themselves {what} on {system}")
+    } else {
+        format!("{who} granted {what} to {to} on {system}")
+    };
+    let next = if self_granted {
+        format!(
+            "Revoke {what} from {who} now unless a second admin confirms the change was requested; review what they did with it"
+        )
+    } else {
+        format!(
+            "Confirm with {to}'s manager and {who} that the {what} grant was requested and approved; remove it if not"
+        )
+    };
+    Finding::new(signal, severity, title(line))
+        .evidence_ids([g.id.clone()])
+        .score(if self_granted { 0.9 } else { 0.6 })
+        .next_step(next)
+}
 
 /// A token created with an administrative policy: the new credential is the grantee.
 fn admin_token(
-    e: &Event,
+    g: &Grant,
+    granted: &[String],
+    token: &str,
     is_admin: &dyn Fn(&str) -> bool,
-    provisioning: &[String],
-    policy: &Policy,
+    routine: bool,
 ) -> Option<Finding> {
-    let granted = attr_list(e, "granted.policies");
     let admin: Vec<&str> = granted
         .iter()
         .map(String::as_str)
@@ -143,9 +270,8 @@ fn admin_token(
     if admin.is_empty() {
         return None;
     }
-    let routine =
-        provisioning.iter().any(|p| glob::matches(p, &e.actor.id)) || policy.is_planned(e);
     let what = admin.join(", ");
+    let (who, system) = (&g.who, &g.system);
     Some(
         Finding::new(
             GRANTED,
@@ -155,17 +281,13 @@ fn admin_token(
                 Severity::NeedsReview
             },
             title(format!(
-                "{} created a token carrying the {what} policy on {} ({})",
-                who(e),
-                e.system,
-                e.resource
+                "{who} created a token carrying the {what} policy on {system} ({token})"
             )),
         )
-        .evidence([e])
+        .evidence_ids([g.id.clone()])
         .score(0.6)
         .next_step(format!(
-            "Ask {} what the {what} token is for and where it is kept; revoke it by its accessor if nobody needs it",
-            who(e)
+            "Ask {who} what the {what} token is for and where it is kept; revoke it by its accessor if nobody needs it"
         )),
     )
 }
@@ -209,12 +331,21 @@ mod tests {
     const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
 
     #[test]
-    fn show() {
-        plumbline_sdk::testing::show_findings::<super::AdminGrant>(FIXTURES);
+    fn fixtures() {
+        plumbline_sdk::testing::run_incremental_fixtures::<super::AdminGrant>(FIXTURES);
     }
 
+    /// Many self-grants with huge role names: the state stays under the host's bound and
+    /// the answer under its 100 findings, the newest kept.
     #[test]
-    fn fixtures() {
-        plumbline_sdk::testing::run_fixtures::<super::AdminGrant>(FIXTURES);
+    fn state_stays_bounded() {
+        use plumbline_sdk::testing::{Fixture, STATE_MAX_BYTES};
+        let path = std::path::Path::new(FIXTURES).join("positive-okta-self-grant.json");
+        let f: Fixture = Fixture::load(&path).unwrap();
+        let (largest, findings) =
+            super::kept::flood::<super::AdminGrant>(&f.trajectory.events[0], 300);
+        assert!(largest <= STATE_MAX_BYTES, "state of {largest} bytes");
+        assert!(!findings.is_empty() && findings.len() <= 100);
+        assert!(findings.last().unwrap().evidence[0].ends_with("299"));
     }
 }
