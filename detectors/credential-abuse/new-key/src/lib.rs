@@ -7,9 +7,15 @@
 //! deleted, revoked or rotated is a routine rotation and informational, unless the retired
 //! key was known to be weaker (a read-only deploy key, an API key without write scopes).
 //! Read on actor trajectories.
+//!
+//! Incremental (`plumbline:detector@0.2.0`): the state holds one summary per key created
+//! that could write and per key retired (id, time, name, system, what it could do — not
+//! the events); each call matches rotations among them again.
 
 use plumbline_sdk::kit::{keys, Policy};
 use plumbline_sdk::*;
+
+use kept::text;
 
 const SIGNAL: &str = "cred.write_key_created";
 
@@ -22,10 +28,114 @@ const RETIRED: [&str; 5] = [
     "credential.deleted",
 ];
 
+/// Most created keys kept (the oldest dropped first): one finding each, and the host takes
+/// at most 100 findings per answer by default; and most retired keys kept.
+const MAX_CREATED: usize = 100;
+const MAX_RETIRED: usize = 200;
+
+/// What the detector remembers of a trajectory, each list in (time, id) order.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(crate = "plumbline_sdk::serde")]
+pub struct Keys {
+    created: Vec<Created>,
+    retired: Vec<Retired>,
+}
+
+/// A key created that can write, or may by its scopes: what its finding needs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(crate = "plumbline_sdk::serde")]
+struct Created {
+    t: i64,
+    id: String,
+    /// The actor's id (planned work) and how a reviewer reads them.
+    actor: String,
+    who: String,
+    agent: bool,
+    system: String,
+    deploy: bool,
+    name: String,
+    /// Why it can write, when the event alone says (push access, another user's key).
+    why: Option<String>,
+    /// Otherwise its stated scopes, judged against `write_scopes`.
+    scope: Option<String>,
+}
+
+/// A key deleted, revoked or rotated: what a rotation needs of it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(crate = "plumbline_sdk::serde")]
+struct Retired {
+    t: i64,
+    id: String,
+    system: String,
+    deploy: bool,
+    name: String,
+    read_only: Option<bool>,
+    scope: Option<String>,
+}
+
+impl kept::Record for Created {
+    fn at(&self) -> (i64, &str) {
+        (self.t, &self.id)
+    }
+}
+
+impl kept::Record for Retired {
+    fn at(&self) -> (i64, &str) {
+        (self.t, &self.id)
+    }
+}
+
+impl Created {
+    /// The key `e` creates, unless it cannot write whatever the config says.
+    fn of(e: &Event) -> Option<Created> {
+        let (why, scope) = match fixed_access(e) {
+            Access::Fixed(why) => (Some(why?), None),
+            Access::Scopes => (None, Some(text(attr_text(e, &SCOPE_KEYS)?))),
+        };
+        Some(Created {
+            t: e.time,
+            id: e.id.clone(),
+            actor: text(&e.actor.id),
+            who: text(who(e)),
+            agent: e.actor.kind == ActorKind::AiAgent,
+            system: text(&e.system),
+            deploy: e.is("deploy_key.created"),
+            name: text(key_name(e)),
+            why,
+            scope,
+        })
+    }
+
+    /// Why the key can write, or `None` if it cannot (or nothing says it can).
+    fn write_access(&self, write_scopes: &[String]) -> Option<String> {
+        if let Some(why) = &self.why {
+            return Some(why.clone());
+        }
+        let wide = wide_scopes(self.scope.as_deref()?, write_scopes);
+        (!wide.is_empty()).then(|| format!("scopes {}", wide.join(" ")))
+    }
+}
+
+impl Retired {
+    fn of(e: &Event) -> Retired {
+        Retired {
+            t: e.time,
+            id: e.id.clone(),
+            system: text(&e.system),
+            deploy: e.is("deploy_key.*"),
+            name: text(key_name(e)),
+            read_only: e.attr_bool("read_only"),
+            scope: attr_text(e, &SCOPE_KEYS).map(text),
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct NewKey;
 
-impl Detector for NewKey {
+impl IncrementalDetector for NewKey {
+    type State = Keys;
+
     fn info() -> Info {
         let info = Info::new(
             "credential-abuse.new-key",
@@ -39,6 +149,9 @@ impl Detector for NewKey {
             "api_key.deleted",
             "api_key.revoked",
             "api_key.rotated",
+            // Rare, and a rotation may retire the old key this way: read since 0.2.0,
+            // which gives only the declared actions (0.1.0 read the whole trajectory).
+            "credential.deleted",
         ])
         .views(&[TrajectoryKind::Actor])
         .signals(&[SIGNAL])
@@ -55,63 +168,69 @@ impl Detector for NewKey {
         keys::planned_work(info)
     }
 
-    fn analyze(&self, t: &Trajectory, cx: &Context) -> Result<Vec<Finding>, AnalyzeError> {
+    fn observe(
+        &self,
+        state: &mut Keys,
+        new_events: &[Event],
+        cx: &Context,
+    ) -> Result<Vec<Finding>, AnalyzeError> {
+        let created = new_events
+            .iter()
+            .filter(|e| CREATED.iter().any(|a| e.is(a)))
+            .filter_map(Created::of);
+        let retired = new_events
+            .iter()
+            .filter(|e| RETIRED.iter().any(|a| e.is(a)))
+            .map(Retired::of);
+        kept::fold(&mut state.created, created, MAX_CREATED, kept::BUDGET / 2);
+        kept::fold(&mut state.retired, retired, MAX_RETIRED, kept::BUDGET / 2);
+
         let write_scopes = cx.config_list("write_scopes");
         let rotation = cx.config_parsed::<i64>("rotation_minutes")? * 60_000_000_000;
         let policy = cx.settings::<Policy>()?;
 
         let mut findings = Vec::new();
-        for e in t.with_any_action(&CREATED) {
-            let Some(why) = write_access(e, &write_scopes) else {
+        for e in &state.created {
+            let Some(why) = e.write_access(&write_scopes) else {
                 continue;
             };
-            let name = key_name(e);
+            let name = e.name.as_str();
             // Every retirement is judged, so a harmless one (a read-only key, or a key of
             // the same name elsewhere) cannot stand in for the key this one replaces.
-            let retired = t.with_any_action(&RETIRED).find(|r| {
+            let retired = state.retired.iter().find(|r| {
                 !name.is_empty()
-                    && key_name(r) == name
-                    && (e.time - r.time).abs() <= rotation
+                    && r.name == name
+                    && (e.t - r.t).abs() <= rotation
                     && replaces(e, r, &write_scopes)
             });
-            let agent = e.actor.kind == ActorKind::AiAgent;
-            let severity = if retired.is_some() || policy.is_planned(e) {
+            let (agent, who, system) = (e.agent, &e.who, &e.system);
+            let planned = policy.is_service_account(&e.actor) && policy.windows.contains(e.t);
+            let severity = if retired.is_some() || planned {
                 Severity::Informational
             } else if agent {
                 Severity::Urgent
             } else {
                 Severity::NeedsReview
             };
-            let kind = if e.is("deploy_key.created") {
-                "deploy key"
-            } else {
-                "API key"
-            };
+            let kind = if e.deploy { "deploy key" } else { "API key" };
             let line = match retired {
-                Some(_) => format!(
-                    "{} rotated {kind} \"{name}\" on {} ({why})",
-                    who(e),
-                    e.system
-                ),
+                Some(_) => format!("{who} rotated {kind} \"{name}\" on {system} ({why})"),
                 None => format!(
-                    "{}{} created {kind} \"{name}\" on {} with {why}",
+                    "{}{who} created {kind} \"{name}\" on {system} with {why}",
                     if agent { "AI agent " } else { "" },
-                    who(e),
-                    e.system
                 ),
             };
             let next = match retired {
                 Some(_) => "None: routine rotation (check the old key is gone)".to_string(),
                 None => format!(
-                    "Ask {} what \"{name}\" is for and where it is stored; make it read-only or delete it if write access is not needed",
-                    who(e)
+                    "Ask {who} what \"{name}\" is for and where it is stored; make it read-only or delete it if write access is not needed"
                 ),
             };
-            let mut evidence = vec![e];
-            evidence.extend(retired);
+            let mut evidence = vec![e.id.clone()];
+            evidence.extend(retired.map(|r| r.id.clone()));
             findings.push(
                 Finding::new(SIGNAL, severity, title(line))
-                    .evidence(evidence)
+                    .evidence_ids(evidence)
                     .score(if agent { 0.85 } else { 0.6 })
                     .next_step(next),
             );
@@ -120,20 +239,22 @@ impl Detector for NewKey {
     }
 }
 
-register_detector!(NewKey);
+register_incremental_detector!(NewKey);
+
+mod kept;
 
 /// True if retiring `old` makes creating `new` a rotation: the same kind of key on the same
 /// system, and not one known to be weaker (a read-only deploy key, an API key whose stated
 /// scopes could not write). Swapping a read-only key for a push key of the same title, or
 /// deleting a same-named key from another repository, gives access nobody had before.
-fn replaces(new: &Event, old: &Event, write_scopes: &[String]) -> bool {
-    if old.system != new.system || old.is("deploy_key.*") != new.is("deploy_key.*") {
+fn replaces(new: &Created, old: &Retired, write_scopes: &[String]) -> bool {
+    if old.system != new.system || old.deploy != new.deploy {
         return false;
     }
-    if old.is("deploy_key.*") {
-        return old.attr_bool("read_only") != Some(true);
+    if old.deploy {
+        return old.read_only != Some(true);
     }
-    match attr_text(old, &SCOPE_KEYS) {
+    match &old.scope {
         Some(scope) => !wide_scopes(scope, write_scopes).is_empty(),
         None => true,
     }
@@ -156,30 +277,38 @@ fn wide_scopes<'a>(scope: &'a str, write_scopes: &[String]) -> Vec<&'a str> {
         .collect()
 }
 
-/// Why the new key can write, or `None` if it cannot (or nothing says it can).
-fn write_access(e: &Event, write_scopes: &[String]) -> Option<String> {
+/// What the event alone says of a new key's write access.
+enum Access {
+    /// It can write (and why), or it cannot (`None`), whatever the config says.
+    Fixed(Option<String>),
+    /// Its stated scopes decide, against `write_scopes`.
+    Scopes,
+}
+
+fn fixed_access(e: &Event) -> Access {
     if e.is("deploy_key.created") {
-        return (e.attr_bool("read_only") == Some(false))
-            .then(|| "write (push) access".to_string());
+        return Access::Fixed(
+            (e.attr_bool("read_only") == Some(false)).then(|| "write (push) access".to_string()),
+        );
     }
     // A credential that names its owner (`credential.owner`: a GitLab personal access
     // token an administrator created for somebody else) acts as that person, whatever its
     // scopes; one the actor created for themselves is judged by its scopes.
     if let Some(owner) = e.attr_str("credential.owner").filter(|o| !o.is_empty()) {
         if !is_actor(e, owner) {
-            return Some(format!("a token for another user ({owner})"));
+            return Access::Fixed(Some(format!("a token for another user ({})", text(owner))));
         }
     }
     // An IAM access key for someone else: full power of that user, kept outside SSO.
     if e.source == "cloudtrail" {
         let owner = e.resource.as_str();
         let own = e.actor.id.rsplit('/').next().unwrap_or("");
-        return (!owner.is_empty() && owner != own && owner != e.actor.display)
-            .then(|| format!("an access key for another user ({owner})"));
+        return Access::Fixed(
+            (!owner.is_empty() && owner != own && owner != e.actor.display)
+                .then(|| format!("an access key for another user ({})", text(owner))),
+        );
     }
-    let scope = attr_text(e, &SCOPE_KEYS)?;
-    let wide = wide_scopes(scope, write_scopes);
-    (!wide.is_empty()).then(|| format!("scopes {}", wide.join(" ")))
+    Access::Scopes
 }
 
 /// Whether `who` names the actor: their id, display name, or the last segment of their id.
@@ -200,12 +329,20 @@ mod tests {
     const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
 
     #[test]
-    fn show() {
-        plumbline_sdk::testing::show_findings::<super::NewKey>(FIXTURES);
+    fn fixtures() {
+        plumbline_sdk::testing::run_incremental_fixtures::<super::NewKey>(FIXTURES);
     }
 
+    /// Many write keys with huge names: the state stays under the host's bound and the
+    /// answer under its 100 findings, the newest kept.
     #[test]
-    fn fixtures() {
-        plumbline_sdk::testing::run_fixtures::<super::NewKey>(FIXTURES);
+    fn state_stays_bounded() {
+        use plumbline_sdk::testing::{Fixture, STATE_MAX_BYTES};
+        let path = std::path::Path::new(FIXTURES).join("positive-openai-key-with-write-scope.json");
+        let f: Fixture = Fixture::load(&path).unwrap();
+        let (largest, findings) = super::kept::flood::<super::NewKey>(&f.trajectory.events[0], 300);
+        assert!(largest <= STATE_MAX_BYTES, "state of {largest} bytes");
+        assert!(!findings.is_empty() && findings.len() <= 100);
+        assert!(findings.last().unwrap().evidence[0].ends_with("299"));
     }
 }
