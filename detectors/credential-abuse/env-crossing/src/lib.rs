@@ -8,11 +8,17 @@
 //! ambiguous and skipped. The event's environment is the adapter's (path, namespace,
 //! account). Writes, or reads of several production resources, are urgent.
 //! Read on actor trajectories.
+//!
+//! Incremental (`plumbline:detector@0.2.0`): the state holds one summary per use of a test
+//! or staging credential in production (id, time, who, resource, credential, write or
+//! read — not the event), judged again on every call.
 
 use std::collections::BTreeSet;
 
 use plumbline_sdk::kit::policy::environment_in;
 use plumbline_sdk::*;
+
+use kept::text;
 
 const SIGNAL: &str = "cred.environment_crossing";
 
@@ -39,10 +45,65 @@ const NAME_KEYS: [&str; 7] = [
     "credential.name",
 ];
 
+/// Most crossings kept, the oldest dropped first (a trajectory with more is judged on its
+/// newest 200, as a trajectory past its own bound is).
+const MAX_KEPT: usize = 200;
+
+/// What the detector remembers of a trajectory: its crossings, in (time, id) order.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(crate = "plumbline_sdk::serde")]
+pub struct Crossings {
+    seen: Vec<Crossing>,
+}
+
+/// A non-production credential used against production: what the finding needs of it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(crate = "plumbline_sdk::serde")]
+struct Crossing {
+    t: i64,
+    id: String,
+    /// The actor's id (`cross_environment_accounts`) and how a reviewer reads them.
+    actor: String,
+    who: String,
+    resource: String,
+    /// The credential's environment: test or staging.
+    home: Environment,
+    credential: String,
+    write: bool,
+}
+
+impl kept::Record for Crossing {
+    fn at(&self) -> (i64, &str) {
+        (self.t, &self.id)
+    }
+}
+
+impl Crossing {
+    /// The crossing `e` is: production reached with a test or staging credential.
+    fn of(e: &Event) -> Option<Crossing> {
+        if e.environment != Environment::Prod {
+            return None;
+        }
+        let home = credential_environment(e)?;
+        matches!(home, Environment::Test | Environment::Staging).then(|| Crossing {
+            t: e.time,
+            id: e.id.clone(),
+            actor: text(&e.actor.id),
+            who: text(who(e)),
+            resource: text(&e.resource),
+            home,
+            credential: credential_label(e),
+            write: is_write(e),
+        })
+    }
+}
+
 #[derive(Default)]
 pub struct EnvCrossing;
 
-impl Detector for EnvCrossing {
+impl IncrementalDetector for EnvCrossing {
+    type State = Crossings;
+
     fn info() -> Info {
         Info::new(
             "credential-abuse.env-crossing",
@@ -69,40 +130,41 @@ impl Detector for EnvCrossing {
         )
     }
 
-    fn analyze(&self, t: &Trajectory, cx: &Context) -> Result<Vec<Finding>, AnalyzeError> {
+    fn observe(
+        &self,
+        state: &mut Crossings,
+        new_events: &[Event],
+        cx: &Context,
+    ) -> Result<Vec<Finding>, AnalyzeError> {
+        let new = new_events
+            .iter()
+            .filter(|e| USES.iter().any(|a| e.is(a)))
+            .filter_map(Crossing::of);
+        kept::fold(&mut state.seen, new, MAX_KEPT, kept::BUDGET);
+
         let allowed = cx.config_list("cross_environment_accounts");
         let urgent_resources: usize = cx.config_parsed("urgent_resources")?;
         let max_evidence: usize = cx.config_parsed("max_evidence")?;
 
-        let mut crossings: Vec<(&Event, Environment)> = Vec::new();
-        for e in t.with_any_action(&USES) {
-            if e.environment != Environment::Prod
-                || allowed.iter().any(|p| glob::matches(p, &e.actor.id))
-            {
-                continue;
-            }
-            let Some(home) = credential_environment(e) else {
-                continue;
-            };
-            if matches!(home, Environment::Test | Environment::Staging) {
-                crossings.push((e, home));
-            }
-        }
-        let Some((first, home)) = crossings.first().copied() else {
+        let crossings: Vec<&Crossing> = state
+            .seen
+            .iter()
+            .filter(|c| !allowed.iter().any(|p| glob::matches(p, &c.actor)))
+            .collect();
+        let Some(first) = crossings.first().copied() else {
             return Ok(Vec::new());
         };
-        let resources: BTreeSet<&str> =
-            crossings.iter().map(|(e, _)| e.resource.as_str()).collect();
-        let writes = crossings.iter().any(|(e, _)| is_write(e));
+        let resources: BTreeSet<&str> = crossings.iter().map(|c| c.resource.as_str()).collect();
+        let writes = crossings.iter().any(|c| c.write);
         let urgent = writes || resources.len() >= urgent_resources;
-        let home = match home {
+        let home = match first.home {
             Environment::Test => "test",
             _ => "staging",
         };
-        let credential = credential_label(first);
+        let credential = &first.credential;
         let line = title(format!(
             "{} used {home} credential {credential} against production: {} event(s) on {} resource(s){}, first {}",
-            who(first),
+            first.who,
             crossings.len(),
             resources.len(),
             if writes { " including writes" } else { "" },
@@ -110,7 +172,7 @@ impl Detector for EnvCrossing {
         ));
         let next = format!(
             "Revoke {credential} (it should not reach production), find where it is stored and who runs {}, and rotate the production secrets it read",
-            first.actor.id
+            first.actor
         );
         Ok(vec![Finding::new(
             SIGNAL,
@@ -121,13 +183,15 @@ impl Detector for EnvCrossing {
             },
             line,
         )
-        .evidence(crossings.iter().map(|(e, _)| *e).take(max_evidence))
+        .evidence_ids(crossings.iter().map(|c| c.id.clone()).take(max_evidence))
         .score(if urgent { 0.9 } else { 0.7 })
         .next_step(next)])
     }
 }
 
-register_detector!(EnvCrossing);
+register_incremental_detector!(EnvCrossing);
+
+mod kept;
 
 /// The environment the credential belongs to, when its names agree on one.
 fn credential_environment(e: &Event) -> Option<Environment> {
@@ -173,10 +237,10 @@ fn credential_label(e: &Event) -> String {
         "auth.policies",
     ] {
         if let Some(v) = e.attr_str(k).filter(|v| !v.is_empty()) {
-            return format!("\"{v}\"");
+            return format!("\"{}\"", text(v));
         }
     }
-    format!("\"{}\"", who(e))
+    format!("\"{}\"", text(who(e)))
 }
 
 #[cfg(test)]
@@ -184,12 +248,26 @@ mod tests {
     const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
 
     #[test]
-    fn show() {
-        plumbline_sdk::testing::show_findings::<super::EnvCrossing>(FIXTURES);
+    fn fixtures() {
+        plumbline_sdk::testing::run_incremental_fixtures::<super::EnvCrossing>(FIXTURES);
     }
 
+    /// Many production reads with a test token under huge names: the state stays under the
+    /// host's bound, the oldest dropped.
     #[test]
-    fn fixtures() {
-        plumbline_sdk::testing::run_fixtures::<super::EnvCrossing>(FIXTURES);
+    fn state_stays_bounded() {
+        use plumbline_sdk::testing::{Fixture, STATE_MAX_BYTES};
+        let path =
+            std::path::Path::new(FIXTURES).join("positive-test-token-reads-prod-secrets.json");
+        let f: Fixture = Fixture::load(&path).unwrap();
+        let (largest, findings) =
+            super::kept::flood::<super::EnvCrossing>(&f.trajectory.events[1], 300);
+        assert!(largest <= STATE_MAX_BYTES, "state of {largest} bytes");
+        assert_eq!(findings.len(), 1);
+        assert_eq!(findings[0].evidence.len(), 25, "max_evidence");
+        assert!(
+            !findings[0].evidence[0].ends_with("000"),
+            "the oldest dropped"
+        );
     }
 }
