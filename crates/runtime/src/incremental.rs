@@ -1,11 +1,38 @@
 //! What the host keeps for incremental (0.2.0) detectors between calls: per (detector,
-//! trajectory), the state bytes the detector returned and the ids of the events it was
-//! given. Bounded in total bytes; the least recently used entries go first. An entry is
-//! a cache, never the truth: a missing one makes the next call replay the trajectory.
+//! trajectory), the state bytes the detector returned and which events it was given.
+//! Bounded in total bytes; the least recently used entries go first. An entry is a cache,
+//! never the truth: a missing one makes the next call replay the trajectory.
+//!
+//! Which events were given is a watermark — the newest (time, id) of the trajectory at the
+//! last call, and how many of its events were at or below it — plus digests of the ids
+//! given (or read). A call's new events are the ones above the watermark, found by binary
+//! search (the trajectory is in (time, id) order); only when the count below the
+//! watermark says an event arrived late (or the bound dropped more than the old ones) are
+//! the events below it checked against the digests. The digests (16 bytes an id, not the
+//! id, with the event's time) also say what evidence may cite and whether a cited event
+//! has left the trajectory (a binary search at its time). They are not pruned when events
+//! leave (a state may still cite them, and citing an id never given must stay a contract
+//! violation); an entry's weight counts them, so the book's total bound evicts a
+//! trajectory that has streamed past its bound for long (it replays once).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+use plumbline_event::Event;
+use plumbline_trajectory::Trajectory;
+use sha2::{Digest, Sha256};
+
+/// An event id's digest: sha256 cut to 128 bits, so two ids a client chose cannot be
+/// made to collide (a collision would hide a late event from a detector).
+fn digest(id: &str) -> u128 {
+    let d = Sha256::digest(id.as_bytes());
+    u128::from_le_bytes(d[..16].try_into().expect("32 bytes"))
+}
+
+fn key(e: &Event) -> (i64, &str) {
+    (e.time_nanos(), e.id.as_str())
+}
 
 /// One detector's memory of one trajectory.
 #[derive(Debug, Clone, Default)]
@@ -13,9 +40,16 @@ pub struct Entry {
     /// The detector version that wrote it: another version starts again.
     pub version: String,
     pub state: Option<Vec<u8>>,
-    /// Ids of the events given (or read) so far: the next call gets the others, and
-    /// evidence may cite only these.
-    pub given: HashSet<String>,
+    /// Digests of the ids of the events given or read so far, with the events' times:
+    /// evidence may cite only these (and, below the watermark, they tell a late event from
+    /// a given one).
+    given: HashMap<u128, i64>,
+    /// The newest (time, id) of the trajectory at the last call: every event the detector
+    /// is interested in at or below it was given.
+    mark: Option<(i64, String)>,
+    /// Events of the trajectory at or below `mark`, and its drop count, at the last call.
+    below: usize,
+    dropped: u64,
     last_use: u64,
 }
 
@@ -29,10 +63,63 @@ impl Entry {
 
     /// About what the entry weighs in memory.
     pub fn bytes(&self) -> usize {
-        const PER_ID: usize = 48;
-        self.state.as_ref().map_or(0, Vec::len)
-            + self.given.iter().map(|id| id.len() + PER_ID).sum::<usize>()
-            + 128
+        const PER_DIGEST: usize = 32;
+        self.state.as_ref().map_or(0, Vec::len) + self.given.len() * PER_DIGEST + 192
+    }
+
+    /// Whether the event `id` was given (or read) to the detector.
+    pub fn was_given(&self, id: &str) -> bool {
+        self.given.contains_key(&digest(id))
+    }
+
+    /// Whether `id` was given earlier and has since left `t` (its bound dropped it).
+    pub fn left(&self, t: &Trajectory, id: &str) -> bool {
+        self.given.get(&digest(id)).is_some_and(|&time| {
+            t.events
+                .binary_search_by(|e| key(e).cmp(&(time, id)))
+                .is_err()
+        })
+    }
+
+    /// The events of `t` the detector was not given yet, in (time, id) order, among those
+    /// `wanted` picks: the ones above the watermark, and below it only those that arrived
+    /// late (checked against the digests only when the count below it grew).
+    pub fn new_events<'t>(
+        &self,
+        t: &'t Trajectory,
+        wanted: impl Fn(&Event) -> bool,
+    ) -> Vec<&'t Arc<Event>> {
+        let Some((time, id)) = &self.mark else {
+            return t.events.iter().filter(|e| wanted(e)).collect();
+        };
+        let at = t.events.partition_point(|e| key(e) <= (*time, id.as_str()));
+        let dropped = usize::try_from(t.dropped.saturating_sub(self.dropped)).unwrap_or(usize::MAX);
+        let late = at != self.below.saturating_sub(dropped);
+        let below = t.events[..at]
+            .iter()
+            .filter(|e| late && !self.was_given(&e.id));
+        below.chain(&t.events[at..]).filter(|e| wanted(e)).collect()
+    }
+
+    /// Records a call on `t` in which the detector was given `events` and read `read`
+    /// (ids of `t`'s events): the watermark moves to `t`'s newest event.
+    pub fn record<'a>(
+        &mut self,
+        t: &Trajectory,
+        events: impl IntoIterator<Item = &'a Event>,
+        read: &HashSet<String>,
+    ) {
+        for e in events {
+            self.given.insert(digest(&e.id), e.time_nanos());
+        }
+        if !read.is_empty() {
+            for e in t.events.iter().filter(|e| read.contains(&e.id)) {
+                self.given.insert(digest(&e.id), e.time_nanos());
+            }
+        }
+        self.mark = t.events.last().map(|e| (e.time_nanos(), e.id.clone()));
+        self.below = t.events.len();
+        self.dropped = t.dropped;
     }
 }
 
@@ -42,7 +129,11 @@ struct Saved {
     version: String,
     /// Hex of the state bytes.
     state: Option<String>,
-    given: Vec<String>,
+    /// The digests given (hex, 32 digits) with their events' times.
+    given: Vec<(String, i64)>,
+    mark: Option<(i64, String)>,
+    below: usize,
+    dropped: u64,
 }
 
 /// Every entry, keyed by trajectory id, then detector name.
@@ -131,12 +222,18 @@ impl StateBook {
         let saved: BTreeMap<&str, Saved> = per
             .iter()
             .map(|(d, (e, _))| {
-                let mut given: Vec<String> = e.given.iter().cloned().collect();
+                let mut given: Vec<(u128, i64)> = e.given.iter().map(|(d, t)| (*d, *t)).collect();
                 given.sort_unstable();
                 let saved = Saved {
                     version: e.version.clone(),
                     state: e.state.as_deref().map(hex::encode),
-                    given,
+                    given: given
+                        .into_iter()
+                        .map(|(d, t)| (format!("{d:032x}"), t))
+                        .collect(),
+                    mark: e.mark.clone(),
+                    below: e.below,
+                    dropped: e.dropped,
                 };
                 (d.as_str(), saved)
             })
@@ -156,10 +253,21 @@ impl StateBook {
                 Ok(state) => state,
                 Err(_) => continue,
             };
+            let given: Result<HashMap<u128, i64>, _> = s
+                .given
+                .iter()
+                .map(|(d, t)| u128::from_str_radix(d, 16).map(|d| (d, *t)))
+                .collect();
+            let Ok(given) = given else {
+                continue;
+            };
             let entry = Entry {
                 version: s.version,
                 state,
-                given: s.given.into_iter().collect(),
+                given,
+                mark: s.mark,
+                below: s.below,
+                dropped: s.dropped,
                 last_use: 0,
             };
             self.put(trajectory, &detector, entry);
@@ -209,6 +317,91 @@ impl StateBook {
 mod tests {
     use super::*;
 
+    fn event(id: &str, minute: i64) -> Arc<Event> {
+        let time = time::OffsetDateTime::from_unix_timestamp(1_700_000_000 + minute * 60)
+            .unwrap()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap();
+        Arc::new(
+            serde_json::from_value(serde_json::json!({
+                "id": id, "time": time, "source": "custom",
+                "actor": {"id": "a", "type": "human"}, "system": "s", "action": "x.y",
+            }))
+            .unwrap(),
+        )
+    }
+
+    /// A trajectory of `events` (id, minute), sorted as the builder keeps them.
+    fn trajectory(events: &[(&str, i64)], dropped: u64) -> Trajectory {
+        let mut events: Vec<Arc<Event>> = events.iter().map(|(id, m)| event(id, *m)).collect();
+        events.sort_by(|a, b| key(a).cmp(&key(b)));
+        Trajectory {
+            id: "t".into(),
+            kind: plumbline_trajectory::TrajectoryKind::Actor,
+            key: "a".into(),
+            start: 0,
+            end: 0,
+            closes_at: 0,
+            dropped,
+            hash: String::new(),
+            events,
+        }
+    }
+
+    fn ids(new: &[&Arc<Event>]) -> Vec<String> {
+        new.iter().map(|e| e.id.clone()).collect()
+    }
+
+    /// One call: the new events (all of them given) recorded on `entry`.
+    fn call(entry: &mut Entry, t: &Trajectory) -> Vec<String> {
+        let new = entry.new_events(t, |e| !e.id.starts_with("other"));
+        let got = ids(&new);
+        entry.record(t, new.into_iter().map(|e| e.as_ref()), &HashSet::new());
+        got
+    }
+
+    #[test]
+    fn new_events_are_the_ones_above_the_watermark_and_late_ones_below_it() {
+        let mut e = Entry::new("1");
+        let t1 = trajectory(&[("a", 1), ("other", 2), ("b", 3)], 0);
+        assert_eq!(call(&mut e, &t1), ["a", "b"]);
+        assert!(call(&mut e, &t1).is_empty());
+        // Two newer events, and a late one older than everything given.
+        let t2 = trajectory(
+            &[
+                ("late", 0),
+                ("a", 1),
+                ("other", 2),
+                ("b", 3),
+                ("c", 4),
+                ("d", 5),
+            ],
+            0,
+        );
+        assert_eq!(call(&mut e, &t2), ["late", "c", "d"]);
+        assert!(call(&mut e, &t2).is_empty());
+        // The bound dropped the two oldest and a new one came: no late scan needed, and
+        // none is taken for new.
+        let t3 = trajectory(&[("other", 2), ("b", 3), ("c", 4), ("d", 5), ("e", 6)], 2);
+        assert_eq!(call(&mut e, &t3), ["e"]);
+        // Dropped and late at once: the count below the watermark cannot tell, the digests do.
+        let t4 = trajectory(&[("late2", 2), ("b", 3), ("c", 4), ("d", 5), ("e", 6)], 3);
+        assert_eq!(call(&mut e, &t4), ["late2"]);
+        assert!(e.was_given("late2") && !e.was_given("other"));
+    }
+
+    #[test]
+    fn an_event_that_left_the_trajectory_is_told_from_one_never_given() {
+        let mut e = Entry::new("1");
+        let t1 = trajectory(&[("a", 1), ("b", 2)], 0);
+        call(&mut e, &t1);
+        let t2 = trajectory(&[("b", 2), ("c", 3)], 1);
+        assert!(e.left(&t2, "a"));
+        assert!(!e.left(&t2, "b"));
+        assert!(!e.left(&t2, "never"), "never given is not 'left'");
+        assert!(!e.was_given("never"));
+    }
+
     fn entry(state: usize) -> Entry {
         Entry {
             state: Some(vec![0; state]),
@@ -252,8 +445,9 @@ mod tests {
     #[test]
     fn a_trajectory_s_entries_survive_a_snapshot_and_restore() {
         let book = StateBook::new(1 << 20);
+        let t = trajectory(&[("e1", 1)], 0);
         let mut e = entry(3);
-        e.given.insert("e1".into());
+        e.record(&t, t.events.iter().map(|e| e.as_ref()), &HashSet::new());
         book.put("t", "d", e);
         book.put("t", "other", Entry::new("2"));
         assert!(book.snapshot("nothing").is_none());
@@ -262,7 +456,11 @@ mod tests {
         after.restore("t", &saved);
         let e = after.take("t", "d", "1").unwrap();
         assert_eq!(e.state, Some(vec![0; 3]));
-        assert!(e.given.contains("e1"));
+        assert!(e.was_given("e1") && !e.was_given("e2"));
+        assert!(
+            e.new_events(&t, |_| true).is_empty(),
+            "the watermark came back too"
+        );
         let o = after.take("t", "other", "2").unwrap();
         assert_eq!((o.state, o.given.len()), (None, 0));
         after.restore("u", b"not json");

@@ -395,17 +395,14 @@ impl Runtime {
         let kept = states.take(&t.id, d.name(), version);
         let replay = kept.is_none();
         let mut entry = kept.unwrap_or_else(|| incremental::Entry::new(version));
-        let mut new: Vec<&Arc<plumbline_event::Event>> = t
-            .events
-            .iter()
-            .filter(|e| {
-                d.interest
-                    .matches_any(std::iter::once((e.source.as_str(), e.action.as_str())))
-                    && !entry.given.contains(&e.id)
-            })
-            .collect();
+        let mut new = entry.new_events(t, |e| {
+            d.interest
+                .matches_any(std::iter::once((e.source.as_str(), e.action.as_str())))
+        });
         if new.is_empty() && !(settle && entry.state.is_some()) {
             if !replay {
+                // Nothing it wants is new: the watermark moves past what was looked at.
+                entry.record(t, [], &Default::default());
                 states.put(&t.id, d.name(), entry);
             }
             return Observe::Skipped;
@@ -420,7 +417,7 @@ impl Runtime {
             }
             (bytes, first) = (next, i);
         }
-        let skipped: Vec<String> = new.drain(..first).map(|e| e.id.clone()).collect();
+        let skipped: Vec<&Arc<plumbline_event::Event>> = new.drain(..first).collect();
         let large = bytes > self.config.max_input_bytes / 4;
         let events: Vec<bindings_v2::wit::Event> =
             new.iter().map(|e| bindings_v2::event(e)).collect();
@@ -497,13 +494,12 @@ impl Runtime {
         }
         // Evidence may cite what the detector was given or read, in this call or before;
         // an id given earlier that has since left the trajectory (its bound) is removed.
-        let given_now: Vec<&str> = new
+        let now: std::collections::HashSet<&str> = new
             .iter()
             .map(|e| e.id.as_str())
-            .chain(skipped.iter().map(String::as_str))
+            .chain(skipped.iter().map(|e| e.id.as_str()))
+            .chain(observed.read.iter().map(String::as_str))
             .collect();
-        let present: std::collections::HashSet<&str> =
-            t.events.iter().map(|e| e.id.as_str()).collect();
         let mut found: Vec<bindings::wit::Finding> = observed
             .findings
             .into_iter()
@@ -512,18 +508,23 @@ impl Runtime {
         found.retain_mut(|f| {
             let cited = !f.evidence.is_empty();
             f.evidence
-                .retain(|id| present.contains(id.as_str()) || !entry.given.contains(id));
+                .retain(|id| now.contains(id.as_str()) || !entry.left(t, id));
             // A finding whose every event left the trajectory goes; one that cited nothing
             // stays, for the contract check to refuse.
             !(cited && f.evidence.is_empty())
         });
-        let citable = entry
-            .given
+        let citable: Vec<String> = found
             .iter()
-            .map(String::as_str)
-            .chain(given_now.iter().copied())
-            .chain(observed.read.iter().map(String::as_str));
-        let checked = contract::check_findings_citing(&d.declared, citable, &d.limits, found);
+            .flat_map(|f| &f.evidence)
+            .filter(|id| now.contains(id.as_str()) || entry.was_given(id))
+            .cloned()
+            .collect();
+        let checked = contract::check_findings_citing(
+            &d.declared,
+            citable.iter().map(String::as_str),
+            &d.limits,
+            found,
+        );
         let findings = match checked {
             Ok(f) => f,
             Err(e) => {
@@ -531,8 +532,11 @@ impl Runtime {
                 return Observe::Failed(Failure::Contract(e), large);
             }
         };
-        entry.given.extend(given_now.iter().map(|s| s.to_string()));
-        entry.given.extend(observed.read);
+        entry.record(
+            t,
+            new.iter().chain(&skipped).map(|e| e.as_ref()),
+            &observed.read,
+        );
         entry.state = observed.state;
         states.put(&t.id, d.name(), entry);
         Observe::Found(findings)
