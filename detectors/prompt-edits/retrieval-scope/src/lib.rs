@@ -4,17 +4,107 @@
 //! the same trajectory), because then anyone who can talk to it can extract the data.
 //!
 //! Sources on `approved_sources` do not count. Read on system trajectories.
+//!
+//! Incremental (`plumbline:detector@0.2.0`): the state holds one summary per retrieval
+//! source added and per tool granted (id, time, names — not the events), judged again on
+//! every call.
 
 use plumbline_sdk::kit::text::has_word;
 use plumbline_sdk::kit::{keys, Policy};
 use plumbline_sdk::*;
 
+use kept::text;
+
 const SIGNAL: &str = "prompt.sensitive_retrieval_added";
+
+/// Most sources and tools kept, the oldest dropped first: one finding per source at most,
+/// and the host takes at most 100 findings per answer by default.
+const MAX_KEPT: usize = 100;
+
+/// What the detector remembers of a trajectory, each list in (time, id) order.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(crate = "plumbline_sdk::serde")]
+pub struct Seen {
+    sources: Vec<Source>,
+    tools: Vec<Tool>,
+}
+
+/// A retrieval source added: what its finding needs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(crate = "plumbline_sdk::serde")]
+struct Source {
+    t: i64,
+    id: String,
+    /// Who added it (planned work, the title).
+    actor: String,
+    env: Environment,
+    system: String,
+    assistant: String,
+    source: String,
+    /// Its kind, and its name or classification (what else may mark it sensitive).
+    kind: String,
+    label: String,
+}
+
+/// A tool granted: its name and permissions (what may make it outbound) and how it reads.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(crate = "plumbline_sdk::serde")]
+struct Tool {
+    t: i64,
+    id: String,
+    names: Vec<String>,
+    shown: String,
+}
+
+impl kept::Record for Source {
+    fn at(&self) -> (i64, &str) {
+        (self.t, &self.id)
+    }
+}
+
+impl kept::Record for Tool {
+    fn at(&self) -> (i64, &str) {
+        (self.t, &self.id)
+    }
+}
+
+impl Source {
+    fn of(e: &Event) -> Source {
+        Source {
+            t: e.time,
+            id: e.id.clone(),
+            actor: text(&e.actor.id),
+            env: e.environment,
+            system: text(&e.system),
+            assistant: text(attr_text(e, &["assistant.name", "assistant.id"]).unwrap_or(&e.system)),
+            source: text(attr_text(e, &["retrieval.source"]).unwrap_or(&e.resource)),
+            kind: text(attr_text(e, &["retrieval.kind"]).unwrap_or("")),
+            label: text(attr_text(e, &["retrieval.name", "classification"]).unwrap_or("")),
+        }
+    }
+}
+
+impl Tool {
+    fn of(e: &Event) -> Tool {
+        let mut names = vec![text(
+            attr_text(e, &["tool", "tool.name"]).unwrap_or(&e.resource),
+        )];
+        names.extend(attr_list(e, "tool.permissions").iter().map(|p| text(p)));
+        Tool {
+            t: e.time,
+            id: e.id.clone(),
+            names,
+            shown: text(attr_text(e, &["tool"]).unwrap_or(&e.resource)),
+        }
+    }
+}
 
 #[derive(Default)]
 pub struct RetrievalScope;
 
-impl Detector for RetrievalScope {
+impl IncrementalDetector for RetrievalScope {
+    type State = Seen;
+
     fn info() -> Info {
         let info = Info::new(
             "prompt-edits.retrieval-scope",
@@ -48,7 +138,23 @@ impl Detector for RetrievalScope {
         keys::environments(info, "test")
     }
 
-    fn analyze(&self, t: &Trajectory, cx: &Context) -> Result<Vec<Finding>, AnalyzeError> {
+    fn observe(
+        &self,
+        seen: &mut Seen,
+        new_events: &[Event],
+        cx: &Context,
+    ) -> Result<Vec<Finding>, AnalyzeError> {
+        let sources = new_events
+            .iter()
+            .filter(|e| e.is("assistant.retrieval.added"))
+            .map(Source::of);
+        let tools = new_events
+            .iter()
+            .filter(|e| e.is("assistant.tool.granted"))
+            .map(Tool::of);
+        kept::fold(&mut seen.sources, sources, MAX_KEPT, kept::BUDGET / 2);
+        kept::fold(&mut seen.tools, tools, MAX_KEPT, kept::BUDGET / 2);
+
         let markers = cx.config_list("sensitive_markers");
         let approved = cx.config_list("approved_sources");
         let outbound = cx.config_list("outbound_tools");
@@ -58,14 +164,11 @@ impl Detector for RetrievalScope {
             .filter_map(|n| plumbline_sdk::kit::policy::environment(n))
             .collect();
         let policy = cx.settings::<Policy>()?;
-        let senders: Vec<&Event> = t
-            .with_action("assistant.tool.granted")
-            .filter(|e| {
-                let mut names = vec![attr_text(e, &["tool", "tool.name"])
-                    .unwrap_or(&e.resource)
-                    .to_string()];
-                names.extend(attr_list(e, "tool.permissions"));
-                names.iter().any(|n| {
+        let senders: Vec<&Tool> = seen
+            .tools
+            .iter()
+            .filter(|t| {
+                t.names.iter().any(|n| {
                     outbound
                         .iter()
                         .any(|p| glob::matches_ignore_ascii_case(p, n))
@@ -74,30 +177,26 @@ impl Detector for RetrievalScope {
             .collect();
 
         let mut findings = Vec::new();
-        for e in t.with_action("assistant.retrieval.added") {
-            if policy.is_ignored_environment(e) || policy.is_planned(e) {
+        for e in &seen.sources {
+            let planned = policy.is_service_account(&e.actor) && policy.windows.contains(e.t);
+            if policy.ignore_environments.contains(&e.env) || planned {
                 continue;
             }
-            let source = attr_text(e, &["retrieval.source"]).unwrap_or(&e.resource);
+            let source = e.source.as_str();
             if approved.iter().any(|p| glob::matches(p, source)) {
                 continue;
             }
-            let labels = [
-                source,
-                attr_text(e, &["retrieval.kind"]).unwrap_or(""),
-                attr_text(e, &["retrieval.name", "classification"]).unwrap_or(""),
-            ];
+            let labels = [source, &e.kind, &e.label];
             if !labels
                 .iter()
                 .any(|l| !l.is_empty() && has_word(l, &markers))
             {
                 continue;
             }
-            let can_send = !senders.is_empty() && urgent_envs.contains(&e.environment);
-            let assistant = attr_text(e, &["assistant.name", "assistant.id"]).unwrap_or(&e.system);
-            let mut evidence = vec![e];
+            let can_send = !senders.is_empty() && urgent_envs.contains(&e.env);
+            let mut evidence = vec![e.id.clone()];
             let (severity, score, tail) = if can_send {
-                evidence.extend(senders.iter().copied());
+                evidence.extend(senders.iter().map(|s| s.id.clone()));
                 (
                     Severity::Urgent,
                     0.9,
@@ -105,7 +204,7 @@ impl Detector for RetrievalScope {
                         " and can send data out ({})",
                         senders
                             .iter()
-                            .map(|s| attr_text(s, &["tool"]).unwrap_or(&s.resource).to_string())
+                            .map(|s| s.shown.as_str())
                             .collect::<Vec<_>>()
                             .join(", ")
                     ),
@@ -119,12 +218,12 @@ impl Detector for RetrievalScope {
                     severity,
                     title(format!(
                         "Assistant {} now retrieves from {}{tail}, added by {}",
-                        quoted(assistant, 40),
+                        quoted(&e.assistant, 40),
                         quoted(source, 60),
-                        e.actor.id
+                        e.actor
                     )),
                 )
-                .evidence(evidence)
+                .evidence_ids(evidence)
                 .score(score)
                 .next_step(format!(
                     "Ask the data owner of {} to approve {} using it; remove the source (or restrict who can use the assistant) until they do",
@@ -137,19 +236,30 @@ impl Detector for RetrievalScope {
     }
 }
 
-register_detector!(RetrievalScope);
+register_incremental_detector!(RetrievalScope);
+
+mod kept;
 
 #[cfg(test)]
 mod tests {
     const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
 
     #[test]
-    fn show() {
-        plumbline_sdk::testing::show_findings::<super::RetrievalScope>(FIXTURES);
+    fn fixtures() {
+        plumbline_sdk::testing::run_incremental_fixtures::<super::RetrievalScope>(FIXTURES);
     }
 
+    /// Many sensitive sources under huge names: the state stays under the host's bound and
+    /// the answer under its 100 findings, the newest kept.
     #[test]
-    fn fixtures() {
-        plumbline_sdk::testing::run_fixtures::<super::RetrievalScope>(FIXTURES);
+    fn state_stays_bounded() {
+        use plumbline_sdk::testing::{Fixture, STATE_MAX_BYTES};
+        let path = std::path::Path::new(FIXTURES).join("positive-hr-contracts-source.json");
+        let f: Fixture = Fixture::load(&path).unwrap();
+        let (largest, findings) =
+            super::kept::flood::<super::RetrievalScope>(&f.trajectory.events[0], 300);
+        assert!(largest <= STATE_MAX_BYTES, "state of {largest} bytes");
+        assert!(!findings.is_empty() && findings.len() <= 100);
+        assert!(findings.last().unwrap().evidence[0].ends_with("299"));
     }
 }
