@@ -5,9 +5,15 @@
 //!
 //! Tools on `approved_tools`, and outbound tools whose host is allow-listed, do not count.
 //! Read on system trajectories (one assistant's configuration history).
+//!
+//! Incremental (`plumbline:detector@0.2.0`): the state holds one summary per tool granted
+//! (id, time, who, the tool's name, permissions and host — not the event), judged again on
+//! every call.
 
 use plumbline_sdk::kit::{keys, Policy};
 use plumbline_sdk::*;
+
+use kept::text;
 
 const RISKY: &str = "prompt.risky_tool_granted";
 const EXFIL_PATH: &str = "prompt.read_and_send_tools";
@@ -30,10 +36,71 @@ impl Kind {
     }
 }
 
+/// Most grants kept, the oldest dropped first: one finding each at most, and the host
+/// takes at most 100 findings per answer by default.
+const MAX_KEPT: usize = 100;
+
+/// What the detector remembers of a trajectory: the tools granted, in (time, id) order.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(crate = "plumbline_sdk::serde")]
+pub struct Grants {
+    seen: Vec<Grant>,
+}
+
+/// A tool granted: what judging it and its finding need.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(crate = "plumbline_sdk::serde")]
+struct Grant {
+    t: i64,
+    id: String,
+    env: Environment,
+    actor: String,
+    kind: ActorKind,
+    system: String,
+    assistant: Option<String>,
+    /// The tool's name (`approved_tools`, titles).
+    name: String,
+    /// Its name, permissions and scope: what the tool lists are matched against.
+    words: Vec<String>,
+    /// Where it calls (`tool.host`, else the event's destination).
+    host: Option<String>,
+}
+
+impl kept::Record for Grant {
+    fn at(&self) -> (i64, &str) {
+        (self.t, &self.id)
+    }
+}
+
+impl Grant {
+    fn of(e: &Event) -> Grant {
+        let name = text(attr_text(e, &["tool", "tool.name"]).unwrap_or(&e.resource));
+        let mut words: Vec<String> = vec![name.clone()];
+        words.extend(attr_list(e, "tool.permissions").iter().map(|p| text(p)));
+        words.extend(attr_text(e, &["tool.scope"]).map(text));
+        Grant {
+            t: e.time,
+            id: e.id.clone(),
+            env: e.environment,
+            actor: text(&e.actor.id),
+            kind: e.actor.kind,
+            system: text(&e.system),
+            assistant: attr_text(e, &["assistant.name", "assistant.id"]).map(text),
+            name,
+            words,
+            host: attr_text(e, &["tool.host"])
+                .or(e.destination.as_deref())
+                .map(text),
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct ToolGrant;
 
-impl Detector for ToolGrant {
+impl IncrementalDetector for ToolGrant {
+    type State = Grants;
+
     fn info() -> Info {
         let info = Info::new(
             "prompt-edits.tool-grant",
@@ -73,7 +140,16 @@ impl Detector for ToolGrant {
         keys::environments(info, "test")
     }
 
-    fn analyze(&self, t: &Trajectory, cx: &Context) -> Result<Vec<Finding>, AnalyzeError> {
+    fn observe(
+        &self,
+        state: &mut Grants,
+        new_events: &[Event],
+        cx: &Context,
+    ) -> Result<Vec<Finding>, AnalyzeError> {
+        let new = new_events.iter().filter(|e| e.is(GRANT)).map(Grant::of);
+        kept::fold(&mut state.seen, new, MAX_KEPT, kept::BUDGET);
+        let key = cx.window().map_or("", |w| w.key.as_str());
+
         let code = cx.config_list("code_tools");
         let data = cx.config_list("data_tools");
         let outbound = cx.config_list("outbound_tools");
@@ -86,20 +162,17 @@ impl Detector for ToolGrant {
         let lists = cx.settings::<Destinations>()?;
         let policy = cx.settings::<Policy>()?;
 
-        let mut grants: Vec<(&Event, Vec<Kind>)> = Vec::new();
-        for e in t.with_action(GRANT) {
-            if policy.is_ignored_environment(e) || policy.is_planned(e) {
+        let mut grants: Vec<(&Grant, Vec<Kind>)> = Vec::new();
+        for e in &state.seen {
+            let planned = policy.is_service_account(&e.actor) && policy.windows.contains(e.t);
+            if policy.ignore_environments.contains(&e.env) || planned {
                 continue;
             }
-            let name = attr_text(e, &["tool", "tool.name"]).unwrap_or(&e.resource);
-            if approved.iter().any(|p| glob::matches(p, name)) {
+            if approved.iter().any(|p| glob::matches(p, &e.name)) {
                 continue;
             }
-            let mut words: Vec<String> = vec![name.to_string()];
-            words.extend(attr_list(e, "tool.permissions"));
-            words.extend(attr_text(e, &["tool.scope"]).map(String::from));
             let any = |list: &[String]| {
-                words
+                e.words
                     .iter()
                     .any(|w| list.iter().any(|p| glob::matches_ignore_ascii_case(p, w)))
             };
@@ -111,8 +184,9 @@ impl Detector for ToolGrant {
                 kinds.push(Kind::DataAccess);
             }
             // Calls to an allow-listed host are the integration working as designed.
-            let host_known = attr_text(e, &["tool.host"])
-                .or(e.destination.as_deref())
+            let host_known = e
+                .host
+                .as_deref()
                 .and_then(|h| lists.classify(h))
                 .is_some_and(|(_, c)| c == DestinationClass::Known);
             if any(&outbound) && !host_known {
@@ -136,23 +210,23 @@ impl Detector for ToolGrant {
             has(Kind::Outbound),
             has(Kind::CodeExecution),
         );
-        let combo: Vec<&Event> =
+        let combo: Vec<&Grant> =
             if !readers.is_empty() && (!senders.is_empty() || !runners.is_empty()) {
-                let mut v: Vec<&Event> = readers
+                let mut v: Vec<&Grant> = readers
                     .iter()
                     .chain(&senders)
                     .chain(&runners)
                     .copied()
                     .collect();
-                v.sort_by_key(|e| (e.time, e.id.as_str()));
+                v.sort_by_key(|e| (e.t, e.id.as_str()));
                 v.dedup_by_key(|e| e.id.as_str());
                 v
             } else {
                 Vec::new()
             };
         if let Some(last) = combo.last() {
-            let urgent = combo.iter().any(|e| urgent_envs.contains(&e.environment));
-            let assistant = attr_text(last, &["assistant.name", "assistant.id"]).unwrap_or(&t.key);
+            let urgent = combo.iter().any(|e| urgent_envs.contains(&e.env));
+            let assistant = last.assistant.as_deref().unwrap_or(key);
             let send = if senders.is_empty() {
                 "run code"
             } else {
@@ -165,16 +239,16 @@ impl Detector for ToolGrant {
                     title(format!(
                         "Assistant {} ({}) can now read customer data and {send}: {}",
                         quoted(assistant, 40),
-                        t.key,
+                        key,
                         combo.iter().map(|e| tool_name(e)).collect::<Vec<_>>().join(", ")
                     )),
                 )
-                .evidence(combo.iter().copied())
+                .evidence_ids(combo.iter().map(|e| e.id.clone()))
                 .score(0.9)
                 .next_step(format!(
                     "Revoke {} from {} until its owner shows the data flow was approved; check recent tool calls for customer data sent out",
                     tool_name(senders.first().or(runners.first()).unwrap_or(last)),
-                    t.key
+                    key
                 )),
             );
         }
@@ -182,17 +256,17 @@ impl Detector for ToolGrant {
             if combo.iter().any(|c| c.id == e.id) {
                 continue;
             }
-            let self_granted = e.actor.kind == ActorKind::AiAgent;
+            let self_granted = e.kind == ActorKind::AiAgent;
             let labels: Vec<&str> = kinds.iter().map(|k| k.label()).collect();
-            let severity = if self_granted && urgent_envs.contains(&e.environment) {
+            let severity = if self_granted && urgent_envs.contains(&e.env) {
                 Severity::Urgent
             } else {
                 Severity::NeedsReview
             };
             let by = if self_granted {
-                format!("AI agent {}", e.actor.id)
+                format!("AI agent {}", e.actor)
             } else {
-                e.actor.id.clone()
+                e.actor.clone()
             };
             findings.push(
                 Finding::new(
@@ -205,14 +279,14 @@ impl Detector for ToolGrant {
                         labels.join(", ")
                     )),
                 )
-                .evidence([*e])
+                .evidence_ids([e.id.clone()])
                 .score(if self_granted { 0.85 } else { 0.6 })
                 .next_step(format!(
                     "Ask {} what {} needs {} for and who approved it; revoke it if nobody owns the request",
-                    if e.actor.kind == ActorKind::Human {
-                        e.actor.id.clone()
+                    if e.kind == ActorKind::Human {
+                        e.actor.clone()
                     } else {
-                        format!("the owner of {}", e.actor.id)
+                        format!("the owner of {}", e.actor)
                     },
                     e.system,
                     tool_name(e)
@@ -223,13 +297,12 @@ impl Detector for ToolGrant {
     }
 }
 
-register_detector!(ToolGrant);
+register_incremental_detector!(ToolGrant);
 
-fn tool_name(e: &Event) -> String {
-    quoted(
-        attr_text(e, &["tool", "tool.name"]).unwrap_or(&e.resource),
-        30,
-    )
+mod kept;
+
+fn tool_name(e: &Grant) -> String {
+    quoted(&e.name, 30)
 }
 
 #[cfg(test)]
@@ -237,12 +310,21 @@ mod tests {
     const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
 
     #[test]
-    fn show() {
-        plumbline_sdk::testing::show_findings::<super::ToolGrant>(FIXTURES);
+    fn fixtures() {
+        plumbline_sdk::testing::run_incremental_fixtures::<super::ToolGrant>(FIXTURES);
     }
 
+    /// Many risky tools under huge names: the state stays under the host's bound and the
+    /// answer under its 100 findings, the newest kept.
     #[test]
-    fn fixtures() {
-        plumbline_sdk::testing::run_fixtures::<super::ToolGrant>(FIXTURES);
+    fn state_stays_bounded() {
+        use plumbline_sdk::testing::{Fixture, STATE_MAX_BYTES};
+        let path = std::path::Path::new(FIXTURES).join("positive-agent-grants-itself-shell.json");
+        let f: Fixture = Fixture::load(&path).unwrap();
+        let (largest, findings) =
+            super::kept::flood::<super::ToolGrant>(&f.trajectory.events[0], 300);
+        assert!(largest <= STATE_MAX_BYTES, "state of {largest} bytes");
+        assert!(!findings.is_empty() && findings.len() <= 100);
+        assert!(findings.iter().any(|f| f.evidence[0].ends_with("299")));
     }
 }
