@@ -6,9 +6,16 @@
 //! follow-up review within 24 hours") is recorded as informational when the change names
 //! a ticket. Changes by `reviewed_pipelines` (deploy accounts that only ship reviewed
 //! changes) are not raised. Read on system trajectories.
+//!
+//! Incremental (`plumbline:detector@0.2.0`): the state holds one summary per prompt
+//! change, deploy and approval (id, time, kind, reviewed, ticket — not the events); each
+//! call walks them again in (time, id) order, so a late approval or edit counts where it
+//! belongs.
 
 use plumbline_sdk::kit::{keys, Policy};
 use plumbline_sdk::*;
+
+use kept::text;
 
 const SIGNAL: &str = "prompt.unreviewed_prod_change";
 
@@ -22,10 +29,79 @@ const APPROVALS: [&str; 3] = [
     "assistant.review.approved",
 ];
 
+/// Most steps kept, the oldest dropped first (a trajectory with more is judged on its
+/// newest 200), and most findings answered (the newest: the host takes at most 100 per
+/// answer by default).
+const MAX_KEPT: usize = 200;
+const MAX_FINDINGS: usize = 100;
+
+/// What the detector remembers of a trajectory: its steps, in (time, id) order.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(crate = "plumbline_sdk::serde")]
+pub struct Steps {
+    seen: Vec<Step>,
+}
+
+/// A prompt change, a deploy or an approval: what the walk and a finding need.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(crate = "plumbline_sdk::serde")]
+struct Step {
+    t: i64,
+    id: String,
+    kind: Kind,
+    reviewed: bool,
+    env: Environment,
+    actor: String,
+    system: String,
+    assistant: String,
+    ticket: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(crate = "plumbline_sdk::serde")]
+enum Kind {
+    Approval,
+    Prompt,
+    Deploy,
+}
+
+impl kept::Record for Step {
+    fn at(&self) -> (i64, &str) {
+        (self.t, &self.id)
+    }
+}
+
+impl Step {
+    fn of(e: &Event) -> Option<Step> {
+        let kind = if APPROVALS.iter().any(|a| e.is(a)) {
+            Kind::Approval
+        } else if !CHANGES.iter().any(|c| e.is(c)) {
+            return None;
+        } else if e.is("assistant.prompt.updated") {
+            Kind::Prompt
+        } else {
+            Kind::Deploy
+        };
+        Some(Step {
+            t: e.time,
+            id: e.id.clone(),
+            kind,
+            reviewed: is_reviewed(e),
+            env: e.environment,
+            actor: text(&e.actor.id),
+            system: text(&e.system),
+            assistant: text(attr_text(e, &["assistant.name", "assistant.id"]).unwrap_or(&e.system)),
+            ticket: attr_text(e, &["ticket"]).map(text),
+        })
+    }
+}
+
 #[derive(Default)]
 pub struct UnreviewedDeploy;
 
-impl Detector for UnreviewedDeploy {
+impl IncrementalDetector for UnreviewedDeploy {
+    type State = Steps;
+
     fn info() -> Info {
         let info = Info::new(
             "prompt-edits.unreviewed-deploy",
@@ -48,7 +124,15 @@ impl Detector for UnreviewedDeploy {
         keys::planned_work(info)
     }
 
-    fn analyze(&self, t: &Trajectory, cx: &Context) -> Result<Vec<Finding>, AnalyzeError> {
+    fn observe(
+        &self,
+        state: &mut Steps,
+        new_events: &[Event],
+        cx: &Context,
+    ) -> Result<Vec<Finding>, AnalyzeError> {
+        let new = new_events.iter().filter_map(Step::of);
+        kept::fold(&mut state.seen, new, MAX_KEPT, kept::BUDGET);
+
         let pipelines = cx.config_list("reviewed_pipelines");
         let prod: Vec<Environment> = cx
             .config_list("production_environments")
@@ -61,23 +145,20 @@ impl Detector for UnreviewedDeploy {
         // Every prompt change outside production not yet covered by a review. Only an
         // approval or a reviewed deploy covers them all: a reviewed edit covers itself,
         // so a harmless reviewed edit after an unreviewed one hides nothing.
-        let mut pending: Vec<&Event> = Vec::new();
-        for e in &t.events {
-            if APPROVALS.iter().any(|a| e.is(a)) {
+        let mut pending: Vec<&Step> = Vec::new();
+        for e in &state.seen {
+            if e.kind == Kind::Approval {
                 pending.clear();
                 continue;
             }
-            if !CHANGES.iter().any(|c| e.is(c)) {
-                continue;
-            }
-            let prompt_change = e.is("assistant.prompt.updated");
-            if is_reviewed(e) {
+            let prompt_change = e.kind == Kind::Prompt;
+            if e.reviewed {
                 if !prompt_change {
                     pending.clear();
                 }
                 continue;
             }
-            if !prod.contains(&e.environment) {
+            if !prod.contains(&e.env) {
                 // A prompt edited outside production waits for its deploy.
                 if prompt_change {
                     pending.push(e);
@@ -85,7 +166,7 @@ impl Detector for UnreviewedDeploy {
                 continue;
             }
             // A production deploy ships every prompt change waiting before it.
-            let shipped: Vec<&Event> = if prompt_change {
+            let shipped: Vec<&Step> = if prompt_change {
                 vec![e]
             } else if pending.is_empty() {
                 continue;
@@ -97,16 +178,17 @@ impl Detector for UnreviewedDeploy {
                 v.push(e);
                 v
             };
-            if pipelines.iter().any(|p| glob::matches(p, &e.actor.id)) || policy.is_planned(e) {
+            let planned = policy.is_service_account(&e.actor) && policy.windows.contains(e.t);
+            if pipelines.iter().any(|p| glob::matches(p, &e.actor)) || planned {
                 continue;
             }
             // Break-glass covers what names a ticket: the deploy itself, or every change
             // it ships — one ticketed edit does not excuse an unticketed one beside it.
-            let ticket = attr_text(e, &["ticket"]).or_else(|| {
+            let ticket = e.ticket.as_deref().or_else(|| {
                 let tickets: Vec<Option<&str>> = shipped
                     .iter()
                     .filter(|x| x.id != e.id)
-                    .map(|x| attr_text(x, &["ticket"]))
+                    .map(|x| x.ticket.as_deref())
                     .collect();
                 if tickets.is_empty() || tickets.iter().any(Option::is_none) {
                     None
@@ -114,14 +196,14 @@ impl Detector for UnreviewedDeploy {
                     tickets[0]
                 }
             });
-            let assistant = attr_text(e, &["assistant.name", "assistant.id"]).unwrap_or(&e.system);
+            let assistant = &e.assistant;
             let (severity, t_line, next) = match ticket {
                 Some(tk) => (
                     Severity::Informational,
                     format!(
                         "Break-glass prompt change to production {} by {} under {}",
                         quoted(assistant, 40),
-                        e.actor.id,
+                        e.actor,
                         quoted(tk, 30)
                     ),
                     format!(
@@ -134,17 +216,17 @@ impl Detector for UnreviewedDeploy {
                     format!(
                         "Unreviewed prompt change shipped to production {} by {}",
                         quoted(assistant, 40),
-                        e.actor.id
+                        e.actor
                     ),
                     format!(
                         "Ask {} for the reason and a reviewer for the prompt change to {}; roll back if nobody signs off",
-                        e.actor.id, e.system
+                        e.actor, e.system
                     ),
                 ),
             };
             findings.push(
                 Finding::new(SIGNAL, severity, title(t_line))
-                    .evidence(shipped)
+                    .evidence_ids(shipped.iter().map(|x| x.id.clone()))
                     .score(if severity == Severity::NeedsReview {
                         0.7
                     } else {
@@ -153,11 +235,14 @@ impl Detector for UnreviewedDeploy {
                     .next_step(next),
             );
         }
+        findings.drain(..findings.len().saturating_sub(MAX_FINDINGS));
         Ok(findings)
     }
 }
 
-register_detector!(UnreviewedDeploy);
+register_incremental_detector!(UnreviewedDeploy);
+
+mod kept;
 
 fn is_reviewed(e: &Event) -> bool {
     e.attr_bool("reviewed") == Some(true) || attr_text(e, &["reviewer"]).is_some()
@@ -168,12 +253,70 @@ mod tests {
     const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
 
     #[test]
-    fn show() {
-        plumbline_sdk::testing::show_findings::<super::UnreviewedDeploy>(FIXTURES);
+    fn fixtures() {
+        plumbline_sdk::testing::run_incremental_fixtures::<super::UnreviewedDeploy>(FIXTURES);
     }
 
+    /// The approval between the edit and the deploy arrives after the deploy: until it does
+    /// the deploy ships an unreviewed edit; once it does, nothing is raised.
     #[test]
-    fn fixtures() {
-        plumbline_sdk::testing::run_fixtures::<super::UnreviewedDeploy>(FIXTURES);
+    fn a_late_approval_counts_where_it_belongs() {
+        use plumbline_sdk::testing::Fixture;
+        use plumbline_sdk::{Context, IncrementalDetector, TrajectoryKind, Window};
+        let path =
+            std::path::Path::new(FIXTURES).join("negative-approved-between-edit-and-deploy.json");
+        let f: Fixture = Fixture::load(&path).unwrap();
+        let info = super::UnreviewedDeploy::info();
+        let mut state: Option<Vec<u8>> = None;
+        let mut raised = Vec::new();
+        for id in ["assistant:u5", "assistant:u7", "assistant:u6"] {
+            let e = f.trajectory.events.iter().find(|e| e.id == id).unwrap();
+            let window = Window {
+                id: "t".into(),
+                kind: TrajectoryKind::System,
+                key: "k".into(),
+                start: 0,
+                end: 0,
+                dropped: 0,
+                len: 0,
+                replay: state.is_none(),
+            };
+            let cx = Context::native_incremental(&info, &f.config, 0, window, Vec::new());
+            let (bytes, found) = plumbline_sdk::guest_v2::observe_bytes::<super::UnreviewedDeploy>(
+                state.as_deref(),
+                std::slice::from_ref(e),
+                &cx,
+            )
+            .unwrap();
+            state = Some(bytes);
+            raised.push(
+                found
+                    .iter()
+                    .map(|f| f.evidence.join(" "))
+                    .collect::<Vec<_>>(),
+            );
+        }
+        assert_eq!(
+            raised,
+            [
+                vec![],
+                vec!["assistant:u5 assistant:u7".to_string()],
+                vec![]
+            ]
+        );
+    }
+
+    /// Many unreviewed production edits under huge names: the state stays under the host's
+    /// bound and the answer under its 100 findings, the newest kept.
+    #[test]
+    fn state_stays_bounded() {
+        use plumbline_sdk::testing::{Fixture, STATE_MAX_BYTES};
+        let path = std::path::Path::new(FIXTURES).join("positive-direct-prod-prompt-edit.json");
+        let f: Fixture = Fixture::load(&path).unwrap();
+        let (largest, findings) =
+            super::kept::flood::<super::UnreviewedDeploy>(&f.trajectory.events[0], 300);
+        assert!(largest <= STATE_MAX_BYTES, "state of {largest} bytes");
+        assert!(!findings.is_empty() && findings.len() <= 100);
+        assert!(findings.last().unwrap().evidence[0].ends_with("299"));
     }
 }
