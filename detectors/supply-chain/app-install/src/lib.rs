@@ -3,15 +3,43 @@
 //! needs review; administrative power over all repositories from an app nobody vetted:
 //! urgent. Apps on `known_apps` and narrow (read-only, few areas) installs are not raised.
 //! Read on system trajectories (the organisation / repository).
+//!
+//! Incremental (`plumbline:detector@0.2.0`): each finding stands on its one event, so the
+//! state is the findings raised so far, each with its event's time and id; a call judges
+//! only the new installs and consents (with the configuration of that call).
 
 use plumbline_sdk::*;
 
 const SIGNAL: &str = "supply.wide_app_install";
 
+/// Most findings kept in the state, the oldest dropped first: 50 of about 600 bytes (a
+/// title is at most 200 characters, a next step quotes at most two texts of the event of
+/// [`MAX_TEXT`]) stay well under the host's 64 KiB state bound.
+const MAX_KEPT: usize = 50;
+const MAX_TEXT: usize = 200;
+
+/// The findings raised so far on the trajectory, in (time, event id) order.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(crate = "plumbline_sdk::serde")]
+pub struct Raised {
+    found: Vec<Found>,
+}
+
+/// A finding and the time and id of the one event it cites.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(crate = "plumbline_sdk::serde")]
+struct Found {
+    t: i64,
+    id: String,
+    finding: Finding,
+}
+
 #[derive(Default)]
 pub struct AppInstall;
 
-impl Detector for AppInstall {
+impl IncrementalDetector for AppInstall {
+    type State = Raised;
+
     fn info() -> Info {
         Info::new(
             "supply-chain.app-install",
@@ -45,130 +73,177 @@ impl Detector for AppInstall {
         )
     }
 
-    fn analyze(&self, t: &Trajectory, cx: &Context) -> Result<Vec<Finding>, AnalyzeError> {
-        let known = cx.config_list("known_apps");
-        let wide_count: usize = cx.config_parsed("wide_write_count")?;
-        let admin_perms = cx.config_list("admin_permissions");
-        let admin_scopes = cx.config_list("admin_scopes");
-
-        let mut findings = Vec::new();
-        for e in t.with_action("app.installed") {
-            let app = attr_text(e, &["app"]).unwrap_or(&e.resource);
-            // A vetted app is still worth a line in the digest (severity 1), not a review.
-            let vetted = known.iter().any(|k| glob::matches(k, app));
-            let writes: Vec<(&str, &str)> = e
-                .attributes
-                .iter()
-                .filter_map(|(k, v)| {
-                    let perm = k.strip_prefix("permissions.")?;
-                    let level = match v {
-                        AttributeValue::Text(s) => s.as_str(),
-                        _ => return None,
-                    };
-                    matches!(level, "write" | "admin").then_some((perm, level))
-                })
-                .collect();
-            let admin: Vec<&str> = writes
-                .iter()
-                .filter(|(p, _)| admin_perms.iter().any(|a| a == p))
-                .map(|(p, _)| *p)
-                .collect();
-            if writes.len() < wide_count && admin.is_empty() {
-                continue;
+    fn observe(
+        &self,
+        raised: &mut Raised,
+        new_events: &[Event],
+        cx: &Context,
+    ) -> Result<Vec<Finding>, AnalyzeError> {
+        // Findings whose event left the trajectory go with it.
+        let start = cx.window().map_or(i64::MIN, |w| w.start);
+        raised.found.retain(|f| f.t >= start);
+        if !new_events.is_empty() {
+            let cfg = cx.settings::<Settings>()?;
+            for e in new_events {
+                let finding = match e.action.as_str() {
+                    "app.installed" => installed(e, &cfg),
+                    "app.authorized" => authorized(e, &cfg),
+                    _ => None,
+                };
+                raised.found.extend(finding.map(|finding| Found {
+                    t: e.time,
+                    id: e.id.clone(),
+                    finding,
+                }));
             }
-            let all_repos = e.attr_str("repository_selection") == Some("all");
-            let urgent = !vetted && !admin.is_empty() && all_repos;
-            let perms: Vec<String> = writes.iter().map(|(p, l)| format!("{p}:{l}")).collect();
-            findings.push(
-                Finding::new(
-                    SIGNAL,
-                    if vetted {
-                        Severity::Informational
-                    } else if urgent {
-                        Severity::Urgent
-                    } else {
-                        Severity::NeedsReview
-                    },
-                    title(format!(
-                        "{} installed app {app} on {} with {} ({})",
-                        who(e),
-                        e.system,
-                        perms.join(", "),
-                        if all_repos { "all repositories" } else { "selected repositories" }
-                    )),
-                )
-                .evidence([e])
-                .score(if vetted { 0.2 } else if urgent { 0.9 } else { 0.65 })
-                .next_step(format!(
-                    "Check who publishes {app} and why it needs {}; narrow it to selected repositories and least permissions, or uninstall it",
-                    if admin.is_empty() { "write access".to_string() } else { admin.join(", ") }
-                )),
-            );
+            tidy(&mut raised.found, |f| (f.t, &f.id), MAX_KEPT);
         }
-        for e in t.with_action("app.authorized") {
-            let app = attr_text(e, &["app"]).unwrap_or(&e.resource);
-            if known.iter().any(|k| glob::matches(k, app)) {
-                continue;
-            }
-            let scopes: Vec<String> = attr_list(e, "debug.grantedScopes")
-                .into_iter()
-                .flat_map(|s| s.split(' ').map(String::from).collect::<Vec<_>>())
-                .filter(|s| !s.is_empty())
-                .collect();
-            let admin: Vec<&String> = scopes
-                .iter()
-                .filter(|s| {
-                    admin_scopes
-                        .iter()
-                        .any(|p| glob::matches_ignore_ascii_case(p, s))
-                })
-                .collect();
-            if admin.is_empty() {
-                continue;
-            }
-            findings.push(
-                Finding::new(
-                    SIGNAL,
-                    Severity::NeedsReview,
-                    title(format!(
-                        "{} consented to app {app} with admin scopes {}",
-                        who(e),
-                        admin
-                            .iter()
-                            .map(|s| s.as_str())
-                            .collect::<Vec<_>>()
-                            .join(" ")
-                    )),
-                )
-                .evidence([e])
-                .score(0.7)
-                .next_step(format!(
-                    "Confirm {app} is approved to hold {}; revoke the consent if not",
-                    admin
-                        .iter()
-                        .map(|s| s.as_str())
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                )),
-            );
-        }
-        Ok(findings)
+        Ok(raised.found.iter().map(|f| f.finding.clone()).collect())
     }
 }
 
-register_detector!(AppInstall);
+/// At most [`MAX_TEXT`] characters of a text an event carries (a next step quotes it whole).
+fn clip(s: &str) -> String {
+    s.chars().take(MAX_TEXT).collect()
+}
+
+/// Keeps `list` in (time, id) order (a late event can be older than ones already kept),
+/// each event once, and at most `max` of them, the oldest dropped.
+fn tidy<T>(list: &mut Vec<T>, key: fn(&T) -> (i64, &str), max: usize) {
+    list.sort_by(|a, b| key(a).cmp(&key(b)));
+    list.dedup_by(|a, b| key(a).1 == key(b).1);
+    list.drain(..list.len().saturating_sub(max));
+}
+
+/// The configuration, parsed once per call.
+struct Settings {
+    known: Vec<String>,
+    wide_count: usize,
+    admin_perms: Vec<String>,
+    admin_scopes: Vec<String>,
+}
+
+impl FromConfig for Settings {
+    fn from_config(cfg: &dyn ConfigSource) -> Result<Self, AnalyzeError> {
+        Ok(Settings {
+            known: cfg.list("known_apps"),
+            wide_count: cfg.parsed("wide_write_count")?,
+            admin_perms: cfg.list("admin_permissions"),
+            admin_scopes: cfg.list("admin_scopes"),
+        })
+    }
+}
+
+register_incremental_detector!(AppInstall);
+
+/// The finding on one installation, if it is wide.
+fn installed(e: &Event, cfg: &Settings) -> Option<Finding> {
+    let app = attr_text(e, &["app"]).unwrap_or(&e.resource);
+    // A vetted app is still worth a line in the digest (severity 1), not a review.
+    let vetted = cfg.known.iter().any(|k| glob::matches(k, app));
+    let writes: Vec<(&str, &str)> = e
+        .attributes
+        .iter()
+        .filter_map(|(k, v)| {
+            let perm = k.strip_prefix("permissions.")?;
+            let level = match v {
+                AttributeValue::Text(s) => s.as_str(),
+                _ => return None,
+            };
+            matches!(level, "write" | "admin").then_some((perm, level))
+        })
+        .collect();
+    let admin: Vec<&str> = writes
+        .iter()
+        .filter(|(p, _)| cfg.admin_perms.iter().any(|a| a == p))
+        .map(|(p, _)| *p)
+        .collect();
+    if writes.len() < cfg.wide_count && admin.is_empty() {
+        return None;
+    }
+    let all_repos = e.attr_str("repository_selection") == Some("all");
+    let urgent = !vetted && !admin.is_empty() && all_repos;
+    let perms: Vec<String> = writes.iter().map(|(p, l)| format!("{p}:{l}")).collect();
+    Some(
+        Finding::new(
+            SIGNAL,
+            if vetted {
+                Severity::Informational
+            } else if urgent {
+                Severity::Urgent
+            } else {
+                Severity::NeedsReview
+            },
+            title(format!(
+                "{} installed app {app} on {} with {} ({})",
+                who(e),
+                e.system,
+                perms.join(", "),
+                if all_repos { "all repositories" } else { "selected repositories" }
+            )),
+        )
+        .evidence([e])
+        .score(if vetted { 0.2 } else if urgent { 0.9 } else { 0.65 })
+        .next_step(format!(
+            "Check who publishes {} and why it needs {}; narrow it to selected repositories and least permissions, or uninstall it",
+            clip(app),
+            if admin.is_empty() { "write access".to_string() } else { admin.join(", ") }
+        )),
+    )
+}
+
+/// The finding on one OAuth consent, if it grants admin scopes.
+fn authorized(e: &Event, cfg: &Settings) -> Option<Finding> {
+    let app = attr_text(e, &["app"]).unwrap_or(&e.resource);
+    if cfg.known.iter().any(|k| glob::matches(k, app)) {
+        return None;
+    }
+    let scopes: Vec<String> = attr_list(e, "debug.grantedScopes")
+        .into_iter()
+        .flat_map(|s| s.split(' ').map(String::from).collect::<Vec<_>>())
+        .filter(|s| !s.is_empty())
+        .collect();
+    let admin: Vec<&String> = scopes
+        .iter()
+        .filter(|s| {
+            cfg.admin_scopes
+                .iter()
+                .any(|p| glob::matches_ignore_ascii_case(p, s))
+        })
+        .collect();
+    if admin.is_empty() {
+        return None;
+    }
+    let admin = admin
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
+    Some(
+        Finding::new(
+            SIGNAL,
+            Severity::NeedsReview,
+            title(format!(
+                "{} consented to app {app} with admin scopes {admin}",
+                who(e)
+            )),
+        )
+        .evidence([e])
+        .score(0.7)
+        .next_step(format!(
+            "Confirm {} is approved to hold {}; revoke the consent if not",
+            clip(app),
+            clip(&admin)
+        )),
+    )
+}
 
 #[cfg(test)]
 mod tests {
     const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
 
     #[test]
-    fn show() {
-        plumbline_sdk::testing::show_findings::<super::AppInstall>(FIXTURES);
-    }
-
-    #[test]
     fn fixtures() {
-        plumbline_sdk::testing::run_fixtures::<super::AppInstall>(FIXTURES);
+        plumbline_sdk::testing::run_incremental_fixtures::<super::AppInstall>(FIXTURES);
     }
 }

@@ -7,6 +7,10 @@
 //!
 //! Repository hooks read on system trajectories (the repository), workflow triggers on
 //! actor trajectories (as the other workflow detectors), so each raises one alert.
+//!
+//! Incremental (`plumbline:detector@0.2.0`): the state is the repository-hook findings
+//! raised so far (each judged once, when its event arrives) and, on actor trajectories, the
+//! workflow versions seen (open or not, and what a finding on an open one says).
 
 use plumbline_sdk::kit::{keys, Policy};
 use plumbline_sdk::*;
@@ -17,10 +21,63 @@ const OPEN_TRIGGER: &str = "supply.unauthenticated_webhook_trigger";
 const HOOKS: [&str; 2] = ["repo.webhook.created", "org.webhook.created"];
 const WORKFLOW: [&str; 3] = ["workflow.created", "workflow.updated", "workflow.activated"];
 
+/// Most hook findings (about 600 bytes each, system trajectories) and workflow versions
+/// (at most about 250 bytes, actor trajectories) kept in the state, the oldest dropped
+/// first: either list stays well under the host's 64 KiB state bound. (A workflow whose
+/// previous version was dropped counts as first seen.)
+const MAX_HOOKS: usize = 50;
+const MAX_VERSIONS: usize = 120;
+/// Most characters kept of a text an event carries (a workflow's name, a host a hook
+/// finding's next step quotes).
+const MAX_TEXT: usize = 200;
+
+/// What the detector remembers of a trajectory, each list in (time, id) order.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(crate = "plumbline_sdk::serde")]
+pub struct Seen {
+    hooks: Vec<Found>,
+    versions: Vec<Version>,
+}
+
+/// A hook finding and the time and id of the one event it cites.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(crate = "plumbline_sdk::serde")]
+struct Found {
+    t: i64,
+    id: String,
+    finding: Finding,
+}
+
+/// One workflow version (a created / updated / activated event with its nodes).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(crate = "plumbline_sdk::serde")]
+struct Version {
+    t: i64,
+    id: String,
+    system: String,
+    created: bool,
+    /// Set when the version has an unauthenticated webhook trigger.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    open: Option<Open>,
+}
+
+/// What a finding on an open version says, and whether planned work or an ignored
+/// environment excuses it.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(crate = "plumbline_sdk::serde")]
+struct Open {
+    name: String,
+    paths: String,
+    who: String,
+    excused: bool,
+}
+
 #[derive(Default)]
 pub struct ExternalWebhook;
 
-impl Detector for ExternalWebhook {
+impl IncrementalDetector for ExternalWebhook {
+    type State = Seen;
+
     fn info() -> Info {
         let info = Info::new(
             "supply-chain.external-webhook",
@@ -42,88 +99,73 @@ impl Detector for ExternalWebhook {
         keys::environments(info, "test")
     }
 
-    fn analyze(&self, t: &Trajectory, cx: &Context) -> Result<Vec<Finding>, AnalyzeError> {
-        let lists = cx.settings::<Destinations>()?;
-        let policy = cx.settings::<Policy>()?;
-        let mut findings = Vec::new();
-        if t.kind == TrajectoryKind::System {
-            for e in t.with_any_action(&HOOKS) {
-                let Some(url) =
-                    attr_text(e, &["hook.url", "hook.host"]).or(e.destination.as_deref())
-                else {
-                    continue;
-                };
-                let Some((place, class)) = lists.classify(url) else {
-                    continue;
-                };
-                if class == DestinationClass::Known || policy.is_planned(e) {
-                    continue;
+    fn observe(
+        &self,
+        seen: &mut Seen,
+        new_events: &[Event],
+        cx: &Context,
+    ) -> Result<Vec<Finding>, AnalyzeError> {
+        // What left the trajectory goes with it.
+        let start = cx.window().map_or(i64::MIN, |w| w.start);
+        seen.hooks.retain(|f| f.t >= start);
+        seen.versions.retain(|v| v.t >= start);
+        let system = cx.window().map(|w| w.kind) == Some(TrajectoryKind::System);
+        if !new_events.is_empty() {
+            let lists = cx.settings::<Destinations>()?;
+            let policy = cx.settings::<Policy>()?;
+            for e in new_events {
+                if system && HOOKS.contains(&e.action.as_str()) {
+                    seen.hooks
+                        .extend(hook(e, &lists, &policy).map(|finding| Found {
+                            t: e.time,
+                            id: e.id.clone(),
+                            finding,
+                        }));
+                } else if !system
+                    && WORKFLOW.contains(&e.action.as_str())
+                    && e.attr("nodes.count").is_some()
+                {
+                    seen.versions.push(Version::of(e, &policy));
                 }
-                let urgent = class.is_personal_or_anonymous();
-                let events = attr_list(e, "hook.events");
-                let what = if events.is_empty() || events.iter().any(|x| x == "*") {
-                    "all events".to_string()
-                } else {
-                    events.join(",")
-                };
-                findings.push(
-                    Finding::new(
-                        REPO_HOOK,
-                        if urgent { Severity::Urgent } else { Severity::NeedsReview },
-                        title(format!(
-                            "{} added a webhook on {} sending {what} to {} ({})",
-                            who(e),
-                            e.system,
-                            place.name(),
-                            class.describe()
-                        )),
-                    )
-                    .evidence([e])
-                    .score(if urgent { 0.9 } else { 0.65 })
-                    .next_step(format!(
-                        "Ask {} who owns {} and what it needs from {}; delete the hook if nobody does, or add the host to known_domains",
-                        who(e),
-                        place.name(),
-                        e.system
-                    )),
-                );
             }
-            return Ok(findings);
+            tidy(&mut seen.hooks, |f| (f.t, &f.id), MAX_HOOKS);
+            tidy(&mut seen.versions, |v| (v.t, &v.id), MAX_VERSIONS);
+        }
+        if system {
+            return Ok(seen.hooks.iter().map(|f| f.finding.clone()).collect());
         }
         // Actor trajectories: workflows that become triggerable by anyone.
         let mut open_before: std::collections::BTreeMap<&str, bool> = Default::default();
-        for e in t.with_any_action(&WORKFLOW) {
-            if e.attr("nodes.count").is_none() {
+        let mut findings = Vec::new();
+        for v in &seen.versions {
+            let was = open_before.insert(v.system.as_str(), v.open.is_some());
+            let Some(open) = &v.open else {
                 continue;
-            }
-            let open = e.attr_bool("trigger.webhook.unauthenticated") == Some(true);
-            let was = open_before.insert(e.system.as_str(), open);
+            };
             // Newly open: created open, or a version that opened it. A workflow first seen
             // already open says nothing about when it opened.
-            let newly = open && (e.is("workflow.created") || was == Some(false));
-            if !newly || policy.is_ignored_environment(e) || policy.is_planned(e) {
+            let newly = v.created || was == Some(false);
+            if !newly || open.excused {
                 continue;
             }
-            let name = attr_text(e, &["workflow.name", "detail.scenarioName"]).unwrap_or(&e.system);
-            let paths = attr_text(e, &["trigger.webhook.paths"]).unwrap_or("");
             findings.push(
                 Finding::new(
                     OPEN_TRIGGER,
                     Severity::NeedsReview,
                     title(format!(
                         "Workflow {} ({}) now has an unauthenticated webhook trigger{}, by {}",
-                        quoted(name, 40),
-                        e.system,
-                        if paths.is_empty() { String::new() } else { format!(" at /{paths}") },
-                        who(e)
+                        quoted(&open.name, 40),
+                        v.system,
+                        if open.paths.is_empty() { String::new() } else { format!(" at /{}", open.paths) },
+                        open.who
                     )),
                 )
-                .evidence([e])
+                .evidence_ids([v.id.clone()])
                 .score(0.6)
                 .next_step(format!(
                     "Ask {} to put authentication (header or basic auth) on the webhook of {}, or confirm it only receives public data",
-                    who(e),
-                    e.system
+                    open.who,
+                    v.system
                 )),
             );
         }
@@ -131,19 +173,85 @@ impl Detector for ExternalWebhook {
     }
 }
 
-register_detector!(ExternalWebhook);
+/// The finding on one new repository / organisation webhook, if its host is not
+/// allow-listed and it is not planned work.
+fn hook(e: &Event, lists: &Destinations, policy: &Policy) -> Option<Finding> {
+    let url = attr_text(e, &["hook.url", "hook.host"]).or(e.destination.as_deref())?;
+    let (place, class) = lists.classify(url)?;
+    if class == DestinationClass::Known || policy.is_planned(e) {
+        return None;
+    }
+    let urgent = class.is_personal_or_anonymous();
+    let events = attr_list(e, "hook.events");
+    let what = if events.is_empty() || events.iter().any(|x| x == "*") {
+        "all events".to_string()
+    } else {
+        events.join(",")
+    };
+    Some(
+        Finding::new(
+            REPO_HOOK,
+            if urgent { Severity::Urgent } else { Severity::NeedsReview },
+            title(format!(
+                "{} added a webhook on {} sending {what} to {} ({})",
+                who(e),
+                e.system,
+                place.name(),
+                class.describe()
+            )),
+        )
+        .evidence([e])
+        .score(if urgent { 0.9 } else { 0.65 })
+        .next_step(format!(
+            "Ask {} who owns {} and what it needs from {}; delete the hook if nobody does, or add the host to known_domains",
+            who(e),
+            clip(place.name()),
+            e.system
+        )),
+    )
+}
+
+/// Keeps `list` in (time, id) order (a late event can be older than ones already kept),
+/// each event once, and at most `max` of them, the oldest dropped.
+fn tidy<T>(list: &mut Vec<T>, key: fn(&T) -> (i64, &str), max: usize) {
+    list.sort_by(|a, b| key(a).cmp(&key(b)));
+    list.dedup_by(|a, b| key(a).1 == key(b).1);
+    list.drain(..list.len().saturating_sub(max));
+}
+
+/// At most [`MAX_TEXT`] characters of a text an event carries.
+fn clip(s: &str) -> String {
+    s.chars().take(MAX_TEXT).collect()
+}
+
+impl Version {
+    fn of(e: &Event, policy: &Policy) -> Version {
+        let open = e.attr_bool("trigger.webhook.unauthenticated") == Some(true);
+        Version {
+            t: e.time,
+            id: e.id.clone(),
+            system: clip(&e.system),
+            created: e.is("workflow.created"),
+            open: open.then(|| Open {
+                name: clip(
+                    attr_text(e, &["workflow.name", "detail.scenarioName"]).unwrap_or(&e.system),
+                ),
+                paths: clip(attr_text(e, &["trigger.webhook.paths"]).unwrap_or("")),
+                who: clip(who(e)),
+                excused: policy.is_ignored_environment(e) || policy.is_planned(e),
+            }),
+        }
+    }
+}
+
+register_incremental_detector!(ExternalWebhook);
 
 #[cfg(test)]
 mod tests {
     const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
 
     #[test]
-    fn show() {
-        plumbline_sdk::testing::show_findings::<super::ExternalWebhook>(FIXTURES);
-    }
-
-    #[test]
     fn fixtures() {
-        plumbline_sdk::testing::run_fixtures::<super::ExternalWebhook>(FIXTURES);
+        plumbline_sdk::testing::run_incremental_fixtures::<super::ExternalWebhook>(FIXTURES);
     }
 }

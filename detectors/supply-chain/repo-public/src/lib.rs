@@ -7,16 +7,62 @@
 //! published before the first push) exposes nothing: informational, as is planned work.
 //! Making a repository private again is not raised. Read on system trajectories (the
 //! repository).
+//!
+//! Incremental (`plumbline:detector@0.2.0`): the state is the publications and the
+//! push-capable deploy keys seen (time, id and the words a finding quotes), judged
+//! together again at each call.
 
 use plumbline_sdk::kit::{keys, Policy};
 use plumbline_sdk::*;
 
 const SIGNAL: &str = "supply.repo_made_public";
 
+/// Most publications (and most keys) kept in the state, the oldest dropped first: about
+/// 200 bytes each (each text at most [`MAX_TEXT`] characters) stay well under the host's
+/// 64 KiB state bound.
+const MAX_KEPT: usize = 50;
+const MAX_TEXT: usize = 200;
+
+/// What the detector remembers of a trajectory, each list in (time, id) order.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(crate = "plumbline_sdk::serde")]
+pub struct Seen {
+    published: Vec<Published>,
+    keys: Vec<Key>,
+}
+
+/// A repository made public.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(crate = "plumbline_sdk::serde")]
+struct Published {
+    t: i64,
+    id: String,
+    repo: String,
+    /// The visibility it had.
+    from: String,
+    /// Nothing in it yet (size 0).
+    empty: bool,
+    who: String,
+    /// Planned work (judged when the event arrived).
+    planned: bool,
+}
+
+/// A deploy key with push access added.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(crate = "plumbline_sdk::serde")]
+struct Key {
+    t: i64,
+    id: String,
+    title: String,
+    who: String,
+}
+
 #[derive(Default)]
 pub struct RepoPublic;
 
-impl Detector for RepoPublic {
+impl IncrementalDetector for RepoPublic {
+    type State = Seen;
+
     fn info() -> Info {
         let info = Info::new(
             "supply-chain.repo-public",
@@ -34,57 +80,73 @@ impl Detector for RepoPublic {
         keys::planned_work(info)
     }
 
-    fn analyze(&self, t: &Trajectory, cx: &Context) -> Result<Vec<Finding>, AnalyzeError> {
+    fn observe(
+        &self,
+        seen: &mut Seen,
+        new_events: &[Event],
+        cx: &Context,
+    ) -> Result<Vec<Finding>, AnalyzeError> {
         let window = cx.config_parsed::<i64>("key_window_minutes")? * 60_000_000_000;
-        let policy = cx.settings::<Policy>()?;
-        let mut findings = Vec::new();
-        for e in t.with_action("repo.visibility.changed") {
-            if e.attr_str("visibility") != Some("public") {
-                continue;
+        // What left the trajectory goes with it.
+        let start = cx.window().map_or(i64::MIN, |w| w.start);
+        seen.published.retain(|p| p.t >= start);
+        seen.keys.retain(|k| k.t >= start);
+        if !new_events.is_empty() {
+            let policy = cx.settings::<Policy>()?;
+            for e in new_events {
+                if e.is("repo.visibility.changed") && e.attr_str("visibility") == Some("public") {
+                    seen.published.push(Published::of(e, &policy));
+                } else if e.is("deploy_key.created") && e.attr_bool("read_only") == Some(false) {
+                    seen.keys.push(Key {
+                        t: e.time,
+                        id: e.id.clone(),
+                        title: clip(attr_text(e, &["key.title"]).unwrap_or(&e.resource)),
+                        who: clip(who(e)),
+                    });
+                }
             }
-            let repo = if e.resource.is_empty() {
-                e.system.as_str()
-            } else {
-                e.resource.as_str()
-            };
-            let empty = e.attr_i64("repo.size_kb") == Some(0);
+            tidy(&mut seen.published, |p| (p.t, &p.id), MAX_KEPT);
+            tidy(&mut seen.keys, |k| (k.t, &k.id), MAX_KEPT);
+        }
+
+        let mut findings = Vec::new();
+        for e in &seen.published {
+            let repo = &e.repo;
             // The latest push-capable key added before the publication, within the window.
-            let key = t
-                .with_action("deploy_key.created")
-                .filter(|k| k.attr_bool("read_only") == Some(false))
-                .filter(|k| k.time <= e.time && e.time - k.time <= window)
-                .last();
-            let severity = if empty || policy.is_planned(e) {
+            let key = seen
+                .keys
+                .iter()
+                .rev()
+                .find(|k| k.t <= e.t && e.t - k.t <= window);
+            let severity = if e.empty || e.planned {
                 Severity::Informational
             } else if key.is_some() {
                 Severity::Urgent
             } else {
                 Severity::NeedsReview
             };
-            let from = e.attr_str("visibility.from").unwrap_or("private");
-            let line = match (empty, key) {
-                (true, _) => format!("{} made the empty repository {repo} public", who(e)),
+            let from = &e.from;
+            let line = match (e.empty, key) {
+                (true, _) => format!("{} made the empty repository {repo} public", e.who),
                 (false, Some(k)) => format!(
                     "{} made {from} repository {repo} public, after deploy key \"{}\" with push access was added by {}",
-                    who(e),
-                    attr_text(k, &["key.title"]).unwrap_or(&k.resource),
-                    who(k)
+                    e.who, k.title, k.who
                 ),
-                (false, None) => format!("{} made {from} repository {repo} public", who(e)),
+                (false, None) => format!("{} made {from} repository {repo} public", e.who),
             };
-            let next = if empty {
+            let next = if e.empty {
                 format!("None if {repo} is meant to be open source; check its first pushes hold nothing internal")
             } else {
                 format!(
                     "Make {repo} private again now unless its publication was approved, then ask {} why; treat any secret in its history as leaked and rotate it",
-                    who(e)
+                    e.who
                 )
             };
-            let mut evidence: Vec<&Event> = key.into_iter().collect();
-            evidence.push(e);
+            let mut evidence: Vec<String> = key.map(|k| k.id.clone()).into_iter().collect();
+            evidence.push(e.id.clone());
             findings.push(
                 Finding::new(SIGNAL, severity, title(line))
-                    .evidence(evidence)
+                    .evidence_ids(evidence)
                     .score(match severity {
                         Severity::Urgent => 0.9,
                         Severity::NeedsReview => 0.7,
@@ -97,19 +159,46 @@ impl Detector for RepoPublic {
     }
 }
 
-register_detector!(RepoPublic);
+/// Keeps `list` in (time, id) order (a late event can be older than ones already kept),
+/// each event once, and at most `max` of them, the oldest dropped.
+fn tidy<T>(list: &mut Vec<T>, key: fn(&T) -> (i64, &str), max: usize) {
+    list.sort_by(|a, b| key(a).cmp(&key(b)));
+    list.dedup_by(|a, b| key(a).1 == key(b).1);
+    list.drain(..list.len().saturating_sub(max));
+}
+
+/// At most [`MAX_TEXT`] characters of a text an event carries.
+fn clip(s: &str) -> String {
+    s.chars().take(MAX_TEXT).collect()
+}
+
+impl Published {
+    fn of(e: &Event, policy: &Policy) -> Published {
+        let repo = if e.resource.is_empty() {
+            e.system.as_str()
+        } else {
+            e.resource.as_str()
+        };
+        Published {
+            t: e.time,
+            id: e.id.clone(),
+            repo: clip(repo),
+            from: clip(e.attr_str("visibility.from").unwrap_or("private")),
+            empty: e.attr_i64("repo.size_kb") == Some(0),
+            who: clip(who(e)),
+            planned: policy.is_planned(e),
+        }
+    }
+}
+
+register_incremental_detector!(RepoPublic);
 
 #[cfg(test)]
 mod tests {
     const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
 
     #[test]
-    fn show() {
-        plumbline_sdk::testing::show_findings::<super::RepoPublic>(FIXTURES);
-    }
-
-    #[test]
     fn fixtures() {
-        plumbline_sdk::testing::run_fixtures::<super::RepoPublic>(FIXTURES);
+        plumbline_sdk::testing::run_incremental_fixtures::<super::RepoPublic>(FIXTURES);
     }
 }

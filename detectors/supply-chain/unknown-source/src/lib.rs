@@ -7,8 +7,9 @@
 //!
 //! Unknown hosts need review; bare IPs and catcher / paste hosts are urgent.
 //! Read on actor trajectories (who added it).
-
-use std::collections::BTreeSet;
+//!
+//! Incremental (`plumbline:detector@0.2.0`): the state is the findings raised so far (each
+//! judged once, when its event arrives) and the names of the packages installed.
 
 use plumbline_sdk::*;
 
@@ -18,10 +19,49 @@ const CONNECTOR: &str = "supply.community_connector";
 /// n8n's own node packages; anything else is a community package.
 const BUILT_IN_NODE_PREFIXES: [&str; 3] = ["n8n-nodes-base.", "@n8n/", "n8n-nodes-langchain."];
 
+/// Most findings (and installed packages) kept in the state, the oldest dropped first: 50
+/// findings of about 600 bytes (a title is at most 200 characters, a next step quotes at
+/// most two texts of the event of [`MAX_TEXT`]) stay well under the host's 64 KiB state
+/// bound.
+const MAX_KEPT: usize = 50;
+const MAX_TEXT: usize = 200;
+
+/// What the detector remembers of a trajectory, each list in (time, id) order.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(crate = "plumbline_sdk::serde")]
+pub struct Seen {
+    found: Vec<Found>,
+    installed: Vec<Installed>,
+}
+
+/// A finding and the time and id of the one event it cites.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(crate = "plumbline_sdk::serde")]
+struct Found {
+    t: i64,
+    id: String,
+    finding: Finding,
+    /// A community node's package (its use is raised only if the package's installation
+    /// is not on the trajectory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    package: Option<String>,
+}
+
+/// A package installation (vetted or not).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(crate = "plumbline_sdk::serde")]
+struct Installed {
+    t: i64,
+    id: String,
+    name: String,
+}
+
 #[derive(Default)]
 pub struct UnknownSource;
 
-impl Detector for UnknownSource {
+impl IncrementalDetector for UnknownSource {
+    type State = Seen;
+
     fn info() -> Info {
         let info = Info::new(
             "supply-chain.unknown-source",
@@ -44,19 +84,67 @@ impl Detector for UnknownSource {
         destination::declare(info)
     }
 
-    fn analyze(&self, t: &Trajectory, cx: &Context) -> Result<Vec<Finding>, AnalyzeError> {
-        let settings = cx.settings::<Settings>()?;
-        let lists = &settings.lists;
-        // An allow-list: exact case.
-        let vetted = |name: &str| settings.packages.iter().any(|p| glob::matches(p, name));
+    fn observe(
+        &self,
+        seen: &mut Seen,
+        new_events: &[Event],
+        cx: &Context,
+    ) -> Result<Vec<Finding>, AnalyzeError> {
+        // What left the trajectory goes with it.
+        let start = cx.window().map_or(i64::MIN, |w| w.start);
+        seen.found.retain(|f| f.t >= start);
+        seen.installed.retain(|p| p.t >= start);
+        if !new_events.is_empty() {
+            let settings = cx.settings::<Settings>()?;
+            for e in new_events {
+                if e.is("package.installed") {
+                    let name = attr_text(e, &["package.name"]).unwrap_or(&e.resource);
+                    seen.installed.push(Installed {
+                        t: e.time,
+                        id: e.id.clone(),
+                        name: clip(name),
+                    });
+                }
+                if let Some((finding, package)) = judge(e, &settings) {
+                    seen.found.push(Found {
+                        t: e.time,
+                        id: e.id.clone(),
+                        finding,
+                        package,
+                    });
+                }
+            }
+            tidy(&mut seen.found, |f| (f.t, &f.id), MAX_KEPT);
+            tidy(&mut seen.installed, |p| (p.t, &p.id), MAX_KEPT);
+        }
+        // A community package installed here is raised once, not again at each node use
+        // (whichever came first).
+        Ok(seen
+            .found
+            .iter()
+            .filter(|f| {
+                f.package
+                    .as_ref()
+                    .is_none_or(|p| !seen.installed.iter().any(|i| &i.name == p))
+            })
+            .map(|f| f.finding.clone())
+            .collect())
+    }
+}
 
-        let mut findings = Vec::new();
-        for e in t.with_action("dependency.added") {
+/// The finding one event raises, if any, and for a community node's use the package it
+/// comes from (its use is not raised when that package's installation is on the
+/// trajectory).
+fn judge(e: &Event, settings: &Settings) -> Option<(Finding, Option<String>)> {
+    // An allow-list: exact case.
+    let vetted = |name: &str| settings.packages.iter().any(|p| glob::matches(p, name));
+    match e.action.as_str() {
+        "dependency.added" => {
             let name = attr_text(e, &["package.name", "dependency.name"]).unwrap_or(&e.resource);
             if vetted(name) {
-                continue;
+                return None;
             }
-            let Some(source) = attr_text(
+            let source = attr_text(
                 e,
                 &[
                     "package.source",
@@ -65,101 +153,103 @@ impl Detector for UnknownSource {
                     "resolved",
                 ],
             )
-            .or(e.destination.as_deref()) else {
-                continue;
-            };
-            let Some((place, class)) = lists.classify(source) else {
-                continue;
-            };
+            .or(e.destination.as_deref())?;
+            let (place, class) = settings.lists.classify(source)?;
             if class == DestinationClass::Known {
-                continue;
+                return None;
             }
             let urgent = class.is_personal_or_anonymous();
             let version = attr_text(e, &["package.version", "dependency.version"]).unwrap_or("");
-            findings.push(
-                Finding::new(
-                    REGISTRY,
-                    if urgent { Severity::Urgent } else { Severity::NeedsReview },
-                    title(format!(
-                        "{} added dependency {name}{}{} from {} ({}) to {}",
-                        who(e),
-                        if version.is_empty() { "" } else { "@" },
-                        version,
-                        place.name(),
-                        class.describe(),
-                        e.system
-                    )),
-                )
-                .evidence([e])
-                .score(if urgent { 0.9 } else { 0.65 })
-                .next_step(format!(
-                    "Review {name} and where {} got it from before it builds anywhere; pin it to a vetted registry or remove it",
-                    who(e)
+            let finding = Finding::new(
+                REGISTRY,
+                if urgent { Severity::Urgent } else { Severity::NeedsReview },
+                title(format!(
+                    "{} added dependency {name}{}{} from {} ({}) to {}",
+                    who(e),
+                    if version.is_empty() { "" } else { "@" },
+                    version,
+                    place.name(),
+                    class.describe(),
+                    e.system
                 )),
-            );
+            )
+            .evidence([e])
+            .score(if urgent { 0.9 } else { 0.65 })
+            .next_step(format!(
+                "Review {} and where {} got it from before it builds anywhere; pin it to a vetted registry or remove it",
+                clip(name),
+                who(e)
+            ));
+            Some((finding, None))
         }
-
-        // Community packages installed here, so their node uses are not raised twice.
-        let mut installed: BTreeSet<&str> = BTreeSet::new();
-        for e in t.with_action("package.installed") {
+        "package.installed" => {
             let name = attr_text(e, &["package.name"]).unwrap_or(&e.resource);
-            installed.insert(name);
             if vetted(name) {
-                continue;
+                return None;
             }
             let nodes = attr_text(e, &["package.nodes"]).unwrap_or("");
-            findings.push(
-                Finding::new(
-                    CONNECTOR,
-                    Severity::NeedsReview,
-                    title(format!(
-                        "{} installed community package {name}{} on {}{}",
-                        who(e),
-                        attr_text(e, &["package.version"]).map(|v| format!("@{v}")).unwrap_or_default(),
-                        e.system,
-                        if nodes.is_empty() { String::new() } else { format!(" (nodes: {nodes})") }
-                    )),
-                )
-                .evidence([e])
-                .score(0.7)
-                .next_step(format!(
-                    "Check who publishes {name} and what it does with credentials; uninstall it until vetted, then add it to known_packages"
+            let finding = Finding::new(
+                CONNECTOR,
+                Severity::NeedsReview,
+                title(format!(
+                    "{} installed community package {name}{} on {}{}",
+                    who(e),
+                    attr_text(e, &["package.version"]).map(|v| format!("@{v}")).unwrap_or_default(),
+                    e.system,
+                    if nodes.is_empty() { String::new() } else { format!(" (nodes: {nodes})") }
                 )),
-            );
+            )
+            .evidence([e])
+            .score(0.7)
+            .next_step(format!(
+                "Check who publishes {} and what it does with credentials; uninstall it until vetted, then add it to known_packages",
+                clip(name)
+            ));
+            Some((finding, None))
         }
         // n8n's node types name their package; other platforms' modules (make.com's
         // `app:Module`) are not n8n packages.
-        for e in t
-            .with_action("workflow.node.added")
-            .filter(|e| e.source == "n8n")
-        {
+        "workflow.node.added" if e.source == "n8n" => {
             let ty = e.attr_str("node.type").unwrap_or("");
             if ty.is_empty() || BUILT_IN_NODE_PREFIXES.iter().any(|p| ty.starts_with(p)) {
-                continue;
+                return None;
             }
             let package = ty.rsplit_once('.').map_or(ty, |(p, _)| p);
-            if vetted(package) || installed.contains(package) {
-                continue;
+            if vetted(package) {
+                return None;
             }
-            findings.push(
-                Finding::new(
-                    CONNECTOR,
-                    Severity::NeedsReview,
-                    title(format!(
-                        "{} added community node {ty} to workflow {}",
-                        who(e),
-                        attr_text(e, &["workflow.name"]).unwrap_or(&e.system)
-                    )),
-                )
-                .evidence([e])
-                .score(0.6)
-                .next_step(format!(
-                    "Check who publishes {package} and what the node sends where; replace it with a built-in node or vet it (known_packages)"
+            let finding = Finding::new(
+                CONNECTOR,
+                Severity::NeedsReview,
+                title(format!(
+                    "{} added community node {ty} to workflow {}",
+                    who(e),
+                    attr_text(e, &["workflow.name"]).unwrap_or(&e.system)
                 )),
-            );
+            )
+            .evidence([e])
+            .score(0.6)
+            .next_step(format!(
+                "Check who publishes {} and what the node sends where; replace it with a built-in node or vet it (known_packages)",
+                clip(package)
+            ));
+            Some((finding, Some(clip(package))))
         }
-        Ok(findings)
+        _ => None,
     }
+}
+
+/// At most [`MAX_TEXT`] characters of a text an event carries (a next step quotes it whole).
+fn clip(s: &str) -> String {
+    s.chars().take(MAX_TEXT).collect()
+}
+
+/// Keeps `list` in (time, id) order (a late event can be older than ones already kept),
+/// each event once, and at most `max` of them, the oldest dropped.
+fn tidy<T>(list: &mut Vec<T>, key: fn(&T) -> (i64, &str), max: usize) {
+    list.sort_by(|a, b| key(a).cmp(&key(b)));
+    list.dedup_by(|a, b| key(a).1 == key(b).1);
+    list.drain(..list.len().saturating_sub(max));
 }
 
 /// The configuration, parsed once per detector instance.
@@ -180,19 +270,14 @@ impl FromConfig for Settings {
     }
 }
 
-register_detector!(UnknownSource);
+register_incremental_detector!(UnknownSource);
 
 #[cfg(test)]
 mod tests {
     const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
 
     #[test]
-    fn show() {
-        plumbline_sdk::testing::show_findings::<super::UnknownSource>(FIXTURES);
-    }
-
-    #[test]
     fn fixtures() {
-        plumbline_sdk::testing::run_fixtures::<super::UnknownSource>(FIXTURES);
+        plumbline_sdk::testing::run_incremental_fixtures::<super::UnknownSource>(FIXTURES);
     }
 }
