@@ -306,12 +306,17 @@ impl Runtime {
             .iter()
             .filter(|d| !d.health.is_quarantined())
             .filter(|d| {
+                // A 0.2.0 detector's new events are found above its watermark (observe):
+                // scanning the whole trajectory for its interests here would make every
+                // call O(trajectory) again.
+                let incremental = matches!(d.pre, call::Pre::V2(_));
                 let interested = d.interest.reads_view(t.kind)
-                    && d.interest.matches_any(
-                        t.events
-                            .iter()
-                            .map(|e| (e.source.as_str(), e.action.as_str())),
-                    )
+                    && (incremental
+                        || d.interest.matches_any(
+                            t.events
+                                .iter()
+                                .map(|e| (e.source.as_str(), e.action.as_str())),
+                        ))
                     && interested_in(d);
                 if !interested {
                     d.health.skipped();

@@ -172,49 +172,33 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let quick = args.quick;
     let mut figures = Vec::new();
 
-    // 4. One detector call, WASM against native (no server).
+    // 4. One detector call, WASM against native (no server): a 0.1.0 call on the whole
+    // trajectory, and one new event through a 0.2.0 detector.
     progress(args.json, "one detector call, WASM and native");
     let budget = Duration::from_millis(if quick { 100 } else { 1500 });
     let sizes = [10, 100, 1000];
-    match tokio::task::spawn_blocking(move || detector::measure(&sizes, budget)).await? {
-        Ok(rows) => {
-            for (n, wasm, native) in rows {
-                let (w, nat) = (wasm.as_secs_f64() * 1e6, native.as_secs_f64() * 1e6);
-                figures.push(Figure::new(
-                    format!("detector_wasm_us_{n}"),
-                    format!("detector call, WASM, {n} events"),
-                    w,
-                    "µs",
-                ));
-                figures.push(Figure::new(
-                    format!("detector_native_us_{n}"),
-                    format!("detector call, native, {n} events"),
-                    nat,
-                    "µs",
-                ));
-                let ratio = Figure::new(
-                    format!("detector_ratio_{n}"),
-                    format!("WASM / native, {n} events"),
-                    w / nat,
-                    "×",
-                );
-                figures.push(if n == 100 {
-                    ratio.target(Target::AtMost(3.0))
-                } else {
-                    ratio
-                });
-            }
-        }
-        Err(e) => {
-            for n in sizes {
-                figures.push(Figure::missing(
-                    format!("detector_ratio_{n}"),
-                    format!("WASM / native, {n} events"),
-                    format!("{e:#}"),
-                ));
-            }
-        }
-    }
+    let rows = tokio::task::spawn_blocking(move || detector::measure(&sizes, budget)).await?;
+    call_figures(
+        &mut figures,
+        "detector",
+        "detector call",
+        |n| format!("{n} events"),
+        rows,
+    );
+    progress(
+        args.json,
+        "one new event through an incremental detector, WASM and native",
+    );
+    let calls = quick.then_some(100);
+    let rows =
+        tokio::task::spawn_blocking(move || detector::measure_incremental(&sizes, calls)).await?;
+    call_figures(
+        &mut figures,
+        "incremental",
+        "one new event, 0.2.0",
+        |n| format!("{n}-event trajectory"),
+        rows,
+    );
 
     // 1. Durable ingest at three batch sizes, each on a fresh server.
     for batch in [1u64, 100, 1000] {
@@ -467,6 +451,48 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 
     print(&figures, args.json, quick);
     Ok(())
+}
+
+/// One call's figures per size (WASM, native, their ratio; the issue's ≤ 3× on 100
+/// events), or why it was not measured.
+fn call_figures(
+    figures: &mut Vec<Figure>,
+    key: &str,
+    what: &str,
+    size: impl Fn(usize) -> String,
+    rows: anyhow::Result<Vec<detector::Row>>,
+) {
+    let ratio_what = |n| format!("WASM / native, {what}, {}", size(n));
+    match rows {
+        Ok(rows) => {
+            for (n, wasm, native) in rows {
+                let (w, nat) = (wasm.as_secs_f64() * 1e6, native.as_secs_f64() * 1e6);
+                for (side, v) in [("wasm", w), ("native", nat)] {
+                    figures.push(Figure::new(
+                        format!("{key}_{side}_us_{n}"),
+                        format!("{what}, {}, {}", side.replace("wasm", "WASM"), size(n)),
+                        v,
+                        "µs",
+                    ));
+                }
+                let ratio = Figure::new(format!("{key}_ratio_{n}"), ratio_what(n), w / nat, "×");
+                figures.push(if n == 100 {
+                    ratio.target(Target::AtMost(3.0))
+                } else {
+                    ratio
+                });
+            }
+        }
+        Err(e) => {
+            for n in [10, 100, 1000] {
+                figures.push(Figure::missing(
+                    format!("{key}_ratio_{n}"),
+                    ratio_what(n),
+                    format!("{e:#}"),
+                ));
+            }
+        }
+    }
 }
 
 fn print(figures: &[Figure], json: bool, quick: bool) {

@@ -119,6 +119,12 @@ impl IncrementalDetector for SecretProbe {
         new_events: &[Event],
         cx: &Context,
     ) -> Result<Vec<Finding>, AnalyzeError> {
+        // What has left the trajectory (its bound dropped it) is no longer judged, as a
+        // 0.1.0 call would not see it either.
+        if let Some(w) = cx.window() {
+            seen.denials.retain(|s| s.time >= w.start);
+            seen.successes.retain(|s| s.time >= w.start);
+        }
         for e in new_events {
             if e.action == "secret.permission_denied" {
                 insert(&mut seen.denials, Step::of(e));
