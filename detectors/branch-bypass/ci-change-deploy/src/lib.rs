@@ -5,24 +5,114 @@
 //!
 //! A CI change that arrived as a reviewed merge is the normal path and is not raised.
 //! Read on system trajectories (the repository).
+//!
+//! Incremental (`plumbline:detector@0.2.0`): the state is the CI-changing pushes (head
+//! event, branch, commits, CI paths, the message's first line and incident), the merges
+//! (commit, reviewed) and the deploys seen (environment, commit, ref), judged together at
+//! each call. A push's own events come from `history`, read once, when its first CI change
+//! arrives.
 
-use plumbline_sdk::kit::git::{merge_of, pushes, ticket_in};
+use plumbline_sdk::kit::git::{pushes, ticket_in};
 use plumbline_sdk::*;
 
 const SIGNAL: &str = "branch.ci_change_with_deploy";
 const DEPLOYS: [&str; 2] = ["deploy.created", "deploy.status"];
 
+/// Most CI-changing pushes (about 500 bytes each), merges and deploys (about 200) kept in
+/// the state, the oldest dropped first: well under the host's 64 KiB state bound.
+const MAX_PUSHES: usize = 30;
+const MAX_MERGES: usize = 80;
+const MAX_DEPLOYS: usize = 80;
+/// Most characters kept of a text an event carries (a path, a branch, a commit).
+const MAX_TEXT: usize = 200;
+
+/// What the detector remembers of a repository, each list in time order.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(crate = "plumbline_sdk::serde")]
+pub struct Seen {
+    pushes: Vec<Push>,
+    merges: Vec<Merge>,
+    deploys: Vec<Deploy>,
+}
+
+/// A push that changed CI configuration: what a finding needs of its events.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(crate = "plumbline_sdk::serde")]
+struct Push {
+    /// Its earliest event's time.
+    t: i64,
+    system: String,
+    branch: String,
+    after: String,
+    /// Commit ids that identify its result (`after`, `head_commit.id`).
+    commits: Vec<String>,
+    /// The event a reviewer opens first (the push event itself, else the first derived
+    /// one), and who pushed.
+    head: String,
+    who: String,
+    default_branch: bool,
+    /// Its CI path events, in (time, id) order.
+    ci: Vec<Change>,
+    /// The first line of its commit message, quoted for the title, and the incident the
+    /// message names.
+    line: String,
+    ticket: Option<String>,
+}
+
+/// One `git.push.high_risk_path` event of category `ci`, and its first path.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(crate = "plumbline_sdk::serde")]
+struct Change {
+    t: i64,
+    id: String,
+    path: Option<String>,
+}
+
+/// A `pr.merged` with its merge commit and whether it was reviewed (when known).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(crate = "plumbline_sdk::serde")]
+struct Merge {
+    t: i64,
+    id: String,
+    system: String,
+    commit: String,
+    reviewed: Option<bool>,
+}
+
+/// A deploy event: where to, which commit or ref, by whom.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(crate = "plumbline_sdk::serde")]
+struct Deploy {
+    t: i64,
+    id: String,
+    environment: Environment,
+    /// `deploy.environment`, as the title names it.
+    name: Option<String>,
+    sha: String,
+    git_ref: Option<String>,
+    by: String,
+}
+
 #[derive(Default)]
 pub struct CiChangeDeploy;
 
-impl Detector for CiChangeDeploy {
+impl IncrementalDetector for CiChangeDeploy {
+    type State = Seen;
+
     fn info() -> Info {
         Info::new(
             "branch-bypass.ci-change-deploy",
             "0.1.0",
             "CI configuration changed and deployed to production without a reviewed merge",
         )
-        .actions(&["git.push.high_risk_path", "deploy.created", "deploy.status"])
+        // `pr.merged` too: a CI change that arrived as a reviewed merge is the normal path
+        // (merges are few on a repository).
+        .actions(&[
+            "git.push.high_risk_path",
+            "deploy.created",
+            "deploy.status",
+            "pr.merged",
+        ])
         .views(&[TrajectoryKind::System])
         .signals(&[SIGNAL])
         .config(
@@ -42,43 +132,92 @@ impl Detector for CiChangeDeploy {
         )
     }
 
-    fn analyze(&self, t: &Trajectory, cx: &Context) -> Result<Vec<Finding>, AnalyzeError> {
+    fn observe(
+        &self,
+        seen: &mut Seen,
+        new_events: &[Event],
+        cx: &Context,
+    ) -> Result<Vec<Finding>, AnalyzeError> {
         let window = cx.config_parsed::<i64>("window_minutes")? * 60_000_000_000;
         let prod: Vec<Environment> = cx
             .config_list("production_environments")
             .iter()
             .filter_map(|n| plumbline_sdk::kit::policy::environment(n))
             .collect();
-        let prefixes = cx.config_list("break_glass_prefixes");
+
+        // What left the trajectory goes with it.
+        let start = cx.window().map_or(i64::MIN, |w| w.start);
+        seen.pushes.retain(|p| p.t >= start);
+        seen.merges.retain(|m| m.t >= start);
+        seen.deploys.retain(|d| d.t >= start);
+        if !new_events.is_empty() {
+            let prefixes = cx.config_list("break_glass_prefixes");
+            for e in new_events {
+                if e.is("pr.merged") {
+                    let commit = e.attr_str("pr.merge_commit").unwrap_or("");
+                    if !commit.is_empty() {
+                        seen.merges.push(Merge {
+                            t: e.time,
+                            id: e.id.clone(),
+                            system: e.system.clone(),
+                            commit: clip(commit),
+                            reviewed: e.attr_bool("reviewed"),
+                        });
+                    }
+                } else if DEPLOYS.contains(&e.action.as_str()) {
+                    seen.deploys.push(Deploy {
+                        t: e.time,
+                        id: e.id.clone(),
+                        environment: e.environment,
+                        name: e.attr_str("deploy.environment").map(clip),
+                        sha: clip(e.attr_str("deploy.sha").unwrap_or("")),
+                        git_ref: e.attr_str("deploy.ref").map(clip),
+                        by: e.actor.id.clone(),
+                    });
+                } else if e.is("git.push.high_risk_path")
+                    && e.attr_str("risk.category") == Some("ci")
+                {
+                    seen.ci_change(e, cx, &prefixes);
+                }
+            }
+            seen.pushes.sort_by_key(|p| p.t);
+            seen.pushes
+                .drain(..seen.pushes.len().saturating_sub(MAX_PUSHES));
+            tidy(&mut seen.merges, |m| (m.t, &m.id), MAX_MERGES);
+            tidy(&mut seen.deploys, |d| (d.t, &d.id), MAX_DEPLOYS);
+        }
 
         let mut findings = Vec::new();
-        for push in pushes(t).into_iter().filter(|p| p.risk.contains(&"ci")) {
-            let merge = merge_of(t, &push);
+        for push in &seen.pushes {
+            let merge = seen
+                .merges
+                .iter()
+                .find(|m| m.system == push.system && push.commits.contains(&m.commit));
             // A merge counts only when known to be unreviewed: where the adapter cannot
             // know (no review deliveries), the merge gets the benefit of the doubt.
-            if merge.is_some_and(|m| m.attr_bool("reviewed") != Some(false)) {
+            if merge.is_some_and(|m| m.reviewed != Some(false)) {
                 continue;
             }
-            let deploys: Vec<&Event> = t
-                .with_any_action(&DEPLOYS)
-                .filter(|d| d.time >= push.time && d.time - push.time <= window)
+            let deploys: Vec<&Deploy> = seen
+                .deploys
+                .iter()
+                .filter(|d| d.t >= push.t && d.t - push.t <= window)
                 .filter(|d| prod.contains(&d.environment))
                 .filter(|d| {
-                    d.attr_str("deploy.sha")
-                        .is_some_and(|s| !s.is_empty() && push.after.starts_with(s))
-                        || d.attr_str("deploy.ref") == Some(push.branch)
+                    (!d.sha.is_empty() && push.after.starts_with(&d.sha))
+                        || d.git_ref.as_deref() == Some(push.branch.as_str())
                 })
                 .collect();
             let Some(first) = deploys.first() else {
                 continue;
             };
-            let ci = push.risk_events("ci");
-            let path = ci
+            let path = push
+                .ci
                 .iter()
-                .find_map(|e| e.attr_str("risk.paths.0"))
+                .find_map(|c| c.path.as_deref())
                 .unwrap_or("CI config");
             let off_default = !push.default_branch;
-            let ticket = ticket_in(push.message, &prefixes);
+            let ticket = push.ticket.as_deref();
             let severity = match (ticket, off_default) {
                 (Some(_), _) => Severity::Informational,
                 (None, true) => Severity::Urgent,
@@ -89,22 +228,22 @@ impl Detector for CiChangeDeploy {
                 (None, true) => "pushed to a non-default branch",
                 (None, false) => "pushed directly",
             };
-            let who = &push.head().actor.id;
+            let who = &push.who;
             let line = title(format!(
                 "{who} changed {path} ({how}) on {} and it deployed to {} by {}: {}",
                 push.branch,
-                first.attr_str("deploy.environment").unwrap_or("production"),
-                first.actor.id,
-                quoted(push.message.lines().next().unwrap_or(""), 40)
+                first.name.as_deref().unwrap_or("production"),
+                first.by,
+                push.line
             ));
-            let mut evidence: Vec<&Event> = vec![push.head()];
-            evidence.extend(ci.iter().copied());
-            evidence.extend(merge);
-            evidence.extend(deploys.iter().copied());
+            let mut evidence: Vec<String> = vec![push.head.clone()];
+            evidence.extend(push.ci.iter().map(|c| c.id.clone()));
+            evidence.extend(merge.map(|m| m.id.clone()));
+            evidence.extend(deploys.iter().map(|d| d.id.clone()));
             let short = &push.after[..push.after.len().min(12)];
             findings.push(
                 Finding::new(SIGNAL, severity, line)
-                    .evidence(evidence)
+                    .evidence_ids(evidence)
                     .score(if off_default { 0.9 } else { 0.7 })
                     .next_step(match ticket {
                         Some(tk) => format!("Check the follow-up review of {path} at {short} within 24 hours ({tk})"),
@@ -118,19 +257,196 @@ impl Detector for CiChangeDeploy {
     }
 }
 
-register_detector!(CiChangeDeploy);
+register_incremental_detector!(CiChangeDeploy);
+
+impl Seen {
+    /// Notes the CI change `e` (a `git.push.high_risk_path` of category `ci`). The first of
+    /// a push reads the push's other events — its push event, its default-branch flag —
+    /// from the trajectory's history: they are not this detector's actions, and they share
+    /// the change's time (the adapters derive them from one push delivery).
+    fn ci_change(&mut self, e: &Event, cx: &Context, prefixes: &[String]) {
+        // `kit::git::pushes` groups a push's events by system, branch and head commit.
+        let key = |x: &Event| {
+            (
+                x.system.clone(),
+                clip(x.attr_str("branch").unwrap_or("")),
+                clip(x.attr_str("after").unwrap_or("")),
+            )
+        };
+        let (system, branch, after) = key(e);
+        if branch.is_empty() || e.attr_bool("deleted") == Some(true) {
+            return;
+        }
+        let change = Change {
+            t: e.time,
+            id: e.id.clone(),
+            path: e.attr_str("risk.paths.0").map(clip),
+        };
+        if let Some(push) = self
+            .pushes
+            .iter_mut()
+            .find(|p| (&p.system, &p.branch, &p.after) == (&system, &branch, &after))
+        {
+            // A later CI change of a push already noted (the push's other events were
+            // read with its first).
+            push.ci.push(change);
+            push.ci.sort_by(|a, b| (a.t, &a.id).cmp(&(b.t, &b.id)));
+            push.ci.dedup_by(|a, b| a.id == b.id);
+            return;
+        }
+        let mut events: Vec<Event> = at_time(cx, e.time)
+            .into_iter()
+            .filter(|x| x.is("git.push.*") && key(x) == key(e))
+            .collect();
+        if !events.iter().any(|x| x.id == e.id) {
+            events.push(e.clone());
+        }
+        let t = Trajectory {
+            id: String::new(),
+            kind: TrajectoryKind::System,
+            key: String::new(),
+            start: e.time,
+            end: e.time,
+            dropped: 0,
+            hash: String::new(),
+            events,
+        };
+        // The kit folds the push as 0.1.0 did from the whole trajectory.
+        let Some(push) = pushes(&t).into_iter().next() else {
+            return;
+        };
+        let mut commits = vec![after.clone()];
+        commits.extend(
+            push.events
+                .iter()
+                .filter_map(|x| x.attr_str("head_commit.id"))
+                .filter(|c| !c.is_empty())
+                .map(clip),
+        );
+        commits.retain(|c| !c.is_empty());
+        commits.dedup();
+        self.pushes.push(Push {
+            t: push.time,
+            system,
+            branch,
+            after,
+            commits,
+            head: push.head().id.clone(),
+            who: push.head().actor.id.clone(),
+            default_branch: push.default_branch,
+            ci: push
+                .risk_events("ci")
+                .into_iter()
+                .map(|x| Change {
+                    t: x.time,
+                    id: x.id.clone(),
+                    path: x.attr_str("risk.paths.0").map(clip),
+                })
+                .collect(),
+            line: quoted(push.message.lines().next().unwrap_or(""), 40),
+            // Judged with the break-glass prefixes configured when it arrived.
+            ticket: ticket_in(push.message, prefixes).map(clip),
+        });
+    }
+}
+
+/// The trajectory's events at time `t`, read through `history`: a binary search over
+/// positions (one event per read), then pages from the first.
+fn at_time(cx: &Context, t: i64) -> Vec<Event> {
+    let (mut lo, mut hi) = (0, cx.window().map_or(0, |w| w.len));
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        match cx.history(mid, 1).first() {
+            Some(e) if e.time < t => lo = mid + 1,
+            Some(_) => hi = mid,
+            None => hi = mid,
+        }
+    }
+    let mut out = Vec::new();
+    loop {
+        let page = cx.history(lo, 64);
+        let read = page.len();
+        lo += read as u32;
+        let before = out.len();
+        out.extend(page.into_iter().take_while(|e| e.time == t));
+        // Done at the first later event, or at the trajectory's end (a short page).
+        if out.len() - before < read || read < 64 {
+            return out;
+        }
+    }
+}
+
+/// At most [`MAX_TEXT`] characters of a text an event carries.
+fn clip(s: &str) -> String {
+    s.chars().take(MAX_TEXT).collect()
+}
+
+/// Keeps `list` in (time, id) order (a late event can be older than ones already kept),
+/// each event once, and at most `max` of them, the oldest dropped.
+fn tidy<T>(list: &mut Vec<T>, key: fn(&T) -> (i64, &str), max: usize) {
+    list.sort_by(|a, b| key(a).cmp(&key(b)));
+    list.dedup_by(|a, b| key(a).1 == key(b).1);
+    list.drain(..list.len().saturating_sub(max));
+}
 
 #[cfg(test)]
 mod tests {
     const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
 
     #[test]
-    fn show() {
-        plumbline_sdk::testing::show_findings::<super::CiChangeDeploy>(FIXTURES);
+    fn fixtures() {
+        plumbline_sdk::testing::run_incremental_fixtures::<super::CiChangeDeploy>(FIXTURES);
     }
 
+    /// `at_time` finds every event at a time, across history's pages, in a trajectory
+    /// longer than the fixtures'.
     #[test]
-    fn fixtures() {
-        plumbline_sdk::testing::run_fixtures::<super::CiChangeDeploy>(FIXTURES);
+    fn events_at_a_time_across_pages() {
+        use plumbline_sdk::*;
+        let event = |n: usize, time: i64| Event {
+            id: format!("e{n:04}"),
+            time,
+            source: "github".into(),
+            actor: Actor {
+                id: "a".into(),
+                kind: ActorKind::Human,
+                display: String::new(),
+            },
+            system: "acme/api".into(),
+            action: "git.push".into(),
+            resource: String::new(),
+            environment: Environment::Unknown,
+            destination: None,
+            volume: None,
+            attributes: Default::default(),
+        };
+        // 100 events one per time, 70 at time 100 (over a page boundary), 10 at 101.
+        let mut events: Vec<Event> = (0..100).map(|n| event(n, n as i64)).collect();
+        events.extend((100..170).map(|n| event(n, 100)));
+        events.extend((170..180).map(|n| event(n, 101)));
+        let window = Window {
+            id: "t".into(),
+            kind: TrajectoryKind::System,
+            key: "acme/api".into(),
+            start: 0,
+            end: 101,
+            dropped: 0,
+            len: events.len() as u32,
+            replay: false,
+        };
+        let info = <super::CiChangeDeploy as IncrementalDetector>::info();
+        let cx = Context::native_incremental(&info, &Default::default(), 0, window, events);
+        let ids =
+            |t: i64| -> Vec<String> { super::at_time(&cx, t).into_iter().map(|e| e.id).collect() };
+        assert_eq!(ids(0), ["e0000"]);
+        assert_eq!(ids(57), ["e0057"]);
+        let at_100 = ids(100);
+        assert_eq!(at_100.len(), 70);
+        assert_eq!(
+            (at_100[0].as_str(), at_100[69].as_str()),
+            ("e0100", "e0169")
+        );
+        assert_eq!(ids(101).len(), 10);
+        assert!(ids(-1).is_empty() && ids(102).is_empty());
     }
 }

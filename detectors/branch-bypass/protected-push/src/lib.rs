@@ -10,24 +10,98 @@
 //! that name an incident (`INC-1234`) are informational unless they touch auth code.
 //!
 //! Read on system trajectories (the repository's story, whoever pushed).
+//!
+//! Incremental (`plumbline:detector@0.2.0`): the state is the pushes to protected or
+//! default branches (each folded from its events: ids, flags, risk paths, the message's
+//! first line and incident) and the merges seen (commit), judged again at each call, so a
+//! direct push is raised once `settle_seconds` pass without its merge.
 
-use plumbline_sdk::kit::git::{claimed_merge, merge_of, pushes, ticket_in, Push};
+use plumbline_sdk::kit::git::{claimed_merge, ticket_in};
 use plumbline_sdk::*;
 
 const FORCE: &str = "branch.force_push";
 const DIRECT: &str = "branch.direct_push";
 
+/// Most pushes (about 500 bytes each) and merges (about 200) kept in the state, the
+/// oldest dropped first: well under the host's 64 KiB state bound.
+const MAX_PUSHES: usize = 60;
+const MAX_MERGES: usize = 100;
+/// Most characters kept of a text an event carries (a category, a path, a commit).
+const MAX_TEXT: usize = 200;
+
+/// What the detector remembers of a repository: its pushes to protected or default
+/// branches (in time order) and its merges (in (time, id) order).
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(crate = "plumbline_sdk::serde")]
+pub struct Seen {
+    pushes: Vec<Push>,
+    merges: Vec<Merge>,
+}
+
+/// One push, folded from its events as `kit::git::Push` is: what a finding needs of them.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(crate = "plumbline_sdk::serde")]
+struct Push {
+    /// Its earliest event's time.
+    t: i64,
+    system: String,
+    branch: String,
+    after: String,
+    /// Commit ids that identify its result (`after`, `head_commit.id`).
+    commits: Vec<String>,
+    /// Its events' (time, id), in that order.
+    events: Vec<(i64, String)>,
+    /// The event a reviewer opens first, whether it is the push event itself, and who
+    /// pushed.
+    head: (i64, String),
+    base: bool,
+    who: String,
+    forced: bool,
+    protected: bool,
+    default_branch: bool,
+    /// Its high-risk path events, in (time, id) order.
+    risk: Vec<Risk>,
+    /// The first line of its commit message, quoted for the title.
+    line: String,
+    /// The incident its message names, and the pull request it claims to merge.
+    ticket: Option<String>,
+    claim: Option<u64>,
+}
+
+/// One `git.push.high_risk_path` event: its category and first path.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(crate = "plumbline_sdk::serde")]
+struct Risk {
+    t: i64,
+    id: String,
+    category: String,
+    path: Option<String>,
+}
+
+/// A `pr.merged` with its merge commit.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(crate = "plumbline_sdk::serde")]
+struct Merge {
+    t: i64,
+    id: String,
+    system: String,
+    commit: String,
+}
+
 #[derive(Default)]
 pub struct ProtectedPush;
 
-impl Detector for ProtectedPush {
+impl IncrementalDetector for ProtectedPush {
+    type State = Seen;
+
     fn info() -> Info {
         Info::new(
             "branch-bypass.protected-push",
             "0.1.0",
             "Force pushes to default/protected branches and direct (non-merge) pushes to protected branches",
         )
-        .actions(&["git.push.*"])
+        // `pr.merged` too: a push that lands a merge is not direct (merges are few).
+        .actions(&["git.push.*", "pr.merged"])
         .views(&[TrajectoryKind::System])
         .signals(&[FORCE, DIRECT])
         .config(
@@ -52,49 +126,186 @@ impl Detector for ProtectedPush {
         )
     }
 
-    fn analyze(&self, t: &Trajectory, cx: &Context) -> Result<Vec<Finding>, AnalyzeError> {
+    fn observe(
+        &self,
+        seen: &mut Seen,
+        new_events: &[Event],
+        cx: &Context,
+    ) -> Result<Vec<Finding>, AnalyzeError> {
         let urgent_paths = cx.config_list("urgent_paths");
         let urgent_paths: Vec<&str> = urgent_paths.iter().map(String::as_str).collect();
         let bots = cx.config_list("release_bots");
-        let prefixes = cx.config_list("break_glass_prefixes");
         let settle = cx.config_parsed::<i64>("settle_seconds")? * 1_000_000_000;
         let now = cx.now();
 
+        // What left the trajectory goes with it.
+        let start = cx.window().map_or(i64::MIN, |w| w.start);
+        seen.pushes.retain(|p| p.t >= start);
+        seen.merges.retain(|m| m.t >= start);
+        if !new_events.is_empty() {
+            let prefixes = cx.config_list("break_glass_prefixes");
+            for e in new_events {
+                if e.is("pr.merged") {
+                    let commit = e.attr_str("pr.merge_commit").unwrap_or("");
+                    if !commit.is_empty() {
+                        seen.merges.push(Merge {
+                            t: e.time,
+                            id: e.id.clone(),
+                            system: e.system.clone(),
+                            commit: clip(commit),
+                        });
+                    }
+                } else {
+                    seen.fold(e, &prefixes);
+                }
+            }
+            seen.pushes.sort_by_key(|p| p.t);
+            seen.pushes
+                .drain(..seen.pushes.len().saturating_sub(MAX_PUSHES));
+            seen.merges.sort_by(|a, b| (a.t, &a.id).cmp(&(b.t, &b.id)));
+            seen.merges.dedup_by(|a, b| a.id == b.id);
+            seen.merges
+                .drain(..seen.merges.len().saturating_sub(MAX_MERGES));
+        }
+
         let mut findings = Vec::new();
-        for push in pushes(t) {
-            let head = push.head();
+        for push in &seen.pushes {
             let (signal, why) = if push.forced && (push.protected || push.default_branch) {
                 (FORCE, "Force push")
             } else if push.protected && !push.forced {
-                if merge_of(t, &push).is_some() {
+                // A push that lands a pull-request merge is not direct.
+                let merged = seen
+                    .merges
+                    .iter()
+                    .any(|m| m.system == push.system && push.commits.contains(&m.commit));
+                if merged {
                     continue;
                 }
-                if bots.iter().any(|b| glob::matches(b, &head.actor.id)) {
+                if bots.iter().any(|b| glob::matches(b, &push.who)) {
                     continue;
                 }
                 // Its merge event may still be on its way.
-                if now - push.time < settle {
+                if now - push.t < settle {
                     continue;
                 }
                 (DIRECT, "Direct push")
             } else {
                 continue;
             };
-            let touches = push.touches(&urgent_paths);
-            let ticket = ticket_in(push.message, &prefixes);
+            let touches = push
+                .risk
+                .iter()
+                .any(|r| urgent_paths.contains(&r.category.as_str()));
+            let ticket = push.ticket.as_deref();
             let severity = match (ticket, touches) {
                 (Some(_), false) => Severity::Informational,
                 (Some(_), true) => Severity::NeedsReview,
                 (None, true) => Severity::Urgent,
                 (None, false) => Severity::NeedsReview,
             };
-            findings.push(finding(&push, signal, why, severity, ticket, &urgent_paths));
+            findings.push(finding(push, signal, why, severity, ticket, &urgent_paths));
         }
         Ok(findings)
     }
 }
 
-register_detector!(ProtectedPush);
+register_incremental_detector!(ProtectedPush);
+
+impl Seen {
+    /// Folds one push event into its push (`kit::git::pushes` groups them by system,
+    /// branch and head commit), keeping the pushes to a protected or default branch.
+    fn fold(&mut self, e: &Event, prefixes: &[String]) {
+        let branch = clip(e.attr_str("branch").unwrap_or(""));
+        let after = clip(e.attr_str("after").unwrap_or(""));
+        if branch.is_empty() || e.attr_bool("deleted") == Some(true) {
+            return;
+        }
+        let forced = e.is("git.push.force") || e.attr_bool("forced") == Some(true);
+        let protected = e.is("git.push.protected_branch") || e.attr_bool("protected") == Some(true);
+        let default_branch =
+            e.is("git.push.default_branch") || e.attr_bool("to_default_branch") == Some(true);
+        let at = self
+            .pushes
+            .iter()
+            .position(|p| p.system == e.system && p.branch == branch && p.after == after);
+        let push = match at {
+            Some(i) => &mut self.pushes[i],
+            // Every event of a push carries its flags (the adapters derive them from the
+            // push event), so one to neither branch kind is a push this detector never
+            // raises: it is not kept.
+            None if !(protected || default_branch) => return,
+            None => {
+                let message = e.attr_str("head_commit.message").unwrap_or("");
+                self.pushes.push(Push {
+                    t: e.time,
+                    system: e.system.clone(),
+                    branch,
+                    after: after.clone(),
+                    commits: Vec::new(),
+                    events: Vec::new(),
+                    head: (e.time, e.id.clone()),
+                    base: e.is("git.push"),
+                    who: e.actor.id.clone(),
+                    forced: false,
+                    protected: false,
+                    default_branch: false,
+                    risk: Vec::new(),
+                    line: quoted(message.lines().next().unwrap_or(""), 50),
+                    // Judged with the break-glass prefixes configured when it arrived.
+                    ticket: ticket_in(message, prefixes).map(clip),
+                    claim: claimed_merge(message),
+                });
+                self.pushes.last_mut().expect("just pushed")
+            }
+        };
+        push.t = push.t.min(e.time);
+        push.forced |= forced;
+        push.protected |= protected;
+        push.default_branch |= default_branch;
+        for c in [after, clip(e.attr_str("head_commit.id").unwrap_or(""))] {
+            if !c.is_empty() && !push.commits.contains(&c) {
+                push.commits.push(c);
+            }
+        }
+        let at = push
+            .events
+            .partition_point(|(t, id)| (*t, id.as_str()) < (e.time, e.id.as_str()));
+        if push.events.get(at).is_some_and(|(_, id)| *id == e.id) {
+            return;
+        }
+        push.events.insert(at, (e.time, e.id.clone()));
+        // The event a reviewer opens first: the first push event itself, else the first
+        // derived one (a late event can be older than the head so far).
+        let base = e.is("git.push");
+        let earlier = (e.time, e.id.as_str()) < (push.head.0, push.head.1.as_str());
+        let head = match (base, push.base) {
+            (true, false) => true,
+            (false, true) => false,
+            _ => earlier,
+        };
+        if head {
+            push.head = (e.time, e.id.clone());
+            push.who = e.actor.id.clone();
+            push.base = base;
+        }
+        if e.is("git.push.high_risk_path") {
+            if let Some(category) = e.attr_str("risk.category") {
+                push.risk.push(Risk {
+                    t: e.time,
+                    id: e.id.clone(),
+                    category: clip(category),
+                    path: e.attr_str("risk.paths.0").map(clip),
+                });
+                push.risk.sort_by(|a, b| (a.t, &a.id).cmp(&(b.t, &b.id)));
+            }
+        }
+    }
+}
+
+/// At most [`MAX_TEXT`] characters of a text an event carries.
+fn clip(s: &str) -> String {
+    s.chars().take(MAX_TEXT).collect()
+}
 
 fn finding(
     push: &Push,
@@ -104,30 +315,31 @@ fn finding(
     ticket: Option<&str>,
     urgent_paths: &[&str],
 ) -> Finding {
-    let head = push.head();
-    let who = &head.actor.id;
+    let who = &push.who;
     let kind = if push.protected {
         "protected branch"
     } else {
         "default branch"
     };
-    let risky: Vec<&str> = push
+    let mut risky: Vec<&str> = push
         .risk
         .iter()
-        .copied()
+        .map(|r| r.category.as_str())
         .filter(|r| urgent_paths.contains(r))
         .collect();
+    risky.sort_unstable();
+    risky.dedup();
     let paths = if risky.is_empty() {
         String::new()
     } else {
         let first = risky
             .iter()
-            .flat_map(|r| push.risk_events(r))
-            .find_map(|e| e.attr_str("risk.paths.0"))
+            .flat_map(|r| push.risk.iter().filter(move |x| x.category == *r))
+            .find_map(|x| x.path.as_deref())
             .unwrap_or("");
         format!(" touching {} code ({first})", risky.join("/"))
     };
-    let claim = match claimed_merge(push.message) {
+    let claim = match push.claim {
         Some(n) if signal == DIRECT => {
             format!(" — message claims PR #{n}, but no such merge was seen")
         }
@@ -138,9 +350,7 @@ fn finding(
         .unwrap_or_default();
     let line = title(format!(
         "{why} to {kind} {} of {} by {who}{paths}{glass}{claim}: {}",
-        push.branch,
-        push.system,
-        quoted(push.message.lines().next().unwrap_or(""), 50)
+        push.branch, push.system, push.line
     ));
     let short = &push.after[..push.after.len().min(12)];
     let next = match (severity, ticket) {
@@ -158,7 +368,7 @@ fn finding(
         ),
     };
     Finding::new(signal, severity, line)
-        .evidence(push.events.iter().copied())
+        .evidence_ids(push.events.iter().map(|(_, id)| id.clone()))
         .score(match severity {
             Severity::Urgent => 0.9,
             Severity::NeedsReview => 0.7,
@@ -172,20 +382,15 @@ mod tests {
     const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
 
     #[test]
-    fn show() {
-        plumbline_sdk::testing::show_findings::<super::ProtectedPush>(FIXTURES);
-    }
-
-    #[test]
     fn fixtures() {
-        plumbline_sdk::testing::run_fixtures::<super::ProtectedPush>(FIXTURES);
+        plumbline_sdk::testing::run_incremental_fixtures::<super::ProtectedPush>(FIXTURES);
     }
 
     /// Replaces the fixture `negative-actor-trajectory.json` (the same events seen through
     /// the pusher's actor trajectory): the host never offers this detector that view.
     #[test]
     fn reads_only_its_views() {
-        use plumbline_sdk::{Detector, TrajectoryKind};
+        use plumbline_sdk::{IncrementalDetector, TrajectoryKind};
         let info = super::ProtectedPush::info();
         assert!(info.reads_view(TrajectoryKind::System));
         assert!(!info.reads_view(TrajectoryKind::Actor));

@@ -5,6 +5,10 @@
 //!
 //! An AI agent merging unreviewed work into the default branch is urgent. Dependency bots
 //! on `auto_merge_bots` are routine. Read on system trajectories.
+//!
+//! Incremental (`plumbline:detector@0.2.0`): the state is the findings raised so far (each
+//! judged once, when its event arrives) and the merges seen (time, id, pull request), so
+//! an unreviewed merge cites its `pr.merged` whichever of the two arrived first.
 
 use plumbline_sdk::*;
 
@@ -13,17 +17,56 @@ const OVERRIDE: &str = "branch.admin_override_merge";
 
 const OVERRIDES: [&str; 2] = ["pr.merged.admin_override", "branch.protection.overridden"];
 
+/// Most findings (about 600 bytes each: a title is at most 200 characters, a next step
+/// quotes one text of the event of at most [`MAX_TEXT`]) and most merges (about 150
+/// bytes) kept in the state, the oldest dropped first: well under the host's 64 KiB state
+/// bound.
+const MAX_FOUND: usize = 50;
+const MAX_MERGES: usize = 100;
+const MAX_TEXT: usize = 200;
+
+/// What the detector remembers of a trajectory, each list in (time, id) order.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(crate = "plumbline_sdk::serde")]
+pub struct Seen {
+    found: Vec<Found>,
+    merges: Vec<Merge>,
+}
+
+/// A finding, the time and id of the event it stands on, and that event's pull request.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(crate = "plumbline_sdk::serde")]
+struct Found {
+    t: i64,
+    id: String,
+    resource: String,
+    finding: Finding,
+}
+
+/// A `pr.merged` event.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(crate = "plumbline_sdk::serde")]
+struct Merge {
+    t: i64,
+    id: String,
+    resource: String,
+}
+
 #[derive(Default)]
 pub struct UnreviewedMerge;
 
-impl Detector for UnreviewedMerge {
+impl IncrementalDetector for UnreviewedMerge {
+    type State = Seen;
+
     fn info() -> Info {
         Info::new(
             "branch-bypass.unreviewed-merge",
             "0.1.0",
             "Merges into protected/default branches without an approving review, and admin-override merges",
         )
+        // `pr.merged` too: an unreviewed merge cites it (merges are few on a repository).
         .actions(&[
+            "pr.merged",
             "pr.merged.without_review",
             "pr.merged.admin_override",
             "branch.protection.overridden",
@@ -42,109 +85,161 @@ impl Detector for UnreviewedMerge {
         )
     }
 
-    fn analyze(&self, t: &Trajectory, cx: &Context) -> Result<Vec<Finding>, AnalyzeError> {
-        let protected = cx.config_list("protected_branches");
-        let bots = cx.config_list("auto_merge_bots");
-
-        let mut findings = Vec::new();
-        for e in t.with_action("pr.merged.without_review") {
-            let base = e.attr_str("pr.base").unwrap_or("");
-            let default = e.attr_bool("pr.base_is_default") == Some(true);
-            if !default
-                && !protected
-                    .iter()
-                    .any(|p| glob::matches_ignore_ascii_case(p, base))
-            {
-                continue;
+    fn observe(
+        &self,
+        seen: &mut Seen,
+        new_events: &[Event],
+        cx: &Context,
+    ) -> Result<Vec<Finding>, AnalyzeError> {
+        // What left the trajectory goes with it.
+        let start = cx.window().map_or(i64::MIN, |w| w.start);
+        seen.found.retain(|f| f.t >= start);
+        seen.merges.retain(|m| m.t >= start);
+        if !new_events.is_empty() {
+            let protected = cx.config_list("protected_branches");
+            let bots = cx.config_list("auto_merge_bots");
+            for e in new_events {
+                let finding = match e.action.as_str() {
+                    "pr.merged" => {
+                        seen.merges.push(Merge {
+                            t: e.time,
+                            id: e.id.clone(),
+                            resource: clip(&e.resource),
+                        });
+                        None
+                    }
+                    "pr.merged.without_review" => unreviewed(e, &protected, &bots),
+                    a if OVERRIDES.contains(&a) => Some(overridden(e)),
+                    _ => None,
+                };
+                seen.found.extend(finding.map(|finding| Found {
+                    t: e.time,
+                    id: e.id.clone(),
+                    resource: clip(&e.resource),
+                    finding,
+                }));
             }
-            let author = attr_text(e, &["pr.author", "pr.author_id"]).unwrap_or("");
-            if bots.iter().any(|b| glob::matches(b, author)) {
-                continue;
-            }
-            let merged = t
-                .with_action("pr.merged")
-                .find(|m| m.resource == e.resource && m.time == e.time);
-            let agent = e.actor.kind == ActorKind::AiAgent
-                || e.attr_str("pr.author_type") == Some("ai-agent");
-            let self_merged = e.attr_bool("self_merged") == Some(true);
-            let severity = if agent && default {
-                Severity::Urgent
-            } else {
-                Severity::NeedsReview
-            };
-            let by = if e.actor.kind == ActorKind::AiAgent {
-                format!("AI agent {}", e.actor.id)
-            } else {
-                e.actor.id.clone()
-            };
-            let own = match (self_merged, e.actor.kind == ActorKind::AiAgent) {
-                (true, true) => " its own",
-                (true, false) => " their own",
-                _ => "",
-            };
-            // GitLab lets authors approve their own merge requests: not a review.
-            let review = if e.attr_bool("review.self_approved") == Some(true) {
-                "approved only by its author"
-            } else {
-                "with no approving review"
-            };
-            let line = title(format!(
-                "{by} merged{own} {} into {base} {review}: {}",
-                e.resource,
-                quoted(e.attr_str("pr.title").unwrap_or(""), 60)
-            ));
-            let mut evidence: Vec<&Event> = merged.into_iter().collect();
-            evidence.push(e);
-            findings.push(
-                Finding::new(UNREVIEWED, severity, line)
-                    .evidence(evidence)
-                    .score(match (agent, self_merged) {
-                        (true, _) => 0.9,
-                        (false, true) => 0.75,
-                        _ => 0.6,
-                    })
-                    .next_step(format!(
-                        "Get a post-merge review of {} from a code owner; revert it if the reviewer does not sign off",
-                        e.resource
-                    )),
-            );
+            tidy(&mut seen.found, |f| (f.t, &f.id), MAX_FOUND);
+            tidy(&mut seen.merges, |m| (m.t, &m.id), MAX_MERGES);
         }
-        for e in t.with_any_action(&OVERRIDES) {
-            let base = attr_text(e, &["pr.base", "branch", "rule.pattern"]).unwrap_or(&e.resource);
-            findings.push(
-                Finding::new(
-                    OVERRIDE,
-                    Severity::NeedsReview,
-                    title(format!(
-                        "{} overrode branch protection on {} to merge {}",
-                        e.actor.id, base, e.resource
-                    )),
-                )
-                .evidence([e])
-                .score(0.8)
-                .next_step(format!(
-                    "Ask {} which incident required the override and get the change reviewed within 24 hours",
-                    e.actor.id
-                )),
-            );
-        }
-        Ok(findings)
+        Ok(seen
+            .found
+            .iter()
+            .map(|f| {
+                // An unreviewed merge cites its `pr.merged` first, whichever came first.
+                let merged = seen.merges.iter().find(|m| {
+                    f.finding.signal == UNREVIEWED && m.resource == f.resource && m.t == f.t
+                });
+                let mut finding = f.finding.clone();
+                if let Some(m) = merged {
+                    finding.evidence.insert(0, m.id.clone());
+                }
+                finding
+            })
+            .collect())
     }
 }
 
-register_detector!(UnreviewedMerge);
+/// The finding on a merge without review into a protected or default branch, unless a
+/// dependency bot's.
+fn unreviewed(e: &Event, protected: &[String], bots: &[String]) -> Option<Finding> {
+    let base = e.attr_str("pr.base").unwrap_or("");
+    let default = e.attr_bool("pr.base_is_default") == Some(true);
+    if !default
+        && !protected
+            .iter()
+            .any(|p| glob::matches_ignore_ascii_case(p, base))
+    {
+        return None;
+    }
+    let author = attr_text(e, &["pr.author", "pr.author_id"]).unwrap_or("");
+    if bots.iter().any(|b| glob::matches(b, author)) {
+        return None;
+    }
+    let agent =
+        e.actor.kind == ActorKind::AiAgent || e.attr_str("pr.author_type") == Some("ai-agent");
+    let self_merged = e.attr_bool("self_merged") == Some(true);
+    let severity = if agent && default {
+        Severity::Urgent
+    } else {
+        Severity::NeedsReview
+    };
+    let by = if e.actor.kind == ActorKind::AiAgent {
+        format!("AI agent {}", e.actor.id)
+    } else {
+        e.actor.id.clone()
+    };
+    let own = match (self_merged, e.actor.kind == ActorKind::AiAgent) {
+        (true, true) => " its own",
+        (true, false) => " their own",
+        _ => "",
+    };
+    // GitLab lets authors approve their own merge requests: not a review.
+    let review = if e.attr_bool("review.self_approved") == Some(true) {
+        "approved only by its author"
+    } else {
+        "with no approving review"
+    };
+    let line = title(format!(
+        "{by} merged{own} {} into {base} {review}: {}",
+        e.resource,
+        quoted(e.attr_str("pr.title").unwrap_or(""), 60)
+    ));
+    Some(
+        Finding::new(UNREVIEWED, severity, line)
+            .evidence([e])
+            .score(match (agent, self_merged) {
+                (true, _) => 0.9,
+                (false, true) => 0.75,
+                _ => 0.6,
+            })
+            .next_step(format!(
+                "Get a post-merge review of {} from a code owner; revert it if the reviewer does not sign off",
+                clip(&e.resource)
+            )),
+    )
+}
+
+/// The finding on a merge an administrator forced past the branch rules.
+fn overridden(e: &Event) -> Finding {
+    let base = attr_text(e, &["pr.base", "branch", "rule.pattern"]).unwrap_or(&e.resource);
+    Finding::new(
+        OVERRIDE,
+        Severity::NeedsReview,
+        title(format!(
+            "{} overrode branch protection on {} to merge {}",
+            e.actor.id, base, e.resource
+        )),
+    )
+    .evidence([e])
+    .score(0.8)
+    .next_step(format!(
+        "Ask {} which incident required the override and get the change reviewed within 24 hours",
+        e.actor.id
+    ))
+}
+
+/// At most [`MAX_TEXT`] characters of a text an event carries (a next step quotes it whole).
+fn clip(s: &str) -> String {
+    s.chars().take(MAX_TEXT).collect()
+}
+
+/// Keeps `list` in (time, id) order (a late event can be older than ones already kept),
+/// each event once, and at most `max` of them, the oldest dropped.
+fn tidy<T>(list: &mut Vec<T>, key: fn(&T) -> (i64, &str), max: usize) {
+    list.sort_by(|a, b| key(a).cmp(&key(b)));
+    list.dedup_by(|a, b| key(a).1 == key(b).1);
+    list.drain(..list.len().saturating_sub(max));
+}
+
+register_incremental_detector!(UnreviewedMerge);
 
 #[cfg(test)]
 mod tests {
     const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
 
     #[test]
-    fn show() {
-        plumbline_sdk::testing::show_findings::<super::UnreviewedMerge>(FIXTURES);
-    }
-
-    #[test]
     fn fixtures() {
-        plumbline_sdk::testing::run_fixtures::<super::UnreviewedMerge>(FIXTURES);
+        plumbline_sdk::testing::run_incremental_fixtures::<super::UnreviewedMerge>(FIXTURES);
     }
 }
