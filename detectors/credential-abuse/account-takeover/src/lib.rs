@@ -163,16 +163,7 @@ struct End {
     impersonated: String,
 }
 
-macro_rules! at {
-    ($($t:ty),*) => {$(
-        impl kept::Record for $t {
-            fn at(&self) -> (i64, &str) {
-                (self.t, &self.id)
-            }
-        }
-    )*};
-}
-at!(Reset, Session, Grant, End);
+kept::record!(Reset, Session, Grant, End);
 
 impl Reset {
     /// The reset `e` is, if it removed someone else's factors.
@@ -426,6 +417,10 @@ impl IncrementalDetector for AccountTakeover {
                 r.take(f, takeover);
             }
         }
+        kept::prune(&mut seen.resets, cx);
+        kept::prune(&mut seen.sessions, cx);
+        kept::prune(&mut seen.grants, cx);
+        kept::prune(&mut seen.ends, cx);
         let newest = new_events.iter().map(|e| e.time).max();
         seen.latest = seen.latest.max(newest);
 
@@ -626,84 +621,18 @@ fn place_of(u: &Use) -> String {
 
 #[cfg(test)]
 mod tests {
-    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
+    use plumbline_sdk::Finding;
 
-    use std::collections::BTreeMap;
-    use std::path::Path;
-
-    use plumbline_sdk::testing::{check_findings, Fixture, Limits, STATE_MAX_BYTES};
-    use plumbline_sdk::{Context, Event, Finding, IncrementalDetector, TrajectoryKind, Window};
-
+    use super::kept::feed;
     use super::AccountTakeover;
 
-    #[test]
-    fn fixtures() {
-        plumbline_sdk::testing::run_incremental_fixtures::<AccountTakeover>(FIXTURES);
-    }
+    // Newest first, every event but the first arrives late: resets and session starts
+    // read what came after them from history.
+    super::kept::fixture_tests!(AccountTakeover);
 
-    fn load(name: &str) -> Fixture {
-        Fixture::load(&Path::new(FIXTURES).join(name)).unwrap()
-    }
-
-    /// Feeds a fixture's events as they would arrive in `order` (ids), one call each, the
-    /// history being the events arrived so far in (time, id) order; checks every state's
-    /// size and that the findings cite only events given or read. The last findings.
-    fn arrive(f: &Fixture, order: &[&str], config: &[(&str, &str)]) -> Vec<Finding> {
-        let info = AccountTakeover::info();
-        let config: BTreeMap<String, String> = config
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let (mut state, mut given, mut last) = (None::<Vec<u8>>, Vec::new(), Vec::new());
-        let mut arrived: Vec<Event> = Vec::new();
-        for id in order {
-            let e = f.trajectory.events.iter().find(|e| e.id == *id).unwrap();
-            arrived.push(e.clone());
-            arrived.sort_by(|a, b| (a.time, &a.id).cmp(&(b.time, &b.id)));
-            if !plumbline_sdk::contract::reads_event(
-                &info.sources,
-                &info.actions,
-                &e.source,
-                &e.action,
-            ) {
-                continue;
-            }
-            let window = Window {
-                id: "t".into(),
-                kind: TrajectoryKind::System,
-                key: "okta".into(),
-                start: arrived[0].time,
-                end: arrived[arrived.len() - 1].time,
-                dropped: 0,
-                len: arrived.len() as u32,
-                replay: state.is_none(),
-            };
-            let cx = Context::native_incremental(&info, &config, 0, window, arrived.clone());
-            let (bytes, findings) = plumbline_sdk::guest_v2::observe_bytes::<AccountTakeover>(
-                state.as_deref(),
-                std::slice::from_ref(e),
-                &cx,
-            )
-            .unwrap();
-            assert!(bytes.len() <= STATE_MAX_BYTES);
-            given.push(e.id.clone());
-            given.extend(cx.history_read());
-            check_findings(
-                &info,
-                given.iter().map(String::as_str),
-                &Limits::default(),
-                &findings,
-            )
-            .unwrap();
-            state = Some(bytes);
-            last = findings;
-        }
-        last
-    }
-
-    fn urgent_evidence(found: &[Finding]) -> Vec<Vec<&str>> {
-        found
-            .iter()
+    fn urgent_evidence(answers: &[Vec<Finding>]) -> Vec<Vec<&str>> {
+        let last = answers.last().map_or(&[][..], Vec::as_slice);
+        last.iter()
             .filter(|f| f.severity == 3)
             .map(|f| f.evidence.iter().map(String::as_str).collect())
             .collect()
@@ -713,23 +642,29 @@ mod tests {
     /// after the proxy sign-in it opened: each reads what it missed from history once.
     #[test]
     fn late_starts_and_resets_read_what_came_before() {
-        let f = load("positive-impersonation-session-grants-admin.json");
-        let found = arrive(&f, &["okta:g1", "okta:a1", "okta:t1", "okta:s1"], &[]);
+        let f = feed::load(FIXTURES, "positive-impersonation-session-grants-admin.json");
+        let order = ["okta:g1", "okta:a1", "okta:t1", "okta:s1"];
         assert_eq!(
-            urgent_evidence(&found),
+            urgent_evidence(&feed::arrive::<AccountTakeover>(&f, &order)),
             [["okta:g1", "okta:s1", "okta:a1", "okta:t1"]]
         );
-        let f = load("positive-mfa-reset-then-login-through-proxy.json");
-        let found = arrive(&f, &["okta:l2", "okta:e2", "okta:r1"], &[]);
-        assert_eq!(urgent_evidence(&found), [["okta:r1", "okta:l2", "okta:e2"]]);
+        let f = feed::load(FIXTURES, "positive-mfa-reset-then-login-through-proxy.json");
+        let order = ["okta:l2", "okta:e2", "okta:r1"];
+        assert_eq!(
+            urgent_evidence(&feed::arrive::<AccountTakeover>(&f, &order)),
+            [["okta:r1", "okta:l2", "okta:e2"]]
+        );
     }
 
     /// A configured privileged action the detector does not declare is never given; the
     /// session's end reads its window from history and finds it.
     #[test]
     fn the_end_of_a_session_finds_undeclared_privileged_actions() {
-        let config = [("privileged_actions", "api_key.created,directory.exported")];
-        let mut f = load("positive-impersonation-session-grants-admin.json");
+        let mut f = feed::load(FIXTURES, "positive-impersonation-session-grants-admin.json");
+        f.config.insert(
+            "privileged_actions".into(),
+            "api_key.created,directory.exported".into(),
+        );
         let a1 = f
             .trajectory
             .events
@@ -738,24 +673,26 @@ mod tests {
             .unwrap();
         a1.action = "directory.exported".into();
         let order = ["okta:g1", "okta:s1", "okta:a1", "okta:t1", "okta:x1"];
-        let open = arrive(&f, &order[..4], &config);
-        assert_eq!(urgent_evidence(&open), [["okta:g1", "okta:s1", "okta:t1"]]);
-        let ended = arrive(&f, &order, &config);
         assert_eq!(
-            urgent_evidence(&ended),
+            urgent_evidence(&feed::arrive::<AccountTakeover>(&f, &order[..4])),
+            [["okta:g1", "okta:s1", "okta:t1"]]
+        );
+        assert_eq!(
+            urgent_evidence(&feed::arrive::<AccountTakeover>(&f, &order)),
             [["okta:g1", "okta:s1", "okta:a1", "okta:t1"]]
         );
     }
 
-    /// Many resets of other people's factors under huge names: the state stays under the
-    /// host's bound, the newest kept.
+    /// Many resets of other people's factors under huge names: the answer stays under the
+    /// host's 100 findings, the newest kept.
     #[test]
     fn state_stays_bounded() {
-        let f = load("positive-mfa-factor-removed-for-other.json");
-        let (largest, findings) =
-            super::kept::flood::<AccountTakeover>(&f.trajectory.events[0], 300);
-        assert!(largest <= STATE_MAX_BYTES, "state of {largest} bytes");
-        assert!(!findings.is_empty() && findings.len() <= 100);
-        assert!(findings.last().unwrap().evidence[0].ends_with("299"));
+        let f = feed::load(FIXTURES, "positive-mfa-factor-removed-for-other.json");
+        let found = feed::flood::<AccountTakeover>(&f, "okta:r2", 300);
+        assert!(!found.is_empty() && found.len() <= 100);
+        assert!(
+            found.last().unwrap().evidence[0].ends_with("299"),
+            "the newest kept"
+        );
     }
 }

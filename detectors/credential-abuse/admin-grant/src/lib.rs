@@ -76,11 +76,7 @@ enum What {
     },
 }
 
-impl kept::Record for Grant {
-    fn at(&self) -> (i64, &str) {
-        (self.t, &self.id)
-    }
-}
+kept::record!(Grant);
 
 impl Grant {
     /// The grant `e` records, unless it can never be administrative whatever the config.
@@ -167,6 +163,7 @@ impl IncrementalDetector for AdminGrant {
             .filter(|e| GRANTS.iter().any(|a| e.is(a)))
             .filter_map(Grant::of);
         kept::fold(&mut state.seen, new, MAX_KEPT, kept::BUDGET);
+        kept::prune(&mut state.seen, cx);
 
         let admin_roles = cx.config_list("admin_roles");
         let provisioning = cx.config_list("provisioning_accounts");
@@ -328,24 +325,17 @@ fn is_actor(e: &Event, id: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
+    use super::kept::feed;
+    use super::AdminGrant;
 
-    #[test]
-    fn fixtures() {
-        plumbline_sdk::testing::run_incremental_fixtures::<super::AdminGrant>(FIXTURES);
-    }
+    super::kept::fixture_tests!(AdminGrant);
 
-    /// Many self-grants with huge role names: the state stays under the host's bound and
-    /// the answer under its 100 findings, the newest kept.
+    /// Many admin grants with huge role names: the answer stays under the host's 100
+    /// findings, the newest kept.
     #[test]
     fn state_stays_bounded() {
-        use plumbline_sdk::testing::{Fixture, STATE_MAX_BYTES};
-        let path = std::path::Path::new(FIXTURES).join("positive-okta-self-grant.json");
-        let f: Fixture = Fixture::load(&path).unwrap();
-        let (largest, findings) =
-            super::kept::flood::<super::AdminGrant>(&f.trajectory.events[0], 300);
-        assert!(largest <= STATE_MAX_BYTES, "state of {largest} bytes");
-        assert!(!findings.is_empty() && findings.len() <= 100);
-        assert!(findings.last().unwrap().evidence[0].ends_with("299"));
+        let f = feed::load(FIXTURES, "positive-okta-self-grant.json");
+        let found = feed::flood::<AdminGrant>(&f, "okta:g1", 300);
+        feed::newest_kept(&found);
     }
 }

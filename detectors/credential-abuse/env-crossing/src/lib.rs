@@ -72,11 +72,7 @@ struct Crossing {
     write: bool,
 }
 
-impl kept::Record for Crossing {
-    fn at(&self) -> (i64, &str) {
-        (self.t, &self.id)
-    }
-}
+kept::record!(Crossing);
 
 impl Crossing {
     /// The crossing `e` is: production reached with a test or staging credential.
@@ -141,6 +137,7 @@ impl IncrementalDetector for EnvCrossing {
             .filter(|e| USES.iter().any(|a| e.is(a)))
             .filter_map(Crossing::of);
         kept::fold(&mut state.seen, new, MAX_KEPT, kept::BUDGET);
+        kept::prune(&mut state.seen, cx);
 
         let allowed = cx.config_list("cross_environment_accounts");
         let urgent_resources: usize = cx.config_parsed("urgent_resources")?;
@@ -245,29 +242,19 @@ fn credential_label(e: &Event) -> String {
 
 #[cfg(test)]
 mod tests {
-    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
+    use super::kept::feed;
+    use super::EnvCrossing;
 
-    #[test]
-    fn fixtures() {
-        plumbline_sdk::testing::run_incremental_fixtures::<super::EnvCrossing>(FIXTURES);
-    }
+    super::kept::fixture_tests!(EnvCrossing);
 
-    /// Many production reads with a test token under huge names: the state stays under the
-    /// host's bound, the oldest dropped.
+    /// Many production reads with a test token under huge names: one finding citing
+    /// `max_evidence` of them, the oldest dropped.
     #[test]
     fn state_stays_bounded() {
-        use plumbline_sdk::testing::{Fixture, STATE_MAX_BYTES};
-        let path =
-            std::path::Path::new(FIXTURES).join("positive-test-token-reads-prod-secrets.json");
-        let f: Fixture = Fixture::load(&path).unwrap();
-        let (largest, findings) =
-            super::kept::flood::<super::EnvCrossing>(&f.trajectory.events[1], 300);
-        assert!(largest <= STATE_MAX_BYTES, "state of {largest} bytes");
-        assert_eq!(findings.len(), 1);
-        assert_eq!(findings[0].evidence.len(), 25, "max_evidence");
-        assert!(
-            !findings[0].evidence[0].ends_with("000"),
-            "the oldest dropped"
-        );
+        let f = feed::load(FIXTURES, "positive-test-token-reads-prod-secrets.json");
+        let found = feed::flood::<EnvCrossing>(&f, "vault:r1:response", 300);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].evidence.len(), 25, "max_evidence");
+        assert!(!found[0].evidence[0].ends_with("000"), "the oldest dropped");
     }
 }

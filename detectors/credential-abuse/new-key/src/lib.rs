@@ -73,17 +73,7 @@ struct Retired {
     scope: Option<String>,
 }
 
-impl kept::Record for Created {
-    fn at(&self) -> (i64, &str) {
-        (self.t, &self.id)
-    }
-}
-
-impl kept::Record for Retired {
-    fn at(&self) -> (i64, &str) {
-        (self.t, &self.id)
-    }
-}
+kept::record!(Created, Retired);
 
 impl Created {
     /// The key `e` creates, unless it cannot write whatever the config says.
@@ -184,6 +174,8 @@ impl IncrementalDetector for NewKey {
             .map(Retired::of);
         kept::fold(&mut state.created, created, MAX_CREATED, kept::BUDGET / 2);
         kept::fold(&mut state.retired, retired, MAX_RETIRED, kept::BUDGET / 2);
+        kept::prune(&mut state.created, cx);
+        kept::prune(&mut state.retired, cx);
 
         let write_scopes = cx.config_list("write_scopes");
         let rotation = cx.config_parsed::<i64>("rotation_minutes")? * 60_000_000_000;
@@ -326,23 +318,17 @@ fn key_name(e: &Event) -> &str {
 
 #[cfg(test)]
 mod tests {
-    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
+    use super::kept::feed;
+    use super::NewKey;
 
-    #[test]
-    fn fixtures() {
-        plumbline_sdk::testing::run_incremental_fixtures::<super::NewKey>(FIXTURES);
-    }
+    super::kept::fixture_tests!(NewKey);
 
-    /// Many write keys with huge names: the state stays under the host's bound and the
-    /// answer under its 100 findings, the newest kept.
+    /// Many write keys with huge names: the answer stays under the host's 100 findings, the
+    /// newest kept.
     #[test]
     fn state_stays_bounded() {
-        use plumbline_sdk::testing::{Fixture, STATE_MAX_BYTES};
-        let path = std::path::Path::new(FIXTURES).join("positive-openai-key-with-write-scope.json");
-        let f: Fixture = Fixture::load(&path).unwrap();
-        let (largest, findings) = super::kept::flood::<super::NewKey>(&f.trajectory.events[0], 300);
-        assert!(largest <= STATE_MAX_BYTES, "state of {largest} bytes");
-        assert!(!findings.is_empty() && findings.len() <= 100);
-        assert!(findings.last().unwrap().evidence[0].ends_with("299"));
+        let f = feed::load(FIXTURES, "positive-openai-key-with-write-scope.json");
+        let found = feed::flood::<NewKey>(&f, "openai:k3", 300);
+        feed::newest_kept(&found);
     }
 }

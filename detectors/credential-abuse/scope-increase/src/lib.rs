@@ -45,11 +45,7 @@ struct Increase {
     kind: String,
 }
 
-impl kept::Record for Increase {
-    fn at(&self) -> (i64, &str) {
-        (self.t, &self.id)
-    }
-}
+kept::record!(Increase);
 
 impl Increase {
     fn of(e: &Event) -> Increase {
@@ -108,6 +104,7 @@ impl IncrementalDetector for ScopeIncrease {
             .filter(|e| e.is("credential.scope.increased"))
             .map(Increase::of);
         kept::fold(&mut state.seen, new, MAX_KEPT, kept::BUDGET);
+        kept::prune(&mut state.seen, cx);
 
         let wide = cx.config_list("wide_scopes");
         let policy = cx.settings::<Policy>()?;
@@ -173,26 +170,17 @@ mod kept;
 
 #[cfg(test)]
 mod tests {
-    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
+    use super::kept::feed;
+    use super::ScopeIncrease;
 
-    #[test]
-    fn fixtures() {
-        plumbline_sdk::testing::run_incremental_fixtures::<super::ScopeIncrease>(FIXTURES);
-    }
+    super::kept::fixture_tests!(ScopeIncrease);
 
-    /// Many wide increases with huge names: the state stays under the host's bound and the
-    /// answer under its 100 findings, the newest kept.
+    /// Many wide increases with huge names: the answer stays under the host's 100 findings,
+    /// the newest kept.
     #[test]
     fn state_stays_bounded() {
-        use plumbline_sdk::testing::{Fixture, STATE_MAX_BYTES};
-        let f: Fixture = Fixture::load(
-            &std::path::Path::new(FIXTURES).join("positive-github-app-new-permissions.json"),
-        )
-        .unwrap();
-        let (largest, findings) =
-            super::kept::flood::<super::ScopeIncrease>(&f.trajectory.events[0], 300);
-        assert!(largest <= STATE_MAX_BYTES, "state of {largest} bytes");
-        assert!(!findings.is_empty() && findings.len() <= 100);
-        assert!(findings.last().unwrap().evidence[0].ends_with("299"));
+        let f = feed::load(FIXTURES, "positive-github-app-new-permissions.json");
+        let found = feed::flood::<ScopeIncrease>(&f, "github:inst1:perm", 300);
+        feed::newest_kept(&found);
     }
 }

@@ -16,6 +16,11 @@
 //! connected account names that account's address (`mallory.reyes@gmail.com`), which the
 //! destination lists class like any mail address (the actor's own work domain is the
 //! company's).
+//!
+//! Incremental (`plumbline:detector@0.2.0`): the state holds the workflow versions that
+//! carry a body and still matter (what each lists, who changed it), the export nodes, the
+//! credentials and the webhooks created — ids, times and names, not the events. The node,
+//! credential and webhook events it reads beside the workflow's own are declared actions.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -24,18 +29,257 @@ use plumbline_sdk::*;
 
 const SIGNAL: &str = "exfil.workflow_new_destination";
 const NAME_KEYS: [&str; 3] = ["workflow.name", "detail.scenarioName", "detail.name"];
+const VERSIONS: [&str; 3] = ["workflow.created", "workflow.updated", "workflow.activated"];
+const NODES: [&str; 2] = ["workflow.node.added", "workflow.node.changed"];
+
+/// Bounds on what is kept, in bytes of state (about), so it stays under the host's 64 KiB
+/// whatever the names' lengths: the newest versions that added a host (a version that adds
+/// none is never reported and leaves the baseline as it was, so it is not kept) within
+/// 24 KiB, the older ones forgotten but for the hosts they listed (within 6 KiB: the
+/// baseline of their workflows); the newest export nodes within 8 KiB, credentials and
+/// webhooks within 4 KiB each.
+const VERSIONS_BYTES: usize = 24 << 10;
+const FORGOTTEN_BYTES: usize = 6 << 10;
+const NODES_BYTES: usize = 8 << 10;
+const CREATED_BYTES: usize = 4 << 10;
+
+/// What the detector remembers of a trajectory, each list in (time, id) order.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(crate = "plumbline_sdk::serde")]
+pub struct Seen {
+    versions: Vec<Version>,
+    /// Hosts listed by versions no longer kept, by workflow (`system`).
+    forgotten: BTreeMap<String, BTreeSet<String>>,
+    nodes: Vec<Node>,
+    credentials: Vec<Created>,
+    webhooks: Vec<Created>,
+}
+
+/// A workflow version that carries the body (`nodes.count`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(crate = "plumbline_sdk::serde")]
+struct Version {
+    #[serde(rename = "t")]
+    time: i64,
+    id: String,
+    created: bool,
+    system: String,
+    actor: String,
+    environment: Environment,
+    name: Option<String>,
+    destinations: Vec<String>,
+    /// `export.credentials`: the connections and keys its export steps use.
+    credentials: Vec<String>,
+}
+
+/// An export node the adapter saw added or changed, in the version `base`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(crate = "plumbline_sdk::serde")]
+struct Node {
+    #[serde(rename = "t")]
+    time: i64,
+    id: String,
+    base: String,
+    destination: Option<String>,
+}
+
+/// A credential (`key` is `kind:id`) or a webhook (`key` is its workflow) created, by `actor`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(crate = "plumbline_sdk::serde")]
+struct Created {
+    #[serde(rename = "t")]
+    time: i64,
+    id: String,
+    key: String,
+    actor: String,
+}
+
+/// What the ordered lists share: a (time, id) key, and about how many bytes of state an
+/// entry takes (its strings and 64 for the field names, the time and the punctuation).
+trait Kept {
+    fn at(&self) -> (i64, &str);
+    fn strings(&self) -> impl Iterator<Item = &String>;
+    fn bytes(&self) -> usize {
+        64 + self.strings().map(|s| s.len() + 3).sum::<usize>()
+    }
+}
+
+impl Kept for Version {
+    fn at(&self) -> (i64, &str) {
+        (self.time, &self.id)
+    }
+    fn strings(&self) -> impl Iterator<Item = &String> {
+        [&self.id, &self.system, &self.actor]
+            .into_iter()
+            .chain(&self.name)
+            .chain(&self.destinations)
+            .chain(&self.credentials)
+    }
+}
+
+impl Kept for Node {
+    fn at(&self) -> (i64, &str) {
+        (self.time, &self.id)
+    }
+    fn strings(&self) -> impl Iterator<Item = &String> {
+        [&self.id, &self.base].into_iter().chain(&self.destination)
+    }
+}
+
+impl Kept for Created {
+    fn at(&self) -> (i64, &str) {
+        (self.time, &self.id)
+    }
+    fn strings(&self) -> impl Iterator<Item = &String> {
+        [&self.id, &self.key, &self.actor].into_iter()
+    }
+}
+
+/// Inserts `item` in (time, id) order (a late event can be older than ones already
+/// seen), once.
+fn insert<T: Kept>(list: &mut Vec<T>, item: T) {
+    let at = list.partition_point(|x| x.at() < item.at());
+    if list.get(at).is_none_or(|x| x.at().1 != item.at().1) {
+        list.insert(at, item);
+    }
+}
+
+/// Drops the oldest entries until the list takes at most `budget` bytes; returns them.
+fn bound<T: Kept>(list: &mut Vec<T>, budget: usize) -> Vec<T> {
+    let mut total: usize = list.iter().map(Kept::bytes).sum();
+    let mut cut = 0;
+    while total > budget && cut < list.len() {
+        total -= list[cut].bytes();
+        cut += 1;
+    }
+    list.drain(..cut).collect()
+}
+
+impl Seen {
+    fn add(&mut self, e: &Event) {
+        let created = |key: String| Created {
+            time: e.time,
+            id: e.id.clone(),
+            key,
+            actor: e.actor.id.clone(),
+        };
+        if VERSIONS.contains(&e.action.as_str()) {
+            // Only versions that carry the workflow body list its destinations.
+            if e.attr("nodes.count").is_none() {
+                return;
+            }
+            let version = Version {
+                time: e.time,
+                id: e.id.clone(),
+                created: e.is("workflow.created"),
+                system: e.system.clone(),
+                actor: e.actor.id.clone(),
+                environment: e.environment,
+                name: attr_text(e, &NAME_KEYS).map(str::to_string),
+                destinations: attr_list(e, "destinations"),
+                credentials: attr_list(e, "export.credentials"),
+            };
+            // Bounded by `settle` once the call's events are in.
+            insert(&mut self.versions, version);
+        } else if NODES.contains(&e.action.as_str()) {
+            if e.attr_bool("node.export") != Some(true) {
+                return;
+            }
+            if let Some((base, _)) = e.id.split_once(":node.") {
+                let node = Node {
+                    time: e.time,
+                    id: e.id.clone(),
+                    base: base.to_string(),
+                    destination: e.attr_str("node.destination").map(str::to_string),
+                };
+                insert(&mut self.nodes, node);
+                bound(&mut self.nodes, NODES_BYTES);
+            }
+        } else if e.is("credential.created") {
+            if let (Some(kind), Some(id)) =
+                (e.attr_str("credential.kind"), e.attr_str("credential.id"))
+            {
+                insert(&mut self.credentials, created(format!("{kind}:{id}")));
+                bound(&mut self.credentials, CREATED_BYTES);
+            }
+        } else if e.is("webhook.created") {
+            insert(&mut self.webhooks, created(e.system.clone()));
+            bound(&mut self.webhooks, CREATED_BYTES);
+        }
+    }
+
+    /// Drops the versions that add no host to a workflow that already has a baseline (they
+    /// are never reported and leave the baseline as it was, whatever comes later: a late
+    /// version only adds to what was known before them), then the oldest past
+    /// [`VERSIONS_BYTES`], keeping the hosts they listed as their workflow's baseline.
+    fn settle(&mut self) {
+        let mut known = self.baselines();
+        let mut idle: BTreeSet<&str> = BTreeSet::new();
+        for v in &self.versions {
+            let baseline = known.entry(v.system.as_str());
+            if let std::collections::btree_map::Entry::Occupied(b) = &baseline {
+                if v.destinations.iter().all(|d| b.get().contains(d.as_str())) {
+                    idle.insert(&v.id);
+                }
+            }
+            baseline
+                .or_default()
+                .extend(v.destinations.iter().map(String::as_str));
+        }
+        let idle: BTreeSet<String> = idle.into_iter().map(str::to_string).collect();
+        self.versions.retain(|v| !idle.contains(&v.id));
+        self.nodes.retain(|n| !idle.contains(&n.base));
+        let mut room = FORGOTTEN_BYTES.saturating_sub(
+            self.forgotten
+                .iter()
+                .flat_map(|(system, hosts)| std::iter::once(system).chain(hosts))
+                .map(|s| s.len() + 3)
+                .sum(),
+        );
+        for old in bound(&mut self.versions, VERSIONS_BYTES) {
+            self.nodes.retain(|n| n.base != old.id);
+            room = room.saturating_sub(old.system.len() + 3);
+            let known = self.forgotten.entry(old.system).or_default();
+            for host in old.destinations {
+                if room > host.len() + 3 && !known.contains(&host) {
+                    room -= host.len() + 3;
+                    known.insert(host);
+                }
+            }
+        }
+    }
+
+    /// The hosts of the versions no longer kept, by workflow: where the baselines start.
+    fn baselines(&self) -> BTreeMap<&str, BTreeSet<&str>> {
+        self.forgotten
+            .iter()
+            .map(|(system, hosts)| (system.as_str(), hosts.iter().map(String::as_str).collect()))
+            .collect()
+    }
+}
 
 #[derive(Default)]
 pub struct NewDestination;
 
-impl Detector for NewDestination {
+impl IncrementalDetector for NewDestination {
+    type State = Seen;
+
     fn info() -> Info {
         let info = Info::new(
             "exfiltration.new-destination",
             "0.1.0",
             "An automation workflow gains an outbound destination that is on no allow-list",
         )
-        .actions(&["workflow.created", "workflow.updated", "workflow.activated"])
+        .actions(&[
+            "workflow.created",
+            "workflow.updated",
+            "workflow.activated",
+            // What shows a change: rare beside the versions, so read as they come.
+            "workflow.node.added",
+            "workflow.node.changed",
+            "credential.created",
+            "webhook.created",
+        ])
         .views(&[TrajectoryKind::Actor])
         .signals(&[SIGNAL]);
         let info = destination::declare(info);
@@ -43,63 +287,48 @@ impl Detector for NewDestination {
         keys::environments(info, "test")
     }
 
-    fn analyze(&self, t: &Trajectory, cx: &Context) -> Result<Vec<Finding>, AnalyzeError> {
+    fn observe(
+        &self,
+        seen: &mut Seen,
+        new_events: &[Event],
+        cx: &Context,
+    ) -> Result<Vec<Finding>, AnalyzeError> {
         let lists = cx.settings::<Destinations>()?;
         let policy = cx.settings::<Policy>()?;
-        // Export nodes the adapter saw added or changed, by the id of the version event.
-        let mut export_changes: BTreeMap<&str, Vec<&Event>> = BTreeMap::new();
-        for e in t.with_any_action(&["workflow.node.added", "workflow.node.changed"]) {
-            if e.attr_bool("node.export") == Some(true) {
-                if let Some((base, _)) = e.id.split_once(":node.") {
-                    export_changes.entry(base).or_default().push(e);
-                }
-            }
+        for e in new_events {
+            seen.add(e);
         }
-        // Credentials created in this trajectory, as `kind:id` (make.com connections and
-        // keys), with the events that created them.
-        let mut created: BTreeMap<String, &Event> = BTreeMap::new();
-        for e in t.with_action("credential.created") {
-            if let (Some(kind), Some(id)) =
-                (e.attr_str("credential.kind"), e.attr_str("credential.id"))
-            {
-                created.entry(format!("{kind}:{id}")).or_insert(e);
-            }
-        }
-        let mut known: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+        seen.settle();
+        let mut known = seen.baselines();
         let mut findings = Vec::new();
-        for e in t.with_any_action(&["workflow.created", "workflow.updated", "workflow.activated"])
-        {
-            // Only versions that carry the workflow body list its destinations.
-            if e.attr("nodes.count").is_none() {
-                continue;
-            }
-            let dests = attr_list(e, "destinations");
-            let baseline = known.get(e.system.as_str());
-            let nodes = export_changes.get(e.id.as_str());
+        for v in &seen.versions {
+            let baseline = known.get(v.system.as_str());
+            let nodes: Vec<&Node> = seen.nodes.iter().filter(|n| n.base == v.id).collect();
             // The credentials its export steps use that were created in this trajectory.
-            let new_credentials: Vec<&Event> = attr_list(e, "export.credentials")
+            let new_credentials: Vec<&Created> = v
+                .credentials
                 .iter()
-                .filter_map(|c| created.get(c.as_str()).copied())
+                .filter_map(|c| seen.credentials.iter().find(|k| &k.key == c))
                 .collect();
-            let visible = e.is("workflow.created")
-                || baseline.is_some()
-                || nodes.is_some()
-                || !new_credentials.is_empty();
-            let fresh: Vec<&String> = dests
+            let visible =
+                v.created || baseline.is_some() || !nodes.is_empty() || !new_credentials.is_empty();
+            let fresh: Vec<&String> = v
+                .destinations
                 .iter()
-                .filter(|d| baseline.is_none_or(|b| !b.contains(*d)))
+                .filter(|d| baseline.is_none_or(|b| !b.contains(d.as_str())))
                 .collect();
             known
-                .entry(e.system.as_str())
+                .entry(v.system.as_str())
                 .or_default()
-                .extend(dests.iter().cloned());
-            if policy.is_ignored_environment(e) || policy.is_planned(e) {
+                .extend(v.destinations.iter().map(String::as_str));
+            let planned = policy.is_service_account(&v.actor) && policy.windows.contains(v.time);
+            if policy.ignore_environments.contains(&v.environment) || planned {
                 continue;
             }
             let mut flagged: Vec<(String, DestinationClass)> = fresh
                 .iter()
                 .filter_map(|d| {
-                    let (place, class) = lists.classify_from(d, &e.actor.id)?;
+                    let (place, class) = lists.classify_from(d, &v.actor)?;
                     // An account is shown whole: whose mailbox or Drive it is.
                     let shown = match place {
                         Place::Mail(_) => d.trim().to_ascii_lowercase(),
@@ -118,13 +347,13 @@ impl Detector for NewDestination {
             flagged.sort_by_key(|f| std::cmp::Reverse(f.1));
             let worst = flagged[0].1;
             let hosts: Vec<String> = flagged.iter().map(|(h, _)| h.clone()).collect();
-            let name = attr_text(e, &NAME_KEYS).unwrap_or(&e.system);
+            let name = v.name.as_deref().unwrap_or(&v.system);
             let headline = title(format!(
                 "Workflow {} now sends data to {} ({}), changed by {}",
                 quoted(name, 50),
                 hosts.join(", "),
                 worst.describe(),
-                e.actor.id
+                v.actor
             ));
             let score = if worst.is_personal_or_anonymous() {
                 0.85
@@ -133,29 +362,37 @@ impl Detector for NewDestination {
             };
             let next = format!(
                 "Review the diff of {} with {}: who owns {} and is sending this workflow's data there approved? Pause the workflow if not; add approved vendors to known_domains",
-                e.system,
-                e.actor.id,
+                v.system,
+                v.actor,
                 hosts.join(", ")
             );
-            let mut evidence = vec![e];
+            let mut evidence: Vec<(i64, &str)> = vec![v.at()];
             // The node events that point at a flagged host (or whose host the adapter
             // could not read) show where in the workflow the change is.
-            evidence.extend(nodes.into_iter().flatten().copied().filter(|n| {
-                n.attr_str("node.destination")
-                    .is_none_or(|h| hosts.iter().any(|x| x == h))
-            }));
+            evidence.extend(
+                nodes
+                    .iter()
+                    .filter(|n| {
+                        n.destination
+                            .as_deref()
+                            .is_none_or(|h| hosts.iter().any(|x| x == h))
+                    })
+                    .map(|n| n.at()),
+            );
             // So do the connection or key set up for the sending step, and a webhook
             // created to feed this workflow.
-            evidence.extend(new_credentials.iter().copied());
+            evidence.extend(new_credentials.iter().map(|c| c.at()));
             evidence.extend(
-                t.with_action("webhook.created")
-                    .filter(|w| w.system == e.system && w.actor.id == e.actor.id),
+                seen.webhooks
+                    .iter()
+                    .filter(|w| w.key == v.system && w.actor == v.actor)
+                    .map(|w| w.at()),
             );
-            evidence.sort_by_key(|x| (x.time, x.id.as_str()));
-            evidence.dedup_by_key(|x| x.id.as_str());
+            evidence.sort();
+            evidence.dedup_by_key(|x| x.1);
             findings.push(
                 Finding::new(SIGNAL, Severity::NeedsReview, headline)
-                    .evidence(evidence)
+                    .evidence_ids(evidence.into_iter().map(|(_, id)| id.to_string()))
                     .score(score)
                     .next_step(next),
             );
@@ -164,27 +401,99 @@ impl Detector for NewDestination {
     }
 }
 
-register_detector!(NewDestination);
+register_incremental_detector!(NewDestination);
 
 #[cfg(test)]
 mod tests {
     const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
 
     #[test]
-    fn show() {
-        plumbline_sdk::testing::show_findings::<super::NewDestination>(FIXTURES);
+    fn fixtures() {
+        plumbline_sdk::testing::run_incremental_fixtures::<super::NewDestination>(FIXTURES);
     }
 
+    /// 120 versions of one workflow, each adding a host (and an export node) and dropping its
+    /// oldest of ten, after 60 keys created: only the newest versions (and keys) are judged, the state
+    /// stays under the host's bound on every call (the harness checks it), and a forgotten
+    /// version's hosts are still its workflow's baseline.
     #[test]
-    fn fixtures() {
-        plumbline_sdk::testing::run_fixtures::<super::NewDestination>(FIXTURES);
+    fn state_stays_bounded() {
+        let event = |id: String, minute: usize, action: &str, attributes: String| {
+            format!(
+                r#"{{"id": "{id}", "time": "2024-06-12T{:02}:{:02}:00Z", "source": "n8n", "actor": {{"id": "lee@acme.com", "type": "human"}}, "system": "n8n/workflow/wf7", "action": "{action}", "attributes": {{{attributes}}}}}"#,
+                8 + minute / 60,
+                minute % 60
+            )
+        };
+        let mut events: Vec<String> = (0..60)
+            .map(|i| {
+                let attributes = format!(r#""credential.kind": "key", "credential.id": "{i}""#);
+                event(
+                    format!("make:key-{i:04}"),
+                    0,
+                    "credential.created",
+                    attributes,
+                )
+            })
+            .collect();
+        let mut hosts = Vec::new();
+        for i in 1..=120usize {
+            hosts.push(format!("collector-{i:03}.example-intake-service.net"));
+            let attributes = format!(
+                r#""workflow.name": "Lead routing", "nodes.count": 4, "destinations": "{}", "export.credentials": "key:{}""#,
+                hosts[i.saturating_sub(10)..].join(","),
+                59 - i % 60
+            );
+            let id = format!("n8n:version-{i:04}");
+            events.push(event(id.clone(), i, "workflow.updated", attributes));
+            let node = format!(
+                r#""node.export": true, "node.destination": "{}""#,
+                hosts[i - 1]
+            );
+            events.push(event(
+                format!("{id}:node.added.{i}"),
+                i,
+                "workflow.node.added",
+                node,
+            ));
+        }
+        // The oldest version's host again: known, though its version is forgotten.
+        let attributes = format!(r#""nodes.count": 4, "destinations": "{}""#, hosts[0]);
+        events.push(event(
+            "n8n:version-0121".into(),
+            121,
+            "workflow.updated",
+            attributes,
+        ));
+        let fixture = format!(
+            r#"{{"trajectory": {{"kind": "actor", "key": "lee@acme.com", "events": [{}]}}, "expected": [], "ignore_unexpected_below": 3}}"#,
+            events.join(",\n")
+        );
+        let path = std::env::temp_dir().join("exfiltration-new-destination-bounded.json");
+        std::fs::write(&path, fixture).unwrap();
+        let found = plumbline_sdk::testing::run_incremental_fixture::<super::NewDestination>(&path)
+            .unwrap();
+        assert!((20..120).contains(&found.len()), "{}", found.len());
+        assert!(found
+            .iter()
+            .all(|f| !f.evidence.contains(&"n8n:version-0121".into())));
+        let last = &found[found.len() - 1];
+        assert_eq!(
+            last.evidence,
+            [
+                "make:key-0059",
+                "n8n:version-0120",
+                "n8n:version-0120:node.added.120"
+            ]
+        );
+        assert!(last.title.contains("collector-120."), "{}", last.title);
     }
 
     /// Replaces the fixture `negative-system-trajectory.json` (the same events seen through
     /// the workflow's system trajectory): the host never offers this detector that view.
     #[test]
     fn reads_only_its_views() {
-        use plumbline_sdk::{Detector, TrajectoryKind};
+        use plumbline_sdk::{IncrementalDetector, TrajectoryKind};
         let info = super::NewDestination::info();
         assert!(info.reads_view(TrajectoryKind::Actor));
         assert!(!info.reads_view(TrajectoryKind::System));

@@ -56,17 +56,7 @@ struct Tool {
     shown: String,
 }
 
-impl kept::Record for Source {
-    fn at(&self) -> (i64, &str) {
-        (self.t, &self.id)
-    }
-}
-
-impl kept::Record for Tool {
-    fn at(&self) -> (i64, &str) {
-        (self.t, &self.id)
-    }
-}
+kept::record!(Source, Tool);
 
 impl Source {
     fn of(e: &Event) -> Source {
@@ -154,6 +144,8 @@ impl IncrementalDetector for RetrievalScope {
             .map(Tool::of);
         kept::fold(&mut seen.sources, sources, MAX_KEPT, kept::BUDGET / 2);
         kept::fold(&mut seen.tools, tools, MAX_KEPT, kept::BUDGET / 2);
+        kept::prune(&mut seen.sources, cx);
+        kept::prune(&mut seen.tools, cx);
 
         let markers = cx.config_list("sensitive_markers");
         let approved = cx.config_list("approved_sources");
@@ -242,24 +234,17 @@ mod kept;
 
 #[cfg(test)]
 mod tests {
-    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
+    use super::kept::feed;
+    use super::RetrievalScope;
 
-    #[test]
-    fn fixtures() {
-        plumbline_sdk::testing::run_incremental_fixtures::<super::RetrievalScope>(FIXTURES);
-    }
+    super::kept::fixture_tests!(RetrievalScope);
 
-    /// Many sensitive sources under huge names: the state stays under the host's bound and
-    /// the answer under its 100 findings, the newest kept.
+    /// Many sensitive sources under huge names: the answer stays under the host's 100
+    /// findings, the newest kept.
     #[test]
     fn state_stays_bounded() {
-        use plumbline_sdk::testing::{Fixture, STATE_MAX_BYTES};
-        let path = std::path::Path::new(FIXTURES).join("positive-hr-contracts-source.json");
-        let f: Fixture = Fixture::load(&path).unwrap();
-        let (largest, findings) =
-            super::kept::flood::<super::RetrievalScope>(&f.trajectory.events[0], 300);
-        assert!(largest <= STATE_MAX_BYTES, "state of {largest} bytes");
-        assert!(!findings.is_empty() && findings.len() <= 100);
-        assert!(findings.last().unwrap().evidence[0].ends_with("299"));
+        let f = feed::load(FIXTURES, "positive-hr-contracts-source.json");
+        let found = feed::flood::<RetrievalScope>(&f, "assistant:r1", 300);
+        feed::newest_kept(&found);
     }
 }

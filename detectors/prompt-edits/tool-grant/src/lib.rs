@@ -66,11 +66,7 @@ struct Grant {
     host: Option<String>,
 }
 
-impl kept::Record for Grant {
-    fn at(&self) -> (i64, &str) {
-        (self.t, &self.id)
-    }
-}
+kept::record!(Grant);
 
 impl Grant {
     fn of(e: &Event) -> Grant {
@@ -148,6 +144,7 @@ impl IncrementalDetector for ToolGrant {
     ) -> Result<Vec<Finding>, AnalyzeError> {
         let new = new_events.iter().filter(|e| e.is(GRANT)).map(Grant::of);
         kept::fold(&mut state.seen, new, MAX_KEPT, kept::BUDGET);
+        kept::prune(&mut state.seen, cx);
         let key = cx.window().map_or("", |w| w.key.as_str());
 
         let code = cx.config_list("code_tools");
@@ -307,24 +304,17 @@ fn tool_name(e: &Grant) -> String {
 
 #[cfg(test)]
 mod tests {
-    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
+    use super::kept::feed;
+    use super::ToolGrant;
 
-    #[test]
-    fn fixtures() {
-        plumbline_sdk::testing::run_incremental_fixtures::<super::ToolGrant>(FIXTURES);
-    }
+    super::kept::fixture_tests!(ToolGrant);
 
-    /// Many risky tools under huge names: the state stays under the host's bound and the
-    /// answer under its 100 findings, the newest kept.
+    /// Many risky tools under huge names: the answer stays under the host's 100 findings,
+    /// the newest kept.
     #[test]
     fn state_stays_bounded() {
-        use plumbline_sdk::testing::{Fixture, STATE_MAX_BYTES};
-        let path = std::path::Path::new(FIXTURES).join("positive-agent-grants-itself-shell.json");
-        let f: Fixture = Fixture::load(&path).unwrap();
-        let (largest, findings) =
-            super::kept::flood::<super::ToolGrant>(&f.trajectory.events[0], 300);
-        assert!(largest <= STATE_MAX_BYTES, "state of {largest} bytes");
-        assert!(!findings.is_empty() && findings.len() <= 100);
-        assert!(findings.iter().any(|f| f.evidence[0].ends_with("299")));
+        let f = feed::load(FIXTURES, "positive-agent-grants-itself-shell.json");
+        let found = feed::flood::<ToolGrant>(&f, "assistant:g4", 300);
+        feed::newest_kept(&found);
     }
 }

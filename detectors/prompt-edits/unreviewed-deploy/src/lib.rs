@@ -65,11 +65,7 @@ enum Kind {
     Deploy,
 }
 
-impl kept::Record for Step {
-    fn at(&self) -> (i64, &str) {
-        (self.t, &self.id)
-    }
-}
+kept::record!(Step);
 
 impl Step {
     fn of(e: &Event) -> Option<Step> {
@@ -132,6 +128,7 @@ impl IncrementalDetector for UnreviewedDeploy {
     ) -> Result<Vec<Finding>, AnalyzeError> {
         let new = new_events.iter().filter_map(Step::of);
         kept::fold(&mut state.seen, new, MAX_KEPT, kept::BUDGET);
+        kept::prune(&mut state.seen, cx);
 
         let pipelines = cx.config_list("reviewed_pipelines");
         let prod: Vec<Environment> = cx
@@ -250,73 +247,37 @@ fn is_reviewed(e: &Event) -> bool {
 
 #[cfg(test)]
 mod tests {
-    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
+    use super::kept::feed;
+    use super::UnreviewedDeploy;
 
+    super::kept::fixture_tests!(UnreviewedDeploy);
+
+    /// Many unreviewed production edits under huge names: the answer stays under the host's
+    /// 100 findings, the newest kept.
     #[test]
-    fn fixtures() {
-        plumbline_sdk::testing::run_incremental_fixtures::<super::UnreviewedDeploy>(FIXTURES);
+    fn state_stays_bounded() {
+        let f = feed::load(FIXTURES, "positive-direct-prod-prompt-edit.json");
+        let found = feed::flood::<UnreviewedDeploy>(&f, "assistant:u1", 300);
+        feed::newest_kept(&found);
     }
 
     /// The approval between the edit and the deploy arrives after the deploy: until it does
     /// the deploy ships an unreviewed edit; once it does, nothing is raised.
     #[test]
     fn a_late_approval_counts_where_it_belongs() {
-        use plumbline_sdk::testing::Fixture;
-        use plumbline_sdk::{Context, IncrementalDetector, TrajectoryKind, Window};
-        let path =
-            std::path::Path::new(FIXTURES).join("negative-approved-between-edit-and-deploy.json");
-        let f: Fixture = Fixture::load(&path).unwrap();
-        let info = super::UnreviewedDeploy::info();
-        let mut state: Option<Vec<u8>> = None;
-        let mut raised = Vec::new();
-        for id in ["assistant:u5", "assistant:u7", "assistant:u6"] {
-            let e = f.trajectory.events.iter().find(|e| e.id == id).unwrap();
-            let window = Window {
-                id: "t".into(),
-                kind: TrajectoryKind::System,
-                key: "k".into(),
-                start: 0,
-                end: 0,
-                dropped: 0,
-                len: 0,
-                replay: state.is_none(),
-            };
-            let cx = Context::native_incremental(&info, &f.config, 0, window, Vec::new());
-            let (bytes, found) = plumbline_sdk::guest_v2::observe_bytes::<super::UnreviewedDeploy>(
-                state.as_deref(),
-                std::slice::from_ref(e),
-                &cx,
-            )
-            .unwrap();
-            state = Some(bytes);
-            raised.push(
-                found
-                    .iter()
-                    .map(|f| f.evidence.join(" "))
-                    .collect::<Vec<_>>(),
-            );
-        }
+        let f = feed::load(FIXTURES, "negative-approved-between-edit-and-deploy.json");
+        let order = ["assistant:u5", "assistant:u7", "assistant:u6"];
+        let cited: Vec<Vec<String>> = feed::arrive::<UnreviewedDeploy>(&f, &order)
+            .iter()
+            .map(|found| found.iter().map(|f| f.evidence.join(" ")).collect())
+            .collect();
         assert_eq!(
-            raised,
+            cited,
             [
                 vec![],
                 vec!["assistant:u5 assistant:u7".to_string()],
                 vec![]
             ]
         );
-    }
-
-    /// Many unreviewed production edits under huge names: the state stays under the host's
-    /// bound and the answer under its 100 findings, the newest kept.
-    #[test]
-    fn state_stays_bounded() {
-        use plumbline_sdk::testing::{Fixture, STATE_MAX_BYTES};
-        let path = std::path::Path::new(FIXTURES).join("positive-direct-prod-prompt-edit.json");
-        let f: Fixture = Fixture::load(&path).unwrap();
-        let (largest, findings) =
-            super::kept::flood::<super::UnreviewedDeploy>(&f.trajectory.events[0], 300);
-        assert!(largest <= STATE_MAX_BYTES, "state of {largest} bytes");
-        assert!(!findings.is_empty() && findings.len() <= 100);
-        assert!(findings.last().unwrap().evidence[0].ends_with("299"));
     }
 }
