@@ -45,6 +45,7 @@ pub mod guest;
 #[doc(hidden)]
 pub mod guest_v2;
 mod helpers;
+pub mod kept;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
 

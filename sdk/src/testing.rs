@@ -238,5 +238,30 @@ pub fn show_findings<D: Detector>(dir: impl AsRef<Path>) {
     }
 }
 
+pub mod feed;
+
+/// The tests of an incremental detector `$d`, in its crate's test module: its fixtures
+/// (`fixtures/`) fed one event at a time and all at once ([`run_incremental_fixtures`]),
+/// and fed newest first, every event but the first arriving late
+/// ([`feed::every_fixture_backwards`]).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __incremental_fixture_tests {
+    ($d:ty) => {
+        const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
+
+        #[test]
+        fn fixtures() {
+            $crate::testing::run_incremental_fixtures::<$d>(FIXTURES);
+        }
+
+        #[test]
+        fn fixtures_arriving_newest_first() {
+            $crate::testing::feed::every_fixture_backwards::<$d>(FIXTURES);
+        }
+    };
+}
+pub use crate::__incremental_fixture_tests as incremental_fixture_tests;
+
 #[cfg(test)]
 mod tests;

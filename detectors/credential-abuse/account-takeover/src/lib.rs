@@ -26,7 +26,7 @@
 use plumbline_sdk::kit::{keys, Policy};
 use plumbline_sdk::*;
 
-use kept::text;
+use plumbline_sdk::kept::{self, text};
 
 const MFA_RESET: &str = "cred.mfa_reset_for_other";
 const TAKEOVER: &str = "cred.mfa_reset_then_takeover";
@@ -469,8 +469,6 @@ impl IncrementalDetector for AccountTakeover {
 
 register_incremental_detector!(AccountTakeover);
 
-mod kept;
-
 /// The finding on one reset: with the uses from elsewhere within `takeover`, a takeover.
 fn reset_finding(reset: &Reset, takeover: i64, planned: bool) -> Finding {
     let suspicious: Vec<&Use> = reset
@@ -623,12 +621,12 @@ fn place_of(u: &Use) -> String {
 mod tests {
     use plumbline_sdk::Finding;
 
-    use super::kept::feed;
     use super::AccountTakeover;
+    use plumbline_sdk::testing::feed;
 
     // Newest first, every event but the first arrives late: resets and session starts
     // read what came after them from history.
-    super::kept::fixture_tests!(AccountTakeover);
+    plumbline_sdk::testing::incremental_fixture_tests!(AccountTakeover);
 
     fn urgent_evidence(answers: &[Vec<Finding>]) -> Vec<Vec<&str>> {
         let last = answers.last().map_or(&[][..], Vec::as_slice);

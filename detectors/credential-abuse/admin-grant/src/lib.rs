@@ -17,7 +17,7 @@
 use plumbline_sdk::kit::{keys, Policy};
 use plumbline_sdk::*;
 
-use kept::text;
+use plumbline_sdk::kept::{self, text};
 
 const GRANTED: &str = "cred.admin_granted";
 const SELF: &str = "cred.admin_self_granted";
@@ -210,8 +210,6 @@ impl IncrementalDetector for AdminGrant {
 
 register_incremental_detector!(AdminGrant);
 
-mod kept;
-
 /// A role granted: who gave what to whom.
 fn role_grant(
     g: &Grant,
@@ -325,10 +323,10 @@ fn is_actor(e: &Event, id: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::kept::feed;
     use super::AdminGrant;
+    use plumbline_sdk::testing::feed;
 
-    super::kept::fixture_tests!(AdminGrant);
+    plumbline_sdk::testing::incremental_fixture_tests!(AdminGrant);
 
     /// Many admin grants with huge role names: the answer stays under the host's 100
     /// findings, the newest kept.

@@ -18,7 +18,7 @@ use std::collections::BTreeSet;
 use plumbline_sdk::kit::policy::environment_in;
 use plumbline_sdk::*;
 
-use kept::text;
+use plumbline_sdk::kept::{self, text};
 
 const SIGNAL: &str = "cred.environment_crossing";
 
@@ -188,8 +188,6 @@ impl IncrementalDetector for EnvCrossing {
 
 register_incremental_detector!(EnvCrossing);
 
-mod kept;
-
 /// The environment the credential belongs to, when its names agree on one.
 fn credential_environment(e: &Event) -> Option<Environment> {
     if let Some(stated) = attr_text(e, &["credential.environment", "token.environment"]) {
@@ -242,10 +240,10 @@ fn credential_label(e: &Event) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::kept::feed;
     use super::EnvCrossing;
+    use plumbline_sdk::testing::feed;
 
-    super::kept::fixture_tests!(EnvCrossing);
+    plumbline_sdk::testing::incremental_fixture_tests!(EnvCrossing);
 
     /// Many production reads with a test token under huge names: one finding citing
     /// `max_evidence` of them, the oldest dropped.

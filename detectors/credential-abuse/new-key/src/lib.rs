@@ -15,7 +15,7 @@
 use plumbline_sdk::kit::{keys, Policy};
 use plumbline_sdk::*;
 
-use kept::text;
+use plumbline_sdk::kept::{self, text};
 
 const SIGNAL: &str = "cred.write_key_created";
 
@@ -233,8 +233,6 @@ impl IncrementalDetector for NewKey {
 
 register_incremental_detector!(NewKey);
 
-mod kept;
-
 /// True if retiring `old` makes creating `new` a rotation: the same kind of key on the same
 /// system, and not one known to be weaker (a read-only deploy key, an API key whose stated
 /// scopes could not write). Swapping a read-only key for a push key of the same title, or
@@ -318,10 +316,10 @@ fn key_name(e: &Event) -> &str {
 
 #[cfg(test)]
 mod tests {
-    use super::kept::feed;
     use super::NewKey;
+    use plumbline_sdk::testing::feed;
 
-    super::kept::fixture_tests!(NewKey);
+    plumbline_sdk::testing::incremental_fixture_tests!(NewKey);
 
     /// Many write keys with huge names: the answer stays under the host's 100 findings, the
     /// newest kept.

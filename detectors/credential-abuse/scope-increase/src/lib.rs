@@ -13,7 +13,7 @@
 use plumbline_sdk::kit::{keys, Policy};
 use plumbline_sdk::*;
 
-use kept::text;
+use plumbline_sdk::kept::{self, text};
 
 const SIGNAL: &str = "cred.scope_increased";
 
@@ -166,14 +166,12 @@ impl IncrementalDetector for ScopeIncrease {
 
 register_incremental_detector!(ScopeIncrease);
 
-mod kept;
-
 #[cfg(test)]
 mod tests {
-    use super::kept::feed;
     use super::ScopeIncrease;
+    use plumbline_sdk::testing::feed;
 
-    super::kept::fixture_tests!(ScopeIncrease);
+    plumbline_sdk::testing::incremental_fixture_tests!(ScopeIncrease);
 
     /// Many wide increases with huge names: the answer stays under the host's 100 findings,
     /// the newest kept.

@@ -13,7 +13,7 @@ use plumbline_sdk::kit::text::has_word;
 use plumbline_sdk::kit::{keys, Policy};
 use plumbline_sdk::*;
 
-use kept::text;
+use plumbline_sdk::kept::{self, text};
 
 const SIGNAL: &str = "prompt.sensitive_retrieval_added";
 
@@ -230,14 +230,12 @@ impl IncrementalDetector for RetrievalScope {
 
 register_incremental_detector!(RetrievalScope);
 
-mod kept;
-
 #[cfg(test)]
 mod tests {
-    use super::kept::feed;
     use super::RetrievalScope;
+    use plumbline_sdk::testing::feed;
 
-    super::kept::fixture_tests!(RetrievalScope);
+    plumbline_sdk::testing::incremental_fixture_tests!(RetrievalScope);
 
     /// Many sensitive sources under huge names: the answer stays under the host's 100
     /// findings, the newest kept.

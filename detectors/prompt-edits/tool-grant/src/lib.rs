@@ -13,7 +13,7 @@
 use plumbline_sdk::kit::{keys, Policy};
 use plumbline_sdk::*;
 
-use kept::text;
+use plumbline_sdk::kept::{self, text};
 
 const RISKY: &str = "prompt.risky_tool_granted";
 const EXFIL_PATH: &str = "prompt.read_and_send_tools";
@@ -296,18 +296,16 @@ impl IncrementalDetector for ToolGrant {
 
 register_incremental_detector!(ToolGrant);
 
-mod kept;
-
 fn tool_name(e: &Grant) -> String {
     quoted(&e.name, 30)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::kept::feed;
     use super::ToolGrant;
+    use plumbline_sdk::testing::feed;
 
-    super::kept::fixture_tests!(ToolGrant);
+    plumbline_sdk::testing::incremental_fixture_tests!(ToolGrant);
 
     /// Many risky tools under huge names: the answer stays under the host's 100 findings,
     /// the newest kept.

@@ -15,7 +15,7 @@
 use plumbline_sdk::kit::{keys, Policy};
 use plumbline_sdk::*;
 
-use kept::text;
+use plumbline_sdk::kept::{self, text};
 
 const SIGNAL: &str = "prompt.unreviewed_prod_change";
 
@@ -239,18 +239,16 @@ impl IncrementalDetector for UnreviewedDeploy {
 
 register_incremental_detector!(UnreviewedDeploy);
 
-mod kept;
-
 fn is_reviewed(e: &Event) -> bool {
     e.attr_bool("reviewed") == Some(true) || attr_text(e, &["reviewer"]).is_some()
 }
 
 #[cfg(test)]
 mod tests {
-    use super::kept::feed;
     use super::UnreviewedDeploy;
+    use plumbline_sdk::testing::feed;
 
-    super::kept::fixture_tests!(UnreviewedDeploy);
+    plumbline_sdk::testing::incremental_fixture_tests!(UnreviewedDeploy);
 
     /// Many unreviewed production edits under huge names: the answer stays under the host's
     /// 100 findings, the newest kept.
