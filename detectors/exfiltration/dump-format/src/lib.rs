@@ -5,6 +5,12 @@
 //! Routine dumps (backups by the backup service account) are declared in
 //! `routine_dump_actors` and only count when their output then leaves for an unlisted
 //! destination. Read on actor trajectories.
+//!
+//! Incremental (`plumbline:detector@0.2.0`): the state holds the database dumps seen and the
+//! archiving, encrypting and moves to unlisted places within `chain_minutes` after one
+//! (ids, times, formats and places, not the events). What falls outside every dump's window
+//! is not kept; `history` is read only when a dump arrives late, behind events already
+//! given, or when the window or the destination lists changed.
 
 use plumbline_sdk::kit::text::has_word;
 use plumbline_sdk::kit::{keys, Policy};
@@ -32,10 +38,206 @@ const MOVES: [&str; 4] = [
     "file.uploaded",
 ];
 
+/// The config keys that decide what the state keeps (the window and the destination
+/// lists): when they change, what was left out is read again from `history`.
+const KEPT_BY: [&str; 6] = [
+    "chain_minutes",
+    "known_domains",
+    "known_buckets",
+    "personal_mail_domains",
+    "consumer_drive_domains",
+    "catcher_domains",
+];
+
+/// Bounds on what is kept, in bytes of state (about), the oldest dropped first, so the state
+/// stays under the host's 64 KiB: dumps within 16 KiB (a trajectory with more is judged on
+/// its newest), archiving/encrypting steps within 8 KiB and moves within 24 KiB.
+const DUMPS_BYTES: usize = 16 << 10;
+const STAGING_BYTES: usize = 8 << 10;
+const MOVES_BYTES: usize = 24 << 10;
+
+/// What the detector remembers of a trajectory, each list in (time, id) order.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(crate = "plumbline_sdk::serde")]
+pub struct Seen {
+    /// A hash of the [`KEPT_BY`] settings the steps and moves were kept under.
+    kept_by: u64,
+    /// The latest event given before this call: a dump at or before it may have missed
+    /// events that were given before it and not kept.
+    horizon: Option<i64>,
+    dumps: Vec<Dump>,
+    staging: Vec<Step>,
+    moves: Vec<Step>,
+}
+
+/// A database dump: what judging and reporting it needs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(crate = "plumbline_sdk::serde")]
+struct Dump {
+    #[serde(rename = "t")]
+    time: i64,
+    id: String,
+    action: String,
+    actor: String,
+    human: bool,
+    environment: Environment,
+    resource: String,
+    destination: Option<String>,
+    /// The volume, when the source gave one.
+    volume: Option<(u64, u64)>,
+    format: Option<String>,
+    /// The table names (`tables`, `table`, `data.tables`), else the database's: what marks
+    /// the data sensitive.
+    tables: Option<String>,
+    database: Option<String>,
+}
+
+impl Dump {
+    fn of(e: &Event) -> Dump {
+        Dump {
+            time: e.time,
+            id: e.id.clone(),
+            action: e.action.clone(),
+            actor: e.actor.id.clone(),
+            human: e.actor.kind == ActorKind::Human,
+            environment: e.environment,
+            resource: e.resource.clone(),
+            destination: e.destination.clone(),
+            volume: e.volume.map(|_| (e.rows(), e.bytes())),
+            format: format_of(e),
+            tables: attr_text(e, &["tables", "table", "data.tables"]).map(str::to_string),
+            database: attr_text(e, &["database"]).map(str::to_string),
+        }
+    }
+
+    fn rows(&self) -> u64 {
+        self.volume.map_or(0, |v| v.0)
+    }
+
+    fn bytes(&self) -> u64 {
+        self.volume.map_or(0, |v| v.1)
+    }
+
+    /// Whether `e` comes after this dump within `chain` (and is not the dump itself).
+    fn followed_by(&self, time: i64, id: &str, chain: i64) -> bool {
+        time >= self.time && time - self.time <= chain && id != self.id
+    }
+}
+
+/// An archiving or encrypting step (`what` is its action), or a move (`what` is where to).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(crate = "plumbline_sdk::serde")]
+struct Step {
+    #[serde(rename = "t")]
+    time: i64,
+    id: String,
+    what: String,
+}
+
+/// What the ordered lists share: a (time, id) key, and about how many bytes of state an
+/// entry takes (its strings, and a constant for the field names, numbers and punctuation).
+trait Kept {
+    fn at(&self) -> (i64, &str);
+    fn bytes(&self) -> usize;
+}
+
+impl Kept for Dump {
+    fn at(&self) -> (i64, &str) {
+        (self.time, &self.id)
+    }
+    fn bytes(&self) -> usize {
+        let strings = [&self.id, &self.action, &self.actor, &self.resource]
+            .into_iter()
+            .chain(&self.destination)
+            .chain(&self.format)
+            .chain(&self.tables)
+            .chain(&self.database);
+        160 + strings.map(String::len).sum::<usize>()
+    }
+}
+
+impl Kept for Step {
+    fn at(&self) -> (i64, &str) {
+        (self.time, &self.id)
+    }
+    fn bytes(&self) -> usize {
+        48 + self.id.len() + self.what.len()
+    }
+}
+
+/// Inserts `item` in (time, id) order (a late event can be older than ones already
+/// seen), once, then drops the oldest entries while the list takes over `budget` bytes.
+fn insert<T: Kept>(list: &mut Vec<T>, item: T, budget: usize) {
+    let at = list.partition_point(|x| x.at() < item.at());
+    if list.get(at).is_some_and(|x| x.at().1 == item.at().1) {
+        return;
+    }
+    list.insert(at, item);
+    let mut total: usize = list.iter().map(Kept::bytes).sum();
+    while total > budget && list.len() > 1 {
+        total -= list.remove(0).bytes();
+    }
+}
+
+/// Where a move takes data: its destination, or the bucket it writes to.
+fn move_target(e: &Event) -> Option<String> {
+    e.destination
+        .clone()
+        .or_else(|| e.attr_str("bucket").map(|b| format!("s3://{b}")))
+}
+
+/// FNV-1a of the [`KEPT_BY`] settings.
+fn kept_by(cx: &Context) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for key in KEPT_BY {
+        for b in cx.config(key).unwrap_or_default().bytes().chain([0]) {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}
+
+impl Seen {
+    /// Keeps `e` if it archives, encrypts or moves data off (to a place not allow-listed)
+    /// within `chain` after a dump kept.
+    fn offer(&mut self, e: &Event, chain: i64, lists: &Destinations) {
+        if !self
+            .dumps
+            .iter()
+            .any(|d| d.followed_by(e.time, &e.id, chain))
+        {
+            return;
+        }
+        if STAGING.contains(&e.action.as_str()) {
+            let step = Step {
+                time: e.time,
+                id: e.id.clone(),
+                what: e.action.clone(),
+            };
+            insert(&mut self.staging, step, STAGING_BYTES);
+        }
+        if MOVES.contains(&e.action.as_str()) {
+            let Some(to) = move_target(e) else { return };
+            let unlisted = Place::parse(&to)
+                .is_some_and(|p| lists.classify_place(&p) != DestinationClass::Known);
+            if unlisted {
+                let step = Step {
+                    time: e.time,
+                    id: e.id.clone(),
+                    what: to,
+                };
+                insert(&mut self.moves, step, MOVES_BYTES);
+            }
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct DumpFormat;
 
-impl Detector for DumpFormat {
+impl IncrementalDetector for DumpFormat {
+    type State = Seen;
+
     fn info() -> Info {
         let info = Info::new(
             "exfiltration.dump-format",
@@ -76,7 +278,12 @@ impl Detector for DumpFormat {
         keys::environments(info, "test")
     }
 
-    fn analyze(&self, t: &Trajectory, cx: &Context) -> Result<Vec<Finding>, AnalyzeError> {
+    fn observe(
+        &self,
+        seen: &mut Seen,
+        new_events: &[Event],
+        cx: &Context,
+    ) -> Result<Vec<Finding>, AnalyzeError> {
         let min_rows: u64 = cx.config_parsed("min_rows")?;
         let min_bytes: u64 = cx.config_parsed("min_bytes")?;
         let chain = cx.config_parsed::<i64>("chain_minutes")? * 60_000_000_000;
@@ -85,44 +292,68 @@ impl Detector for DumpFormat {
         let lists = cx.settings::<Destinations>()?;
         let policy = cx.settings::<Policy>()?;
 
+        // Kept under other settings: what they left out may count now.
+        let settings = kept_by(cx);
+        let mut reread = seen.kept_by != settings && !seen.dumps.is_empty();
+        if seen.kept_by != settings {
+            seen.kept_by = settings;
+            seen.staging.clear();
+            seen.moves.clear();
+        }
+        for e in new_events {
+            if DUMPS.contains(&e.action.as_str()) && is_database_dump(e) {
+                // A dump behind events already given: what followed it was not kept.
+                reread |= seen.horizon.is_some_and(|h| e.time <= h);
+                insert(&mut seen.dumps, Dump::of(e), DUMPS_BYTES);
+            }
+        }
+        let events = if reread {
+            cx.history_all()
+        } else {
+            new_events.to_vec()
+        };
+        for e in &events {
+            seen.offer(e, chain, &lists);
+        }
+        // Steps of dumps no longer kept go with them.
+        let dumps = &seen.dumps;
+        let followed = |s: &Step| dumps.iter().any(|d| d.followed_by(s.time, &s.id, chain));
+        seen.staging.retain(followed);
+        seen.moves.retain(followed);
+        seen.horizon = new_events.iter().map(|e| e.time).chain(seen.horizon).max();
+
+        // Each move's class, worked out once for all the dumps it may follow.
+        let moves: Vec<(&Step, DestinationClass)> = seen
+            .moves
+            .iter()
+            .filter_map(|m| {
+                let class = lists.classify_place(&Place::parse(&m.what)?);
+                (class != DestinationClass::Known).then_some((m, class))
+            })
+            .collect();
         let mut findings = Vec::new();
         let mut cited: Vec<&str> = Vec::new();
-        for dump in t.with_any_action(&DUMPS) {
-            if cited.contains(&dump.id.as_str()) || !is_database_dump(dump) {
+        for dump in &seen.dumps {
+            if cited.contains(&dump.id.as_str()) {
                 continue;
             }
-            let format = format_of(dump);
-            let unknown_volume = dump.volume.is_none();
+            let format = dump.format.as_deref();
             let big = dump.rows() >= min_rows
                 || dump.bytes() >= min_bytes
-                || (unknown_volume && dump.is("db.dump"));
-            if !big || policy.is_ignored_environment(dump) {
+                || (dump.volume.is_none() && dump.action == "db.dump");
+            if !big || policy.ignore_environments.contains(&dump.environment) {
                 continue;
             }
-            let later =
-                |e: &&Event| e.time >= dump.time && e.time - dump.time <= chain && e.id != dump.id;
+            let later = |s: &&Step| dump.followed_by(s.time, &s.id, chain);
             // Archived or encrypted: in the dump's own format, or by a later step.
-            let staged_by: Vec<&Event> = t.with_any_action(&STAGING).filter(later).collect();
-            let staged = staged_by.first().copied();
+            let staged = seen.staging.iter().find(later);
             let staged_in_place = format
-                .as_deref()
                 .is_some_and(|f| ARCHIVE_FORMATS.contains(&f) || ENCRYPTED_FORMATS.contains(&f));
-            let moved: Vec<(&Event, String, DestinationClass)> = t
-                .with_any_action(&MOVES)
-                .filter(later)
-                .filter_map(|e| {
-                    let raw = e
-                        .destination
-                        .clone()
-                        .or_else(|| e.attr_str("bucket").map(|b| format!("s3://{b}")))?;
-                    let place = Place::parse(&raw)?;
-                    let class = lists.classify_place(&place);
-                    (class != DestinationClass::Known).then_some((e, raw, class))
-                })
-                .collect();
-            let is_routine = routine.iter().any(|p| glob::matches(p, &dump.actor.id));
+            let moved: Vec<(&Step, DestinationClass)> =
+                moves.iter().filter(|(m, _)| later(m)).copied().collect();
+            let is_routine = routine.iter().any(|p| glob::matches(p, &dump.actor));
             // A dump written straight to an unlisted place moves it in one step.
-            let self_moved = dump.is("data.export")
+            let self_moved = dump.action == "data.export"
                 && dump
                     .destination
                     .as_deref()
@@ -134,37 +365,39 @@ impl Detector for DumpFormat {
             }
             let sensitive = [
                 dump.resource.as_str(),
-                attr_text(dump, &["tables", "table", "data.tables", "database"]).unwrap_or(""),
+                dump.tables
+                    .as_deref()
+                    .or(dump.database.as_deref())
+                    .unwrap_or(""),
             ]
             .iter()
             .any(|n| !n.is_empty() && has_word(n, &markers));
-            let what =
-                attr_text(dump, &["tables", "table", "data.tables"]).unwrap_or(&dump.resource);
+            let what = dump.tables.as_deref().unwrap_or(&dump.resource);
             let rows = if dump.rows() > 0 {
                 format!("{} rows of ", dump.rows())
             } else {
                 String::new()
             };
-            let fmt = match format.as_deref() {
+            let fmt = match format {
                 Some(f) => format!("a {} file", f.to_ascii_uppercase()),
                 None => "a file".to_string(),
             };
-            let actor = &dump.actor.id;
-            let who = if dump.actor.kind == ActorKind::Human {
+            let actor = &dump.actor;
+            let who = if dump.human {
                 actor.clone()
             } else {
                 format!("the owner of {actor}")
             };
             let to = moved
                 .first()
-                .map(|(_, raw, c)| (raw.clone(), c.describe()))
+                .map(|(m, c)| (m.what.clone(), c.describe()))
                 .or_else(|| dump.destination.clone().map(|d| (d, "")));
             let (signal, severity, score, t_line, next) = if leaves
                 && (staged.is_some() || staged_in_place)
             {
                 let (dest, class) = to.unwrap_or_default();
                 let how = match staged {
-                    Some(s) => format!(", {} it", s.action.trim_start_matches("data.")),
+                    Some(s) => format!(", {} it", s.what.trim_start_matches("data.")),
                     None => String::new(),
                 };
                 (
@@ -188,20 +421,21 @@ impl Detector for DumpFormat {
                     format!("Ask {who} why {} was dumped to a file and where the file is now; delete it if no longer needed", quoted(what, 40)),
                 )
             };
-            let severity = if policy.is_planned(dump) {
+            let planned = policy.is_service_account(actor) && policy.windows.contains(dump.time);
+            let severity = if planned {
                 Severity::Informational
             } else {
                 severity
             };
-            let mut evidence = vec![dump];
-            evidence.extend(staged);
+            let mut evidence = vec![dump.id.as_str()];
+            evidence.extend(staged.map(|s| s.id.as_str()));
             if leaves {
-                evidence.extend(moved.iter().map(|(e, _, _)| *e));
+                evidence.extend(moved.iter().map(|(m, _)| m.id.as_str()));
             }
-            cited.extend(evidence.iter().map(|e| e.id.as_str()));
+            cited.extend(evidence.iter().copied());
             findings.push(
                 Finding::new(signal, severity, title(t_line))
-                    .evidence(evidence)
+                    .evidence_ids(evidence.into_iter().map(str::to_string))
                     .score(score)
                     .next_step(next),
             );
@@ -210,7 +444,7 @@ impl Detector for DumpFormat {
     }
 }
 
-register_detector!(DumpFormat);
+register_incremental_detector!(DumpFormat);
 
 /// A dump of a database: a `db.*` action, or an export whose source is a database.
 fn is_database_dump(e: &Event) -> bool {
@@ -248,12 +482,87 @@ mod tests {
     const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
 
     #[test]
-    fn show() {
-        plumbline_sdk::testing::show_findings::<super::DumpFormat>(FIXTURES);
+    fn fixtures() {
+        plumbline_sdk::testing::run_incremental_fixtures::<super::DumpFormat>(FIXTURES);
     }
 
+    fn event(id: &str, minute: usize, action: &str, rest: &str) -> String {
+        format!(
+            r#"{{"id": "{id}", "time": "2024-06-12T{:02}:{:02}:00Z", "source": "db", "actor": {{"id": "alice@acme.com", "type": "human"}}, "system": "billing", "action": "{action}", {rest}}}"#,
+            10 + minute / 60,
+            minute % 60
+        )
+    }
+
+    fn fixture(events: &[String], config: &str) -> String {
+        format!(
+            r#"{{"config": {{{config}}}, "trajectory": {{"kind": "actor", "key": "alice@acme.com", "events": [{}]}}, "expected": [], "ignore_unexpected_below": 4}}"#,
+            events.join(",\n")
+        )
+    }
+
+    const DUMP: &str = r#""resource": "billing.customers", "volume": {"rows": 900000}, "attributes": {"source.kind": "database", "format": "zip"}"#;
+    const UPLOAD: &str = r#""resource": "c.zip", "destination": "https://transfer.sh/c.zip""#;
+
+    /// An upload an hour after the dump is outside a 30-minute window and not kept; when
+    /// the window is widened to two hours, it is read again from history and counts.
     #[test]
-    fn fixtures() {
-        plumbline_sdk::testing::run_fixtures::<super::DumpFormat>(FIXTURES);
+    fn a_wider_window_reads_again_what_it_left_out() {
+        use plumbline_sdk::*;
+        let text = fixture(
+            &[
+                event("db:d1", 0, "db.dump", DUMP),
+                event("up:u1", 60, "file.uploaded", UPLOAD),
+            ],
+            "",
+        );
+        let t = testing::Fixture::parse(std::path::Path::new("inline.json"), &text)
+            .unwrap()
+            .to_trajectory();
+        let info = super::DumpFormat::info();
+        let call = |state: Option<&[u8]>, n: usize, new: &[Event], chain: &str| {
+            let config = [("chain_minutes".to_string(), chain.to_string())].into();
+            let window = Window {
+                id: "t".into(),
+                kind: TrajectoryKind::Actor,
+                key: t.key.clone(),
+                start: t.events[0].time,
+                end: t.events[n - 1].time,
+                dropped: 0,
+                len: n as u32,
+                replay: state.is_none(),
+            };
+            let cx = Context::native_incremental(&info, &config, 0, window, t.events[..n].into());
+            guest_v2::observe_bytes::<super::DumpFormat>(state, new, &cx).unwrap()
+        };
+        let (state, _) = call(None, 1, &t.events[..1], "30");
+        let (state, found) = call(Some(&state), 2, &t.events[1..], "30");
+        assert_eq!(
+            (found[0].signal.as_str(), &found[0].evidence[..]),
+            (super::SIGNAL, &["db:d1".to_string()][..])
+        );
+        let (_, found) = call(Some(&state), 2, &[], "120");
+        assert_eq!(found[0].signal, super::STAGED);
+        assert_eq!(found[0].evidence, ["db:d1", "up:u1"]);
+    }
+
+    /// 300 dumps, each zipped and uploaded within a minute: the state stays under the host's
+    /// bound on every call (the harness checks it) and the newest dumps are still reported
+    /// whole.
+    #[test]
+    fn state_stays_bounded() {
+        let mut events = Vec::new();
+        for i in 0..300 {
+            events.push(event(&format!("db:dump-{i:04}"), i * 2, "db.dump", DUMP));
+            let upload = format!("up:upload-{i:04}");
+            events.push(event(&upload, i * 2 + 1, "file.uploaded", UPLOAD));
+        }
+        let path = std::env::temp_dir().join("exfiltration-dump-format-bounded.json");
+        std::fs::write(&path, fixture(&events, r#""chain_minutes": "1""#)).unwrap();
+        let found =
+            plumbline_sdk::testing::run_incremental_fixture::<super::DumpFormat>(&path).unwrap();
+        assert!((10..300).contains(&found.len()), "{}", found.len());
+        let last = &found[found.len() - 1];
+        assert_eq!(last.evidence, ["db:dump-0299", "up:upload-0299"]);
     }
 }
