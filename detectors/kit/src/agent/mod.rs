@@ -14,6 +14,7 @@
 //! Host classes (the company's own, allow-listed) are the SDK's `Destinations`; the kit
 //! only says which host a call reaches.
 
+pub mod memo;
 pub mod shell;
 
 use std::collections::BTreeMap;
@@ -21,6 +22,7 @@ use std::collections::BTreeMap;
 use plumbline_contract::config::{ConfigSource, FromConfig};
 use plumbline_contract::{glob, AnalyzeError, Event, Info, Trajectory};
 
+pub use memo::{cite, for_title, forget_over, remember, History, Memo, Remembered, Step, BUDGET};
 use shell::{basename, Simple};
 
 pub const SHELL: &str = "agent.tool.shell";
@@ -686,16 +688,24 @@ fn url_file(url: &str) -> String {
     basename(path)
 }
 
-/// Whether `s` runs the file named `file` (a basename): `./x.sh`, `/tmp/x`, `bash x.sh`.
-fn runs_file(s: &Simple, file: &str) -> bool {
+/// The files `s` runs, by name (a basename): `./x.sh`, `/tmp/x`, `bash x.sh`.
+fn files_run(s: &Simple) -> Vec<String> {
     let Some(w) = s.program_word() else {
-        return false;
+        return Vec::new();
     };
-    if w.contains('/') && basename(w) == file {
-        return true;
+    let mut out = Vec::new();
+    if w.contains('/') {
+        out.push(basename(w));
     }
-    INTERPRETERS.contains(&s.program().as_str())
-        && s.operands().next().is_some_and(|a| basename(a) == file)
+    if INTERPRETERS.contains(&s.program().as_str()) {
+        out.extend(s.operands().next().map(basename));
+    }
+    out
+}
+
+/// Whether `s` runs the file named `file` (a basename).
+fn runs_file(s: &Simple, file: &str) -> bool {
+    files_run(s).iter().any(|f| f == file)
 }
 
 /// Download-and-execute in one command line: a downloader piped into an interpreter
@@ -767,6 +777,18 @@ pub fn downloads(command: &str) -> Vec<(String, String, String)> {
 /// True if the command line runs a file of that name (`./x.sh`, `bash x.sh`).
 pub fn runs_download(command: &str, file: &str) -> bool {
     shell::simples(command).iter().any(|s| runs_file(s, file))
+}
+
+/// The names of the files a command line runs (`./x.sh`, `/tmp/x`, `bash x.sh`), each
+/// once: a file is in it exactly when [`runs_download`] says the line runs it.
+pub fn files_run_by(command: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for f in shell::simples(command).iter().flat_map(files_run) {
+        if !out.contains(&f) {
+            out.push(f);
+        }
+    }
+    out
 }
 
 // ---------------------------------------------------------------------------------------

@@ -285,3 +285,248 @@ fn pushes_and_branches() {
     );
     assert_eq!(switched_branch("git checkout -- src/a.rs"), None);
 }
+
+/// A trajectory's events as `History` reads them, counting reads.
+struct Reader {
+    events: Vec<Event>,
+    reads: std::cell::Cell<u32>,
+}
+
+impl Reader {
+    fn new(mut events: Vec<Event>) -> Reader {
+        events.sort_by(|a, b| (a.time, &a.id).cmp(&(b.time, &b.id)));
+        Reader {
+            events,
+            reads: std::cell::Cell::new(0),
+        }
+    }
+
+    fn read(&self, start: u32, count: u32) -> Vec<Event> {
+        self.reads.set(self.reads.get() + 1);
+        let start = (start as usize).min(self.events.len());
+        let end = (start + count.min(64) as usize).min(self.events.len());
+        self.events[start..end].to_vec()
+    }
+}
+
+fn tool(id: &str, time: i64, call_id: &str, phase: &str, cmd: &str) -> Event {
+    event(
+        id,
+        time,
+        SHELL,
+        &[
+            ("tool.call_id", call_id),
+            ("tool.phase", phase),
+            ("tool.command", cmd),
+            ("agent.session", "s1"),
+        ],
+    )
+}
+
+#[test]
+fn history_finds_an_event_by_time_and_id_in_few_reads() {
+    let r = Reader::new(
+        (0..1000)
+            .map(|i| event(&format!("e{i:04}"), i / 3, "x.y", &[]))
+            .collect(),
+    );
+    // 100 dropped before: positions count from the first event ever.
+    let read = |s, n| r.read(s, n);
+    let h = History::new(1000, 100, 0, &read);
+    let find = |i: i64, hint: u64| {
+        r.reads.set(0);
+        let found = h.find(i / 3, &format!("e{i:04}"), hint);
+        assert_eq!(
+            found.map(|(e, at)| (e.id, at)),
+            Some((format!("e{i:04}"), i as u64 + 100))
+        );
+        r.reads.get()
+    };
+    // Where it was: one read.
+    for i in [0, 1, 499, 998, 999] {
+        assert_eq!(find(i, i as u64 + 100), 1);
+    }
+    // A few events from where it was looked for: a few reads; far: about twice log2.
+    assert!(find(995, 1099) <= 4);
+    assert!(find(5, 1099) <= 22);
+    assert!(find(900, 0) <= 22);
+    assert!(find(0, u64::MAX) <= 22);
+    assert!(h.find(5, "e0999", 1099).is_none());
+    assert!(h.find(400, "nope", 500).is_none());
+    assert!(h.find(-1, "gone", 0).is_none());
+}
+
+#[test]
+fn remember_folds_a_call_given_in_two_calls_and_forgets_what_it_makes_nothing_of() {
+    let all = vec![
+        tool("a", 1, "c1", "requested", "git push --force"),
+        tool("b", 2, "c2", "requested", "ls"),
+        tool("c", 3, "c1", "completed", "git push --force"),
+        tool("d", 4, "c2", "completed", "ls"),
+    ];
+    let r = Reader::new(all.clone());
+    let read = |s, n| r.read(s, n);
+    let h = History::new(4, 0, 0, &read);
+    // What the judge saw of each call: its events' ids.
+    let mut seen: Vec<Vec<String>> = Vec::new();
+    let mut memos: Vec<Memo<String>> = Vec::new();
+    let mut judge = |c: &Call| {
+        seen.push(c.events.iter().map(|e| e.id.clone()).collect());
+        c.command().filter(|c| c.contains("push")).map(String::from)
+    };
+    for e in &all {
+        remember(&mut memos, std::slice::from_ref(e), &h, &mut judge);
+    }
+    assert_eq!(seen, [vec!["a"], vec!["b"], vec!["a", "c"], vec!["b", "d"]]);
+    // The push is kept with both its events; `ls` was kept while pending, then forgotten.
+    assert_eq!(memos.len(), 1);
+    assert_eq!(memos[0].ids().collect::<Vec<_>>(), ["a", "c"]);
+    assert!(!memos[0].pending());
+    assert_eq!(cite(&[&memos[0]]), ["a", "c"]);
+}
+
+#[test]
+fn a_late_event_takes_its_place_and_a_dropped_one_is_left_out() {
+    let r = Reader::new(vec![tool("z", 9, "c9", "completed", "git push")]);
+    let read = |s, n| r.read(s, n);
+    let h = History::new(1, 0, 0, &read);
+    let mut memos: Vec<Memo<()>> = Vec::new();
+    let judge = |_: &Call| Some(());
+    remember(
+        &mut memos,
+        &[tool("x", 5, "c5", "requested", "a")],
+        &h,
+        judge,
+    );
+    remember(
+        &mut memos,
+        &[tool("w", 1, "c1", "requested", "b")],
+        &h,
+        judge,
+    );
+    let keys: Vec<(i64, &str)> = memos.iter().map(|m| m.order()).collect();
+    assert_eq!(keys, [(1, "w"), (5, "x")]);
+    // `x` left the trajectory: its call is the completion alone, no longer pending.
+    let judged = remember(
+        &mut memos,
+        &[tool("y", 6, "c5", "completed", "a")],
+        &h,
+        judge,
+    );
+    assert_eq!(judged.len(), 1);
+    let m = memos.iter().find(|m| m.key() == judged[0]).unwrap();
+    assert_eq!(m.ids().collect::<Vec<_>>(), ["y"]);
+    assert!(!m.pending());
+}
+
+#[test]
+fn calls_older_than_the_trajectory_are_forgotten() {
+    // The trajectory's bound dropped what came before (3, "d1"): "c0" of the same time too.
+    let r = Reader::new(vec![
+        event("d1", 3, SHELL, &[]),
+        event("e", 5, SHELL, &[]),
+        event("a2", 7, SHELL, &[]),
+    ]);
+    let read = |s, n| r.read(s, n);
+    let h = History::new(3, 4, 3, &read);
+    let mut memos: Vec<Memo<()>> = vec![
+        (
+            "a".into(),
+            vec![(1, "a1".into(), true, 0), (7, "a2".into(), false, 1)],
+            Some(()),
+        ),
+        ("b".into(), vec![(2, "b1".into(), false, 0)], Some(())),
+        ("c".into(), vec![(3, "c0".into(), false, 0)], Some(())),
+        ("d".into(), vec![(3, "d1".into(), false, 0)], Some(())),
+        ("e".into(), vec![(5, "e".into(), false, 2)], Some(())),
+    ];
+    // "a" lost its request: it is judged again on what is left.
+    let mut judged: Vec<Vec<String>> = Vec::new();
+    let keys = remember(&mut memos, &[], &h, |c| {
+        judged.push(c.events.iter().map(|e| e.id.clone()).collect());
+        Some(())
+    });
+    assert_eq!(
+        (keys, judged),
+        (vec!["a".to_string()], vec![vec!["a2".to_string()]])
+    );
+    let kept: Vec<(i64, &str)> = memos.iter().map(|m| m.order()).collect();
+    assert_eq!(kept, [(3, "d1"), (5, "e"), (7, "a2")]);
+    assert!(!memos[2].pending());
+}
+
+#[test]
+fn forget_over_keeps_the_memos_under_budget_sparing_pending_cited_and_needed_calls() {
+    let finding = |ids: &[&str]| {
+        let mut f =
+            plumbline_contract::Finding::new("s", plumbline_contract::Severity::NeedsReview, "t");
+        f.evidence = ids.iter().map(|s| s.to_string()).collect();
+        f
+    };
+    // Each memo about a tenth of the budget.
+    let memo = |i: i64, pending: bool| -> Memo<String> {
+        let facts = "x".repeat(BUDGET / 10);
+        (
+            format!("k{i}"),
+            vec![(i, format!("e{i}"), pending, 0)],
+            Some(facts),
+        )
+    };
+    let keys = |memos: &[Memo<String>]| -> Vec<String> {
+        memos.iter().map(|m| m.key().to_string()).collect()
+    };
+    let mut memos: Vec<Memo<String>> = (0..6).map(|i| memo(i, false)).collect();
+    forget_over(&mut memos, &[], |_| false);
+    assert_eq!(memos.len(), 6, "under budget: all stay");
+    let mut memos: Vec<Memo<String>> = (0..14).map(|i| memo(i, i == 1)).collect();
+    let open = |i: i64| -> Memo<String> {
+        (
+            format!("o{i}"),
+            vec![(100 + i, format!("o{i}"), true, 0)],
+            None,
+        )
+    };
+    memos.extend((0..(memo::MAX_OPEN as i64 + 2)).map(open));
+    memos.sort_by(|a, b| a.order().cmp(&b.order()));
+    forget_over(&mut memos, &[finding(&["e0", "e3"])], |m| m.key() == "k2");
+    let kept = keys(&memos);
+    assert_eq!(
+        kept[..9],
+        ["k0", "k1", "k2", "k3", "k9", "k10", "k11", "k12", "k13"]
+    );
+    // The two oldest open calls went.
+    assert_eq!(kept.len(), 9 + memo::MAX_OPEN);
+    assert_eq!(kept[9], "o2");
+    // Over with every one cited: the oldest not needed go, then the oldest of all.
+    let mut memos: Vec<Memo<String>> = (0..14).map(|i| memo(i, false)).collect();
+    let all: Vec<String> = (0..14).map(|i| format!("e{i}")).collect();
+    let all: Vec<&str> = all.iter().map(String::as_str).collect();
+    forget_over(&mut memos, &[finding(&all)], |m| m.key() == "k0");
+    assert_eq!(
+        keys(&memos),
+        ["k0", "k6", "k7", "k8", "k9", "k10", "k11", "k12", "k13"]
+    );
+    let mut memos: Vec<Memo<String>> = (0..14).map(|i| memo(i, true)).collect();
+    forget_over(&mut memos, &[], |_| true);
+    assert_eq!(
+        keys(&memos),
+        ["k5", "k6", "k7", "k8", "k9", "k10", "k11", "k12", "k13"]
+    );
+}
+
+#[test]
+fn files_run_by_agrees_with_runs_download() {
+    for cmd in [
+        "chmod +x tool && ./tool --init",
+        "bash install.sh",
+        "/tmp/x -v; python3 setup.py",
+        "sh -c './y.sh'",
+    ] {
+        let files = files_run_by(cmd);
+        assert!(!files.is_empty(), "{cmd}");
+        for f in &files {
+            assert!(runs_download(cmd, f), "{cmd} {f}");
+        }
+        assert!(!runs_download(cmd, "other.sh"));
+    }
+}
