@@ -7,10 +7,14 @@
 //! `allow_failure: true` or `|| true` added, protection deleted or loosened.
 //! Reading those files, or the protection (a `gh api` GET), is silent.
 //! Read on actor trajectories (one agent session).
+//!
+//! Incremental (`plumbline:detector@0.2.0`): the state is the tool calls that wrote those
+//! files or that protection (the targets, why each removes checks, who) and the pending
+//! calls, not the events (`kit::agent::memo`).
 
 use std::collections::BTreeMap;
 
-use plumbline_sdk::kit::agent::{self, Call, FileChange};
+use plumbline_sdk::kit::agent::{self, Call, FileChange, Memo, Remembered};
 use plumbline_sdk::kit::text;
 use plumbline_sdk::*;
 
@@ -24,7 +28,26 @@ const CHECK_WORDS: &str = "test*,pytest,jest,vitest,lint*,clippy,check*,verify,a
 #[derive(Default)]
 pub struct CiTamper;
 
-impl Detector for CiTamper {
+/// What the detector remembers of a session: the calls that changed a guard rail.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(crate = "plumbline_sdk::serde")]
+pub struct Seen {
+    calls: Vec<Memo<Changes>>,
+}
+
+/// What one call changed: (target, why the change removes checks), and whose it was.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(crate = "plumbline_sdk::serde")]
+struct Changes {
+    targets: Vec<(String, Option<String>)>,
+    who: String,
+    user: String,
+    session: String,
+}
+
+impl IncrementalDetector for CiTamper {
+    type State = Seen;
+
     fn info() -> Info {
         let info = Info::new(
             "coding-agent.ci-tamper",
@@ -47,31 +70,58 @@ impl Detector for CiTamper {
         agent::declare_ci_paths(info)
     }
 
-    fn analyze(&self, t: &Trajectory, cx: &Context) -> Result<Vec<Finding>, AnalyzeError> {
+    fn observe(
+        &self,
+        seen: &mut Seen,
+        new_events: &[Event],
+        cx: &Context,
+    ) -> Result<Vec<Finding>, AnalyzeError> {
         let ci_paths = cx.config_list("ci_paths");
         let markers: Vec<String> = text::items(&cx.config("weakening_markers").unwrap_or_default())
             .iter()
             .map(|m| m.to_ascii_lowercase())
             .collect();
         let check_words = cx.config_list("check_words");
-        let calls = agent::calls(t);
-        // Per path (or protected branch): the calls that changed it, and why it is urgent.
-        let mut by_target: BTreeMap<String, Vec<(&Call, Option<String>)>> = BTreeMap::new();
-        for call in &calls {
+        let w = cx
+            .window()
+            .map_or((0, 0, i64::MIN), |w| (w.len, w.dropped, w.start));
+        let read = |start, count| cx.history(start, count);
+        let history = agent::History::new(w.0, w.1, w.2, &read);
+        agent::remember(&mut seen.calls, new_events, &history, |call| {
+            let mut targets = Vec::new();
             for change in agent::file_changes(call) {
                 if agent::path_matches_any(&change.path, &ci_paths) {
                     let why = weakening(&change, &markers, &check_words);
-                    by_target.entry(change.path).or_default().push((call, why));
+                    targets.push((change.path, why));
                 }
             }
-            for (target, why) in protection_writes(call) {
-                by_target.entry(target).or_default().push((call, why));
+            targets.extend(protection_writes(call));
+            (!targets.is_empty()).then(|| Changes {
+                targets,
+                who: call.who(),
+                user: call.user().to_string(),
+                session: call.session().to_string(),
+            })
+        });
+        // Per path (or protected branch): the calls that changed it, and why it is urgent.
+        let mut by_target: BTreeMap<&str, Vec<Change>> = BTreeMap::new();
+        for m in &seen.calls {
+            let Some(c) = m.facts() else {
+                continue;
+            };
+            for (target, why) in &c.targets {
+                by_target
+                    .entry(target)
+                    .or_default()
+                    .push((m, c, why.as_deref()));
             }
         }
-        Ok(by_target
+        let findings: Vec<Finding> = by_target
             .into_iter()
-            .map(|(target, changes)| finding(&target, &changes))
-            .collect())
+            .map(|(target, changes)| finding(target, &changes))
+            .collect();
+        agent::forget_over(&mut seen.calls, &findings, |_| false);
+        Ok(findings)
     }
 }
 
@@ -157,52 +207,48 @@ fn protection_writes(call: &Call) -> Vec<(String, Option<String>)> {
     out
 }
 
-fn finding(target: &str, changes: &[(&Call, Option<String>)]) -> Finding {
-    let urgent: Vec<&(&Call, Option<String>)> =
-        changes.iter().filter(|(_, why)| why.is_some()).collect();
-    let first = changes[0].0;
-    let who = first.who();
-    let session = first.session();
-    if let Some((_, Some(why))) = urgent.first() {
-        let cited: Vec<&Call> = urgent.iter().map(|(c, _)| *c).collect();
+/// A call that changed a target: its memo, what it changed, why that removes checks.
+type Change<'a> = (&'a Memo<Changes>, &'a Changes, Option<&'a str>);
+
+fn finding(target: &str, changes: &[Change]) -> Finding {
+    let urgent: Vec<&Change> = changes.iter().filter(|(.., why)| why.is_some()).collect();
+    let Changes {
+        who, user, session, ..
+    } = changes[0].1;
+    if let Some((.., Some(why))) = urgent.first() {
+        let cited: Vec<&Memo<Changes>> = urgent.iter().map(|(m, ..)| *m).collect();
         return Finding::new(
             SIGNAL,
             Severity::Urgent,
             title(format!("{who} weakened {target}: {why}")),
         )
-        .evidence(agent::evidence(&cited))
+        .evidence_ids(agent::cite(&cited))
         .score(0.85)
         .next_step(format!(
-            "Restore {target} from the default branch and re-run the removed checks before anything from session {session} merges; ask {} why the agent switched them off",
-            first.user()
+            "Restore {target} from the default branch and re-run the removed checks before anything from session {session} merges; ask {user} why the agent switched them off"
         ));
     }
-    let cited: Vec<&Call> = changes.iter().map(|(c, _)| *c).collect();
+    let cited: Vec<&Memo<Changes>> = changes.iter().map(|(m, ..)| *m).collect();
     Finding::new(
         SIGNAL,
         Severity::NeedsReview,
         title(format!("{who} changed {target}")),
     )
-    .evidence(agent::evidence(&cited))
+    .evidence_ids(agent::cite(&cited))
     .score(0.55)
     .next_step(format!(
         "Review the change to {target} before it merges: CI, hooks and code owners are guard rails and need a human's approval (session {session})"
     ))
 }
 
-register_detector!(CiTamper);
+register_incremental_detector!(CiTamper);
 
 #[cfg(test)]
 mod tests {
     const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
 
     #[test]
-    fn show() {
-        plumbline_sdk::testing::show_findings::<super::CiTamper>(FIXTURES);
-    }
-
-    #[test]
     fn fixtures() {
-        plumbline_sdk::testing::run_fixtures::<super::CiTamper>(FIXTURES);
+        plumbline_sdk::testing::run_incremental_fixtures::<super::CiTamper>(FIXTURES);
     }
 }
