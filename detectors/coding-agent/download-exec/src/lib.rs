@@ -6,8 +6,15 @@
 //! (`installer_hosts`: rustup, pnpm, NodeSource, …) or the company's own domains it is
 //! informational. Listing files or saving a download without running it is silent.
 //! Read on actor trajectories (one agent session).
+//!
+//! Incremental (`plumbline:detector@0.2.0`): the state is the shell calls that download
+//! and run code, save a download, or run a file saved by one of those (what each fetched,
+//! saved and ran, its line shortened, whose it was), and the pending calls — not the
+//! events (`kit::agent::memo`).
 
-use plumbline_sdk::kit::agent::{self, Call, DownloadExec};
+use std::collections::BTreeSet;
+
+use plumbline_sdk::kit::agent::{self, DownloadExec, Memo, Remembered};
 use plumbline_sdk::*;
 
 const SIGNAL: &str = "agent.download_exec";
@@ -19,7 +26,29 @@ const INSTALLERS: &str = "sh.rustup.rs,static.rust-lang.org,get.pnpm.io,deb.node
 #[derive(Default)]
 pub struct DownloadExecDetector;
 
-impl Detector for DownloadExecDetector {
+/// What the detector remembers of a session: the shell calls that fetch or run code.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(crate = "plumbline_sdk::serde")]
+pub struct Seen {
+    calls: Vec<Memo<Line>>,
+}
+
+/// One shell call: what it downloaded and ran (url, host, how), what it saved (file
+/// name, url, host), the files it ran by name, its line (shortened) and whose it was.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(crate = "plumbline_sdk::serde")]
+struct Line {
+    execs: Vec<(String, String, String)>,
+    saves: Vec<(String, String, String)>,
+    runs: Vec<String>,
+    line: String,
+    who: String,
+    user: String,
+}
+
+impl IncrementalDetector for DownloadExecDetector {
+    type State = Seen;
+
     fn info() -> Info {
         let info = Info::new(
             "coding-agent.download-exec",
@@ -37,7 +66,12 @@ impl Detector for DownloadExecDetector {
         destination::declare(info)
     }
 
-    fn analyze(&self, t: &Trajectory, cx: &Context) -> Result<Vec<Finding>, AnalyzeError> {
+    fn observe(
+        &self,
+        seen: &mut Seen,
+        new_events: &[Event],
+        cx: &Context,
+    ) -> Result<Vec<Finding>, AnalyzeError> {
         let lists = cx.settings::<Destinations>()?;
         let installers = cx.config_list("installer_hosts");
         let vetted = |d: &DownloadExec, user: &str| {
@@ -50,42 +84,91 @@ impl Detector for DownloadExecDetector {
                 lists.classify_from(&d.host, user).map(|(_, c)| c) == Some(DestinationClass::Known);
             listed || own
         };
-        let calls = agent::calls(t);
+        let w = cx
+            .window()
+            .map_or((0, 0, i64::MIN), |w| (w.len, w.dropped, w.start));
+        let read = |start, count| cx.history(start, count);
+        let history = agent::History::new(w.0, w.1, w.2, &read);
+        agent::remember(&mut seen.calls, new_events, &history, |call| {
+            let cmd = call.command()?;
+            let line = Line {
+                execs: agent::download_exec(cmd)
+                    .into_iter()
+                    .map(|d| (d.url, d.host, d.how))
+                    .collect(),
+                saves: agent::downloads(cmd),
+                runs: agent::files_run_by(cmd),
+                line: agent::short(cmd, 90),
+                who: call.who(),
+                user: call.user().to_string(),
+            };
+            let some = !(line.execs.is_empty() && line.saves.is_empty() && line.runs.is_empty());
+            some.then_some(line)
+        });
+        // A call that only runs files is kept while it runs one a kept call saved (most
+        // runs are the project's own scripts). A download that arrives late, older than a
+        // run already dropped, is not matched to it.
+        let saved: BTreeSet<String> = seen
+            .calls
+            .iter()
+            .filter_map(|m| m.facts())
+            .flat_map(|l| l.saves.iter().map(|(file, ..)| file.clone()))
+            .collect();
+        seen.calls.retain(|m| {
+            m.pending()
+                || m.facts().is_none_or(|l| {
+                    !l.execs.is_empty()
+                        || !l.saves.is_empty()
+                        || l.runs.iter().any(|f| saved.contains(f))
+                })
+        });
         let mut findings = Vec::new();
-        // Files saved by earlier calls: (file name, what was downloaded, call index).
-        let mut saved: Vec<(String, DownloadExec, usize)> = Vec::new();
-        for (i, call) in calls.iter().enumerate() {
-            let Some(cmd) = call.command() else {
+        // Files saved by earlier calls: (file name, what was downloaded, the call).
+        let mut saved: Vec<(&str, DownloadExec, &Memo<Line>)> = Vec::new();
+        for m in &seen.calls {
+            let Some(l) = m.facts() else {
                 continue;
             };
-            let mut runs: Vec<(DownloadExec, Vec<&Call>)> = agent::download_exec(cmd)
-                .into_iter()
-                .map(|d| (d, vec![call]))
+            let mut runs: Vec<(DownloadExec, Vec<&Memo<Line>>)> = l
+                .execs
+                .iter()
+                .map(|(url, host, how)| (exec(url, host, how), vec![m]))
                 .collect();
             for (file, d, at) in &saved {
-                if agent::runs_download(cmd, file) && !runs.iter().any(|(r, _)| r.url == d.url) {
+                if l.runs.iter().any(|f| f == file) && !runs.iter().any(|(r, _)| r.url == d.url) {
                     let mut d = d.clone();
                     d.how = format!("saved to {file}, then run");
-                    runs.push((d, vec![&calls[*at], call]));
+                    runs.push((d, vec![*at, m]));
                 }
             }
             for (d, cited) in runs {
-                findings.push(finding(&d, &cited, vetted(&d, call.user()), cmd));
+                findings.push(finding(&d, &cited, l, vetted(&d, &l.user)));
             }
-            for (file, url, host) in agent::downloads(cmd) {
-                let how = String::new();
-                saved.retain(|(f, ..)| *f != file);
-                saved.push((file, DownloadExec { url, host, how }, i));
+            for (file, url, host) in &l.saves {
+                saved.retain(|(f, ..)| f != file);
+                saved.push((file, exec(url, host, ""), m));
             }
         }
+        // A saved download stays: a run that comes next cites it.
+        agent::forget_over(&mut seen.calls, &findings, |m| {
+            m.facts().is_some_and(|l| !l.saves.is_empty())
+        });
         Ok(findings)
     }
 }
 
-fn finding(d: &DownloadExec, cited: &[&Call], vetted: bool, cmd: &str) -> Finding {
+fn exec(url: &str, host: &str, how: &str) -> DownloadExec {
+    DownloadExec {
+        url: url.to_string(),
+        host: host.to_string(),
+        how: how.to_string(),
+    }
+}
+
+/// The finding on `d`, run by the last of `cited`, whose line is `l`.
+fn finding(d: &DownloadExec, cited: &[&Memo<Line>], l: &Line, vetted: bool) -> Finding {
     let last = cited[cited.len() - 1];
-    let who = last.who();
-    let line = agent::short(cmd, 90);
+    let Line { line, who, .. } = l;
     if vetted {
         return Finding::new(
             SIGNAL,
@@ -95,7 +178,7 @@ fn finding(d: &DownloadExec, cited: &[&Call], vetted: bool, cmd: &str) -> Findin
                 d.host, d.how
             )),
         )
-        .evidence(agent::evidence(cited))
+        .evidence_ids(agent::cite(cited))
         .score(0.2)
         .next_step(format!(
             "Nothing to do if installing from {} was part of the task; note what it installed",
@@ -112,7 +195,7 @@ fn finding(d: &DownloadExec, cited: &[&Call], vetted: bool, cmd: &str) -> Findin
         Severity::Urgent,
         title(format!("{who} downloaded and ran code from {} ({}): {line}", d.host, d.how)),
     )
-    .evidence(agent::evidence(cited))
+    .evidence_ids(agent::cite(cited))
     .score(0.9)
     .next_step(format!(
         "{pending}Fetch {} yourself and read what it ran; until then treat the machine and the credentials it holds as exposed. Add the host to installer_hosts if it is a vetted installer",
@@ -120,19 +203,14 @@ fn finding(d: &DownloadExec, cited: &[&Call], vetted: bool, cmd: &str) -> Findin
     ))
 }
 
-register_detector!(DownloadExecDetector);
+register_incremental_detector!(DownloadExecDetector);
 
 #[cfg(test)]
 mod tests {
     const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
 
     #[test]
-    fn show() {
-        plumbline_sdk::testing::show_findings::<super::DownloadExecDetector>(FIXTURES);
-    }
-
-    #[test]
     fn fixtures() {
-        plumbline_sdk::testing::run_fixtures::<super::DownloadExecDetector>(FIXTURES);
+        plumbline_sdk::testing::run_incremental_fixtures::<super::DownloadExecDetector>(FIXTURES);
     }
 }
