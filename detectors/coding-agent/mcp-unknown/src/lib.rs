@@ -6,10 +6,14 @@
 //! neither the company's (`known_domains`) nor a vetted vendor's (`mcp_hosts`) needs
 //! review. Local (stdio, localhost) servers are silent.
 //! Read on actor trajectories (one agent session).
+//!
+//! Incremental (`plumbline:detector@0.2.0`): the state is the calls that add or reach a
+//! remote MCP server on a host nobody vetted (the hosts, how, whose it was) and the
+//! pending calls — not the events (`kit::agent::memo`).
 
 use std::collections::BTreeMap;
 
-use plumbline_sdk::kit::agent::{self, Call};
+use plumbline_sdk::kit::agent::{self, Call, Memo, Remembered};
 use plumbline_sdk::*;
 
 const SIGNAL: &str = "agent.mcp_unknown_server";
@@ -21,7 +25,30 @@ const CLIS: [&str; 5] = ["claude", "codex", "gemini", "cursor-agent", "amp"];
 #[derive(Default)]
 pub struct McpUnknown;
 
-impl Detector for McpUnknown {
+/// What the detector remembers of a session: the calls that reach servers nobody vetted.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(crate = "plumbline_sdk::serde")]
+pub struct Seen {
+    calls: Vec<Memo<Servers>>,
+}
+
+/// One call's remote MCP servers on hosts nobody vetted, (host, how); whether the call is
+/// an MCP call (a use, not an addition); whose it was.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(crate = "plumbline_sdk::serde")]
+struct Servers {
+    hosts: Vec<(String, String)>,
+    mcp: bool,
+    who: String,
+    session: String,
+}
+
+/// A call that shows a host: its memo and servers.
+type Shown<'a> = (&'a Memo<Servers>, &'a Servers);
+
+impl IncrementalDetector for McpUnknown {
+    type State = Seen;
+
     fn info() -> Info {
         let info = Info::new(
             "coding-agent.mcp-unknown",
@@ -36,47 +63,73 @@ impl Detector for McpUnknown {
         destination::declare(info)
     }
 
-    fn analyze(&self, t: &Trajectory, cx: &Context) -> Result<Vec<Finding>, AnalyzeError> {
+    fn observe(
+        &self,
+        seen: &mut Seen,
+        new_events: &[Event],
+        cx: &Context,
+    ) -> Result<Vec<Finding>, AnalyzeError> {
         let lists = cx.settings::<Destinations>()?;
         let vetted = cx.config_list("mcp_hosts");
         let config_paths = cx.config_list("mcp_config_paths");
-        let calls = agent::calls(t);
+        let w = cx
+            .window()
+            .map_or((0, 0, i64::MIN), |w| (w.len, w.dropped, w.start));
+        let read = |start, count| cx.history(start, count);
+        let history = agent::History::new(w.0, w.1, w.2, &read);
+        agent::remember(&mut seen.calls, new_events, &history, |call| {
+            let hosts: Vec<(String, String)> = servers(call, &config_paths)
+                .into_iter()
+                .filter(|(host, _)| {
+                    let known = agent::is_local_host(host)
+                        || vetted.iter().any(|v| destination::domain_matches(v, host))
+                        || lists.classify_from(host, call.user()).map(|(_, c)| c)
+                            == Some(DestinationClass::Known);
+                    !known
+                })
+                .collect();
+            (!hosts.is_empty()).then(|| Servers {
+                hosts,
+                mcp: call.is(agent::MCP),
+                who: call.who(),
+                session: call.session().to_string(),
+            })
+        });
         // Per unknown host: how it came in, and the calls that show it (added, first used).
-        let mut hosts: BTreeMap<String, (String, Vec<&Call>)> = BTreeMap::new();
-        for call in &calls {
-            for (host, how) in servers(call, &config_paths) {
-                let known = agent::is_local_host(&host)
-                    || vetted.iter().any(|v| destination::domain_matches(v, &host))
-                    || lists.classify_from(&host, call.user()).map(|(_, c)| c)
-                        == Some(DestinationClass::Known);
-                if known {
-                    continue;
-                }
+        let mut hosts: BTreeMap<&str, (&str, Vec<Shown>)> = BTreeMap::new();
+        for m in &seen.calls {
+            let Some(s) = m.facts() else {
+                continue;
+            };
+            for (host, how) in &s.hosts {
                 let entry = hosts.entry(host).or_insert_with(|| (how, Vec::new()));
                 // The call that added it and the first that used it; later calls add nothing.
-                let used = entry.1.iter().any(|c| c.is(agent::MCP));
-                if entry.1.is_empty() || (call.is(agent::MCP) && !used) {
-                    entry.1.push(call);
+                let used = entry.1.iter().any(|(_, c)| c.mcp);
+                if entry.1.is_empty() || (s.mcp && !used) {
+                    entry.1.push((m, s));
                 }
             }
         }
-        Ok(hosts
+        let findings: Vec<Finding> = hosts
             .into_iter()
             .map(|(host, (how, cited))| {
-                let first = cited[0];
+                let first = cited[0].1;
+                let memos: Vec<&Memo<Servers>> = cited.iter().map(|(m, _)| *m).collect();
                 Finding::new(
                     SIGNAL,
                     Severity::NeedsReview,
-                    title(format!("{} {how} on {host}, a host nobody vetted", first.who())),
+                    title(format!("{} {how} on {host}, a host nobody vetted", first.who)),
                 )
-                .evidence(agent::evidence(&cited))
+                .evidence_ids(agent::cite(&memos))
                 .score(0.6)
                 .next_step(format!(
                     "Find out who runs {host} and what the server can do; remove it from the agent's MCP configuration unless it is approved (then add it to mcp_hosts), and review what session {} sent it",
-                    first.session()
+                    first.session
                 ))
             })
-            .collect())
+            .collect();
+        agent::forget_over(&mut seen.calls, &findings, |_| false);
+        Ok(findings)
     }
 }
 
@@ -125,19 +178,14 @@ fn servers(call: &Call, config_paths: &[String]) -> Vec<(String, String)> {
     out
 }
 
-register_detector!(McpUnknown);
+register_incremental_detector!(McpUnknown);
 
 #[cfg(test)]
 mod tests {
     const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
 
     #[test]
-    fn show() {
-        plumbline_sdk::testing::show_findings::<super::McpUnknown>(FIXTURES);
-    }
-
-    #[test]
     fn fixtures() {
-        plumbline_sdk::testing::run_fixtures::<super::McpUnknown>(FIXTURES);
+        plumbline_sdk::testing::run_incremental_fixtures::<super::McpUnknown>(FIXTURES);
     }
 }
