@@ -7,8 +7,12 @@
 //! shell test command with `tool.success = false`), the shape of "make CI green".
 //! Adding tests, or removing a skip marker, is silent.
 //! Read on actor trajectories (one agent session).
+//!
+//! Incremental (`plumbline:detector@0.2.0`): the state is the calls that tamper with
+//! tests (why, whose it was) or ran tests that failed (the line shortened), and the
+//! pending calls — not the events (`kit::agent::memo`).
 
-use plumbline_sdk::kit::agent::{self, shell, Call, FileChange};
+use plumbline_sdk::kit::agent::{self, shell, FileChange, Memo, Remembered};
 use plumbline_sdk::kit::text;
 use plumbline_sdk::*;
 
@@ -24,7 +28,28 @@ const TEST_SCRIPTS: &str = "package.json,Makefile,tox.ini,pytest.ini,setup.cfg,p
 #[derive(Default)]
 pub struct TestTamper;
 
-impl Detector for TestTamper {
+/// What the detector remembers of a session: test runs that failed, changes that tamper.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(crate = "plumbline_sdk::serde")]
+pub struct Seen {
+    calls: Vec<Memo<Tests>>,
+}
+
+/// One call: the test command it ran that failed (shortened), why its changes tamper
+/// with tests (as far as a title shows), whose it was.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(crate = "plumbline_sdk::serde")]
+struct Tests {
+    failed: Option<String>,
+    tamper: Option<String>,
+    who: String,
+    user: String,
+    session: String,
+}
+
+impl IncrementalDetector for TestTamper {
+    type State = Seen;
+
     fn info() -> Info {
         Info::new(
             "coding-agent.test-tamper",
@@ -42,7 +67,12 @@ impl Detector for TestTamper {
         .config("test_scripts", TEST_SCRIPTS, "Files that hold the test command (comma-separated, as `test_paths`)")
     }
 
-    fn analyze(&self, t: &Trajectory, cx: &Context) -> Result<Vec<Finding>, AnalyzeError> {
+    fn observe(
+        &self,
+        seen: &mut Seen,
+        new_events: &[Event],
+        cx: &Context,
+    ) -> Result<Vec<Finding>, AnalyzeError> {
         let semi = |k: &str| text::items(&cx.config(k).unwrap_or_default());
         let rules = Rules {
             test_paths: cx.config_list("test_paths"),
@@ -52,24 +82,47 @@ impl Detector for TestTamper {
             commands: cx.config_list("test_commands"),
             scripts: cx.config_list("test_scripts"),
         };
-        let calls = agent::calls(t);
-        let mut last_failed: Option<&Call> = None;
-        let mut findings = Vec::new();
-        for call in &calls {
-            if let Some(cmd) = call.command() {
-                if call.success() == Some(false) && rules.runs_tests(cmd) {
-                    last_failed = Some(call);
-                }
-            }
+        let w = cx
+            .window()
+            .map_or((0, 0, i64::MIN), |w| (w.len, w.dropped, w.start));
+        let read = |start, count| cx.history(start, count);
+        let history = agent::History::new(w.0, w.1, w.2, &read);
+        agent::remember(&mut seen.calls, new_events, &history, |call| {
+            let failed = call
+                .command()
+                .filter(|cmd| call.success() == Some(false) && rules.runs_tests(cmd))
+                .map(|cmd| agent::short(cmd, 40));
             let reasons: Vec<String> = agent::file_changes(call)
                 .iter()
                 .filter_map(|c| rules.tamper(c))
                 .collect();
-            if reasons.is_empty() {
+            let tamper = (!reasons.is_empty()).then(|| agent::for_title(&reasons.join("; ")));
+            (failed.is_some() || tamper.is_some()).then(|| Tests {
+                failed,
+                tamper,
+                who: call.who(),
+                user: call.user().to_string(),
+                session: call.session().to_string(),
+            })
+        });
+        let mut last_failed: Option<(&Memo<Tests>, &Tests)> = None;
+        let mut findings = Vec::new();
+        for m in &seen.calls {
+            let Some(t) = m.facts() else {
                 continue;
+            };
+            if t.failed.is_some() {
+                last_failed = Some((m, t));
             }
-            findings.push(finding(call, last_failed, &reasons.join("; ")));
+            if let Some(why) = &t.tamper {
+                findings.push(finding((m, t), last_failed, why));
+            }
         }
+        // The last failing run stays: a tamper that comes next cites it.
+        let last = last_failed.map(|(m, _)| m.key().to_string());
+        agent::forget_over(&mut seen.calls, &findings, |m| {
+            last.as_deref() == Some(m.key())
+        });
         Ok(findings)
     }
 }
@@ -147,47 +200,35 @@ impl Rules {
     }
 }
 
-fn finding(call: &Call, failed: Option<&Call>, why: &str) -> Finding {
-    let mut cited: Vec<&Call> = failed.into_iter().collect();
-    cited.push(call);
-    let (severity, score, after) = match failed {
-        Some(f) => (
-            Severity::Urgent,
-            0.85,
-            format!(
-                " after `{}` failed",
-                agent::short(f.command().unwrap_or(""), 40)
-            ),
-        ),
+/// A call that tampers, the failing run before it if any.
+type Tested<'a> = (&'a Memo<Tests>, &'a Tests);
+
+fn finding(call: Tested, failed: Option<Tested>, why: &str) -> Finding {
+    let mut cited: Vec<&Memo<Tests>> = failed.iter().map(|(m, _)| *m).collect();
+    cited.push(call.0);
+    let (severity, score, after) = match failed.and_then(|(_, f)| f.failed.as_deref()) {
+        Some(line) => (Severity::Urgent, 0.85, format!(" after `{line}` failed")),
         None => (Severity::NeedsReview, 0.55, String::new()),
     };
-    Finding::new(
-        SIGNAL,
-        severity,
-        title(format!("{} {why}{after}", call.who())),
-    )
-    .evidence(agent::evidence(&cited))
-    .score(score)
-    .next_step(format!(
-        "Do not merge on a green run from this session ({}): restore the tests, run them against the change and fix the code instead; ask {} whether skipping was intended",
-        call.session(),
-        call.user()
-    ))
+    let Tests {
+        who, user, session, ..
+    } = call.1;
+    Finding::new(SIGNAL, severity, title(format!("{who} {why}{after}")))
+        .evidence_ids(agent::cite(&cited))
+        .score(score)
+        .next_step(format!(
+            "Do not merge on a green run from this session ({session}): restore the tests, run them against the change and fix the code instead; ask {user} whether skipping was intended"
+        ))
 }
 
-register_detector!(TestTamper);
+register_incremental_detector!(TestTamper);
 
 #[cfg(test)]
 mod tests {
     const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
 
     #[test]
-    fn show() {
-        plumbline_sdk::testing::show_findings::<super::TestTamper>(FIXTURES);
-    }
-
-    #[test]
     fn fixtures() {
-        plumbline_sdk::testing::run_fixtures::<super::TestTamper>(FIXTURES);
+        plumbline_sdk::testing::run_incremental_fixtures::<super::TestTamper>(FIXTURES);
     }
 }
