@@ -30,6 +30,10 @@ pub fn get(name: &str) -> Option<&'static BuiltinPack> {
     BUILTIN.iter().find(|p| p.name == name)
 }
 
+/// The contract the built-in detectors target (the 0.1.0 compatibility examples are not
+/// in a built-in pack).
+const BUILTIN_WIT: &str = "0.2.0";
+
 impl BuiltinPack {
     /// The pack as files with a manifest pinning them, as if read from an archive. The
     /// detectors' names are left empty: a built-in detector is named by its own `info()`.
@@ -59,7 +63,7 @@ impl BuiltinPack {
         let manifest = Manifest {
             name: self.name.to_string(),
             version: env!("CARGO_PKG_VERSION").to_string(),
-            wit: crate::SUPPORTED_WIT_VERSIONS[0].to_string(),
+            wit: BUILTIN_WIT.to_string(),
             description: format!("Built-in {} detectors (part of this release)", self.name),
             owners: vec!["plumbline".into()],
             shadow: false,
