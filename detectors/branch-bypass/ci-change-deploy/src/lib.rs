@@ -9,24 +9,25 @@
 //! Incremental (`plumbline:detector@0.2.0`): the state is the CI-changing pushes (head
 //! event, branch, commits, CI paths, the message's first line and incident), the merges
 //! (commit, reviewed) and the deploys seen (environment, commit, ref), judged together at
-//! each call. A push's own events come from `history`, read once, when its first CI change
-//! arrives.
+//! each call. A push's own events come from `history`, read when its first CI change
+//! arrives, and again only when another of its events arrives after that (late).
 
+use plumbline_sdk::kept::{self, text, Record};
 use plumbline_sdk::kit::git::{pushes, ticket_in};
 use plumbline_sdk::*;
 
 const SIGNAL: &str = "branch.ci_change_with_deploy";
 const DEPLOYS: [&str; 2] = ["deploy.created", "deploy.status"];
 
-/// Most CI-changing pushes (about 500 bytes each), merges and deploys (about 200) kept in
-/// the state, the oldest dropped first: well under the host's 64 KiB state bound.
+/// Most CI-changing pushes (about 500 bytes each), merges (about 150) and deploys (about
+/// 200) kept in the state, the oldest dropped first, within three eighths, a quarter and
+/// three eighths of [`kept::BUDGET`]; the texts an event carries (a path, a branch, a
+/// commit) are cut by [`text`].
 const MAX_PUSHES: usize = 30;
 const MAX_MERGES: usize = 80;
 const MAX_DEPLOYS: usize = 80;
-/// Most characters kept of a text an event carries (a path, a branch, a commit).
-const MAX_TEXT: usize = 200;
 
-/// What the detector remembers of a repository, each list in time order.
+/// What the detector remembers of a repository, each list in (time, id) order.
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(crate = "plumbline_sdk::serde")]
 pub struct Seen {
@@ -93,6 +94,16 @@ struct Deploy {
     by: String,
 }
 
+kept::record!(Change, Merge, Deploy);
+
+/// A push stands at its earliest event's time, under its head event's id (one push per
+/// event, so once each).
+impl Record for Push {
+    fn at(&self) -> (i64, &str) {
+        (self.t, &self.head)
+    }
+}
+
 #[derive(Default)]
 pub struct CiChangeDeploy;
 
@@ -106,13 +117,9 @@ impl IncrementalDetector for CiChangeDeploy {
             "CI configuration changed and deployed to production without a reviewed merge",
         )
         // `pr.merged` too: a CI change that arrived as a reviewed merge is the normal path
-        // (merges are few on a repository).
-        .actions(&[
-            "git.push.high_risk_path",
-            "deploy.created",
-            "deploy.status",
-            "pr.merged",
-        ])
+        // (merges are few on a repository). Every push event, so that one arriving after
+        // its push's CI change (late) is not missed.
+        .actions(&["git.push.*", "deploy.created", "deploy.status", "pr.merged"])
         .views(&[TrajectoryKind::System])
         .signals(&[SIGNAL])
         .config(
@@ -145,47 +152,49 @@ impl IncrementalDetector for CiChangeDeploy {
             .filter_map(|n| plumbline_sdk::kit::policy::environment(n))
             .collect();
 
-        // What left the trajectory goes with it.
-        let start = cx.window().map_or(i64::MIN, |w| w.start);
-        seen.pushes.retain(|p| p.t >= start);
-        seen.merges.retain(|m| m.t >= start);
-        seen.deploys.retain(|d| d.t >= start);
         if !new_events.is_empty() {
             let prefixes = cx.config_list("break_glass_prefixes");
+            let (mut merges, mut deploys) = (Vec::new(), Vec::new());
             for e in new_events {
                 if e.is("pr.merged") {
                     let commit = e.attr_str("pr.merge_commit").unwrap_or("");
                     if !commit.is_empty() {
-                        seen.merges.push(Merge {
+                        merges.push(Merge {
                             t: e.time,
                             id: e.id.clone(),
                             system: e.system.clone(),
-                            commit: clip(commit),
+                            commit: text(commit),
                             reviewed: e.attr_bool("reviewed"),
                         });
                     }
                 } else if DEPLOYS.contains(&e.action.as_str()) {
-                    seen.deploys.push(Deploy {
+                    deploys.push(Deploy {
                         t: e.time,
                         id: e.id.clone(),
                         environment: e.environment,
-                        name: e.attr_str("deploy.environment").map(clip),
-                        sha: clip(e.attr_str("deploy.sha").unwrap_or("")),
-                        git_ref: e.attr_str("deploy.ref").map(clip),
+                        name: e.attr_str("deploy.environment").map(text),
+                        sha: text(e.attr_str("deploy.sha").unwrap_or("")),
+                        git_ref: e.attr_str("deploy.ref").map(text),
                         by: e.actor.id.clone(),
                     });
-                } else if e.is("git.push.high_risk_path")
-                    && e.attr_str("risk.category") == Some("ci")
-                {
-                    seen.ci_change(e, cx, &prefixes);
+                } else if e.is("git.push.*") {
+                    seen.push_event(e, cx, &prefixes);
                 }
             }
-            seen.pushes.sort_by_key(|p| p.t);
-            seen.pushes
-                .drain(..seen.pushes.len().saturating_sub(MAX_PUSHES));
-            tidy(&mut seen.merges, |m| (m.t, &m.id), MAX_MERGES);
-            tidy(&mut seen.deploys, |d| (d.t, &d.id), MAX_DEPLOYS);
+            // The pushes were noted in place (a late event can make one older).
+            kept::fold(&mut seen.pushes, [], MAX_PUSHES, kept::BUDGET * 3 / 8);
+            kept::fold(&mut seen.merges, merges, MAX_MERGES, kept::BUDGET / 4);
+            kept::fold(
+                &mut seen.deploys,
+                deploys,
+                MAX_DEPLOYS,
+                kept::BUDGET * 3 / 8,
+            );
         }
+        // What left the trajectory goes with it.
+        kept::prune(&mut seen.pushes, cx);
+        kept::prune(&mut seen.merges, cx);
+        kept::prune(&mut seen.deploys, cx);
 
         let mut findings = Vec::new();
         for push in &seen.pushes {
@@ -260,40 +269,54 @@ impl IncrementalDetector for CiChangeDeploy {
 register_incremental_detector!(CiChangeDeploy);
 
 impl Seen {
-    /// Notes the CI change `e` (a `git.push.high_risk_path` of category `ci`). The first of
-    /// a push reads the push's other events — its push event, its default-branch flag —
-    /// from the trajectory's history: they are not this detector's actions, and they share
-    /// the change's time (the adapters derive them from one push delivery).
-    fn ci_change(&mut self, e: &Event, cx: &Context, prefixes: &[String]) {
-        // `kit::git::pushes` groups a push's events by system, branch and head commit.
-        let key = |x: &Event| {
-            (
-                x.system.clone(),
-                clip(x.attr_str("branch").unwrap_or("")),
-                clip(x.attr_str("after").unwrap_or("")),
-            )
-        };
+    /// Notes the push event `e`. A push is kept from its first CI change (a
+    /// `git.push.high_risk_path` of category `ci`) on; its other events — its push event,
+    /// its default-branch flag — are read from the trajectory's history then, and again
+    /// when one of them arrives after it (late).
+    fn push_event(&mut self, e: &Event, cx: &Context, prefixes: &[String]) {
+        let ci = e.is("git.push.high_risk_path") && e.attr_str("risk.category") == Some("ci");
         let (system, branch, after) = key(e);
         if branch.is_empty() || e.attr_bool("deleted") == Some(true) {
             return;
         }
-        let change = Change {
-            t: e.time,
-            id: e.id.clone(),
-            path: e.attr_str("risk.paths.0").map(clip),
-        };
-        if let Some(push) = self
+        let at = self
             .pushes
-            .iter_mut()
-            .find(|p| (&p.system, &p.branch, &p.after) == (&system, &branch, &after))
-        {
-            // A later CI change of a push already noted (the push's other events were
-            // read with its first).
-            push.ci.push(change);
-            push.ci.sort_by(|a, b| (a.t, &a.id).cmp(&(b.t, &b.id)));
-            push.ci.dedup_by(|a, b| a.id == b.id);
-            return;
+            .iter()
+            .position(|p| (&p.system, &p.branch, &p.after) == (&system, &branch, &after));
+        match at {
+            // A later CI change of a push already noted (its other events were read with
+            // its first).
+            Some(i) if ci => {
+                kept::fold(
+                    &mut self.pushes[i].ci,
+                    [Change::of(e)],
+                    usize::MAX,
+                    usize::MAX,
+                );
+            }
+            // One of its other events, arrived after its first CI change: read it again,
+            // keeping the CI changes noted (they may stand at other times).
+            Some(i) if self.pushes[i].head != e.id => {
+                if let Some(push) = Push::read(e, cx, prefixes) {
+                    let old = std::mem::replace(&mut self.pushes[i], push);
+                    let push = &mut self.pushes[i];
+                    push.t = push.t.min(old.t);
+                    kept::fold(&mut push.ci, old.ci, usize::MAX, usize::MAX);
+                }
+            }
+            Some(_) => {}
+            None if ci => self.pushes.extend(Push::read(e, cx, prefixes)),
+            // A push with no CI change (yet) is not kept: if one comes, it reads this.
+            None => {}
         }
+    }
+}
+
+impl Push {
+    /// The push of the event `e`, read from the trajectory's history: its events share
+    /// `e`'s time (the adapters derive them from one push delivery).
+    fn read(e: &Event, cx: &Context, prefixes: &[String]) -> Option<Push> {
+        let (system, branch, after) = key(e);
         let mut events: Vec<Event> = at_time(cx, e.time)
             .into_iter()
             .filter(|x| x.is("git.push.*") && key(x) == key(e))
@@ -312,20 +335,18 @@ impl Seen {
             events,
         };
         // The kit folds the push as 0.1.0 did from the whole trajectory.
-        let Some(push) = pushes(&t).into_iter().next() else {
-            return;
-        };
+        let push = pushes(&t).into_iter().next()?;
         let mut commits = vec![after.clone()];
         commits.extend(
             push.events
                 .iter()
                 .filter_map(|x| x.attr_str("head_commit.id"))
                 .filter(|c| !c.is_empty())
-                .map(clip),
+                .map(text),
         );
         commits.retain(|c| !c.is_empty());
         commits.dedup();
-        self.pushes.push(Push {
+        Some(Push {
             t: push.time,
             system,
             branch,
@@ -334,20 +355,32 @@ impl Seen {
             head: push.head().id.clone(),
             who: push.head().actor.id.clone(),
             default_branch: push.default_branch,
-            ci: push
-                .risk_events("ci")
-                .into_iter()
-                .map(|x| Change {
-                    t: x.time,
-                    id: x.id.clone(),
-                    path: x.attr_str("risk.paths.0").map(clip),
-                })
-                .collect(),
+            ci: push.risk_events("ci").into_iter().map(Change::of).collect(),
             line: quoted(push.message.lines().next().unwrap_or(""), 40),
-            // Judged with the break-glass prefixes configured when it arrived.
-            ticket: ticket_in(push.message, prefixes).map(clip),
-        });
+            // Judged with the break-glass prefixes configured when it was read.
+            ticket: ticket_in(push.message, prefixes).map(text),
+        })
     }
+}
+
+impl Change {
+    fn of(e: &Event) -> Change {
+        Change {
+            t: e.time,
+            id: e.id.clone(),
+            path: e.attr_str("risk.paths.0").map(text),
+        }
+    }
+}
+
+/// The push an event belongs to: `kit::git::pushes` groups a push's events by system,
+/// branch and head commit.
+fn key(x: &Event) -> (String, String, String) {
+    (
+        x.system.clone(),
+        text(x.attr_str("branch").unwrap_or("")),
+        text(x.attr_str("after").unwrap_or("")),
+    )
 }
 
 /// The trajectory's events at time `t`, read through `history`: a binary search over
@@ -376,26 +409,18 @@ fn at_time(cx: &Context, t: i64) -> Vec<Event> {
     }
 }
 
-/// At most [`MAX_TEXT`] characters of a text an event carries.
-fn clip(s: &str) -> String {
-    s.chars().take(MAX_TEXT).collect()
-}
-
-/// Keeps `list` in (time, id) order (a late event can be older than ones already kept),
-/// each event once, and at most `max` of them, the oldest dropped.
-fn tidy<T>(list: &mut Vec<T>, key: fn(&T) -> (i64, &str), max: usize) {
-    list.sort_by(|a, b| key(a).cmp(&key(b)));
-    list.dedup_by(|a, b| key(a).1 == key(b).1);
-    list.drain(..list.len().saturating_sub(max));
-}
-
 #[cfg(test)]
 mod tests {
-    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
+    plumbline_sdk::testing::incremental_fixture_tests!(super::CiChangeDeploy);
 
+    /// Many copies of one event with 500-byte ids and 8 KiB texts: the state stays under
+    /// the host's bound (each call checks it), the answer under its 100 findings.
     #[test]
-    fn fixtures() {
-        plumbline_sdk::testing::run_incremental_fixtures::<super::CiChangeDeploy>(FIXTURES);
+    fn state_stays_bounded() {
+        use plumbline_sdk::testing::feed;
+        let f = feed::load(FIXTURES, "positive-direct-ci-change-deployed.json");
+        let found = feed::flood::<super::CiChangeDeploy>(&f, "github:dep1", 300);
+        assert!(found.len() <= 100, "{} findings", found.len());
     }
 
     /// `at_time` finds every event at a time, across history's pages, in a trajectory

@@ -16,6 +16,7 @@
 //! first line and incident) and the merges seen (commit), judged again at each call, so a
 //! direct push is raised once `settle_seconds` pass without its merge.
 
+use plumbline_sdk::kept::{self, text, Record};
 use plumbline_sdk::kit::git::{claimed_merge, ticket_in};
 use plumbline_sdk::*;
 
@@ -23,14 +24,13 @@ const FORCE: &str = "branch.force_push";
 const DIRECT: &str = "branch.direct_push";
 
 /// Most pushes (about 500 bytes each) and merges (about 200) kept in the state, the
-/// oldest dropped first: well under the host's 64 KiB state bound.
+/// oldest dropped first, within five eighths and three eighths of [`kept::BUDGET`]; the
+/// texts an event carries (a category, a path, a commit) are cut by [`text`].
 const MAX_PUSHES: usize = 60;
 const MAX_MERGES: usize = 100;
-/// Most characters kept of a text an event carries (a category, a path, a commit).
-const MAX_TEXT: usize = 200;
 
 /// What the detector remembers of a repository: its pushes to protected or default
-/// branches (in time order) and its merges (in (time, id) order).
+/// branches and its merges, each list in (time, id) order.
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(crate = "plumbline_sdk::serde")]
 pub struct Seen {
@@ -88,6 +88,16 @@ struct Merge {
     commit: String,
 }
 
+kept::record!(Risk, Merge);
+
+/// A push stands at its earliest event's time, under its head event's id (one push per
+/// event, so once each).
+impl Record for Push {
+    fn at(&self) -> (i64, &str) {
+        (self.t, &self.head.1)
+    }
+}
+
 #[derive(Default)]
 pub struct ProtectedPush;
 
@@ -138,35 +148,31 @@ impl IncrementalDetector for ProtectedPush {
         let settle = cx.config_parsed::<i64>("settle_seconds")? * 1_000_000_000;
         let now = cx.now();
 
-        // What left the trajectory goes with it.
-        let start = cx.window().map_or(i64::MIN, |w| w.start);
-        seen.pushes.retain(|p| p.t >= start);
-        seen.merges.retain(|m| m.t >= start);
         if !new_events.is_empty() {
             let prefixes = cx.config_list("break_glass_prefixes");
+            let mut merges = Vec::new();
             for e in new_events {
                 if e.is("pr.merged") {
                     let commit = e.attr_str("pr.merge_commit").unwrap_or("");
                     if !commit.is_empty() {
-                        seen.merges.push(Merge {
+                        merges.push(Merge {
                             t: e.time,
                             id: e.id.clone(),
                             system: e.system.clone(),
-                            commit: clip(commit),
+                            commit: text(commit),
                         });
                     }
                 } else {
                     seen.fold(e, &prefixes);
                 }
             }
-            seen.pushes.sort_by_key(|p| p.t);
-            seen.pushes
-                .drain(..seen.pushes.len().saturating_sub(MAX_PUSHES));
-            seen.merges.sort_by(|a, b| (a.t, &a.id).cmp(&(b.t, &b.id)));
-            seen.merges.dedup_by(|a, b| a.id == b.id);
-            seen.merges
-                .drain(..seen.merges.len().saturating_sub(MAX_MERGES));
+            // The pushes were folded in place (a late event can make one older).
+            kept::fold(&mut seen.pushes, [], MAX_PUSHES, kept::BUDGET * 5 / 8);
+            kept::fold(&mut seen.merges, merges, MAX_MERGES, kept::BUDGET * 3 / 8);
         }
+        // What left the trajectory goes with it.
+        kept::prune(&mut seen.pushes, cx);
+        kept::prune(&mut seen.merges, cx);
 
         let mut findings = Vec::new();
         for push in &seen.pushes {
@@ -215,8 +221,8 @@ impl Seen {
     /// Folds one push event into its push (`kit::git::pushes` groups them by system,
     /// branch and head commit), keeping the pushes to a protected or default branch.
     fn fold(&mut self, e: &Event, prefixes: &[String]) {
-        let branch = clip(e.attr_str("branch").unwrap_or(""));
-        let after = clip(e.attr_str("after").unwrap_or(""));
+        let branch = text(e.attr_str("branch").unwrap_or(""));
+        let after = text(e.attr_str("after").unwrap_or(""));
         if branch.is_empty() || e.attr_bool("deleted") == Some(true) {
             return;
         }
@@ -252,7 +258,7 @@ impl Seen {
                     risk: Vec::new(),
                     line: quoted(message.lines().next().unwrap_or(""), 50),
                     // Judged with the break-glass prefixes configured when it arrived.
-                    ticket: ticket_in(message, prefixes).map(clip),
+                    ticket: ticket_in(message, prefixes).map(text),
                     claim: claimed_merge(message),
                 });
                 self.pushes.last_mut().expect("just pushed")
@@ -262,7 +268,7 @@ impl Seen {
         push.forced |= forced;
         push.protected |= protected;
         push.default_branch |= default_branch;
-        for c in [after, clip(e.attr_str("head_commit.id").unwrap_or(""))] {
+        for c in [after, text(e.attr_str("head_commit.id").unwrap_or(""))] {
             if !c.is_empty() && !push.commits.contains(&c) {
                 push.commits.push(c);
             }
@@ -290,21 +296,16 @@ impl Seen {
         }
         if e.is("git.push.high_risk_path") {
             if let Some(category) = e.attr_str("risk.category") {
-                push.risk.push(Risk {
+                let risk = Risk {
                     t: e.time,
                     id: e.id.clone(),
-                    category: clip(category),
-                    path: e.attr_str("risk.paths.0").map(clip),
-                });
-                push.risk.sort_by(|a, b| (a.t, &a.id).cmp(&(b.t, &b.id)));
+                    category: text(category),
+                    path: e.attr_str("risk.paths.0").map(text),
+                };
+                kept::fold(&mut push.risk, [risk], usize::MAX, usize::MAX);
             }
         }
     }
-}
-
-/// At most [`MAX_TEXT`] characters of a text an event carries.
-fn clip(s: &str) -> String {
-    s.chars().take(MAX_TEXT).collect()
 }
 
 fn finding(
@@ -379,11 +380,16 @@ fn finding(
 
 #[cfg(test)]
 mod tests {
-    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
+    plumbline_sdk::testing::incremental_fixture_tests!(super::ProtectedPush);
 
+    /// Many copies of one event with 500-byte ids and 8 KiB texts: the state stays under
+    /// the host's bound (each call checks it), the answer under its 100 findings.
     #[test]
-    fn fixtures() {
-        plumbline_sdk::testing::run_incremental_fixtures::<super::ProtectedPush>(FIXTURES);
+    fn state_stays_bounded() {
+        use plumbline_sdk::testing::feed;
+        let f = feed::load(FIXTURES, "positive-force-push-main.json");
+        let found = feed::flood::<super::ProtectedPush>(&f, "github:d-force:force", 300);
+        assert!(found.len() <= 100, "{} findings", found.len());
     }
 
     /// Replaces the fixture `negative-actor-trajectory.json` (the same events seen through

@@ -16,6 +16,7 @@
 //! weakening on, the pushes and merges (branch, head event, who), judged together at each
 //! call. `history` is read only when a weakening arrives after pushes it covers.
 
+use plumbline_sdk::kept::{self, text, Record};
 use plumbline_sdk::kit::{keys, Policy};
 use plumbline_sdk::*;
 
@@ -29,13 +30,12 @@ const CHANGES: [&str; 4] = [
     "repo.ruleset.changed",
 ];
 
-/// Most protection changes (about 400 bytes each) and most pushes and merges (about 250)
-/// kept in the state, the oldest dropped first: well under the host's 64 KiB state bound.
+/// Most protection changes (about 400 bytes each) and most pushes and merges (about 200)
+/// kept in the state, the oldest dropped first, within three eighths, three eighths and a
+/// quarter of [`kept::BUDGET`]; the texts an event carries (a branch, a pattern, a field)
+/// are cut by [`text`], and at most [`MAX_FIELDS`] fields kept of one change.
 const MAX_CHANGES: usize = 50;
 const MAX_LANDED: usize = 80;
-/// Most characters kept of a text an event carries (a branch, a pattern, a field), and
-/// most fields kept of one change.
-const MAX_TEXT: usize = 200;
 const MAX_FIELDS: usize = 32;
 
 /// What the detector remembers of a repository.
@@ -44,8 +44,7 @@ const MAX_FIELDS: usize = 32;
 pub struct Seen {
     /// Protection changes, in (time, id) order.
     changes: Vec<Change>,
-    /// Pushes (in time order) and merges (in (time, id) order) from the first weakening
-    /// on.
+    /// Pushes and merges from the first weakening on, in (time, id) order.
     pushes: Vec<Push>,
     merges: Vec<Merge>,
     /// The newest event time given so far (a weakening older than it arrived late).
@@ -100,6 +99,16 @@ struct Merge {
     default: bool,
 }
 
+kept::record!(Change, Merge);
+
+/// A push stands at its earliest event's time, under its head event's id (one push per
+/// event, so once each).
+impl Record for Push {
+    fn at(&self) -> (i64, &str) {
+        (self.t, &self.head.1)
+    }
+}
+
 #[derive(Default)]
 pub struct ProtectionToggle;
 
@@ -133,12 +142,10 @@ impl IncrementalDetector for ProtectionToggle {
         let policy = cx.settings::<Policy>()?;
         let now = cx.now();
 
-        // What left the trajectory goes with it.
-        let start = cx.window().map_or(i64::MIN, |w| w.start);
-        seen.changes.retain(|c| c.t >= start);
         // Protection changes first: a push or merge lands in a weakening's window whatever
         // the order of the calls that gave them.
         let mut late = None;
+        let mut changes = Vec::new();
         for e in new_events
             .iter()
             .filter(|e| CHANGES.contains(&e.action.as_str()))
@@ -150,10 +157,17 @@ impl IncrementalDetector for ProtectionToggle {
             }
             // A change that neither weakens nor restores (a tightening) plays no part.
             if change.weakening || change.restore {
-                seen.changes.push(change);
+                changes.push(change);
             }
         }
-        tidy(&mut seen.changes, |c| (c.t, &c.id), MAX_CHANGES);
+        kept::fold(
+            &mut seen.changes,
+            changes,
+            MAX_CHANGES,
+            kept::BUDGET * 3 / 8,
+        );
+        // What left the trajectory goes with it.
+        kept::prune(&mut seen.changes, cx);
         // Pushes and merges are kept from the first weakening on: nothing earlier lands.
         let from = seen
             .changes
@@ -175,10 +189,9 @@ impl IncrementalDetector for ProtectionToggle {
             seen.land(e, from);
             seen.latest = seen.latest.max(e.time);
         }
-        seen.pushes.sort_by_key(|p| p.t);
-        seen.pushes
-            .drain(..seen.pushes.len().saturating_sub(MAX_LANDED));
-        tidy(&mut seen.merges, |m| (m.t, &m.id), MAX_LANDED);
+        // The pushes were folded in place (a late event can make one older).
+        kept::fold(&mut seen.pushes, [], MAX_LANDED, kept::BUDGET * 3 / 8);
+        kept::fold(&mut seen.merges, [], MAX_LANDED, kept::BUDGET / 4);
 
         let mut findings = Vec::new();
         for w in seen.changes.iter().filter(|c| c.weakening) {
@@ -298,13 +311,13 @@ impl Seen {
                 t: e.time,
                 id: e.id.clone(),
                 who: e.actor.id.clone(),
-                base: clip(e.attr_str("pr.base").unwrap_or("")),
+                base: text(e.attr_str("pr.base").unwrap_or("")),
                 default: e.attr_bool("pr.base_is_default") == Some(true),
             });
             return;
         }
-        let branch = clip(e.attr_str("branch").unwrap_or(""));
-        let after = clip(e.attr_str("after").unwrap_or(""));
+        let branch = text(e.attr_str("branch").unwrap_or(""));
+        let after = text(e.attr_str("after").unwrap_or(""));
         if !e.is("git.push.*") || branch.is_empty() || e.attr_bool("deleted") == Some(true) {
             return;
         }
@@ -354,7 +367,7 @@ impl Change {
             .map(str::trim)
             .filter(|f| !f.is_empty())
             .take(MAX_FIELDS)
-            .map(clip)
+            .map(text)
             .collect();
         let changed = e
             .attributes
@@ -363,7 +376,7 @@ impl Change {
             .filter_map(|k| k.strip_prefix("changes.")?.strip_suffix(".from"))
             .filter(|f| !f.is_empty())
             .take(MAX_FIELDS)
-            .map(clip)
+            .map(text)
             .collect();
         Change {
             t: e.time,
@@ -376,22 +389,9 @@ impl Change {
             scope: scope_of(e),
             fields,
             changed,
-            what: clip(&describe(e)),
+            what: text(&describe(e)),
         }
     }
-}
-
-/// At most [`MAX_TEXT`] characters of a text an event carries.
-fn clip(s: &str) -> String {
-    s.chars().take(MAX_TEXT).collect()
-}
-
-/// Keeps `list` in (time, id) order (a late event can be older than ones already kept),
-/// each event once, and at most `max` of them, the oldest dropped.
-fn tidy<T>(list: &mut Vec<T>, key: fn(&T) -> (i64, &str), max: usize) {
-    list.sort_by(|a, b| key(a).cmp(&key(b)));
-    list.dedup_by(|a, b| key(a).1 == key(b).1);
-    list.drain(..list.len().saturating_sub(max));
 }
 
 fn dedup(mut v: Vec<&str>) -> Vec<&str> {
@@ -424,14 +424,14 @@ enum Scope {
 
 fn scope_of(e: &Event) -> Scope {
     if e.is("repo.ruleset.changed") {
-        return Scope::Ruleset(clip(e.attr_str("ruleset.id").unwrap_or(&e.resource)));
+        return Scope::Ruleset(text(e.attr_str("ruleset.id").unwrap_or(&e.resource)));
     }
     let pattern = e.attr_str("rule.pattern").unwrap_or(&e.resource);
     if pattern.is_empty() || pattern == "*" || e.attr_str("protection.scope") == Some("repository")
     {
         Scope::All
     } else {
-        Scope::Pattern(clip(pattern))
+        Scope::Pattern(text(pattern))
     }
 }
 
@@ -487,11 +487,16 @@ fn describe(w: &Event) -> String {
 
 #[cfg(test)]
 mod tests {
-    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
+    plumbline_sdk::testing::incremental_fixture_tests!(super::ProtectionToggle);
 
+    /// Many copies of one event with 500-byte ids and 8 KiB texts: the state stays under
+    /// the host's bound (each call checks it), the answer under its 100 findings.
     #[test]
-    fn fixtures() {
-        plumbline_sdk::testing::run_incremental_fixtures::<super::ProtectionToggle>(FIXTURES);
+    fn state_stays_bounded() {
+        use plumbline_sdk::testing::feed;
+        let f = feed::load(FIXTURES, "positive-disable-push-reenable.json");
+        let found = feed::flood::<super::ProtectionToggle>(&f, "github:w1", 300);
+        assert!(found.len() <= 100, "{} findings", found.len());
     }
 
     /// A weakening delivered after the push it covers (audit logs arrive late) still

@@ -10,6 +10,7 @@
 //! judged once, when its event arrives) and the merges seen (time, id, pull request), so
 //! an unreviewed merge cites its `pr.merged` whichever of the two arrived first.
 
+use plumbline_sdk::kept::{self, text};
 use plumbline_sdk::*;
 
 const UNREVIEWED: &str = "branch.merge_without_review";
@@ -18,12 +19,11 @@ const OVERRIDE: &str = "branch.admin_override_merge";
 const OVERRIDES: [&str; 2] = ["pr.merged.admin_override", "branch.protection.overridden"];
 
 /// Most findings (about 600 bytes each: a title is at most 200 characters, a next step
-/// quotes one text of the event of at most [`MAX_TEXT`]) and most merges (about 150
-/// bytes) kept in the state, the oldest dropped first: well under the host's 64 KiB state
-/// bound.
+/// quotes one text of the event, cut by [`text`]) and most merges (about 100 bytes) kept
+/// in the state, the oldest dropped first, within three quarters and a quarter of
+/// [`kept::BUDGET`].
 const MAX_FOUND: usize = 50;
 const MAX_MERGES: usize = 100;
-const MAX_TEXT: usize = 200;
 
 /// What the detector remembers of a trajectory, each list in (time, id) order.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -51,6 +51,8 @@ struct Merge {
     id: String,
     resource: String,
 }
+
+kept::record!(Found, Merge);
 
 #[derive(Default)]
 pub struct UnreviewedMerge;
@@ -91,20 +93,17 @@ impl IncrementalDetector for UnreviewedMerge {
         new_events: &[Event],
         cx: &Context,
     ) -> Result<Vec<Finding>, AnalyzeError> {
-        // What left the trajectory goes with it.
-        let start = cx.window().map_or(i64::MIN, |w| w.start);
-        seen.found.retain(|f| f.t >= start);
-        seen.merges.retain(|m| m.t >= start);
         if !new_events.is_empty() {
             let protected = cx.config_list("protected_branches");
             let bots = cx.config_list("auto_merge_bots");
+            let (mut found, mut merges) = (Vec::new(), Vec::new());
             for e in new_events {
                 let finding = match e.action.as_str() {
                     "pr.merged" => {
-                        seen.merges.push(Merge {
+                        merges.push(Merge {
                             t: e.time,
                             id: e.id.clone(),
-                            resource: clip(&e.resource),
+                            resource: text(&e.resource),
                         });
                         None
                     }
@@ -112,16 +111,19 @@ impl IncrementalDetector for UnreviewedMerge {
                     a if OVERRIDES.contains(&a) => Some(overridden(e)),
                     _ => None,
                 };
-                seen.found.extend(finding.map(|finding| Found {
+                found.extend(finding.map(|finding| Found {
                     t: e.time,
                     id: e.id.clone(),
-                    resource: clip(&e.resource),
+                    resource: text(&e.resource),
                     finding,
                 }));
             }
-            tidy(&mut seen.found, |f| (f.t, &f.id), MAX_FOUND);
-            tidy(&mut seen.merges, |m| (m.t, &m.id), MAX_MERGES);
+            kept::fold(&mut seen.found, found, MAX_FOUND, kept::BUDGET * 3 / 4);
+            kept::fold(&mut seen.merges, merges, MAX_MERGES, kept::BUDGET / 4);
         }
+        // What left the trajectory goes with it.
+        kept::prune(&mut seen.found, cx);
+        kept::prune(&mut seen.merges, cx);
         Ok(seen
             .found
             .iter()
@@ -195,7 +197,7 @@ fn unreviewed(e: &Event, protected: &[String], bots: &[String]) -> Option<Findin
             })
             .next_step(format!(
                 "Get a post-merge review of {} from a code owner; revert it if the reviewer does not sign off",
-                clip(&e.resource)
+                text(&e.resource)
             )),
     )
 }
@@ -219,27 +221,19 @@ fn overridden(e: &Event) -> Finding {
     ))
 }
 
-/// At most [`MAX_TEXT`] characters of a text an event carries (a next step quotes it whole).
-fn clip(s: &str) -> String {
-    s.chars().take(MAX_TEXT).collect()
-}
-
-/// Keeps `list` in (time, id) order (a late event can be older than ones already kept),
-/// each event once, and at most `max` of them, the oldest dropped.
-fn tidy<T>(list: &mut Vec<T>, key: fn(&T) -> (i64, &str), max: usize) {
-    list.sort_by(|a, b| key(a).cmp(&key(b)));
-    list.dedup_by(|a, b| key(a).1 == key(b).1);
-    list.drain(..list.len().saturating_sub(max));
-}
-
 register_incremental_detector!(UnreviewedMerge);
 
 #[cfg(test)]
 mod tests {
-    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
+    plumbline_sdk::testing::incremental_fixture_tests!(super::UnreviewedMerge);
 
+    /// Many copies of one event with 500-byte ids and 8 KiB texts: the state stays under
+    /// the host's bound (each call checks it), the answer under its 100 findings.
     #[test]
-    fn fixtures() {
-        plumbline_sdk::testing::run_incremental_fixtures::<super::UnreviewedMerge>(FIXTURES);
+    fn state_stays_bounded() {
+        use plumbline_sdk::testing::feed;
+        let f = feed::load(FIXTURES, "positive-admin-override.json");
+        let found = feed::flood::<super::UnreviewedMerge>(&f, "gitlab:audit:9001", 300);
+        feed::newest_kept(&found);
     }
 }

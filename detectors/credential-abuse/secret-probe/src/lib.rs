@@ -11,6 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use plumbline_sdk::kept::{self, text};
 use plumbline_sdk::*;
 
 const PROBE: &str = "cred.secret_probe";
@@ -20,9 +21,9 @@ const SUCCESSES: [&str; 3] = ["secret.read", "secret.list", "credential.issued"]
 /// How telling a burst window is: (a probe across paths, with a success, denials).
 type Rank = (bool, bool, usize);
 
-/// Most denials (and most successes) kept in the state, the oldest dropped first: 400
-/// steps of about 100 bytes stay under the host's 64 KiB state bound. (A trajectory with
-/// more denials than this is judged on its newest 200.)
+/// Most denials (and most successes) kept in the state, the oldest dropped first (and
+/// fewer if a list weighs more than half of [`kept::BUDGET`]): 400 steps of about 100
+/// bytes. (A trajectory with more denials than this is judged on its newest 200.)
 const MAX_KEPT: usize = 200;
 
 /// What the detector remembers of a trajectory: the steps it judges, in (time, id) order.
@@ -37,8 +38,7 @@ pub struct Seen {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(crate = "plumbline_sdk::serde")]
 struct Step {
-    #[serde(rename = "t")]
-    time: i64,
+    t: i64,
     id: String,
     #[serde(rename = "p")]
     resource: String,
@@ -46,27 +46,16 @@ struct Step {
     who: String,
 }
 
+kept::record!(Step);
+
 impl Step {
     fn of(e: &Event) -> Step {
         Step {
-            time: e.time,
+            t: e.time,
             id: e.id.clone(),
-            resource: e.resource.clone(),
-            who: who(e).to_string(),
+            resource: text(&e.resource),
+            who: text(who(e)),
         }
-    }
-}
-
-/// Inserts `step` in (time, id) order (a late event can be older than ones already
-/// seen), once, keeping at most [`MAX_KEPT`].
-fn insert(steps: &mut Vec<Step>, step: Step) {
-    let at = steps.partition_point(|s| (s.time, s.id.as_str()) < (step.time, step.id.as_str()));
-    if steps.get(at).is_some_and(|s| s.id == step.id) {
-        return;
-    }
-    steps.insert(at, step);
-    if steps.len() > MAX_KEPT {
-        steps.remove(0);
     }
 }
 
@@ -119,21 +108,31 @@ impl IncrementalDetector for SecretProbe {
         new_events: &[Event],
         cx: &Context,
     ) -> Result<Vec<Finding>, AnalyzeError> {
-        // What has left the trajectory (its bound dropped it) is no longer judged, as a
-        // 0.1.0 call would not see it either.
-        if let Some(w) = cx.window() {
-            seen.denials.retain(|s| s.time >= w.start);
-            seen.successes.retain(|s| s.time >= w.start);
-        }
+        let (mut denials, mut successes) = (Vec::new(), Vec::new());
         for e in new_events {
             if e.action == "secret.permission_denied" {
-                insert(&mut seen.denials, Step::of(e));
+                denials.push(Step::of(e));
             } else if SUCCESSES.contains(&e.action.as_str())
                 && e.attr_str("outcome") != Some("failure")
             {
-                insert(&mut seen.successes, Step::of(e));
+                successes.push(Step::of(e));
             }
         }
+        // Each list in (time, id) order (a late event can be older than ones already seen),
+        // each event once; a list given nothing new is as it was (and weighing it again
+        // would cost as much as a call's judging).
+        for (list, new) in [
+            (&mut seen.denials, denials),
+            (&mut seen.successes, successes),
+        ] {
+            if !new.is_empty() {
+                kept::fold(list, new, MAX_KEPT, kept::BUDGET / 2);
+            }
+        }
+        // What has left the trajectory (its bound dropped it) is no longer judged, as a
+        // 0.1.0 call would not see it either.
+        kept::prune(&mut seen.denials, cx);
+        kept::prune(&mut seen.successes, cx);
         let min_denials: usize = cx.config_parsed("min_denials")?;
         let min_paths: usize = cx.config_parsed("min_paths")?;
         let burst = cx.config_parsed::<i64>("burst_minutes")? * 60_000_000_000;
@@ -148,12 +147,12 @@ impl IncrementalDetector for SecretProbe {
             let within = || {
                 successes
                     .iter()
-                    .filter(|s| s.time >= first.time && s.time - last.time <= after)
+                    .filter(|s| s.t >= first.t && s.t - last.t <= after)
             };
             // The read that came once the search stopped tells the story; one during it
             // (the actor's own routine secret) only if there is nothing after.
             within()
-                .find(|s| s.time >= last.time)
+                .find(|s| s.t >= last.t)
                 .or_else(|| within().next())
                 .copied()
         };
@@ -165,7 +164,7 @@ impl IncrementalDetector for SecretProbe {
         let mut paths_in: BTreeMap<&str, usize> = BTreeMap::new();
         for end in 0..denials.len() {
             *paths_in.entry(denials[end].resource.as_str()).or_default() += 1;
-            while denials[end].time - denials[start].time > burst {
+            while denials[end].t - denials[start].t > burst {
                 let p = denials[start].resource.as_str();
                 if let Some(n) = paths_in.get_mut(p) {
                     *n -= 1;
@@ -193,7 +192,7 @@ impl IncrementalDetector for SecretProbe {
         let first = window[0];
         let success = success_of(window);
         let actor = first.who.as_str();
-        let minutes = (last.time - first.time) / 60_000_000_000;
+        let minutes = (last.t - first.t) / 60_000_000_000;
         let mut evidence = cite(window.iter().copied().take(max_evidence));
         let finding = if paths.len() < min_paths {
             // One path over and over: a stale policy, not a search.
@@ -255,10 +254,15 @@ register_incremental_detector!(SecretProbe);
 
 #[cfg(test)]
 mod tests {
-    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
+    plumbline_sdk::testing::incremental_fixture_tests!(super::SecretProbe);
 
+    /// Many copies of one event with 500-byte ids and 8 KiB texts: the state stays under
+    /// the host's bound (each call checks it), the answer under its 100 findings.
     #[test]
-    fn fixtures() {
-        plumbline_sdk::testing::run_incremental_fixtures::<super::SecretProbe>(FIXTURES);
+    fn state_stays_bounded() {
+        use plumbline_sdk::testing::feed;
+        let f = feed::load(FIXTURES, "positive-probe-without-success.json");
+        let found = feed::flood::<super::SecretProbe>(&f, "vault:d0:response", 300);
+        assert!(found.len() <= 100, "{} findings", found.len());
     }
 }

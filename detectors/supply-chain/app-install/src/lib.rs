@@ -8,15 +8,15 @@
 //! state is the findings raised so far, each with its event's time and id; a call judges
 //! only the new installs and consents (with the configuration of that call).
 
+use plumbline_sdk::kept::{self, text};
 use plumbline_sdk::*;
 
 const SIGNAL: &str = "supply.wide_app_install";
 
-/// Most findings kept in the state, the oldest dropped first: 50 of about 600 bytes (a
-/// title is at most 200 characters, a next step quotes at most two texts of the event of
-/// [`MAX_TEXT`]) stay well under the host's 64 KiB state bound.
+/// Most findings kept in the state, the oldest dropped first (and fewer if they weigh
+/// more than [`kept::BUDGET`]): 50 of about 600 bytes (a title is at most 200 characters,
+/// a next step quotes at most two texts of the event, each cut by [`text`]).
 const MAX_KEPT: usize = 50;
-const MAX_TEXT: usize = 200;
 
 /// The findings raised so far on the trajectory, in (time, event id) order.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -33,6 +33,8 @@ struct Found {
     id: String,
     finding: Finding,
 }
+
+kept::record!(Found);
 
 #[derive(Default)]
 pub struct AppInstall;
@@ -79,40 +81,26 @@ impl IncrementalDetector for AppInstall {
         new_events: &[Event],
         cx: &Context,
     ) -> Result<Vec<Finding>, AnalyzeError> {
-        // Findings whose event left the trajectory go with it.
-        let start = cx.window().map_or(i64::MIN, |w| w.start);
-        raised.found.retain(|f| f.t >= start);
         if !new_events.is_empty() {
             let cfg = cx.settings::<Settings>()?;
-            for e in new_events {
+            let new = new_events.iter().filter_map(|e| {
                 let finding = match e.action.as_str() {
                     "app.installed" => installed(e, &cfg),
                     "app.authorized" => authorized(e, &cfg),
                     _ => None,
-                };
-                raised.found.extend(finding.map(|finding| Found {
+                }?;
+                Some(Found {
                     t: e.time,
                     id: e.id.clone(),
                     finding,
-                }));
-            }
-            tidy(&mut raised.found, |f| (f.t, &f.id), MAX_KEPT);
+                })
+            });
+            kept::fold(&mut raised.found, new, MAX_KEPT, kept::BUDGET);
         }
+        // Findings whose event left the trajectory go with it.
+        kept::prune(&mut raised.found, cx);
         Ok(raised.found.iter().map(|f| f.finding.clone()).collect())
     }
-}
-
-/// At most [`MAX_TEXT`] characters of a text an event carries (a next step quotes it whole).
-fn clip(s: &str) -> String {
-    s.chars().take(MAX_TEXT).collect()
-}
-
-/// Keeps `list` in (time, id) order (a late event can be older than ones already kept),
-/// each event once, and at most `max` of them, the oldest dropped.
-fn tidy<T>(list: &mut Vec<T>, key: fn(&T) -> (i64, &str), max: usize) {
-    list.sort_by(|a, b| key(a).cmp(&key(b)));
-    list.dedup_by(|a, b| key(a).1 == key(b).1);
-    list.drain(..list.len().saturating_sub(max));
 }
 
 /// The configuration, parsed once per call.
@@ -186,7 +174,7 @@ fn installed(e: &Event, cfg: &Settings) -> Option<Finding> {
         .score(if vetted { 0.2 } else if urgent { 0.9 } else { 0.65 })
         .next_step(format!(
             "Check who publishes {} and why it needs {}; narrow it to selected repositories and least permissions, or uninstall it",
-            clip(app),
+            text(app),
             if admin.is_empty() { "write access".to_string() } else { admin.join(", ") }
         )),
     )
@@ -232,18 +220,23 @@ fn authorized(e: &Event, cfg: &Settings) -> Option<Finding> {
         .score(0.7)
         .next_step(format!(
             "Confirm {} is approved to hold {}; revoke the consent if not",
-            clip(app),
-            clip(&admin)
+            text(app),
+            text(&admin)
         )),
     )
 }
 
 #[cfg(test)]
 mod tests {
-    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
+    plumbline_sdk::testing::incremental_fixture_tests!(super::AppInstall);
 
+    /// Many copies of one event with 500-byte ids and 8 KiB texts: the state stays under
+    /// the host's bound (each call checks it), the answer under its 100 findings.
     #[test]
-    fn fixtures() {
-        plumbline_sdk::testing::run_incremental_fixtures::<super::AppInstall>(FIXTURES);
+    fn state_stays_bounded() {
+        use plumbline_sdk::testing::feed;
+        let f = feed::load(FIXTURES, "positive-okta-admin-consent.json");
+        let found = feed::flood::<super::AppInstall>(&f, "okta:c1", 300);
+        feed::newest_kept(&found);
     }
 }

@@ -12,6 +12,7 @@
 //! raised so far (each judged once, when its event arrives) and, on actor trajectories, the
 //! workflow versions seen (open or not, and what a finding on an open one says).
 
+use plumbline_sdk::kept::{self, text};
 use plumbline_sdk::kit::{keys, Policy};
 use plumbline_sdk::*;
 
@@ -23,13 +24,10 @@ const WORKFLOW: [&str; 3] = ["workflow.created", "workflow.updated", "workflow.a
 
 /// Most hook findings (about 600 bytes each, system trajectories) and workflow versions
 /// (at most about 250 bytes, actor trajectories) kept in the state, the oldest dropped
-/// first: either list stays well under the host's 64 KiB state bound. (A workflow whose
-/// previous version was dropped counts as first seen.)
+/// first, each list within [`kept::BUDGET`] (only one of them fills on a trajectory).
+/// A workflow whose previous version was dropped counts as first seen.
 const MAX_HOOKS: usize = 50;
 const MAX_VERSIONS: usize = 120;
-/// Most characters kept of a text an event carries (a workflow's name, a host a hook
-/// finding's next step quotes).
-const MAX_TEXT: usize = 200;
 
 /// What the detector remembers of a trajectory, each list in (time, id) order.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -72,6 +70,8 @@ struct Open {
     excused: bool,
 }
 
+kept::record!(Found, Version);
+
 #[derive(Default)]
 pub struct ExternalWebhook;
 
@@ -105,32 +105,31 @@ impl IncrementalDetector for ExternalWebhook {
         new_events: &[Event],
         cx: &Context,
     ) -> Result<Vec<Finding>, AnalyzeError> {
-        // What left the trajectory goes with it.
-        let start = cx.window().map_or(i64::MIN, |w| w.start);
-        seen.hooks.retain(|f| f.t >= start);
-        seen.versions.retain(|v| v.t >= start);
         let system = cx.window().map(|w| w.kind) == Some(TrajectoryKind::System);
         if !new_events.is_empty() {
             let lists = cx.settings::<Destinations>()?;
             let policy = cx.settings::<Policy>()?;
+            let (mut hooks, mut versions) = (Vec::new(), Vec::new());
             for e in new_events {
                 if system && HOOKS.contains(&e.action.as_str()) {
-                    seen.hooks
-                        .extend(hook(e, &lists, &policy).map(|finding| Found {
-                            t: e.time,
-                            id: e.id.clone(),
-                            finding,
-                        }));
+                    hooks.extend(hook(e, &lists, &policy).map(|finding| Found {
+                        t: e.time,
+                        id: e.id.clone(),
+                        finding,
+                    }));
                 } else if !system
                     && WORKFLOW.contains(&e.action.as_str())
                     && e.attr("nodes.count").is_some()
                 {
-                    seen.versions.push(Version::of(e, &policy));
+                    versions.push(Version::of(e, &policy));
                 }
             }
-            tidy(&mut seen.hooks, |f| (f.t, &f.id), MAX_HOOKS);
-            tidy(&mut seen.versions, |v| (v.t, &v.id), MAX_VERSIONS);
+            kept::fold(&mut seen.hooks, hooks, MAX_HOOKS, kept::BUDGET);
+            kept::fold(&mut seen.versions, versions, MAX_VERSIONS, kept::BUDGET);
         }
+        // What left the trajectory goes with it.
+        kept::prune(&mut seen.hooks, cx);
+        kept::prune(&mut seen.versions, cx);
         if system {
             return Ok(seen.hooks.iter().map(|f| f.finding.clone()).collect());
         }
@@ -205,23 +204,10 @@ fn hook(e: &Event, lists: &Destinations, policy: &Policy) -> Option<Finding> {
         .next_step(format!(
             "Ask {} who owns {} and what it needs from {}; delete the hook if nobody does, or add the host to known_domains",
             who(e),
-            clip(place.name()),
+            text(place.name()),
             e.system
         )),
     )
-}
-
-/// Keeps `list` in (time, id) order (a late event can be older than ones already kept),
-/// each event once, and at most `max` of them, the oldest dropped.
-fn tidy<T>(list: &mut Vec<T>, key: fn(&T) -> (i64, &str), max: usize) {
-    list.sort_by(|a, b| key(a).cmp(&key(b)));
-    list.dedup_by(|a, b| key(a).1 == key(b).1);
-    list.drain(..list.len().saturating_sub(max));
-}
-
-/// At most [`MAX_TEXT`] characters of a text an event carries.
-fn clip(s: &str) -> String {
-    s.chars().take(MAX_TEXT).collect()
 }
 
 impl Version {
@@ -230,14 +216,14 @@ impl Version {
         Version {
             t: e.time,
             id: e.id.clone(),
-            system: clip(&e.system),
+            system: text(&e.system),
             created: e.is("workflow.created"),
             open: open.then(|| Open {
-                name: clip(
+                name: text(
                     attr_text(e, &["workflow.name", "detail.scenarioName"]).unwrap_or(&e.system),
                 ),
-                paths: clip(attr_text(e, &["trigger.webhook.paths"]).unwrap_or("")),
-                who: clip(who(e)),
+                paths: text(attr_text(e, &["trigger.webhook.paths"]).unwrap_or("")),
+                who: text(who(e)),
                 excused: policy.is_ignored_environment(e) || policy.is_planned(e),
             }),
         }
@@ -248,10 +234,15 @@ register_incremental_detector!(ExternalWebhook);
 
 #[cfg(test)]
 mod tests {
-    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
+    plumbline_sdk::testing::incremental_fixture_tests!(super::ExternalWebhook);
 
+    /// Many copies of one event with 500-byte ids and 8 KiB texts: the state stays under
+    /// the host's bound (each call checks it), the answer under its 100 findings.
     #[test]
-    fn fixtures() {
-        plumbline_sdk::testing::run_incremental_fixtures::<super::ExternalWebhook>(FIXTURES);
+    fn state_stays_bounded() {
+        use plumbline_sdk::testing::feed;
+        let f = feed::load(FIXTURES, "positive-decoy-own-ci-hook-first.json");
+        let found = feed::flood::<super::ExternalWebhook>(&f, "gh-audit:h2", 300);
+        feed::newest_kept(&found);
     }
 }

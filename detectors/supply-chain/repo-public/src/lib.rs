@@ -12,16 +12,16 @@
 //! push-capable deploy keys seen (time, id and the words a finding quotes), judged
 //! together again at each call.
 
+use plumbline_sdk::kept::{self, text};
 use plumbline_sdk::kit::{keys, Policy};
 use plumbline_sdk::*;
 
 const SIGNAL: &str = "supply.repo_made_public";
 
-/// Most publications (and most keys) kept in the state, the oldest dropped first: about
-/// 200 bytes each (each text at most [`MAX_TEXT`] characters) stay well under the host's
-/// 64 KiB state bound.
+/// Most publications (and most keys) kept in the state, the oldest dropped first (and
+/// fewer if a list weighs more than half of [`kept::BUDGET`]): about 200 bytes each, each
+/// text cut by [`text`].
 const MAX_KEPT: usize = 50;
-const MAX_TEXT: usize = 200;
 
 /// What the detector remembers of a trajectory, each list in (time, id) order.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -57,6 +57,8 @@ struct Key {
     who: String,
 }
 
+kept::record!(Published, Key);
+
 #[derive(Default)]
 pub struct RepoPublic;
 
@@ -87,27 +89,27 @@ impl IncrementalDetector for RepoPublic {
         cx: &Context,
     ) -> Result<Vec<Finding>, AnalyzeError> {
         let window = cx.config_parsed::<i64>("key_window_minutes")? * 60_000_000_000;
-        // What left the trajectory goes with it.
-        let start = cx.window().map_or(i64::MIN, |w| w.start);
-        seen.published.retain(|p| p.t >= start);
-        seen.keys.retain(|k| k.t >= start);
         if !new_events.is_empty() {
             let policy = cx.settings::<Policy>()?;
+            let (mut published, mut keys) = (Vec::new(), Vec::new());
             for e in new_events {
                 if e.is("repo.visibility.changed") && e.attr_str("visibility") == Some("public") {
-                    seen.published.push(Published::of(e, &policy));
+                    published.push(Published::of(e, &policy));
                 } else if e.is("deploy_key.created") && e.attr_bool("read_only") == Some(false) {
-                    seen.keys.push(Key {
+                    keys.push(Key {
                         t: e.time,
                         id: e.id.clone(),
-                        title: clip(attr_text(e, &["key.title"]).unwrap_or(&e.resource)),
-                        who: clip(who(e)),
+                        title: text(attr_text(e, &["key.title"]).unwrap_or(&e.resource)),
+                        who: text(who(e)),
                     });
                 }
             }
-            tidy(&mut seen.published, |p| (p.t, &p.id), MAX_KEPT);
-            tidy(&mut seen.keys, |k| (k.t, &k.id), MAX_KEPT);
+            kept::fold(&mut seen.published, published, MAX_KEPT, kept::BUDGET / 2);
+            kept::fold(&mut seen.keys, keys, MAX_KEPT, kept::BUDGET / 2);
         }
+        // What left the trajectory goes with it.
+        kept::prune(&mut seen.published, cx);
+        kept::prune(&mut seen.keys, cx);
 
         let mut findings = Vec::new();
         for e in &seen.published {
@@ -159,19 +161,6 @@ impl IncrementalDetector for RepoPublic {
     }
 }
 
-/// Keeps `list` in (time, id) order (a late event can be older than ones already kept),
-/// each event once, and at most `max` of them, the oldest dropped.
-fn tidy<T>(list: &mut Vec<T>, key: fn(&T) -> (i64, &str), max: usize) {
-    list.sort_by(|a, b| key(a).cmp(&key(b)));
-    list.dedup_by(|a, b| key(a).1 == key(b).1);
-    list.drain(..list.len().saturating_sub(max));
-}
-
-/// At most [`MAX_TEXT`] characters of a text an event carries.
-fn clip(s: &str) -> String {
-    s.chars().take(MAX_TEXT).collect()
-}
-
 impl Published {
     fn of(e: &Event, policy: &Policy) -> Published {
         let repo = if e.resource.is_empty() {
@@ -182,10 +171,10 @@ impl Published {
         Published {
             t: e.time,
             id: e.id.clone(),
-            repo: clip(repo),
-            from: clip(e.attr_str("visibility.from").unwrap_or("private")),
+            repo: text(repo),
+            from: text(e.attr_str("visibility.from").unwrap_or("private")),
             empty: e.attr_i64("repo.size_kb") == Some(0),
-            who: clip(who(e)),
+            who: text(who(e)),
             planned: policy.is_planned(e),
         }
     }
@@ -195,10 +184,15 @@ register_incremental_detector!(RepoPublic);
 
 #[cfg(test)]
 mod tests {
-    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
+    plumbline_sdk::testing::incremental_fixture_tests!(super::RepoPublic);
 
+    /// Many push-capable deploy keys with 500-byte ids and 8 KiB titles: the state stays
+    /// under the host's bound (each call checks it).
     #[test]
-    fn fixtures() {
-        plumbline_sdk::testing::run_incremental_fixtures::<super::RepoPublic>(FIXTURES);
+    fn state_stays_bounded() {
+        use plumbline_sdk::testing::feed;
+        let f = feed::load(FIXTURES, "positive-public-after-write-deploy-key.json");
+        let found = feed::flood::<super::RepoPublic>(&f, "github:k1", 300);
+        assert!(found.is_empty());
     }
 }

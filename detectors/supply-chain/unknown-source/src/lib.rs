@@ -11,6 +11,7 @@
 //! Incremental (`plumbline:detector@0.2.0`): the state is the findings raised so far (each
 //! judged once, when its event arrives) and the names of the packages installed.
 
+use plumbline_sdk::kept::{self, text};
 use plumbline_sdk::*;
 
 const REGISTRY: &str = "supply.unknown_registry";
@@ -19,12 +20,11 @@ const CONNECTOR: &str = "supply.community_connector";
 /// n8n's own node packages; anything else is a community package.
 const BUILT_IN_NODE_PREFIXES: [&str; 3] = ["n8n-nodes-base.", "@n8n/", "n8n-nodes-langchain."];
 
-/// Most findings (and installed packages) kept in the state, the oldest dropped first: 50
-/// findings of about 600 bytes (a title is at most 200 characters, a next step quotes at
-/// most two texts of the event of [`MAX_TEXT`]) stay well under the host's 64 KiB state
-/// bound.
+/// Most findings (and installed packages) kept in the state, the oldest dropped first:
+/// 50 findings of about 600 bytes (a title is at most 200 characters, a next step quotes
+/// at most two texts of the event, each cut by [`text`]) within three quarters of
+/// [`kept::BUDGET`], 50 packages of about 100 bytes within the rest.
 const MAX_KEPT: usize = 50;
-const MAX_TEXT: usize = 200;
 
 /// What the detector remembers of a trajectory, each list in (time, id) order.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -55,6 +55,8 @@ struct Installed {
     id: String,
     name: String,
 }
+
+kept::record!(Found, Installed);
 
 #[derive(Default)]
 pub struct UnknownSource;
@@ -90,23 +92,20 @@ impl IncrementalDetector for UnknownSource {
         new_events: &[Event],
         cx: &Context,
     ) -> Result<Vec<Finding>, AnalyzeError> {
-        // What left the trajectory goes with it.
-        let start = cx.window().map_or(i64::MIN, |w| w.start);
-        seen.found.retain(|f| f.t >= start);
-        seen.installed.retain(|p| p.t >= start);
         if !new_events.is_empty() {
             let settings = cx.settings::<Settings>()?;
+            let (mut found, mut installed) = (Vec::new(), Vec::new());
             for e in new_events {
                 if e.is("package.installed") {
                     let name = attr_text(e, &["package.name"]).unwrap_or(&e.resource);
-                    seen.installed.push(Installed {
+                    installed.push(Installed {
                         t: e.time,
                         id: e.id.clone(),
-                        name: clip(name),
+                        name: text(name),
                     });
                 }
                 if let Some((finding, package)) = judge(e, &settings) {
-                    seen.found.push(Found {
+                    found.push(Found {
                         t: e.time,
                         id: e.id.clone(),
                         finding,
@@ -114,9 +113,12 @@ impl IncrementalDetector for UnknownSource {
                     });
                 }
             }
-            tidy(&mut seen.found, |f| (f.t, &f.id), MAX_KEPT);
-            tidy(&mut seen.installed, |p| (p.t, &p.id), MAX_KEPT);
+            kept::fold(&mut seen.found, found, MAX_KEPT, kept::BUDGET * 3 / 4);
+            kept::fold(&mut seen.installed, installed, MAX_KEPT, kept::BUDGET / 4);
         }
+        // What left the trajectory goes with it.
+        kept::prune(&mut seen.found, cx);
+        kept::prune(&mut seen.installed, cx);
         // A community package installed here is raised once, not again at each node use
         // (whichever came first).
         Ok(seen
@@ -177,7 +179,7 @@ fn judge(e: &Event, settings: &Settings) -> Option<(Finding, Option<String>)> {
             .score(if urgent { 0.9 } else { 0.65 })
             .next_step(format!(
                 "Review {} and where {} got it from before it builds anywhere; pin it to a vetted registry or remove it",
-                clip(name),
+                text(name),
                 who(e)
             ));
             Some((finding, None))
@@ -203,7 +205,7 @@ fn judge(e: &Event, settings: &Settings) -> Option<(Finding, Option<String>)> {
             .score(0.7)
             .next_step(format!(
                 "Check who publishes {} and what it does with credentials; uninstall it until vetted, then add it to known_packages",
-                clip(name)
+                text(name)
             ));
             Some((finding, None))
         }
@@ -231,25 +233,12 @@ fn judge(e: &Event, settings: &Settings) -> Option<(Finding, Option<String>)> {
             .score(0.6)
             .next_step(format!(
                 "Check who publishes {} and what the node sends where; replace it with a built-in node or vet it (known_packages)",
-                clip(package)
+                text(package)
             ));
-            Some((finding, Some(clip(package))))
+            Some((finding, Some(text(package))))
         }
         _ => None,
     }
-}
-
-/// At most [`MAX_TEXT`] characters of a text an event carries (a next step quotes it whole).
-fn clip(s: &str) -> String {
-    s.chars().take(MAX_TEXT).collect()
-}
-
-/// Keeps `list` in (time, id) order (a late event can be older than ones already kept),
-/// each event once, and at most `max` of them, the oldest dropped.
-fn tidy<T>(list: &mut Vec<T>, key: fn(&T) -> (i64, &str), max: usize) {
-    list.sort_by(|a, b| key(a).cmp(&key(b)));
-    list.dedup_by(|a, b| key(a).1 == key(b).1);
-    list.drain(..list.len().saturating_sub(max));
 }
 
 /// The configuration, parsed once per detector instance.
@@ -274,10 +263,15 @@ register_incremental_detector!(UnknownSource);
 
 #[cfg(test)]
 mod tests {
-    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
+    plumbline_sdk::testing::incremental_fixture_tests!(super::UnknownSource);
 
+    /// Many copies of one event with 500-byte ids and 8 KiB texts: the state stays under
+    /// the host's bound (each call checks it), the answer under its 100 findings.
     #[test]
-    fn fixtures() {
-        plumbline_sdk::testing::run_incremental_fixtures::<super::UnknownSource>(FIXTURES);
+    fn state_stays_bounded() {
+        use plumbline_sdk::testing::feed;
+        let f = feed::load(FIXTURES, "positive-dependency-from-bare-ip.json");
+        let found = feed::flood::<super::UnknownSource>(&f, "dep:2", 300);
+        feed::newest_kept(&found);
     }
 }
