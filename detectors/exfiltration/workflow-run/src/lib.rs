@@ -9,6 +9,13 @@
 //! Read on system trajectories (one workflow's history): executions are the workflow's
 //! own, not the person's who built it. Silent when the trajectory holds a workflow body
 //! (`nodes.count`), so one story raises one alert.
+//!
+//! Incremental (`plumbline:detector@0.2.0`): the state holds the workflow's creation, its
+//! activations, renames and environments within the story window, and for its runs the
+//! read, stage and webhook nodes and the export (ids, times, node types — not the events),
+//! the runs that can no longer be the telling one dropped. `history` is read only when an
+//! event arrives late (behind one already given) or the settings that decide what is kept
+//! change: the summaries are then built again from the trajectory.
 
 use std::collections::BTreeMap;
 
@@ -21,10 +28,269 @@ const SIGNAL: &str = "exfil.workflow_run_story";
 /// is routine, not blending in.
 const DEFAULT_NAMES: [&str; 4] = ["my workflow", "new workflow", "new scenario", "untitled"];
 
+/// The config keys that decide what the state keeps (the window, the node lists, working
+/// hours): when they change, the state is built again from `history`.
+const KEPT_BY: [&str; 6] = [
+    "story_window_hours",
+    "read_nodes",
+    "stage_nodes",
+    "work_start_hour",
+    "work_end_hour",
+    "utc_offset_hours",
+];
+
+/// Bounds on what is kept, so the state stays under the host's 64 KiB: runs within about
+/// 32 KiB (past it the runs least recently active go first, never the two that can be the
+/// telling one), the first 16 activations and the first 16 renames in the story.
+const RUNS_BYTES: usize = 32 << 10;
+const MAX_ACTIVATIONS: usize = 16;
+const MAX_RENAMES: usize = 16;
+
+/// What the detector remembers of a trajectory.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(crate = "plumbline_sdk::serde")]
+pub struct Seen {
+    /// A hash of the [`KEPT_BY`] settings the summaries were made under.
+    kept_by: u64,
+    /// The latest event given, (time, id): an event before it arrives late.
+    last: Option<(i64, String)>,
+    /// A workflow body was seen.
+    body: bool,
+    story: Option<Story>,
+}
+
+/// The story from the workflow's creation to the end of the story window.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(crate = "plumbline_sdk::serde")]
+struct Story {
+    created: Mark,
+    actor: String,
+    system: String,
+    /// The name it was created with ("" when none), and the name it has now.
+    first_name: String,
+    name: String,
+    /// Name changes, in order (the first [`MAX_RENAMES`]): the event and the new name.
+    renames: Vec<(Mark, String)>,
+    environments: Vec<Environment>,
+    /// Activations, in order (the first [`MAX_ACTIVATIONS`]): whether each was off-hours,
+    /// and its local clock.
+    activations: Vec<(Mark, bool, String)>,
+    runs: BTreeMap<String, Run>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(crate = "plumbline_sdk::serde")]
+struct Mark {
+    #[serde(rename = "t")]
+    time: i64,
+    id: String,
+}
+
+impl Mark {
+    fn of(e: &Event) -> Mark {
+        Mark {
+            time: e.time,
+            id: e.id.clone(),
+        }
+    }
+}
+
+/// One execution as the stream shows it: its read, stage and webhook node runs in order,
+/// the export, and when it last did something.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(crate = "plumbline_sdk::serde")]
+struct Run {
+    last: i64,
+    nodes: Vec<Node>,
+    export: Option<Node>,
+}
+
+/// A node run: its short type (and its name, for a webhook: the title shows it).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(crate = "plumbline_sdk::serde")]
+struct Node {
+    at: Mark,
+    ty: String,
+    name: Option<String>,
+}
+
+impl Node {
+    fn of(e: &Event) -> Node {
+        let ty = short_type(e);
+        Node {
+            at: Mark::of(e),
+            name: ty
+                .eq_ignore_ascii_case("webhook")
+                .then(|| node_name(e).to_string()),
+            ty: ty.to_string(),
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        64 + self.at.id.len() + self.ty.len() + self.name.as_ref().map_or(0, String::len)
+    }
+}
+
+impl Run {
+    fn bytes(&self) -> usize {
+        32 + self
+            .nodes
+            .iter()
+            .chain(&self.export)
+            .map(Node::bytes)
+            .sum::<usize>()
+    }
+
+    /// The export and what came before it in the run: the read → stage chain and the
+    /// webhook it started from.
+    fn reading(&self, s: &Settings) -> Option<(&Node, Vec<&Node>, Option<&Node>)> {
+        let x = self.export.as_ref()?;
+        let before: Vec<&Node> = self
+            .nodes
+            .iter()
+            .filter(|n| n.at.time <= x.at.time)
+            .collect();
+        let chain = staged_chain(&before, s);
+        let hook = before
+            .iter()
+            .copied()
+            .find(|n| n.ty.eq_ignore_ascii_case("webhook"));
+        Some((x, chain, hook))
+    }
+}
+
+/// A hash of the [`KEPT_BY`] settings (another build may hash them otherwise: that costs
+/// one more reading of `history`, nothing else).
+fn kept_by(cx: &Context) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    std::hash::Hash::hash(&KEPT_BY.map(|k| cx.config(k)), &mut h);
+    std::hash::Hasher::finish(&h)
+}
+
+impl Seen {
+    /// Folds events in (time, id) order into the summaries.
+    fn add(&mut self, events: &[&Event], s: &Settings) {
+        if self.story.is_none() {
+            if let Some(created) = events.iter().find(|e| e.is("workflow.created")) {
+                self.story = Some(Story {
+                    created: Mark::of(created),
+                    actor: created.actor.id.clone(),
+                    system: created.system.clone(),
+                    first_name: created.attr_str("workflow.name").unwrap_or("").to_string(),
+                    name: created.attr_str("workflow.name").unwrap_or("").to_string(),
+                    renames: Vec::new(),
+                    environments: Vec::new(),
+                    activations: Vec::new(),
+                    runs: BTreeMap::new(),
+                });
+            }
+        }
+        for e in events {
+            self.body |= e.attr("nodes.count").is_some();
+            let Some(story) = self.story.as_mut() else {
+                continue;
+            };
+            let start = story.created.time;
+            if e.time < start || e.time - start > s.window {
+                continue;
+            }
+            if !story.environments.contains(&e.environment) {
+                story.environments.push(e.environment);
+            }
+            if e.is("workflow.activated") && story.activations.len() < MAX_ACTIVATIONS {
+                let off = s.policy.is_off_hours(e);
+                let clock = s.policy.hours.local_clock(e);
+                story.activations.push((Mark::of(e), off, clock));
+            }
+            if let Some(current) = e.attr_str("workflow.name").filter(|n| !n.is_empty()) {
+                if current != story.name {
+                    if story.renames.len() < MAX_RENAMES {
+                        story.renames.push((Mark::of(e), current.to_string()));
+                    }
+                    story.name = current.to_string();
+                }
+            }
+            let Some(exec) = e.attr_str("execution.id").filter(|x| !x.is_empty()) else {
+                continue;
+            };
+            let run = story.runs.entry(exec.to_string()).or_default();
+            run.last = run.last.max(e.time);
+            let ty = short_type(e);
+            if e.is("data.export") {
+                // A data store node can write out too, but in a run it is most often the
+                // read: the step that sends is the last export-like node that is not one.
+                let sends = !listed(&s.read, ty);
+                if run
+                    .export
+                    .as_ref()
+                    .is_none_or(|x| sends || listed(&s.read, &x.ty))
+                {
+                    run.export = Some(Node::of(e));
+                }
+            } else if e.is("workflow.node.executed")
+                && (listed(&s.read, ty)
+                    || listed(&s.stage, ty)
+                    || ty.eq_ignore_ascii_case("webhook"))
+            {
+                // Only these node runs tell the story (a read → stage chain, a webhook).
+                run.nodes.push(Node::of(e));
+            }
+        }
+        if let Some(story) = self.story.as_mut() {
+            story.bound(s);
+        }
+    }
+}
+
+impl Story {
+    /// The telling run's key (a staged one if any, else the first that sent data out) and
+    /// the first that sent data out: in the order of their execution ids.
+    fn telling(&self, s: &Settings) -> (Option<&str>, Option<&str>) {
+        let mut first = None;
+        for (key, run) in &self.runs {
+            let Some((_, chain, _)) = run.reading(s) else {
+                continue;
+            };
+            first.get_or_insert(key.as_str());
+            if !chain.is_empty() {
+                return (Some(key), first);
+            }
+        }
+        (None, first)
+    }
+
+    /// Drops the runs after the first staged one (they can never tell the story), then, past
+    /// [`RUNS_BYTES`], the runs least recently active but the two that may tell it.
+    fn bound(&mut self, s: &Settings) {
+        let (staged, first) = self.telling(s);
+        let (staged, first) = (staged.map(str::to_string), first.map(str::to_string));
+        if let Some(k) = &staged {
+            self.runs.retain(|key, _| key <= k);
+        }
+        let mut total: usize = self.runs.values().map(Run::bytes).sum();
+        while total > RUNS_BYTES {
+            let Some(key) = self
+                .runs
+                .iter()
+                .filter(|(k, _)| Some(*k) != staged.as_ref() && Some(*k) != first.as_ref())
+                .min_by_key(|(_, r)| r.last)
+                .map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            if let Some(run) = self.runs.remove(&key) {
+                total -= run.bytes();
+            }
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct WorkflowRun;
 
-impl Detector for WorkflowRun {
+impl IncrementalDetector for WorkflowRun {
+    type State = Seen;
+
     fn info() -> Info {
         let info = Info::new(
             "exfiltration.workflow-run",
@@ -59,28 +325,63 @@ impl Detector for WorkflowRun {
         keys::environments(info, "test")
     }
 
-    fn analyze(&self, t: &Trajectory, cx: &Context) -> Result<Vec<Finding>, AnalyzeError> {
+    fn observe(
+        &self,
+        seen: &mut Seen,
+        new_events: &[Event],
+        cx: &Context,
+    ) -> Result<Vec<Finding>, AnalyzeError> {
         let s = cx.settings::<Settings>()?;
+        let settings = kept_by(cx);
+        let last = seen.last.as_ref().map(|(t, id)| (*t, id.as_str()));
+        // Built again from the trajectory when the summaries were made under other settings,
+        // when an event arrives behind one already given, or when the workflow's creation
+        // arrives after events of its own time (they belong to the story).
+        let rebuild = (seen.kept_by != settings && seen.last.is_some())
+            || new_events
+                .first()
+                .is_some_and(|e| last.is_some_and(|l| (e.time, e.id.as_str()) < l))
+            || (seen.story.is_none()
+                && new_events
+                    .iter()
+                    .any(|e| e.is("workflow.created") && last.is_some_and(|l| e.time <= l.0)));
+        let latest = new_events
+            .last()
+            .map(|e| (e.time, e.id.clone()))
+            .into_iter()
+            .chain(seen.last.take())
+            .max();
+        if rebuild {
+            let info = Self::info();
+            let history = cx.history_all();
+            let events: Vec<&Event> = history
+                .iter()
+                .filter(|e| {
+                    contract::reads_event(&info.sources, &info.actions, &e.source, &e.action)
+                })
+                .collect();
+            *seen = Seen::default();
+            seen.add(&events, &s);
+        } else {
+            seen.add(&new_events.iter().collect::<Vec<_>>(), &s);
+        }
+        (seen.kept_by, seen.last) = (settings, latest);
         // A body was seen (enrichment or a relay): the actor-view story detector decides.
-        if t.events.iter().any(|e| e.attr("nodes.count").is_some()) {
+        if seen.body {
+            seen.story = None;
             return Ok(Vec::new());
         }
-        let Some(created) = t.events.iter().find(|e| e.is("workflow.created")) else {
-            return Ok(Vec::new());
-        };
-        let story: Vec<&Event> = t
-            .events
-            .iter()
-            .filter(|e| e.time >= created.time && e.time - created.time <= s.window)
-            .collect();
-        Ok(read(created, &story, &s)
+        Ok(seen
+            .story
+            .as_ref()
+            .and_then(|story| read(story, &s))
             .and_then(|r| r.finding(&s))
             .into_iter()
             .collect())
     }
 }
 
-register_detector!(WorkflowRun);
+register_incremental_detector!(WorkflowRun);
 
 struct Settings {
     window: i64,
@@ -114,122 +415,77 @@ fn listed(list: &[String], node: &str) -> bool {
     list.iter().any(|n| n.eq_ignore_ascii_case(node))
 }
 
-/// One execution as the stream shows it: its node runs in order, and the export.
-#[derive(Default)]
-struct Run<'a> {
-    nodes: Vec<&'a Event>,
-    export: Option<&'a Event>,
-}
-
 struct Reading<'a> {
-    created: &'a Event,
-    name: String,
-    export: &'a Event,
+    story: &'a Story,
+    export: &'a Node,
     /// read → stage → send, in one execution.
-    staged: Vec<&'a Event>,
-    webhook: Option<&'a Event>,
-    activated: &'a Event,
+    staged: Vec<&'a Node>,
+    webhook: Option<&'a Node>,
+    activated: &'a Mark,
     off_hours: bool,
-    renamed: Option<(&'a Event, String, String)>,
-    all: Vec<&'a Event>,
+    clock: &'a str,
+    /// The rename once live: the event and the name it had before.
+    renamed: Option<(&'a Mark, &'a str)>,
 }
 
-fn read<'a>(created: &'a Event, story: &[&'a Event], s: &Settings) -> Option<Reading<'a>> {
-    let mut runs: BTreeMap<&str, Run<'a>> = BTreeMap::new();
-    for e in story {
-        let Some(exec) = e.attr_str("execution.id").filter(|x| !x.is_empty()) else {
-            continue;
-        };
-        let run = runs.entry(exec).or_default();
-        if e.is("data.export") {
-            // A data store node can write out too, but in a run it is most often the
-            // read: the step that sends is the last export-like node that is not one.
-            let sends = !listed(&s.read, short_type(e));
-            if run
-                .export
-                .is_none_or(|x| sends || listed(&s.read, short_type(x)))
-            {
-                run.export = Some(e);
-            }
-        } else if e.is("workflow.node.executed") {
-            run.nodes.push(e);
-        }
-    }
-    // The telling run: a staged one if any, else the first that sent data out.
-    let mut export = None;
-    let mut staged = Vec::new();
-    let mut webhook = None;
-    for run in runs.values() {
-        let Some(x) = run.export else { continue };
-        let before: Vec<&'a Event> = run
-            .nodes
-            .iter()
-            .copied()
-            .filter(|n| n.time <= x.time)
-            .collect();
-        let chain = staged_chain(&before, s);
-        let hook = before
-            .iter()
-            .copied()
-            .find(|n| short_type(n).eq_ignore_ascii_case("webhook"));
-        if export.is_none() || (staged.is_empty() && !chain.is_empty()) {
-            export = Some(x);
-            staged = chain.into_iter().chain([x]).collect();
-            if staged.len() == 1 {
-                staged.clear();
-            }
-            webhook = hook.or(webhook);
-        }
-    }
-    let export = export?;
-    let (activated, off_hours) = s
-        .policy
-        .first_off_hours(story.iter().copied().filter(|e| e.is("workflow.activated")))?;
+fn read<'a>(story: &'a Story, s: &Settings) -> Option<Reading<'a>> {
+    // The telling run: a staged one if any, else the first that sent data out; a webhook
+    // is the telling run's, else the first run's.
+    let (staged_key, first_key) = story.telling(s);
+    let first = story.runs.get(first_key?)?.reading(s)?;
+    let (export, chain, hook) = match staged_key {
+        Some(k) => story.runs.get(k)?.reading(s)?,
+        None => first.clone(),
+    };
+    let staged = if chain.is_empty() {
+        Vec::new()
+    } else {
+        chain.into_iter().chain([export]).collect()
+    };
+    let webhook = hook.or(first.2);
+    // The first activation off-hours, else the first.
+    let (activated, off_hours, clock) = story
+        .activations
+        .iter()
+        .find(|a| a.1)
+        .or(story.activations.first())?;
     // Renamed once live: a name change after activation, away from a name somebody chose.
-    let first_name = created.attr_str("workflow.name").unwrap_or("").to_string();
-    let mut name = first_name.clone();
+    let mut name = story.first_name.as_str();
     let mut renamed = None;
-    for e in story {
-        let Some(current) = e.attr_str("workflow.name").filter(|n| !n.is_empty()) else {
-            continue;
-        };
-        if current != name {
-            let chosen = !DEFAULT_NAMES
-                .iter()
-                .any(|d| name.to_ascii_lowercase().starts_with(d));
-            if e.time > activated.time && chosen && renamed.is_none() {
-                renamed = Some((*e, name.clone(), current.to_string()));
-            }
-            name = current.to_string();
+    for (e, current) in &story.renames {
+        let chosen = !DEFAULT_NAMES
+            .iter()
+            .any(|d| name.to_ascii_lowercase().starts_with(d));
+        if e.time > activated.time && chosen && renamed.is_none() {
+            renamed = Some((e, name));
         }
+        name = current;
     }
     Some(Reading {
-        created,
-        name,
+        story,
         export,
         staged,
         webhook,
         activated,
-        off_hours,
+        off_hours: *off_hours,
+        clock,
         renamed,
-        all: story.to_vec(),
     })
 }
 
 /// The nodes of a read → stage chain before the export: the last read that precedes the
 /// first stage step after it (so an early unrelated read does not stand in for it).
-fn staged_chain<'a>(nodes: &[&'a Event], s: &Settings) -> Vec<&'a Event> {
-    let mut last_read: Option<&'a Event> = None;
+fn staged_chain<'a>(nodes: &[&'a Node], s: &Settings) -> Vec<&'a Node> {
+    let mut last_read: Option<&'a Node> = None;
     for n in nodes {
-        let ty = short_type(n);
-        if listed(&s.read, ty) {
+        if listed(&s.read, &n.ty) {
             last_read = Some(*n);
-        } else if listed(&s.stage, ty) {
+        } else if listed(&s.stage, &n.ty) {
             if let Some(r) = last_read {
-                let stages: Vec<&'a Event> = nodes
+                let stages: Vec<&'a Node> = nodes
                     .iter()
                     .copied()
-                    .filter(|m| m.time >= n.time && listed(&s.stage, short_type(m)))
+                    .filter(|m| m.at.time >= n.at.time && listed(&s.stage, &m.ty))
                     .collect();
                 return std::iter::once(r).chain(stages).collect();
             }
@@ -250,59 +506,60 @@ impl Reading<'_> {
         if count < s.min_signs {
             return None;
         }
-        let routine = self.all.iter().any(|e| s.policy.is_ignored_environment(e))
-            || s.policy.is_planned(self.created);
+        let story = self.story;
+        let planned = s.policy.is_service_account(&story.actor)
+            && s.policy.windows.contains(story.created.time);
+        let routine = story
+            .environments
+            .iter()
+            .any(|e| s.policy.ignore_environments.contains(e))
+            || planned;
         let severity = if routine {
             Severity::Informational
         } else {
             Severity::NeedsReview
         };
-        let who = &self.created.actor.id;
-        let system = &self.created.system;
+        let who = &story.actor;
+        let system = &story.system;
         let mut parts = Vec::new();
         if let Some(w) = self.webhook {
-            parts.push(format!("webhook-triggered ({})", quoted(node_name(w), 30)));
+            let name = w.name.as_deref().unwrap_or("");
+            parts.push(format!("webhook-triggered ({})", quoted(name, 30)));
         }
         if self.staged.is_empty() {
-            parts.push(format!(
-                "run sends data out via {}",
-                short_type(self.export)
-            ));
+            parts.push(format!("run sends data out via {}", self.export.ty));
         } else {
-            let chain: Vec<&str> = self.staged.iter().map(|e| short_type(e)).collect();
+            let chain: Vec<&str> = self.staged.iter().map(|e| e.ty.as_str()).collect();
             parts.push(format!("run {}", chain.join(" → ")));
         }
         parts.push(if self.off_hours {
-            format!(
-                "activated {} off-hours",
-                s.policy.hours.local_clock(self.activated)
-            )
+            format!("activated {} off-hours", self.clock)
         } else {
             "activated".to_string()
         });
-        if let Some((_, from, _)) = &self.renamed {
+        if let Some((_, from)) = &self.renamed {
             parts.push(format!("renamed from {} once live", quoted(from, 30)));
         }
         let t = title(format!(
             "New workflow {} by {who}: {}; destination not in the log stream",
-            quoted(&self.name, 40),
+            quoted(&story.name, 40),
             parts.join(", ")
         ));
-        let mut evidence: Vec<&Event> = vec![self.created, self.activated];
-        evidence.extend(self.webhook);
-        evidence.extend(self.staged.iter().copied());
-        evidence.push(self.export);
-        evidence.extend(self.renamed.as_ref().map(|(e, _, _)| *e));
+        let mut evidence: Vec<&Mark> = vec![&story.created, self.activated];
+        evidence.extend(self.webhook.map(|w| &w.at));
+        evidence.extend(self.staged.iter().map(|n| &n.at));
+        evidence.push(&self.export.at);
+        evidence.extend(self.renamed.map(|(e, _)| e));
         let next = match severity {
             Severity::NeedsReview => format!(
                 "Open {system}'s last execution to see where the {} step sent data, and ask {who} who approved it; connect the n8n API ([n8n] api_url, api_key) so the destination and credentials are read from the workflow itself",
-                short_type(self.export)
+                self.export.ty
             ),
             _ => format!("No action unless {system} is promoted outside the test environment / change window"),
         };
         Some(
             Finding::new(SIGNAL, severity, t)
-                .evidence(evidence)
+                .evidence_ids(evidence.into_iter().map(|m| m.id.clone()))
                 .score(0.45 + 0.1 * count as f32)
                 .next_step(next),
         )
@@ -318,12 +575,114 @@ mod tests {
     const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
 
     #[test]
-    fn show() {
-        plumbline_sdk::testing::show_findings::<super::WorkflowRun>(FIXTURES);
+    fn fixtures() {
+        plumbline_sdk::testing::run_incremental_fixtures::<super::WorkflowRun>(FIXTURES);
     }
 
+    /// The canonical story with its activation and its staging node arriving last, behind
+    /// the runs: the story is read again from history and comes out as in order.
     #[test]
-    fn fixtures() {
-        plumbline_sdk::testing::run_fixtures::<super::WorkflowRun>(FIXTURES);
+    fn late_events_are_read_again_from_history() {
+        use plumbline_sdk::*;
+        let path = format!("{FIXTURES}/positive-stream-canonical-story.json");
+        let fixture = testing::Fixture::load(std::path::Path::new(&path)).unwrap();
+        let all = fixture.to_trajectory().events;
+        let late = |e: &Event| e.id == "n8n:s3" || e.id == "n8n:r1-2";
+        let order: Vec<&Event> = all
+            .iter()
+            .filter(|e| !late(e))
+            .chain(all.iter().filter(|e| late(e)))
+            .collect();
+        let info = super::WorkflowRun::info();
+        let (mut state, mut arrived, mut found) = (None::<Vec<u8>>, Vec::new(), Vec::new());
+        for e in order {
+            arrived.push(e.clone());
+            arrived.sort_by(|a, b| (a.time, &a.id).cmp(&(b.time, &b.id)));
+            let window = Window {
+                id: "t".into(),
+                kind: TrajectoryKind::System,
+                key: "n8n/workflow/wf77".into(),
+                start: arrived[0].time,
+                end: arrived[arrived.len() - 1].time,
+                dropped: 0,
+                len: arrived.len() as u32,
+                replay: state.is_none(),
+            };
+            let cx =
+                Context::native_incremental(&info, &fixture.config, 0, window, arrived.clone());
+            let (bytes, f) = guest_v2::observe_bytes::<super::WorkflowRun>(
+                state.as_deref(),
+                std::slice::from_ref(e),
+                &cx,
+            )
+            .unwrap();
+            (state, found) = (Some(bytes), f);
+        }
+        fixture.compare(&found).unwrap();
+    }
+
+    /// 250 runs that send data out unstaged (the first ones keep their place as the telling
+    /// run's fallback), then one that reads, stages and sends: the state stays under the
+    /// host's bound on every call (the harness checks it) and the staged run tells the story.
+    #[test]
+    fn state_stays_bounded() {
+        let event = |id: String, second: usize, action: &str, attributes: String| {
+            format!(
+                r#"{{"id": "n8n:{id}", "time": "2024-06-12T{:02}:{:02}:{:02}Z", "source": "n8n", "actor": {{"id": "mallory@acme.com", "type": "human"}}, "system": "n8n/workflow/wf77", "action": "{action}", "attributes": {{"workflow.name": "Customer sync"{attributes}}}}}"#,
+                1 + second / 3600,
+                second / 60 % 60,
+                second % 60
+            )
+        };
+        let node = |run: &str, ty: &str| {
+            format!(
+                r#", "execution.id": "{run}", "node.type": "n8n-nodes-base.{ty}", "node.name": "{ty}""#
+            )
+        };
+        let mut events = vec![
+            event("s1".into(), 0, "workflow.created", String::new()),
+            event("s3".into(), 60, "workflow.activated", String::new()),
+        ];
+        let mut second = 120;
+        for (run, types) in (0..251).map(|r| {
+            let types: &[&str] = if r < 250 {
+                &["webhook", "set", "postgres", "httpRequest"]
+            } else {
+                &[
+                    "webhook",
+                    "postgres",
+                    "convertToFile",
+                    "compression",
+                    "httpRequest",
+                ]
+            };
+            (format!("exec-{r:05}"), types)
+        }) {
+            for (i, ty) in types.iter().enumerate() {
+                second += 1;
+                let id = format!("{run}-{i}");
+                events.push(event(
+                    id.clone(),
+                    second,
+                    "workflow.node.executed",
+                    node(&run, ty),
+                ));
+                if *ty == "httpRequest" {
+                    events.push(event(
+                        format!("{id}:export"),
+                        second,
+                        "data.export",
+                        node(&run, ty),
+                    ));
+                }
+            }
+        }
+        let fixture = format!(
+            r#"{{"trajectory": {{"kind": "system", "key": "n8n/workflow/wf77", "events": [{}]}}, "expected": [{{"signal": "exfil.workflow_run_story", "severity": 2, "evidence": ["n8n:s1", "n8n:s3", "n8n:exec-00250-0", "n8n:exec-00250-1", "n8n:exec-00250-2", "n8n:exec-00250-3", "n8n:exec-00250-4:export"]}}]}}"#,
+            events.join(",\n")
+        );
+        let path = std::env::temp_dir().join("exfiltration-workflow-run-bounded.json");
+        std::fs::write(&path, fixture).unwrap();
+        plumbline_sdk::testing::run_incremental_fixture::<super::WorkflowRun>(&path).unwrap();
     }
 }
