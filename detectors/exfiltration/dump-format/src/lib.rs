@@ -186,15 +186,12 @@ fn move_target(e: &Event) -> Option<String> {
         .or_else(|| e.attr_str("bucket").map(|b| format!("s3://{b}")))
 }
 
-/// FNV-1a of the [`KEPT_BY`] settings.
+/// A hash of the [`KEPT_BY`] settings (another build may hash them otherwise: that costs
+/// one more reading of `history`, nothing else).
 fn kept_by(cx: &Context) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for key in KEPT_BY {
-        for b in cx.config(key).unwrap_or_default().bytes().chain([0]) {
-            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    h
+    let mut h = std::hash::DefaultHasher::new();
+    std::hash::Hash::hash(&KEPT_BY.map(|k| cx.config(k)), &mut h);
+    std::hash::Hasher::finish(&h)
 }
 
 impl Seen {
