@@ -67,8 +67,19 @@ pub fn prune<T: Record>(kept: &mut Vec<T>, cx: &crate::Context) -> usize {
     before - kept.len()
 }
 
+/// The length of `r`'s `Debug` form, counted as it is written (no string is built: every
+/// call weighs every kept record).
 fn weigh<T: Debug>(r: &T) -> usize {
-    format!("{r:?}").len()
+    struct Count(usize);
+    impl std::fmt::Write for Count {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            self.0 += s.len();
+            Ok(())
+        }
+    }
+    let mut n = Count(0);
+    let _ = std::fmt::Write::write_fmt(&mut n, format_args!("{r:?}"));
+    n.0
 }
 
 /// `s` without control characters, cut to [`MAX_TEXT`] bytes on a character boundary.
