@@ -13,6 +13,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use plumbline_sdk::kept::{self, text};
 use plumbline_sdk::kit::{keys, Policy};
 use plumbline_sdk::*;
 
@@ -27,10 +28,9 @@ const SHARES: [&str; 4] = [
     "image.shared",
 ];
 
-/// Most shares kept, the oldest dropped first (a trajectory with more external shares is
-/// judged on its newest 16), and most reads kept cited per share whatever
-/// `max_evidence_reads` says: 16 shares citing 50 reads of ~50-byte ids stay well under
-/// the host's 64 KiB state bound.
+/// Most shares kept, the oldest dropped first (and fewer if they weigh more than
+/// [`kept::BUDGET`]: a trajectory with more external shares is judged on its newest), and
+/// most reads kept cited per share whatever `max_evidence_reads` says.
 const MAX_SHARES: usize = 16;
 const MAX_CITED: usize = 50;
 
@@ -46,8 +46,7 @@ pub struct Shares {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(crate = "plumbline_sdk::serde")]
 struct Share {
-    #[serde(rename = "t")]
-    time: i64,
+    t: i64,
     id: String,
     action: String,
     resource: String,
@@ -65,23 +64,26 @@ struct Share {
 impl Share {
     fn of(e: &Event) -> Share {
         Share {
-            time: e.time,
+            t: e.time,
             id: e.id.clone(),
             action: e.action.clone(),
-            resource: e.resource.clone(),
-            actor: e.actor.id.clone(),
-            display: e.actor.display.clone(),
+            resource: text(&e.resource),
+            actor: text(&e.actor.id),
+            display: text(&e.actor.display),
             environment: e.environment,
             public: e.attr_bool("public") == Some(true)
                 || e.destination.as_deref() == Some("public"),
             with: attr_list(e, "shared_with")
-                .into_iter()
-                .filter(|a| a != "*")
+                .iter()
+                .filter(|a| *a != "*")
+                .map(|a| text(a))
                 .collect(),
             bulk: None,
         }
     }
 }
+
+kept::record!(Share);
 
 /// The successful reads up to a share's time, in the buckets read in bulk.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -89,6 +91,7 @@ impl Share {
 struct Bulk {
     /// What makes a read bulk and how many are cited, when this was worked out.
     under: Thresholds,
+    /// Their names, as many as a title can show.
     buckets: Vec<String>,
     count: usize,
     bytes: u64,
@@ -123,9 +126,18 @@ impl Thresholds {
             })
             .collect();
         let reads = || bulk.iter().flat_map(|(_, rs)| rs.iter());
+        let mut shown = 0;
+        let buckets = bulk
+            .iter()
+            .map(|(b, _)| text(b))
+            .take_while(|b| {
+                shown += b.chars().count() + 2;
+                shown <= TITLE_MAX + 2
+            })
+            .collect();
         Bulk {
             under: self,
-            buckets: bulk.iter().map(|(b, _)| b.to_string()).collect(),
+            buckets,
             count: reads().count(),
             bytes: reads().map(|r| r.bytes()).sum(),
             cited: reads()
@@ -187,21 +199,28 @@ impl IncrementalDetector for S3BulkShare {
         let partners = cx.config_list("partner_accounts");
         let policy = cx.settings::<Policy>()?;
 
+        let mut shares = Vec::new();
         for e in new_events {
             if e.is(READ) {
                 // A late read changes what was read before the shares after it.
                 if e.attr_str("outcome") != Some("failure") {
-                    for s in seen.shares.iter_mut().filter(|s| s.time >= e.time) {
+                    for s in seen.shares.iter_mut().filter(|s| s.t >= e.time) {
                         s.bulk = None;
                     }
                 }
             } else if SHARES.contains(&e.action.as_str()) {
                 let share = Share::of(e);
                 if share.public || !share.with.is_empty() {
-                    insert(&mut seen.shares, share);
+                    shares.push(share);
                 }
             }
         }
+        // In (time, id) order, each once; what has left the trajectory (its bound dropped
+        // it) is no longer judged, as a 0.1.0 call would not see it either.
+        if !shares.is_empty() {
+            kept::fold(&mut seen.shares, shares, MAX_SHARES, kept::BUDGET);
+        }
+        kept::prune(&mut seen.shares, cx);
 
         // The shares judged, with who they open the data to.
         let judged: Vec<(usize, String)> = seen
@@ -237,28 +256,22 @@ impl IncrementalDetector for S3BulkShare {
             for (i, _) in &judged {
                 let s = &mut seen.shares[*i];
                 if s.bulk.as_ref().is_none_or(|b| b.under != under) {
-                    s.bulk = Some(under.bulk(&history, s.time));
+                    s.bulk = Some(under.bulk(&history, s.t));
                 }
             }
+            // The reads cited weigh too: the oldest shares go if they weigh too much.
+            let gone = kept::fold(&mut seen.shares, [], MAX_SHARES, kept::BUDGET).len();
+            return Ok(judged
+                .iter()
+                .filter(|(i, _)| *i >= gone)
+                .map(|(i, with)| finding(&seen.shares[*i - gone], with, &policy))
+                .collect());
         }
 
         Ok(judged
             .iter()
             .map(|(i, with)| finding(&seen.shares[*i], with, &policy))
             .collect())
-    }
-}
-
-/// Inserts `share` in (time, id) order (a late event can be older than ones already seen),
-/// once, keeping the newest [`MAX_SHARES`].
-fn insert(shares: &mut Vec<Share>, share: Share) {
-    let at = shares.partition_point(|s| (s.time, s.id.as_str()) < (share.time, share.id.as_str()));
-    if shares.get(at).is_some_and(|s| s.id == share.id) {
-        return;
-    }
-    shares.insert(at, share);
-    if shares.len() > MAX_SHARES {
-        shares.remove(0);
     }
 }
 
@@ -320,7 +333,7 @@ fn finding(share: &Share, with: &str, policy: &Policy) -> Finding {
         )),
     };
     // Planned work: a declared service account inside a declared change window.
-    if policy.is_service_account(&share.actor) && policy.windows.contains(share.time) {
+    if policy.is_service_account(&share.actor) && policy.windows.contains(share.t) {
         Finding {
             severity: Severity::Informational.as_u8(),
             ..finding
@@ -334,77 +347,54 @@ register_incremental_detector!(S3BulkShare);
 
 #[cfg(test)]
 mod tests {
-    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
+    plumbline_sdk::testing::incremental_fixture_tests!(super::S3BulkShare);
 
-    #[test]
-    fn fixtures() {
-        plumbline_sdk::testing::run_incremental_fixtures::<super::S3BulkShare>(FIXTURES);
-    }
-
-    /// Forty public shares after 300 reads of long-named objects, each citing as many reads
-    /// as it may: the newest 16 are judged and the state stays under the host's bound.
+    /// Many public shares with 500-byte ids and 8 KiB texts, after the twelve bulk reads:
+    /// the state stays under the host's bound (each call checks it), the newest share kept
+    /// is reported.
     #[test]
     fn state_stays_bounded() {
-        use plumbline_sdk::*;
-        let actor = "arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_DataEng/ben@acme.com";
+        use plumbline_sdk::testing::feed;
+        let f = feed::load(FIXTURES, "positive-public-snapshot.json");
+        let found = feed::flood::<super::S3BulkShare>(&f, "cloudtrail:s3", 300);
+        feed::newest_kept(&found);
+        assert!(found.len() <= super::MAX_SHARES);
+    }
+
+    /// Forty public shares after 300 reads, each citing as many reads as it may: the newest
+    /// (at most 16) are judged, each citing at most 50 reads, and the state stays under the
+    /// host's bound (the harness checks it).
+    #[test]
+    fn reads_cited_stay_bounded() {
         let event = |i: usize, action: &str| {
-            let bucket = format!("acme-customer-exports-{}", i % 4);
-            Event {
-                id: format!("cloudtrail:{i:08}-0000-4000-8000-{i:012}"),
-                time: 1_718_150_400_000_000_000 + i as i64 * 1_000_000_000,
-                source: "cloudtrail".into(),
-                actor: Actor {
-                    id: actor.into(),
-                    kind: ActorKind::Human,
-                    display: String::new(),
-                },
-                system: "aws/111122223333".into(),
-                action: action.into(),
-                resource: format!("s3://{bucket}/exports/{i}.parquet"),
-                environment: Environment::Prod,
-                destination: None,
-                volume: None,
-                attributes: [
-                    ("bucket".to_string(), AttributeValue::Text(bucket)),
-                    ("public".to_string(), AttributeValue::Boolean(true)),
-                ]
-                .into(),
-            }
+            format!(
+                r#"{{"id": "cloudtrail:{i:08}-0000-4000-8000-{i:012}", "time": "2024-06-12T{:02}:{:02}:{:02}Z", "source": "cloudtrail", "actor": {{"id": "arn:aws:sts::111122223333:assumed-role/DataEng/ben@acme.com", "type": "human"}}, "system": "aws/111122223333", "action": "{action}", "resource": "s3://acme-customer-exports-{}/exports/{i}.parquet", "attributes": {{"bucket": "acme-customer-exports-{}", "public": true}}}}"#,
+                10 + i / 3600,
+                i / 60 % 60,
+                i % 60,
+                i % 4,
+                i % 4
+            )
         };
-        let mut events: Vec<Event> = (0..300).map(|i| event(i, "s3.object.get")).collect();
+        let mut events: Vec<String> = (0..300).map(|i| event(i, "s3.object.get")).collect();
         events.extend((300..340).map(|i| event(i, "snapshot.shared")));
-        let info = super::S3BulkShare::info();
-        let config = [
-            ("min_objects".to_string(), "10".to_string()),
-            ("max_evidence_reads".to_string(), "1000".to_string()),
-        ]
-        .into();
-        let (mut state, mut found) = (None, Vec::new());
-        for n in 1..=events.len() {
-            let window = Window {
-                id: "t".into(),
-                kind: TrajectoryKind::Actor,
-                key: actor.into(),
-                start: events[0].time,
-                end: events[n - 1].time,
-                dropped: 0,
-                len: n as u32,
-                replay: state.is_none(),
-            };
-            let cx = Context::native_incremental(&info, &config, 0, window, events[..n].to_vec());
-            let new = &events[n - 1..n];
-            let (bytes, f) =
-                guest_v2::observe_bytes::<super::S3BulkShare>(state.as_deref(), new, &cx).unwrap();
-            assert!(
-                bytes.len() < testing::STATE_MAX_BYTES,
-                "{} bytes",
-                bytes.len()
-            );
-            (state, found) = (Some(bytes), f);
-        }
-        assert_eq!(found.len(), super::MAX_SHARES);
+        let fixture = format!(
+            r#"{{"config": {{"min_objects": "10", "max_evidence_reads": "1000"}}, "trajectory": {{"kind": "actor", "key": "ben@acme.com", "events": [{}]}}, "expected": [], "ignore_unexpected_below": 4}}"#,
+            events.join(",\n")
+        );
+        let path = std::env::temp_dir().join("exfiltration-s3-bulk-share-bounded.json");
+        std::fs::write(&path, fixture).unwrap();
+        let found =
+            plumbline_sdk::testing::run_incremental_fixture::<super::S3BulkShare>(&path).unwrap();
+        assert!(
+            (8..=super::MAX_SHARES).contains(&found.len()),
+            "{}",
+            found.len()
+        );
         assert!(found.iter().all(|f| f.signal == super::BULK_SHARE));
-        assert_eq!(found[0].evidence.len(), 1 + super::MAX_CITED);
-        assert_eq!(found[0].evidence[0], events[324].id);
+        assert!(found
+            .iter()
+            .all(|f| f.evidence.len() == 1 + super::MAX_CITED));
+        assert!(found[found.len() - 1].evidence[0].starts_with("cloudtrail:00000339-"));
     }
 }
