@@ -24,6 +24,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use plumbline_sdk::kept::{self, text, Record as _};
 use plumbline_sdk::kit::{keys, Policy};
 use plumbline_sdk::*;
 
@@ -32,24 +33,24 @@ const NAME_KEYS: [&str; 3] = ["workflow.name", "detail.scenarioName", "detail.na
 const VERSIONS: [&str; 3] = ["workflow.created", "workflow.updated", "workflow.activated"];
 const NODES: [&str; 2] = ["workflow.node.added", "workflow.node.changed"];
 
-/// Bounds on what is kept, in bytes of state (about), so it stays under the host's 64 KiB
-/// whatever the names' lengths: the newest versions that added a host (a version that adds
-/// none is never reported and leaves the baseline as it was, so it is not kept) within
-/// 24 KiB, the older ones forgotten but for the hosts they listed (within 6 KiB: the
-/// baseline of their workflows); the newest export nodes within 8 KiB, credentials and
-/// webhooks within 4 KiB each.
-const VERSIONS_BYTES: usize = 24 << 10;
+/// Bounds on what is kept, so the state stays under the host's 64 KiB whatever the names'
+/// lengths (in bytes as [`kept::fold`] weighs them): the newest versions that added a host
+/// (a version that adds none is never reported and leaves the baseline as it was, so it is
+/// not kept) within half of [`kept::BUDGET`], the older ones forgotten but for the hosts
+/// they listed (within 6 KiB: the baseline of their workflows); the newest export nodes
+/// within a sixth, the credentials and the webhooks created within a twelfth each.
+const VERSIONS_BYTES: usize = kept::BUDGET / 2;
 const FORGOTTEN_BYTES: usize = 6 << 10;
-const NODES_BYTES: usize = 8 << 10;
-const CREATED_BYTES: usize = 4 << 10;
+const NODES_BYTES: usize = kept::BUDGET / 6;
+const CREATED_BYTES: usize = kept::BUDGET / 12;
 
 /// What the detector remembers of a trajectory, each list in (time, id) order.
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(crate = "plumbline_sdk::serde")]
 pub struct Seen {
     versions: Vec<Version>,
-    /// Hosts listed by versions no longer kept, by workflow (`system`).
-    forgotten: BTreeMap<String, BTreeSet<String>>,
+    /// The hosts listed by versions no longer kept, by workflow (`system`).
+    forgotten: BTreeMap<String, Forgotten>,
     nodes: Vec<Node>,
     credentials: Vec<Created>,
     webhooks: Vec<Created>,
@@ -59,8 +60,7 @@ pub struct Seen {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(crate = "plumbline_sdk::serde")]
 struct Version {
-    #[serde(rename = "t")]
-    time: i64,
+    t: i64,
     id: String,
     created: bool,
     system: String,
@@ -76,8 +76,7 @@ struct Version {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(crate = "plumbline_sdk::serde")]
 struct Node {
-    #[serde(rename = "t")]
-    time: i64,
+    t: i64,
     id: String,
     base: String,
     destination: Option<String>,
@@ -87,125 +86,99 @@ struct Node {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(crate = "plumbline_sdk::serde")]
 struct Created {
-    #[serde(rename = "t")]
-    time: i64,
+    t: i64,
     id: String,
     key: String,
     actor: String,
 }
 
-/// What the ordered lists share: a (time, id) key, and about how many bytes of state an
-/// entry takes (its strings and 64 for the field names, the time and the punctuation).
-trait Kept {
-    fn at(&self) -> (i64, &str);
-    fn strings(&self) -> impl Iterator<Item = &String>;
-    fn bytes(&self) -> usize {
-        64 + self.strings().map(|s| s.len() + 3).sum::<usize>()
-    }
+kept::record!(Version, Node, Created);
+
+/// The hosts of a workflow's forgotten versions, and the newest one's time: when that has
+/// left the trajectory (its bound dropped it), so have they all.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(crate = "plumbline_sdk::serde")]
+struct Forgotten {
+    t: i64,
+    hosts: BTreeSet<String>,
 }
 
-impl Kept for Version {
-    fn at(&self) -> (i64, &str) {
-        (self.time, &self.id)
-    }
-    fn strings(&self) -> impl Iterator<Item = &String> {
-        [&self.id, &self.system, &self.actor]
-            .into_iter()
-            .chain(&self.name)
-            .chain(&self.destinations)
-            .chain(&self.credentials)
-    }
+/// What one call's events add, before they are folded in.
+#[derive(Default)]
+struct New {
+    versions: Vec<Version>,
+    nodes: Vec<Node>,
+    credentials: Vec<Created>,
+    webhooks: Vec<Created>,
 }
 
-impl Kept for Node {
-    fn at(&self) -> (i64, &str) {
-        (self.time, &self.id)
-    }
-    fn strings(&self) -> impl Iterator<Item = &String> {
-        [&self.id, &self.base].into_iter().chain(&self.destination)
-    }
-}
-
-impl Kept for Created {
-    fn at(&self) -> (i64, &str) {
-        (self.time, &self.id)
-    }
-    fn strings(&self) -> impl Iterator<Item = &String> {
-        [&self.id, &self.key, &self.actor].into_iter()
-    }
-}
-
-/// Inserts `item` in (time, id) order (a late event can be older than ones already
-/// seen), once.
-fn insert<T: Kept>(list: &mut Vec<T>, item: T) {
-    let at = list.partition_point(|x| x.at() < item.at());
-    if list.get(at).is_none_or(|x| x.at().1 != item.at().1) {
-        list.insert(at, item);
-    }
-}
-
-/// Drops the oldest entries until the list takes at most `budget` bytes; returns them.
-fn bound<T: Kept>(list: &mut Vec<T>, budget: usize) -> Vec<T> {
-    let mut total: usize = list.iter().map(Kept::bytes).sum();
-    let mut cut = 0;
-    while total > budget && cut < list.len() {
-        total -= list[cut].bytes();
-        cut += 1;
-    }
-    list.drain(..cut).collect()
-}
-
-impl Seen {
+impl New {
     fn add(&mut self, e: &Event) {
         let created = |key: String| Created {
-            time: e.time,
+            t: e.time,
             id: e.id.clone(),
-            key,
-            actor: e.actor.id.clone(),
+            key: text(&key),
+            actor: text(&e.actor.id),
         };
+        let list = |key: &str| attr_list(e, key).iter().map(|d| text(d)).collect();
         if VERSIONS.contains(&e.action.as_str()) {
             // Only versions that carry the workflow body list its destinations.
-            if e.attr("nodes.count").is_none() {
-                return;
+            if e.attr("nodes.count").is_some() {
+                self.versions.push(Version {
+                    t: e.time,
+                    id: e.id.clone(),
+                    created: e.is("workflow.created"),
+                    system: text(&e.system),
+                    actor: text(&e.actor.id),
+                    environment: e.environment,
+                    name: attr_text(e, &NAME_KEYS).map(text),
+                    destinations: list("destinations"),
+                    credentials: list("export.credentials"),
+                });
             }
-            let version = Version {
-                time: e.time,
-                id: e.id.clone(),
-                created: e.is("workflow.created"),
-                system: e.system.clone(),
-                actor: e.actor.id.clone(),
-                environment: e.environment,
-                name: attr_text(e, &NAME_KEYS).map(str::to_string),
-                destinations: attr_list(e, "destinations"),
-                credentials: attr_list(e, "export.credentials"),
-            };
-            // Bounded by `settle` once the call's events are in.
-            insert(&mut self.versions, version);
         } else if NODES.contains(&e.action.as_str()) {
-            if e.attr_bool("node.export") != Some(true) {
-                return;
-            }
-            if let Some((base, _)) = e.id.split_once(":node.") {
-                let node = Node {
-                    time: e.time,
+            if let Some((base, _)) =
+                e.id.split_once(":node.")
+                    .filter(|_| e.attr_bool("node.export") == Some(true))
+            {
+                self.nodes.push(Node {
+                    t: e.time,
                     id: e.id.clone(),
                     base: base.to_string(),
-                    destination: e.attr_str("node.destination").map(str::to_string),
-                };
-                insert(&mut self.nodes, node);
-                bound(&mut self.nodes, NODES_BYTES);
+                    destination: e.attr_str("node.destination").map(text),
+                });
             }
         } else if e.is("credential.created") {
             if let (Some(kind), Some(id)) =
                 (e.attr_str("credential.kind"), e.attr_str("credential.id"))
             {
-                insert(&mut self.credentials, created(format!("{kind}:{id}")));
-                bound(&mut self.credentials, CREATED_BYTES);
+                self.credentials.push(created(format!("{kind}:{id}")));
             }
         } else if e.is("webhook.created") {
-            insert(&mut self.webhooks, created(e.system.clone()));
-            bound(&mut self.webhooks, CREATED_BYTES);
+            self.webhooks.push(created(e.system.clone()));
         }
+    }
+}
+
+impl Seen {
+    /// Folds a call's events in, each list in (time, id) order and within its bound, and
+    /// forgets what has left the trajectory (its bound dropped it), as a 0.1.0 call would
+    /// not see it either.
+    fn fold(&mut self, new: New, cx: &Context) {
+        let all = usize::MAX;
+        // The versions are bounded by `settle`, once those that add nothing are gone.
+        kept::fold(&mut self.versions, new.versions, all, all);
+        kept::fold(&mut self.nodes, new.nodes, all, NODES_BYTES);
+        kept::fold(&mut self.credentials, new.credentials, all, CREATED_BYTES);
+        kept::fold(&mut self.webhooks, new.webhooks, all, CREATED_BYTES);
+        kept::prune(&mut self.versions, cx);
+        kept::prune(&mut self.nodes, cx);
+        kept::prune(&mut self.credentials, cx);
+        kept::prune(&mut self.webhooks, cx);
+        if let Some(w) = cx.window() {
+            self.forgotten.retain(|_, f| f.t >= w.start);
+        }
+        self.settle();
     }
 
     /// Drops the versions that add no host to a workflow that already has a baseline (they
@@ -232,18 +205,19 @@ impl Seen {
         let mut room = FORGOTTEN_BYTES.saturating_sub(
             self.forgotten
                 .iter()
-                .flat_map(|(system, hosts)| std::iter::once(system).chain(hosts))
+                .flat_map(|(system, f)| std::iter::once(system).chain(&f.hosts))
                 .map(|s| s.len() + 3)
                 .sum(),
         );
-        for old in bound(&mut self.versions, VERSIONS_BYTES) {
+        for old in kept::fold(&mut self.versions, [], usize::MAX, VERSIONS_BYTES) {
             self.nodes.retain(|n| n.base != old.id);
             room = room.saturating_sub(old.system.len() + 3);
             let known = self.forgotten.entry(old.system).or_default();
+            known.t = known.t.max(old.t);
             for host in old.destinations {
-                if room > host.len() + 3 && !known.contains(&host) {
+                if room > host.len() + 3 && !known.hosts.contains(&host) {
                     room -= host.len() + 3;
-                    known.insert(host);
+                    known.hosts.insert(host);
                 }
             }
         }
@@ -253,7 +227,12 @@ impl Seen {
     fn baselines(&self) -> BTreeMap<&str, BTreeSet<&str>> {
         self.forgotten
             .iter()
-            .map(|(system, hosts)| (system.as_str(), hosts.iter().map(String::as_str).collect()))
+            .map(|(system, f)| {
+                (
+                    system.as_str(),
+                    f.hosts.iter().map(String::as_str).collect(),
+                )
+            })
             .collect()
     }
 }
@@ -295,10 +274,11 @@ impl IncrementalDetector for NewDestination {
     ) -> Result<Vec<Finding>, AnalyzeError> {
         let lists = cx.settings::<Destinations>()?;
         let policy = cx.settings::<Policy>()?;
+        let mut new = New::default();
         for e in new_events {
-            seen.add(e);
+            new.add(e);
         }
-        seen.settle();
+        seen.fold(new, cx);
         let mut known = seen.baselines();
         let mut findings = Vec::new();
         for v in &seen.versions {
@@ -321,7 +301,7 @@ impl IncrementalDetector for NewDestination {
                 .entry(v.system.as_str())
                 .or_default()
                 .extend(v.destinations.iter().map(String::as_str));
-            let planned = policy.is_service_account(&v.actor) && policy.windows.contains(v.time);
+            let planned = policy.is_service_account(&v.actor) && policy.windows.contains(v.t);
             if policy.ignore_environments.contains(&v.environment) || planned {
                 continue;
             }
@@ -405,11 +385,16 @@ register_incremental_detector!(NewDestination);
 
 #[cfg(test)]
 mod tests {
-    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
+    plumbline_sdk::testing::incremental_fixture_tests!(super::NewDestination);
 
+    /// Many copies of a new scenario with 500-byte ids and 8 KiB texts: the state stays
+    /// under the host's bound (each call checks it); the copies add no host to the first.
     #[test]
-    fn fixtures() {
-        plumbline_sdk::testing::run_incremental_fixtures::<super::NewDestination>(FIXTURES);
+    fn state_stays_bounded() {
+        use plumbline_sdk::testing::feed;
+        let f = feed::load(FIXTURES, "positive-new-make-scenario.json");
+        let found = feed::flood::<super::NewDestination>(&f, "make:7f3a", 300);
+        assert_eq!(found.len(), 1);
     }
 
     /// 120 versions of one workflow, each adding a host (and an export node) and dropping its
@@ -417,7 +402,7 @@ mod tests {
     /// stays under the host's bound on every call (the harness checks it), and a forgotten
     /// version's hosts are still its workflow's baseline.
     #[test]
-    fn state_stays_bounded() {
+    fn forgotten_versions_stay_the_baseline() {
         let event = |id: String, minute: usize, action: &str, attributes: String| {
             format!(
                 r#"{{"id": "{id}", "time": "2024-06-12T{:02}:{:02}:00Z", "source": "n8n", "actor": {{"id": "lee@acme.com", "type": "human"}}, "system": "n8n/workflow/wf7", "action": "{action}", "attributes": {{{attributes}}}}}"#,
