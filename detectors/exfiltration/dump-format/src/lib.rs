@@ -12,6 +12,7 @@
 //! is not kept; `history` is read only when a dump arrives late, behind events already
 //! given, or when the window or the destination lists changed.
 
+use plumbline_sdk::kept::{self, text};
 use plumbline_sdk::kit::text::has_word;
 use plumbline_sdk::kit::{keys, Policy};
 use plumbline_sdk::*;
@@ -49,12 +50,13 @@ const KEPT_BY: [&str; 6] = [
     "catcher_domains",
 ];
 
-/// Bounds on what is kept, in bytes of state (about), the oldest dropped first, so the state
-/// stays under the host's 64 KiB: dumps within 16 KiB (a trajectory with more is judged on
-/// its newest), archiving/encrypting steps within 8 KiB and moves within 24 KiB.
-const DUMPS_BYTES: usize = 16 << 10;
-const STAGING_BYTES: usize = 8 << 10;
-const MOVES_BYTES: usize = 24 << 10;
+/// Bounds on what is kept (in bytes as [`kept::fold`] weighs them), the oldest dropped
+/// first, so the state stays under the host's 64 KiB: dumps within a third of
+/// [`kept::BUDGET`] (a trajectory with more is judged on its newest), archiving/encrypting
+/// steps within a sixth and moves within half.
+const DUMPS_BYTES: usize = kept::BUDGET / 3;
+const STAGING_BYTES: usize = kept::BUDGET / 6;
+const MOVES_BYTES: usize = kept::BUDGET / 2;
 
 /// What the detector remembers of a trajectory, each list in (time, id) order.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -74,8 +76,7 @@ pub struct Seen {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(crate = "plumbline_sdk::serde")]
 struct Dump {
-    #[serde(rename = "t")]
-    time: i64,
+    t: i64,
     id: String,
     action: String,
     actor: String,
@@ -95,18 +96,18 @@ struct Dump {
 impl Dump {
     fn of(e: &Event) -> Dump {
         Dump {
-            time: e.time,
+            t: e.time,
             id: e.id.clone(),
             action: e.action.clone(),
-            actor: e.actor.id.clone(),
+            actor: text(&e.actor.id),
             human: e.actor.kind == ActorKind::Human,
             environment: e.environment,
-            resource: e.resource.clone(),
-            destination: e.destination.clone(),
+            resource: text(&e.resource),
+            destination: e.destination.as_deref().map(text),
             volume: e.volume.map(|_| (e.rows(), e.bytes())),
-            format: format_of(e),
-            tables: attr_text(e, &["tables", "table", "data.tables"]).map(str::to_string),
-            database: attr_text(e, &["database"]).map(str::to_string),
+            format: format_of(e).as_deref().map(text),
+            tables: attr_text(e, &["tables", "table", "data.tables"]).map(text),
+            database: attr_text(e, &["database"]).map(text),
         }
     }
 
@@ -120,7 +121,7 @@ impl Dump {
 
     /// Whether `e` comes after this dump within `chain` (and is not the dump itself).
     fn followed_by(&self, time: i64, id: &str, chain: i64) -> bool {
-        time >= self.time && time - self.time <= chain && id != self.id
+        time >= self.t && time - self.t <= chain && id != self.id
     }
 }
 
@@ -128,56 +129,12 @@ impl Dump {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(crate = "plumbline_sdk::serde")]
 struct Step {
-    #[serde(rename = "t")]
-    time: i64,
+    t: i64,
     id: String,
     what: String,
 }
 
-/// What the ordered lists share: a (time, id) key, and about how many bytes of state an
-/// entry takes (its strings, and a constant for the field names, numbers and punctuation).
-trait Kept {
-    fn at(&self) -> (i64, &str);
-    fn bytes(&self) -> usize;
-}
-
-impl Kept for Dump {
-    fn at(&self) -> (i64, &str) {
-        (self.time, &self.id)
-    }
-    fn bytes(&self) -> usize {
-        let strings = [&self.id, &self.action, &self.actor, &self.resource]
-            .into_iter()
-            .chain(&self.destination)
-            .chain(&self.format)
-            .chain(&self.tables)
-            .chain(&self.database);
-        160 + strings.map(String::len).sum::<usize>()
-    }
-}
-
-impl Kept for Step {
-    fn at(&self) -> (i64, &str) {
-        (self.time, &self.id)
-    }
-    fn bytes(&self) -> usize {
-        48 + self.id.len() + self.what.len()
-    }
-}
-
-/// Inserts `item` in (time, id) order (a late event can be older than ones already
-/// seen), once, then drops the oldest entries while the list takes over `budget` bytes.
-fn insert<T: Kept>(list: &mut Vec<T>, item: T, budget: usize) {
-    let at = list.partition_point(|x| x.at() < item.at());
-    if list.get(at).is_some_and(|x| x.at().1 == item.at().1) {
-        return;
-    }
-    list.insert(at, item);
-    let mut total: usize = list.iter().map(Kept::bytes).sum();
-    while total > budget && list.len() > 1 {
-        total -= list.remove(0).bytes();
-    }
-}
+kept::record!(Dump, Step);
 
 /// Where a move takes data: its destination, or the bucket it writes to.
 fn move_target(e: &Event) -> Option<String> {
@@ -195,37 +152,43 @@ fn kept_by(cx: &Context) -> u64 {
 }
 
 impl Seen {
-    /// Keeps `e` if it archives, encrypts or moves data off (to a place not allow-listed)
-    /// within `chain` after a dump kept.
-    fn offer(&mut self, e: &Event, chain: i64, lists: &Destinations) {
-        if !self
-            .dumps
-            .iter()
-            .any(|d| d.followed_by(e.time, &e.id, chain))
-        {
-            return;
-        }
-        if STAGING.contains(&e.action.as_str()) {
-            let step = Step {
-                time: e.time,
+    /// Keeps the archiving, encrypting and moves to places not allow-listed among `events`
+    /// that come within `chain` after a dump kept.
+    fn offer<'a>(
+        &mut self,
+        events: impl Iterator<Item = &'a Event>,
+        chain: i64,
+        lists: &Destinations,
+    ) {
+        let (mut staging, mut moves) = (Vec::new(), Vec::new());
+        for e in events {
+            if !self
+                .dumps
+                .iter()
+                .any(|d| d.followed_by(e.time, &e.id, chain))
+            {
+                continue;
+            }
+            let step = |what: String| Step {
+                t: e.time,
                 id: e.id.clone(),
-                what: e.action.clone(),
+                what,
             };
-            insert(&mut self.staging, step, STAGING_BYTES);
-        }
-        if MOVES.contains(&e.action.as_str()) {
-            let Some(to) = move_target(e) else { return };
-            let unlisted = Place::parse(&to)
-                .is_some_and(|p| lists.classify_place(&p) != DestinationClass::Known);
-            if unlisted {
-                let step = Step {
-                    time: e.time,
-                    id: e.id.clone(),
-                    what: to,
-                };
-                insert(&mut self.moves, step, MOVES_BYTES);
+            if STAGING.contains(&e.action.as_str()) {
+                staging.push(step(e.action.clone()));
+            }
+            if MOVES.contains(&e.action.as_str()) {
+                if let Some(to) = move_target(e).as_deref().map(text) {
+                    let unlisted = Place::parse(&to)
+                        .is_some_and(|p| lists.classify_place(&p) != DestinationClass::Known);
+                    if unlisted {
+                        moves.push(step(to));
+                    }
+                }
             }
         }
+        kept::fold(&mut self.staging, staging, usize::MAX, STAGING_BYTES);
+        kept::fold(&mut self.moves, moves, usize::MAX, MOVES_BYTES);
     }
 }
 
@@ -297,24 +260,25 @@ impl IncrementalDetector for DumpFormat {
             seen.staging.clear();
             seen.moves.clear();
         }
-        for e in new_events {
-            if DUMPS.contains(&e.action.as_str()) && is_database_dump(e) {
-                // A dump behind events already given: what followed it was not kept.
-                reread |= seen.horizon.is_some_and(|h| e.time <= h);
-                insert(&mut seen.dumps, Dump::of(e), DUMPS_BYTES);
-            }
-        }
-        let events = if reread {
-            cx.history_all()
+        let dumps: Vec<Dump> = new_events
+            .iter()
+            .filter(|e| DUMPS.contains(&e.action.as_str()) && is_database_dump(e))
+            .map(Dump::of)
+            .collect();
+        // A dump behind events already given: what followed it was not kept.
+        reread |= dumps.iter().any(|d| seen.horizon.is_some_and(|h| d.t <= h));
+        kept::fold(&mut seen.dumps, dumps, usize::MAX, DUMPS_BYTES);
+        // What has left the trajectory (its bound dropped it) is no longer judged, as a
+        // 0.1.0 call would not see it either.
+        kept::prune(&mut seen.dumps, cx);
+        if reread {
+            seen.offer(cx.history_all().iter(), chain, &lists);
         } else {
-            new_events.to_vec()
-        };
-        for e in &events {
-            seen.offer(e, chain, &lists);
+            seen.offer(new_events.iter(), chain, &lists);
         }
         // Steps of dumps no longer kept go with them.
         let dumps = &seen.dumps;
-        let followed = |s: &Step| dumps.iter().any(|d| d.followed_by(s.time, &s.id, chain));
+        let followed = |s: &Step| dumps.iter().any(|d| d.followed_by(s.t, &s.id, chain));
         seen.staging.retain(followed);
         seen.moves.retain(followed);
         seen.horizon = new_events.iter().map(|e| e.time).chain(seen.horizon).max();
@@ -341,7 +305,7 @@ impl IncrementalDetector for DumpFormat {
             if !big || policy.ignore_environments.contains(&dump.environment) {
                 continue;
             }
-            let later = |s: &&Step| dump.followed_by(s.time, &s.id, chain);
+            let later = |s: &&Step| dump.followed_by(s.t, &s.id, chain);
             // Archived or encrypted: in the dump's own format, or by a later step.
             let staged = seen.staging.iter().find(later);
             let staged_in_place = format
@@ -418,7 +382,7 @@ impl IncrementalDetector for DumpFormat {
                     format!("Ask {who} why {} was dumped to a file and where the file is now; delete it if no longer needed", quoted(what, 40)),
                 )
             };
-            let planned = policy.is_service_account(actor) && policy.windows.contains(dump.time);
+            let planned = policy.is_service_account(actor) && policy.windows.contains(dump.t);
             let severity = if planned {
                 Severity::Informational
             } else {
@@ -476,11 +440,16 @@ fn format_of(e: &Event) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
+    plumbline_sdk::testing::incremental_fixture_tests!(super::DumpFormat);
 
+    /// Many copies of a dump with 500-byte ids and 8 KiB texts: the state stays under the
+    /// host's bound (each call checks it), the newest dumps kept are reported.
     #[test]
-    fn fixtures() {
-        plumbline_sdk::testing::run_incremental_fixtures::<super::DumpFormat>(FIXTURES);
+    fn flooded_state_stays_bounded() {
+        use plumbline_sdk::testing::feed;
+        let f = feed::load(FIXTURES, "positive-dump-encrypt-upload.json");
+        let found = feed::flood::<super::DumpFormat>(&f, "db:d1", 300);
+        feed::newest_kept(&found);
     }
 
     fn event(id: &str, minute: usize, action: &str, rest: &str) -> String {
