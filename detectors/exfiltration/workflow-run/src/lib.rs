@@ -19,6 +19,7 @@
 
 use std::collections::BTreeMap;
 
+use plumbline_sdk::kept::text;
 use plumbline_sdk::kit::{keys, Policy};
 use plumbline_sdk::*;
 
@@ -41,10 +42,10 @@ const KEPT_BY: [&str; 6] = [
 
 /// Bounds on what is kept, so the state stays under the host's 64 KiB: runs within about
 /// 32 KiB (past it the runs least recently active go first, never the two that can be the
-/// telling one), the first 16 activations and the first 16 renames in the story.
+/// telling one), the first 8 activations and the first 8 renames in the story.
 const RUNS_BYTES: usize = 32 << 10;
-const MAX_ACTIVATIONS: usize = 16;
-const MAX_RENAMES: usize = 16;
+const MAX_ACTIVATIONS: usize = 8;
+const MAX_RENAMES: usize = 8;
 
 /// What the detector remembers of a trajectory.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -54,8 +55,8 @@ pub struct Seen {
     kept_by: u64,
     /// The latest event given, (time, id): an event before it arrives late.
     last: Option<(i64, String)>,
-    /// A workflow body was seen.
-    body: bool,
+    /// When a workflow body was last seen.
+    body: Option<i64>,
     story: Option<Story>,
 }
 
@@ -81,15 +82,14 @@ struct Story {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(crate = "plumbline_sdk::serde")]
 struct Mark {
-    #[serde(rename = "t")]
-    time: i64,
+    t: i64,
     id: String,
 }
 
 impl Mark {
     fn of(e: &Event) -> Mark {
         Mark {
-            time: e.time,
+            t: e.time,
             id: e.id.clone(),
         }
     }
@@ -121,8 +121,8 @@ impl Node {
             at: Mark::of(e),
             name: ty
                 .eq_ignore_ascii_case("webhook")
-                .then(|| node_name(e).to_string()),
-            ty: ty.to_string(),
+                .then(|| text(node_name(e))),
+            ty: text(ty),
         }
     }
 
@@ -145,11 +145,7 @@ impl Run {
     /// webhook it started from.
     fn reading(&self, s: &Settings) -> Option<(&Node, Vec<&Node>, Option<&Node>)> {
         let x = self.export.as_ref()?;
-        let before: Vec<&Node> = self
-            .nodes
-            .iter()
-            .filter(|n| n.at.time <= x.at.time)
-            .collect();
+        let before: Vec<&Node> = self.nodes.iter().filter(|n| n.at.t <= x.at.t).collect();
         let chain = staged_chain(&before, s);
         let hook = before
             .iter()
@@ -172,12 +168,13 @@ impl Seen {
     fn add(&mut self, events: &[&Event], s: &Settings) {
         if self.story.is_none() {
             if let Some(created) = events.iter().find(|e| e.is("workflow.created")) {
+                let name = text(created.attr_str("workflow.name").unwrap_or(""));
                 self.story = Some(Story {
                     created: Mark::of(created),
-                    actor: created.actor.id.clone(),
-                    system: created.system.clone(),
-                    first_name: created.attr_str("workflow.name").unwrap_or("").to_string(),
-                    name: created.attr_str("workflow.name").unwrap_or("").to_string(),
+                    actor: text(&created.actor.id),
+                    system: text(&created.system),
+                    first_name: name.clone(),
+                    name,
                     renames: Vec::new(),
                     environments: Vec::new(),
                     activations: Vec::new(),
@@ -186,11 +183,13 @@ impl Seen {
             }
         }
         for e in events {
-            self.body |= e.attr("nodes.count").is_some();
+            if e.attr("nodes.count").is_some() {
+                self.body = self.body.max(Some(e.time));
+            }
             let Some(story) = self.story.as_mut() else {
                 continue;
             };
-            let start = story.created.time;
+            let start = story.created.t;
             if e.time < start || e.time - start > s.window {
                 continue;
             }
@@ -203,17 +202,18 @@ impl Seen {
                 story.activations.push((Mark::of(e), off, clock));
             }
             if let Some(current) = e.attr_str("workflow.name").filter(|n| !n.is_empty()) {
+                let current = text(current);
                 if current != story.name {
                     if story.renames.len() < MAX_RENAMES {
-                        story.renames.push((Mark::of(e), current.to_string()));
+                        story.renames.push((Mark::of(e), current.clone()));
                     }
-                    story.name = current.to_string();
+                    story.name = current;
                 }
             }
             let Some(exec) = e.attr_str("execution.id").filter(|x| !x.is_empty()) else {
                 continue;
             };
-            let run = story.runs.entry(exec.to_string()).or_default();
+            let run = story.runs.entry(text(exec)).or_default();
             run.last = run.last.max(e.time);
             let ty = short_type(e);
             if e.is("data.export") {
@@ -267,7 +267,8 @@ impl Story {
         if let Some(k) = &staged {
             self.runs.retain(|key, _| key <= k);
         }
-        let mut total: usize = self.runs.values().map(Run::bytes).sum();
+        let weigh = |(key, run): (&String, &Run)| key.len() + run.bytes();
+        let mut total: usize = self.runs.iter().map(weigh).sum();
         while total > RUNS_BYTES {
             let Some(key) = self
                 .runs
@@ -279,7 +280,7 @@ impl Story {
                 break;
             };
             if let Some(run) = self.runs.remove(&key) {
-                total -= run.bytes();
+                total -= weigh((&key, &run));
             }
         }
     }
@@ -366,9 +367,16 @@ impl IncrementalDetector for WorkflowRun {
             seen.add(&new_events.iter().collect::<Vec<_>>(), &s);
         }
         (seen.kept_by, seen.last) = (settings, latest);
+        // What has left the trajectory (its bound dropped it) no longer counts, as a 0.1.0
+        // call would not see it either: a body, or the creation and the story with it.
+        if let Some(w) = cx.window() {
+            seen.body = seen.body.filter(|t| *t >= w.start);
+            if seen.story.as_ref().is_some_and(|s| s.created.t < w.start) {
+                seen.story = None;
+            }
+        }
         // A body was seen (enrichment or a relay): the actor-view story detector decides.
-        if seen.body {
-            seen.story = None;
+        if seen.body.is_some() {
             return Ok(Vec::new());
         }
         Ok(seen
@@ -456,7 +464,7 @@ fn read<'a>(story: &'a Story, s: &Settings) -> Option<Reading<'a>> {
         let chosen = !DEFAULT_NAMES
             .iter()
             .any(|d| name.to_ascii_lowercase().starts_with(d));
-        if e.time > activated.time && chosen && renamed.is_none() {
+        if e.t > activated.t && chosen && renamed.is_none() {
             renamed = Some((e, name));
         }
         name = current;
@@ -485,7 +493,7 @@ fn staged_chain<'a>(nodes: &[&'a Node], s: &Settings) -> Vec<&'a Node> {
                 let stages: Vec<&'a Node> = nodes
                     .iter()
                     .copied()
-                    .filter(|m| m.at.time >= n.at.time && listed(&s.stage, &m.ty))
+                    .filter(|m| m.at.t >= n.at.t && listed(&s.stage, &m.ty))
                     .collect();
                 return std::iter::once(r).chain(stages).collect();
             }
@@ -507,8 +515,8 @@ impl Reading<'_> {
             return None;
         }
         let story = self.story;
-        let planned = s.policy.is_service_account(&story.actor)
-            && s.policy.windows.contains(story.created.time);
+        let planned =
+            s.policy.is_service_account(&story.actor) && s.policy.windows.contains(story.created.t);
         let routine = story
             .environments
             .iter()
@@ -572,53 +580,34 @@ fn node_name(e: &Event) -> &str {
 
 #[cfg(test)]
 mod tests {
-    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
+    plumbline_sdk::testing::incremental_fixture_tests!(super::WorkflowRun);
 
+    /// Many copies of the workflow's creation with 500-byte ids and 8 KiB texts: the state
+    /// stays under the host's bound (each call checks it).
     #[test]
-    fn fixtures() {
-        plumbline_sdk::testing::run_incremental_fixtures::<super::WorkflowRun>(FIXTURES);
+    fn flooded_state_stays_bounded() {
+        use plumbline_sdk::testing::feed;
+        let f = feed::load(FIXTURES, "positive-stream-canonical-story.json");
+        let found = feed::flood::<super::WorkflowRun>(&f, "n8n:s1", 300);
+        assert!(found.is_empty());
     }
 
     /// The canonical story with its activation and its staging node arriving last, behind
     /// the runs: the story is read again from history and comes out as in order.
     #[test]
     fn late_events_are_read_again_from_history() {
-        use plumbline_sdk::*;
-        let path = format!("{FIXTURES}/positive-stream-canonical-story.json");
-        let fixture = testing::Fixture::load(std::path::Path::new(&path)).unwrap();
-        let all = fixture.to_trajectory().events;
-        let late = |e: &Event| e.id == "n8n:s3" || e.id == "n8n:r1-2";
-        let order: Vec<&Event> = all
-            .iter()
-            .filter(|e| !late(e))
-            .chain(all.iter().filter(|e| late(e)))
+        use plumbline_sdk::testing::feed;
+        let f = feed::load(FIXTURES, "positive-stream-canonical-story.json");
+        let late = ["n8n:s3", "n8n:r1-2"];
+        let order: Vec<&str> = (f.trajectory.events.iter())
+            .map(|e| e.id.as_str())
+            .filter(|id| !late.contains(id))
+            .chain(late)
             .collect();
-        let info = super::WorkflowRun::info();
-        let (mut state, mut arrived, mut found) = (None::<Vec<u8>>, Vec::new(), Vec::new());
-        for e in order {
-            arrived.push(e.clone());
-            arrived.sort_by(|a, b| (a.time, &a.id).cmp(&(b.time, &b.id)));
-            let window = Window {
-                id: "t".into(),
-                kind: TrajectoryKind::System,
-                key: "n8n/workflow/wf77".into(),
-                start: arrived[0].time,
-                end: arrived[arrived.len() - 1].time,
-                dropped: 0,
-                len: arrived.len() as u32,
-                replay: state.is_none(),
-            };
-            let cx =
-                Context::native_incremental(&info, &fixture.config, 0, window, arrived.clone());
-            let (bytes, f) = guest_v2::observe_bytes::<super::WorkflowRun>(
-                state.as_deref(),
-                std::slice::from_ref(e),
-                &cx,
-            )
+        let last = feed::arrive::<super::WorkflowRun>(&f, &order)
+            .pop()
             .unwrap();
-            (state, found) = (Some(bytes), f);
-        }
-        fixture.compare(&found).unwrap();
+        f.compare(&last).unwrap();
     }
 
     /// 250 runs that send data out unstaged (the first ones keep their place as the telling
