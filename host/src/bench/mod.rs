@@ -429,6 +429,35 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         )
         .target(Target::AtMost(1024.0)),
     );
+    figures.push(Figure::new(
+        "rss_backlog",
+        "  work queued at that reading (events and evaluations)",
+        m.backlog,
+        "",
+    ));
+    figures.push(Figure::new(
+        "rss_lag_s",
+        "  evaluation lag at that reading",
+        m.lag_seconds,
+        "s",
+    ));
+    progress(
+        args.json,
+        &format!("resident memory after {rss_events} events, once drained"),
+    );
+    figures.push(match memory::drained(&exe, rss_events).await? {
+        Some(b) => Figure::new(
+            "rss_drained_mib",
+            "server RSS once that work has drained",
+            b as f64 / (1024.0 * 1024.0),
+            "MiB",
+        ),
+        None => Figure::missing(
+            "rss_drained_mib",
+            "server RSS once that work has drained",
+            "the backlog did not drain within 300 s".into(),
+        ),
+    });
     figures.push(
         match m.stop_seconds {
             Some(s) => Figure::new(
