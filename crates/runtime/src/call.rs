@@ -160,8 +160,62 @@ fn new_store(engine: &DetectorEngine, spec: &CallSpec<'_>) -> Store<CallState> {
     let mut store = Store::new(&engine.engine, state);
     store.limiter(|s| &mut s.memory);
     // The deadline covers instantiation too: a start function can spin as well.
+    let budget = CpuBudget::start(spec.limits.deadline);
     store.set_epoch_deadline(engine.ticks(spec.limits.deadline));
+    store.epoch_deadline_callback(move |_| Ok(budget.at_deadline()));
     store
+}
+
+/// A call's deadline counted in the CPU time of the thread running it, not only the wall
+/// clock: when the cores are saturated (evaluation workers run below ingest's priority) a
+/// good detector can pass its wall-clock deadline while barely running, and three such
+/// calls would quarantine it. At each wall-clock deadline the call goes on, one tick at a
+/// time, while its thread has used less CPU than the deadline, and is interrupted at once
+/// when it has (a spinning detector uses its CPU budget whatever the load) or when the
+/// wall clock reaches [`STARVED_CAP`] times the deadline (a host call that blocks, or a
+/// machine too starved to judge anything in time).
+struct CpuBudget {
+    deadline: std::time::Duration,
+    wall: std::time::Instant,
+    /// The thread's CPU time at the start (none without a CPU clock: then every deadline
+    /// is the wall clock's, as it was).
+    cpu: Option<std::time::Duration>,
+}
+
+/// The hard wall-clock cap, in deadlines.
+const STARVED_CAP: u32 = 10;
+
+impl CpuBudget {
+    fn start(deadline: std::time::Duration) -> CpuBudget {
+        CpuBudget {
+            deadline,
+            wall: std::time::Instant::now(),
+            cpu: thread_cpu_time(),
+        }
+    }
+
+    fn at_deadline(&self) -> wasmtime::UpdateDeadline {
+        let used = match (self.cpu, thread_cpu_time()) {
+            (Some(start), Some(now)) => now.saturating_sub(start),
+            _ => return wasmtime::UpdateDeadline::Interrupt,
+        };
+        if used < self.deadline && self.wall.elapsed() < self.deadline * STARVED_CAP {
+            wasmtime::UpdateDeadline::Continue(1)
+        } else {
+            wasmtime::UpdateDeadline::Interrupt
+        }
+    }
+}
+
+/// CPU time the calling thread has used (`CLOCK_THREAD_CPUTIME_ID`).
+fn thread_cpu_time() -> Option<std::time::Duration> {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `t` is a valid timespec for the call to fill; the clock id is a constant.
+    let ok = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) } == 0;
+    ok.then(|| std::time::Duration::new(t.tv_sec as u64, t.tv_nsec as u32))
 }
 
 fn instantiate_failure(e: &wasmtime::Error, store: &Store<CallState>) -> Failure {

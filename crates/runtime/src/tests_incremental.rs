@@ -251,6 +251,45 @@ fn traps_and_deadlines_quarantine_a_0_2_detector() {
     }
 }
 
+/// A judge that answers after blocking its caller for a while: wall time, no CPU.
+struct SlowJudge(std::time::Duration);
+
+impl plumbline_trajectory::ModelJudge for SlowJudge {
+    fn judge(&self, _: plumbline_trajectory::JudgeRequest) -> plumbline_contract::ModelAnswer {
+        std::thread::sleep(self.0);
+        plumbline_contract::ModelAnswer::Unavailable("slow".into())
+    }
+}
+
+/// The deadline is the call's CPU time: a call that waited past its wall-clock deadline
+/// without running (here blocked in the host, as a starved thread waits for a core) goes
+/// on, up to ten deadlines of wall clock; past that it is interrupted. (A spinning call
+/// uses its CPU and is interrupted at the deadline: the test above.)
+#[test]
+fn a_deadline_counts_the_call_s_cpu_time_up_to_ten_deadlines_of_wall_clock() {
+    for (wait_ms, fails) in [(120, false), (600, true)] {
+        let rt = runtime_with(|c| c.deadline_ms = 40);
+        rt.set_judge(Arc::new(SlowJudge(std::time::Duration::from_millis(
+            wait_ms,
+        ))));
+        let d = probe_set(&rt, false);
+        let t = trajectory("slow", &[("a", 0, "probe.x"), ("ask", 1, "probe.ask")]);
+        let found = titles(&rt.evaluate(&t));
+        let h = d.health.report();
+        assert_eq!(h.failures, u64::from(fails), "waited {wait_ms} ms: {h:?}");
+        if fails {
+            assert!(found.is_empty());
+            assert!(h.last_failure.unwrap().contains("deadline exceeded"));
+        } else {
+            assert_eq!(
+                found.len(),
+                1,
+                "waited {wait_ms} ms (3 deadlines): answered"
+            );
+        }
+    }
+}
+
 /// The reference port: its fixtures pass through the real host, fed one event at a time.
 #[test]
 fn the_ported_secret_probe_passes_its_fixtures_in_wasm() {

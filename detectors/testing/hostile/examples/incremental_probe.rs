@@ -3,7 +3,8 @@
 //! whether it was a replay, how many events its state already held), so tests see what
 //! the host handed over. New events with these actions make it misbehave on purpose:
 //! `probe.history` reads the trajectory through `history` and cites its first event;
-//! `probe.unseen` cites an event it was never given; `probe.panic` panics; `probe.spin`
+//! `probe.unseen` cites an event it was never given; `probe.ask` asks the host's model
+//! (which a test makes slow); `probe.panic` panics; `probe.spin`
 //! never returns; `probe.bloat` grows its state past any bound.
 // Natively (cargo test builds examples) nothing calls the detector; only the WASM export does.
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
@@ -67,6 +68,13 @@ impl IncrementalDetector for Probe {
                     evidence.push(all[0].id.clone());
                 }
                 "probe.unseen" => evidence.push("never-given".into()),
+                // Blocks in the host (the test's judge sleeps): wall time, no CPU.
+                "probe.ask" => {
+                    let _ = cx.judge(&Question {
+                        instructions: "anything?".into(),
+                        events: vec![e.id.clone()],
+                    });
+                }
                 "probe.bloat" => m.bloat = "x".repeat(100_000),
                 _ => {}
             }
