@@ -214,6 +214,19 @@ impl Context {
         }
     }
 
+    /// A fingerprint of the values of `keys`: an incremental detector that judged events
+    /// against its settings when they arrived keeps it in its state and reads the
+    /// trajectory again when it changes. (Another build may hash otherwise: that costs one
+    /// more reading of `history`, nothing else.)
+    pub fn config_fingerprint<'a>(&self, keys: impl IntoIterator<Item = &'a str>) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::hash::DefaultHasher::new();
+        for key in keys {
+            self.config(key).hash(&mut h);
+        }
+        h.finish()
+    }
+
     /// A configuration value parsed as `T` (trimmed); the error names the key and the value.
     pub fn config_parsed<T: FromStr>(&self, key: &str) -> Result<T, AnalyzeError> {
         config::parse(key, self.config(key))

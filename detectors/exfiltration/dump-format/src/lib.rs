@@ -143,12 +143,9 @@ fn move_target(e: &Event) -> Option<String> {
         .or_else(|| e.attr_str("bucket").map(|b| format!("s3://{b}")))
 }
 
-/// A hash of the [`KEPT_BY`] settings (another build may hash them otherwise: that costs
-/// one more reading of `history`, nothing else).
+/// The fingerprint of the [`KEPT_BY`] settings.
 fn kept_by(cx: &Context) -> u64 {
-    let mut h = std::hash::DefaultHasher::new();
-    std::hash::Hash::hash(&KEPT_BY.map(|k| cx.config(k)), &mut h);
-    std::hash::Hasher::finish(&h)
+    cx.config_fingerprint(KEPT_BY)
 }
 
 impl Seen {

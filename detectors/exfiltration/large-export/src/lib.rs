@@ -369,14 +369,10 @@ impl IncrementalDetector for LargeExport {
 
 register_incremental_detector!(LargeExport);
 
-/// A hash of the configuration (another build may hash it otherwise: that costs one more
-/// reading of `history`, nothing else).
+/// The fingerprint of the whole configuration.
 fn kept_by(cx: &Context) -> u64 {
-    let mut h = std::hash::DefaultHasher::new();
-    for key in LargeExport::info().config {
-        std::hash::Hash::hash(&cx.config(&key.name), &mut h);
-    }
-    std::hash::Hasher::finish(&h)
+    let keys = LargeExport::info().config;
+    cx.config_fingerprint(keys.iter().map(|k| k.name.as_str()))
 }
 
 /// Keeps at most [`MAX_PLACES`] destinations within [`kept::BUDGET`] (weighed as

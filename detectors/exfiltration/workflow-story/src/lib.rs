@@ -404,14 +404,10 @@ impl IncrementalDetector for WorkflowStory {
 
 register_incremental_detector!(WorkflowStory);
 
-/// A hash of the configuration (another build may hash it otherwise: that costs one more
-/// reading of `history`, nothing else).
+/// The fingerprint of the whole configuration.
 fn kept_by(cx: &Context) -> u64 {
-    let mut h = std::hash::DefaultHasher::new();
-    for key in WorkflowStory::info().config {
-        std::hash::Hash::hash(&cx.config(&key.name), &mut h);
-    }
-    std::hash::Hasher::finish(&h)
+    let keys = WorkflowStory::info().config;
+    cx.config_fingerprint(keys.iter().map(|k| k.name.as_str()))
 }
 
 impl Seen {
