@@ -187,6 +187,40 @@ async fn the_benign_look_alikes_of_the_synthetic_day_stay_informational() {
     assert!(loud.is_empty(), "benign traffic raised {loud:#?}");
 }
 
+/// Every built-in detector runs on the incremental contract (0.2.0): given only its new
+/// events and its state, never the whole trajectory again.
+#[tokio::test]
+async fn every_built_in_detector_is_incremental() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path());
+    let (status, body) = support::get(&s, "/v1/detectors").await;
+    assert_eq!(status, 200);
+    let packs = [
+        "exfiltration.",
+        "prompt-edits.",
+        "branch-bypass.",
+        "credential-abuse.",
+        "supply-chain.",
+        "drift.",
+        "coding-agent.",
+        "single-event.",
+    ];
+    let built_in: Vec<&Value> = body["detectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| {
+            packs
+                .iter()
+                .any(|p| d["name"].as_str().unwrap().starts_with(p))
+        })
+        .collect();
+    assert!(built_in.len() >= 31, "{body:#}");
+    for d in built_in {
+        assert_eq!(d["wit_version"], "0.2.0", "{d:#}");
+    }
+}
+
 /// `plumbline eval` judges each scenario against its label: a story labelled misaligned
 /// that is raised counts as caught, a benign one mislabelled as misaligned is a miss, the
 /// thresholds decide the exit code, and the last line is the summary CI greps.
