@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuntimeConfig {
-    /// Wall-clock budget of one detector call (instantiate + analyze), milliseconds.
+    /// Budget of one detector call (instantiate + analyze), milliseconds of its thread's CPU
+    /// time, at most ten times that of wall clock (`call::CpuBudget`).
     pub deadline_ms: u64,
     /// Linear-memory cap of one detector instance, MiB.
     pub memory_mib: u64,
