@@ -5,11 +5,18 @@
 # (docs/fuzzing.md; after the tests, so building the fuzz targets never delays their answer).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+started=$SECONDS
+phase() { echo "test.sh: $1 done at $((SECONDS - started)) s"; }
 scripts/setup.sh test
 scripts/build-detectors.sh
+phase "set-up and detector components"
 cargo test --workspace "$@"
+phase "cargo test"
 # Detection on the scenario corpus (tests/scenarios): with the organisation described, and
 # without it (README "Detection").
 cargo run -q -p plumbline -- eval tests/scenarios --min-recall 0.95 --max-fpr 0.05
 cargo run -q -p plumbline -- eval tests/scenarios --no-org --min-recall 0.95 --max-fpr 0.10
+phase "eval"
 scripts/fuzz.sh
+phase "fuzz"
+

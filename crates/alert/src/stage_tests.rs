@@ -191,6 +191,45 @@ async fn batches_stored_after_the_checkpoint_are_applied_on_start() {
     assert_eq!(r.stage.applied_seq(), 1);
 }
 
+/// A stop does not work through the queue first: whatever was acknowledged and not yet in a
+/// trajectory, or in one and not yet judged, is applied and judged at the next start, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_with_work_queued_loses_nothing_and_raises_nothing_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let actors: Vec<String> = (0..40).map(|i| format!("actor-{i}")).collect();
+    {
+        let r = start(dir.path());
+        // One batch per event, so the builder has a queue of small batches when the stop
+        // comes right after the last acknowledgement.
+        for (i, actor) in actors.iter().enumerate() {
+            for step in 0..5 {
+                let id = format!("e-{i}-{step}");
+                let system = format!("n8n/flow-{i}");
+                let e = ev(&id, actor, &system, "workflow.updated", step * MIN);
+                r.writer.write(vec![e]).await.unwrap();
+            }
+        }
+        r.stage.shutdown();
+    }
+    let r = reopen(dir.path());
+    wait_for(|| {
+        let alerts: Vec<_> = r.alerts.all().collect();
+        alerts.len() == actors.len() && alerts.iter().all(|a| a.event_ids.len() == 5)
+    });
+    assert_eq!(
+        r.stage.applied_seq(),
+        200,
+        "every acknowledged batch is applied"
+    );
+    let per_actor = |a: &str| {
+        let list = r.stage.list().into_iter();
+        list.filter(|t| t.kind == TrajectoryKind::Actor && t.key == a)
+            .count()
+    };
+    assert!(actors.iter().all(|a| per_actor(a) == 1));
+    r.stage.shutdown();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_quiet_trajectory_is_judged_again_after_its_settle_delay() {
     let dir = tempfile::tempdir().unwrap();

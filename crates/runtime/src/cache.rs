@@ -22,6 +22,8 @@ pub struct ComponentCache {
     dir: Option<PathBuf>,
     engine_hash: String,
     loaded: Mutex<HashMap<String, Component>>,
+    /// Self-tests known to pass (see [`ComponentCache::self_test_passed`]).
+    passed: Mutex<std::collections::HashSet<String>>,
 }
 
 /// Where a compiled component came from (reported by `detector test` and in logs).
@@ -41,7 +43,52 @@ impl ComponentCache {
             dir,
             engine_hash: hex::encode(&h.0.finalize()[..8]),
             loaded: Mutex::new(HashMap::new()),
+            passed: Mutex::default(),
         }
+    }
+
+    /// Whether the self-test named by `key` ([`self_test_key`]) passed before, in this
+    /// process or (with a cache directory) an earlier one. Fixtures are deterministic, so
+    /// the same component, fixtures, configuration and limits under the same binary give
+    /// the same answer: a restart need not run a pack's hundreds of fixtures again (they
+    /// were half of a start's second). A failure is never remembered.
+    pub fn self_test_passed(&self, key: &str) -> bool {
+        if self.passed.lock().expect("cache lock").contains(key) {
+            return true;
+        }
+        let found = self.self_test_file(key).is_some_and(|p| p.exists());
+        if found {
+            self.passed
+                .lock()
+                .expect("cache lock")
+                .insert(key.to_string());
+        }
+        found
+    }
+
+    /// Records that the self-test named by `key` passed.
+    pub fn remember_self_test(&self, key: &str) {
+        self.passed
+            .lock()
+            .expect("cache lock")
+            .insert(key.to_string());
+        if let Some(path) = self.self_test_file(key) {
+            let written = path
+                .parent()
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .and_then(|()| std::fs::write(&path, b"passed\n"));
+            if let Err(e) = written {
+                tracing::warn!(path = %path.display(), error = %e, "cannot record a passed self-test");
+            }
+        }
+    }
+
+    fn self_test_file(&self, key: &str) -> Option<PathBuf> {
+        let dir = self.dir.as_ref()?;
+        Some(
+            dir.join("self-tests")
+                .join(format!("{key}-{}", self.engine_hash)),
+        )
     }
 
     /// The compiled component for `bytes`, compiling it only if no cache has it.
@@ -86,6 +133,36 @@ impl ComponentCache {
             .expect("cache lock")
             .insert(key, c.clone());
     }
+}
+
+/// Names one self-test: this binary (its path, size, modification time and inode: a
+/// rebuilt or replaced binary is another), and everything the `parts` say (the component's
+/// hash, its configuration and limits, each fixture's name and text). `None` when the
+/// binary cannot be identified: then every self-test runs.
+pub fn self_test_key<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> Option<String> {
+    static BINARY: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let binary = BINARY.get_or_init(|| {
+        use std::os::unix::fs::MetadataExt;
+        let exe = std::env::current_exe().ok()?;
+        let m = std::fs::metadata(&exe).ok()?;
+        Some(format!(
+            "{}:{}:{}.{}:{}:{}",
+            exe.display(),
+            m.len(),
+            m.mtime(),
+            m.mtime_nsec(),
+            m.ino(),
+            m.dev()
+        ))
+    });
+    let mut h = Sha256::new();
+    h.update(binary.as_ref()?.as_bytes());
+    for part in parts {
+        // Length-prefixed, so parts cannot run into each other.
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part);
+    }
+    Some(hex::encode(&h.finalize()[..16]))
 }
 
 /// Write-then-rename, so a crash never leaves a truncated artefact under the real name.

@@ -236,6 +236,11 @@ impl Runtime {
         }
     }
 
+    /// Where passed pack self-tests are remembered (beside the compiled components).
+    pub(crate) fn self_tests(&self) -> &cache::ComponentCache {
+        &self.cache
+    }
+
     pub fn settings(&self) -> &RuntimeConfig {
         &self.config
     }

@@ -450,3 +450,66 @@ fn the_watched_directory_loads_replaces_and_removes_packs() {
     watch::scan(&packs, dir.path(), &mut seen);
     assert!(signals(&rt).is_empty());
 }
+
+/// A pass is remembered beside the compiled components, so the next start does not run the
+/// fixtures again; a failure never is, and a configuration the fixtures fail under is
+/// refused even though the same component and fixtures passed before under another.
+#[test]
+fn a_passed_self_test_is_remembered_per_component_config_and_fixtures_and_a_failure_is_not() {
+    let team = PackKey::generate().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let runtime_on = |dir: &Path| {
+        let c = RuntimeConfig {
+            deadline_ms: 10_000,
+            ..RuntimeConfig::default()
+        };
+        Arc::new(Runtime::new(c, Some(dir.to_path_buf())).expect("runtime"))
+    };
+    let remembered = || match std::fs::read_dir(cache.path().join("self-tests")) {
+        Ok(d) => d.count(),
+        Err(_) => 0,
+    };
+    let with_severity = |severity: &str| {
+        let mut files = probe_files(1, 1);
+        let manifest = String::from_utf8(files.files["pack.toml"].clone()).unwrap();
+        let manifest =
+            manifest.replace(r#"severity = "2""#, &format!(r#"severity = "{severity}""#));
+        files
+            .files
+            .insert("pack.toml".into(), manifest.into_bytes());
+        signed(author::build(files).unwrap().1, &team)
+    };
+    assert_eq!(remembered(), 0);
+
+    for start_no in 0..2 {
+        let rt = runtime_on(cache.path());
+        let (_d, packs) = start(&rt, config(&[&team]));
+        let s = packs
+            .install_archive(with_severity("2"), None, Origin::Installed, true)
+            .unwrap();
+        assert_eq!(
+            (s.state, s.fixtures_passed),
+            ("active", 2),
+            "start {start_no}"
+        );
+        assert_eq!(signals(&rt), ["probe.v1"]);
+        assert_eq!(
+            remembered(),
+            1,
+            "one pass, remembered once (start {start_no})"
+        );
+    }
+
+    // Same component, same fixtures, another severity: the fixtures run and fail.
+    let rt = runtime_on(cache.path());
+    let (_d, packs) = start(&rt, config(&[&team]));
+    let e = packs
+        .install_archive(with_severity("3"), None, Origin::Installed, true)
+        .unwrap_err();
+    assert!(
+        matches!(&e, PackError::Fixtures { reason, .. } if reason.contains("positive-tick")),
+        "{e}"
+    );
+    assert_eq!(remembered(), 1, "a failure is not remembered");
+    assert!(signals(&rt).is_empty(), "nothing activated");
+}
