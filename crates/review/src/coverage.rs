@@ -323,7 +323,7 @@ impl Coverage {
             closes_at: event.time_nanos(),
             dropped: 0,
             hash: trajectory_hash(std::iter::once((event.id.as_str(), &digest))),
-            events: vec![event.clone()],
+            events: vec![event.clone()].into(),
         });
         // Kept so the alert's story (and a summary resumed after a restart) can be found.
         self.tree.insert(

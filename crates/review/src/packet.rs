@@ -144,7 +144,7 @@ pub fn build(i: Inputs<'_>) -> Packet {
     }
     let (mut events, header) = match &i.trajectory {
         Some(t) => (
-            t.events.clone(),
+            t.events.to_vec(),
             TrajectoryHeader {
                 id: t.id.clone(),
                 found: true,
@@ -450,7 +450,7 @@ mod tests {
             closes_at: 0,
             dropped: 0,
             hash: "h".into(),
-            events,
+            events: events.into(),
         };
         let config = ReviewConfig::default();
         let p = build(Inputs {
@@ -515,7 +515,7 @@ mod tests {
             closes_at: 0,
             dropped: 0,
             hash: "h".into(),
-            events,
+            events: events.into(),
         };
         let config = ReviewConfig::default();
         let p = build(Inputs {

@@ -2,8 +2,6 @@
 //! `history` resource the host lends for one call, and the conversion of host events
 //! into the 0.2.0 types. 0.1.0's bindings stay in `bindings`.
 
-use std::sync::Arc;
-
 use plumbline_event as host;
 
 wasmtime::component::bindgen!({
@@ -22,7 +20,7 @@ pub const HISTORY_PAGE: u32 = 64;
 /// What a `history` resource reads: the trajectory's events as the evaluation saw them
 /// (shared by every 0.2.0 call of one evaluation; nothing is copied until read).
 pub struct History {
-    pub events: Arc<Vec<Arc<host::Event>>>,
+    pub events: plumbline_trajectory::Events,
 }
 
 wit_event_conversion!();

@@ -344,7 +344,7 @@ mod tests {
             closes_at: 0,
             dropped,
             hash: String::new(),
-            events,
+            events: events.into(),
         }
     }
 

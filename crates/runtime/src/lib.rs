@@ -341,8 +341,8 @@ impl Runtime {
         };
         // Converted once, only when some 0.1.0 detector will read it.
         let mut v1: Option<(bindings::wit::Trajectory, usize)> = None;
-        // The events 0.2.0 detectors may read through `history`, shared by their calls.
-        let mut history: Option<Arc<Vec<Arc<plumbline_event::Event>>>> = None;
+        // The events 0.2.0 detectors may read through `history`: the trajectory's own list.
+        let history = &t.events;
         for d in called {
             match d.pre {
                 call::Pre::V1(_) => {
@@ -356,9 +356,7 @@ impl Runtime {
                     }
                 }
                 call::Pre::V2(_) => {
-                    let history = history
-                        .get_or_insert_with(|| Arc::new(t.events.clone()))
-                        .clone();
+                    let history = history.clone();
                     let how = ObserveWith {
                         config: d.config.clone(),
                         now: None,
@@ -390,7 +388,7 @@ impl Runtime {
         &self,
         d: &Detector,
         t: &Trajectory,
-        history: Arc<Vec<Arc<plumbline_event::Event>>>,
+        history: plumbline_trajectory::Events,
         how: ObserveWith,
         states: &incremental::StateBook,
     ) -> Observe {
@@ -701,10 +699,10 @@ impl Runtime {
             let prefix = Trajectory {
                 start: events[0].time_nanos(),
                 end: events[n - 1].time_nanos(),
-                events,
+                events: events.into(),
                 ..t.clone()
             };
-            let history = Arc::new(prefix.events.clone());
+            let history = prefix.events.clone();
             let started = std::time::Instant::now();
             let how = ObserveWith {
                 config: config.clone(),

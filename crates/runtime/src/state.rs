@@ -48,7 +48,7 @@ pub struct Asking {
     pub trajectory: String,
     pub trajectory_hash: String,
     /// The trajectory's events: a question may show only these.
-    pub events: Arc<Vec<Arc<plumbline_event::Event>>>,
+    pub events: plumbline_trajectory::Events,
 }
 
 impl CallState {

@@ -402,6 +402,6 @@ fn a_call_gets_at_most_max_input_bytes_of_events() {
     assert_eq!(cut.events[0].id, t.events.last().unwrap().id);
     assert_eq!(cut.dropped, t.dropped + all as u64 - 1);
     assert!(cut_bytes <= newest && bytes > cut_bytes);
-    t.events.clear();
+    t.events.make_mut().clear();
     assert!(bindings::trajectory(&t, 0).0.events.is_empty());
 }

@@ -56,7 +56,7 @@ impl TrajectoryRecord {
             end: s.entries.back().map_or(s.first_time, |e| e.time),
             closes_at: s.closes_at,
             dropped: s.dropped,
-            hash: s.cached_hash().cloned().unwrap_or_else(|| s.hash()),
+            hash: s.hash(),
             closed,
             last_evaluated_hash: s.last_evaluated_hash.clone(),
             event_count: s.entries.len(),

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use super::evaluate::{Evaluator, Outcomes};
 use super::model::{Trajectory, TrajectoryKind};
 use super::persist::{TrajectoryRecord, TrajectoryStore};
-use super::window::{finish_snapshot, Book, Changes, WindowRules};
+use super::window::{Book, Changes, WindowRules};
 use crate::TrajectoryConfig;
 use plumbline_metrics::{Histogram, LATENCY_BOUNDS};
 use plumbline_store::{CommitListener, CommittedBatch, Store, StoreError};
@@ -274,14 +274,13 @@ impl TrajectoryStage {
     }
 
     fn evaluate(&self, id: &str, settle: bool, evaluator: &dyn Evaluator, alerts: &dyn Outcomes) {
-        // Copy under the lock, hash outside it: the builder must not wait on evaluations.
-        let (mut t, digests, version, last) = {
+        // A snapshot shares the window's event list and its hash rehashes one chunk: cheap
+        // enough under the lock the builder also takes.
+        let (t, version, last) = {
             let book = self.book.lock().expect("book");
             let Some(s) = book.get(id) else { return };
-            let (t, digests) = s.unhashed_snapshot();
-            (t, digests, s.version, s.last_evaluated_hash.clone())
+            (s.snapshot(), s.version, s.last_evaluated_hash.clone())
         };
-        finish_snapshot(&mut t, &digests);
         if !settle && last.as_deref() == Some(t.hash.as_str()) {
             self.stats.skipped_unchanged.fetch_add(1, Ordering::Relaxed);
             // Nothing to judge: the change is not waiting any more (evaluation lag).
@@ -291,9 +290,6 @@ impl TrajectoryStage {
                 }
             }
             return;
-        }
-        if let Some(s) = self.book.lock().expect("book").get(id) {
-            s.offer_hash(version, &t.hash);
         }
         let t = Arc::new(t);
         let evaluation = if settle {
@@ -498,8 +494,7 @@ impl Builder {
                 }
             }
         }
-        for (olds, mut t, digests) in renamed_to {
-            finish_snapshot(&mut t, &digests);
+        for (olds, t) in renamed_to {
             let t = Arc::new(t);
             for old in olds {
                 self.forget(&old);
@@ -522,12 +517,7 @@ impl Builder {
     }
 
     /// For each trajectory that took over renamed ids: the ids it replaced and its view.
-    #[allow(clippy::type_complexity)]
-    fn renamed_snapshots(
-        &self,
-        book: &Book,
-        changes: &Changes,
-    ) -> Vec<(Vec<String>, Trajectory, Vec<[u8; 32]>)> {
+    fn renamed_snapshots(&self, book: &Book, changes: &Changes) -> Vec<(Vec<String>, Trajectory)> {
         let mut by_current: HashMap<&str, Vec<String>> = HashMap::new();
         for (old, _) in &changes.renamed {
             by_current
@@ -537,10 +527,7 @@ impl Builder {
         }
         by_current
             .into_iter()
-            .filter_map(|(current, olds)| {
-                let (t, digests) = book.get(current)?.unhashed_snapshot();
-                Some((olds, t, digests))
-            })
+            .filter_map(|(current, olds)| Some((olds, book.get(current)?.snapshot())))
             .collect()
     }
 

@@ -373,3 +373,118 @@ fn a_preview_is_the_trajectory_the_event_would_join_without_changing_the_book() 
     let alone = Book::new(rules(1000)).preview(TrajectoryKind::Actor, &pending);
     assert_eq!(alone.events.len(), 1);
 }
+
+/// A snapshot shares the window's event list instead of copying it; a change after the
+/// snapshot leaves the snapshot as it was (copy-on-write), in every arrival order, at the
+/// bound and through a merge.
+#[test]
+fn a_snapshot_shares_the_event_list_and_a_later_change_does_not_touch_it() {
+    let ids = |t: &Trajectory| t.events.iter().map(|e| e.id.clone()).collect::<Vec<_>>();
+    let entry_ids = |s: &window::Session| {
+        s.entries
+            .iter()
+            .map(|e| e.event.id.clone())
+            .collect::<Vec<_>>()
+    };
+    let events: Vec<Event> = (0..8)
+        .map(|i| ev(&format!("e{i}"), "ada", "repo", "git.push", i * MIN))
+        .collect();
+    let mut book = Book::new(rules(5));
+    let mut ch = Changes::default();
+    let actor = |b: &Book| {
+        b.sessions()
+            .find(|s| s.kind == TrajectoryKind::Actor)
+            .unwrap()
+            .id
+            .clone()
+    };
+    // Odd minutes first, then even: late events land in the middle, then the bound drops.
+    let order = events
+        .iter()
+        .skip(1)
+        .step_by(2)
+        .chain(events.iter().step_by(2));
+    for e in order {
+        book.apply(Arc::new(e.clone()), &mut ch);
+        let id = actor(&book);
+        let s = book.get(&id).unwrap();
+        let (a, b) = (s.snapshot(), s.snapshot());
+        assert!(Events::ptr_eq(&a.events, &b.events), "shared, not copied");
+        assert_eq!(ids(&a), entry_ids(s));
+        // The next event changes the window; the snapshot taken before stays as it was.
+        let before = ids(&a);
+        let next = ev(&format!("x-{}", e.id), "ada", "repo", "git.push", 30 * MIN);
+        book.apply(Arc::new(next), &mut ch);
+        assert_eq!(ids(&a), before);
+        let s = book.get(&actor(&book)).unwrap();
+        assert_eq!(ids(&s.snapshot()), entry_ids(s));
+        assert!(!Events::ptr_eq(&a.events, &s.snapshot().events));
+    }
+    // A bridging event merges two windows: the merged list is the entries, in order.
+    let actors = |b: &Book| {
+        b.sessions()
+            .filter(|s| s.kind == TrajectoryKind::Actor)
+            .count()
+    };
+    let span = rules(5).window / 60_000_000_000;
+    let far = ev("far", "ada", "repo", "git.push", (30 + span + 20) * MIN);
+    book.apply(Arc::new(far), &mut ch);
+    assert_eq!(actors(&book), 2);
+    let bridge = ev("bridge", "ada", "repo", "git.push", (30 + span - 5) * MIN);
+    book.apply(Arc::new(bridge), &mut ch);
+    assert_eq!(actors(&book), 1, "the bridge merged the two windows");
+    let s = book.get(&actor(&book)).unwrap();
+    assert_eq!(ids(&s.snapshot()), entry_ids(s));
+    assert_eq!(s.snapshot().events.last().unwrap().id, "far");
+}
+
+/// The remembered chunks give the hash a fresh computation gives, through events added
+/// anywhere and dropped at the front; a change rehashes the chunks it touched, not all.
+#[test]
+fn the_chunk_memo_agrees_with_a_fresh_hash_and_rehashes_only_what_changed() {
+    use crate::model::{trajectory_hash, ChunkMemo};
+    let digest = |i: u64| -> [u8; 32] {
+        sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(
+            i.to_le_bytes(),
+        ))
+        .into()
+    };
+    let mut list: std::collections::VecDeque<(String, [u8; 32])> = Default::default();
+    let mut memo = ChunkMemo::default();
+    let fresh = |l: &std::collections::VecDeque<(String, [u8; 32])>| {
+        trajectory_hash(l.iter().map(|(id, d)| (id.as_str(), d)))
+    };
+    let mut seen = std::collections::HashSet::new();
+    // A deterministic walk: mostly appends, some inserts in the middle, a bound of 1,000.
+    let mut x: u64 = 7;
+    for i in 0..3_000u64 {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let at = if x >> 60 == 0 && !list.is_empty() {
+            (x as usize >> 8) % list.len()
+        } else {
+            list.len()
+        };
+        list.insert(at, (format!("e{i}"), digest(i)));
+        if list.len() > 1_000 {
+            list.pop_front();
+        }
+        let (h, hashed) = memo.hash_counting(list.iter().map(|(id, d)| (id.as_str(), d)));
+        assert_eq!(h, fresh(&list), "step {i}");
+        assert!(seen.insert(h), "every state its own hash (step {i})");
+        if i > 0 {
+            // The chunk the event joined (or the two it split) and, at the bound, the first.
+            assert!(
+                hashed <= 3,
+                "step {i}: {hashed} chunks rehashed of {}",
+                list.len()
+            );
+        }
+    }
+    // Nothing remembered: every chunk is hashed, to the same answer.
+    let (h, hashed) =
+        ChunkMemo::default().hash_counting(list.iter().map(|(id, d)| (id.as_str(), d)));
+    assert_eq!(h, fresh(&list));
+    assert!(hashed > 5, "{hashed}");
+}

@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
-use super::model::{event_digest, trajectory_hash, Trajectory, TrajectoryKind};
+use super::model::{event_digest, trajectory_hash, ChunkMemo, Events, Trajectory, TrajectoryKind};
 use plumbline_contract::glob::matches;
 use plumbline_event::Event;
 
@@ -107,6 +107,9 @@ pub struct Session {
     /// Kept events ordered by (time, id). A deque: the common case appends at the back
     /// and, at the bound, drops at the front, both O(1).
     pub entries: VecDeque<Entry>,
+    /// The same events as `entries`, as the list snapshots share (see [`Events`]): kept
+    /// beside them so taking a snapshot copies nothing.
+    view: Events,
     pub dropped: u64,
     pub last_evaluated_hash: Option<String>,
     /// When the oldest change not yet evaluated happened (for event-to-alert latency).
@@ -118,6 +121,19 @@ pub struct Session {
     /// The content hash, computed once per change (it is asked for on every evaluation,
     /// checkpoint and listing; recomputing it over 1,000 events each time dominated CPU).
     hash_cache: std::sync::OnceLock<String>,
+    /// The chunks' hashes from the last computation: a change rehashes only its chunk.
+    chunks: Memo,
+}
+
+/// A [`ChunkMemo`] asked for through `&Session`. Sessions are read and changed under the
+/// book's lock, so this lock is never contended.
+#[derive(Debug, Default)]
+struct Memo(std::sync::Mutex<ChunkMemo>);
+
+impl Clone for Memo {
+    fn clone(&self) -> Memo {
+        Memo(std::sync::Mutex::new(self.0.lock().expect("memo").clone()))
+    }
 }
 
 /// The id of the trajectory of `kind` and `key` whose earliest event is `origin_id` at
@@ -138,12 +154,14 @@ impl Session {
             origin_id: origin_id.to_string(),
             closes_at: t,
             entries: VecDeque::new(),
+            view: Events::default(),
             dropped: 0,
             last_evaluated_hash: None,
             dirty_since: None,
             unsaved: true,
             version: 0,
             hash_cache: std::sync::OnceLock::new(),
+            chunks: Memo::default(),
         }
     }
 
@@ -174,6 +192,7 @@ impl Session {
                 .map(|e| e.event.id.clone())
                 .unwrap_or_default()
         });
+        let view = entries.iter().map(|e| e.event.clone()).collect();
         let entries = VecDeque::from(entries);
         Session {
             id,
@@ -183,12 +202,14 @@ impl Session {
             origin_id,
             closes_at,
             entries,
+            view,
             dropped: dropped.max(over as u64),
             last_evaluated_hash,
             dirty_since: None,
             unsaved: false,
             version: 0,
             hash_cache: std::sync::OnceLock::new(),
+            chunks: Memo::default(),
         }
     }
 
@@ -213,10 +234,14 @@ impl Session {
         };
         self.take_origin(entry.time, &entry.event.id);
         self.closes_at = self.closes_at.max(entry.time + span);
+        let view = self.view.make_mut();
+        view.insert(pos, entry.event.clone());
         self.entries.insert(pos, entry);
-        while self.entries.len() > max {
-            self.entries.pop_front();
-            self.dropped += 1;
+        let over = self.entries.len().saturating_sub(max);
+        if over > 0 {
+            self.entries.drain(..over);
+            view.drain(..over);
+            self.dropped += over as u64;
         }
         self.touch();
         true
@@ -243,48 +268,18 @@ impl Session {
         self.dirty_since.get_or_insert_with(Instant::now);
     }
 
+    /// The content hash ([`trajectory_hash`]), once per change, rehashing only the chunks
+    /// that changed.
     pub fn hash(&self) -> String {
-        trajectory_hash(
-            self.entries
-                .iter()
-                .map(|e| (e.event.id.as_str(), &e.digest)),
-        )
-    }
-
-    /// The hash if it is already known (no work under a lock).
-    pub fn cached_hash(&self) -> Option<&String> {
-        self.hash_cache.get()
-    }
-
-    /// Stores a hash computed outside the lock, if nothing changed meanwhile.
-    pub fn offer_hash(&self, version: u64, hash: &str) {
-        if self.version == version {
-            let _ = self.hash_cache.set(hash.to_string());
-        }
-    }
-
-    /// The view without its hash, cheap enough to take under the book's lock; see
-    /// [`finish_snapshot`].
-    pub fn unhashed_snapshot(&self) -> (Trajectory, Vec<[u8; 32]>) {
-        let mut t = Trajectory {
-            id: self.id.clone(),
-            kind: self.kind,
-            key: self.key.clone(),
-            start: self.entries.front().map_or(self.first_time, |e| e.time),
-            end: self.entries.back().map_or(self.first_time, |e| e.time),
-            closes_at: self.closes_at,
-            dropped: self.dropped,
-            hash: String::new(),
-            events: self.entries.iter().map(|e| e.event.clone()).collect(),
-        };
-        let digests = match self.cached_hash() {
-            Some(h) => {
-                t.hash = h.clone();
-                Vec::new()
-            }
-            None => self.entries.iter().map(|e| e.digest).collect(),
-        };
-        (t, digests)
+        self.hash_cache
+            .get_or_init(|| {
+                let parts = self
+                    .entries
+                    .iter()
+                    .map(|e| (e.event.id.as_str(), &e.digest));
+                self.chunks.0.lock().expect("memo").hash(parts)
+            })
+            .clone()
     }
 
     /// The view detectors and the API see.
@@ -298,20 +293,8 @@ impl Session {
             closes_at: self.closes_at,
             dropped: self.dropped,
             hash: self.hash(),
-            events: self.entries.iter().map(|e| e.event.clone()).collect(),
+            events: self.view.clone(),
         }
-    }
-}
-
-/// Completes a snapshot taken by [`Session::unhashed_snapshot`].
-pub fn finish_snapshot(t: &mut Trajectory, digests: &[[u8; 32]]) {
-    if t.hash.is_empty() {
-        t.hash = trajectory_hash(
-            t.events
-                .iter()
-                .zip(digests)
-                .map(|(e, d)| (e.id.as_str(), d)),
-        );
     }
 }
 
@@ -585,6 +568,7 @@ fn merge(list: &mut Vec<Session>, idx: &[usize], max: usize, changes: &mut Chang
     let over = all.len().saturating_sub(max);
     all.drain(..over);
     s.dropped += over as u64;
+    s.view = all.iter().map(|e| e.event.clone()).collect();
     s.entries = all.into();
     s.touch();
     keep_idx

@@ -196,7 +196,7 @@ pub fn measure_incremental(sizes: &[usize], calls: Option<usize>) -> anyhow::Res
             closes_at: all[i + n - 1].time_nanos(),
             dropped: i as u64,
             hash: "bench".into(),
-            events: all[i..i + n].to_vec(),
+            events: all[i..i + n].to_vec().into(),
         };
         let views: Vec<Trajectory> = (0..=calls).map(slide).collect();
         let sdk_events: Vec<plumbline_sdk::Event> =

@@ -134,7 +134,7 @@ fn raise(
         closes_at: 0,
         dropped: 0,
         hash: format!("hash-{key}"),
-        events: events.clone(),
+        events: events.clone().into(),
     });
     let f = Finding {
         detector: "test.detector".into(),
