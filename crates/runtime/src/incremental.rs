@@ -51,6 +51,10 @@ pub struct Entry {
     below: usize,
     dropped: u64,
     last_use: u64,
+    /// Whether the detector was ever called on the trajectory (answered without failing).
+    /// Before that the entry only says how far the host looked and found nothing the
+    /// detector wants, and the first call is still a replay.
+    pub called: bool,
 }
 
 impl Entry {
@@ -134,6 +138,13 @@ struct Saved {
     mark: Option<(i64, String)>,
     below: usize,
     dropped: u64,
+    /// Absent in states saved before uncalled entries were kept: those were all called.
+    #[serde(default = "yes")]
+    called: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Every entry, keyed by trajectory id, then detector name.
@@ -234,6 +245,7 @@ impl StateBook {
                     mark: e.mark.clone(),
                     below: e.below,
                     dropped: e.dropped,
+                    called: e.called,
                 };
                 (d.as_str(), saved)
             })
@@ -269,6 +281,7 @@ impl StateBook {
                 below: s.below,
                 dropped: s.dropped,
                 last_use: 0,
+                called: s.called,
             };
             self.put(trajectory, &detector, entry);
         }

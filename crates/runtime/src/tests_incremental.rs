@@ -141,6 +141,42 @@ fn a_0_2_component_loads_beside_a_0_1_one_and_gets_only_new_events() {
         .any(|f| f.detector == "example.export-after-grant" && f.severity == 3));
 }
 
+/// A detector that wants nothing of a trajectory yet is not called, and the host remembers
+/// how far it looked (the next change is not a rescan); its first call is still a replay
+/// with every matching event, a late one below that mark included.
+#[test]
+fn before_its_first_call_only_new_events_are_looked_at_and_the_first_call_is_a_replay() {
+    let rt = runtime_with(|_| {});
+    probe_set(&rt, false);
+    let t = trajectory("t2", &[("x1", 0, "other.x"), ("x2", 2, "other.y")]);
+    assert_eq!(rt.state_usage().0, 0);
+    assert!(titles(&rt.evaluate(&t)).is_empty());
+    assert!(rt.state_usage().0 > 0, "the mark is kept, with no state");
+    let t = trajectory(
+        "t2",
+        &[
+            ("x1", 0, "other.x"),
+            ("x2", 2, "other.y"),
+            ("x3", 4, "other.z"),
+        ],
+    );
+    assert!(titles(&rt.evaluate(&t)).is_empty());
+    let t = trajectory(
+        "t2",
+        &[
+            ("x1", 0, "other.x"),
+            ("m1", 1, "probe.x"),
+            ("x2", 2, "other.y"),
+            ("x3", 4, "other.z"),
+            ("m2", 5, "probe.y"),
+        ],
+    );
+    assert_eq!(
+        titles(&rt.evaluate(&t)),
+        ["call 1 new [m1,m2] replay true kept 0"]
+    );
+}
+
 #[test]
 fn state_is_per_trajectory_and_never_crosses() {
     let rt = runtime_with(|_| {});
