@@ -277,17 +277,16 @@ impl TrajectoryStage {
         // A snapshot shares the window's event list and its hash rehashes one chunk: cheap
         // enough under the lock the builder also takes.
         let (t, version, last) = {
-            let book = self.book.lock().expect("book");
-            let Some(s) = book.get(id) else { return };
-            (s.snapshot(), s.version, s.last_evaluated_hash.clone())
+            let mut book = self.book.lock().expect("book");
+            let Some(s) = book.get_mut(id) else { return };
+            let version = s.judging();
+            (s.snapshot(), version, s.last_evaluated_hash.clone())
         };
         if !settle && last.as_deref() == Some(t.hash.as_str()) {
             self.stats.skipped_unchanged.fetch_add(1, Ordering::Relaxed);
             // Nothing to judge: the change is not waiting any more (evaluation lag).
             if let Some(s) = self.book.lock().expect("book").get_mut(id) {
-                if s.version == version {
-                    s.dirty_since = None;
-                }
+                s.judged(version);
             }
             return;
         }
@@ -313,12 +312,10 @@ impl TrajectoryStage {
         if let Some(s) = book.get_mut(id) {
             s.last_evaluated_hash = Some(t.hash.clone());
             s.unsaved = true;
-            if s.version == version {
-                if let Some(since) = s.dirty_since.take() {
-                    self.stats
-                        .event_to_alert
-                        .observe(since.elapsed().as_secs_f64());
-                }
+            if let Some(since) = s.judged(version) {
+                self.stats
+                    .event_to_alert
+                    .observe(since.elapsed().as_secs_f64());
             }
         }
     }

@@ -488,3 +488,37 @@ fn the_chunk_memo_agrees_with_a_fresh_hash_and_rehashes_only_what_changed() {
     assert_eq!(h, fresh(&list));
     assert!(hashed > 5, "{hashed}");
 }
+
+/// A change that arrives while an evaluation runs is what waits afterwards, from its own
+/// arrival: the wait of a change already judged is not counted again (a trajectory that
+/// changes during every evaluation reported twice its real lag).
+#[test]
+fn a_change_during_an_evaluation_waits_from_its_own_arrival() {
+    let mut book = Book::new(rules(100));
+    let mut ch = Changes::default();
+    book.apply(Arc::new(ev("e1", "ada", "r", "git.push", 0)), &mut ch);
+    let id = book
+        .sessions()
+        .find(|s| s.kind == TrajectoryKind::Actor)
+        .unwrap()
+        .id
+        .clone();
+    let first = book.get(&id).unwrap().dirty_since.expect("waiting");
+    let v1 = book.get_mut(&id).unwrap().judging();
+    std::thread::sleep(std::time::Duration::from_millis(2));
+    book.apply(Arc::new(ev("e2", "ada", "r", "git.push", MIN)), &mut ch);
+    let s = book.get_mut(&id).unwrap();
+    assert_eq!(
+        s.judged(v1),
+        Some(first),
+        "the judged change waited from e1"
+    );
+    let second = s.dirty_since.expect("e2 still waits");
+    assert!(second > first, "from its own arrival");
+    let v2 = s.judging();
+    assert_eq!(s.judged(v2), Some(second));
+    assert_eq!(s.dirty_since, None, "nothing waits");
+    // A settle evaluation with nothing waiting observes nothing.
+    let v3 = s.judging();
+    assert_eq!(s.judged(v3), None);
+}

@@ -114,6 +114,9 @@ pub struct Session {
     pub last_evaluated_hash: Option<String>,
     /// When the oldest change not yet evaluated happened (for event-to-alert latency).
     pub dirty_since: Option<Instant>,
+    /// The version an evaluation took a snapshot of, and when the first change after that
+    /// snapshot happened: what is still unevaluated once that evaluation is recorded.
+    judging: Option<(u64, Option<Instant>)>,
     /// Changed since the last checkpoint.
     pub unsaved: bool,
     /// Bumped on every change (cheaper to compare than the hash).
@@ -158,6 +161,7 @@ impl Session {
             dropped: 0,
             last_evaluated_hash: None,
             dirty_since: None,
+            judging: None,
             unsaved: true,
             version: 0,
             hash_cache: std::sync::OnceLock::new(),
@@ -206,6 +210,7 @@ impl Session {
             dropped: dropped.max(over as u64),
             last_evaluated_hash,
             dirty_since: None,
+            judging: None,
             unsaved: false,
             version: 0,
             hash_cache: std::sync::OnceLock::new(),
@@ -265,7 +270,38 @@ impl Session {
         self.unsaved = true;
         self.version += 1;
         self.hash_cache = std::sync::OnceLock::new();
-        self.dirty_since.get_or_insert_with(Instant::now);
+        let now = Instant::now();
+        self.dirty_since.get_or_insert(now);
+        if let Some((_, after)) = &mut self.judging {
+            after.get_or_insert(now);
+        }
+    }
+
+    /// An evaluation takes a snapshot of this version.
+    pub fn judging(&mut self) -> u64 {
+        self.judging = Some((self.version, None));
+        self.version
+    }
+
+    /// The evaluation of `version` is recorded: returns when the change it judged first
+    /// waited from (none if nothing was waiting). Changes that arrived after its snapshot
+    /// are what is waiting now, since the first of them: a trajectory that changes during
+    /// every evaluation does not count its wait from a change already judged.
+    pub fn judged(&mut self, version: u64) -> Option<Instant> {
+        if self.version == version {
+            self.judging = None;
+            return self.dirty_since.take();
+        }
+        match self.judging {
+            Some((v, after)) if v == version => {
+                self.judging = None;
+                let since = self.dirty_since.take();
+                self.dirty_since = after.or(since);
+                since
+            }
+            // Another evaluation took a later snapshot meanwhile: it will say.
+            _ => None,
+        }
     }
 
     /// The content hash ([`trajectory_hash`]), once per change, rehashing only the chunks
