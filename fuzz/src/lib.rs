@@ -399,7 +399,7 @@ fn trajectory() -> &'static plumbline_trajectory::model::Trajectory {
             closes_at: events[3].time_nanos() + 3_600_000_000_000,
             dropped: 0,
             hash: String::new(),
-            events,
+            events: events.into(),
         }
     })
 }
