@@ -15,8 +15,8 @@ phase "cargo test"
 # Detection on the scenario corpus (tests/scenarios): with the organisation described, and
 # without it (README "Detection").
 # The binary `cargo test` built (`cargo run -p plumbline` resolves features for one
-# package, not the workspace, so it rebuilt part of the tree: ~2.5 min of a CI run), and the compiled
-# components the end-to-end tests cached.
+# package, not the workspace, so it rebuilt part of the tree: ~2.5 min of a CI run), and
+# the compiled components the end-to-end tests cached.
 target=${CARGO_TARGET_DIR:-target}
 eval_corpus() {
     PLUMBLINE_RUNTIME_CACHE_DIR="$target/e2e-component-cache" \

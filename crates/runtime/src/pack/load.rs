@@ -4,8 +4,8 @@
 //! pinned by the manifest and matches its hash; every component compiles, links and answers
 //! `info()` under the name the manifest gives; and every detector's own fixtures pass in
 //! the real runtime (a pass is remembered beside the compiled components, per binary,
-//! component, configuration and fixtures, so a restart does not run them again). Nothing here touches the active set: the registry swaps it only after
-//! a pack passed all of this.
+//! component, configuration and fixtures, so a restart does not run them again). Nothing
+//! here touches the active set: the registry swaps it only after a pack passed all of this.
 
 use std::collections::BTreeSet;
 use std::path::Path;
