@@ -18,11 +18,32 @@ pub enum Level {
     Error,
 }
 
+thread_local! {
+    /// What `prepare` read and parsed ([`crate::IncrementalDetector::prepare`]). The host
+    /// snapshots the component after `prepare`, so in the host every call's context starts
+    /// with it; the snapshot is only used under the configuration it was taken with.
+    static PREPARED: RefCell<Rc<Memo>> = RefCell::default();
+}
+
+/// What a context has read and parsed of its configuration (which never changes for a
+/// detector instance).
+#[derive(Default, Clone)]
+struct Memo {
+    values: BTreeMap<String, Option<String>>,
+    lists: BTreeMap<String, Rc<[String]>>,
+    /// [`Context::config_parsed`], by key and type.
+    parsed: BTreeMap<(String, TypeId), Rc<dyn Any>>,
+    /// [`Context::settings`], by type.
+    settings: BTreeMap<TypeId, Rc<dyn Any>>,
+}
+
 /// The host, as seen by a detector during one call.
 pub struct Context {
     backend: Backend,
-    /// Typed settings parsed so far ([`Context::settings`]), by type.
-    settings: RefCell<BTreeMap<TypeId, Rc<dyn Any>>>,
+    /// What `prepare` left (in the host; empty natively and without a snapshot).
+    prepared: Rc<Memo>,
+    /// What this context read and parsed itself.
+    memo: RefCell<Memo>,
     /// An incremental (0.2.0) call's window and history.
     incremental: Option<Incremental>,
 }
@@ -100,7 +121,8 @@ impl Context {
     pub fn host(imports: &'static HostImports) -> Self {
         Context {
             backend: Backend::Host(imports),
-            settings: RefCell::default(),
+            prepared: PREPARED.with(|p| p.borrow().clone()),
+            memo: RefCell::default(),
             incremental: None,
         }
     }
@@ -201,17 +223,50 @@ impl Context {
                 logs: RefCell::new(Vec::new()),
                 model: None,
             },
-            settings: RefCell::default(),
+            prepared: Rc::default(),
+            memo: RefCell::default(),
             incremental: None,
         }
     }
 
+    /// What `prepare` or this context already has under `get`.
+    fn recall<R>(&self, get: impl Fn(&Memo) -> Option<R>) -> Option<R> {
+        get(&self.prepared).or_else(|| get(&self.memo.borrow()))
+    }
+
     /// A configuration value: the host's override, else the default declared in `info()`.
+    /// Read from the host once per instance (in the host: once per loaded detector, by
+    /// `prepare`, for every declared key).
     pub fn config(&self, key: &str) -> Option<String> {
-        match &self.backend {
+        if let Some(v) = self.recall(|m| m.values.get(key).cloned()) {
+            return v;
+        }
+        let v = match &self.backend {
             Backend::Host(imports) => (imports.config)(key),
             Backend::Native { config, .. } => config.get(key).cloned(),
+        };
+        self.memo
+            .borrow_mut()
+            .values
+            .insert(key.to_string(), v.clone());
+        v
+    }
+
+    /// Reads every key `info` declares (values and lists), then keeps all this context
+    /// read and parsed for every later context in this instance. The host calls it at the
+    /// end of `prepare`, then snapshots the instance.
+    #[doc(hidden)]
+    pub fn keep_prepared(&self, info: &Info) {
+        for key in &info.config {
+            self.config_list(&key.name);
         }
+        let mut all = (*self.prepared).clone();
+        let mine = self.memo.take();
+        all.values.extend(mine.values);
+        all.lists.extend(mine.lists);
+        all.parsed.extend(mine.parsed);
+        all.settings.extend(mine.settings);
+        PREPARED.with(|p| *p.borrow_mut() = Rc::new(all));
     }
 
     /// A fingerprint of the values of `keys`: an incremental detector that judged events
@@ -228,22 +283,44 @@ impl Context {
     }
 
     /// A configuration value parsed as `T` (trimmed); the error names the key and the value.
-    pub fn config_parsed<T: FromStr>(&self, key: &str) -> Result<T, AnalyzeError> {
-        config::parse(key, self.config(key))
+    /// Parsed once per instance; an error is returned, not kept.
+    pub fn config_parsed<T: FromStr + Clone + 'static>(
+        &self,
+        key: &str,
+    ) -> Result<T, AnalyzeError> {
+        let id = (key.to_string(), TypeId::of::<T>());
+        if let Some(v) = self.recall(|m| m.parsed.get(&id).cloned()) {
+            if let Ok(t) = v.downcast::<T>() {
+                return Ok((*t).clone());
+            }
+        }
+        let t: T = config::parse(key, self.config(key))?;
+        self.memo
+            .borrow_mut()
+            .parsed
+            .insert(id, Rc::new(t.clone()) as Rc<dyn Any>);
+        Ok(t)
     }
 
-    /// A comma-separated list (items trimmed, empty items dropped).
-    ///
-    /// Splits the value on every call: a detector that reads a long list (the destination
-    /// classes hold ~85 domains) more than once parses it once with [`Context::settings`].
-    pub fn config_list(&self, key: &str) -> Vec<String> {
-        config::list(self.config(key).as_deref().unwrap_or(""))
+    /// A comma-separated list (items trimmed, empty items dropped), split once per
+    /// instance (in the host: once per loaded detector, by `prepare`).
+    pub fn config_list(&self, key: &str) -> Rc<[String]> {
+        if let Some(l) = self.recall(|m| m.lists.get(key).cloned()) {
+            return l;
+        }
+        let l: Rc<[String]> = config::list(self.config(key).as_deref().unwrap_or("")).into();
+        self.memo
+            .borrow_mut()
+            .lists
+            .insert(key.to_string(), l.clone());
+        l
     }
 
     /// The detector's typed settings `T`, parsed from the configuration the first time they
     /// are asked for and shared afterwards (the configuration of a detector instance never
     /// changes; the host gives every call a fresh instance, the native harness a fresh
-    /// context per fixture). A parse error is returned, not cached.
+    /// context per fixture). Settings asked for in `prepare` are parsed once per loaded
+    /// detector, not per call. A parse error is returned, not cached.
     ///
     /// ```ignore
     /// let s = cx.settings::<Settings>()?;        // Settings: FromConfig
@@ -251,14 +328,15 @@ impl Context {
     /// ```
     pub fn settings<T: FromConfig>(&self) -> Result<Rc<T>, AnalyzeError> {
         let id = TypeId::of::<T>();
-        if let Some(v) = self.settings.borrow().get(&id) {
-            if let Ok(t) = Rc::clone(v).downcast::<T>() {
+        if let Some(v) = self.recall(|m| m.settings.get(&id).cloned()) {
+            if let Ok(t) = v.downcast::<T>() {
                 return Ok(t);
             }
         }
         let t = Rc::new(T::from_config(self)?);
-        self.settings
+        self.memo
             .borrow_mut()
+            .settings
             .insert(id, Rc::clone(&t) as Rc<dyn Any>);
         Ok(t)
     }
@@ -354,6 +432,43 @@ mod tests {
         }
     }
 
+    thread_local!(static HOST_READS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) });
+
+    fn host_config(key: &str) -> Option<String> {
+        HOST_READS.with(|r| r.set(r.get() + 1));
+        (key == "min_rows").then(|| "7".to_string())
+    }
+
+    static HOST: HostImports = HostImports {
+        config: host_config,
+        now: || 0,
+        log: |_, _| {},
+        judge: None,
+    };
+
+    /// What `prepare` read and parsed, every later context in the instance starts with: no
+    /// host read, no parse (in the host, that instance is the snapshot every call starts
+    /// from).
+    #[test]
+    fn a_prepared_context_leaves_its_reads_and_parses_to_later_ones() {
+        let info = Info::new("t.x", "1", "").config("min_rows", "10", "");
+        let first = Context::host(&HOST);
+        assert_eq!(first.settings::<Rows>().unwrap().0, 7);
+        first.keep_prepared(&info);
+        let (reads, parses) = (HOST_READS.with(|r| r.get()), PARSES.with(|p| p.get()));
+        let later = Context::host(&HOST);
+        assert_eq!(later.settings::<Rows>().unwrap().0, 7);
+        assert_eq!(&*later.config_list("min_rows"), ["7"]);
+        assert_eq!(later.config_parsed::<u64>("min_rows").unwrap(), 7);
+        assert_eq!(later.config("min_rows").as_deref(), Some("7"));
+        assert_eq!(HOST_READS.with(|r| r.get()), reads);
+        assert_eq!(PARSES.with(|p| p.get()), parses);
+        // A key `prepare` never read is read in the call, once.
+        assert_eq!(later.config("other"), None);
+        assert_eq!(later.config("other"), None);
+        assert_eq!(HOST_READS.with(|r| r.get()), reads + 1);
+    }
+
     #[test]
     fn settings_are_parsed_once_per_context() {
         let info = Info::new("t.x", "1", "").config("min_rows", "10", "");
@@ -369,6 +484,6 @@ mod tests {
             .unwrap()
             .message
             .contains("`many`"));
-        assert_eq!(cx.config_list("min_rows"), ["many"]);
+        assert_eq!(&*cx.config_list("min_rows"), ["many"]);
     }
 }

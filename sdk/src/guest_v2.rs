@@ -28,6 +28,19 @@ pub fn observe<D: IncrementalDetector>(
     })
 }
 
+/// `prepare`: the detector's set-up, its parsed settings kept for every later call (the
+/// host snapshots the instance after this). A failure is logged and not kept: each call
+/// then parses, and reports the error, as it would without `prepare`.
+pub fn prepare<D: IncrementalDetector>(cx: &Context) {
+    match D::prepare(cx) {
+        Ok(()) => cx.keep_prepared(&D::info()),
+        Err(e) => cx.log(
+            crate::Level::Warn,
+            &format!("prepare: {}; settings are parsed per call", e.message),
+        ),
+    }
+}
+
 /// The state round trip around [`IncrementalDetector::observe`]: bytes the previous call
 /// left (none: the default state; bytes that no longer parse — a state written by another
 /// build — are logged and start again from the default), the call, the new state's bytes.

@@ -177,6 +177,16 @@ pub trait IncrementalDetector: Default {
     /// As [`Detector::info`].
     fn info() -> Info;
 
+    /// Set-up done once per loaded configuration: ask here for the settings every call
+    /// needs (`cx.settings::<Settings>().map(drop)`), and each call's `cx.settings` finds
+    /// them parsed. The host runs it once and snapshots the component after it (see the
+    /// `prepared-detector` world); the native harness runs it before each fixture. An
+    /// error is not kept: calls parse again and report it. No trajectory exists yet.
+    fn prepare(cx: &Context) -> Result<(), AnalyzeError> {
+        let _ = cx;
+        Ok(())
+    }
+
     /// Folds `new_events` into `state` and answers the findings on the trajectory so far.
     fn observe(
         &self,
@@ -241,6 +251,10 @@ macro_rules! register_incremental_detector {
             }
 
             impl $crate::bindings_v2::Guest for PlumblineExport {
+                fn prepare() {
+                    $crate::guest_v2::prepare::<$detector>(&$crate::Context::host(&PLUMBLINE_HOST))
+                }
+
                 fn info() -> wit::DetectorInfo {
                     $crate::guest_v2::info_to_wit($crate::guest_v2::declared::<$detector>())
                 }

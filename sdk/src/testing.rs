@@ -151,6 +151,9 @@ fn observe_prefix<D: IncrementalDetector>(
     .with_model(std::rc::Rc::new(move |q: &crate::Question| {
         plumbline_contract::fixture::model_answer(model.as_ref(), q)
     }));
+    // As in the host: the set-up first, its settings shared with the call (an error is
+    // not kept: the call parses again and reports it).
+    let _ = D::prepare(&cx);
     let (bytes, findings) = crate::guest_v2::observe_bytes::<D>(state.as_deref(), new_events, &cx)
         .map_err(|e| format!("observe failed: {e}"))?;
     if bytes.len() > STATE_MAX_BYTES {

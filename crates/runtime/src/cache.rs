@@ -24,6 +24,8 @@ pub struct ComponentCache {
     loaded: Mutex<HashMap<String, Component>>,
     /// Self-tests known to pass (see [`ComponentCache::self_test_passed`]).
     passed: Mutex<std::collections::HashSet<String>>,
+    /// Prepared snapshots by key (see [`ComponentCache::snapshot`]).
+    snapshots: Mutex<HashMap<String, std::sync::Arc<Vec<u8>>>>,
 }
 
 /// Where a compiled component came from (reported by `detector test` and in logs).
@@ -44,6 +46,7 @@ impl ComponentCache {
             engine_hash: hex::encode(&h.0.finalize()[..8]),
             loaded: Mutex::new(HashMap::new()),
             passed: Mutex::default(),
+            snapshots: Mutex::default(),
         }
     }
 
@@ -127,6 +130,45 @@ impl ComponentCache {
         Ok((component, Origin::Compiled))
     }
 
+    /// The prepared snapshot named by `key` ([`super::prepare`]): from memory, from disk,
+    /// or made by `make` and kept. Unlike a compiled artefact it is WebAssembly, checked
+    /// again when compiled.
+    pub fn snapshot(
+        &self,
+        key: &str,
+        make: impl FnOnce() -> Result<Vec<u8>, LoadError>,
+    ) -> Result<std::sync::Arc<Vec<u8>>, LoadError> {
+        if let Some(s) = self.snapshots.lock().expect("cache lock").get(key) {
+            return Ok(s.clone());
+        }
+        let file = self
+            .dir
+            .as_ref()
+            .map(|d| d.join("prepared").join(format!("{key}.wasm")));
+        let bytes = match file.as_deref().map(std::fs::read) {
+            Some(Ok(bytes)) => bytes,
+            _ => {
+                let bytes = make()?;
+                if let Some(path) = &file {
+                    let written = path
+                        .parent()
+                        .map_or(Ok(()), std::fs::create_dir_all)
+                        .and_then(|()| write_atomically(path, &bytes));
+                    if let Err(e) = written {
+                        tracing::warn!(path = %path.display(), error = %e, "cannot cache a prepared snapshot");
+                    }
+                }
+                bytes
+            }
+        };
+        let bytes = std::sync::Arc::new(bytes);
+        self.snapshots
+            .lock()
+            .expect("cache lock")
+            .insert(key.to_string(), bytes.clone());
+        Ok(bytes)
+    }
+
     fn remember(&self, key: String, c: &Component) {
         self.loaded
             .lock()
@@ -171,7 +213,13 @@ fn store(path: &Path, component: &Component) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    // Unique per writer: two runtimes (or processes) may compile the same component at once.
+    write_atomically(path, &bytes)
+}
+
+/// Writes `bytes` beside `path` and renames them into place: a reader never sees half a
+/// file. The temporary name is unique per writer: two runtimes (or processes) may make the
+/// same entry at once.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     static WRITES: AtomicU64 = AtomicU64::new(0);
     let n = WRITES.fetch_add(1, Ordering::Relaxed);
     let tmp = path.with_extension(format!("tmp{}-{n}", std::process::id()));

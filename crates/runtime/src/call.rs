@@ -150,7 +150,7 @@ pub fn observe(
     })
 }
 
-fn new_store(engine: &DetectorEngine, spec: &CallSpec<'_>) -> Store<CallState> {
+pub(super) fn new_store(engine: &DetectorEngine, spec: &CallSpec<'_>) -> Store<CallState> {
     let state = CallState::new(
         spec.name.clone(),
         spec.config.clone(),
@@ -256,6 +256,11 @@ fn with_instance<P: Instantiate, R>(
         .fresh(&mut store)
         .map_err(|e| instantiate_failure(&e, &store))?;
     f(&instance, &mut store).map_err(|e| classify(&e, &store))
+}
+
+/// What went wrong in a call on `store` (a trap, the deadline, the memory cap…).
+pub(super) fn failure(e: &wasmtime::Error, store: &Store<CallState>) -> Failure {
+    classify(e, store)
 }
 
 fn classify(e: &wasmtime::Error, store: &Store<CallState>) -> Failure {

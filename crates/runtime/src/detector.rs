@@ -17,6 +17,7 @@ use super::contract;
 use super::engine::DetectorEngine;
 use super::interest::Interest;
 use super::limits::Limits;
+use super::prepare::{self, Prepared};
 use super::quarantine::{Health, HealthReport};
 use super::settings::DetectorOverride;
 use super::LoadError;
@@ -61,6 +62,8 @@ pub struct Detector {
     pub(super) declared: plumbline_contract::Info,
     pub(super) name: Arc<str>,
     pub(super) pre: Pre,
+    /// The snapshot after `prepare` under `config`, when the component offers `prepare`.
+    pub(super) prepared: Option<Prepared>,
 }
 
 /// What `GET /v1/detectors` and `plumbline detector test` report about a detector.
@@ -98,6 +101,20 @@ impl std::fmt::Debug for Detector {
 impl Detector {
     pub fn name(&self) -> &str {
         &self.info.name
+    }
+
+    /// The component a call under `config` starts from: the prepared snapshot when it was
+    /// taken under this very configuration, else the component as loaded.
+    pub(super) fn pre_for(&self, config: &Arc<BTreeMap<String, String>>) -> &Pre {
+        match &self.prepared {
+            Some(p) if p.serves(config) => &p.pre,
+            _ => &self.pre,
+        }
+    }
+
+    /// Whether live calls start from a snapshot taken after `prepare`.
+    pub fn is_prepared(&self) -> bool {
+        self.prepared.is_some()
     }
 
     /// The contract version the component implements: `0.1.0` or `0.2.0`.
@@ -229,6 +246,27 @@ pub(super) fn load(
         live.insert(k.clone(), v.clone());
     }
     let limits = base.with(&o);
+    let live = Arc::new(live);
+    // Config once: a 0.2.0 detector that declares config keys and offers `prepare` is
+    // snapshotted after it under its live configuration (prepare.rs). Without config keys
+    // there is nothing to parse once, and the snapshot would only cost a compile.
+    let prepared = match &pre {
+        Pre::V2(_) if !info.config.is_empty() && prepare::offered(&component, engine) => {
+            Some(prepare::prepare(
+                engine,
+                cache,
+                &spec.bytes,
+                CallSpec {
+                    name: &Arc::from(info.name.as_str()),
+                    pre: &pre,
+                    limits: &limits,
+                    config: live.clone(),
+                    now: None,
+                },
+            )?)
+        }
+        _ => None,
+    };
     Ok((
         Detector {
             interest: Interest::of(&declared),
@@ -236,13 +274,14 @@ pub(super) fn load(
             name: Arc::from(info.name.as_str()),
             info,
             limits,
-            config: Arc::new(live),
+            config: live,
             fixture_config: Arc::new(config),
             shadow: o.shadow,
             origin: spec.origin,
             sha256,
             health: Health::default(),
             pre,
+            prepared,
         },
         origin,
     ))

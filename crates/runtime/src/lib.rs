@@ -7,6 +7,7 @@
 //! - `limits` / `settings`: per-detector budgets and the `[runtime]` configuration.
 //! - `detector`: loading a component into a [`Detector`] (`InstancePre`, `info()`, overrides).
 //! - `call`: one sandboxed call and the classification of its failure.
+//! - `prepare`: config once per loaded detector (a snapshot after 0.2.0's `prepare`).
 //! - `bindings` / `bindings_v2`: the host bindings of each contract version (0.1.0:
 //!   `analyze` over the whole trajectory; 0.2.0: `observe` over the new events, with state).
 //! - `incremental`: what 0.2.0 detectors keep per (detector, trajectory) between calls.
@@ -38,6 +39,7 @@ mod interest;
 mod limits;
 mod org;
 pub mod pack;
+mod prepare;
 mod quarantine;
 mod settings;
 mod state;
@@ -86,6 +88,8 @@ pub enum LoadError {
     Link(String),
     #[error("info() failed: {0}")]
     Info(Failure),
+    #[error("prepare() failed: {0}")]
+    Prepare(String),
     #[error("info() breaks the contract: {0}")]
     Contract(String),
     #[error("{0}")]
@@ -458,7 +462,7 @@ impl Runtime {
             &self.engine,
             CallSpec {
                 name: &d.name,
-                pre: &d.pre,
+                pre: d.pre_for(&config),
                 limits: &d.limits,
                 config,
                 now,
@@ -567,7 +571,7 @@ impl Runtime {
             &self.engine,
             CallSpec {
                 name: &d.name,
-                pre: &d.pre,
+                pre: d.pre_for(&config),
                 limits: &d.limits,
                 config,
                 now,
@@ -651,7 +655,7 @@ impl Runtime {
             &self.engine,
             CallSpec {
                 name: &d.name,
-                pre: &d.pre,
+                pre: d.pre_for(&config),
                 limits: &d.limits,
                 config,
                 now: Some(fixture.now()),
@@ -814,3 +818,5 @@ impl Evaluator for Runtime {
 pub(crate) mod tests;
 #[cfg(test)]
 mod tests_incremental;
+#[cfg(test)]
+mod tests_prepare;

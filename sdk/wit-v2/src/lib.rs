@@ -16,7 +16,7 @@
 mod world {
     wit_bindgen::generate!({
         path: "../../wit/since_v0.2.0",
-        world: "detector",
+        world: "prepared-detector",
         pub_export_macro: true,
         default_bindings_module: "plumbline_sdk::bindings_v2",
         disable_custom_section_link_helpers: true,

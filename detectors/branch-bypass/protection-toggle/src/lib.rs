@@ -115,6 +115,12 @@ pub struct ProtectionToggle;
 impl IncrementalDetector for ProtectionToggle {
     type State = Seen;
 
+    /// The settings every call reads, parsed once per loaded detector.
+    fn prepare(cx: &Context) -> Result<(), AnalyzeError> {
+        cx.settings::<Policy>()?;
+        Ok(())
+    }
+
     fn info() -> Info {
         let info = Info::new(
             "branch-bypass.protection-toggle",

@@ -49,6 +49,12 @@ struct Line {
 impl IncrementalDetector for DownloadExecDetector {
     type State = Seen;
 
+    /// The settings every call reads, parsed once per loaded detector.
+    fn prepare(cx: &Context) -> Result<(), AnalyzeError> {
+        cx.settings::<Destinations>()?;
+        Ok(())
+    }
+
     fn info() -> Info {
         let info = Info::new(
             "coding-agent.download-exec",

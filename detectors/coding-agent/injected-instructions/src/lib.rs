@@ -96,6 +96,13 @@ impl Echo {
 impl IncrementalDetector for InjectedInstructions {
     type State = Seen;
 
+    /// The settings every call reads, parsed once per loaded detector.
+    fn prepare(cx: &Context) -> Result<(), AnalyzeError> {
+        cx.settings::<Destinations>()?;
+        cx.settings::<SecretPaths>()?;
+        Ok(())
+    }
+
     fn info() -> Info {
         let info = Info::new(
             "coding-agent.injected-instructions",

@@ -49,6 +49,12 @@ type Shown<'a> = (&'a Memo<Servers>, &'a Servers);
 impl IncrementalDetector for McpUnknown {
     type State = Seen;
 
+    /// The settings every call reads, parsed once per loaded detector.
+    fn prepare(cx: &Context) -> Result<(), AnalyzeError> {
+        cx.settings::<Destinations>()?;
+        Ok(())
+    }
+
     fn info() -> Info {
         let info = Info::new(
             "coding-agent.mcp-unknown",

@@ -95,6 +95,13 @@ struct Off<'a> {
 impl IncrementalDetector for SafetyOff {
     type State = Seen;
 
+    /// The settings every call reads, parsed once per loaded detector.
+    fn prepare(cx: &Context) -> Result<(), AnalyzeError> {
+        cx.settings::<Destinations>()?;
+        cx.settings::<SecretPaths>()?;
+        Ok(())
+    }
+
     fn info() -> Info {
         let info = Info::new(
             "coding-agent.safety-off",

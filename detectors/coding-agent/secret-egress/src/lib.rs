@@ -56,6 +56,13 @@ struct Out {
 impl IncrementalDetector for SecretEgress {
     type State = Seen;
 
+    /// The settings every call reads, parsed once per loaded detector.
+    fn prepare(cx: &Context) -> Result<(), AnalyzeError> {
+        cx.settings::<Destinations>()?;
+        cx.settings::<SecretPaths>()?;
+        Ok(())
+    }
+
     fn info() -> Info {
         let info = Info::new(
             "coding-agent.secret-egress",

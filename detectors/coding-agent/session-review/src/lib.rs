@@ -74,6 +74,12 @@ impl FromConfig for Settings {
 impl IncrementalDetector for SessionReview {
     type State = Seen;
 
+    /// The settings every call reads, parsed once per loaded detector.
+    fn prepare(cx: &Context) -> Result<(), AnalyzeError> {
+        cx.settings::<Settings>()?;
+        Ok(())
+    }
+
     fn info() -> Info {
         Info::new(
             "coding-agent.session-review",

@@ -50,6 +50,12 @@ struct Tests {
 impl IncrementalDetector for TestTamper {
     type State = Seen;
 
+    /// The rules every call reads, parsed once per loaded detector.
+    fn prepare(cx: &Context) -> Result<(), AnalyzeError> {
+        cx.settings::<Rules>()?;
+        Ok(())
+    }
+
     fn info() -> Info {
         Info::new(
             "coding-agent.test-tamper",
@@ -73,15 +79,7 @@ impl IncrementalDetector for TestTamper {
         new_events: &[Event],
         cx: &Context,
     ) -> Result<Vec<Finding>, AnalyzeError> {
-        let semi = |k: &str| text::items(&cx.config(k).unwrap_or_default());
-        let rules = Rules {
-            test_paths: cx.config_list("test_paths"),
-            skip: semi("skip_markers"),
-            trivial: semi("trivial_asserts"),
-            asserts: semi("assert_words"),
-            commands: cx.config_list("test_commands"),
-            scripts: cx.config_list("test_scripts"),
-        };
+        let rules = cx.settings::<Rules>()?;
         let w = cx
             .window()
             .map_or((0, 0, i64::MIN), |w| (w.len, w.dropped, w.start));
@@ -134,6 +132,20 @@ struct Rules {
     asserts: Vec<String>,
     commands: Vec<String>,
     scripts: Vec<String>,
+}
+
+impl FromConfig for Rules {
+    fn from_config(cfg: &dyn ConfigSource) -> Result<Self, AnalyzeError> {
+        let semi = |k: &str| text::items(&cfg.get(k).unwrap_or_default());
+        Ok(Rules {
+            test_paths: cfg.list("test_paths"),
+            skip: semi("skip_markers"),
+            trivial: semi("trivial_asserts"),
+            asserts: semi("assert_words"),
+            commands: cfg.list("test_commands"),
+            scripts: cfg.list("test_scripts"),
+        })
+    }
 }
 
 impl Rules {

@@ -281,6 +281,12 @@ pub struct AccountTakeover;
 impl IncrementalDetector for AccountTakeover {
     type State = Seen;
 
+    /// The settings every call reads, parsed once per loaded detector.
+    fn prepare(cx: &Context) -> Result<(), AnalyzeError> {
+        cx.settings::<Policy>()?;
+        Ok(())
+    }
+
     fn info() -> Info {
         // The privileged actions too: 0.2.0 gives only declared actions (0.1.0 read the
         // whole trajectory).

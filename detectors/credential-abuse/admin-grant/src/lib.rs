@@ -130,6 +130,12 @@ pub struct AdminGrant;
 impl IncrementalDetector for AdminGrant {
     type State = Grants;
 
+    /// The settings every call reads, parsed once per loaded detector.
+    fn prepare(cx: &Context) -> Result<(), AnalyzeError> {
+        cx.settings::<Policy>()?;
+        Ok(())
+    }
+
     fn info() -> Info {
         let info = Info::new(
             "credential-abuse.admin-grant",

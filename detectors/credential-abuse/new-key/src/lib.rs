@@ -126,6 +126,12 @@ pub struct NewKey;
 impl IncrementalDetector for NewKey {
     type State = Keys;
 
+    /// The settings every call reads, parsed once per loaded detector.
+    fn prepare(cx: &Context) -> Result<(), AnalyzeError> {
+        cx.settings::<Policy>()?;
+        Ok(())
+    }
+
     fn info() -> Info {
         let info = Info::new(
             "credential-abuse.new-key",

@@ -75,6 +75,12 @@ pub struct ScopeIncrease;
 impl IncrementalDetector for ScopeIncrease {
     type State = Increases;
 
+    /// The settings every call reads, parsed once per loaded detector.
+    fn prepare(cx: &Context) -> Result<(), AnalyzeError> {
+        cx.settings::<Policy>()?;
+        Ok(())
+    }
+
     fn info() -> Info {
         let info = Info::new(
             "credential-abuse.scope-increase",

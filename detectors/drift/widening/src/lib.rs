@@ -180,6 +180,13 @@ pub struct Widening;
 impl IncrementalDetector for Widening {
     type State = Drift;
 
+    /// The settings every call reads, parsed once per loaded detector.
+    fn prepare(cx: &Context) -> Result<(), AnalyzeError> {
+        cx.settings::<Destinations>()?;
+        cx.settings::<Policy>()?;
+        Ok(())
+    }
+
     fn info() -> Info {
         let info = Info::new(
             "drift.widening",

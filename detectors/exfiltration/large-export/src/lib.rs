@@ -83,7 +83,7 @@ fn first<T>(kept: &mut Option<(At, T)>, new: (At, T)) {
     }
 }
 
-/// The settings, parsed once per call (`cx.settings::<Settings>()`).
+/// The settings, parsed once per loaded detector (asked for in `prepare`).
 struct Settings {
     min: Totals,
     classifications: Vec<String>,
@@ -167,6 +167,12 @@ pub struct LargeExport;
 
 impl IncrementalDetector for LargeExport {
     type State = Seen;
+
+    /// The settings every call reads, parsed once per loaded detector.
+    fn prepare(cx: &Context) -> Result<(), AnalyzeError> {
+        cx.settings::<Settings>()?;
+        Ok(())
+    }
 
     fn info() -> Info {
         let info = Info::new(

@@ -243,6 +243,13 @@ pub struct NewDestination;
 impl IncrementalDetector for NewDestination {
     type State = Seen;
 
+    /// The settings every call reads, parsed once per loaded detector.
+    fn prepare(cx: &Context) -> Result<(), AnalyzeError> {
+        cx.settings::<Destinations>()?;
+        cx.settings::<Policy>()?;
+        Ok(())
+    }
+
     fn info() -> Info {
         let info = Info::new(
             "exfiltration.new-destination",

@@ -154,6 +154,12 @@ pub struct S3BulkShare;
 impl IncrementalDetector for S3BulkShare {
     type State = Shares;
 
+    /// The settings every call reads, parsed once per loaded detector.
+    fn prepare(cx: &Context) -> Result<(), AnalyzeError> {
+        cx.settings::<Policy>()?;
+        Ok(())
+    }
+
     fn info() -> Info {
         let info = Info::new(
             "exfiltration.s3-bulk-share",

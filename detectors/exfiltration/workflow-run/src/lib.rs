@@ -289,6 +289,12 @@ pub struct WorkflowRun;
 impl IncrementalDetector for WorkflowRun {
     type State = Seen;
 
+    /// The settings every call reads, parsed once per loaded detector.
+    fn prepare(cx: &Context) -> Result<(), AnalyzeError> {
+        cx.settings::<Settings>()?;
+        Ok(())
+    }
+
     fn info() -> Info {
         let info = Info::new(
             "exfiltration.workflow-run",

@@ -105,7 +105,7 @@ fn is_workflow_change(e: &Event) -> bool {
     e.is("workflow.*") && !e.is("workflow.node.*") && !e.action.starts_with("workflow.execut")
 }
 
-/// The configuration, parsed once per call (`cx.settings::<Settings>()`).
+/// The configuration, parsed once per loaded detector (asked for in `prepare`).
 struct Settings {
     window: i64,
     wide_scopes: Vec<String>,
@@ -327,6 +327,12 @@ pub struct WorkflowStory;
 
 impl IncrementalDetector for WorkflowStory {
     type State = Seen;
+
+    /// The settings every call reads, parsed once per loaded detector.
+    fn prepare(cx: &Context) -> Result<(), AnalyzeError> {
+        cx.settings::<Settings>()?;
+        Ok(())
+    }
 
     fn info() -> Info {
         let info = Info::new(

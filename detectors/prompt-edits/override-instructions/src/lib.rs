@@ -121,6 +121,12 @@ pub struct OverrideInstructions;
 impl IncrementalDetector for OverrideInstructions {
     type State = Versions;
 
+    /// The settings every call reads, parsed once per loaded detector.
+    fn prepare(cx: &Context) -> Result<(), AnalyzeError> {
+        cx.settings::<Policy>()?;
+        Ok(())
+    }
+
     fn info() -> Info {
         let info = Info::new(
             "prompt-edits.override-instructions",

@@ -95,6 +95,12 @@ pub struct RetrievalScope;
 impl IncrementalDetector for RetrievalScope {
     type State = Seen;
 
+    /// The settings every call reads, parsed once per loaded detector.
+    fn prepare(cx: &Context) -> Result<(), AnalyzeError> {
+        cx.settings::<Policy>()?;
+        Ok(())
+    }
+
     fn info() -> Info {
         let info = Info::new(
             "prompt-edits.retrieval-scope",

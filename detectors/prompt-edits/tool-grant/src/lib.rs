@@ -97,6 +97,13 @@ pub struct ToolGrant;
 impl IncrementalDetector for ToolGrant {
     type State = Grants;
 
+    /// The settings every call reads, parsed once per loaded detector.
+    fn prepare(cx: &Context) -> Result<(), AnalyzeError> {
+        cx.settings::<Destinations>()?;
+        cx.settings::<Policy>()?;
+        Ok(())
+    }
+
     fn info() -> Info {
         let info = Info::new(
             "prompt-edits.tool-grant",

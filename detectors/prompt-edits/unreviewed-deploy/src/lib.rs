@@ -98,6 +98,12 @@ pub struct UnreviewedDeploy;
 impl IncrementalDetector for UnreviewedDeploy {
     type State = Steps;
 
+    /// The settings every call reads, parsed once per loaded detector.
+    fn prepare(cx: &Context) -> Result<(), AnalyzeError> {
+        cx.settings::<Policy>()?;
+        Ok(())
+    }
+
     fn info() -> Info {
         let info = Info::new(
             "prompt-edits.unreviewed-deploy",

@@ -42,6 +42,12 @@ pub struct AppInstall;
 impl IncrementalDetector for AppInstall {
     type State = Raised;
 
+    /// The settings every call reads, parsed once per loaded detector.
+    fn prepare(cx: &Context) -> Result<(), AnalyzeError> {
+        cx.settings::<Settings>()?;
+        Ok(())
+    }
+
     fn info() -> Info {
         Info::new(
             "supply-chain.app-install",
@@ -103,7 +109,7 @@ impl IncrementalDetector for AppInstall {
     }
 }
 
-/// The configuration, parsed once per call.
+/// The configuration, parsed once per loaded detector (asked for in `prepare`).
 struct Settings {
     known: Vec<String>,
     wide_count: usize,

@@ -78,6 +78,13 @@ pub struct ExternalWebhook;
 impl IncrementalDetector for ExternalWebhook {
     type State = Seen;
 
+    /// The settings every call reads, parsed once per loaded detector.
+    fn prepare(cx: &Context) -> Result<(), AnalyzeError> {
+        cx.settings::<Destinations>()?;
+        cx.settings::<Policy>()?;
+        Ok(())
+    }
+
     fn info() -> Info {
         let info = Info::new(
             "supply-chain.external-webhook",

@@ -65,6 +65,12 @@ pub struct RepoPublic;
 impl IncrementalDetector for RepoPublic {
     type State = Seen;
 
+    /// The settings every call reads, parsed once per loaded detector.
+    fn prepare(cx: &Context) -> Result<(), AnalyzeError> {
+        cx.settings::<Policy>()?;
+        Ok(())
+    }
+
     fn info() -> Info {
         let info = Info::new(
             "supply-chain.repo-public",

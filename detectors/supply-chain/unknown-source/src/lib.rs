@@ -64,6 +64,12 @@ pub struct UnknownSource;
 impl IncrementalDetector for UnknownSource {
     type State = Seen;
 
+    /// The settings every call reads, parsed once per loaded detector.
+    fn prepare(cx: &Context) -> Result<(), AnalyzeError> {
+        cx.settings::<Settings>()?;
+        Ok(())
+    }
+
     fn info() -> Info {
         let info = Info::new(
             "supply-chain.unknown-source",
