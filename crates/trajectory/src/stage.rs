@@ -152,6 +152,7 @@ impl TrajectoryStage {
             let _ = builder.due.send(Due::Changed(id));
         }
         let delay = Duration::from_millis(config.eval_delay_ms);
+        let waiting = Waiting::default();
         let (work_tx, work_rx) = mpsc::channel::<Work>();
         let work_rx = Arc::new(Mutex::new(work_rx));
         let handle = std::thread::Builder::new()
@@ -159,17 +160,26 @@ impl TrajectoryStage {
             .spawn(move || builder.run(rx))
             .map_err(StoreError::Io)?;
         *stage.builder.lock().expect("builder handle") = Some(handle);
-        let queued = stage.clone();
+        let (queued, scheduled) = (stage.clone(), waiting.clone());
         std::thread::Builder::new()
             .name("evaluation-scheduler".into())
-            .spawn(move || schedule(due_rx, work_tx, delay, &queued.stats.queued_evaluations))
+            .spawn(move || {
+                schedule(
+                    due_rx,
+                    work_tx,
+                    delay,
+                    &scheduled,
+                    &queued.stats.queued_evaluations,
+                )
+            })
             .map_err(StoreError::Io)?;
         for i in 0..config.eval_workers.max(1) {
-            let (stage, evaluator, alerts, work_rx) = (
+            let (stage, evaluator, alerts, work_rx, waiting) = (
                 stage.clone(),
                 evaluator.clone(),
                 alerts.clone(),
                 work_rx.clone(),
+                waiting.clone(),
             );
             std::thread::Builder::new()
                 .name(format!("evaluator-{i}"))
@@ -185,6 +195,10 @@ impl TrajectoryStage {
                             .stats
                             .queued_evaluations
                             .fetch_sub(1, Ordering::Relaxed);
+                        if !w.settle {
+                            // From here a change is a new one, queued again.
+                            waiting.lock().expect("waiting set").remove(&w.id);
+                        }
                         stage.evaluate(&w.id, w.settle, evaluator.as_ref(), alerts.as_ref());
                     }
                 })
@@ -578,16 +592,23 @@ struct Work {
     settle: bool,
 }
 
-/// Holds each changed trajectory for `delay`, so a burst is evaluated once; releases
-/// settle re-evaluations at their time. Ordered by due time, so each step is O(log n).
+/// Trajectories changed and not yet picked up by an evaluation worker.
+type Waiting = Arc<Mutex<std::collections::HashSet<String>>>;
+
+/// Queues each changed trajectory for evaluation after `delay` (none by default) and
+/// releases settle re-evaluations at their time. Changes coalesce while their trajectory
+/// waits — held by the delay or queued behind busy workers — until a worker picks it up
+/// (`waiting`), so a burst on one trajectory is evaluated about once per worker turn: at
+/// light load each change is judged at once, at heavy load the queue itself batches.
+/// Ordered by due time, so each step is O(log n).
 fn schedule(
     due: mpsc::Receiver<Due>,
     work: mpsc::Sender<Work>,
     delay: Duration,
+    waiting: &Waiting,
     queued: &AtomicU64,
 ) {
     let mut queue: std::collections::BTreeSet<(Instant, String, bool)> = Default::default();
-    let mut changed: std::collections::HashSet<String> = Default::default();
     loop {
         let got = match queue.first() {
             Some((at, _, _)) => due.recv_timeout(at.saturating_duration_since(Instant::now())),
@@ -595,7 +616,7 @@ fn schedule(
         };
         match got {
             Ok(Due::Changed(id)) => {
-                if changed.insert(id.clone()) {
+                if waiting.lock().expect("waiting set").insert(id.clone()) {
                     queue.insert((Instant::now() + delay, id, false));
                 }
             }
@@ -608,9 +629,6 @@ fn schedule(
         let now = Instant::now();
         while queue.first().is_some_and(|(at, _, _)| *at <= now) {
             let (_, id, settle) = queue.pop_first().expect("checked");
-            if !settle {
-                changed.remove(&id);
-            }
             queued.fetch_add(1, Ordering::Relaxed);
             if work.send(Work { id, settle }).is_err() {
                 return;
@@ -627,5 +645,44 @@ fn lower_priority() {
     unsafe {
         let tid = libc::gettid();
         libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 5);
+    }
+}
+
+#[cfg(test)]
+mod schedule_tests {
+    use super::*;
+
+    /// Changes to a trajectory that waits coalesce into one evaluation; once a worker has
+    /// picked it up, the next change queues it again.
+    #[test]
+    fn changes_coalesce_until_a_worker_picks_the_trajectory_up() {
+        let (due_tx, due_rx) = mpsc::channel();
+        let (work_tx, work_rx) = mpsc::channel();
+        let waiting = Waiting::default();
+        let queued = Arc::new(AtomicU64::new(0));
+        let (w, q) = (waiting.clone(), queued.clone());
+        let scheduler =
+            std::thread::spawn(move || schedule(due_rx, work_tx, Duration::ZERO, &w, &q));
+        for _ in 0..5 {
+            due_tx.send(Due::Changed("a".into())).unwrap();
+        }
+        due_tx.send(Due::Changed("b".into())).unwrap();
+        let first = work_rx.recv().unwrap();
+        let second = work_rx.recv().unwrap();
+        assert_eq!((first.id.as_str(), first.settle), ("a", false));
+        assert_eq!(second.id, "b");
+        // `a` still waits (no worker took it): more changes add nothing.
+        due_tx.send(Due::Changed("a".into())).unwrap();
+        // A worker picks `a` up; a change now is a new one.
+        waiting.lock().unwrap().remove("a");
+        due_tx.send(Due::Changed("a".into())).unwrap();
+        due_tx
+            .send(Due::Settle("c".into(), Instant::now()))
+            .unwrap();
+        drop(due_tx);
+        scheduler.join().unwrap();
+        let rest: Vec<(String, bool)> = work_rx.try_iter().map(|w| (w.id, w.settle)).collect();
+        assert_eq!(rest, [("a".to_string(), false), ("c".to_string(), true)]);
+        assert_eq!(queued.load(Ordering::Relaxed), 4);
     }
 }
