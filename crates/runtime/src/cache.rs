@@ -24,8 +24,8 @@ pub struct ComponentCache {
     loaded: Mutex<HashMap<String, Component>>,
     /// Self-tests known to pass (see [`ComponentCache::self_test_passed`]).
     passed: Mutex<std::collections::HashSet<String>>,
-    /// Prepared snapshots by key (see [`ComponentCache::snapshot`]).
-    snapshots: Mutex<HashMap<String, std::sync::Arc<Vec<u8>>>>,
+    /// Compiled prepared snapshots by key (see [`ComponentCache::prepared`]).
+    prepared: Mutex<HashMap<String, Component>>,
 }
 
 /// Where a compiled component came from (reported by `detector test` and in logs).
@@ -46,7 +46,7 @@ impl ComponentCache {
             engine_hash: hex::encode(&h.0.finalize()[..8]),
             loaded: Mutex::new(HashMap::new()),
             passed: Mutex::default(),
-            snapshots: Mutex::default(),
+            prepared: Mutex::default(),
         }
     }
 
@@ -130,16 +130,18 @@ impl ComponentCache {
         Ok((component, Origin::Compiled))
     }
 
-    /// The prepared snapshot named by `key` ([`super::prepare`]): from memory, from disk,
-    /// or made by `make` and kept. Unlike a compiled artefact it is WebAssembly, checked
-    /// again when compiled.
-    pub fn snapshot(
+    /// The compiled snapshot named by `key` ([`super::prepare`]): from memory, from its
+    /// WebAssembly on disk, or made by `make` (and its WebAssembly kept on disk). Compiled
+    /// through [`ComponentCache::get`], so a snapshot's native code is cached like any
+    /// component's; only the compiled form stays in memory.
+    pub fn prepared(
         &self,
+        engine: &Engine,
         key: &str,
         make: impl FnOnce() -> Result<Vec<u8>, LoadError>,
-    ) -> Result<std::sync::Arc<Vec<u8>>, LoadError> {
-        if let Some(s) = self.snapshots.lock().expect("cache lock").get(key) {
-            return Ok(s.clone());
+    ) -> Result<Component, LoadError> {
+        if let Some(c) = self.prepared.lock().expect("cache lock").get(key) {
+            return Ok(c.clone());
         }
         let file = self
             .dir
@@ -161,12 +163,12 @@ impl ComponentCache {
                 bytes
             }
         };
-        let bytes = std::sync::Arc::new(bytes);
-        self.snapshots
+        let (component, _) = self.get(engine, &bytes)?;
+        self.prepared
             .lock()
             .expect("cache lock")
-            .insert(key.to_string(), bytes.clone());
-        Ok(bytes)
+            .insert(key.to_string(), component.clone());
+        Ok(component)
     }
 
     fn remember(&self, key: String, c: &Component) {

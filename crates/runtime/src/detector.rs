@@ -256,6 +256,7 @@ pub(super) fn load(
                 engine,
                 cache,
                 &spec.bytes,
+                &sha256,
                 CallSpec {
                     name: &Arc::from(info.name.as_str()),
                     pre: &pre,

@@ -59,16 +59,17 @@ pub fn offered(component: &Component, engine: &DetectorEngine) -> bool {
         .any(|(name, _)| name == EXPORT)
 }
 
-/// The snapshot of `bytes` prepared under `spec.config` (from the cache, or made now).
+/// The snapshot of `bytes` (whose sha256 is `sha256`) prepared under `spec.config` (from
+/// the cache, or made now).
 pub fn prepare(
     engine: &DetectorEngine,
     cache: &ComponentCache,
     bytes: &[u8],
+    sha256: &str,
     spec: CallSpec<'_>,
 ) -> Result<Prepared, LoadError> {
-    let key = snapshot_key(bytes, &spec.config);
-    let snapshot = cache.snapshot(&key, || snapshot(engine, bytes, &spec))?;
-    let (component, _) = cache.get(&engine.engine, &snapshot)?;
+    let key = snapshot_key(sha256, &spec.config);
+    let component = cache.prepared(&engine.engine, &key, || snapshot(engine, bytes, &spec))?;
     let link = |e: wasmtime::Error| LoadError::Link(format!("prepared snapshot: {e:#}"));
     let pre = engine.linker.instantiate_pre(&component).map_err(link)?;
     let pre = bindings_v2::DetectorPre::new(pre).map_err(link)?;
@@ -79,9 +80,9 @@ pub fn prepare(
 }
 
 /// The component's hash, the configuration's and the snapshot format's.
-fn snapshot_key(bytes: &[u8], config: &BTreeMap<String, String>) -> String {
+fn snapshot_key(sha256: &str, config: &BTreeMap<String, String>) -> String {
     let mut h = Sha256::new();
-    h.update(Sha256::digest(bytes));
+    h.update(sha256.as_bytes());
     for (k, v) in config {
         // Lengths first: `a`=`bc` and `ab`=`c` are other configurations.
         h.update((k.len() as u64).to_le_bytes());
