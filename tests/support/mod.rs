@@ -108,9 +108,14 @@ fn spawn(data: &Path, args: &[String], envs: &[(String, String)]) -> (Child, Str
     // the tests' servers (keyed by content hash, so it is safe), and give detector calls
     // room on a busy 2-core CI machine (the 50 ms default is a production budget; the
     // sandbox tests that need a tight deadline set their own).
-    if !envs.iter().any(|(k, _)| k == "PLUMBLINE_RUNTIME_CACHE_DIR")
-        && !args.iter().any(|a| a == "--config")
-    {
+    // A test's own config file that names a cache directory keeps it.
+    let config_names_cache = args
+        .iter()
+        .position(|a| a == "--config")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|f| std::fs::read_to_string(f).ok())
+        .is_some_and(|text| text.contains("cache_dir"));
+    if !envs.iter().any(|(k, _)| k == "PLUMBLINE_RUNTIME_CACHE_DIR") && !config_names_cache {
         cmd.env("PLUMBLINE_RUNTIME_CACHE_DIR", shared_cache());
     }
     if !envs

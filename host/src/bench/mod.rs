@@ -168,6 +168,14 @@ fn progress(json: bool, what: &str) {
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    // The run's shared compile cache goes with the run, however it ends.
+    struct RunCache;
+    impl Drop for RunCache {
+        fn drop(&mut self) {
+            service::remove_run_cache();
+        }
+    }
+    let _cache = RunCache;
     let exe = std::env::current_exe().context("finding the plumbline binary")?;
     let quick = args.quick;
     let mut figures = Vec::new();

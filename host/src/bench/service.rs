@@ -31,6 +31,13 @@ impl Service {
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"])
             .arg(&dir)
             .envs(env.iter().copied());
+        // The servers of one run share a compile cache (components and prepared snapshots,
+        // keyed by content): the figures are the running service's, and compiling every
+        // built-in again for each of a run's seven servers only made the run longer.
+        let cache = "PLUMBLINE_RUNTIME_CACHE_DIR";
+        if std::env::var_os(cache).is_none() && !env.iter().any(|(k, _)| *k == cache) {
+            cmd.env(cache, run_cache());
+        }
         match crate::throwaway::spawn_serve(cmd, "warn") {
             Ok((child, url)) => Ok(Service { url, child, dir }),
             Err(e) => {
@@ -82,6 +89,17 @@ impl Service {
         let _ = self.child.wait();
         Ok(None)
     }
+}
+
+/// This run's compile cache (see [`Service::start_with_env`]); [`remove_run_cache`] deletes it.
+fn run_cache() -> &'static Path {
+    static CACHE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    CACHE.get_or_init(|| crate::throwaway::temp_dir("bench-cache"))
+}
+
+/// Deletes this run's compile cache, at the end of the run.
+pub fn remove_run_cache() {
+    let _ = std::fs::remove_dir_all(run_cache());
 }
 
 impl Drop for Service {
