@@ -201,12 +201,17 @@ pub fn self_test_key<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> Option<St
     });
     let mut h = Sha256::new();
     h.update(binary.as_ref()?.as_bytes());
+    hash_parts(&mut h, parts);
+    Some(hex::encode(&h.finalize()[..16]))
+}
+
+/// Feeds `parts` to `h` length-prefixed, so parts cannot run into each other (`a`,`bc` and
+/// `ab`,`c` hash apart). For cache keys made of several values.
+pub fn hash_parts<'a>(h: &mut Sha256, parts: impl IntoIterator<Item = &'a [u8]>) {
     for part in parts {
-        // Length-prefixed, so parts cannot run into each other.
         h.update((part.len() as u64).to_le_bytes());
         h.update(part);
     }
-    Some(hex::encode(&h.finalize()[..16]))
 }
 
 /// Write-then-rename, so a crash never leaves a truncated artefact under the real name.

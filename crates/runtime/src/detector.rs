@@ -247,6 +247,7 @@ pub(super) fn load(
     }
     let limits = base.with(&o);
     let live = Arc::new(live);
+    let name: Arc<str> = Arc::from(info.name.as_str());
     // Config once: a 0.2.0 detector that declares config keys and offers `prepare` is
     // snapshotted after it under its live configuration (prepare.rs). Without config keys
     // there is nothing to parse once, and the snapshot would only cost a compile.
@@ -258,7 +259,7 @@ pub(super) fn load(
                 &spec.bytes,
                 &sha256,
                 CallSpec {
-                    name: &Arc::from(info.name.as_str()),
+                    name: &name,
                     pre: &pre,
                     limits: &limits,
                     config: live.clone(),
@@ -272,7 +273,7 @@ pub(super) fn load(
         Detector {
             interest: Interest::of(&declared),
             declared,
-            name: Arc::from(info.name.as_str()),
+            name,
             info,
             limits,
             config: live,

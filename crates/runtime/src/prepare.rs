@@ -26,7 +26,7 @@ use wasmtime::Store;
 use wasmtime_wizer::{ComponentInstanceState, Wizer};
 
 use super::bindings_v2;
-use super::cache::ComponentCache;
+use super::cache::{hash_parts, ComponentCache};
 use super::call::{self, CallSpec, Pre};
 use super::engine::DetectorEngine;
 use super::state::CallState;
@@ -83,13 +83,12 @@ pub fn prepare(
 fn snapshot_key(sha256: &str, config: &BTreeMap<String, String>) -> String {
     let mut h = Sha256::new();
     h.update(sha256.as_bytes());
-    for (k, v) in config {
-        // Lengths first: `a`=`bc` and `ab`=`c` are other configurations.
-        h.update((k.len() as u64).to_le_bytes());
-        h.update(k.as_bytes());
-        h.update((v.len() as u64).to_le_bytes());
-        h.update(v.as_bytes());
-    }
+    hash_parts(
+        &mut h,
+        config
+            .iter()
+            .flat_map(|(k, v)| [k.as_bytes(), v.as_bytes()]),
+    );
     h.update(WIZER.as_bytes());
     hex::encode(h.finalize())
 }
