@@ -6,6 +6,7 @@
 #   scripts/setup.sh test   that, and what only the tests need: the Python and JavaScript
 #                           detector tools, Chromium for the browser test, cargo-fuzz
 #   scripts/setup.sh fuzz   cargo-fuzz and the nightly toolchain only
+#   scripts/setup.sh cluster  nats-server (Debian's), for scripts/cluster-demo.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,11 +26,24 @@ setup_fuzz() {
         cargo install --locked --quiet cargo-fuzz --version "$CARGO_FUZZ_VERSION"
     fi
 }
+# A cluster's log: Debian's NATS server with JetStream (2.9 on bookworm). Only the cluster
+# demo and the tests need it; one node never does.
+setup_cluster() {
+    if ! command -v nats-server >/dev/null 2>&1; then
+        if command -v apt-get >/dev/null 2>&1; then
+            apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nats-server >/dev/null
+        else
+            echo "setup: the cluster tests and demo need nats-server (2.9 or newer) on PATH" >&2
+            exit 1
+        fi
+    fi
+}
 MODE=${1:-service}
 case "$MODE" in
     service | test) ;;
     fuzz) setup_fuzz; exit 0 ;;
-    *) echo "setup: the mode is service (default), test or fuzz, not $MODE" >&2; exit 2 ;;
+    cluster) setup_cluster; echo "setup: ok ($(nats-server --version))"; exit 0 ;;
+    *) echo "setup: the mode is service (default), test, fuzz or cluster, not $MODE" >&2; exit 2 ;;
 esac
 
 # Rust detectors compile to WASI 0.2 components.
@@ -87,4 +101,5 @@ if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
         exit 1
     fi
 fi
-echo "setup: ok (wasm32-wasip2, componentize-py $COMPONENTIZE_PY_VERSION in $VENV, componentize-js $COMPONENTIZE_JS_VERSION in $NODE_TOOLS, chromium, cargo-fuzz $CARGO_FUZZ_VERSION)"
+setup_cluster
+echo "setup: ok (nats-server, wasm32-wasip2, componentize-py $COMPONENTIZE_PY_VERSION in $VENV, componentize-js $COMPONENTIZE_JS_VERSION in $NODE_TOOLS, chromium, cargo-fuzz $CARGO_FUZZ_VERSION)"

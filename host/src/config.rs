@@ -36,6 +36,7 @@ pub fn default_toml() -> String {
         plumbline_policy::DEFAULT_CONFIG,
         plumbline_delivery::DEFAULT_CONFIG,
         plumbline_review::DEFAULT_CONFIG,
+        plumbline_cluster::DEFAULT_CONFIG,
     ]
     .join("\n")
 }
@@ -79,6 +80,7 @@ pub struct Config {
     pub policy: plumbline_policy::PolicyConfig,
     pub delivery: plumbline_delivery::DeliveryConfig,
     pub review: plumbline_review::ReviewConfig,
+    pub cluster: plumbline_cluster::ClusterConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -152,6 +154,33 @@ impl Config {
         }
     }
 
+    /// This node's name in a cluster: `cluster.node`, or the host name and a digest of
+    /// the data directory (stable across restarts, distinct per node on one host), reduced
+    /// to what a JetStream key may hold.
+    pub fn node_name(&self) -> String {
+        use sha2::Digest;
+        if !self.cluster.node.is_empty() {
+            return self.cluster.node.clone();
+        }
+        let host = std::fs::read_to_string("/etc/hostname")
+            .ok()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .unwrap_or_else(|| "node".into());
+        let dir = std::fs::canonicalize(&self.server.data_dir)
+            .unwrap_or_else(|_| self.server.data_dir.clone());
+        let digest = sha2::Sha256::digest(dir.to_string_lossy().as_bytes());
+        format!("{}-{}", host.trim(), &hex::encode(digest)[..8])
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect()
+    }
+
     pub fn defaults() -> Config {
         Self::load_with_env(None, std::iter::empty()).expect("embedded defaults are valid")
     }
@@ -169,6 +198,7 @@ impl Config {
         self.n8n.validate().map_err(ConfigError::Invalid)?;
         self.make.validate().map_err(ConfigError::Invalid)?;
         self.limits.validate().map_err(ConfigError::Invalid)?;
+        self.cluster.validate().map_err(ConfigError::Invalid)?;
         Ok(())
     }
 }

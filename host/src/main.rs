@@ -44,6 +44,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Keygen(args) => plumbline::cli::pack::keygen(args),
         Command::Replay(args) => plumbline::cli::pack::replay(args).await,
         Command::Bench(args) => plumbline::bench::run(args).await,
+        Command::Cluster(args) => plumbline::cli::cluster::run(args).await,
         Command::Detector(args) => {
             // WASM runs on the calling thread: keep it off the async workers.
             let ok =

@@ -37,6 +37,16 @@ pub struct Service {
 /// Opens the store and starts every stage: trajectories (catching up from their checkpoint)
 /// before the writer, so no durable batch is missed.
 pub fn start(config: Config, evaluator: Arc<dyn Evaluator>) -> anyhow::Result<Service> {
+    start_in(config, evaluator, None)
+}
+
+/// As [`start`]; on a cluster node, ingest publishes to the cluster's log and the
+/// trajectory stage takes only the partitions this node owns ([`join_cluster`]).
+pub fn start_in(
+    config: Config,
+    evaluator: Arc<dyn Evaluator>,
+    cluster: Option<&plumbline_cluster::Cluster>,
+) -> anyhow::Result<Service> {
     prepare_data_dir(&config.server.data_dir)?;
     let store = Store::open_with_cache(&config.server.data_dir, config.store.cache_mib << 20)?;
     let alerts = AlertBook::open(&store)?;
@@ -64,12 +74,21 @@ pub fn start(config: Config, evaluator: Arc<dyn Evaluator>) -> anyhow::Result<Se
         routing.stage.clone(),
         tokio::runtime::Handle::current(),
     )?;
-    let trajectories = TrajectoryStage::start(
-        store.clone(),
-        &config.trajectory,
-        evaluator.clone(),
-        Arc::new(alerts.clone()),
-    )?;
+    let trajectories = if cluster.is_some() {
+        TrajectoryStage::start_partitioned(
+            store.clone(),
+            &config.trajectory,
+            evaluator.clone(),
+            Arc::new(alerts.clone()),
+        )?
+    } else {
+        TrajectoryStage::start(
+            store.clone(),
+            &config.trajectory,
+            evaluator.clone(),
+            Arc::new(alerts.clone()),
+        )?
+    };
     summaries.resume(|id| {
         trajectories
             .get(id)
@@ -78,11 +97,13 @@ pub fn start(config: Config, evaluator: Arc<dyn Evaluator>) -> anyhow::Result<Se
             .or_else(|| review.trajectory(id))
     });
     // Arrivals are counted per source (coverage) on their way to the trajectories.
-    let writer = Writer::start(
-        store.clone(),
-        config.store.fsync,
-        review.listener(trajectories.listener()),
-    )?;
+    // On a cluster, the partitions' owners feed the trajectories from the log; this
+    // store keeps what the node owns, for reads.
+    let next: Arc<dyn plumbline_store::CommitListener> = match cluster {
+        None => trajectories.listener(),
+        Some(_) => Arc::new(|_: plumbline_store::CommittedBatch| {}),
+    };
+    let writer = Writer::start(store.clone(), config.store.fsync, review.listener(next))?;
     review.start();
     // Deliveries wait on the writer's barrier, so each is durable before its first attempt.
     routing.start(Arc::new(writer.clone()));
@@ -117,10 +138,13 @@ pub fn start(config: Config, evaluator: Arc<dyn Evaluator>) -> anyhow::Result<Se
         config.verdict.clone(),
     ));
     let lagging = stage.clone();
-    let ingest = Ingest::new(writer, config.store.retention_days)
+    let mut ingest = Ingest::new(writer, config.store.retention_days)
         .with_config(&config.ingest)
         .with_backlog(Arc::new(move || stage.backlog()))
         .with_lag(Arc::new(move || lagging.lag()));
+    if let Some(c) = cluster {
+        ingest = ingest.with_log(Arc::new(plumbline_cluster::Publisher::new(c.clone())));
+    }
     let state = AppState {
         body_limit: config.server.body_limit_bytes,
         store,
@@ -203,7 +227,19 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     );
     let evaluator: Arc<dyn Evaluator> = runtime.clone();
     let summaries_budget_ms = config.llm.budget_ms.min(10_000);
-    let service = start(config, evaluator)?;
+    let cluster = if config.cluster.enabled {
+        let node = config.node_name();
+        let c = plumbline_cluster::Cluster::connect(&config.cluster, &node).await?;
+        tracing::info!(node, url = %config.cluster.url, "joined the cluster's JetStream");
+        Some(c)
+    } else {
+        None
+    };
+    let service = start_in(config, evaluator, cluster.as_ref())?;
+    let membership = match cluster {
+        Some(c) => Some(join_cluster(c, &service).await?),
+        None => None,
+    };
     if let Some(judge) = &service.state.judge {
         runtime.set_judge(Arc::new(judge.clone()));
     }
@@ -227,7 +263,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         secure_cookie: service.config.server.public_url.starts_with("https://"),
         signins: Default::default(),
     });
-    let detectors = api::detectors::routes(runtime, &service.state);
+    let mut detectors = api::detectors::routes(runtime, &service.state);
+    if let Some(m) = &membership {
+        detectors = detectors.merge(api::cluster::routes(m.clone(), service.state.auth.clone()));
+    }
     let detectors = detectors.merge(api::packs::routes(
         packs,
         service.state.clone(),
@@ -258,9 +297,38 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     if !summaries.drain(budget).await {
         tracing::warn!("summaries still in flight at shutdown; they resume at the next start");
     }
+    // Partitions go to the other nodes now, each after its step under way is committed.
+    if let Some(m) = membership {
+        m.leave().await;
+    }
     // Save open windows so the next start resumes without re-reading history.
     tokio::task::spawn_blocking(move || trajectories.shutdown()).await?;
     Ok(())
+}
+
+/// Joins the cluster: this node's alerts go to the alert stream, every node's come back
+/// into its alert book, and it takes its share of the partitions.
+async fn join_cluster(
+    cluster: plumbline_cluster::Cluster,
+    service: &Service,
+) -> anyhow::Result<Arc<plumbline_cluster::Membership>> {
+    let publisher = plumbline_cluster::AlertPublisher::start(cluster.clone());
+    let p = publisher.clone();
+    service
+        .state
+        .alerts
+        .replicate(Arc::new(move |a: &plumbline_alert::Alert| p.stored(a)));
+    let mirror =
+        plumbline_cluster::Mirror::start(cluster.clone(), service.state.alerts.clone()).await?;
+    let owner = plumbline_cluster::Owner::new(
+        cluster.clone(),
+        service.state.trajectories.clone(),
+        service.state.ingest.writer().clone(),
+        publisher,
+        mirror,
+        service.config.trajectory.eval_workers,
+    );
+    Ok(plumbline_cluster::Membership::start(cluster, owner))
 }
 
 /// The policy in force is an admin decision too: each start records which file (and its

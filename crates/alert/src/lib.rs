@@ -107,7 +107,12 @@ pub struct AlertBook {
     /// Serialises read-modify-write of one alert across evaluation workers.
     lock: Arc<Mutex<()>>,
     listeners: Arc<Mutex<Vec<Arc<dyn AlertListener>>>>,
+    /// Told of every version of an alert this book stores (a cluster's alert stream).
+    replica: Arc<std::sync::OnceLock<Replica>>,
 }
+
+/// Where every stored version of an alert is copied (see [`AlertBook::replicate`]).
+pub type Replica = Arc<dyn Fn(&Alert) + Send + Sync>;
 
 pub fn alert_id_for(trajectory_id: &str) -> String {
     format!("alr-{}", trajectory_id.trim_start_matches("trj-"))
@@ -122,6 +127,7 @@ impl AlertBook {
             shadow: store.db().open_tree("shadow_findings")?,
             lock: Arc::default(),
             listeners: Arc::default(),
+            replica: Arc::default(),
         })
     }
 
@@ -136,12 +142,49 @@ impl AlertBook {
             .and_then(|v| serde_json::from_slice(&v).ok()))
     }
 
+    /// Stores a version of an alert and hands it to the replica, if any. Every change
+    /// of an alert goes through here (under the book's lock), so the replica sees the
+    /// versions in the order they were stored.
     pub fn put(&self, a: &Alert) -> Result<(), StoreError> {
+        self.store(a)?;
+        if let Some(replica) = self.replica.get() {
+            replica(a);
+        }
+        Ok(())
+    }
+
+    fn store(&self, a: &Alert) -> Result<(), StoreError> {
         self.tree.insert(
             a.id.as_bytes(),
             serde_json::to_vec(a).expect("alerts serialise"),
         )?;
         Ok(())
+    }
+
+    /// Copies every alert version stored from now on to `replica` (a cluster node
+    /// publishes them; see [`AlertBook::import`] for the way back). Set once.
+    pub fn replicate(&self, replica: Replica) {
+        if self.replica.set(replica).is_err() {
+            tracing::warn!("the alert book already has a replica; the second is ignored");
+        }
+    }
+
+    /// Takes in an alert another cluster node recorded (its owner's version), unless the
+    /// one here is newer. Listeners are not told: the node that recorded it summarised,
+    /// decided and routed it. Returns whether it was taken.
+    pub fn import(&self, a: &Alert) -> Result<bool, StoreError> {
+        let parse = |at: &str| {
+            time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).ok()
+        };
+        let _g = self.lock.lock().expect("alert lock");
+        if let Some(here) = self.get(&a.id)? {
+            if parse(&here.updated_at) > parse(&a.updated_at) {
+                return Ok(false);
+            }
+        }
+        self.store(a)?;
+        self.set_link(&a.trajectory_id, &a.id)?;
+        Ok(true)
     }
 
     /// Changes one stored alert under the book's lock (used by later stages).

@@ -505,3 +505,114 @@ async fn evaluation_lag_grows_while_evaluation_is_stuck_and_clears_when_it_catch
     wait_for(|| stage.lag() == Duration::ZERO);
     stage.shutdown();
 }
+
+/// A cluster partition's owner: events applied to one side only, judged by the caller
+/// (`evaluate_now`), or taken as judged when rebuilt from the log up to the checkpoint;
+/// released trajectories leave the book.
+#[test]
+fn an_owner_builds_only_its_side_and_a_rebuild_evaluates_nothing() {
+    use plumbline_trajectory::Side;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let alerts = AlertBook::open(&store).unwrap();
+    let recorder = Arc::new(Recorder::default());
+    let stage = TrajectoryStage::start_partitioned(
+        store,
+        &TrajectoryConfig::default(),
+        recorder.clone(),
+        Arc::new(alerts.clone()),
+    )
+    .unwrap();
+    let story: Vec<Arc<plumbline_event::Event>> =
+        six_step_story().into_iter().map(Arc::new).collect();
+    // Rebuilt: the first three steps were judged by the last owner.
+    let rebuilt: Vec<_> = story[..3]
+        .iter()
+        .map(|e| (e.clone(), Side::Actor))
+        .collect();
+    let changed = stage.apply_owned(rebuilt, true).unwrap();
+    assert_eq!(
+        changed.len(),
+        2,
+        "the actor trajectory and its drift view, no system one"
+    );
+    for id in &changed {
+        stage.evaluate_now(id);
+    }
+    assert!(
+        recorder.0.lock().unwrap().is_empty(),
+        "judged already: not evaluated again"
+    );
+    assert!(alerts.all().next().is_none());
+    // Live: the next step is evaluated once, on the whole trajectory.
+    let live = vec![(story[3].clone(), Side::Actor)];
+    let changed = stage.apply_owned(live, false).unwrap();
+    for id in &changed {
+        stage.evaluate_now(id);
+    }
+    let evaluated = recorder.0.lock().unwrap().clone();
+    assert_eq!(evaluated.len(), 1, "{evaluated:?}");
+    assert_eq!(evaluated[0].1, 4);
+    assert_eq!(alerts.all().count(), 1);
+    let listed = stage.list();
+    assert!(
+        listed.iter().all(|t| t.kind.side() == Side::Actor),
+        "{listed:?}"
+    );
+    // The partition moves away: its trajectories leave this node's book.
+    assert_eq!(
+        stage.release(|kind, _| kind.side() != Side::Actor).unwrap(),
+        2
+    );
+    assert!(stage.get(&evaluated[0].0).unwrap().is_none());
+}
+
+/// Every stored version of an alert reaches the replica in order — a move to a renamed
+/// trajectory included — and an imported version is stored without being replicated back
+/// or overwriting a newer one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alert_versions_replicate_in_order_and_imports_keep_the_newest() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path());
+    let copies: Arc<Mutex<Vec<crate::Alert>>> = Arc::default();
+    let c = copies.clone();
+    r.alerts.replicate(Arc::new(move |a: &crate::Alert| {
+        c.lock().unwrap().push(a.clone())
+    }));
+    let story = six_step_story();
+    r.writer.write(story[1..3].to_vec()).await.unwrap();
+    wait_for(|| r.alerts.all().count() == 1);
+    // An earlier event renames the trajectory: the alert moves, and that is a version too.
+    r.writer.write(story[..1].to_vec()).await.unwrap();
+    wait_for(|| {
+        let a = r.alerts.all().next().unwrap();
+        a.event_ids.len() == 3
+            && copies
+                .lock()
+                .unwrap()
+                .last()
+                .is_some_and(|c| c.trajectory_id == a.trajectory_id && c.updated_at == a.updated_at)
+    });
+    let seen = copies.lock().unwrap().clone();
+    assert!(seen.len() >= 2, "{seen:?}");
+    let last = r.alerts.all().next().unwrap();
+    assert_eq!(seen.last().unwrap().updated_at, last.updated_at);
+    // An older version from another node does not replace this one; a newer one does.
+    let mut older = last.clone();
+    older.updated_at = "2000-01-01T00:00:00Z".into();
+    older.title = "stale".into();
+    assert!(!r.alerts.import(&older).unwrap());
+    let mut newer = last.clone();
+    newer.updated_at = "2999-01-01T00:00:00Z".into();
+    newer.title = "from the owner".into();
+    assert!(r.alerts.import(&newer).unwrap());
+    assert_eq!(
+        r.alerts.get(&last.id).unwrap().unwrap().title,
+        "from the owner"
+    );
+    assert_eq!(
+        copies.lock().unwrap().len(),
+        seen.len(),
+        "imports are not replicated"
+    );
+}

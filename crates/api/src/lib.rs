@@ -5,6 +5,7 @@
 pub mod alerts;
 pub mod audit_log;
 pub mod auth;
+pub mod cluster;
 pub mod detectors;
 pub mod error;
 pub mod events;

@@ -142,11 +142,25 @@ pub struct IngestReport {
     pub rejected: Vec<Rejection>,
 }
 
+/// Where accepted events become durable when it is not this node's store: a cluster's
+/// log. It answers as the store's writer does (which events were new), only once they are
+/// durable there, so a 202 means the same on a cluster as on one node.
+pub trait EventLog: Send + Sync + 'static {
+    fn append(
+        &self,
+        events: Vec<Event>,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<IngestOutcome, StoreError>> + Send + '_>,
+    >;
+}
+
 /// The ingest stage: validation that needs configuration, then the durable writer.
 /// Every source (native API, adapters, files, the Vault socket) goes through here.
 #[derive(Clone)]
 pub struct Ingest {
     writer: Writer,
+    /// On a cluster: the log events go to instead of `writer`.
+    log: Option<Arc<dyn EventLog>>,
     retention_nanos: Option<i64>,
     /// Events later than now plus this are refused.
     future_skew_nanos: i64,
@@ -227,6 +241,7 @@ impl Ingest {
             (retention_days > 0).then(|| retention_days as i64 * 86_400 * 1_000_000_000);
         Ingest {
             writer,
+            log: None,
             retention_nanos,
             future_skew_nanos: 0,
             max_events: 0,
@@ -260,6 +275,12 @@ impl Ingest {
     /// Refuses new events while `backlog()` is above `ingest.max_backlog`.
     pub fn with_backlog(mut self, backlog: Arc<dyn Fn() -> u64 + Send + Sync>) -> Self {
         self.backlog = Some(backlog);
+        self
+    }
+
+    /// Makes accepted events durable in `log` (a cluster's) instead of this node's store.
+    pub fn with_log(mut self, log: Arc<dyn EventLog>) -> Self {
+        self.log = Some(log);
         self
     }
 
@@ -348,7 +369,10 @@ impl Ingest {
                 rejected,
             });
         }
-        let outcome: IngestOutcome = self.writer.write(keep.clone()).await?;
+        let outcome: IngestOutcome = match &self.log {
+            Some(log) => log.append(keep.clone()).await?,
+            None => self.writer.write(keep.clone()).await?,
+        };
         for (e, stored) in keep.iter().zip(&outcome.stored) {
             if *stored {
                 self.counters.record(e);

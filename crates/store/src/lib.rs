@@ -40,6 +40,9 @@ pub enum StoreError {
     Corrupt(#[from] batch::CorruptBatch),
     #[error("the store's writer has stopped")]
     WriterGone,
+    /// A cluster's log (JetStream) did not take the events; nothing was acknowledged.
+    #[error("cluster log: {0}")]
+    Log(String),
     #[error("fsync of the store log failed: {0}")]
     Io(#[from] std::io::Error),
 }

@@ -19,7 +19,7 @@ pub use config::{TrajectoryConfig, DEFAULT_CONFIG};
 pub use evaluate::{Discard, Evaluation, Evaluator, NoDetectors, Outcomes};
 pub use finding::{Finding, Severity};
 pub use judge::{JudgeRequest, ModelJudge, NoModel};
-pub use model::{Events, Trajectory, TrajectoryKind};
+pub use model::{Events, Side, Trajectory, TrajectoryKind};
 pub use stage::TrajectoryStage;
 
 #[cfg(test)]

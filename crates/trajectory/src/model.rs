@@ -47,6 +47,52 @@ impl TrajectoryKind {
     }
 }
 
+/// The two halves of an event's trajectories: its actor's (the actor and actor-drift
+/// views) and its system's. A cluster partitions work by side and key, so each trajectory
+/// is built by exactly one node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    Actor,
+    System,
+}
+
+impl Side {
+    pub const BOTH: [Side; 2] = [Side::Actor, Side::System];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Actor => "actor",
+            Side::System => "system",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Side> {
+        match s {
+            "actor" => Some(Side::Actor),
+            "system" => Some(Side::System),
+            _ => None,
+        }
+    }
+
+    /// The key of `e`'s trajectories on this side.
+    pub fn key_of(self, e: &Event) -> &str {
+        match self {
+            Side::Actor => &e.actor.id,
+            Side::System => &e.system,
+        }
+    }
+}
+
+impl TrajectoryKind {
+    pub fn side(self) -> Side {
+        match self {
+            TrajectoryKind::Actor | TrajectoryKind::ActorDrift => Side::Actor,
+            TrajectoryKind::System | TrajectoryKind::SystemDrift => Side::System,
+        }
+    }
+}
+
 /// A trajectory with its events inline, ordered by (time, id). This is what detectors see.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Trajectory {

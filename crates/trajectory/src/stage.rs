@@ -12,7 +12,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::evaluate::{Evaluator, Outcomes};
-use super::model::{Trajectory, TrajectoryKind};
+use super::model::{Side, Trajectory, TrajectoryKind};
 use super::persist::{TrajectoryRecord, TrajectoryStore};
 use super::window::{Book, Changes, WindowRules};
 use crate::TrajectoryConfig;
@@ -57,7 +57,7 @@ impl Default for StageStats {
 pub struct TrajectoryStage {
     book: Arc<Mutex<Book>>,
     persist: TrajectoryStore,
-    tx: Mutex<Option<mpsc::Sender<CommittedBatch>>>,
+    tx: Mutex<Option<mpsc::Sender<Input>>>,
     builder: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Highest batch seq applied to the book.
     applied: Arc<AtomicU64>,
@@ -67,7 +67,32 @@ pub struct TrajectoryStage {
     /// Set by [`TrajectoryStage::shutdown`]: the builder and the evaluators stop at their
     /// next step instead of working through their queues.
     stopping: AtomicBool,
+    /// Used by [`TrajectoryStage::evaluate_now`] (the workers hold their own).
+    evaluator: Arc<dyn Evaluator>,
+    outcomes: Arc<dyn Outcomes>,
     pub stats: Arc<StageStats>,
+}
+
+/// Which open trajectories (by kind and key) a node keeps.
+type Keep = Box<dyn Fn(TrajectoryKind, &str) -> bool + Send>;
+
+/// What the builder thread applies.
+enum Input {
+    /// A durable batch of the local store (one node).
+    Batch(CommittedBatch),
+    /// Events of partitions this node owns in a cluster, each to one side. The owner
+    /// evaluates what changed itself (`judged` false) or, when rebuilding a partition from
+    /// its log up to its checkpoint, takes the changes as already judged (`judged` true).
+    Owned {
+        events: Vec<(Arc<plumbline_event::Event>, Side)>,
+        judged: bool,
+        reply: mpsc::Sender<Vec<String>>,
+    },
+    /// Drop the open trajectories `keep` refuses (their partition moved to another node).
+    Release {
+        keep: Keep,
+        reply: mpsc::Sender<usize>,
+    },
 }
 
 struct Listener(Arc<TrajectoryStage>);
@@ -78,7 +103,7 @@ impl CommitListener for Listener {
             let n = batch.events.len() as u64;
             self.0.stats.queued_events.fetch_add(n, Ordering::Relaxed);
             let mut waiting = self.0.stats.waiting_since.lock().expect("waiting");
-            if tx.send(batch).is_err() {
+            if tx.send(Input::Batch(batch)).is_err() {
                 self.0.stats.queued_events.fetch_sub(n, Ordering::Relaxed);
             } else {
                 waiting.push_back(Instant::now());
@@ -96,12 +121,39 @@ impl TrajectoryStage {
         evaluator: Arc<dyn Evaluator>,
         alerts: Arc<dyn Outcomes>,
     ) -> Result<Arc<TrajectoryStage>, StoreError> {
+        Self::start_with(store, config, evaluator, alerts, true)
+    }
+
+    /// On a cluster node, open trajectories are rebuilt from the cluster's log for the
+    /// partitions the node owns now ([`Self::apply_owned`]), never resumed from the local
+    /// store: what was open here before may belong to another node since.
+    pub fn start_partitioned(
+        store: Store,
+        config: &TrajectoryConfig,
+        evaluator: Arc<dyn Evaluator>,
+        alerts: Arc<dyn Outcomes>,
+    ) -> Result<Arc<TrajectoryStage>, StoreError> {
+        Self::start_with(store, config, evaluator, alerts, false)
+    }
+
+    fn start_with(
+        store: Store,
+        config: &TrajectoryConfig,
+        evaluator: Arc<dyn Evaluator>,
+        alerts: Arc<dyn Outcomes>,
+        resume_local: bool,
+    ) -> Result<Arc<TrajectoryStage>, StoreError> {
         let rules = WindowRules::from_config(config);
         let lateness = rules.window;
         let persist = TrajectoryStore::open(&store, rules.clone())?;
         let mut book = Book::new(rules);
         let mut resume: Vec<String> = Vec::new();
+        let mut stale: Vec<String> = Vec::new();
         for s in persist.open_sessions()? {
+            if !resume_local {
+                stale.push(s.id.clone());
+                continue;
+            }
             if s.last_evaluated_hash.as_deref() != Some(&s.hash()) {
                 resume.push(s.id.clone());
             }
@@ -114,7 +166,17 @@ impl TrajectoryStage {
         let book = Arc::new(Mutex::new(book));
         let (tx, rx) = mpsc::channel();
         let (due_tx, due_rx) = mpsc::channel::<Due>();
-        let checkpoint = persist.checkpoint()?;
+        if !stale.is_empty() {
+            for id in &stale {
+                persist.put_evaluator_state(id, None)?;
+            }
+            persist.save(&[], &stale, persist.checkpoint()?)?;
+        }
+        let checkpoint = if resume_local {
+            persist.checkpoint()?
+        } else {
+            store.last_seq()?
+        };
         let stage = Arc::new(TrajectoryStage {
             book: book.clone(),
             persist: persist.clone(),
@@ -129,6 +191,8 @@ impl TrajectoryStage {
                 .map(|s| Duration::from_secs(*s))
                 .collect(),
             stopping: AtomicBool::new(false),
+            evaluator: evaluator.clone(),
+            outcomes: alerts.clone(),
         });
         // Catch up on batches stored after the last checkpoint (crash or restart).
         let mut builder = Builder {
@@ -224,6 +288,55 @@ impl TrajectoryStage {
 
     pub fn listener(self: &Arc<Self>) -> Arc<dyn CommitListener> {
         Arc::new(Listener(self.clone()))
+    }
+
+    /// Applies events of partitions this node owns, each to its side only, and returns the
+    /// trajectories that changed (current ids). With `judged`, the changes count as
+    /// evaluated already (a partition rebuilt from its log up to its checkpoint: the
+    /// previous owner judged them); otherwise the caller evaluates them
+    /// ([`Self::evaluate_now`]) — nothing here queues them. Blocks until applied.
+    pub fn apply_owned(
+        &self,
+        events: Vec<(Arc<plumbline_event::Event>, Side)>,
+        judged: bool,
+    ) -> Result<Vec<String>, StoreError> {
+        let (reply, rx) = mpsc::channel();
+        self.send(Input::Owned {
+            events,
+            judged,
+            reply,
+        })?;
+        rx.recv().map_err(|_| StoreError::WriterGone)
+    }
+
+    /// Drops the open trajectories `keep` refuses (their partition went to another node);
+    /// returns how many. Blocks until done.
+    pub fn release(
+        &self,
+        keep: impl Fn(TrajectoryKind, &str) -> bool + Send + 'static,
+    ) -> Result<usize, StoreError> {
+        let (reply, rx) = mpsc::channel();
+        self.send(Input::Release {
+            keep: Box::new(keep),
+            reply,
+        })?;
+        rx.recv().map_err(|_| StoreError::WriterGone)
+    }
+
+    fn send(&self, input: Input) -> Result<(), StoreError> {
+        self.tx
+            .lock()
+            .expect("stage sender")
+            .as_ref()
+            .ok_or(StoreError::WriterGone)?
+            .send(input)
+            .map_err(|_| StoreError::WriterGone)
+    }
+
+    /// Judges the trajectory `id` now, on the caller's thread, if it changed since it was
+    /// last judged (a cluster partition's owner, before it commits the batch).
+    pub fn evaluate_now(&self, id: &str) {
+        self.evaluate(id, false, self.evaluator.as_ref(), self.outcomes.as_ref());
     }
 
     /// Work waiting inside the stage: events stored but not yet in a trajectory, plus
@@ -401,7 +514,7 @@ struct Builder {
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
 impl Builder {
-    fn run(mut self, rx: mpsc::Receiver<CommittedBatch>) {
+    fn run(mut self, rx: mpsc::Receiver<Input>) {
         loop {
             if self.stage.stopping.load(Ordering::Relaxed) {
                 if let Err(e) = self.checkpoint() {
@@ -410,7 +523,17 @@ impl Builder {
                 return;
             }
             match rx.recv_timeout(CHECKPOINT_EVERY) {
-                Ok(batch) => {
+                Ok(Input::Owned {
+                    events,
+                    judged,
+                    reply,
+                }) => {
+                    let _ = reply.send(self.apply_owned(events, judged));
+                }
+                Ok(Input::Release { keep, reply }) => {
+                    let _ = reply.send(self.release(keep));
+                }
+                Ok(Input::Batch(batch)) => {
                     let n = batch.events.len() as u64;
                     self.receive(batch);
                     self.stage
@@ -475,13 +598,58 @@ impl Builder {
         seq: u64,
         events: impl ExactSizeIterator<Item = (Arc<plumbline_event::Event>, [u8; 32])>,
     ) {
+        let changed = self.apply_sides(events.map(|(e, d)| (e, d, None)), None);
+        self.stage.applied.store(seq, Ordering::Release);
+        for id in changed {
+            let _ = self.due.send(Due::Changed(id));
+        }
+    }
+
+    fn apply_owned(
+        &mut self,
+        events: Vec<(Arc<plumbline_event::Event>, Side)>,
+        judged: bool,
+    ) -> Vec<String> {
+        let digested = events.into_iter().map(|(e, side)| {
+            let d = super::model::event_digest(&e);
+            (e, d, Some(side))
+        });
+        self.apply_sides(digested, Some(judged))
+    }
+
+    fn release(&mut self, keep: Keep) -> usize {
+        let gone = self.stage.book.lock().expect("book").release(keep);
+        for s in &gone {
+            self.evaluator.forget(&s.id);
+            self.removed.push(s.id.clone());
+        }
+        gone.len()
+    }
+
+    /// Applies events (each to one side, or both) under the book's lock, records renames
+    /// and closes what expired; returns the trajectories that changed. `judged`: a
+    /// cluster owner's input — `Some(true)` marks the changes as judged already.
+    fn apply_sides(
+        &mut self,
+        events: impl ExactSizeIterator<Item = (Arc<plumbline_event::Event>, [u8; 32], Option<Side>)>,
+        judged: Option<bool>,
+    ) -> Vec<String> {
         let mut changes = Changes::default();
         let n = events.len();
         let mut renamed_to = Vec::new();
         {
             let mut book = self.stage.book.lock().expect("book");
-            for (e, digest) in events {
-                book.apply_digested(e, digest, &mut changes);
+            for (e, digest, side) in events {
+                book.apply_side(e, digest, side, &mut changes);
+            }
+            if judged == Some(true) {
+                for id in &changes.changed {
+                    if let Some(s) = book.get_mut(id) {
+                        let version = s.judging();
+                        s.last_evaluated_hash = Some(s.hash());
+                        s.judged(version);
+                    }
+                }
             }
             if !changes.renamed.is_empty() {
                 // Under the lock, so no reader sees the new id without the alias.
@@ -516,15 +684,12 @@ impl Builder {
         }
         self.removed
             .extend(changes.renamed.iter().map(|(old, _)| old.clone()));
-        self.stage.applied.store(seq, Ordering::Release);
         self.stage.stats.batches.fetch_add(1, Ordering::Relaxed);
         self.stage
             .stats
             .events
             .fetch_add(n as u64, Ordering::Relaxed);
-        for id in changes.changed {
-            let _ = self.due.send(Due::Changed(id));
-        }
+        changes.changed
     }
 
     /// For each trajectory that took over renamed ids: the ids it replaced and its view.

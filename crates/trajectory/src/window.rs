@@ -17,7 +17,9 @@ use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
-use super::model::{event_digest, trajectory_hash, ChunkMemo, Events, Trajectory, TrajectoryKind};
+use super::model::{
+    event_digest, trajectory_hash, ChunkMemo, Events, Side, Trajectory, TrajectoryKind,
+};
 use plumbline_contract::glob::matches;
 use plumbline_event::Event;
 
@@ -444,6 +446,17 @@ impl Book {
 
     /// As [`Book::apply`], with the event's digest already known.
     pub fn apply_digested(&mut self, event: Arc<Event>, digest: [u8; 32], changes: &mut Changes) {
+        self.apply_side(event, digest, None, changes)
+    }
+
+    /// As [`Book::apply_digested`], to one side's trajectories only (none: both sides).
+    pub fn apply_side(
+        &mut self,
+        event: Arc<Event>,
+        digest: [u8; 32],
+        side: Option<Side>,
+        changes: &mut Changes,
+    ) {
         let time = event.time_nanos();
         self.advance(time);
         let drift = self.rules().is_drift(&event.action);
@@ -458,6 +471,9 @@ impl Book {
             &[TrajectoryKind::Actor, TrajectoryKind::System]
         };
         for &kind in kinds {
+            if side.is_some_and(|side| kind.side() != side) {
+                continue;
+            }
             let entry = Entry {
                 time,
                 event: event.clone(),
@@ -551,6 +567,23 @@ impl Book {
 
     /// Removes and returns sessions whose window closed before the watermark by more than
     /// `lateness` (events that late start a new trajectory).
+    /// Takes out the sessions `keep` refuses (a cluster node gave up their partition):
+    /// not closed, only no longer this book's.
+    pub fn release(&mut self, keep: impl Fn(TrajectoryKind, &str) -> bool) -> Vec<Session> {
+        let mut out = Vec::new();
+        self.sessions.retain(|(kind, key), list| {
+            if keep(*kind, key) {
+                return true;
+            }
+            out.append(list);
+            false
+        });
+        for s in &out {
+            self.index.remove(&s.id);
+        }
+        out
+    }
+
     pub fn close_expired(&mut self, lateness: i64) -> Vec<Session> {
         let cutoff = self.watermark.saturating_sub(lateness);
         let mut closed = Vec::new();

@@ -29,43 +29,46 @@ pub fn now_rfc3339() -> (String, i64) {
 /// from `forced` and the default branch), stamped now; with its time in Unix nanoseconds.
 pub fn push(id: &str, actor: &str, system: &str, action: &str, branch: &str) -> (Value, i64) {
     let (time, nanos) = now_rfc3339();
-    (
-        json!({
+    (push_at(id, actor, system, action, branch, &time), nanos)
+}
+
+fn push_at(id: &str, actor: &str, system: &str, action: &str, branch: &str, time: &str) -> Value {
+    json!({
             "id": id, "time": time, "source": "github",
             "actor": {"id": actor, "type": "human"}, "system": system, "action": action,
             "resource": format!("refs/heads/{branch}"), "environment": "prod",
             "attributes": {"branch": branch, "commits": 2, "after": format!("{id}-head"),
                            "forced": branch == "main", "to_default_branch": branch == "main"},
-        }),
-        nanos,
-    )
+    })
 }
 
 /// Event `n` of the benign mix (`run` keeps ids unique across phases on one store): 300
 /// actors over 100 repositories, about 70% pushes to feature branches, the rest pull
 /// requests opened, reviewed and merged after review, and CI runs.
 pub fn mixed(run: &str, n: u64) -> Value {
+    mixed_at(run, n, &now_rfc3339().0)
+}
+
+/// As [`mixed`], stamped `time` (a fixed workload, replayed identically).
+pub fn mixed_at(run: &str, n: u64, time: &str) -> Value {
     // Spread actors and repositories without a fixed stride between them.
     let h = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     let actor = format!("dev-{}", (h >> 20) % ACTORS);
     let repo = format!("acme/repo-{}", (h >> 40) % REPOSITORIES);
     let id = format!("{run}-{n}");
     match n % 20 {
-        0..=13 => {
-            push(
-                &id,
-                &actor,
-                &repo,
-                "git.push",
-                &format!("feature-{}", n % 7),
-            )
-            .0
-        }
-        14 | 15 => pr(&id, &actor, &repo, "pr.opened", n),
-        16 | 17 => pr(&id, &actor, &repo, "pr.review.approved", n),
-        18 => pr(&id, &actor, &repo, "pr.merged", n),
+        0..=13 => push_at(
+            &id,
+            &actor,
+            &repo,
+            "git.push",
+            &format!("feature-{}", n % 7),
+            time,
+        ),
+        14 | 15 => pr(&id, &actor, &repo, "pr.opened", n, time),
+        16 | 17 => pr(&id, &actor, &repo, "pr.review.approved", n, time),
+        18 => pr(&id, &actor, &repo, "pr.merged", n, time),
         _ => {
-            let (time, _) = now_rfc3339();
             json!({
                 "id": id, "time": time, "source": "github",
                 "actor": {"id": actor, "type": "human"}, "system": repo,
@@ -76,8 +79,7 @@ pub fn mixed(run: &str, n: u64) -> Value {
     }
 }
 
-fn pr(id: &str, actor: &str, repo: &str, action: &str, n: u64) -> Value {
-    let (time, _) = now_rfc3339();
+fn pr(id: &str, actor: &str, repo: &str, action: &str, n: u64, time: &str) -> Value {
     let number = n % 500;
     json!({
         "id": id, "time": time, "source": "github",

@@ -1,6 +1,7 @@
 //! The `plumbline` command line. Client commands talk to a running server over HTTP.
 
 pub mod client;
+pub mod cluster;
 pub mod detector;
 pub mod pack;
 pub mod source;
@@ -49,6 +50,9 @@ pub enum Command {
     /// detector call WASM vs native, memory, graceful stop) and print each figure next to
     /// its target.
     Bench(crate::bench::BenchArgs),
+    /// Scale-out checks: a fixed workload, a failing-over sender, and the exactly-once and
+    /// same-alerts check of a cluster run against a single node.
+    Cluster(cluster::ClusterArgs),
 }
 
 #[derive(Debug, Args)]
