@@ -114,7 +114,15 @@ async fn a_node_killed_mid_stream_loses_nothing_and_evaluates_nothing_twice() {
     let nats = Nats::start(&dir.path().join("jetstream"));
     // Settle re-evaluations run on the wall clock: off, so the two runs compare whole.
     let config = dir.path().join("plumbline.toml");
-    std::fs::write(&config, "[trajectory]\nsettle_secs = []\n").unwrap();
+    let key = plumbline_runtime::pack::PackKey::generate().unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "[trajectory]\nsettle_secs = []\n[packs]\ntrusted_keys = [{{ name = \"e2e\", key = \"{}\" }}]\n",
+            key.public_hex()
+        ),
+    )
+    .unwrap();
     let mut nodes: Vec<Server> = ["node1", "node2", "node3"]
         .iter()
         .map(|name| node(dir.path(), &config, &nats, name))
@@ -177,4 +185,50 @@ async fn a_node_killed_mid_stream_loses_nothing_and_evaluates_nothing_twice() {
     let (status, view) = get(&nodes[1], "/v1/cluster").await;
     assert_eq!(status, 200);
     assert_eq!(view["node"], "node2");
+
+    // A pack installed on one node is installed on every node; removed on another, it
+    // leaves every node.
+    let archive = plumbline::bench::swap::probe_pack(1, &key).unwrap();
+    let r = http
+        .post(nodes[0].at("/v1/packs"))
+        .body(archive)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201, "{}", r.text().await.unwrap());
+    for n in &nodes {
+        pack_state(n, "active").await;
+    }
+    let r = http
+        .delete(nodes[2].at("/v1/packs/probe"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    for n in &nodes {
+        pack_state(n, "retired").await;
+    }
+}
+
+/// Waits until the probe pack's first listed version on `n` is in `state`.
+async fn pack_state(n: &Server, state: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, v) = get(n, "/v1/packs").await;
+        let probe = v["packs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "probe")
+            .cloned();
+        if probe.as_ref().is_some_and(|p| p["state"] == state) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}: the probe pack is not {state}: {probe:?}",
+            n.url
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }

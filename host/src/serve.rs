@@ -237,7 +237,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
     let service = start_in(config, evaluator, cluster.as_ref())?;
     let membership = match cluster {
-        Some(c) => Some(join_cluster(c, &service).await?),
+        Some(c) => {
+            // Packs installed on any node are installed on every node.
+            plumbline_cluster::packs::share(&c, packs.clone()).await?;
+            Some(join_cluster(c, &service).await?)
+        }
         None => None,
     };
     if let Some(judge) = &service.state.judge {

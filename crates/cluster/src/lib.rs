@@ -29,6 +29,7 @@ mod alerts;
 pub mod audit;
 mod config;
 mod lease;
+pub mod packs;
 pub mod partition;
 mod publish;
 mod worker;
@@ -73,8 +74,8 @@ pub(crate) fn js_err(what: impl Into<String>) -> impl FnOnce(String) -> ClusterE
     move |reason| ClusterError::JetStream { what, reason }
 }
 
-/// A key-value bucket whose entries expire after `lease` unless renewed: a stopped node's
-/// membership and partitions free themselves.
+/// A key-value bucket. With a `lease`, entries expire unless renewed within it: a stopped
+/// node's membership and partitions free themselves.
 ///
 /// The bucket's stream is made here in the layout JetStream's key-value buckets use
 /// (`KV_<bucket>` on `$KV.<bucket>.>`, last value per key, rollups, direct gets), because
@@ -83,15 +84,15 @@ pub(crate) fn js_err(what: impl Into<String>) -> impl FnOnce(String) -> ClusterE
 async fn bucket(
     js: &jetstream::Context,
     name: &str,
-    lease: Duration,
+    lease: Option<Duration>,
     replicas: usize,
 ) -> Result<kv::Store, ClusterError> {
     js.get_or_create_stream(stream::Config {
         name: format!("KV_{name}"),
         subjects: vec![format!("$KV.{name}.>")],
         max_messages_per_subject: 1,
-        max_age: lease,
-        duplicate_window: lease,
+        max_age: lease.unwrap_or_default(),
+        duplicate_window: lease.unwrap_or(Duration::from_secs(120)),
         allow_rollup: true,
         deny_delete: true,
         allow_direct: true,
@@ -154,8 +155,8 @@ impl Cluster {
             .map_err(|e| js_err(format!("stream {name}"))(e.to_string()))?;
         }
         let lease = Duration::from_secs(config.lease_secs);
-        let nodes = bucket(&js, NODES_BUCKET, lease, replicas).await?;
-        let leases = bucket(&js, LEASES_BUCKET, lease, replicas).await?;
+        let nodes = bucket(&js, NODES_BUCKET, Some(lease), replicas).await?;
+        let leases = bucket(&js, LEASES_BUCKET, Some(lease), replicas).await?;
         Ok(Cluster {
             config: Arc::new(config.clone()),
             node: node.to_string(),

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 pub use archive::PackFiles;
 pub use manifest::Manifest;
 pub use plumbline_pack::{archive, manifest, PackError};
-pub use registry::{PackStatus, Packs};
+pub use registry::{Origin, PackChange, PackStatus, PackWatcher, Packs};
 pub use sign::{PackKey, Trust, TrustedKey};
 
 /// How a built-in pack runs.

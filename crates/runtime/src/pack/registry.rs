@@ -103,7 +103,29 @@ struct Inner {
     retired: VecDeque<Entry>,
 }
 
+/// A change of the pack set an admin made here (an upload, a removal, a promotion), for
+/// whoever shares the set with other nodes (a cluster). Built-in and watched packs are
+/// each node's own and not reported, except a removal.
+#[derive(Debug, Clone)]
+pub enum PackChange {
+    Installed {
+        name: String,
+        version: String,
+        shadow: bool,
+        archive: Arc<Vec<u8>>,
+        sha256: String,
+    },
+    Removed {
+        name: String,
+    },
+}
+
+/// Told of each [`PackChange`] after it took effect here.
+pub type PackWatcher = Arc<dyn Fn(&PackChange) + Send + Sync>;
+
 pub struct Packs {
+    /// Set once (a cluster node shares its set).
+    watcher: std::sync::OnceLock<PackWatcher>,
     runtime: Arc<Runtime>,
     config: PacksConfig,
     dir: PathBuf,
@@ -130,6 +152,7 @@ impl Packs {
         let dir = data_dir.join("packs");
         std::fs::create_dir_all(dir.join("archives")).map_err(|e| PackError::Io(dir.clone(), e))?;
         let packs = Arc::new(Packs {
+            watcher: std::sync::OnceLock::new(),
             base: runtime.detectors().detectors().to_vec(),
             runtime,
             config,
@@ -178,6 +201,19 @@ impl Packs {
 
     pub fn runtime(&self) -> &Arc<Runtime> {
         &self.runtime
+    }
+
+    /// Reports every later [`PackChange`] to `watcher` (set once).
+    pub fn on_change(&self, watcher: PackWatcher) {
+        if self.watcher.set(watcher).is_err() {
+            tracing::warn!("the pack set already has a watcher; the second is ignored");
+        }
+    }
+
+    fn changed(&self, change: PackChange) {
+        if let Some(w) = self.watcher.get() {
+            w(&change);
+        }
     }
 
     pub fn config(&self) -> &PacksConfig {
@@ -317,6 +353,16 @@ impl Packs {
         if let Some(old) = old.filter(|o| o.manifest.version != entry.manifest.version) {
             retire(&mut inner, old);
         }
+        drop(inner);
+        if let (Origin::Installed, Some((archive, sha256))) = (&entry.origin, &entry.archive) {
+            self.changed(PackChange::Installed {
+                name: entry.manifest.name.clone(),
+                version: entry.manifest.version.clone(),
+                shadow: entry.shadow,
+                archive: archive.clone(),
+                sha256: sha256.clone(),
+            });
+        }
         Ok(status(&entry, None))
     }
 
@@ -337,8 +383,15 @@ impl Packs {
         self.runtime.swap(set);
         inner.packs = next;
         let s = status(&old, Some("retired"));
+        let shared = !matches!(old.origin, Origin::Watched(_));
         retire(&mut inner, old);
+        drop(inner);
         tracing::info!(pack = name, "pack removed");
+        if shared {
+            self.changed(PackChange::Removed {
+                name: name.to_string(),
+            });
+        }
         Ok(s)
     }
 
