@@ -8,52 +8,14 @@ mod support;
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use plumbline::throwaway::NatsServer;
 use serde_json::Value;
 use support::{client, get, Server};
 
-/// Debian's nats-server with JetStream on a free loopback port, stopped on drop.
-struct Nats {
-    child: Child,
-    url: String,
-}
-
-impl Nats {
-    fn start(dir: &Path) -> Nats {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("nats-server")
-            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-            .arg(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nats-server (scripts/setup.sh test installs it)");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "nats-server did not listen");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Nats {
-            child,
-            url: format!("nats://127.0.0.1:{port}"),
-        }
-    }
-}
-
-impl Drop for Nats {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn node(dir: &Path, config: &Path, nats: &Nats, name: &str) -> Server {
+fn node(dir: &Path, config: &Path, nats: &NatsServer, name: &str) -> Server {
     Server::start_with(
         &dir.join(name),
         &["--config", config.to_str().unwrap()],
@@ -111,7 +73,7 @@ async fn send(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_killed_mid_stream_loses_nothing_and_evaluates_nothing_twice() {
     let dir = tempfile::tempdir().unwrap();
-    let nats = Nats::start(&dir.path().join("jetstream"));
+    let nats = NatsServer::start().unwrap();
     // Settle re-evaluations run on the wall clock: off, so the two runs compare whole.
     let config = dir.path().join("plumbline.toml");
     let key = plumbline_runtime::pack::PackKey::generate().unwrap();
@@ -230,5 +192,40 @@ async fn pack_state(n: &Server, state: &str) {
             n.url
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// `plumbline bench --cluster --quick --json` through the real binary: every figure of
+/// 1, 2 and 4 nodes is there as a number (never how fast: no timing assertions).
+#[test]
+fn the_cluster_bench_reports_every_figure() {
+    let out = Command::new(env!("CARGO_BIN_EXE_plumbline"))
+        .args([
+            "bench",
+            "--cluster",
+            "--quick",
+            "--json",
+            "--cluster-events",
+            "1000",
+        ])
+        .env("PLUMBLINE_RUNTIME_CACHE_DIR", support::shared_cache())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = stdout.lines().rev().find(|l| l.starts_with('{')).unwrap();
+    let v: Value = serde_json::from_str(line).unwrap();
+    for nodes in [1, 2, 4] {
+        for figure in ["ingest_eps", "eval_eps"] {
+            let key = format!("cluster{nodes}_{figure}");
+            assert!(v[&key].as_f64().is_some_and(|x| x > 0.0), "{key}: {v}");
+        }
+    }
+    for key in ["cluster2_ingest_scaling", "cluster4_eval_scaling"] {
+        assert!(v[key].as_f64().is_some(), "{key}: {v}");
     }
 }

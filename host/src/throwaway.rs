@@ -92,3 +92,52 @@ pub fn temp_dir(what: &str) -> PathBuf {
         NEXT.fetch_add(1, Ordering::Relaxed)
     ))
 }
+
+/// A throwaway `nats-server -js` on a free loopback port, its store in a temporary
+/// directory; stopped and deleted when dropped. For cluster runs (`plumbline bench
+/// --cluster`, the cluster tests): Debian's nats-server, installed by `scripts/setup.sh`.
+pub struct NatsServer {
+    child: std::process::Child,
+    dir: PathBuf,
+    pub url: String,
+}
+
+impl NatsServer {
+    pub fn start() -> anyhow::Result<NatsServer> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let dir = temp_dir("jetstream");
+        let child = std::process::Command::new("nats-server")
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(&dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .context("starting nats-server (scripts/setup.sh cluster installs it)")?;
+        let mut server = NatsServer {
+            child,
+            dir,
+            url: format!("nats://127.0.0.1:{port}"),
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                bail!("nats-server exited at start: {status}");
+            }
+            if std::time::Instant::now() > deadline {
+                bail!("nats-server did not listen on {port} within 20 s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Ok(server)
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

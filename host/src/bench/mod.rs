@@ -4,6 +4,7 @@
 //! shares the machine's cores with it, as a real load generator on the same host would.
 
 pub mod burst;
+pub mod cluster;
 pub mod detector;
 pub mod ingest;
 pub mod load;
@@ -42,6 +43,13 @@ pub struct BenchArgs {
     /// Events before resident memory is read and the server is stopped.
     #[arg(long, value_name = "N")]
     pub rss_events: Option<u64>,
+    /// Measure a cluster instead (issue 22): ingest and evaluation throughput of 1, 2 and 4
+    /// nodes on loopback over a fresh nats-server each, and the scaling ratios.
+    #[arg(long)]
+    pub cluster: bool,
+    /// Events per cluster size (default 40,000; 2,000 with --quick).
+    #[arg(long, value_name = "N")]
+    pub cluster_events: Option<u64>,
 }
 
 enum Target {
@@ -179,6 +187,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("finding the plumbline binary")?;
     let quick = args.quick;
     let mut figures = Vec::new();
+    if args.cluster {
+        cluster_figures(&mut figures, &exe, &args).await?;
+        print(&figures, args.json, quick);
+        return Ok(());
+    }
 
     // 4. One detector call, WASM against native (no server): a 0.1.0 call on the whole
     // trajectory, and one new event through a 0.2.0 detector.
@@ -487,6 +500,53 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     );
 
     print(&figures, args.json, quick);
+    Ok(())
+}
+
+/// Throughput of clusters of 1, 2 and 4 nodes, and each against one node.
+async fn cluster_figures(
+    figures: &mut Vec<Figure>,
+    exe: &std::path::Path,
+    args: &BenchArgs,
+) -> anyhow::Result<()> {
+    let events = args
+        .cluster_events
+        .unwrap_or(if args.quick { 2_000 } else { 40_000 });
+    let mut one: Option<(f64, f64)> = None;
+    for nodes in [1usize, 2, 4] {
+        progress(
+            args.json,
+            &format!("cluster of {nodes}: {events} events in batches of 500"),
+        );
+        let r = cluster::measure(exe, nodes, events).await?;
+        figures.push(Figure::new(
+            format!("cluster{nodes}_ingest_eps"),
+            format!("cluster of {nodes}: ingest, acknowledged in JetStream ({events} events)"),
+            r.ingest_eps,
+            "events/s",
+        ));
+        figures.push(Figure::new(
+            format!("cluster{nodes}_eval_eps"),
+            format!("cluster of {nodes}: evaluated and committed, from the first request"),
+            r.eval_eps,
+            "events/s",
+        ));
+        let (i1, e1) = *one.get_or_insert((r.ingest_eps, r.eval_eps));
+        if r.nodes > 1 {
+            figures.push(Figure::new(
+                format!("cluster{nodes}_ingest_scaling"),
+                format!("  ingest, {nodes} nodes / 1 node"),
+                r.ingest_eps / i1,
+                "×",
+            ));
+            figures.push(Figure::new(
+                format!("cluster{nodes}_eval_scaling"),
+                format!("  evaluation, {nodes} nodes / 1 node"),
+                r.eval_eps / e1,
+                "×",
+            ));
+        }
+    }
     Ok(())
 }
 
