@@ -148,6 +148,34 @@ async fn a_node_killed_mid_stream_loses_nothing_and_evaluates_nothing_twice() {
     assert_eq!(status, 200);
     assert_eq!(view["node"], "node2");
 
+    // A label taken on one node is on every node, and so is the alert's new status.
+    let alert = alerts[0]["id"].as_str().unwrap().to_string();
+    let r = http
+        .post(nodes[2].at(&format!("/v1/alerts/{alert}/labels")))
+        .json(&serde_json::json!({"outcome": "helpful", "comment": "seen on node3", "by": "rev"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    for n in &nodes {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (_, labels) = get(n, &format!("/v1/alerts/{alert}/labels")).await;
+            let (_, a) = get(n, &format!("/v1/alerts/{alert}")).await;
+            if labels["labels"].as_array().map_or(0, Vec::len) == 1 && a["status"] == "reviewed" {
+                assert_eq!(labels["labels"][0]["comment"], "seen on node3");
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: {labels} {}",
+                n.url,
+                a["status"]
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     // A pack installed on one node is installed on every node; removed on another, it
     // leaves every node.
     let archive = plumbline::bench::swap::probe_pack(1, &key).unwrap();

@@ -324,6 +324,29 @@ async fn join_cluster(
         .replicate(Arc::new(move |a: &plumbline_alert::Alert| p.stored(a)));
     let mirror =
         plumbline_cluster::Mirror::start(cluster.clone(), service.state.alerts.clone()).await?;
+    // Labels and response-action decisions recorded on any node are kept on every node.
+    let labels = service.review.labels.clone();
+    let actions = service.state.routing.responder.clone();
+    let tables: std::collections::HashMap<&'static str, plumbline_cluster::records::Importer> = [
+        (
+            "labels",
+            Arc::new(move |k: &[u8], v: &[u8], from: &str| labels.import(k, v, from))
+                as plumbline_cluster::records::Importer,
+        ),
+        (
+            "actions",
+            Arc::new(move |_: &[u8], v: &[u8], _: &str| actions.import(v)),
+        ),
+    ]
+    .into_iter()
+    .collect();
+    let records = plumbline_cluster::records::Records::start(cluster.clone(), tables).await?;
+    service.review.labels.replicate(records.replica("labels"));
+    service
+        .state
+        .routing
+        .responder
+        .replicate(records.replica("actions"));
     let owner = plumbline_cluster::Owner::new(
         cluster.clone(),
         service.state.trajectories.clone(),

@@ -4,15 +4,12 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
-use async_nats::jetstream::consumer::{pull, DeliverPolicy};
-use async_nats::jetstream::message::PublishMessage as Publish;
 use bytes::Bytes;
 use futures::StreamExt;
 use tokio::sync::{mpsc, watch};
 
-use crate::{js_err, Cluster, ClusterError, ALERTS_STREAM, NODE_HEADER};
+use crate::{js_err, Cluster, ClusterError, ALERTS_STREAM};
 use plumbline_alert::{Alert, AlertBook};
 
 /// An alert's subject. Alert ids are `alr-` and hex; anything else is hex-encoded, so an
@@ -42,24 +39,9 @@ impl AlertPublisher {
             let mut n = 0u64;
             while let Some(alert) = rx.recv().await {
                 let payload = Bytes::from(serde_json::to_vec(&alert).expect("alerts serialise"));
-                let mut wait = Duration::from_millis(50);
-                loop {
-                    let msg = Publish::build()
-                        .payload(payload.clone())
-                        .header(NODE_HEADER, cluster.node.as_str());
-                    let sent = match cluster.js.send_publish(alert_subject(&alert.id), msg).await {
-                        Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
-                        Err(e) => Err(e.to_string()),
-                    };
-                    match sent {
-                        Ok(()) => break,
-                        Err(e) => {
-                            tracing::warn!(alert = %alert.id, error = %e, "alert not published yet; retrying");
-                            tokio::time::sleep(wait).await;
-                            wait = (wait * 2).min(Duration::from_secs(2));
-                        }
-                    }
-                }
+                cluster
+                    .publish_until_taken(alert_subject(&alert.id), payload)
+                    .await;
                 n += 1;
                 let _ = done.send(n);
             }
@@ -98,23 +80,8 @@ pub struct Mirror {
 
 impl Mirror {
     pub async fn start(cluster: Cluster, book: AlertBook) -> Result<Arc<Mirror>, ClusterError> {
-        let stream = cluster
-            .js
-            .get_stream(ALERTS_STREAM)
-            .await
-            .map_err(|e| js_err("alert stream")(e.to_string()))?;
-        let consumer = stream
-            .create_consumer(pull::OrderedConfig {
-                filter_subject: "plumbline.alerts.>".into(),
-                deliver_policy: DeliverPolicy::All,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| js_err("alert mirror consumer")(e.to_string()))?;
-        let mut messages = consumer
-            .messages()
-            .await
-            .map_err(|e| js_err("alert mirror")(e.to_string()))?;
+        let mut messages =
+            crate::read_all(&cluster.js, ALERTS_STREAM, "plumbline.alerts.>").await?;
         let (tx, applied) = watch::channel(0u64);
         tokio::spawn(async move {
             while let Some(m) = messages.next().await {

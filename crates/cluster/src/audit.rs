@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 
-use async_nats::jetstream::consumer::{pull, DeliverPolicy};
 use futures::StreamExt;
 
 use crate::worker::Commit;
@@ -84,18 +83,7 @@ pub async fn evaluated(url: &str) -> Result<Evaluated, ClusterError> {
     if last == 0 {
         return Ok(out);
     }
-    let consumer = stream
-        .create_consumer(pull::OrderedConfig {
-            filter_subject: "plumbline.commits.>".into(),
-            deliver_policy: DeliverPolicy::All,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| js_err("commit reader")(e.to_string()))?;
-    let mut messages = consumer
-        .messages()
-        .await
-        .map_err(|e| js_err("commit reader")(e.to_string()))?;
+    let mut messages = crate::read_all(&js, COMMITS_STREAM, "plumbline.commits.>").await?;
     while let Some(m) = messages.next().await {
         let m = m.map_err(|e| js_err("commit reader")(e.to_string()))?;
         let seq = m

@@ -32,6 +32,7 @@ mod lease;
 pub mod packs;
 pub mod partition;
 mod publish;
+pub mod records;
 mod worker;
 
 use std::sync::Arc;
@@ -48,6 +49,7 @@ pub use worker::Owner;
 pub const EVENTS_STREAM: &str = "PLUMBLINE_EVENTS";
 pub const COMMITS_STREAM: &str = "PLUMBLINE_COMMITS";
 pub const ALERTS_STREAM: &str = "PLUMBLINE_ALERTS";
+pub const RECORDS_STREAM: &str = "PLUMBLINE_RECORDS";
 const NODES_BUCKET: &str = "plumbline_nodes";
 const LEASES_BUCKET: &str = "plumbline_leases";
 /// Which side of its event a message carries.
@@ -72,6 +74,53 @@ pub enum ClusterError {
 pub(crate) fn js_err(what: impl Into<String>) -> impl FnOnce(String) -> ClusterError {
     let what = what.into();
     move |reason| ClusterError::JetStream { what, reason }
+}
+
+impl Cluster {
+    /// Publishes `payload` on `subject` as this node, retrying with back-off until
+    /// JetStream acknowledges it: a replica (alerts, records) must not skip a version.
+    pub(crate) async fn publish_until_taken(&self, subject: String, payload: bytes::Bytes) {
+        let mut wait = Duration::from_millis(50);
+        loop {
+            let msg = jetstream::message::PublishMessage::build()
+                .payload(payload.clone())
+                .header(NODE_HEADER, self.node.as_str());
+            let sent = match self.js.send_publish(subject.clone(), msg).await {
+                Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            match sent {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::warn!(subject, error = %e, "not published yet; retrying");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+    }
+}
+
+/// Every message of `stream` on `filter`, from the first, in order, then new ones.
+pub(crate) async fn read_all(
+    js: &jetstream::Context,
+    stream: &str,
+    filter: &str,
+) -> Result<jetstream::consumer::pull::Ordered, ClusterError> {
+    let what = format!("stream {stream}");
+    js.get_stream(stream)
+        .await
+        .map_err(|e| js_err(what.clone())(e.to_string()))?
+        .create_consumer(jetstream::consumer::pull::OrderedConfig {
+            filter_subject: filter.into(),
+            deliver_policy: jetstream::consumer::DeliverPolicy::All,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| js_err(what.clone())(e.to_string()))?
+        .messages()
+        .await
+        .map_err(|e| js_err(what)(e.to_string()))
 }
 
 /// A key-value bucket. With a `lease`, entries expire unless renewed within it: a stopped
@@ -138,6 +187,8 @@ impl Cluster {
             (COMMITS_STREAM, "plumbline.commits.>", -1),
             // The last version of each alert: the stream is the cluster's alert table.
             (ALERTS_STREAM, "plumbline.alerts.>", 1),
+            // Labels and decisions, the last version per table, node and key.
+            (RECORDS_STREAM, "plumbline.records.>", 1),
         ];
         for (name, subject, per_subject) in streams {
             js.get_or_create_stream(stream::Config {

@@ -149,6 +149,8 @@ pub struct Responder {
     http: reqwest::Client,
     /// Serialises decisions so two approvals cannot both queue a run.
     lock: Arc<Mutex<()>>,
+    /// Told of every version of a record stored here (a cluster shares them).
+    replica: Arc<std::sync::OnceLock<plumbline_store::RecordReplica>>,
 }
 
 fn action_id(alert_id: &str, action: &str, target: &Target) -> String {
@@ -229,7 +231,30 @@ impl Responder {
             clock,
             http,
             lock: Arc::default(),
+            replica: Arc::default(),
         })
+    }
+
+    /// Copies every version of an action record stored here from now on to `replica`.
+    pub fn replicate(&self, replica: plumbline_store::RecordReplica) {
+        let _ = self.replica.set(replica);
+    }
+
+    /// Keeps a version of a record another cluster node stored, unless the one here has
+    /// seen more (its log is longer: proposal, decision, run, outcome only ever append).
+    pub fn import(&self, value: &[u8]) -> Result<(), StoreError> {
+        let Ok(r) = serde_json::from_slice::<ActionRecord>(value) else {
+            return Ok(());
+        };
+        let _g = self.lock.lock().expect("actions lock");
+        if self
+            .get(&r.id)?
+            .is_some_and(|here| here.log.len() > r.log.len())
+        {
+            return Ok(());
+        }
+        self.tree.insert(r.id.as_bytes(), value)?;
+        Ok(())
     }
 
     pub fn enabled(&self) -> bool {
@@ -244,8 +269,11 @@ impl Responder {
     }
 
     fn put(&self, r: &ActionRecord) -> Result<(), StoreError> {
-        self.tree
-            .insert(r.id.as_bytes(), serde_json::to_vec(r).expect("json"))?;
+        let value = serde_json::to_vec(r).expect("json");
+        self.tree.insert(r.id.as_bytes(), value.as_slice())?;
+        if let Some(replica) = self.replica.get() {
+            replica(r.id.as_bytes(), &value);
+        }
         Ok(())
     }
 
@@ -740,6 +768,76 @@ mod tests {
         }
         .validate()
         .is_err());
+    }
+
+    /// A cluster: every stored version of a record goes to the replica; a version from
+    /// another node is kept unless the one here has seen more.
+    #[test]
+    fn decisions_replicate_and_the_longer_history_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = plumbline_store::Store::open(dir.path()).unwrap();
+        let responder = Responder::open(
+            store.db(),
+            BTreeMap::from([("revoke".to_string(), revoke())]),
+            true,
+            24,
+            crate::route::outbox::Outbox::open(store.db()).unwrap(),
+            AlertBook::open(&store).unwrap(),
+            Arc::new(plumbline_policy::schedule::SystemClock),
+            reqwest::Client::new(),
+        )
+        .unwrap();
+        let copied: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
+        let c = copied.clone();
+        responder.replicate(Arc::new(move |_: &[u8], v: &[u8]| {
+            c.lock().unwrap().push(v.to_vec())
+        }));
+        let record = ActionRecord {
+            id: "act-1".into(),
+            alert_id: "alr-1".into(),
+            action: "revoke".into(),
+            kind: "revoke_credential".into(),
+            target: Target::GithubDeployKey {
+                repository: "acme/api".into(),
+                key_id: "7".into(),
+            },
+            signals: vec![],
+            state: ActionState::Pending,
+            proposed_at: "2026-11-25T10:00:00Z".into(),
+            expires_at: "2999-11-25T10:00:00Z".into(),
+            automatic: false,
+            decision: None,
+            delivery_id: None,
+            result: None,
+            finished_at: None,
+            log: vec!["proposed".into()],
+        };
+        responder.put(&record).unwrap();
+        assert_eq!(copied.lock().unwrap().len(), 1);
+        // Another node's approval (a longer history) replaces the proposal here…
+        let mut approved = record.clone();
+        approved.state = ActionState::Approved;
+        approved.log.push("approved by bob".into());
+        responder
+            .import(&serde_json::to_vec(&approved).unwrap())
+            .unwrap();
+        assert_eq!(
+            responder.get("act-1").unwrap().unwrap().state,
+            ActionState::Approved
+        );
+        // …and the stale proposal, arriving late, does not undo it.
+        responder
+            .import(&serde_json::to_vec(&record).unwrap())
+            .unwrap();
+        assert_eq!(
+            responder.get("act-1").unwrap().unwrap().state,
+            ActionState::Approved
+        );
+        assert_eq!(
+            copied.lock().unwrap().len(),
+            1,
+            "imports are not replicated"
+        );
     }
 
     /// Events an API token posted are evidence, never targets: only the source's own

@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use plumbline_alert::finding::Severity;
 use plumbline_alert::{now, Alert, AlertBook, AlertStatus};
-use plumbline_store::{Store, StoreError};
+use std::sync::Arc;
+
+use plumbline_store::{RecordReplica, Store, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -149,12 +151,14 @@ impl LabelRequest {
     }
 }
 
-/// The labels, in the `review_labels` tree: key `alert id 0x00 seq (u64 BE)`.
+/// The labels, in the `review_labels` tree: key `alert id 0x00 seq (u64 BE)`, and for a
+/// label another cluster node recorded, `@node` after it.
 #[derive(Clone)]
 pub struct LabelBook {
     db: sled::Db,
     tree: sled::Tree,
     alerts: AlertBook,
+    replica: Arc<std::sync::OnceLock<RecordReplica>>,
 }
 
 fn prefix(alert_id: &str) -> Vec<u8> {
@@ -169,7 +173,26 @@ impl LabelBook {
             db: store.db().clone(),
             tree: store.db().open_tree("review_labels")?,
             alerts,
+            replica: Arc::default(),
         })
+    }
+
+    /// Copies every label recorded here from now on to `replica` (set once).
+    pub fn replicate(&self, replica: RecordReplica) {
+        let _ = self.replica.set(replica);
+    }
+
+    /// Keeps a label another node recorded (`key` as that node wrote it). Its key gets the
+    /// node's name, so two nodes' labels never overwrite each other.
+    pub fn import(&self, key: &[u8], value: &[u8], from: &str) -> Result<(), StoreError> {
+        if serde_json::from_slice::<Label>(value).is_err() {
+            return Ok(());
+        }
+        let mut k = key.to_vec();
+        k.push(b'@');
+        k.extend_from_slice(from.as_bytes());
+        self.tree.insert(k, value)?;
+        Ok(())
     }
 
     /// Retention: forgets the labels of alerts retention removed. Returns how many.
@@ -223,8 +246,11 @@ impl LabelBook {
         };
         let mut key = prefix(&alert.id);
         key.extend_from_slice(&seq.to_be_bytes());
-        self.tree
-            .insert(key, serde_json::to_vec(&label).expect("labels serialise"))?;
+        let value = serde_json::to_vec(&label).expect("labels serialise");
+        self.tree.insert(key.as_slice(), value.as_slice())?;
+        if let Some(replica) = self.replica.get() {
+            replica(&key, &value);
+        }
         let note = match severity {
             Some(s) => format!(
                 "labelled {} (should be severity {s}) by {by}",
@@ -261,9 +287,14 @@ impl LabelBook {
             let Ok(l) = serde_json::from_slice::<Label>(&v) else {
                 continue;
             };
-            // Keys sort by alert then sequence, so a later label of the same alert follows.
+            // Keys sort by alert, then sequence (and, for labels from other cluster nodes,
+            // their node): the latest is the one recorded last.
             match out.last_mut() {
-                Some(last) if last.alert_id == l.alert_id => *last = l,
+                Some(last) if last.alert_id == l.alert_id => {
+                    if l.at >= last.at {
+                        *last = l
+                    }
+                }
                 _ => out.push(l),
             }
         }
@@ -363,6 +394,38 @@ mod tests {
         assert_eq!(latest[0].by, "bob");
         assert_eq!(latest[0].severity, Some(3));
         assert_eq!(labels.counts()[1], (Outcome::FalsePositive, 1));
+    }
+
+    /// A cluster: a label recorded here goes to the replica with its key; one from another
+    /// node with the same key is kept beside it, and the latest by time counts.
+    #[test]
+    fn labels_replicate_and_another_nodes_never_overwrite_this_ones() {
+        let (_d, _alerts, labels) = book_with_alert(2);
+        type Copies = std::sync::Mutex<Vec<(Vec<u8>, Vec<u8>)>>;
+        let copied: Arc<Copies> = Arc::default();
+        let c = copied.clone();
+        labels.replicate(Arc::new(move |k: &[u8], v: &[u8]| {
+            c.lock().unwrap().push((k.to_vec(), v.to_vec()))
+        }));
+        labels
+            .add("alr-1", &req("helpful", None), "alice", "tok")
+            .unwrap();
+        let (key, value) = copied.lock().unwrap()[0].clone();
+        let mut theirs: Label = serde_json::from_slice(&value).unwrap();
+        theirs.by = "bob".into();
+        theirs.outcome = Outcome::FalsePositive;
+        theirs.at = "2999-01-01T00:00:00Z".into();
+        labels
+            .import(&key, &serde_json::to_vec(&theirs).unwrap(), "node2")
+            .unwrap();
+        labels.import(&key, b"not a label", "node3").unwrap();
+        assert_eq!(labels.for_alert("alr-1").unwrap().len(), 2);
+        assert_eq!(labels.latest().unwrap()[0].by, "bob");
+        assert_eq!(
+            copied.lock().unwrap().len(),
+            1,
+            "imports are not replicated"
+        );
     }
 
     #[test]

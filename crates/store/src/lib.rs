@@ -21,6 +21,10 @@ use plumbline_event::Event;
 /// Version of the on-disk layout this build reads and writes.
 pub const SCHEMA_VERSION: &str = "plumbline-store/1";
 
+/// Where a table's local writes are copied, as (key, value): a cluster shares labels and
+/// response-action decisions through it. Called after the write, in write order.
+pub type RecordReplica = std::sync::Arc<dyn Fn(&[u8], &[u8]) + Send + Sync>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("sled: {0}")]
