@@ -37,8 +37,9 @@ pub struct CommittedBatch {
     pub encoded: Arc<Vec<Vec<u8>>>,
 }
 
-/// Where durable batches go next. This is the seam for a distributed log: today the
-/// trajectory stage listens in-process; on JetStream, a publisher would.
+/// Where durable batches go next: the trajectory stage, in-process. (A cluster does not
+/// publish from here: its log must be durable before the 202, so ingest publishes to it
+/// instead of this writer — `plumbline_ingest::EventLog`.)
 pub trait CommitListener: Send + Sync + 'static {
     fn committed(&self, batch: CommittedBatch);
 }
