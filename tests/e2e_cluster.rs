@@ -253,7 +253,13 @@ fn the_cluster_bench_reports_every_figure() {
             assert!(v[&key].as_f64().is_some_and(|x| x > 0.0), "{key}: {v}");
         }
     }
-    for key in ["cluster2_ingest_scaling", "cluster4_eval_scaling"] {
+    for key in [
+        "cluster2_ingest_scaling",
+        "cluster4_eval_scaling",
+        "cluster4_max_share",
+        "single_ingest_eps",
+        "single_eval_eps",
+    ] {
         assert!(v[key].as_f64().is_some(), "{key}: {v}");
     }
 }

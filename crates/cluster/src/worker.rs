@@ -35,6 +35,12 @@ pub struct Commit {
     pub events: Vec<(String, Side)>,
 }
 
+/// How long a step gathers messages after its first before it is evaluated and committed
+/// (unless `batch` came first). Each step costs an evaluation of every trajectory it
+/// changed, a store write and a commit: at a few milliseconds, a loaded partition took
+/// steps of a handful of events and spent its time on those.
+const STEP_WINDOW: Duration = Duration::from_millis(25);
+
 /// Counters of this node's partition work (for `/metrics` and the bench).
 #[derive(Debug, Default)]
 pub struct OwnerStats {
@@ -125,24 +131,34 @@ impl Owner {
             .await
             .map_err(|e| js_err(format!("consumer {name}"))(e.to_string()))?;
         tracing::info!(partition = p, through, "partition taken over");
+        // A continuous pull: the server pushes what the partition has as it arrives. A
+        // step is the first message and whatever follows it within `STEP_WINDOW`, up to
+        // `batch`: large steps under load, and no polling while the partition is quiet.
+        let mut incoming = consumer
+            .stream()
+            .max_messages_per_batch(batch)
+            .messages()
+            .await
+            .map_err(|e| js_err(format!("consumer {name}"))(e.to_string()))?;
+        let failed = |e: &dyn std::fmt::Display| js_err(format!("consumer {name}"))(e.to_string());
         loop {
             if *stop.borrow() {
                 return Ok(());
             }
-            let fetched = consumer
-                .fetch()
-                .max_messages(batch)
-                .expires(Duration::from_millis(500))
-                .messages()
-                .await
-                .map_err(|e| js_err(format!("consumer {name}"))(e.to_string()))?;
-            let msgs: Vec<_> = tokio::select! {
-                m = fetched.collect::<Vec<_>>() => m,
+            let first = tokio::select! {
+                m = incoming.next() => m,
                 _ = stop.changed() => return Ok(()),
             };
-            let mut msgs_ok = Vec::with_capacity(msgs.len());
-            for m in msgs {
-                msgs_ok.push(m.map_err(|e| js_err(format!("consumer {name}"))(e.to_string()))?);
+            let Some(first) = first else {
+                return Err(failed(&"the consumer's stream ended"));
+            };
+            let mut msgs_ok = vec![first.map_err(|e| failed(&e))?];
+            let until = tokio::time::Instant::now() + STEP_WINDOW;
+            while msgs_ok.len() < batch {
+                match tokio::time::timeout_at(until, incoming.next()).await {
+                    Ok(Some(m)) => msgs_ok.push(m.map_err(|e| failed(&e))?),
+                    Ok(None) | Err(_) => break,
+                }
             }
             let Some(last) = msgs_ok.last() else { continue };
             let mut replay = Vec::new();

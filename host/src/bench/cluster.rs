@@ -17,6 +17,27 @@ pub struct Row {
     pub nodes: usize,
     pub ingest_eps: f64,
     pub eval_eps: f64,
+    /// The largest share of the commits one node made (1/nodes when evenly dealt).
+    pub max_share: f64,
+}
+
+/// The same workload through one node without a cluster (its sled store), for reference:
+/// (ingest, evaluated) events per second.
+pub async fn single(exe: &std::path::Path, events: u64) -> anyhow::Result<(f64, f64)> {
+    let service = Service::start_with_env(exe, &[("PLUMBLINE_LIMITS_REQUESTS_PER_SEC", "0")])?;
+    let client = reqwest::Client::new();
+    let sent = Arc::new(Sent::default());
+    let started = Instant::now();
+    let ingest = blast_over(&client, std::slice::from_ref(&service.url), events, &sent).await?;
+    let Some(_) = super::drained(&service, &client, Duration::from_secs(600)).await? else {
+        bail!("one node: evaluation did not finish within 600 s");
+    };
+    // `drained` answers after three quiet polls: the end is the first of them.
+    let evaluated = started.elapsed().saturating_sub(Duration::from_millis(60));
+    Ok((
+        events as f64 / ingest.as_secs_f64(),
+        events as f64 / evaluated.as_secs_f64(),
+    ))
 }
 
 /// Runs `events` of the benign mix through a fresh cluster of `nodes`.
@@ -54,10 +75,19 @@ pub async fn measure(exe: &std::path::Path, nodes: usize, events: u64) -> anyhow
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let evaluated = started.elapsed();
+    let mut most = 0u64;
+    for u in &urls {
+        most = most.max(
+            status(&client, u).await?["committed_events"]
+                .as_u64()
+                .unwrap_or(0),
+        );
+    }
     Ok(Row {
         nodes,
         ingest_eps: events as f64 / ingest.as_secs_f64(),
         eval_eps: events as f64 / evaluated.as_secs_f64(),
+        max_share: most as f64 / (2 * events) as f64,
     })
 }
 

@@ -512,6 +512,23 @@ async fn cluster_figures(
     let events = args
         .cluster_events
         .unwrap_or(if args.quick { 2_000 } else { 40_000 });
+    progress(
+        args.json,
+        &format!("one node without a cluster: {events} events in batches of 500"),
+    );
+    let (ingest, evaluated) = cluster::single(exe, events).await?;
+    figures.push(Figure::new(
+        "single_ingest_eps",
+        format!("one node, no cluster (sled): ingest ({events} events)"),
+        ingest,
+        "events/s",
+    ));
+    figures.push(Figure::new(
+        "single_eval_eps",
+        "one node, no cluster (sled): evaluated, from the first request",
+        evaluated,
+        "events/s",
+    ));
     let mut one: Option<(f64, f64)> = None;
     for nodes in [1usize, 2, 4] {
         progress(
@@ -530,6 +547,15 @@ async fn cluster_figures(
             format!("cluster of {nodes}: evaluated and committed, from the first request"),
             r.eval_eps,
             "events/s",
+        ));
+        figures.push(Figure::new(
+            format!("cluster{nodes}_max_share"),
+            format!(
+                "  the busiest node's share of the commits (even: {:.2})",
+                1.0 / nodes as f64
+            ),
+            r.max_share,
+            "",
         ));
         let (i1, e1) = *one.get_or_insert((r.ingest_eps, r.eval_eps));
         if r.nodes > 1 {
