@@ -616,3 +616,31 @@ async fn alert_versions_replicate_in_order_and_imports_keep_the_newest() {
         "imports are not replicated"
     );
 }
+
+/// A partition rebuilt from the log is not evaluated, but its settle re-evaluations (in
+/// the last owner's memory) are scheduled again.
+#[test]
+fn a_rebuilt_trajectory_is_judged_again_when_it_settles() {
+    use plumbline_trajectory::Side;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let alerts = AlertBook::open(&store).unwrap();
+    let recorder = Arc::new(Recorder::default());
+    let config = TrajectoryConfig {
+        settle_secs: vec![1],
+        ..TrajectoryConfig::default()
+    };
+    let stage =
+        TrajectoryStage::start_partitioned(store, &config, recorder.clone(), Arc::new(alerts))
+            .unwrap();
+    let story: Vec<_> = six_step_story()[..2]
+        .iter()
+        .map(|e| (Arc::new(e.clone()), Side::Actor))
+        .collect();
+    stage.apply_owned(story, true).unwrap();
+    assert!(
+        recorder.0.lock().unwrap().is_empty(),
+        "not evaluated when rebuilt"
+    );
+    wait_for(|| recorder.0.lock().unwrap().len() == 1);
+}

@@ -614,7 +614,18 @@ impl Builder {
             let d = super::model::event_digest(&e);
             (e, d, Some(side))
         });
-        self.apply_sides(digested, Some(judged))
+        let changed = self.apply_sides(digested, Some(judged));
+        if judged {
+            // Rebuilt from the log: the last owner's settle re-evaluations were in its
+            // memory. Scheduled again from now — later than they were due, never lost.
+            let now = Instant::now();
+            for id in &changed {
+                for after in &self.stage.settle_after {
+                    let _ = self.due.send(Due::Settle(id.clone(), now + *after));
+                }
+            }
+        }
+        changed
     }
 
     fn release(&mut self, keep: Keep) -> usize {
