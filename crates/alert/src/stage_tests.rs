@@ -506,6 +506,24 @@ async fn evaluation_lag_grows_while_evaluation_is_stuck_and_clears_when_it_catch
     stage.shutdown();
 }
 
+/// A stage as a cluster node runs it (fed by its partitions' owner, not by a writer).
+fn partitioned(
+    dir: &std::path::Path,
+    config: TrajectoryConfig,
+) -> (Arc<TrajectoryStage>, AlertBook, Arc<Recorder>) {
+    let store = Store::open(dir).unwrap();
+    let alerts = AlertBook::open(&store).unwrap();
+    let recorder = Arc::new(Recorder::default());
+    let stage = TrajectoryStage::start_partitioned(
+        store,
+        &config,
+        recorder.clone(),
+        Arc::new(alerts.clone()),
+    )
+    .unwrap();
+    (stage, alerts, recorder)
+}
+
 /// A cluster partition's owner: events applied to one side only, judged by the caller
 /// (`evaluate_now`), or taken as judged when rebuilt from the log up to the checkpoint;
 /// released trajectories leave the book.
@@ -513,16 +531,7 @@ async fn evaluation_lag_grows_while_evaluation_is_stuck_and_clears_when_it_catch
 fn an_owner_builds_only_its_side_and_a_rebuild_evaluates_nothing() {
     use plumbline_trajectory::Side;
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    let alerts = AlertBook::open(&store).unwrap();
-    let recorder = Arc::new(Recorder::default());
-    let stage = TrajectoryStage::start_partitioned(
-        store,
-        &TrajectoryConfig::default(),
-        recorder.clone(),
-        Arc::new(alerts.clone()),
-    )
-    .unwrap();
+    let (stage, alerts, recorder) = partitioned(dir.path(), TrajectoryConfig::default());
     let story: Vec<Arc<plumbline_event::Event>> =
         six_step_story().into_iter().map(Arc::new).collect();
     // Rebuilt: the first three steps were judged by the last owner.
@@ -623,16 +632,11 @@ async fn alert_versions_replicate_in_order_and_imports_keep_the_newest() {
 fn a_rebuilt_trajectory_is_judged_again_when_it_settles() {
     use plumbline_trajectory::Side;
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    let alerts = AlertBook::open(&store).unwrap();
-    let recorder = Arc::new(Recorder::default());
     let config = TrajectoryConfig {
         settle_secs: vec![1],
         ..TrajectoryConfig::default()
     };
-    let stage =
-        TrajectoryStage::start_partitioned(store, &config, recorder.clone(), Arc::new(alerts))
-            .unwrap();
+    let (stage, _alerts, recorder) = partitioned(dir.path(), config);
     let story: Vec<_> = six_step_story()[..2]
         .iter()
         .map(|e| (Arc::new(e.clone()), Side::Actor))
