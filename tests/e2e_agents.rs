@@ -132,7 +132,13 @@ async fn hook(s: &Server, body: &Value) -> Value {
 #[tokio::test]
 async fn a_pre_tool_hook_is_denied_download_and_execute_and_allowed_ls() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(&dir.path().join("data"));
+    // What the detectors decide, not how fast: on a loaded 2-core CI machine the 40 ms
+    // production deadline answered `on_timeout` (allow) once. Speed is `plumbline bench`'s.
+    let s = Server::start_with(
+        &dir.path().join("data"),
+        &[],
+        &[("PLUMBLINE_VERDICT_DEADLINE_MS", "5000")],
+    );
     let session = "7d0c9a52-5e1f-4c3b-9d2e-0a1b2c3d4e5f";
     let ls = hook(
         &s,
