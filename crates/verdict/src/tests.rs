@@ -27,6 +27,23 @@ struct Running {
     store: Store,
     writer: Writer,
     gate: Gate,
+    stage: Arc<TrajectoryStage>,
+}
+
+impl Running {
+    /// Until the stage has applied everything stored so far: the session's earlier calls
+    /// were acknowledged before this one, and the story is about what they were, not about
+    /// how soon a loaded machine's builder thread gets to them.
+    async fn applied(&self) {
+        let stored = self.store.last_seq().unwrap();
+        for _ in 0..400 {
+            if self.stage.applied_seq() >= stored {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("the stage did not apply batch {stored} within 10 s");
+    }
 }
 
 /// A service's worth of stages: the gate sees what the stage has applied.
@@ -50,8 +67,9 @@ fn start(dir: &Path, detector: &str, runtime_deadline_ms: u64, config: VerdictCo
     .unwrap();
     let d = runtime.load_file(&component(detector)).unwrap();
     runtime.swap(DetectorSet::new(vec![d]).unwrap());
-    let gate = Gate::new(stage, Arc::new(runtime), writer.clone(), config);
+    let gate = Gate::new(stage.clone(), Arc::new(runtime), writer.clone(), config);
     Running {
+        stage,
         store,
         writer,
         gate,
@@ -92,6 +110,7 @@ async fn a_call_the_detectors_flag_is_denied_and_the_decision_recorded_on_the_se
     let story = story();
     let (before, call) = story.split_at(2);
     r.writer.write(before.to_vec()).await.unwrap();
+    r.applied().await;
     // As the hook endpoint does: the call is stored, then judged at once (the stage may
     // not have applied it yet; the preview adds it either way).
     r.writer.write(vec![call[0].clone()]).await.unwrap();
