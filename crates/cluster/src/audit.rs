@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use futures::StreamExt;
 
 use crate::worker::Commit;
-use crate::{js_err, ClusterError, COMMITS_STREAM, EVENTS_STREAM};
+use crate::{js_err, ClusterError, COMMITS_STREAM};
 use plumbline_trajectory::Side;
 
 /// What the commit stream says was evaluated.
@@ -14,11 +14,6 @@ use plumbline_trajectory::Side;
 pub struct Evaluated {
     /// (event id, side) → how many commits name it.
     pub times: HashMap<(String, Side), u32>,
-    pub commits: u64,
-    /// Commits by node.
-    pub by_node: HashMap<String, u64>,
-    /// Messages in the event stream (two per accepted event).
-    pub logged: u64,
 }
 
 impl Evaluated {
@@ -62,14 +57,6 @@ pub async fn evaluated(url: &str) -> Result<Evaluated, ClusterError> {
         })?;
     let js = async_nats::jetstream::new(client);
     let mut out = Evaluated::default();
-    let events = js
-        .get_stream(EVENTS_STREAM)
-        .await
-        .map_err(|e| js_err("event stream")(e.to_string()))?
-        .get_info()
-        .await
-        .map_err(|e| js_err("event stream")(e.to_string()))?;
-    out.logged = events.state.messages;
     let stream = js
         .get_stream(COMMITS_STREAM)
         .await
@@ -92,8 +79,6 @@ pub async fn evaluated(url: &str) -> Result<Evaluated, ClusterError> {
             .stream_sequence;
         let c: Commit = serde_json::from_slice(&m.payload)
             .map_err(|e| js_err("commit reader")(format!("commit {seq}: {e}")))?;
-        out.commits += 1;
-        *out.by_node.entry(c.node).or_default() += 1;
         for key in c.events {
             *out.times.entry(key).or_default() += 1;
         }

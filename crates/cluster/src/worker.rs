@@ -166,10 +166,7 @@ impl Owner {
             let mut local = Vec::with_capacity(msgs_ok.len());
             let mut upto = through;
             for m in &msgs_ok {
-                let seq = m
-                    .info()
-                    .map_err(|e| js_err(format!("consumer {name}"))(e.to_string()))?
-                    .stream_sequence;
+                let seq = m.info().map_err(|e| failed(&e))?.stream_sequence;
                 upto = upto.max(seq);
                 let side = m
                     .headers
@@ -241,9 +238,7 @@ impl Owner {
                 self.stats.commits.fetch_add(1, Ordering::Relaxed);
             }
             through = upto;
-            last.ack()
-                .await
-                .map_err(|e| js_err(format!("consumer {name} ack"))(e.to_string()))?;
+            last.ack().await.map_err(|e| failed(&e))?;
         }
     }
 
