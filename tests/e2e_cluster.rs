@@ -1,15 +1,20 @@
 //! Scale-out through the real binary: a real nats-server with JetStream and three nodes on
 //! loopback, one of them killed (SIGKILL) mid-stream and restarted. Every acknowledged
 //! event must be committed as evaluated exactly once, every node must serve the same
-//! alerts, and they must be a single node's alerts for the same input.
+//! alerts, and they must be a single node's alerts for the same input; a signed webhook
+//! receiver must get the cluster's notifications once each, as a single node sends them.
 
 #[path = "support/mod.rs"]
 mod support;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::Command;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{HeaderMap, StatusCode};
 
 use plumbline::throwaway::NatsServer;
 use serde_json::Value;
@@ -51,6 +56,89 @@ async fn dealt(nodes: &[Server]) {
     }
 }
 
+const HOOK_SECRET: &str = "cluster-test-webhook-secret";
+
+/// What the webhook receiver accepted: (run, delivery id, alert id) per request.
+type Hooks = Arc<Mutex<Vec<(String, String, String)>>>;
+
+async fn hook(
+    State(hooks): State<Hooks>,
+    UrlPath(run): UrlPath<String>,
+    h: HeaderMap,
+    body: axum::body::Bytes,
+) -> StatusCode {
+    let header = |k: &str| h.get(k).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let ts: i64 = header("x-plumbline-timestamp").parse().unwrap_or(0);
+    if header("x-plumbline-signature")
+        != plumbline_delivery::route::webhook::sign(HOOK_SECRET, ts, &body)
+    {
+        return StatusCode::UNAUTHORIZED;
+    }
+    let Ok(v) = serde_json::from_slice::<Value>(&body) else {
+        return StatusCode::BAD_REQUEST;
+    };
+    hooks.lock().unwrap().push((
+        run,
+        header("x-plumbline-delivery").to_string(),
+        v["message"]["alert_id"].as_str().unwrap_or("").to_string(),
+    ));
+    StatusCode::NO_CONTENT
+}
+
+/// A configuration whose policy sends every alert to the receiver's `run` path.
+fn write_config(
+    dir: &Path,
+    run: &str,
+    hook: &str,
+    key: &plumbline_runtime::pack::PackKey,
+) -> std::path::PathBuf {
+    let policy = dir.join(format!("policy-{run}.toml"));
+    std::fs::write(
+        &policy,
+        format!(
+            "[quiet_hours]\nenabled = false\n\n[[routes]]\nname = \"all\"\n\
+             match = {{ severity = [1, 2, 3] }}\ndestinations = [\"hook\"]\n\n\
+             [destinations.hook]\nkind = \"webhook\"\nurl = \"{hook}/{run}\"\n\
+             secret = \"{HOOK_SECRET}\"\n"
+        ),
+    )
+    .unwrap();
+    let config = dir.join(format!("plumbline-{run}.toml"));
+    // Settle re-evaluations run on the wall clock: off, so the two runs compare whole.
+    std::fs::write(
+        &config,
+        format!(
+            "[trajectory]\nsettle_secs = []\n[packs]\ntrusted_keys = [{{ name = \"e2e\", key = \"{}\" }}]\n\
+             [policy]\nfile = {:?}\n[delivery]\nretry_base_ms = 200\nretry_max_ms = 2000\npoll_ms = 100\n",
+            key.public_hex(),
+            policy.display().to_string(),
+        ),
+    )
+    .unwrap();
+    config
+}
+
+/// The alerts each run notified, once the receiver has been quiet for a while: alert id →
+/// the distinct delivery ids it came under (a repeat of one id is the same delivery).
+async fn notified(hooks: &Hooks, run: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let count = || hooks.lock().unwrap().iter().filter(|h| h.0 == run).count();
+    let mut last = (count(), Instant::now());
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while last.1.elapsed() < Duration::from_secs(5) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        if count() != last.0 {
+            last = (count(), Instant::now());
+        }
+    }
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (_, delivery, alert) in hooks.lock().unwrap().iter().filter(|h| h.0 == run) {
+        out.entry(alert.clone())
+            .or_default()
+            .insert(delivery.clone());
+    }
+    out
+}
+
 /// Sends the workload in batches of 20, round-robin over `urls`; returns the ids accepted.
 async fn send(
     http: &reqwest::Client,
@@ -74,17 +162,16 @@ async fn send(
 async fn a_node_killed_mid_stream_loses_nothing_and_evaluates_nothing_twice() {
     let dir = tempfile::tempdir().unwrap();
     let nats = NatsServer::start().unwrap();
-    // Settle re-evaluations run on the wall clock: off, so the two runs compare whole.
-    let config = dir.path().join("plumbline.toml");
+    let hooks = Hooks::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook_url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let app = axum::Router::new()
+        .route("/hook/{run}", axum::routing::post(hook))
+        .with_state(hooks.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let key = plumbline_runtime::pack::PackKey::generate().unwrap();
-    std::fs::write(
-        &config,
-        format!(
-            "[trajectory]\nsettle_secs = []\n[packs]\ntrusted_keys = [{{ name = \"e2e\", key = \"{}\" }}]\n",
-            key.public_hex()
-        ),
-    )
-    .unwrap();
+    let config = write_config(dir.path(), "cluster", &hook_url, &key);
+    let single_config = write_config(dir.path(), "single", &hook_url, &key);
     let mut nodes: Vec<Server> = ["node1", "node2", "node3"]
         .iter()
         .map(|name| node(dir.path(), &config, &nats, name))
@@ -98,11 +185,12 @@ async fn a_node_killed_mid_stream_loses_nothing_and_evaluates_nothing_twice() {
     let mut acked = BTreeSet::new();
     for (i, batch) in batches.iter().enumerate() {
         if i == batches.len() / 3 {
-            // Mid-stream: node2 has taken events and owns partitions with work under way.
-            nodes[1].crash();
+            // Mid-stream: node1 has taken events, owns partitions with work under way and
+            // consumes the cluster's outbox (it owns partition 0).
+            nodes[0].crash();
         }
         if i == batches.len() / 2 {
-            nodes[1].restart();
+            nodes[0].restart();
         }
         let urls: Vec<String> = nodes.iter().map(|n| n.url.clone()).collect();
         acked.extend(send(&http, &urls, batch, i % 3).await);
@@ -115,7 +203,7 @@ async fn a_node_killed_mid_stream_loses_nothing_and_evaluates_nothing_twice() {
 
     let single = Server::start_with(
         &dir.path().join("single"),
-        &["--config", config.to_str().unwrap()],
+        &["--config", single_config.to_str().unwrap()],
         &[],
     );
     for batch in &batches {
@@ -144,9 +232,42 @@ async fn a_node_killed_mid_stream_loses_nothing_and_evaluates_nothing_twice() {
     let alerts = support::alerts(&single).await;
     assert!(alerts.len() >= 10, "{} alerts", alerts.len());
     // The restarted node answers for the whole cluster.
-    let (status, view) = get(&nodes[1], "/v1/cluster").await;
+    let (status, view) = get(&nodes[0], "/v1/cluster").await;
     assert_eq!(status, 200);
-    assert_eq!(view["node"], "node2");
+    assert_eq!(view["node"], "node1");
+
+    // One node sends every notification (the cluster's outbox consumer): every delivery
+    // a node decided and forwarded arrives, under its own id; and every alert a single
+    // node notified about is notified about (how often may differ: an alert raised at
+    // severity 2 and raised to 3 a step later notifies twice, and the cluster's steps
+    // are not the single node's batches).
+    let (cluster, single_hooks) = (
+        notified(&hooks, "cluster").await,
+        notified(&hooks, "single").await,
+    );
+    assert!(single_hooks.len() >= 10, "{single_hooks:?}");
+    let mut forwarded = 0;
+    for n in &nodes {
+        let (_, v) = get(n, "/v1/outbox").await;
+        forwarded += v["forwarded"].as_u64().unwrap();
+    }
+    let received: usize = cluster.values().map(BTreeSet::len).sum();
+    assert_eq!(received as u64, forwarded, "{cluster:?}");
+    let (c, s): (BTreeSet<&String>, BTreeSet<&String>) =
+        (cluster.keys().collect(), single_hooks.keys().collect());
+    assert_eq!(
+        c,
+        s,
+        "cluster only: {:?}; single only: {:?}",
+        c.difference(&s),
+        s.difference(&c)
+    );
+    let mut consumers = 0;
+    for n in &nodes {
+        let (_, v) = get(n, "/v1/cluster").await;
+        consumers += usize::from(v["outbox_consumer"] == true);
+    }
+    assert_eq!(consumers, 1, "one node consumes the outbox");
 
     // A label taken on one node is on every node, and so is the alert's new status.
     let alert = alerts[0]["id"].as_str().unwrap().to_string();

@@ -106,7 +106,10 @@ pub fn start_in(
     let writer = Writer::start(store.clone(), config.store.fsync, review.listener(next))?;
     review.start();
     // Deliveries wait on the writer's barrier, so each is durable before its first attempt.
-    routing.start(Arc::new(writer.clone()));
+    // A cluster node starts its dispatcher once it knows the cluster's outbox.
+    if cluster.is_none() {
+        routing.start(Arc::new(writer.clone()));
+    }
     let audit = plumbline_store::audit::AuditLog::open(&store, writer.clone())?;
     audit_policy_load(&audit, &config.policy.file);
     // Detectors' questions to the model: asked off the evaluation threads; an answer
@@ -236,7 +239,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         None
     };
     let service = start_in(config, evaluator, cluster.as_ref())?;
-    let membership = match cluster {
+    let joined = match cluster {
         Some(c) => {
             // Packs installed on any node are installed on every node.
             plumbline_cluster::packs::share(&c, packs.clone()).await?;
@@ -244,6 +247,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let membership = joined.as_ref().map(|(m, _)| m.clone());
     if let Some(judge) = &service.state.judge {
         runtime.set_judge(Arc::new(judge.clone()));
     }
@@ -301,8 +305,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     if !summaries.drain(budget).await {
         tracing::warn!("summaries still in flight at shutdown; they resume at the next start");
     }
-    // Partitions go to the other nodes now, each after its step under way is committed.
-    if let Some(m) = membership {
+    // The outbox's consumer and the partitions go to the other nodes now: a send under
+    // way and each partition's step under way finish first.
+    if let Some((m, outbox)) = joined {
+        outbox.step_down().await;
         m.leave().await;
     }
     // Save open windows so the next start resumes without re-reading history.
@@ -311,11 +317,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 }
 
 /// Joins the cluster: this node's alerts go to the alert stream, every node's come back
-/// into its alert book, and it takes its share of the partitions.
+/// into its alert book, its deliveries go to the cluster's one outbox consumer, and it
+/// takes its share of the partitions (partition 0's owner consumes the outbox).
 async fn join_cluster(
     cluster: plumbline_cluster::Cluster,
     service: &Service,
-) -> anyhow::Result<Arc<plumbline_cluster::Membership>> {
+) -> anyhow::Result<(
+    Arc<plumbline_cluster::Membership>,
+    Arc<plumbline_cluster::outbox::ClusterOutbox>,
+)> {
     let publisher = plumbline_cluster::AlertPublisher::start(cluster.clone());
     let p = publisher.clone();
     service
@@ -327,6 +337,8 @@ async fn join_cluster(
     // Labels and response-action decisions recorded on any node are kept on every node.
     let labels = service.review.labels.clone();
     let actions = service.state.routing.responder.clone();
+    // So are the stories notified (dedup): one story notifies once, whichever node decides.
+    let stories = service.state.routing.stage.clone();
     let tables: std::collections::HashMap<&'static str, plumbline_cluster::records::Importer> = [
         (
             "labels",
@@ -336,6 +348,10 @@ async fn join_cluster(
         (
             "actions",
             Arc::new(move |_: &[u8], v: &[u8], _: &str| actions.import(v)),
+        ),
+        (
+            "stories",
+            Arc::new(move |k: &[u8], v: &[u8], _: &str| stories.import_story(k, v)),
         ),
     ]
     .into_iter()
@@ -347,6 +363,24 @@ async fn join_cluster(
         .routing
         .responder
         .replicate(records.replica("actions"));
+    service
+        .state
+        .routing
+        .stage
+        .replicate_stories(records.replica("stories"));
+    let routing = &service.state.routing;
+    let actions = routing.responder.clone();
+    let outbox = plumbline_cluster::outbox::ClusterOutbox::start(
+        cluster.clone(),
+        routing.outbox.clone(),
+        routing.dispatcher().clone(),
+        Arc::new(move |v: &[u8]| actions.import(v)),
+    )
+    .await?;
+    routing.start_relayed(
+        Arc::new(service.state.ingest.writer().clone()),
+        outbox.clone(),
+    );
     let owner = plumbline_cluster::Owner::new(
         cluster.clone(),
         service.state.trajectories.clone(),
@@ -355,7 +389,9 @@ async fn join_cluster(
         mirror,
         service.config.trajectory.eval_workers,
     );
-    Ok(plumbline_cluster::Membership::start(cluster, owner))
+    let membership = plumbline_cluster::Membership::start(cluster, owner);
+    outbox.follow(membership.leading());
+    Ok((membership, outbox))
 }
 
 /// The policy in force is an admin decision too: each start records which file (and its

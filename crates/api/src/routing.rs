@@ -285,7 +285,7 @@ async fn deliveries(
             serde_json::from_value::<DeliveryState>(Value::String(x.to_string())).map_err(
                 |_| {
                     ApiError::bad_request(format!(
-                        "`state`: unknown state `{x}` (pending, delivered, failed, cancelled)"
+                        "`state`: unknown state `{x}` (pending, delivered, failed, cancelled, forwarded)"
                     ))
                     .with("field", "state")
                 },
@@ -336,6 +336,13 @@ async fn retry(
         Some(d) if d.state == DeliveryState::Delivered => Err(ApiError::new(
             StatusCode::CONFLICT,
             format!("delivery {id} was delivered: sending it again would duplicate it"),
+        )),
+        Some(d) if d.state == DeliveryState::Forwarded => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "delivery {id} was handed to the cluster's outbox: the node that consumes it \
+                 sends it, and retries it there"
+            ),
         )),
         Some(_) => {
             let result = s.routing.outbox.retry(id);

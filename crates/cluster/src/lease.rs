@@ -30,6 +30,8 @@ pub struct Membership {
     held: tokio::sync::Mutex<BTreeMap<u32, Held>>,
     live: Mutex<Vec<String>>,
     leaving: watch::Sender<bool>,
+    /// Whether this node owns partition 0, and with it the cluster's one outbox consumer.
+    leads: watch::Sender<bool>,
 }
 
 fn lease_key(p: u32) -> String {
@@ -46,6 +48,7 @@ impl Membership {
             held: Default::default(),
             live: Default::default(),
             leaving,
+            leads: watch::channel(false).0,
         });
         let every = Duration::from_millis(m.cluster.config.lease_secs * 1000 / 3);
         let me = m.clone();
@@ -77,11 +80,19 @@ impl Membership {
             "live": self.live(),
             "partitions": self.cluster.config.partitions,
             "owned": self.owned().await,
+            // Partition 0's owner consumes the cluster's outbox (sends every delivery).
+            "outbox_consumer": *self.leads.borrow(),
             "committed_events": stats.committed_events.load(Relaxed),
             "replayed_events": stats.replayed_events.load(Relaxed),
             "commits": stats.commits.load(Relaxed),
             "takeovers": stats.takeovers.load(Relaxed),
         })
+    }
+
+    /// Whether this node owns partition 0 (and so consumes the cluster's outbox), as it
+    /// changes.
+    pub fn leading(&self) -> watch::Receiver<bool> {
+        self.leads.subscribe()
     }
 
     /// The live nodes as last seen, in name order.
@@ -161,6 +172,7 @@ impl Membership {
             self.owner.release(owned).await?;
         }
         if *self.leaving.borrow() {
+            self.leads.send_replace(false);
             return Ok(());
         }
         for p in 0..self.cluster.config.partitions {
@@ -177,6 +189,9 @@ impl Membership {
                 held.insert(p, self.spawn(p, rev));
             }
         }
+        let leads = held.contains_key(&0);
+        self.leads
+            .send_if_modified(|l| std::mem::replace(l, leads) != leads);
         Ok(())
     }
 
@@ -196,6 +211,7 @@ impl Membership {
     /// after a lease.
     pub async fn leave(&self) {
         let _ = self.leaving.send(true);
+        self.leads.send_replace(false);
         let mut held = self.held.lock().await;
         for (p, h) in std::mem::take(&mut *held) {
             let _ = h.stop.send(true);

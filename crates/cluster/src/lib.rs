@@ -12,6 +12,9 @@
 //!         fenced on the one before it)                    mirrors it into its alert book)
 //!
 //! membership: KV plumbline_nodes (expires)   ownership: KV plumbline_leases (expires)
+//!
+//! deliveries (any node's outbox) ─► PLUMBLINE_OUTBOX plumbline.outbox.deliveries
+//!        (a work queue; one durable consumer, read by partition 0's owner, which sends)
 //! ```
 //!
 //! One event is published once per side (its actor's and its system's trajectories),
@@ -29,6 +32,7 @@ mod alerts;
 pub mod audit;
 mod config;
 mod lease;
+pub mod outbox;
 pub mod packs;
 pub mod partition;
 mod publish;
@@ -50,6 +54,7 @@ pub const EVENTS_STREAM: &str = "PLUMBLINE_EVENTS";
 pub const COMMITS_STREAM: &str = "PLUMBLINE_COMMITS";
 pub const ALERTS_STREAM: &str = "PLUMBLINE_ALERTS";
 pub const RECORDS_STREAM: &str = "PLUMBLINE_RECORDS";
+pub const OUTBOX_STREAM: &str = "PLUMBLINE_OUTBOX";
 const NODES_BUCKET: &str = "plumbline_nodes";
 const LEASES_BUCKET: &str = "plumbline_leases";
 /// Which side of its event a message carries.
@@ -182,18 +187,22 @@ impl Cluster {
         let js = jetstream::new(client);
         let max_age = Duration::from_secs(config.stream_max_age_hours.max(1) * 3600);
         let replicas = config.replicas.max(1);
+        use stream::RetentionPolicy::{Limits, WorkQueue};
         let streams = [
-            (EVENTS_STREAM, "plumbline.events.>", -1),
-            (COMMITS_STREAM, "plumbline.commits.>", -1),
+            (EVENTS_STREAM, "plumbline.events.>", -1, Limits),
+            (COMMITS_STREAM, "plumbline.commits.>", -1, Limits),
             // The last version of each alert: the stream is the cluster's alert table.
-            (ALERTS_STREAM, "plumbline.alerts.>", 1),
+            (ALERTS_STREAM, "plumbline.alerts.>", 1, Limits),
             // Labels and decisions, the last version per table, node and key.
-            (RECORDS_STREAM, "plumbline.records.>", 1),
+            (RECORDS_STREAM, "plumbline.records.>", 1, Limits),
+            // Deliveries not yet finished by the one consumer (it removes what it acks).
+            (OUTBOX_STREAM, "plumbline.outbox.>", -1, WorkQueue),
         ];
-        for (name, subject, per_subject) in streams {
+        for (name, subject, per_subject, retention) in streams {
             js.get_or_create_stream(stream::Config {
                 name: name.to_string(),
                 subjects: vec![subject.to_string()],
+                retention,
                 max_age,
                 max_messages_per_subject: per_subject,
                 duplicate_window: Duration::from_secs(config.duplicate_window_secs.max(1))

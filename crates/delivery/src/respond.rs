@@ -678,6 +678,10 @@ impl ActionRunner for Responder {
         })
     }
 
+    fn record(&self, action_id: &str) -> Option<Vec<u8>> {
+        self.tree.get(action_id).ok().flatten().map(|v| v.to_vec())
+    }
+
     fn finished(&self, action_id: &str, outcome: Result<&str, &str>) {
         let _g = self.lock.lock().expect("actions lock");
         let Ok(Some(mut r)) = self.get(action_id) else {

@@ -7,6 +7,7 @@ pub mod jira;
 pub mod linear;
 pub mod outbox;
 pub mod pagerduty;
+pub mod relay;
 pub mod slack;
 pub mod teams;
 pub mod webhook;

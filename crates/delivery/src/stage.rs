@@ -118,6 +118,9 @@ pub struct PolicyStage {
     /// Decisions are read-modify-write on shared trees (dedup); evaluation workers run in
     /// parallel.
     lock: Mutex<()>,
+    /// Where dedup entries go on a cluster: a story is notified once whichever node
+    /// decides about it (the other side's trajectory, a partition's next owner).
+    stories: std::sync::OnceLock<plumbline_store::RecordReplica>,
 }
 
 impl AlertListener for PolicyStage {
@@ -263,8 +266,32 @@ impl PolicyStage {
                 TransactionError::Storage(e) => StoreError::from(e),
                 TransactionError::Abort(()) => unreachable!("the transaction never aborts"),
             })?;
+        if let (Some(replica), Some((k, v))) = (self.stories.get(), &staged.dedup) {
+            replica(k.as_bytes(), v);
+        }
         self.outbox.wake();
         Ok(rec)
+    }
+
+    /// Copies every dedup entry written here from now on to `replica` (a cluster node).
+    pub fn replicate_stories(&self, replica: plumbline_store::RecordReplica) {
+        let _ = self.stories.set(replica);
+    }
+
+    /// Keeps a dedup entry another cluster node wrote, unless the one here is newer.
+    pub fn import_story(&self, fingerprint: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        let Ok(theirs) = serde_json::from_slice::<DedupEntry>(value) else {
+            return Ok(());
+        };
+        let _g = self.lock.lock().expect("policy lock");
+        let ours = self
+            .dedup
+            .get(fingerprint)?
+            .and_then(|v| serde_json::from_slice::<DedupEntry>(&v).ok());
+        if ours.is_none_or(|o| o.at < theirs.at) {
+            self.dedup.insert(fingerprint, value)?;
+        }
+        Ok(())
     }
 
     fn route(
@@ -704,6 +731,7 @@ impl Routing {
             dedup: db.open_tree("policy_dedup")?,
             incidents: db.open_tree("incidents")?,
             lock: Mutex::new(()),
+            stories: std::sync::OnceLock::new(),
         });
         Ok(Routing {
             stage,
@@ -750,5 +778,17 @@ impl Routing {
     pub fn start(&self, durability: Arc<dyn Durability>) -> tokio::task::JoinHandle<()> {
         self.dispatcher.set_durability(durability);
         self.dispatcher.spawn()
+    }
+
+    /// As [`Routing::start`], on a cluster node: what this node decides is forwarded
+    /// through `relay` to the cluster's one outbox consumer, and only what that consumer
+    /// imported here is sent from here.
+    pub fn start_relayed(
+        &self,
+        durability: Arc<dyn Durability>,
+        relay: Arc<dyn crate::route::relay::Relay>,
+    ) -> tokio::task::JoinHandle<()> {
+        self.dispatcher.set_relay(relay);
+        self.start(durability)
     }
 }

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::outbox::*;
+use super::relay::Relay;
 use super::{DeliveryError, Destination, Message, MessageKind};
 use plumbline_alert::{AlertBook, AlertStatus};
 use plumbline_event::{format_time, time_from_nanos};
@@ -51,6 +52,11 @@ pub trait ActionRunner: Send + Sync + 'static {
     ) -> Pin<Box<dyn Future<Output = Result<String, DeliveryError>> + Send + 'a>>;
     /// Records the final outcome on the action (done / failed).
     fn finished(&self, action_id: &str, outcome: Result<&str, &str>);
+    /// The stored record of an action, as it travels with its delivery to another
+    /// cluster node.
+    fn record(&self, _action_id: &str) -> Option<Vec<u8>> {
+        None
+    }
 }
 
 #[derive(Debug, Default, Clone)]
@@ -91,6 +97,9 @@ struct Inner {
     clock: Arc<dyn Clock>,
     /// Set when the store's writer exists (it starts after the stages that feed it).
     durability: std::sync::OnceLock<Arc<dyn Durability>>,
+    /// Set on a cluster node before the loop starts: own entries are forwarded, imported
+    /// ones sent while held.
+    relay: std::sync::OnceLock<Arc<dyn Relay>>,
     settings: DeliverySettings,
     backoff: Mutex<HashMap<String, Backoff>>,
     stop: AtomicBool,
@@ -120,6 +129,7 @@ impl Dispatcher {
             alerts,
             clock,
             durability: std::sync::OnceLock::new(),
+            relay: std::sync::OnceLock::new(),
             settings,
             backoff: Mutex::default(),
             stop: AtomicBool::new(false),
@@ -155,6 +165,52 @@ impl Dispatcher {
     /// How the dispatcher makes records durable before attempting them (once).
     pub fn set_durability(&self, d: Arc<dyn Durability>) {
         let _ = self.0.durability.set(d);
+    }
+
+    /// Makes this a cluster node's dispatcher (once, before [`Dispatcher::spawn`]).
+    pub fn set_relay(&self, relay: Arc<dyn Relay>) {
+        let _ = self.0.relay.set(relay);
+    }
+
+    /// Waits for the pass under way, if any: a node that stops consuming the cluster's
+    /// outbox lets a send in flight finish before it hands the rest back.
+    pub async fn idle(&self) {
+        drop(self.0.pass_lock.lock().await);
+    }
+
+    /// Records a delivery's end; an imported one is acknowledged to the cluster.
+    fn finish(&self, d: Delivery, state: DeliveryState, now: i64) -> Result<(), StoreError> {
+        let relay = d.origin.as_ref().and(self.0.relay.get());
+        let kept = relay.map(|_| d.clone());
+        self.0.outbox.finish(d, state, now)?;
+        if let (Some(relay), Some(d)) = (relay, kept) {
+            relay.finished(&d);
+        }
+        Ok(())
+    }
+
+    /// Hands this node's own pending entries up to `horizon` to the cluster, in order;
+    /// stops at the first the cluster does not take (the next pass tries again).
+    async fn forward(&self, relay: &dyn Relay, horizon: u64) -> Result<(), StoreError> {
+        let now = nanos(self.0.clock.now());
+        let own: Vec<Delivery> = self
+            .0
+            .outbox
+            .pending()
+            .filter(|d| d.origin.is_none() && d.id <= horizon)
+            .collect();
+        for d in own {
+            let record = match (&d.payload, &self.0.actions) {
+                (Payload::Action { action_id }, Some(runner)) => runner.record(action_id),
+                _ => None,
+            };
+            if let Err(e) = relay.forward(&d, record).await {
+                tracing::warn!(delivery = d.id, error = %e, "not forwarded to the cluster's outbox yet; retrying");
+                break;
+            }
+            self.0.outbox.finish(d, DeliveryState::Forwarded, now)?;
+        }
+        Ok(())
     }
 
     /// Starts the delivery loop on the current tokio runtime.
@@ -225,9 +281,17 @@ impl Dispatcher {
         };
         // Everything up to the horizon is on disk before its first attempt.
         durability.barrier().await?;
+        let relay = self.0.relay.get();
+        if let Some(relay) = relay {
+            self.forward(relay.as_ref(), horizon).await?;
+        }
         let mut groups: BTreeMap<String, Vec<Delivery>> = BTreeMap::new();
         for d in self.0.outbox.pending() {
-            if d.id <= horizon {
+            let ours = match relay {
+                None => true,
+                Some(relay) => d.origin.is_some() && relay.holds(d.id),
+            };
+            if ours && d.id <= horizon {
                 groups.entry(d.destination.clone()).or_default().push(d);
             }
         }
@@ -359,13 +423,13 @@ impl Dispatcher {
             };
             if !dest.accepts(m.kind) {
                 d.last_error = Some(format!("{} has nothing to send for this", dest.kind()));
-                self.0.outbox.finish(d, DeliveryState::Cancelled, now)?;
+                self.finish(d, DeliveryState::Cancelled, now)?;
                 report.cancelled += 1;
                 continue;
             }
             if let Some(why) = self.condition_failed(&d)? {
                 d.last_error = Some(why);
-                self.0.outbox.finish(d, DeliveryState::Cancelled, now)?;
+                self.finish(d, DeliveryState::Cancelled, now)?;
                 report.cancelled += 1;
                 continue;
             }
@@ -375,7 +439,7 @@ impl Dispatcher {
                     d.attempts,
                     d.last_error.clone().unwrap_or_default()
                 ));
-                self.0.outbox.finish(d, DeliveryState::Failed, now)?;
+                self.finish(d, DeliveryState::Failed, now)?;
                 report.failed += 1;
                 continue;
             }
@@ -390,18 +454,18 @@ impl Dispatcher {
             // Recorded before sending, so a retry after a crash knows it may be a repeat.
             self.0.outbox.save(&d)?;
             let m = m.clone();
-            match dest.send(d.id, &m, d.attempts > 1).await {
+            match dest.send(d.key(), &m, d.attempts > 1).await {
                 Ok(receipt) => {
                     self.succeeded(name);
                     d.receipt = Some(receipt);
                     d.last_error = None;
-                    self.0.outbox.finish(d, DeliveryState::Delivered, now)?;
+                    self.finish(d, DeliveryState::Delivered, now)?;
                     report.delivered += 1;
                 }
                 Err(DeliveryError::Rejected(why)) => {
                     tracing::warn!(destination = name, delivery = d.id, %why, "delivery refused");
                     d.last_error = Some(format!("rejected: {why}"));
-                    self.0.outbox.finish(d, DeliveryState::Failed, now)?;
+                    self.finish(d, DeliveryState::Failed, now)?;
                     report.failed += 1;
                 }
                 Err(DeliveryError::Retry { reason, after }) => {
@@ -442,7 +506,7 @@ impl Dispatcher {
         let items: Vec<(u64, Message)> = batch
             .iter()
             .filter_map(|d| match &d.payload {
-                Payload::Message(m) => Some((d.id, (**m).clone())),
+                Payload::Message(m) => Some((d.key(), (**m).clone())),
                 _ => None,
             })
             .collect();
@@ -452,14 +516,14 @@ impl Dispatcher {
                 for mut d in batch {
                     d.receipt = Some(receipt.clone());
                     d.last_error = None;
-                    self.0.outbox.finish(d, DeliveryState::Delivered, now)?;
+                    self.finish(d, DeliveryState::Delivered, now)?;
                     report.delivered += 1;
                 }
             }
             Err(DeliveryError::Rejected(why)) => {
                 for mut d in batch {
                     d.last_error = Some(format!("rejected: {why}"));
-                    self.0.outbox.finish(d, DeliveryState::Failed, now)?;
+                    self.finish(d, DeliveryState::Failed, now)?;
                     report.failed += 1;
                 }
             }
@@ -509,20 +573,20 @@ impl Dispatcher {
             d.attempts += 1;
             d.last_attempt_at = Some(now);
             self.0.outbox.save(&d)?;
-            match runner.run(&action_id, d.id).await {
+            match runner.run(&action_id, d.key()).await {
                 Ok(receipt) => {
                     self.succeeded(name);
                     runner.finished(&action_id, Ok(&receipt));
                     d.receipt = Some(receipt);
                     d.last_error = None;
-                    self.0.outbox.finish(d, DeliveryState::Delivered, now)?;
+                    self.finish(d, DeliveryState::Delivered, now)?;
                     report.delivered += 1;
                 }
                 Err(DeliveryError::Rejected(why)) => {
                     tracing::warn!(action, %action_id, %why, "response action failed");
                     runner.finished(&action_id, Err(&why));
                     d.last_error = Some(format!("rejected: {why}"));
-                    self.0.outbox.finish(d, DeliveryState::Failed, now)?;
+                    self.finish(d, DeliveryState::Failed, now)?;
                     report.failed += 1;
                 }
                 Err(DeliveryError::Retry { reason, after }) => {

@@ -13,6 +13,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
+use sha2::Digest as _;
 use sled::Transactional;
 use time::OffsetDateTime;
 use tokio::sync::Notify;
@@ -60,6 +61,8 @@ pub enum DeliveryState {
     Failed,
     /// No longer needed (its condition stopped holding).
     Cancelled,
+    /// Handed to the cluster's one outbox consumer, which sends it (cluster nodes only).
+    Forwarded,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -79,6 +82,37 @@ pub struct Delivery {
     pub state: DeliveryState,
     pub receipt: Option<String>,
     pub finished_at: Option<i64>,
+    /// `<node>:<id>` of the node that decided it, when another node forwarded it here
+    /// (cluster nodes only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+}
+
+impl Delivery {
+    /// The id receivers see (`X-Plumbline-Delivery`, digest items, action runs): the same
+    /// on every retry and on whichever cluster node sends it, so a receiver can drop
+    /// repeats. Local ids are per node; a forwarded delivery's comes from its origin.
+    pub fn key(&self) -> u64 {
+        match &self.origin {
+            None => self.id,
+            Some(origin) => {
+                let digest = sha2::Sha256::digest(origin.as_bytes());
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&digest[..8]);
+                // Kept below 2^53 so JSON readers that parse numbers as doubles keep it.
+                u64::from_be_bytes(b) >> 11
+            }
+        }
+    }
+}
+
+/// What [`Outbox::import`] did with a forwarded delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Imported {
+    /// Pending here under this local id (new, or imported before and not yet finished).
+    Pending(u64),
+    /// Imported before and finished since: nothing more to do.
+    Finished(u64),
 }
 
 /// What the policy stage asks to deliver.
@@ -99,6 +133,9 @@ pub struct Outbox {
     pub(crate) done: sled::Tree,
     /// Alerts paged on PagerDuty: alert id → trigger message + destinations, until resolved.
     pub(crate) paged: sled::Tree,
+    /// Forwarded deliveries taken here: origin → local id (a redelivery is not a second
+    /// entry).
+    pub(crate) origins: sled::Tree,
     pub(crate) wake: Arc<Notify>,
     /// Ids are taken and inserted under this lock, so every id up to the highest pending
     /// one is already written when the dispatcher reads its horizon.
@@ -131,6 +168,7 @@ impl Outbox {
             pending: db.open_tree("outbox")?,
             done: db.open_tree("outbox_done")?,
             paged: db.open_tree("outbox_paged")?,
+            origins: db.open_tree("outbox_origins")?,
             wake: Arc::new(Notify::new()),
             order: Arc::default(),
             deciding: Arc::default(),
@@ -177,8 +215,50 @@ impl Outbox {
             state: DeliveryState::Pending,
             receipt: None,
             finished_at: None,
+            origin: None,
         };
         Ok((id, serde_json::to_vec(&d).expect("deliveries serialise")))
+    }
+
+    /// Takes a delivery another cluster node decided and forwarded (`origin` names it
+    /// there), as a pending entry with a local id. A delivery taken before is not taken
+    /// twice: still pending, it is the same entry; finished, there is nothing to do.
+    pub fn import(&self, mut d: Delivery, origin: &str) -> Result<Imported, StoreError> {
+        let _order = self.order.lock().expect("outbox order");
+        if let Some(id) = self.origins.get(origin)? {
+            let id = u64::from_be_bytes(id.as_ref().try_into().unwrap_or([0; 8]));
+            return Ok(match self.pending.get(key(id))? {
+                Some(_) => Imported::Pending(id),
+                None => Imported::Finished(id),
+            });
+        }
+        d.id = self.db.generate_id()?;
+        d.origin = Some(origin.to_string());
+        d.state = DeliveryState::Pending;
+        d.finished_at = None;
+        self.origins.insert(origin, &key(d.id))?;
+        self.pending.insert(
+            key(d.id),
+            serde_json::to_vec(&d).expect("deliveries serialise"),
+        )?;
+        self.wake();
+        Ok(Imported::Pending(d.id))
+    }
+
+    /// Forgets the forwarded deliveries still pending here: this node no longer consumes
+    /// the cluster's outbox, and the cluster hands them to the node that does. Returns
+    /// how many.
+    pub fn drop_imported(&self) -> Result<usize, StoreError> {
+        let _order = self.order.lock().expect("outbox order");
+        let mut n = 0;
+        for d in self.pending().filter(|d| d.origin.is_some()) {
+            self.pending.remove(key(d.id))?;
+            if let Some(origin) = &d.origin {
+                self.origins.remove(origin.as_bytes())?;
+            }
+            n += 1;
+        }
+        Ok(n)
     }
 
     /// Tells the dispatcher there is work (callable from any thread).
@@ -246,9 +326,12 @@ impl Outbox {
         let Some(mut d) = self.done.get(key(id))?.and_then(|v| decode(&v)) else {
             return Ok(None);
         };
-        if d.state == DeliveryState::Delivered {
+        if matches!(d.state, DeliveryState::Delivered | DeliveryState::Forwarded) {
             return Ok(Some(d));
         }
+        // Retried on a cluster node, a forwarded delivery is this node's own again: it is
+        // forwarded anew, to whichever node consumes the outbox now.
+        d.origin = None;
         d.state = DeliveryState::Pending;
         d.finished_at = None;
         d.not_before = 0;
@@ -300,6 +383,9 @@ impl Outbox {
         for d in self.finished() {
             if d.finished_at.unwrap_or(0) < before {
                 self.done.remove(key(d.id))?;
+                if let Some(origin) = &d.origin {
+                    self.origins.remove(origin.as_bytes())?;
+                }
                 n += 1;
             }
         }
@@ -349,6 +435,10 @@ impl Outbox {
                     s.failed += 1;
                     e.failed += 1;
                 }
+                DeliveryState::Forwarded => {
+                    s.forwarded += 1;
+                    e.forwarded += 1;
+                }
                 _ => s.cancelled += 1,
             }
         }
@@ -363,6 +453,8 @@ pub struct DestinationStatus {
     pub retrying: usize,
     pub delivered: usize,
     pub failed: usize,
+    /// Handed to the cluster's outbox consumer (cluster nodes).
+    pub forwarded: usize,
     pub last_error: Option<String>,
     pub backing_off_until: Option<String>,
     /// Why the destination is not sending, when it is disabled.
@@ -380,6 +472,8 @@ pub struct OutboxStatus {
     pub delivered: usize,
     pub failed: usize,
     pub cancelled: usize,
+    /// Handed to the cluster's outbox consumer, which sends them (cluster nodes).
+    pub forwarded: usize,
     pub oldest_pending_at: Option<String>,
     pub destinations: BTreeMap<String, DestinationStatus>,
 }

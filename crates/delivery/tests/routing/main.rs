@@ -981,3 +981,145 @@ vault_token = "{vault}"
         == plumbline_delivery::respond::ActionState::Done
         && a.decision.as_ref().unwrap().by == "alice"));
 }
+
+/// The seam to a cluster's one outbox consumer, with the cluster replaced by a queue in
+/// this process (the real one, over NATS JetStream, is `tests/e2e_cluster.rs`).
+#[derive(Default)]
+struct Queue {
+    forwarded: std::sync::Mutex<Vec<(String, plumbline_delivery::route::outbox::Delivery)>>,
+    held: std::sync::Mutex<std::collections::HashSet<u64>>,
+    acked: std::sync::Mutex<Vec<u64>>,
+    node: &'static str,
+}
+
+impl plumbline_delivery::route::relay::Relay for Queue {
+    fn forward<'a>(
+        &'a self,
+        d: &'a plumbline_delivery::route::outbox::Delivery,
+        _record: Option<Vec<u8>>,
+    ) -> plumbline_delivery::route::relay::Forwarding<'a> {
+        let origin = format!("{}:{}", self.node, d.id);
+        self.forwarded.lock().unwrap().push((origin, d.clone()));
+        Box::pin(async { Ok(()) })
+    }
+    fn holds(&self, id: u64) -> bool {
+        self.held.lock().unwrap().contains(&id)
+    }
+    fn finished(&self, d: &plumbline_delivery::route::outbox::Delivery) {
+        self.held.lock().unwrap().remove(&d.id);
+        self.acked.lock().unwrap().push(d.id);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_cluster_the_deciding_node_forwards_and_only_the_consumer_sends() {
+    use plumbline_delivery::route::outbox::Imported;
+    let (rx_addr, rx) = receivers::start().await;
+    let (smtp_addr, _) = receivers::start_smtp().await;
+    let policy = policy_toml(rx_addr, smtp_addr, "");
+    let webhook = format!("http://{rx_addr}/webhook");
+    let clock = Arc::new(ManualClock::new(datetime!(2025-03-04 12:00 UTC)));
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = open(da.path(), &policy, clock.clone(), &webhook).await;
+    let b = open(db.path(), &policy, clock.clone(), &webhook).await;
+    let (qa, qb) = (
+        Arc::new(Queue {
+            node: "a",
+            ..Default::default()
+        }),
+        Arc::new(Queue {
+            node: "b",
+            ..Default::default()
+        }),
+    );
+    a.routing.dispatcher().set_relay(qa.clone());
+    b.routing.dispatcher().set_relay(qb.clone());
+
+    // Node a decides: five destinations for a severity-2 alert; it sends none of them.
+    let alert = raise(
+        &a.alerts,
+        "carol",
+        vec![ev(
+            "c1",
+            "carol@example.com",
+            "repo-c",
+            "git.push.force",
+            json!({}),
+        )],
+        "review.bypass.force_push",
+        2,
+    );
+    a.pass().await;
+    assert_eq!(rx.attempts.load(Ordering::SeqCst), 0);
+    let st = a.routing.dispatcher().status();
+    assert_eq!((st.pending, st.forwarded), (0, 5), "{st:?}");
+    let forwarded = qa.forwarded.lock().unwrap().clone();
+    assert_eq!(forwarded.len(), 5);
+
+    // Node b imports them; it sends only what it holds.
+    let mut ids = Vec::new();
+    for (origin, d) in &forwarded {
+        let Imported::Pending(id) = b.routing.outbox.import(d.clone(), origin).unwrap() else {
+            panic!("a new delivery is pending");
+        };
+        ids.push(id);
+    }
+    b.pass().await;
+    assert_eq!(rx.attempts.load(Ordering::SeqCst), 0, "nothing held yet");
+    qb.held.lock().unwrap().extend(ids.iter().copied());
+    let r = b.pass().await;
+    assert_eq!(r.delivered, 5, "{r:?}");
+    assert_eq!(rx.of("slack").len(), 1);
+    assert!(text_of(&rx.of("slack")[0]).contains(&alert));
+    let mut acked = qb.acked.lock().unwrap().clone();
+    acked.sort();
+    assert_eq!(acked, ids, "every finished import is acknowledged");
+
+    // A redelivery is not a second delivery; the id receivers see comes from the origin.
+    let (origin, d) = &forwarded[0];
+    assert!(matches!(
+        b.routing.outbox.import(d.clone(), origin).unwrap(),
+        Imported::Finished(_)
+    ));
+    let hook = &rx.of("webhook")[0];
+    let sent_as = hook.headers["x-plumbline-delivery"].to_str().unwrap();
+    let hooked = forwarded
+        .iter()
+        .find(|(_, d)| d.destination == "webhook")
+        .unwrap();
+    let on_b = b
+        .routing
+        .outbox
+        .finished()
+        .find(|x| x.origin.as_deref() == Some(hooked.0.as_str()))
+        .unwrap();
+    assert_eq!(sent_as, on_b.key().to_string());
+    assert_ne!(on_b.key(), on_b.id, "not the local id");
+    let c = tempfile::tempdir().unwrap();
+    let c = open(c.path(), &policy, clock.clone(), &webhook).await;
+    let Imported::Pending(on_c) = c
+        .routing
+        .outbox
+        .import(hooked.1.clone(), &hooked.0)
+        .unwrap()
+    else {
+        panic!("new on c")
+    };
+    let on_c = c.routing.outbox.get(on_c).unwrap().unwrap();
+    assert_eq!(
+        on_c.key(),
+        on_b.key(),
+        "the same id on whichever node sends it"
+    );
+
+    // A node that stops consuming drops what it imported and did not finish.
+    assert_eq!(c.routing.outbox.drop_imported().unwrap(), 1);
+    assert_eq!(c.routing.dispatcher().status().pending, 0);
+    assert!(matches!(
+        c.routing
+            .outbox
+            .import(hooked.1.clone(), &hooked.0)
+            .unwrap(),
+        Imported::Pending(_)
+    ));
+}
