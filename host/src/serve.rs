@@ -339,6 +339,7 @@ async fn join_cluster(
     let actions = service.state.routing.responder.clone();
     // So are the stories notified (dedup): one story notifies once, whichever node decides.
     let stories = service.state.routing.stage.clone();
+    let decisions = stories.clone();
     let tables: std::collections::HashMap<&'static str, plumbline_cluster::records::Importer> = [
         (
             "labels",
@@ -352,6 +353,10 @@ async fn join_cluster(
         (
             "stories",
             Arc::new(move |k: &[u8], v: &[u8], _: &str| stories.import_story(k, v)),
+        ),
+        (
+            "decisions",
+            Arc::new(move |k: &[u8], v: &[u8], _: &str| decisions.import_decisions(k, v)),
         ),
     ]
     .into_iter()
@@ -367,7 +372,7 @@ async fn join_cluster(
         .state
         .routing
         .stage
-        .replicate_stories(records.replica("stories"));
+        .replicate(records.replica("stories"), records.replica("decisions"));
     let routing = &service.state.routing;
     let actions = routing.responder.clone();
     let outbox = plumbline_cluster::outbox::ClusterOutbox::start(
@@ -381,12 +386,15 @@ async fn join_cluster(
         Arc::new(service.state.ingest.writer().clone()),
         outbox.clone(),
     );
+    let policy = routing.stage.clone();
     let owner = plumbline_cluster::Owner::new(
         cluster.clone(),
         service.state.trajectories.clone(),
         service.state.ingest.writer().clone(),
         publisher,
         mirror,
+        service.state.alerts.clone(),
+        Arc::new(move |a: &plumbline_alert::Alert| policy.undecided(a).ok().flatten()),
         service.config.trajectory.eval_workers,
     );
     let membership = plumbline_cluster::Membership::start(cluster, owner);

@@ -334,6 +334,30 @@ impl AlertBook {
         Ok(Some(update))
     }
 
+    /// Tells the listeners about `alert` as it stands, on `t` (a cluster partition's new
+    /// owner, for an alert whose last change the node that stored it did not get to
+    /// route). `is_new`: no decision was ever taken about it.
+    pub fn renotify(&self, alert: Alert, t: Arc<Trajectory>, is_new: bool) {
+        let update = AlertUpdate {
+            previous_severity: (!is_new).then_some(alert.severity),
+            alert,
+            trajectory: t,
+            is_new,
+        };
+        for l in self.listeners.lock().expect("listeners").iter() {
+            l.alert_changing(&update);
+        }
+        self.notify(&update);
+    }
+
+    /// The alert raised on trajectory `trajectory_id`, if any.
+    pub fn of_trajectory(&self, trajectory_id: &str) -> Result<Option<Alert>, StoreError> {
+        match self.alert_id_of(trajectory_id)? {
+            Some(id) => self.get(&id),
+            None => Ok(None),
+        }
+    }
+
     fn notify(&self, update: &AlertUpdate) {
         let listeners = self.listeners.lock().expect("listeners").clone();
         for l in listeners {

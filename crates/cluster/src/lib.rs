@@ -48,7 +48,7 @@ pub use alerts::{AlertPublisher, Mirror};
 pub use config::{ClusterConfig, DEFAULT_CONFIG};
 pub use lease::Membership;
 pub use publish::Publisher;
-pub use worker::Owner;
+pub use worker::{Owner, Undecided};
 
 pub const EVENTS_STREAM: &str = "PLUMBLINE_EVENTS";
 pub const COMMITS_STREAM: &str = "PLUMBLINE_COMMITS";

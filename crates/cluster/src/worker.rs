@@ -18,6 +18,7 @@ use tokio::sync::{watch, Semaphore};
 use crate::alerts::{AlertPublisher, Mirror};
 use crate::partition::{commits_subject, events_subject};
 use crate::{js_err, Cluster, ClusterError, COMMITS_STREAM, EVENTS_STREAM, SIDE_HEADER};
+use plumbline_alert::{Alert, AlertBook, AlertStatus};
 use plumbline_event::Event;
 use plumbline_store::Writer;
 use plumbline_trajectory::{Side, TrajectoryStage};
@@ -50,6 +51,10 @@ pub struct OwnerStats {
     pub takeovers: AtomicU64,
 }
 
+/// Whether an alert's findings as they stand await a routing decision: `None` when one
+/// covers them, `Some(never decided)` otherwise.
+pub type Undecided = Arc<dyn Fn(&Alert) -> Option<bool> + Send + Sync>;
+
 /// What a node needs to own partitions: its local stages and the cluster's streams.
 pub struct Owner {
     pub(crate) cluster: Cluster,
@@ -57,18 +62,25 @@ pub struct Owner {
     writer: Writer,
     alerts: Arc<AlertPublisher>,
     mirror: Arc<Mirror>,
+    book: AlertBook,
+    undecided: Undecided,
     /// Steps evaluating at once (`trajectory.eval_workers`): partitions share the CPU.
     permits: Arc<Semaphore>,
     pub stats: Arc<OwnerStats>,
 }
 
 impl Owner {
+    /// `book` is this node's alert book (the alert stream's mirror); `undecided` says
+    /// which alerts await a routing decision.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         cluster: Cluster,
         stage: Arc<TrajectoryStage>,
         writer: Writer,
         alerts: Arc<AlertPublisher>,
         mirror: Arc<Mirror>,
+        book: AlertBook,
+        undecided: Undecided,
         eval_workers: usize,
     ) -> Arc<Owner> {
         Arc::new(Owner {
@@ -77,6 +89,8 @@ impl Owner {
             writer,
             alerts,
             mirror,
+            book,
+            undecided,
             permits: Arc::new(Semaphore::new(eval_workers.max(1))),
             stats: Arc::default(),
         })
@@ -84,7 +98,11 @@ impl Owner {
 
     /// Works partition `p` until `stop` says so (it was given up; the step under way is
     /// committed first) or a commit is fenced (another node owns it now).
-    pub async fn run(&self, p: u32, mut stop: watch::Receiver<bool>) -> Result<(), ClusterError> {
+    pub async fn run(
+        self: Arc<Self>,
+        p: u32,
+        mut stop: watch::Receiver<bool>,
+    ) -> Result<(), ClusterError> {
         let js = &self.cluster.js;
         let events = js
             .get_stream(EVENTS_STREAM)
@@ -131,6 +149,7 @@ impl Owner {
             .await
             .map_err(|e| js_err(format!("consumer {name}"))(e.to_string()))?;
         tracing::info!(partition = p, through, "partition taken over");
+        tokio::spawn(self.clone().route_unrouted(p, stop.clone()));
         // A continuous pull: the server pushes what the partition has as it arrives. A
         // step is the first message and whatever follows it within `STEP_WINDOW`, up to
         // `batch`: large steps under load, and no polling while the partition is quiet.
@@ -239,6 +258,57 @@ impl Owner {
             }
             through = upto;
             last.ack().await.map_err(|e| failed(&e))?;
+        }
+    }
+
+    /// Routes the alerts of partition `p` that the node which stored them did not get to
+    /// route: it stopped between storing an alert (in the alert stream, so re-evaluating
+    /// its events here changes nothing and tells nobody) and handing the decision on.
+    /// Run once the last owner had its chance (two leases: its decisions travel with the
+    /// record stream), for the open trajectories rebuilt here.
+    async fn route_unrouted(self: Arc<Self>, p: u32, mut stop: watch::Receiver<bool>) {
+        let grace = Duration::from_secs(self.cluster.config.lease_secs.max(1) * 2);
+        tokio::select! {
+            _ = tokio::time::sleep(grace) => {}
+            _ = stop.changed() => return,
+        }
+        let partitions = self.cluster.config.partitions;
+        let me = self.clone();
+        let routed = blocking(move || {
+            let mut n = 0;
+            for r in me.stage.list() {
+                let side = r.kind.side();
+                if r.closed || crate::partition::partition_of(side, &r.key, partitions) != p {
+                    continue;
+                }
+                let Some(alert) = me.book.of_trajectory(&r.id)? else {
+                    continue;
+                };
+                if alert.status != AlertStatus::Open {
+                    continue;
+                }
+                let Some(never) = (me.undecided)(&alert) else {
+                    continue;
+                };
+                let Some(t) = me.stage.get(&r.id)? else {
+                    continue;
+                };
+                me.book.renotify(alert, Arc::new(t), never);
+                n += 1;
+            }
+            Ok(n)
+        })
+        .await;
+        match routed {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                partition = p,
+                alerts = n,
+                "routing alerts the last owner stored but did not route"
+            ),
+            Err(e) => {
+                tracing::warn!(partition = p, error = %e, "could not look for unrouted alerts")
+            }
         }
     }
 

@@ -20,6 +20,7 @@ use crate::route::outbox::{
     Condition, DeliverySettings, Dispatcher, Durability, NewDelivery, Outbox, Payload,
 };
 use crate::route::{ActionOffer, Destination, Message, MessageKind};
+use plumbline_alert::finding::findings_fingerprint;
 use plumbline_alert::{Alert, AlertBook, AlertListener, AlertStatus, AlertUpdate};
 use plumbline_event::{format_time, Event};
 use plumbline_policy::decide::Verdict;
@@ -56,6 +57,10 @@ pub struct DecisionRecord {
     pub follow_up_ids: Vec<u64>,
     pub incident: bool,
     pub actions: Vec<String>,
+    /// The alert's findings this decision was about ([`findings_fingerprint`]): a
+    /// partition's next owner routes an alert whose findings no decision covers.
+    #[serde(default)]
+    pub findings: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -118,9 +123,15 @@ pub struct PolicyStage {
     /// Decisions are read-modify-write on shared trees (dedup); evaluation workers run in
     /// parallel.
     lock: Mutex<()>,
-    /// Where dedup entries go on a cluster: a story is notified once whichever node
-    /// decides about it (the other side's trajectory, a partition's next owner).
-    stories: std::sync::OnceLock<plumbline_store::RecordReplica>,
+    /// Where dedup entries and decisions go on a cluster.
+    replicas: std::sync::OnceLock<Replicas>,
+}
+
+struct Replicas {
+    /// A story is notified once whichever node decides about it (the other side's
+    /// trajectory, a partition's next owner).
+    stories: plumbline_store::RecordReplica,
+    decisions: plumbline_store::RecordReplica,
 }
 
 impl AlertListener for PolicyStage {
@@ -235,6 +246,7 @@ impl PolicyStage {
                 .unwrap_or_default(),
             incident: false,
             actions: vec![],
+            findings: findings_fingerprint(&alert.findings),
         };
         let mut staged = Staged::default();
         if rec.suppressed.is_none() {
@@ -266,16 +278,66 @@ impl PolicyStage {
                 TransactionError::Storage(e) => StoreError::from(e),
                 TransactionError::Abort(()) => unreachable!("the transaction never aborts"),
             })?;
-        if let (Some(replica), Some((k, v))) = (self.stories.get(), &staged.dedup) {
-            replica(k.as_bytes(), v);
+        if let Some(r) = self.replicas.get() {
+            if let Some((k, v)) = &staged.dedup {
+                (r.stories)(k.as_bytes(), v);
+            }
+            (r.decisions)(alert.id.as_bytes(), &history);
         }
         self.outbox.wake();
         Ok(rec)
     }
 
-    /// Copies every dedup entry written here from now on to `replica` (a cluster node).
-    pub fn replicate_stories(&self, replica: plumbline_store::RecordReplica) {
-        let _ = self.stories.set(replica);
+    /// Copies every dedup entry and decision history written here from now on (a
+    /// cluster node): a story notifies once whichever node decides, and every node knows
+    /// what was decided.
+    pub fn replicate(
+        &self,
+        stories: plumbline_store::RecordReplica,
+        decisions: plumbline_store::RecordReplica,
+    ) {
+        let _ = self.replicas.set(Replicas { stories, decisions });
+    }
+
+    /// Keeps an alert's decision history another cluster node wrote, unless the one here
+    /// has a later decision.
+    pub fn import_decisions(&self, alert_id: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        let Ok(theirs) = serde_json::from_slice::<Vec<DecisionRecord>>(value) else {
+            return Ok(());
+        };
+        let last = |h: &[DecisionRecord]| {
+            h.last().and_then(|d| {
+                OffsetDateTime::parse(
+                    &d.decided_at,
+                    &time::format_description::well_known::Rfc3339,
+                )
+                .ok()
+            })
+        };
+        let _g = self.lock.lock().expect("policy lock");
+        let ours: Vec<DecisionRecord> = self
+            .decisions
+            .get(alert_id)?
+            .and_then(|v| serde_json::from_slice(&v).ok())
+            .unwrap_or_default();
+        if ours.is_empty() || last(&theirs) > last(&ours) {
+            self.decisions.insert(alert_id, value)?;
+        }
+        Ok(())
+    }
+
+    /// Whether `alert`'s findings as they stand await a decision: `None` when a decision
+    /// covers them, `Some(true)` when the alert was never decided about, `Some(false)`
+    /// when only earlier findings were.
+    pub fn undecided(&self, alert: &Alert) -> Result<Option<bool>, StoreError> {
+        let history = self.decisions(&alert.id)?;
+        Ok(match history.last() {
+            None => Some(true),
+            // Decided before decisions named their findings.
+            Some(d) if d.findings.is_empty() => None,
+            Some(d) if d.findings == findings_fingerprint(&alert.findings) => None,
+            Some(_) => Some(false),
+        })
     }
 
     /// Keeps a dedup entry another cluster node wrote, unless the one here is newer.
@@ -731,7 +793,7 @@ impl Routing {
             dedup: db.open_tree("policy_dedup")?,
             incidents: db.open_tree("incidents")?,
             lock: Mutex::new(()),
-            stories: std::sync::OnceLock::new(),
+            replicas: std::sync::OnceLock::new(),
         });
         Ok(Routing {
             stage,

@@ -39,7 +39,7 @@ mod tests;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use plumbline_alert::finding::{Finding, Severity};
+use plumbline_alert::finding::Severity;
 
 pub use config::DEFAULT_CONFIG;
 pub use plumbline_alert::fallback;
@@ -93,33 +93,7 @@ impl Provenance {
 /// Prefix of the note the summary stage keeps on an alert.
 pub const NOTE_PREFIX: &str = "summary:";
 
-/// Identity of a set of findings: a cached summary is reused only for the findings the
-/// model saw (a new detector finding on the same events is a new question).
-pub fn findings_fingerprint(findings: &[Finding]) -> String {
-    let mut keys: Vec<String> = findings
-        .iter()
-        .map(|f| {
-            let mut ev = f.evidence.clone();
-            ev.sort();
-            serde_json::to_string(&(
-                &f.detector,
-                &f.detector_version,
-                &f.signal,
-                f.severity,
-                &f.title,
-                ev,
-            ))
-            .expect("finding keys serialise")
-        })
-        .collect();
-    keys.sort();
-    let mut h = Sha256::new();
-    for k in keys {
-        h.update((k.len() as u32).to_le_bytes());
-        h.update(k.as_bytes());
-    }
-    hex::encode(h.finalize())
-}
+pub use plumbline_alert::finding::findings_fingerprint;
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))

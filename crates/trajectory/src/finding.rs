@@ -57,3 +57,33 @@ impl plumbline_contract::FindingFields for Finding {
         &self.next_step
     }
 }
+
+/// Identity of a set of findings (order-free): a cached summary is reused only for the
+/// findings the model saw, and a routing decision counts as made for the findings it
+/// was made on (a new detector finding on the same events is a new question).
+pub fn findings_fingerprint(findings: &[Finding]) -> String {
+    use sha2::Digest as _;
+    let mut keys: Vec<String> = findings
+        .iter()
+        .map(|f| {
+            let mut ev = f.evidence.clone();
+            ev.sort();
+            serde_json::to_string(&(
+                &f.detector,
+                &f.detector_version,
+                &f.signal,
+                f.severity,
+                &f.title,
+                ev,
+            ))
+            .expect("finding keys serialise")
+        })
+        .collect();
+    keys.sort();
+    let mut h = sha2::Sha256::new();
+    for k in keys {
+        h.update((k.len() as u32).to_le_bytes());
+        h.update(k.as_bytes());
+    }
+    hex::encode(h.finalize())
+}

@@ -61,6 +61,9 @@ pub struct TrajectoryStage {
     builder: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Highest batch seq applied to the book.
     applied: Arc<AtomicU64>,
+    /// The store whose batches feed the book (none on a cluster node: owners apply the
+    /// cluster's log, and the local store's batch numbers say nothing of it).
+    fed_by: Option<Store>,
     /// Where settle re-evaluations are scheduled (dropped on shutdown).
     settle: Mutex<Option<mpsc::Sender<Due>>>,
     settle_after: Vec<Duration>,
@@ -183,6 +186,7 @@ impl TrajectoryStage {
             tx: Mutex::new(Some(tx)),
             builder: Mutex::new(None),
             applied: Arc::new(AtomicU64::new(checkpoint)),
+            fed_by: resume_local.then(|| store.clone()),
             stats: Arc::default(),
             settle: Mutex::new(Some(due_tx.clone())),
             settle_after: config
@@ -398,6 +402,12 @@ impl TrajectoryStage {
     /// Highest batch sequence applied to the trajectories.
     pub fn applied_seq(&self) -> u64 {
         self.applied.load(Ordering::Acquire)
+    }
+
+    /// The newest durable batch of the store that feeds the stage, for a reader that
+    /// needs what was stored before it applied (the verdict gate); none on a cluster node.
+    pub fn stored_seq(&self) -> Option<u64> {
+        self.fed_by.as_ref().and_then(|s| s.last_seq().ok())
     }
 
     fn evaluate(&self, id: &str, settle: bool, evaluator: &dyn Evaluator, alerts: &dyn Outcomes) {

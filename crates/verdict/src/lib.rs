@@ -160,6 +160,15 @@ impl Gate {
         let decision = match self.in_flight.clone().try_acquire_owned() {
             Err(_) => self.fallback(Basis::Overload, started),
             Ok(permit) => {
+                let deadline = Duration::from_millis(self.config.deadline_ms);
+                // The session's earlier calls were acknowledged before this one: the story
+                // is judged once the stage has applied them (a loaded machine's builder may
+                // be a batch behind), within the same deadline.
+                if let Some(stored) = self.stage.stored_seq() {
+                    while self.stage.applied_seq() < stored && started.elapsed() < deadline {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                }
                 let (stage, evaluator) = (self.stage.clone(), self.evaluator.clone());
                 let call = Arc::new(pending.clone());
                 // The permit is held by the judging thread, not the answer: a call past
@@ -169,8 +178,9 @@ impl Gate {
                     let t = stage.preview(TrajectoryKind::Actor, &call);
                     evaluator.evaluate_pending(&t, &call.id)
                 });
-                let deadline = Duration::from_millis(self.config.deadline_ms);
-                match tokio::time::timeout(deadline, judging).await {
+                match tokio::time::timeout(deadline.saturating_sub(started.elapsed()), judging)
+                    .await
+                {
                     Ok(Ok(evaluation)) => self.judged(evaluation.findings, started),
                     Ok(Err(e)) => {
                         tracing::error!(call = %pending.id, "verdict failed: {e}");

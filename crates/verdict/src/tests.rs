@@ -31,9 +31,8 @@ struct Running {
 }
 
 impl Running {
-    /// Until the stage has applied everything stored so far: the session's earlier calls
-    /// were acknowledged before this one, and the story is about what they were, not about
-    /// how soon a loaded machine's builder thread gets to them.
+    /// Until the stage has applied everything stored so far (a test that evaluates the
+    /// stage's trajectory itself, outside the gate).
     async fn applied(&self) {
         let stored = self.store.last_seq().unwrap();
         for _ in 0..400 {
@@ -109,8 +108,9 @@ async fn a_call_the_detectors_flag_is_denied_and_the_decision_recorded_on_the_se
     );
     let story = story();
     let (before, call) = story.split_at(2);
+    // The gate waits for the stage to apply the earlier calls (a loaded machine's builder
+    // may be behind the test).
     r.writer.write(before.to_vec()).await.unwrap();
-    r.applied().await;
     // As the hook endpoint does: the call is stored, then judged at once (the stage may
     // not have applied it yet; the preview adds it either way).
     r.writer.write(vec![call[0].clone()]).await.unwrap();
@@ -198,5 +198,44 @@ async fn past_the_deadline_or_over_the_bound_the_configured_fail_mode_answers() 
     assert!(
         text.contains("plumbline_verdict_fallbacks_total 2"),
         "{text}"
+    );
+}
+
+/// The hook stores the call before judging it, so the live pipeline may evaluate the
+/// stored call first: its detectors' state then holds the call as given. The verdict must
+/// still judge it (it once answered `allow`: nothing new for the detectors to look at).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_the_live_pipeline_judged_first_is_still_judged() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(
+        dir.path(),
+        "coding_agent_download_exec.wasm",
+        10_000,
+        VerdictConfig {
+            deadline_ms: 10_000,
+            ..VerdictConfig::default()
+        },
+    );
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(
+        "../../detectors/coding-agent/download-exec/fixtures/positive-curl-pipe-sh-pending.json",
+    );
+    let (_, t) = plumbline_runtime::fixture::load(&path).unwrap();
+    let events: Vec<Event> = t.events.iter().map(|e| (**e).clone()).collect();
+    let call = events.last().unwrap().clone();
+    r.writer.write(events).await.unwrap();
+    r.applied().await;
+    let t = r
+        .stage
+        .preview(TrajectoryKind::Actor, &Arc::new(call.clone()));
+    let live = r.gate.evaluator.evaluate(&t);
+    assert!(
+        live.findings.iter().any(|f| f.evidence.contains(&call.id)),
+        "the live pipeline flags it: {live:?}"
+    );
+    let d = r.gate.decide(&call).await;
+    assert_eq!(
+        (d.permission, d.basis),
+        (Permission::Deny, Basis::Judged),
+        "{d:?}"
     );
 }

@@ -982,6 +982,30 @@ vault_token = "{vault}"
         && a.decision.as_ref().unwrap().by == "alice"));
 }
 
+type Third = std::pin::Pin<Box<dyn std::future::Future<Output = Instance>>>;
+
+/// Two nodes' routing on their own stores, the same receivers and clock; and a third
+/// node, opened when awaited.
+async fn two_nodes() -> (
+    Arc<receivers::Rx>,
+    Instance,
+    Instance,
+    [tempfile::TempDir; 3],
+    Third,
+) {
+    let (rx_addr, rx) = receivers::start().await;
+    let (smtp_addr, _) = receivers::start_smtp().await;
+    let policy = policy_toml(rx_addr, smtp_addr, "");
+    let webhook = format!("http://{rx_addr}/webhook");
+    let clock = Arc::new(ManualClock::new(datetime!(2025-03-04 12:00 UTC)));
+    let dirs = [(); 3].map(|_| tempfile::tempdir().unwrap());
+    let a = open(dirs[0].path(), &policy, clock.clone(), &webhook).await;
+    let b = open(dirs[1].path(), &policy, clock.clone(), &webhook).await;
+    let third = dirs[2].path().to_path_buf();
+    let c: Third = Box::pin(async move { open(&third, &policy, clock, &webhook).await });
+    (rx, a, b, dirs, c)
+}
+
 /// The seam to a cluster's one outbox consumer, with the cluster replaced by a queue in
 /// this process (the real one, over NATS JetStream, is `tests/e2e_cluster.rs`).
 #[derive(Default)]
@@ -1014,14 +1038,7 @@ impl plumbline_delivery::route::relay::Relay for Queue {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_a_cluster_the_deciding_node_forwards_and_only_the_consumer_sends() {
     use plumbline_delivery::route::outbox::Imported;
-    let (rx_addr, rx) = receivers::start().await;
-    let (smtp_addr, _) = receivers::start_smtp().await;
-    let policy = policy_toml(rx_addr, smtp_addr, "");
-    let webhook = format!("http://{rx_addr}/webhook");
-    let clock = Arc::new(ManualClock::new(datetime!(2025-03-04 12:00 UTC)));
-    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let a = open(da.path(), &policy, clock.clone(), &webhook).await;
-    let b = open(db.path(), &policy, clock.clone(), &webhook).await;
+    let (rx, a, b, _dirs, c) = two_nodes().await;
     let (qa, qb) = (
         Arc::new(Queue {
             node: "a",
@@ -1095,8 +1112,7 @@ async fn on_a_cluster_the_deciding_node_forwards_and_only_the_consumer_sends() {
         .unwrap();
     assert_eq!(sent_as, on_b.key().to_string());
     assert_ne!(on_b.key(), on_b.id, "not the local id");
-    let c = tempfile::tempdir().unwrap();
-    let c = open(c.path(), &policy, clock.clone(), &webhook).await;
+    let c = c.await;
     let Imported::Pending(on_c) = c
         .routing
         .outbox
@@ -1122,4 +1138,78 @@ async fn on_a_cluster_the_deciding_node_forwards_and_only_the_consumer_sends() {
             .unwrap(),
         Imported::Pending(_)
     ));
+}
+
+/// On a cluster, what one node decides (its dedup entries, its decisions) is kept by the
+/// others: the same story decided on another node is not notified twice, and a node can
+/// tell an alert whose findings were decided from one that awaits a decision.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decisions_and_stories_decided_on_one_node_count_on_another() {
+    let (rx, a, b, _dirs, _) = two_nodes().await;
+    type Sent = Arc<std::sync::Mutex<Vec<(Vec<u8>, Vec<u8>)>>>;
+    let (stories, decisions): (Sent, Sent) = Default::default();
+    let keep = |into: &Sent| -> plumbline_store::RecordReplica {
+        let into = into.clone();
+        Arc::new(move |k: &[u8], v: &[u8]| into.lock().unwrap().push((k.to_vec(), v.to_vec())))
+    };
+    a.routing.stage.replicate(keep(&stories), keep(&decisions));
+
+    let events = vec![ev(
+        "s1",
+        "bob@example.com",
+        "vault/prod",
+        "credential.scope.increased",
+        json!({}),
+    )];
+    let on_a = raise(
+        &a.alerts,
+        "bob",
+        events.clone(),
+        "credential.scope_increase",
+        2,
+    );
+    assert_eq!(stories.lock().unwrap().len(), 1);
+    for (k, v) in decisions.lock().unwrap().iter() {
+        b.routing.stage.import_decisions(k, v).unwrap();
+    }
+    for (k, v) in stories.lock().unwrap().iter() {
+        b.routing.stage.import_story(k, v).unwrap();
+    }
+    // b knows a decided about that alert, as it stands.
+    let alert = a.alerts.get(&on_a).unwrap().unwrap();
+    assert_eq!(b.routing.stage.undecided(&alert).unwrap(), None);
+    assert_eq!(b.routing.stage.decisions(&on_a).unwrap().len(), 1);
+    // A new finding is a new question; an alert nobody decided about was never decided.
+    let mut grown = alert.clone();
+    grown.findings.push(grown.findings[0].clone());
+    grown.findings[1].signal = "credential.other".into();
+    assert_eq!(b.routing.stage.undecided(&grown).unwrap(), Some(false));
+    let mut other = alert.clone();
+    other.id = "alr-other".into();
+    assert_eq!(b.routing.stage.undecided(&other).unwrap(), Some(true));
+
+    // The same story seen from the system's trajectory, decided on b: not notified again.
+    let on_b = raise(
+        &b.alerts,
+        "vault/prod",
+        events,
+        "credential.scope_increase",
+        2,
+    );
+    let d = &b.routing.stage.decisions(&on_b).unwrap()[0];
+    assert_eq!(d.deduplicated_by.as_deref(), Some(on_a.as_str()));
+    a.pass().await;
+    b.pass().await;
+    assert_eq!(rx.of("slack").len(), 1);
+
+    // An older history from elsewhere does not replace a newer one here.
+    let newer = b.routing.stage.decisions(&on_b).unwrap();
+    let mut older = newer.clone();
+    older[0].decided_at = "2025-03-04T11:00:00Z".into();
+    older[0].notes = vec!["older".into()];
+    b.routing
+        .stage
+        .import_decisions(on_b.as_bytes(), &serde_json::to_vec(&older).unwrap())
+        .unwrap();
+    assert_eq!(b.routing.stage.decisions(&on_b).unwrap(), newer);
 }
