@@ -30,10 +30,12 @@ use plumbline_store::StoreError;
 
 pub const OUTBOX_SUBJECT: &str = "plumbline.outbox.deliveries";
 const CONSUMER: &str = "outbox";
-/// A held delivery (quiet hours, a destination backing off) outlives this; its message is
-/// then redelivered to the consumer, which finds it already imported and keeps the new
-/// handle. A dead consumer's messages are not waited for: the next one starts afresh.
-const ACK_WAIT: Duration = Duration::from_secs(60);
+/// Failover does not wait for this (the next consumer recreates the durable consumer, so
+/// a dead one's messages come back at once); it only bounds how long a consumer that hangs
+/// keeps them. A held delivery (quiet hours, a digest, a destination backing off)
+/// outlives it: its message is then redelivered to the consumer, which finds it already
+/// imported and keeps the new handle.
+const ACK_WAIT: Duration = Duration::from_secs(600);
 
 /// Keeps a stored response action another node sent with its delivery.
 pub type RecordKeeper = Arc<dyn Fn(&[u8]) -> Result<(), StoreError> + Send + Sync>;
