@@ -986,7 +986,9 @@ type Third = std::pin::Pin<Box<dyn std::future::Future<Output = Instance>>>;
 
 /// Two nodes' routing on their own stores, the same receivers and clock; and a third
 /// node, opened when awaited.
-async fn two_nodes() -> (
+async fn two_nodes(
+    policy: impl Fn(String) -> String,
+) -> (
     Arc<receivers::Rx>,
     Instance,
     Instance,
@@ -995,7 +997,7 @@ async fn two_nodes() -> (
 ) {
     let (rx_addr, rx) = receivers::start().await;
     let (smtp_addr, _) = receivers::start_smtp().await;
-    let policy = policy_toml(rx_addr, smtp_addr, "");
+    let policy = policy(policy_toml(rx_addr, smtp_addr, ""));
     let webhook = format!("http://{rx_addr}/webhook");
     let clock = Arc::new(ManualClock::new(datetime!(2025-03-04 12:00 UTC)));
     let dirs = [(); 3].map(|_| tempfile::tempdir().unwrap());
@@ -1010,7 +1012,15 @@ async fn two_nodes() -> (
 /// this process (the real one, over NATS JetStream, is `tests/e2e_cluster.rs`).
 #[derive(Default)]
 struct Queue {
-    forwarded: std::sync::Mutex<Vec<(String, plumbline_delivery::route::outbox::Delivery)>>,
+    /// (origin, delivery, the action record that travels with it)
+    #[allow(clippy::type_complexity)]
+    forwarded: std::sync::Mutex<
+        Vec<(
+            String,
+            plumbline_delivery::route::outbox::Delivery,
+            Option<Vec<u8>>,
+        )>,
+    >,
     held: std::sync::Mutex<std::collections::HashSet<u64>>,
     acked: std::sync::Mutex<Vec<u64>>,
     node: &'static str,
@@ -1020,10 +1030,13 @@ impl plumbline_delivery::route::relay::Relay for Queue {
     fn forward<'a>(
         &'a self,
         d: &'a plumbline_delivery::route::outbox::Delivery,
-        _record: Option<Vec<u8>>,
+        record: Option<Vec<u8>>,
     ) -> plumbline_delivery::route::relay::Forwarding<'a> {
         let origin = format!("{}:{}", self.node, d.id);
-        self.forwarded.lock().unwrap().push((origin, d.clone()));
+        self.forwarded
+            .lock()
+            .unwrap()
+            .push((origin, d.clone(), record));
         Box::pin(async { Ok(()) })
     }
     fn holds(&self, id: u64) -> bool {
@@ -1035,22 +1048,21 @@ impl plumbline_delivery::route::relay::Relay for Queue {
     }
 }
 
+/// Makes `i` a cluster node named `node`, its relay a [`Queue`].
+fn relay(i: &Instance, node: &'static str) -> Arc<Queue> {
+    let q = Arc::new(Queue {
+        node,
+        ..Default::default()
+    });
+    i.routing.dispatcher().set_relay(q.clone());
+    q
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_a_cluster_the_deciding_node_forwards_and_only_the_consumer_sends() {
     use plumbline_delivery::route::outbox::Imported;
-    let (rx, a, b, _dirs, c) = two_nodes().await;
-    let (qa, qb) = (
-        Arc::new(Queue {
-            node: "a",
-            ..Default::default()
-        }),
-        Arc::new(Queue {
-            node: "b",
-            ..Default::default()
-        }),
-    );
-    a.routing.dispatcher().set_relay(qa.clone());
-    b.routing.dispatcher().set_relay(qb.clone());
+    let (rx, a, b, _dirs, c) = two_nodes(|p| p).await;
+    let (qa, qb) = (relay(&a, "a"), relay(&b, "b"));
 
     // Node a decides: five destinations for a severity-2 alert; it sends none of them.
     let alert = raise(
@@ -1075,7 +1087,7 @@ async fn on_a_cluster_the_deciding_node_forwards_and_only_the_consumer_sends() {
 
     // Node b imports them; it sends only what it holds.
     let mut ids = Vec::new();
-    for (origin, d) in &forwarded {
+    for (origin, d, _) in &forwarded {
         let Imported::Pending(id) = b.routing.outbox.import(d.clone(), origin).unwrap() else {
             panic!("a new delivery is pending");
         };
@@ -1093,7 +1105,7 @@ async fn on_a_cluster_the_deciding_node_forwards_and_only_the_consumer_sends() {
     assert_eq!(acked, ids, "every finished import is acknowledged");
 
     // A redelivery is not a second delivery; the id receivers see comes from the origin.
-    let (origin, d) = &forwarded[0];
+    let (origin, d, _) = &forwarded[0];
     assert!(matches!(
         b.routing.outbox.import(d.clone(), origin).unwrap(),
         Imported::Finished(_)
@@ -1102,7 +1114,7 @@ async fn on_a_cluster_the_deciding_node_forwards_and_only_the_consumer_sends() {
     let sent_as = hook.headers["x-plumbline-delivery"].to_str().unwrap();
     let hooked = forwarded
         .iter()
-        .find(|(_, d)| d.destination == "webhook")
+        .find(|(_, d, _)| d.destination == "webhook")
         .unwrap();
     let on_b = b
         .routing
@@ -1145,7 +1157,7 @@ async fn on_a_cluster_the_deciding_node_forwards_and_only_the_consumer_sends() {
 /// tell an alert whose findings were decided from one that awaits a decision.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn decisions_and_stories_decided_on_one_node_count_on_another() {
-    let (rx, a, b, _dirs, _) = two_nodes().await;
+    let (rx, a, b, _dirs, _) = two_nodes(|p| p).await;
     type Sent = Arc<std::sync::Mutex<Vec<(Vec<u8>, Vec<u8>)>>>;
     let (stories, decisions): (Sent, Sent) = Default::default();
     let keep = |into: &Sent| -> plumbline_store::RecordReplica {
@@ -1212,4 +1224,63 @@ async fn decisions_and_stories_decided_on_one_node_count_on_another() {
         .import_decisions(on_b.as_bytes(), &serde_json::to_vec(&older).unwrap())
         .unwrap();
     assert_eq!(b.routing.stage.decisions(&on_b).unwrap(), newer);
+}
+
+/// An action approved on one cluster node runs on the consumer, which may not have the
+/// action's record yet: the record travels with the delivery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_action_approved_on_one_node_runs_on_the_consumer() {
+    use plumbline_delivery::respond::ActionState;
+    use plumbline_delivery::route::outbox::Imported;
+    let (rx, a, b, _dirs, _) =
+        two_nodes(|p| p.replace("[actions]\nenabled = false", "[actions]\nenabled = true")).await;
+    let (qa, qb) = (relay(&a, "a"), relay(&b, "b"));
+    let alert = raise(
+        &a.alerts,
+        "erin",
+        vec![ev(
+            "w1",
+            "erin@example.com",
+            "n8n/workflow/wf-3",
+            "data.export",
+            json!({"attributes": {"workflow.id": "wf-3"}}),
+        )],
+        "exfil.manual",
+        3,
+    );
+    let action = a
+        .routing
+        .responder
+        .list()
+        .unwrap()
+        .into_iter()
+        .find(|x| x.alert_id == alert)
+        .unwrap();
+    a.routing
+        .responder
+        .approve(&action.id, "alice", "review-page", "stop it")
+        .unwrap();
+    a.pass().await;
+    assert_eq!(rx.of("n8n").len(), 0, "the deciding node runs nothing");
+    let forwarded = qa.forwarded.lock().unwrap().clone();
+    let (origin, d, record) = forwarded
+        .iter()
+        .find(|(_, d, _)| d.destination.starts_with("action:"))
+        .expect("the approved action is forwarded");
+    assert!(b.routing.responder.get(&action.id).unwrap().is_none());
+    b.routing
+        .responder
+        .import(record.as_ref().unwrap())
+        .unwrap();
+    let Imported::Pending(id) = b.routing.outbox.import(d.clone(), origin).unwrap() else {
+        panic!("new on b");
+    };
+    qb.held.lock().unwrap().insert(id);
+    b.pass().await;
+    let n8n = rx.of("n8n");
+    assert_eq!(n8n.len(), 1);
+    assert_eq!(n8n[0].body["workflow_id"], "wf-3");
+    let ran = b.routing.responder.get(&action.id).unwrap().unwrap();
+    assert_eq!(ran.state, ActionState::Done, "{ran:?}");
+    assert_eq!(*qb.acked.lock().unwrap(), vec![id]);
 }
