@@ -172,7 +172,6 @@ impl Membership {
             self.owner.release(owned).await?;
         }
         if *self.leaving.borrow() {
-            self.leads.send_replace(false);
             return Ok(());
         }
         for p in 0..self.cluster.config.partitions {
@@ -211,8 +210,10 @@ impl Membership {
     /// after a lease.
     pub async fn leave(&self) {
         let _ = self.leaving.send(true);
-        self.leads.send_replace(false);
         let mut held = self.held.lock().await;
+        // After any round under way (it could still say this node leads); the rounds
+        // after it see `leaving` and change nothing.
+        self.leads.send_replace(false);
         for (p, h) in std::mem::take(&mut *held) {
             let _ = h.stop.send(true);
             let _ = h.task.await;

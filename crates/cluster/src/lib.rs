@@ -82,19 +82,34 @@ pub(crate) fn js_err(what: impl Into<String>) -> impl FnOnce(String) -> ClusterE
 }
 
 impl Cluster {
-    /// Publishes `payload` on `subject` as this node, retrying with back-off until
-    /// JetStream acknowledges it: a replica (alerts, records) must not skip a version.
+    /// Publishes `payload` on `subject` as this node (with `id` as its `Nats-Msg-Id`, so
+    /// the stream drops a repeat) and waits for JetStream's acknowledgement.
+    pub(crate) async fn publish(
+        &self,
+        subject: String,
+        payload: bytes::Bytes,
+        id: Option<&str>,
+    ) -> Result<(), String> {
+        let mut msg = jetstream::message::PublishMessage::build()
+            .payload(payload)
+            .header(NODE_HEADER, self.node.as_str());
+        if let Some(id) = id {
+            msg = msg.message_id(id);
+        }
+        let ack = self
+            .js
+            .send_publish(subject, msg)
+            .await
+            .map_err(|e| e.to_string())?;
+        ack.await.map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    /// As [`Cluster::publish`], retrying with back-off until JetStream acknowledges it: a
+    /// replica (alerts, records) must not skip a version.
     pub(crate) async fn publish_until_taken(&self, subject: String, payload: bytes::Bytes) {
         let mut wait = Duration::from_millis(50);
         loop {
-            let msg = jetstream::message::PublishMessage::build()
-                .payload(payload.clone())
-                .header(NODE_HEADER, self.node.as_str());
-            let sent = match self.js.send_publish(subject.clone(), msg).await {
-                Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
-            match sent {
+            match self.publish(subject.clone(), payload.clone(), None).await {
                 Ok(()) => return,
                 Err(e) => {
                     tracing::warn!(subject, error = %e, "not published yet; retrying");

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::{js_err, Cluster, ClusterError, NODE_HEADER, OUTBOX_STREAM};
+use crate::{js_err, Cluster, ClusterError, OUTBOX_STREAM};
 use plumbline_delivery::route::outbox::Dispatcher;
 use plumbline_delivery::route::outbox::{Delivery, Imported, Outbox};
 use plumbline_delivery::route::relay::{Forwarding, Relay};
@@ -254,18 +254,11 @@ impl Relay for ClusterOutbox {
                 delivery: d.clone(),
                 record: record.and_then(|r| serde_json::from_slice(&r).ok()),
             };
-            let msg = jetstream::message::PublishMessage::build()
-                .payload(Bytes::from(serde_json::to_vec(&body).expect("json")))
-                // A forward repeated after a crash is dropped by the stream.
-                .message_id(&origin)
-                .header(NODE_HEADER, self.cluster.node.as_str());
-            let ack = self
-                .cluster
-                .js
-                .send_publish(OUTBOX_SUBJECT, msg)
+            // A forward repeated after a crash is dropped by the stream.
+            let payload = Bytes::from(serde_json::to_vec(&body).expect("json"));
+            self.cluster
+                .publish(OUTBOX_SUBJECT.into(), payload, Some(&origin))
                 .await
-                .map_err(|e| e.to_string())?;
-            ack.await.map(|_| ()).map_err(|e| e.to_string())
         })
     }
 
@@ -273,8 +266,8 @@ impl Relay for ClusterOutbox {
         self.is_leading() && self.held.lock().expect("held").contains_key(&id)
     }
 
-    fn finished(&self, d: &Delivery) {
-        let Some(m) = self.held.lock().expect("held").remove(&d.id) else {
+    fn finished(&self, id: u64) {
+        let Some(m) = self.held.lock().expect("held").remove(&id) else {
             return;
         };
         tokio::spawn(async move {

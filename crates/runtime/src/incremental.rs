@@ -204,14 +204,17 @@ impl StateBook {
         }
     }
 
-    /// A book of its own holding copies of what is kept for `trajectory`: a call judged
-    /// on it (an agent's pending call) sees each detector's state without moving it.
-    pub fn scratch_copy(&self, trajectory: &str) -> StateBook {
+    /// A book of its own holding copies of the entries kept for `trajectory` that `keep`
+    /// accepts: a call judged on it (an agent's pending call) sees each detector's state
+    /// without moving it; a detector without an entry there takes a first look.
+    pub fn scratch_copy(&self, trajectory: &str, keep: impl Fn(&Entry) -> bool) -> StateBook {
         let copy = StateBook::new(usize::MAX);
         let inner = self.inner.lock().expect("state book");
         if let Some(per) = inner.by_trajectory.get(trajectory) {
             for (detector, (entry, _)) in per {
-                copy.put(trajectory, detector, entry.clone());
+                if keep(entry) {
+                    copy.put(trajectory, detector, entry.clone());
+                }
             }
         }
         copy

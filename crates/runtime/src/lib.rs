@@ -284,18 +284,13 @@ impl Runtime {
             return Evaluation::default();
         };
         let one = [(p.source.as_str(), p.action.as_str())];
-        let scratch = self.states.scratch_copy(&t.id);
         // The call is stored before it is judged, so live evaluation may have given it to a
         // detector already: that detector then has nothing new to look at, and the call
         // would pass unjudged. It takes a first look at the trajectory instead (every event
         // it wants, no state), as after its state was evicted.
-        for d in &set.detectors {
-            if let Some(entry) = scratch.take(&t.id, d.name(), &d.info.version) {
-                if !entry.was_given(pending) {
-                    scratch.put(&t.id, d.name(), entry);
-                }
-            }
-        }
+        let scratch = self
+            .states
+            .scratch_copy(&t.id, |entry| !entry.was_given(pending));
         let mut out = self.evaluate_set(set, t, false, &scratch, |d| {
             d.interest.matches_any(one.iter().copied())
         });

@@ -180,25 +180,18 @@ impl Dispatcher {
 
     /// Records a delivery's end; an imported one is acknowledged to the cluster.
     fn finish(&self, d: Delivery, state: DeliveryState, now: i64) -> Result<(), StoreError> {
-        let relay = d.origin.as_ref().and(self.0.relay.get());
-        let kept = relay.map(|_| d.clone());
+        let (id, imported) = (d.id, d.origin.is_some());
         self.0.outbox.finish(d, state, now)?;
-        if let (Some(relay), Some(d)) = (relay, kept) {
-            relay.finished(&d);
+        if let Some(relay) = self.0.relay.get().filter(|_| imported) {
+            relay.finished(id);
         }
         Ok(())
     }
 
-    /// Hands this node's own pending entries up to `horizon` to the cluster, in order;
-    /// stops at the first the cluster does not take (the next pass tries again).
-    async fn forward(&self, relay: &dyn Relay, horizon: u64) -> Result<(), StoreError> {
+    /// Hands this node's own pending entries (`own`, in order) to the cluster; stops at
+    /// the first the cluster does not take (the next pass tries again).
+    async fn forward(&self, relay: &dyn Relay, own: Vec<Delivery>) -> Result<(), StoreError> {
         let now = nanos(self.0.clock.now());
-        let own: Vec<Delivery> = self
-            .0
-            .outbox
-            .pending()
-            .filter(|d| d.origin.is_none() && d.id <= horizon)
-            .collect();
         for d in own {
             let record = match (&d.payload, &self.0.actions) {
                 (Payload::Action { action_id }, Some(runner)) => runner.record(action_id),
@@ -281,18 +274,22 @@ impl Dispatcher {
         };
         // Everything up to the horizon is on disk before its first attempt.
         durability.barrier().await?;
-        let relay = self.0.relay.get();
-        if let Some(relay) = relay {
-            self.forward(relay.as_ref(), horizon).await?;
-        }
         let mut groups: BTreeMap<String, Vec<Delivery>> = BTreeMap::new();
-        for d in self.0.outbox.pending() {
-            let ours = match relay {
-                None => true,
-                Some(relay) => d.origin.is_some() && relay.holds(d.id),
-            };
-            if ours && d.id <= horizon {
-                groups.entry(d.destination.clone()).or_default().push(d);
+        let due = self.0.outbox.pending().filter(|d| d.id <= horizon);
+        match self.0.relay.get() {
+            None => {
+                for d in due {
+                    groups.entry(d.destination.clone()).or_default().push(d);
+                }
+            }
+            // A cluster node forwards what it decided and sends what it imported and holds.
+            Some(relay) => {
+                let (own, imported): (Vec<Delivery>, Vec<Delivery>) =
+                    due.partition(|d| d.origin.is_none());
+                for d in imported.into_iter().filter(|d| relay.holds(d.id)) {
+                    groups.entry(d.destination.clone()).or_default().push(d);
+                }
+                self.forward(relay.as_ref(), own).await?;
             }
         }
         let mut set = tokio::task::JoinSet::new();

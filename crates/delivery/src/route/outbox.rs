@@ -151,6 +151,11 @@ pub(crate) fn key(id: u64) -> [u8; 8] {
     id.to_be_bytes()
 }
 
+/// The id a [`key`] encodes (0 for anything else).
+fn id_of(k: &[u8]) -> u64 {
+    u64::from_be_bytes(k.try_into().unwrap_or([0; 8]))
+}
+
 pub(crate) fn decode(v: &[u8]) -> Option<Delivery> {
     serde_json::from_slice(v).ok()
 }
@@ -226,7 +231,7 @@ impl Outbox {
     pub fn import(&self, mut d: Delivery, origin: &str) -> Result<Imported, StoreError> {
         let _order = self.order.lock().expect("outbox order");
         if let Some(id) = self.origins.get(origin)? {
-            let id = u64::from_be_bytes(id.as_ref().try_into().unwrap_or([0; 8]));
+            let id = id_of(&id);
             return Ok(match self.pending.get(key(id))? {
                 Some(_) => Imported::Pending(id),
                 None => Imported::Finished(id),
@@ -251,11 +256,9 @@ impl Outbox {
     pub fn drop_imported(&self) -> Result<usize, StoreError> {
         let _order = self.order.lock().expect("outbox order");
         let mut n = 0;
-        for d in self.pending().filter(|d| d.origin.is_some()) {
-            self.pending.remove(key(d.id))?;
-            if let Some(origin) = &d.origin {
-                self.origins.remove(origin.as_bytes())?;
-            }
+        for (id, origin) in self.pending().filter_map(|d| Some((d.id, d.origin?))) {
+            self.pending.remove(key(id))?;
+            self.origins.remove(origin.as_bytes())?;
             n += 1;
         }
         Ok(n)
@@ -396,10 +399,7 @@ impl Outbox {
     pub(crate) fn horizon(&self) -> Result<u64, StoreError> {
         let _order = self.order.lock().expect("outbox order");
         let p = self.pending.last()?.map(|(k, _)| k);
-        Ok(
-            p.map(|k| u64::from_be_bytes(k.as_ref().try_into().unwrap_or([0; 8])))
-                .unwrap_or(0),
-        )
+        Ok(p.map(|k| id_of(&k)).unwrap_or(0))
     }
 
     pub fn status(&self, now: OffsetDateTime) -> OutboxStatus {

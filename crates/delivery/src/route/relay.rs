@@ -22,6 +22,7 @@ pub trait Relay: Send + Sync + 'static {
     /// Whether this node consumes the cluster's outbox and still holds the imported
     /// delivery `id` (one that is no longer held is another node's to send).
     fn holds(&self, id: u64) -> bool;
-    /// An imported delivery is finished here (delivered, refused, given up, cancelled).
-    fn finished(&self, d: &Delivery);
+    /// The imported delivery `id` is finished here (delivered, refused, given up,
+    /// cancelled).
+    fn finished(&self, id: u64);
 }

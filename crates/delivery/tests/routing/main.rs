@@ -1042,9 +1042,9 @@ impl plumbline_delivery::route::relay::Relay for Queue {
     fn holds(&self, id: u64) -> bool {
         self.held.lock().unwrap().contains(&id)
     }
-    fn finished(&self, d: &plumbline_delivery::route::outbox::Delivery) {
-        self.held.lock().unwrap().remove(&d.id);
-        self.acked.lock().unwrap().push(d.id);
+    fn finished(&self, id: u64) {
+        self.held.lock().unwrap().remove(&id);
+        self.acked.lock().unwrap().push(id);
     }
 }
 
